@@ -1,0 +1,2 @@
+"""SharpRay models: definitions, training and export (torch), and the torch-free parts the node
+uses at serving time (``manifest``, ``tiling``, ``sharpness``)."""

@@ -1,0 +1,145 @@
+"""The manifest that travels beside every exported ONNX model.
+
+The node loads models only through a manifest: it names the ONNX file, proves its integrity (sha256),
+says how to feed it (input spec and normalisation), what it answers (labels and their codes) and
+what it is (name, version, a Device UID that changes whenever the weights change). This module is
+torch-free: the serving install imports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_NAME = "manifest.json"
+
+
+class CodedConcept(BaseModel):
+    """A DICOM coded concept (Code Value, Coding Scheme Designator, Code Meaning)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    value: str
+    scheme: str
+    meaning: str
+
+
+class Label(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    index: int = Field(ge=0)
+    name: str
+    code: CodedConcept
+    # True for the class that is a finding (e.g. pneumonia), False for "normal"/"no finding".
+    is_finding: bool = True
+
+
+class InputSpec(BaseModel):
+    """How the node turns a radiograph into the model's input tensor.
+
+    Pixels are first mapped to float32 in [0, 1] with bright = dense (MONOCHROME2 orientation):
+    for the deblurring model linearly from the stored values' full range ("stored_range"), for
+    the classifier through the image's VOI window ("voi_window"). Then (x - mean) / std.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = "image"
+    layout: Literal["NCHW"] = "NCHW"
+    channels: Literal[1] = 1
+    dtype: Literal["float32"] = "float32"
+    intensity: Literal["stored_range", "voi_window"] = "stored_range"
+    mean: float = 0.0
+    std: float = 1.0
+    # Fixed square input (classifier) or None for any size (generator).
+    size: int | None = None
+    # Height and width must be multiples of this (pixel-unshuffle in the generator).
+    multiple_of: int = 1
+
+
+class TileSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    size: int = Field(512, gt=0)
+    overlap: int = Field(32, ge=0)
+
+
+class ModelManifest(BaseModel):
+    """Everything the node needs to know about one exported model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+    name: str
+    task: Literal["deblur", "classify"]
+    version: str
+    architecture: str
+    file: str  # ONNX file name, relative to the manifest's folder
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    device_uid: str = Field(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)
+    demonstration_only: bool = True
+    description: str = ""
+    input: InputSpec
+    # Output names in the ONNX graph: deblur -> {"image": ...};
+    # classify -> {"probabilities": [N, C], "cam": [N, C, h, w]}.
+    outputs: dict[str, str]
+    tile: TileSpec | None = None
+    labels: list[Label] = []
+    training: dict[str, object] = {}
+    metrics: dict[str, object] = {}
+    opset: int = 17
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+class ManifestError(ValueError):
+    """A manifest is missing, malformed, or does not match its model file."""
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def device_uid_for(sha256_hex: str) -> str:
+    """A DICOM UID (2.25 form) derived from the weights' hash: new weights, new Device UID."""
+    return f"2.25.{uuid.UUID(hex=sha256_hex[:32]).int}"
+
+
+def load_manifest(path: Path, verify: bool = True) -> tuple[ModelManifest, Path]:
+    """Read a manifest (a file, or a folder holding ``manifest.json``); return it and the model path.
+
+    With ``verify`` the ONNX file's sha256 must match, so a swapped file is caught at start.
+    """
+    mpath = path / MANIFEST_NAME if path.is_dir() else path
+    try:
+        data = json.loads(mpath.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ManifestError(f"model manifest not found: {mpath}") from e
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"model manifest {mpath} is not valid JSON: {e}") from e
+    try:
+        manifest = ModelManifest.model_validate(data)
+    except ValueError as e:
+        raise ManifestError(f"model manifest {mpath} is invalid: {e}") from e
+    model_path = mpath.parent / manifest.file
+    if not model_path.is_file():
+        raise ManifestError(f"model file {model_path} named by {mpath} does not exist")
+    if verify:
+        actual = sha256_of(model_path)
+        if actual != manifest.sha256:
+            raise ManifestError(
+                f"model file {model_path} has sha256 {actual}, manifest {mpath} says {manifest.sha256}"
+            )
+    return manifest, model_path
+
+
+def write_manifest(manifest: ModelManifest, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / MANIFEST_NAME
+    out.write_text(json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+    return out

@@ -1,0 +1,196 @@
+"""Composition root: builds the receivers, workers and dispatchers from the settings, runs them.
+
+Roles: "all" (default), or any of "receiver" (DIMSE SCP + HTTP), "worker" (processing),
+"dispatcher" (sending results), so receivers can run near the modalities and workers on GPU hosts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import uvicorn
+from sqlalchemy import text
+
+from node import __version__
+from node.config import Settings
+from node.dispatch.outbox import DispatchContext, deliver
+from node.ingest import Ingestor
+from node.metrics import Metrics
+from node.ops.http import create_http_app
+from node.pipeline.analyse import Models
+from node.pipeline.infer import Classifier, Deblurrer, load_model
+from node.pipeline.results.inputs import Producer
+from node.pipeline.worker import Loop, WorkerContext, process_job
+from node.receive.dimse import DimseReceiver
+from storage import db, queue
+from storage.files import FileStore
+
+log = logging.getLogger(__name__)
+
+ROLES = ("receiver", "worker", "dispatcher")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
+    m = settings.models
+    deblur = load_model(m.deblur, m.providers, m.intra_op_threads, m.verify_sha256)
+    classify = load_model(m.classify, m.providers, m.intra_op_threads, m.verify_sha256)
+    if metrics is not None:
+        for lm in (deblur, classify):
+            metrics.models_loaded.labels(
+                task=lm.manifest.task,
+                name=lm.manifest.name,
+                version=lm.manifest.version,
+                provider=lm.provider,
+            ).set(1)
+    return Models(Deblurrer(deblur, m.deblur_tile), Classifier(classify))
+
+
+class Node:
+    def __init__(self, settings: Settings, roles: Iterable[str] = ROLES) -> None:
+        self.settings = settings
+        self.roles = set(roles)
+        unknown = self.roles - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown role(s): {', '.join(sorted(unknown))}")
+        self.metrics = Metrics()
+        self.engine = db.make_engine(settings.storage.database_url)
+        self.sessions = db.make_sessionmaker(self.engine)
+        self.store = FileStore(settings.storage.folder)
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.receiver: DimseReceiver | None = None
+        self.http: uvicorn.Server | None = None
+        self.models: Models | None = None
+        self.dimse_address: tuple[str, int] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        db.upgrade(self.engine)
+        self._recover()
+        self.metrics.watch_queue(self._queue_depth)
+        if "worker" in self.roles and self.settings.workers.count > 0:
+            self.models = load_models(self.settings, self.metrics)
+            ctx = WorkerContext(
+                self.settings,
+                self.sessions,
+                self.store,
+                self.metrics,
+                self.models,
+                Producer(
+                    manufacturer=self.settings.results.manufacturer,
+                    software_version=__version__,
+                    institution=self.settings.results.institution,
+                ),
+            )
+            for i in range(self.settings.workers.count):
+                self._loop(
+                    f"worker-{i}", ["process"], lambda job, owner: process_job(ctx, job, owner)
+                )
+        if "dispatcher" in self.roles:
+            dctx = DispatchContext(self.settings, self.sessions, self.store, self.metrics)
+            for i in range(self.settings.workers.dispatchers):
+                self._loop(
+                    f"dispatcher-{i}", ["dispatch"], lambda job, owner: deliver(dctx, job, owner)
+                )
+        if "receiver" in self.roles:
+            ingestor = Ingestor(
+                self.store, self.sessions, process_max_attempts=self.settings.workers.max_attempts
+            )
+            self.receiver = DimseReceiver(self.settings.node, ingestor, self.metrics)
+            self.dimse_address = self.receiver.start()
+            self._start_http()
+        log.info("SharpRay %s started (roles: %s)", __version__, ", ".join(sorted(self.roles)))
+
+    def _loop(self, name: str, kinds: list[str], handle: Any) -> None:
+        w = self.settings.workers
+        t = Loop(name, self.sessions, kinds, w.lease_s, w.poll_s, handle, self.stop_event)
+        t.start()
+        self.threads.append(t)
+
+    def _start_http(self) -> None:
+        app = create_http_app(self.metrics, self.health)
+        n = self.settings.node
+        config = uvicorn.Config(
+            app, host=n.http_bind, port=n.http_port, log_config=None, access_log=False
+        )
+        self.http = uvicorn.Server(config)
+        t = threading.Thread(target=self.http.run, name="http", daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def _recover(self) -> None:
+        removed = self.store.clean_orphans()
+        if removed:
+            log.warning("removed %d partial file(s) left by an interrupted write", removed)
+        with self.sessions.begin() as s:
+            n = queue.release_orphans(s, socket.gethostname(), _pid_alive)
+        if n:
+            log.warning("re-queued %d job(s) whose process died", n)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        log.info("stopping")
+        if self.receiver is not None:
+            self.receiver.stop()
+        self.stop_event.set()
+        if self.http is not None:
+            self.http.should_exit = True
+        for t in self.threads:
+            t.join(timeout)
+        self.engine.dispose()
+        log.info("stopped")
+
+    # -- health ----------------------------------------------------------------------------
+    def _queue_depth(self) -> dict[tuple[str, str], int]:
+        with self.sessions() as s:
+            return queue.depth(s)
+
+    def health(self) -> dict[str, Any]:
+        report: dict[str, Any] = {"version": __version__, "roles": sorted(self.roles)}
+        ok = True
+        try:
+            with self.engine.connect() as c:
+                c.execute(text("SELECT 1"))
+            report["database"] = "ok"
+        except Exception as e:
+            report["database"] = f"error: {type(e).__name__}"
+            ok = False
+        report["disk_free_bytes"] = self.store.free_bytes()
+        dead = [t.name for t in self.threads if not t.is_alive()]
+        if dead and not self.stop_event.is_set():
+            report["dead_threads"] = dead
+            ok = False
+        if self.models is not None:
+            report["models"] = {
+                "deblur": {
+                    "name": self.models.deblur.model.manifest.name,
+                    "version": self.models.deblur.model.manifest.version,
+                    "provider": self.models.deblur.model.provider,
+                },
+                "classify": {
+                    "name": self.models.classify.model.manifest.name,
+                    "version": self.models.classify.model.manifest.version,
+                    "provider": self.models.classify.model.provider,
+                },
+            }
+        if self.dimse_address:
+            report["dimse"] = {
+                "ae_title": self.settings.node.ae_title,
+                "port": self.dimse_address[1],
+            }
+        report["status"] = "ok" if ok else "degraded"
+        return report

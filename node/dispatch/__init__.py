@@ -1,0 +1,1 @@
+"""Dispatch: send result objects to destinations; transient failures are retried with backoff."""

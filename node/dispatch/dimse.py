@@ -1,0 +1,110 @@
+"""C-STORE SCU to a DICOM destination, with failures classified as transient or permanent."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+import pydicom
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+
+from node.config import DimseDestination
+from node.dispatch.errors import PermanentFailure, TransientFailure
+
+log = logging.getLogger(__name__)
+
+# C-STORE failure statuses worth retrying (PS3.4 B.2.3: A7xx out of resources)
+_TRANSIENT_STATUS_PREFIX = 0xA700
+
+
+def _nodelay(event: evt.Event) -> None:
+    sock = event.assoc.dul.socket.socket
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _Negotiation:
+    """Collects what the peer answered during association negotiation."""
+
+    def __init__(self) -> None:
+        self.reject: tuple[int, str] | None = None
+
+    def on_acse(self, event: evt.Event) -> None:
+        p = event.primitive
+        if type(p).__name__ == "A_ASSOCIATE" and getattr(p, "result", None) in (1, 2):
+            self.reject = (int(p.result), f"{p.result_str}: {p.reason_str}")
+
+    def handlers(self) -> list[tuple[evt.InterventionEvent | evt.NotificationEvent, object]]:
+        return [(evt.EVT_CONN_OPEN, _nodelay), (evt.EVT_ACSE_RECV, self.on_acse)]
+
+
+def _associate(ae: AE, dest: DimseDestination) -> Association:
+    where = f"{dest.ae_title}@{dest.host}:{dest.port}"
+    neg = _Negotiation()
+    try:
+        assoc = ae.associate(
+            dest.host, dest.port, ae_title=dest.ae_title, evt_handlers=neg.handlers()
+        )
+    except OSError as e:
+        raise TransientFailure(f"{where} could not be reached: {e.strerror or e}") from e
+    if assoc.is_established:
+        return assoc
+    if assoc.is_rejected:
+        if neg.reject is not None and neg.reject[0] == 2:
+            raise TransientFailure(f"{where} rejected the association for now ({neg.reject[1]})")
+        reason = neg.reject[1] if neg.reject else "rejected"
+        raise PermanentFailure(f"{where} rejected the association ({reason})")
+    if assoc.is_aborted and assoc.rejected_contexts and not assoc.accepted_contexts:
+        raise PermanentFailure(f"{where} accepted none of the proposed presentation contexts")
+    if assoc.is_aborted:
+        raise TransientFailure(f"{where} aborted the association")
+    raise TransientFailure(f"{where} could not be reached (connection refused or timed out)")
+
+
+def echo(dest: DimseDestination, calling_ae: str, timeout_s: float) -> None:
+    """C-ECHO a destination; raise TransientFailure or PermanentFailure."""
+    ae = AE(ae_title=dest.calling_ae_title or calling_ae)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = _associate(ae, dest)
+    try:
+        status = assoc.send_c_echo()
+    finally:
+        assoc.release()
+    if not status or int(status.Status) != 0:
+        where = f"{dest.ae_title}@{dest.host}:{dest.port}"
+        raise TransientFailure(f"{where} answered C-ECHO with a failure")
+
+
+def send_file(
+    dest: DimseDestination, path: Path, calling_ae: str, timeout_s: float, max_pdu: int
+) -> None:
+    """Send one Part 10 file; raise TransientFailure or PermanentFailure on failure."""
+    ds = pydicom.dcmread(path)
+    ts = ds.file_meta.TransferSyntaxUID
+    ae = AE(ae_title=dest.calling_ae_title or calling_ae)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
+    ae.maximum_pdu_size = max_pdu
+    ae.add_requested_context(ds.SOPClassUID, [ts])
+    where = f"{dest.ae_title}@{dest.host}:{dest.port}"
+    assoc = _associate(ae, dest)
+    try:
+        accepted = [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == ds.SOPClassUID]
+        if not accepted:
+            raise PermanentFailure(
+                f"{where} accepted no presentation context for SOP class {ds.SOPClassUID} in {ts}"
+            )
+        status = assoc.send_c_store(ds)
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    if not status or "Status" not in status:
+        raise TransientFailure(f"{where} gave no C-STORE response (timeout or abort)")
+    code = int(status.Status)
+    if code == 0x0000 or (code & 0xF000) == 0xB000:  # success, or warning (stored)
+        return
+    if (code & 0xFF00) == _TRANSIENT_STATUS_PREFIX:
+        raise TransientFailure(f"{where} is out of resources (0x{code:04X})")
+    raise PermanentFailure(f"{where} refused the object with status 0x{code:04X}")

@@ -1,0 +1,1 @@
+"""Operations: the HTTP app (health, metrics, and later DICOMweb and the dashboard)."""

@@ -1,0 +1,29 @@
+"""The node's HTTP app: /healthz (liveness and readiness) and /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+
+from node import __version__
+from node.metrics import Metrics
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def create_http_app(metrics: Metrics, health: Callable[[], dict[str, Any]]) -> FastAPI:
+    app = FastAPI(title="SharpRay", version=__version__)
+
+    @app.get("/healthz", summary="Liveness and readiness of the node")
+    def healthz() -> JSONResponse:
+        report = health()
+        return JSONResponse(report, status_code=200 if report.get("status") == "ok" else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    def metrics_endpoint() -> Response:
+        return Response(metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)
+
+    return app

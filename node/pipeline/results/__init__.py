@@ -1,0 +1,1 @@
+"""Builders of the DICOM result objects, one module per object."""

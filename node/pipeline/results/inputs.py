@@ -1,0 +1,70 @@
+"""What the pipeline hands to the result builders: plain, checked values, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pydicom
+
+from models.manifest import CodedConcept, ModelManifest
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Identity of one model as the result objects must state it."""
+
+    name: str
+    version: str
+    device_uid: str
+    demonstration_only: bool
+    description: str = ""
+
+    @classmethod
+    def from_manifest(cls, m: ModelManifest) -> ModelInfo:
+        return cls(m.name, m.version, m.device_uid, m.demonstration_only, m.description)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One class the classifier answers, with its probability."""
+
+    label: str
+    code: CodedConcept
+    probability: float
+    is_finding: bool
+
+
+@dataclass(frozen=True)
+class Producer:
+    """Who made the results: written into Contributing Equipment and the SR observer context."""
+
+    manufacturer: str = "SharpRay"
+    model_name: str = "SharpRay"
+    software_version: str = "0.1.0"
+    institution: str | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything computed for one source radiograph.
+
+    ``corrected`` has the source's shape and lies in the source's stored-value domain (same dtype
+    family, same photometric interpretation, same bits stored), so it windows like the original.
+    ``heatmap`` is the class-activation map of the top finding, resized to the source's
+    rows x columns, scaled to [0, 1].
+    """
+
+    source: pydicom.Dataset
+    corrected: np.ndarray
+    deblur_model: ModelInfo
+    classifier_model: ModelInfo
+    findings: list[Finding]
+    heatmap: np.ndarray | None = None
+    sharpness_before: float | None = None
+    sharpness_after: float | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def top_finding(self) -> Finding:
+        return max(self.findings, key=lambda f: f.probability)

@@ -1,0 +1,1 @@
+"""Receivers: protocol edges that hand bytes to ``node.ingest`` and map its errors to statuses."""

@@ -1,0 +1,55 @@
+from pathlib import Path
+
+import pytest
+
+from node.config import ConfigError, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_config_is_valid_and_matches_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from_file = load_settings(REPO / "config.yaml", environ={})
+    monkeypatch.chdir(REPO)
+    defaults = load_settings(None, environ={})
+    assert from_file.model_dump() == defaults.model_dump()
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("node:\n  ae_title: FROMFILE\n  dimse_port: 2000\n")
+    s = load_settings(cfg, environ={"SHARPRAY_NODE__DIMSE_PORT": "3000"})
+    assert s.node.ae_title == "FROMFILE"
+    assert s.node.dimse_port == 3000
+
+
+def test_relative_paths_resolve_against_config_folder(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("storage:\n  folder: data/store\n  database_url: sqlite:///data/x.db\n")
+    s = load_settings(cfg, environ={})
+    assert s.storage.folder == tmp_path / "data/store"
+    assert s.storage.database_url == f"sqlite:///{tmp_path}/data/x.db"
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"SHARPRAY_NODE__DIMSE_PORT": "seventy"}, "node.dimse_port"),
+        ({"SHARPRAY_NODE__AE_TITLE": "WAY_TOO_LONG_AE_TITLE"}, "node.ae_title"),
+        ({"SHARPRAY_NODE__NO_SUCH_KEY": "1"}, "node.no_such_key"),
+        ({"SHARPRAY_ROUTING__SEND_RESULTS_TO": "[nowhere]"}, "nowhere"),
+        ({"SHARPRAY_WORKERS__LEASE_S": "-1"}, "workers.lease_s"),
+    ],
+)
+def test_invalid_config_names_the_key(env: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings(None, environ=env)
+    assert key in str(e.value)
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.yaml", environ={})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("node: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(bad, environ={})
