@@ -1,0 +1,125 @@
+"""Codes, equipment items and texts shared by the result builders (SC and SR).
+
+Private codes (Coding Scheme Designator ``99SHARPRAY``, declared in every object's Coding Scheme
+Identification Sequence):
+
+============== ========================================================================
+Code Value     Code Meaning
+============== ========================================================================
+SR-DEBLUR      Motion blur reduction by deep learning model (Derivation Code of the SC)
+SR-SHARP-SRC   Image sharpness before motion correction (SR measurement on the source)
+SR-SHARP-COR   Image sharpness after motion correction (SR measurement on the SC)
+============== ========================================================================
+
+The sharpness values are whatever the pipeline reports in ``Analysis.sharpness_before/after``
+(a dimensionless score, higher is sharper); they are written with UCUM unit ``1``.
+
+IHE AI Results (AIR) asks for one Contributing Equipment item per AI model whose Purpose of
+Reference is ``(Newcode1, 99IHE, "Processing Algorithm")``, with the model's name in Manufacturer's
+Model Name, its version in Software Versions and its Device UID. highdicom's
+``ContributingEquipment`` only accepts CID 7005 purposes, so the item is built (and its other values
+checked) as "Processing Equipment" and its purpose is then replaced by the AIR code.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import highdicom as hd
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
+from pydicom.sr.codedict import codes
+from pydicom.uid import UID
+
+from models.manifest import CodedConcept as ManifestCode
+from node.pipeline.results.inputs import ModelInfo, Producer
+
+NOT_FOR_DIAGNOSTIC_USE = "NOT FOR DIAGNOSTIC USE"
+
+PRIVATE_SCHEME = "99SHARPRAY"
+IHE_SCHEME = "99IHE"
+
+PURPOSE_PROCESSING_ALGORITHM = hd.sr.CodedConcept("Newcode1", IHE_SCHEME, "Processing Algorithm")
+DERIVATION_DEBLUR = hd.sr.CodedConcept(
+    "SR-DEBLUR", PRIVATE_SCHEME, "Motion blur reduction by deep learning model"
+)
+# CID 7203 (Image Derivation) has no code for deblurring; "Edge enhancement" is the closest fit.
+DERIVATION_EDGE_ENHANCEMENT = hd.sr.CodedConcept("113086", "DCM", "Edge enhancement")
+PURPOSE_SOURCE_FOR_PROCESSING = hd.sr.CodedConcept(
+    "121322", "DCM", "Source image for image processing operation"
+)
+SHARPNESS_SOURCE = hd.sr.CodedConcept(
+    "SR-SHARP-SRC", PRIVATE_SCHEME, "Image sharpness before motion correction"
+)
+SHARPNESS_CORRECTED = hd.sr.CodedConcept(
+    "SR-SHARP-COR", PRIVATE_SCHEME, "Image sharpness after motion correction"
+)
+
+LO_MAX = 64  # Long String
+ST_MAX = 1024  # Short Text
+
+
+def to_hd_code(code: ManifestCode) -> hd.sr.CodedConcept:
+    """A manifest code as a (validated) highdicom CodedConcept."""
+    return hd.sr.CodedConcept(code.value, code.scheme, code.meaning)
+
+
+def coding_schemes() -> list[CodingSchemeIdentificationItem]:
+    """Coding Scheme Identification items for the private schemes the result objects use."""
+    return [
+        CodingSchemeIdentificationItem(
+            designator=PRIVATE_SCHEME,
+            name="SharpRay private codes",
+            responsible_organization="SharpRay",
+        ),
+        CodingSchemeIdentificationItem(
+            designator=IHE_SCHEME,
+            name="IHE Radiology codes pending DICOM assignment",
+            responsible_organization="IHE",
+        ),
+    ]
+
+
+def _check_uid(uid: str, what: str) -> None:
+    if not UID(uid).is_valid:
+        raise ValueError(f"{what} {uid!r} is not a valid DICOM UID")
+
+
+def processing_equipment(producer: Producer, description: str) -> hd.ContributingEquipment:
+    """The SharpRay node itself (109102 "Processing Equipment")."""
+    return hd.ContributingEquipment(
+        manufacturer=producer.manufacturer,
+        purpose_of_reference=codes.DCM.ProcessingEquipment,
+        manufacturer_model_name=producer.model_name,
+        software_versions=producer.software_version,
+        institution_name=producer.institution,
+        contribution_datetime=datetime.datetime.now(),
+        contribution_description=description,
+    )
+
+
+def algorithm_equipment(
+    model: ModelInfo, producer: Producer, description: str
+) -> hd.ContributingEquipment:
+    """One AI model as IHE AIR's "Processing Algorithm" contributing equipment item."""
+    _check_uid(model.device_uid, f"Device UID of model {model.name}")
+    item = hd.ContributingEquipment(
+        manufacturer=producer.manufacturer,
+        purpose_of_reference=codes.DCM.ProcessingEquipment,
+        manufacturer_model_name=model.name,
+        software_versions=model.version,
+        institution_name=producer.institution,
+        contribution_datetime=datetime.datetime.now(),
+        contribution_description=description,
+    )
+    item.PurposeOfReferenceCodeSequence = [PURPOSE_PROCESSING_ALGORITHM]
+    item.DeviceUID = model.device_uid
+    return item
+
+
+def fit_text(core: str, limit: int, demo: bool) -> str:
+    """``core`` shortened to ``limit`` characters; the demo warning is appended and never cut."""
+    suffix = f" - {NOT_FOR_DIAGNOSTIC_USE}" if demo else ""
+    room = limit - len(suffix)
+    if len(core) > room:
+        core = core[: room - 1].rstrip() + "~"
+    return core + suffix

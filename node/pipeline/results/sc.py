@@ -1,0 +1,311 @@
+"""The motion-corrected radiograph as a Secondary Capture image in the source's study.
+
+The SC keeps the source's geometry and stored-value domain: same rows x columns, Bits Allocated,
+Bits Stored / High Bit, Photometric Interpretation (MONOCHROME1 stays MONOCHROME1), rescale and VOI
+window, so that it windows like the original. It is written uncompressed (Explicit VR Little
+Endian), which is what makes Bits Stored < Bits Allocated safe: highdicom always writes Bits Stored =
+Bits Allocated and encodes compressed frames accordingly.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, cast
+
+import highdicom as hd
+import numpy as np
+import pydicom
+from pydicom.dataelem import DataElement
+from pydicom.multival import MultiValue
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from node.pipeline.results.common import (
+    DERIVATION_DEBLUR,
+    DERIVATION_EDGE_ENHANCEMENT,
+    LO_MAX,
+    PURPOSE_SOURCE_FOR_PROCESSING,
+    ST_MAX,
+    algorithm_equipment,
+    coding_schemes,
+    fit_text,
+    processing_equipment,
+)
+from node.pipeline.results.inputs import Analysis, Producer
+from node.pipeline.results.sanitize import sanitize_header, valid_pixel_spacing
+
+__all__ = ["build_corrected_sc", "PAIRED_BODY_PARTS"]
+
+log = logging.getLogger(__name__)
+
+# Body Part Examined values (PS3.16 Annex L) of paired structures: only for these does the SC's
+# General Series Laterality apply. Unpaired parts (CHEST, THORAX, ...) must not carry Laterality.
+PAIRED_BODY_PARTS = frozenset(
+    {
+        "ACJOINT",
+        "ANKLE",
+        "ARM",
+        "BREAST",
+        "CALCANEUS",
+        "CLAVICLE",
+        "EAR",
+        "ELBOW",
+        "EXTREMITY",
+        "EYE",
+        "FEMUR",
+        "FIBULA",
+        "FINGER",
+        "FOOT",
+        "FOREARM",
+        "HAND",
+        "HEEL",
+        "HIP",
+        "HUMERUS",
+        "KIDNEY",
+        "KNEE",
+        "LEG",
+        "LOWLEG",
+        "LOWRARM",
+        "ORBIT",
+        "PATELLA",
+        "SCAPULA",
+        "SCJOINT",
+        "SHOULDER",
+        "SIJOINT",
+        "THIGH",
+        "THUMB",
+        "TIBIA",
+        "TMJ",
+        "TOE",
+        "UPRARM",
+        "WRIST",
+    }
+)
+
+# Transfer syntaxes whose codestream is (or may be) lossy, and the method each implies.
+_LOSSY_METHOD = {
+    "1.2.840.10008.1.2.4.50": "ISO_10918_1",  # JPEG Baseline
+    "1.2.840.10008.1.2.4.51": "ISO_10918_1",  # JPEG Extended
+    "1.2.840.10008.1.2.4.81": "ISO_14495_1",  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.91": "ISO_15444_1",  # JPEG 2000 (lossy allowed)
+    "1.2.840.10008.1.2.4.203": "ISO_15444_15",  # HTJ2K (lossy allowed)
+}
+
+_BIPED = {v.value for v in hd.PatientOrientationValuesBiped}
+_QUADRUPED = {v.value for v in hd.PatientOrientationValuesQuadruped}
+
+
+def _checked_pixels(corrected: np.ndarray, ref: pydicom.Dataset) -> np.ndarray:
+    """The corrected array in the dtype highdicom needs, after checking it fits the source."""
+    shape = (int(ref.Rows), int(ref.Columns))
+    if corrected.shape != shape:
+        raise ValueError(f"corrected image has shape {corrected.shape}, the source {shape}")
+    if int(ref.get("SamplesPerPixel", 1)) != 1:
+        raise ValueError("only single-sample (grayscale) sources are supported")
+    if int(ref.get("PixelRepresentation", 0)) != 0:
+        raise ValueError("signed sources (Pixel Representation 1) are not supported")
+    if not np.issubdtype(corrected.dtype, np.integer):
+        raise TypeError(f"corrected image must hold integer stored values, not {corrected.dtype}")
+    bits_allocated = int(ref.BitsAllocated)
+    bits_stored = int(ref.BitsStored)
+    if bits_allocated not in (8, 16) or not 1 <= bits_stored <= bits_allocated:
+        raise ValueError(f"unsupported Bits Allocated/Stored {bits_allocated}/{bits_stored}")
+    lo, hi = int(corrected.min()), int(corrected.max())
+    if lo < 0 or hi >= 1 << bits_stored:
+        raise ValueError(
+            f"corrected values [{lo}, {hi}] do not fit the source's {bits_stored} bits stored"
+        )
+    return corrected.astype(np.uint8 if bits_allocated == 8 else np.uint16, copy=False)
+
+
+def _orientation(ref: pydicom.Dataset) -> tuple[tuple[str, str] | None, str | None]:
+    """(value highdicom accepts, or None) and the Anatomical Orientation Type to pass."""
+    aot = ref.get("AnatomicalOrientationType") or None
+    allowed = _QUADRUPED if aot == "QUADRUPED" else _BIPED
+    value = ref.get("PatientOrientation")
+    if value is None or isinstance(value, str) or len(value) != 2:
+        return None, aot
+    row, col = str(value[0]), str(value[1])
+    if row in allowed and col in allowed:
+        return (row, col), aot
+    return None, aot
+
+
+def _laterality(ref: pydicom.Dataset) -> tuple[str | None, bool]:
+    """(Laterality R/L to pass to highdicom or None, whether an empty Laterality is needed)."""
+    body_part = str(ref.get("BodyPartExamined", "")).upper()
+    for keyword in ("Laterality", "ImageLaterality"):
+        value = ref.get(keyword)
+        if value in ("R", "L") and (keyword == "Laterality" or body_part in PAIRED_BODY_PARTS):
+            return str(value), False
+    # Paired structure of unknown side: Type 2C, present and empty.
+    return None, body_part in PAIRED_BODY_PARTS or (body_part == "" and "Laterality" in ref)
+
+
+def _window(sc: pydicom.Dataset, ref: pydicom.Dataset, pixels: np.ndarray) -> None:
+    """Copy the source's VOI (window or VOI LUT); compute a window if it has none."""
+    centers, widths = ref.get("WindowCenter"), ref.get("WindowWidth")
+    if centers is not None and widths is not None:
+        c_list = list(centers) if isinstance(centers, MultiValue) else [centers]
+        w_list = list(widths) if isinstance(widths, MultiValue) else [widths]
+        if len(c_list) == len(w_list) and len(c_list) > 0 and all(float(w) >= 1 for w in w_list):
+            for keyword in (
+                "WindowCenter",
+                "WindowWidth",
+                "WindowCenterWidthExplanation",
+                "VOILUTFunction",
+            ):
+                if keyword in ref:
+                    sc[keyword] = copy.deepcopy(ref[keyword])
+            return
+    if "VOILUTSequence" in ref and len(ref.VOILUTSequence) > 0:
+        sc.VOILUTSequence = copy.deepcopy(ref.VOILUTSequence)
+        return
+    slope = float(sc.get("RescaleSlope", 1.0))
+    intercept = float(sc.get("RescaleIntercept", 0.0))
+    lo, hi = (float(v) * slope + intercept for v in np.percentile(pixels, (0.5, 99.5)))
+    lo, hi = min(lo, hi), max(lo, hi)
+    width = max(hi - lo, 1.0)
+    sc.WindowCenter = pydicom.valuerep.DS(lo + width / 2.0, auto_format=True)
+    sc.WindowWidth = pydicom.valuerep.DS(width, auto_format=True)
+    sc.WindowCenterWidthExplanation = "SharpRay 0.5-99.5 percentile"
+
+
+def _rescale(sc: pydicom.Dataset, ref: pydicom.Dataset) -> None:
+    """Copy a non-identity Modality LUT rescale, so the copied window keeps its meaning."""
+    if "RescaleSlope" not in ref or "RescaleIntercept" not in ref:
+        return
+    slope, intercept = float(ref.RescaleSlope), float(ref.RescaleIntercept)
+    if slope == 1.0 and intercept == 0.0:
+        return
+    sc.RescaleSlope = copy.deepcopy(ref["RescaleSlope"]).value
+    sc.RescaleIntercept = copy.deepcopy(ref["RescaleIntercept"]).value
+    sc.RescaleType = ref.get("RescaleType") or "US"
+
+
+def _vm(value: object) -> int:
+    return len(value) if isinstance(value, MultiValue) else 1
+
+
+def _lossy(sc: pydicom.Dataset, ref: pydicom.Dataset) -> None:
+    """Lossy Image Compression: 01 once any ancestor was lossy; method and ratio when known."""
+    flag = ref.get("LossyImageCompression")
+    ts = str(getattr(getattr(ref, "file_meta", None), "TransferSyntaxUID", ""))
+    lossy = flag == "01" or (flag != "00" and ts in _LOSSY_METHOD)
+    if not lossy:
+        if flag == "00":
+            sc.LossyImageCompression = "00"
+        return
+    sc.LossyImageCompression = "01"
+    method = ref.get("LossyImageCompressionMethod")
+    if method is None and ts in _LOSSY_METHOD:
+        method = _LOSSY_METHOD[ts]
+    ratio = ref.get("LossyImageCompressionRatio")
+    if method is not None:
+        sc.LossyImageCompressionMethod = method
+    if ratio is not None and (method is None or _vm(ratio) == _vm(method)):
+        sc.LossyImageCompressionRatio = ratio
+
+
+def build_corrected_sc(
+    analysis: Analysis,
+    producer: Producer,
+    series_instance_uid: str,
+    series_number: int,
+    instance_number: int = 1,
+) -> pydicom.Dataset:
+    """Build the motion-corrected Secondary Capture for ``analysis.source``.
+
+    ``analysis.corrected`` must have the source's shape and hold integer stored values that fit the
+    source's Bits Stored, in the source's photometric interpretation. The source dataset is not
+    modified (a sanitised copy of its header is used, see :mod:`sanitize`).
+
+    Raises ValueError/TypeError when the corrected image or the model identity does not fit.
+    """
+    header = sanitize_header(analysis.source)
+    for change in header.changes:
+        log.info("source header sanitised for SC: %s", change)
+    ref = header.dataset
+    pixels = _checked_pixels(analysis.corrected, ref)
+    photometric = str(ref.PhotometricInterpretation)
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise ValueError(f"photometric interpretation {photometric} is not supported")
+
+    model = analysis.deblur_model
+    demo = model.demonstration_only
+    try:
+        spacing: tuple[float, float] | None = valid_pixel_spacing(ref)
+    except ValueError:
+        spacing = None
+    orientation, orientation_type = _orientation(ref)
+    laterality, empty_laterality = _laterality(ref)
+    series_description = fit_text(
+        f"Motion-corrected by {producer.model_name} ({model.name} {model.version})", LO_MAX, demo
+    )
+    equipment = [
+        processing_equipment(producer, "Motion blur correction and DICOM encoding"),
+        algorithm_equipment(model, producer, "Motion blur reduction (deep learning model)"),
+    ]
+
+    sc = hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=ref,
+        pixel_array=pixels,
+        photometric_interpretation=photometric,
+        bits_allocated=int(ref.BitsAllocated),
+        coordinate_system=hd.CoordinateSystemNames.PATIENT,
+        series_instance_uid=series_instance_uid,
+        series_number=series_number,
+        sop_instance_uid=generate_uid(),
+        instance_number=instance_number,
+        manufacturer=producer.manufacturer,
+        # highdicom annotates this argument as tuple[int, int]; it writes any number as DS.
+        pixel_spacing=cast(Any, spacing),
+        laterality=laterality,
+        # Placeholder when the source has none; replaced by an empty value below (Type 2C).
+        patient_orientation=orientation or ("L", "F"),
+        anatomical_orientation_type=orientation_type,
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+        contributing_equipment=equipment,
+        series_description=series_description,
+        manufacturer_model_name=producer.model_name,
+        software_versions=producer.software_version,
+        institution_name=producer.institution,
+        coding_schemes=coding_schemes(),
+    )
+    # The full Patient and Study modules, not only the attributes from_ref_dataset takes.
+    sc.copy_patient_and_study_information(ref)
+
+    if orientation is None:
+        sc["PatientOrientation"] = DataElement(0x00200020, "CS", None)
+    if empty_laterality and "Laterality" not in sc:
+        sc["Laterality"] = DataElement(0x00200060, "CS", None)
+    if ref.get("BodyPartExamined"):
+        sc.BodyPartExamined = ref.BodyPartExamined
+
+    # Image Pixel: the source's bit depth (safe: native encoding, values checked to fit).
+    bits_stored = int(ref.BitsStored)
+    sc.BitsStored = bits_stored
+    sc.HighBit = bits_stored - 1
+
+    # General Image / SC Equipment: how the image was derived, and from what.
+    sc.ImageType = ["DERIVED", "SECONDARY"]
+    sc.ConversionType = "WSD"
+    sc.BurnedInAnnotation = "NO"
+    description = (
+        f"Motion blur reduced by {producer.model_name} {producer.software_version} with deep "
+        f"learning model {model.name} {model.version} (Device UID {model.device_uid})."
+    )
+    if model.description:
+        description += f" {model.description}"
+    sc.DerivationDescription = fit_text(description, ST_MAX, demo)
+    sc.DerivationCodeSequence = [DERIVATION_EDGE_ENHANCEMENT, DERIVATION_DEBLUR]
+    source_item = pydicom.Dataset()
+    source_item.ReferencedSOPClassUID = ref.SOPClassUID
+    source_item.ReferencedSOPInstanceUID = ref.SOPInstanceUID
+    source_item.PurposeOfReferenceCodeSequence = [PURPOSE_SOURCE_FOR_PROCESSING]
+    sc.SourceImageSequence = [source_item]
+
+    _rescale(sc, ref)
+    _window(sc, ref, pixels)
+    _lossy(sc, ref)
+    return sc

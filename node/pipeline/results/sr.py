@@ -1,0 +1,245 @@
+"""The classifier's findings as a TID 1500 Measurement Report (Comprehensive 3D SR).
+
+Content tree (highdicom ``MeasurementReport``):
+
+* Observation context: the classifier as a device observer (Device Observer UID = the model's Device
+  UID, name = model name and version, manufacturer = the producer, model name = the model's name).
+* Procedure reported: SCT 399208008 "Plain chest X-ray" when Body Part Examined is CHEST/THORAX,
+  else SCT 168537006 "Plain radiography".
+* Image library: the source radiograph and the motion-corrected SC.
+* One measurement group (TID 1501) per class the classifier answers: finding type = the class's
+  code, a qualitative evaluation (class code = SCT 52101004 "Present" when the probability is >= 0.5,
+  else SCT 272519000 "Absent"), and the probability as a measurement (DCM 122157 "Probability",
+  UCUM ``{probability}``), source image = the source radiograph.
+* When the pipeline measured sharpness: one image-quality group (finding type DCM 111101 "Image
+  Quality") with 99SHARPRAY SR-SHARP-SRC (on the source) and SR-SHARP-COR (on the SC).
+
+Document flags: Completion Flag COMPLETE (the document holds everything the algorithms produced for
+this image), Verification Flag UNVERIFIED (no person has verified it) and Preliminary Flag
+PRELIMINARY (it is not the definitive means of communicating the findings; a reader's report is).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import highdicom as hd
+import pydicom
+from pydicom.sr.codedict import codes
+from pydicom.uid import SecondaryCaptureImageStorage, generate_uid
+
+from node.pipeline.results.common import (
+    LO_MAX,
+    SHARPNESS_CORRECTED,
+    SHARPNESS_SOURCE,
+    algorithm_equipment,
+    coding_schemes,
+    fit_text,
+    processing_equipment,
+    to_hd_code,
+)
+from node.pipeline.results.inputs import Analysis, Producer
+from node.pipeline.results.sanitize import sanitize_header, valid_pixel_spacing
+
+__all__ = ["build_report_sr", "PRESENT_THRESHOLD"]
+
+log = logging.getLogger(__name__)
+
+PRESENT_THRESHOLD = 0.5
+
+PRESENT = hd.sr.CodedConcept("52101004", "SCT", "Present")
+ABSENT = hd.sr.CodedConcept("272519000", "SCT", "Absent")
+PROBABILITY = hd.sr.CodedConcept("122157", "DCM", "Probability")
+UNIT_PROBABILITY = hd.sr.CodedConcept("{probability}", "UCUM", "probability")
+UNIT_NONE = hd.sr.CodedConcept("1", "UCUM", "no units")
+IMAGE_QUALITY = hd.sr.CodedConcept("111101", "DCM", "Image Quality")
+PLAIN_CHEST_XRAY = hd.sr.CodedConcept("399208008", "SCT", "Plain chest X-ray")
+PLAIN_RADIOGRAPHY = hd.sr.CodedConcept("168537006", "SCT", "Plain radiography")
+
+_CHEST_BODY_PARTS = frozenset({"CHEST", "THORAX", "LUNG"})
+_PROJECTION_MODALITIES = frozenset({"CR", "DX", "IO", "MG", "PX", "RF", "RG", "XA"})
+
+
+def procedure_code(ref: pydicom.Dataset) -> hd.sr.CodedConcept:
+    """The procedure reported, from the source's Body Part Examined."""
+    if str(ref.get("BodyPartExamined", "")).upper() in _CHEST_BODY_PARTS:
+        return PLAIN_CHEST_XRAY
+    return PLAIN_RADIOGRAPHY
+
+
+def _library_view(image: pydicom.Dataset) -> pydicom.Dataset:
+    """The attributes highdicom's image library entry reads, limited to what is valid.
+
+    highdicom writes the projection-radiography descriptors (TID 1603) for CR/DX and reads Patient
+    Orientation and Imager Pixel Spacing unconditionally; when the image lacks valid values for
+    them (empty orientation, no imager spacing, an SC image) the entry gets only the generic
+    descriptors (modality from the SOP class, rows, columns).
+    """
+    view = pydicom.Dataset()
+    for keyword in ("SOPClassUID", "SOPInstanceUID", "Rows", "Columns", "FrameOfReferenceUID"):
+        if keyword in image:
+            view[keyword] = image[keyword]
+    view.Modality = "OT"
+    modality = str(image.get("Modality", ""))
+    orientation = image.get("PatientOrientation")
+    if (
+        modality in _PROJECTION_MODALITIES
+        and orientation is not None
+        and not isinstance(orientation, str)
+        and len(orientation) == 2
+        and all(str(v) for v in orientation)
+    ):
+        try:
+            valid_pixel_spacing(image, "ImagerPixelSpacing")
+        except ValueError:
+            return view
+        view.Modality = modality
+        view.PatientOrientation = image.PatientOrientation
+        view.ImagerPixelSpacing = image.ImagerPixelSpacing
+    return view
+
+
+def build_report_sr(
+    analysis: Analysis,
+    producer: Producer,
+    corrected_sc: pydicom.Dataset,
+    series_instance_uid: str,
+    series_number: int,
+    instance_number: int = 1,
+) -> pydicom.Dataset:
+    """Build the AI result SR for ``analysis`` (see the module docstring for its content).
+
+    ``corrected_sc`` is the object :func:`build_corrected_sc` made for the same analysis; it must
+    belong to the source's study. The source dataset is not modified.
+    """
+    header = sanitize_header(analysis.source)
+    for change in header.changes:
+        log.info("source header sanitised for SR: %s", change)
+    ref = header.dataset
+    if corrected_sc.SOPClassUID != SecondaryCaptureImageStorage:
+        raise ValueError("corrected_sc is not a Secondary Capture image")
+    if corrected_sc.StudyInstanceUID != ref.StudyInstanceUID:
+        raise ValueError("corrected_sc belongs to another study than the source")
+    if not analysis.findings:
+        raise ValueError("analysis has no findings to report")
+
+    clf = analysis.classifier_model
+    deblur = analysis.deblur_model
+    demo = clf.demonstration_only or deblur.demonstration_only
+
+    device = hd.sr.DeviceObserverIdentifyingAttributes(
+        uid=clf.device_uid,
+        name=f"{clf.name} {clf.version}",
+        manufacturer_name=producer.manufacturer,
+        model_name=clf.name,
+    )
+    observation_context = hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device,
+            observer_identifying_attributes=device,
+        )
+    )
+    classifier_id = hd.sr.AlgorithmIdentification(
+        name=clf.name, version=clf.version, manufacturer=producer.manufacturer
+    )
+    source_for_group = hd.sr.SourceImageForMeasurementGroup.from_source_image(ref)
+
+    groups: list[hd.sr.MeasurementsAndQualitativeEvaluations] = []
+    for finding in analysis.findings:
+        if not 0.0 <= finding.probability <= 1.0:
+            raise ValueError(f"probability of {finding.label} is {finding.probability}")
+        code = to_hd_code(finding.code)
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=generate_uid(), identifier=f"classification {finding.label}"[:LO_MAX]
+                ),
+                finding_type=code,
+                algorithm_id=classifier_id,
+                source_images=[source_for_group],
+                qualitative_evaluations=[
+                    hd.sr.QualitativeEvaluation(
+                        name=code,
+                        value=PRESENT if finding.probability >= PRESENT_THRESHOLD else ABSENT,
+                    )
+                ],
+                measurements=[
+                    hd.sr.Measurement(
+                        name=PROBABILITY,
+                        value=float(finding.probability),
+                        unit=UNIT_PROBABILITY,
+                        algorithm_id=classifier_id,
+                    )
+                ],
+            )
+        )
+
+    quality: list[hd.sr.Measurement] = []
+    metric_id = hd.sr.AlgorithmIdentification(
+        name=f"{producer.model_name} sharpness",
+        version=producer.software_version,
+        manufacturer=producer.manufacturer,
+    )
+    for value, name, image in (
+        (analysis.sharpness_before, SHARPNESS_SOURCE, ref),
+        (analysis.sharpness_after, SHARPNESS_CORRECTED, corrected_sc),
+    ):
+        if value is None:
+            continue
+        quality.append(
+            hd.sr.Measurement(
+                name=name,
+                value=float(value),
+                unit=UNIT_NONE,
+                algorithm_id=metric_id,
+                referenced_images=[hd.sr.SourceImageForMeasurement.from_source_image(image)],
+            )
+        )
+    if quality:
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=generate_uid(), identifier="image quality"
+                ),
+                finding_type=IMAGE_QUALITY,
+                algorithm_id=metric_id,
+                source_images=[
+                    source_for_group,
+                    hd.sr.SourceImageForMeasurementGroup.from_source_image(corrected_sc),
+                ],
+                measurements=quality,
+            )
+        )
+
+    report = hd.sr.MeasurementReport(
+        observation_context=observation_context,
+        procedure_reported=procedure_code(ref),
+        imaging_measurements=groups,
+        referenced_images=[_library_view(ref), _library_view(corrected_sc)],
+    )
+    series_description = fit_text(
+        f"AI result {producer.model_name} ({clf.name} {clf.version})", LO_MAX, demo
+    )
+    equipment = [
+        processing_equipment(producer, "AI result encoding"),
+        algorithm_equipment(clf, producer, "Classification (deep learning model)"),
+        algorithm_equipment(deblur, producer, "Motion blur reduction (deep learning model)"),
+    ]
+    return hd.sr.Comprehensive3DSR(
+        evidence=[ref, corrected_sc],
+        content=report[0],
+        series_instance_uid=series_instance_uid,
+        series_number=series_number,
+        sop_instance_uid=generate_uid(),
+        instance_number=instance_number,
+        manufacturer=producer.manufacturer,
+        is_complete=True,
+        is_final=False,
+        is_verified=False,
+        institution_name=producer.institution,
+        contributing_equipment=equipment,
+        series_description=series_description,
+        manufacturer_model_name=producer.model_name,
+        software_versions=producer.software_version,
+        coding_schemes=coding_schemes(),
+    )
