@@ -7,12 +7,13 @@ Identification Sequence):
 Code Value     Code Meaning
 ============== ========================================================================
 SR-DEBLUR      Motion blur reduction by deep learning model (Derivation Code of the SC)
-SR-SHARP-SRC   Image sharpness before motion correction (SR measurement on the source)
-SR-SHARP-COR   Image sharpness after motion correction (SR measurement on the SC)
+SR-BLUR-SRC    Blur effect of source image (0 sharp, 1 blurred)  (SR, on the source)
+SR-BLUR-COR    Blur effect of corrected image (0 sharp, 1 blurred)  (SR, on the SC)
 ============== ========================================================================
 
-The sharpness values are whatever the pipeline reports in ``Analysis.sharpness_before/after``
-(a dimensionless score, higher is sharper); they are written with UCUM unit ``1``.
+The blur values are ``Analysis.sharpness_before/after`` as the pipeline computes them with
+``models/sharpness.py`` (the no-reference blur effect of Crete et al. 2007: range [0, 1], **lower =
+sharper**); they are written with UCUM unit ``1``.
 
 IHE AI Results (AIR) asks for one Contributing Equipment item per AI model whose Purpose of
 Reference is ``(Newcode1, 99IHE, "Processing Algorithm")``, with the model's name in Manufacturer's
@@ -24,6 +25,7 @@ checked) as "Processing Equipment" and its purpose is then replaced by the AIR c
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 
 import highdicom as hd
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
@@ -47,11 +49,11 @@ DERIVATION_EDGE_ENHANCEMENT = hd.sr.CodedConcept("113086", "DCM", "Edge enhancem
 PURPOSE_SOURCE_FOR_PROCESSING = hd.sr.CodedConcept(
     "121322", "DCM", "Source image for image processing operation"
 )
-SHARPNESS_SOURCE = hd.sr.CodedConcept(
-    "SR-SHARP-SRC", PRIVATE_SCHEME, "Image sharpness before motion correction"
+BLUR_SOURCE = hd.sr.CodedConcept(
+    "SR-BLUR-SRC", PRIVATE_SCHEME, "Blur effect of source image (0 sharp, 1 blurred)"
 )
-SHARPNESS_CORRECTED = hd.sr.CodedConcept(
-    "SR-SHARP-COR", PRIVATE_SCHEME, "Image sharpness after motion correction"
+BLUR_CORRECTED = hd.sr.CodedConcept(
+    "SR-BLUR-COR", PRIVATE_SCHEME, "Blur effect of corrected image (0 sharp, 1 blurred)"
 )
 
 LO_MAX = 64  # Long String
@@ -116,10 +118,12 @@ def algorithm_equipment(
     return item
 
 
-def fit_text(core: str, limit: int, demo: bool) -> str:
-    """``core`` shortened to ``limit`` characters; the demo warning is appended and never cut."""
+def fit_text(candidates: Sequence[str], limit: int, demo: bool) -> str:
+    """The first candidate that fits ``limit`` characters (else the last one, shortened), with the
+    demo warning appended; the warning is never cut."""
     suffix = f" - {NOT_FOR_DIAGNOSTIC_USE}" if demo else ""
     room = limit - len(suffix)
-    if len(core) > room:
-        core = core[: room - 1].rstrip() + "~"
-    return core + suffix
+    for text in candidates:
+        if len(text) <= room:
+            return text + suffix
+    return candidates[-1][: room - 1].rstrip() + "~" + suffix

@@ -34,7 +34,7 @@ from node.pipeline.results.common import (
 from node.pipeline.results.inputs import Analysis, Producer
 from node.pipeline.results.sanitize import sanitize_header, valid_pixel_spacing
 
-__all__ = ["build_corrected_sc", "PAIRED_BODY_PARTS"]
+__all__ = ["build_corrected_sc", "PAIRED_BODY_PARTS", "UNPAIRED_BODY_PARTS"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,31 @@ PAIRED_BODY_PARTS = frozenset(
     }
 )
 
+# Unpaired Body Part Examined values: the SC gets no Laterality for these.
+UNPAIRED_BODY_PARTS = frozenset(
+    {
+        "ABDOMEN",
+        "ABDOMENPELVIS",
+        "CHEST",
+        "CHESTABDOMEN",
+        "CHESTABDPELVIS",
+        "COCCYX",
+        "CSPINE",
+        "HEAD",
+        "HEADNECK",
+        "HEART",
+        "LSPINE",
+        "NECK",
+        "PELVIS",
+        "SACRUM",
+        "SKULL",
+        "SPINE",
+        "SSPINE",
+        "TSPINE",
+        "WHOLEBODY",
+    }
+)
+
 # Transfer syntaxes whose codestream is (or may be) lossy, and the method each implies.
 _LOSSY_METHOD = {
     "1.2.840.10008.1.2.4.50": "ISO_10918_1",  # JPEG Baseline
@@ -95,27 +120,36 @@ _BIPED = {v.value for v in hd.PatientOrientationValuesBiped}
 _QUADRUPED = {v.value for v in hd.PatientOrientationValuesQuadruped}
 
 
-def _checked_pixels(corrected: np.ndarray, ref: pydicom.Dataset) -> np.ndarray:
-    """The corrected array in the dtype highdicom needs, after checking it fits the source."""
+def _checked_pixels(corrected: np.ndarray, ref: pydicom.Dataset) -> tuple[np.ndarray, int]:
+    """The corrected array as highdicom needs it (unsigned), and the offset added to signed data.
+
+    Signed sources (Pixel Representation 1) are stored shifted by 2**(BitsStored-1) into the
+    unsigned range; the Rescale Intercept then takes the shift back (see :func:`_rescale`).
+    """
     shape = (int(ref.Rows), int(ref.Columns))
     if corrected.shape != shape:
         raise ValueError(f"corrected image has shape {corrected.shape}, the source {shape}")
-    if int(ref.get("SamplesPerPixel", 1)) != 1:
+    if int(ref.get("SamplesPerPixel", 1) or 1) != 1:
         raise ValueError("only single-sample (grayscale) sources are supported")
-    if int(ref.get("PixelRepresentation", 0)) != 0:
-        raise ValueError("signed sources (Pixel Representation 1) are not supported")
     if not np.issubdtype(corrected.dtype, np.integer):
         raise TypeError(f"corrected image must hold integer stored values, not {corrected.dtype}")
     bits_allocated = int(ref.BitsAllocated)
-    bits_stored = int(ref.BitsStored)
+    bits_stored = int(ref.get("BitsStored", bits_allocated))
     if bits_allocated not in (8, 16) or not 1 <= bits_stored <= bits_allocated:
         raise ValueError(f"unsupported Bits Allocated/Stored {bits_allocated}/{bits_stored}")
+    signed = int(ref.get("PixelRepresentation", 0) or 0) == 1
+    offset = 1 << (bits_stored - 1) if signed else 0
     lo, hi = int(corrected.min()), int(corrected.max())
-    if lo < 0 or hi >= 1 << bits_stored:
+    vmin, vmax = -offset, (1 << bits_stored) - 1 - offset
+    if lo < vmin or hi > vmax:
         raise ValueError(
             f"corrected values [{lo}, {hi}] do not fit the source's {bits_stored} bits stored"
+            f" ([{vmin}, {vmax}])"
         )
-    return corrected.astype(np.uint8 if bits_allocated == 8 else np.uint16, copy=False)
+    dtype = np.uint8 if bits_allocated == 8 else np.uint16
+    if offset:
+        return (corrected.astype(np.int64) + offset).astype(dtype), offset
+    return corrected.astype(dtype, copy=False), 0
 
 
 def _orientation(ref: pydicom.Dataset) -> tuple[tuple[str, str] | None, str | None]:
@@ -132,14 +166,22 @@ def _orientation(ref: pydicom.Dataset) -> tuple[tuple[str, str] | None, str | No
 
 
 def _laterality(ref: pydicom.Dataset) -> tuple[str | None, bool]:
-    """(Laterality R/L to pass to highdicom or None, whether an empty Laterality is needed)."""
+    """(Laterality R/L to pass to highdicom or None, whether an empty Laterality is needed).
+
+    General Series Laterality is Type 2C: required for paired structures. It is copied when the
+    source states it; for a paired body part the source's Image Laterality is used; a known
+    unpaired body part (CHEST, ...) gets none; anything else (absent or unrecognised Body Part
+    Examined, e.g. the veterinary THORAX) gets an empty value, i.e. "unknown".
+    """
     body_part = str(ref.get("BodyPartExamined", "")).upper()
-    for keyword in ("Laterality", "ImageLaterality"):
-        value = ref.get(keyword)
-        if value in ("R", "L") and (keyword == "Laterality" or body_part in PAIRED_BODY_PARTS):
-            return str(value), False
-    # Paired structure of unknown side: Type 2C, present and empty.
-    return None, body_part in PAIRED_BODY_PARTS or (body_part == "" and "Laterality" in ref)
+    if ref.get("Laterality") in ("R", "L"):
+        return str(ref.Laterality), False
+    if body_part in PAIRED_BODY_PARTS:
+        image_laterality = ref.get("ImageLaterality")
+        if image_laterality in ("R", "L"):
+            return str(image_laterality), False
+        return None, True
+    return None, body_part not in UNPAIRED_BODY_PARTS
 
 
 def _window(sc: pydicom.Dataset, ref: pydicom.Dataset, pixels: np.ndarray) -> None:
@@ -171,15 +213,16 @@ def _window(sc: pydicom.Dataset, ref: pydicom.Dataset, pixels: np.ndarray) -> No
     sc.WindowCenterWidthExplanation = "SharpRay 0.5-99.5 percentile"
 
 
-def _rescale(sc: pydicom.Dataset, ref: pydicom.Dataset) -> None:
-    """Copy a non-identity Modality LUT rescale, so the copied window keeps its meaning."""
-    if "RescaleSlope" not in ref or "RescaleIntercept" not in ref:
-        return
-    slope, intercept = float(ref.RescaleSlope), float(ref.RescaleIntercept)
+def _rescale(sc: pydicom.Dataset, ref: pydicom.Dataset, offset: int) -> None:
+    """Copy a non-identity Modality LUT rescale (so the copied window keeps its meaning), folding
+    in the ``offset`` by which signed stored values were shifted."""
+    slope = float(ref.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(ref.get("RescaleIntercept", 0.0) or 0.0)
+    intercept -= offset * slope
     if slope == 1.0 and intercept == 0.0:
         return
-    sc.RescaleSlope = copy.deepcopy(ref["RescaleSlope"]).value
-    sc.RescaleIntercept = copy.deepcopy(ref["RescaleIntercept"]).value
+    sc.RescaleSlope = pydicom.valuerep.DS(slope, auto_format=True)
+    sc.RescaleIntercept = pydicom.valuerep.DS(intercept, auto_format=True)
     sc.RescaleType = ref.get("RescaleType") or "US"
 
 
@@ -213,12 +256,15 @@ def build_corrected_sc(
     series_instance_uid: str,
     series_number: int,
     instance_number: int = 1,
+    *,
+    sop_instance_uid: str | None = None,
 ) -> pydicom.Dataset:
     """Build the motion-corrected Secondary Capture for ``analysis.source``.
 
     ``analysis.corrected`` must have the source's shape and hold integer stored values that fit the
-    source's Bits Stored, in the source's photometric interpretation. The source dataset is not
-    modified (a sanitised copy of its header is used, see :mod:`sanitize`).
+    source's Bits Stored (signed for a signed source), in the source's photometric interpretation.
+    ``sop_instance_uid`` defaults to a new UID (pass a stable one to make retries idempotent). The
+    source dataset is not modified (a sanitised copy of its header is used, see :mod:`sanitize`).
 
     Raises ValueError/TypeError when the corrected image or the model identity does not fit.
     """
@@ -226,7 +272,7 @@ def build_corrected_sc(
     for change in header.changes:
         log.info("source header sanitised for SC: %s", change)
     ref = header.dataset
-    pixels = _checked_pixels(analysis.corrected, ref)
+    pixels, offset = _checked_pixels(analysis.corrected, ref)
     photometric = str(ref.PhotometricInterpretation)
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise ValueError(f"photometric interpretation {photometric} is not supported")
@@ -240,7 +286,12 @@ def build_corrected_sc(
     orientation, orientation_type = _orientation(ref)
     laterality, empty_laterality = _laterality(ref)
     series_description = fit_text(
-        f"Motion-corrected by {producer.model_name} ({model.name} {model.version})", LO_MAX, demo
+        [
+            f"Motion-corrected by {producer.model_name} {model.version} ({model.name})",
+            f"Motion-corrected by {producer.model_name} {model.version}",
+        ],
+        LO_MAX,
+        demo,
     )
     equipment = [
         processing_equipment(producer, "Motion blur correction and DICOM encoding"),
@@ -255,7 +306,7 @@ def build_corrected_sc(
         coordinate_system=hd.CoordinateSystemNames.PATIENT,
         series_instance_uid=series_instance_uid,
         series_number=series_number,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=sop_instance_uid or generate_uid(),
         instance_number=instance_number,
         manufacturer=producer.manufacturer,
         # highdicom annotates this argument as tuple[int, int]; it writes any number as DS.
@@ -297,7 +348,7 @@ def build_corrected_sc(
     )
     if model.description:
         description += f" {model.description}"
-    sc.DerivationDescription = fit_text(description, ST_MAX, demo)
+    sc.DerivationDescription = fit_text([description], ST_MAX, demo)
     sc.DerivationCodeSequence = [DERIVATION_EDGE_ENHANCEMENT, DERIVATION_DEBLUR]
     source_item = pydicom.Dataset()
     source_item.ReferencedSOPClassUID = ref.SOPClassUID
@@ -305,7 +356,7 @@ def build_corrected_sc(
     source_item.PurposeOfReferenceCodeSequence = [PURPOSE_SOURCE_FOR_PROCESSING]
     sc.SourceImageSequence = [source_item]
 
-    _rescale(sc, ref)
+    _rescale(sc, ref, offset)
     _window(sc, ref, pixels)
     _lossy(sc, ref)
     return sc

@@ -12,7 +12,10 @@ Content tree (highdicom ``MeasurementReport``):
   else SCT 272519000 "Absent"), and the probability as a measurement (DCM 122157 "Probability",
   UCUM ``{probability}``), source image = the source radiograph.
 * When the pipeline measured sharpness: one image-quality group (finding type DCM 111101 "Image
-  Quality") with 99SHARPRAY SR-SHARP-SRC (on the source) and SR-SHARP-COR (on the SC).
+  Quality") with 99SHARPRAY SR-BLUR-SRC (``Analysis.sharpness_before``, on the source) and
+  SR-BLUR-COR (``Analysis.sharpness_after``, on the SC): the blur effect of
+  ``models/sharpness.py``, range [0, 1], lower = sharper, UCUM unit ``1``. Non-finite values are
+  left out (logged).
 
 Document flags: Completion Flag COMPLETE (the document holds everything the algorithms produced for
 this image), Verification Flag UNVERIFIED (no person has verified it) and Preliminary Flag
@@ -22,6 +25,7 @@ PRELIMINARY (it is not the definitive means of communicating the findings; a rea
 from __future__ import annotations
 
 import logging
+import math
 
 import highdicom as hd
 import pydicom
@@ -29,9 +33,9 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import SecondaryCaptureImageStorage, generate_uid
 
 from node.pipeline.results.common import (
+    BLUR_CORRECTED,
+    BLUR_SOURCE,
     LO_MAX,
-    SHARPNESS_CORRECTED,
-    SHARPNESS_SOURCE,
     algorithm_equipment,
     coding_schemes,
     fit_text,
@@ -106,11 +110,14 @@ def build_report_sr(
     series_instance_uid: str,
     series_number: int,
     instance_number: int = 1,
+    *,
+    sop_instance_uid: str | None = None,
 ) -> pydicom.Dataset:
     """Build the AI result SR for ``analysis`` (see the module docstring for its content).
 
     ``corrected_sc`` is the object :func:`build_corrected_sc` made for the same analysis; it must
-    belong to the source's study. The source dataset is not modified.
+    belong to the source's study. ``sop_instance_uid`` defaults to a new UID (pass a stable one to
+    make retries idempotent). The source dataset is not modified.
     """
     header = sanitize_header(analysis.source)
     for change in header.changes:
@@ -176,15 +183,18 @@ def build_report_sr(
 
     quality: list[hd.sr.Measurement] = []
     metric_id = hd.sr.AlgorithmIdentification(
-        name=f"{producer.model_name} sharpness",
+        name=f"{producer.model_name} blur effect (Crete 2007)",
         version=producer.software_version,
         manufacturer=producer.manufacturer,
     )
     for value, name, image in (
-        (analysis.sharpness_before, SHARPNESS_SOURCE, ref),
-        (analysis.sharpness_after, SHARPNESS_CORRECTED, corrected_sc),
+        (analysis.sharpness_before, BLUR_SOURCE, ref),
+        (analysis.sharpness_after, BLUR_CORRECTED, corrected_sc),
     ):
         if value is None:
+            continue
+        if not math.isfinite(value):
+            log.warning("blur measure %s is %r; left out of the SR", name.meaning, value)
             continue
         quality.append(
             hd.sr.Measurement(
@@ -218,7 +228,12 @@ def build_report_sr(
         referenced_images=[_library_view(ref), _library_view(corrected_sc)],
     )
     series_description = fit_text(
-        f"AI result {producer.model_name} ({clf.name} {clf.version})", LO_MAX, demo
+        [
+            f"AI result {producer.model_name} ({clf.name} {clf.version})",
+            f"AI result {producer.model_name} {clf.version}",
+        ],
+        LO_MAX,
+        demo,
     )
     equipment = [
         processing_equipment(producer, "AI result encoding"),
@@ -230,7 +245,7 @@ def build_report_sr(
         content=report[0],
         series_instance_uid=series_instance_uid,
         series_number=series_number,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=sop_instance_uid or generate_uid(),
         instance_number=instance_number,
         manufacturer=producer.manufacturer,
         is_complete=True,
