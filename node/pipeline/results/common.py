@@ -3,13 +3,10 @@
 Private codes (Coding Scheme Designator ``99SHARPRAY``, declared in every object's Coding Scheme
 Identification Sequence):
 
-============== ========================================================================
-Code Value     Code Meaning
-============== ========================================================================
-SR-DEBLUR      Motion blur reduction by deep learning model (Derivation Code of the SC)
-SR-BLUR-SRC    Blur effect of source image (0 sharp, 1 blurred)  (SR, on the source)
-SR-BLUR-COR    Blur effect of corrected image (0 sharp, 1 blurred)  (SR, on the SC)
-============== ========================================================================
+* ``SR-DEBLUR`` "Motion blur reduction by deep learning model": second Derivation Code of the SC
+  (after DCM 113086 "Edge enhancement", the closest CID 7203 code).
+* ``SR-BLUR-SRC`` "Blur effect of source image (0 sharp, 1 blurred)": SR measurement on the source.
+* ``SR-BLUR-COR`` "Blur effect of corrected image (0 sharp, 1 blurred)": SR measurement on the SC.
 
 The blur values are ``Analysis.sharpness_before/after`` as the pipeline computes them with
 ``models/sharpness.py`` (the no-reference blur effect of Crete et al. 2007: range [0, 1], **lower =
@@ -19,7 +16,9 @@ IHE AI Results (AIR) asks for one Contributing Equipment item per AI model whose
 Reference is ``(Newcode1, 99IHE, "Processing Algorithm")``, with the model's name in Manufacturer's
 Model Name, its version in Software Versions and its Device UID. highdicom's
 ``ContributingEquipment`` only accepts CID 7005 purposes, so the item is built (and its other values
-checked) as "Processing Equipment" and its purpose is then replaced by the AIR code.
+checked) as "Processing Equipment" and its purpose is then replaced by the AIR code. dciodvfy
+(dicom3tools 2022) accepts the code but warns that Device UID is "not present in standard DICOM
+IOD" inside this sequence; that warning is expected.
 """
 
 from __future__ import annotations
