@@ -190,7 +190,15 @@ def _window(sc: pydicom.Dataset, ref: pydicom.Dataset, pixels: np.ndarray) -> No
     if centers is not None and widths is not None:
         c_list = list(centers) if isinstance(centers, MultiValue) else [centers]
         w_list = list(widths) if isinstance(widths, MultiValue) else [widths]
-        if len(c_list) == len(w_list) and len(c_list) > 0 and all(float(w) >= 1 for w in w_list):
+        try:
+            usable = (
+                len(c_list) == len(w_list) > 0
+                and all(float(w) >= 1 for w in w_list)
+                and all(float(c) == float(c) for c in c_list)
+            )
+        except (TypeError, ValueError):
+            usable = False
+        if usable:
             for keyword in (
                 "WindowCenter",
                 "WindowWidth",
