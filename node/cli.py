@@ -39,13 +39,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _setup_logging(settings: Settings | None, verbose: bool = False) -> None:
-    level = "DEBUG" if verbose else (settings.logging.level if settings else "INFO")
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING if level != "DEBUG" else logging.INFO)
+    from node.logs import setup_logging
+
+    setup_logging("DEBUG" if verbose else (settings.logging.level if settings else "INFO"))
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -76,6 +76,7 @@ class ModelSettings(Strict):
     @classmethod
     def _default_classify(cls, v: object) -> object:
         return BUNDLED_MODELS / "classify-demo" if v is None else v
+
     # "auto": CUDA/TensorRT when onnxruntime offers them, CPU otherwise. Or an explicit list.
     providers: Literal["auto", "cpu", "cuda", "tensorrt"] = "auto"
     intra_op_threads: int = Field(0, ge=0)  # 0 = ONNX Runtime's default (all cores)

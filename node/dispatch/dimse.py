@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 from pathlib import Path
+from typing import Any
 
 import pydicom
 from pynetdicom import AE, evt
@@ -20,9 +21,9 @@ _TRANSIENT_STATUS_PREFIX = 0xA700
 
 
 def _nodelay(event: evt.Event) -> None:
-    sock = event.assoc.dul.socket.socket
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    assoc_sock = event.assoc.dul.socket
+    if assoc_sock is not None and assoc_sock.socket is not None:
+        assoc_sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class _Negotiation:
@@ -32,11 +33,11 @@ class _Negotiation:
         self.reject: tuple[int, str] | None = None
 
     def on_acse(self, event: evt.Event) -> None:
-        p = event.primitive
+        p: Any = getattr(event, "primitive", None)
         if type(p).__name__ == "A_ASSOCIATE" and getattr(p, "result", None) in (1, 2):
             self.reject = (int(p.result), f"{p.result_str}: {p.reason_str}")
 
-    def handlers(self) -> list[tuple[evt.InterventionEvent | evt.NotificationEvent, object]]:
+    def handlers(self) -> list[Any]:
         return [(evt.EVT_CONN_OPEN, _nodelay), (evt.EVT_ACSE_RECV, self.on_acse)]
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from models.tiling import run_tiled
 from skimage.transform import resize
 
 from models.manifest import ModelManifest, load_manifest
+from models.tiling import run_tiled
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +126,9 @@ class Classification:
         cam = np.maximum(self.cams[class_index].astype(np.float32), 0.0)
         peak = float(cam.max())
         cam = cam / peak if peak > 0 else cam
-        return np.clip(resize(cam, shape, order=1, preserve_range=True), 0.0, 1.0).astype(
-            np.float32
-        )
+        big = np.asarray(resize(cam, shape, order=1, preserve_range=True), dtype=np.float32)
+        out: np.ndarray = np.clip(big, 0.0, 1.0)
+        return out
 
 
 class Classifier:

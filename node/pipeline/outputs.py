@@ -6,8 +6,9 @@ re-run after a crash produces the same objects again (the PACS overwrites instea
 
 from __future__ import annotations
 
+import hashlib
+
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
 
 from node.config import ResultSettings
 from node.pipeline.results.inputs import Analysis, Producer
@@ -16,7 +17,9 @@ from node.pipeline.results.sr import build_report_sr
 
 
 def stable_uid(*parts: str) -> str:
-    return str(generate_uid(prefix=None, entropy_srcs=list(parts)))
+    """A 2.25 UID derived from ``parts`` (the same parts always give the same UID)."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 def build_results(

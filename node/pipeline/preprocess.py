@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 from skimage.transform import resize
 
 # Beyond this many pixels an image is refused rather than risking the node's memory.
@@ -113,7 +113,8 @@ def from_unit_stored_range(r: Radiograph, unit: np.ndarray) -> np.ndarray:
         vmin, vmax = -(2 ** (r.bits_stored - 1)), 2 ** (r.bits_stored - 1) - 1
     else:
         vmin, vmax = 0, 2**r.bits_stored - 1
-    return np.clip(values, vmin, vmax).astype(r.stored.dtype)
+    out: np.ndarray = np.clip(values, vmin, vmax).astype(r.stored.dtype)
+    return out
 
 
 def to_unit_voi(r: Radiograph) -> np.ndarray:
@@ -130,7 +131,8 @@ def to_unit_voi(r: Radiograph) -> np.ndarray:
         shown, lo, hi = _percentile_window(modality)
     x = ((shown - lo) / max(hi - lo, 1e-6)).astype(np.float32)
     x = np.clip(x, 0.0, 1.0)
-    return (1.0 - x) if r.inverted else x
+    out: np.ndarray = (1.0 - x) if r.inverted else x
+    return out
 
 
 def _percentile_window(values: np.ndarray) -> tuple[np.ndarray, float, float]:

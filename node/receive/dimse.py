@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any
+from typing import Any, cast
 
 from pynetdicom import AE, evt
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.transport import ThreadedAssociationServer
 
 from node.config import NodeSettings
@@ -65,10 +66,12 @@ class DimseReceiver:
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
         ]
-        self.server = ae.start_server(
+        server = ae.start_server(
             (self.settings.bind, self.settings.dimse_port), block=False, evt_handlers=handlers
         )
-        host, port = self.server.server_address[:2]
+        assert server is not None
+        self.server = server
+        host, port = server.server_address[:2]
         log.info("DIMSE SCP %s listening on %s:%s", self.settings.ae_title, host, port)
         return str(host), int(port)
 
@@ -80,16 +83,16 @@ class DimseReceiver:
     @staticmethod
     def _on_conn_open(event: evt.Event) -> None:
         # Without TCP_NODELAY each C-STORE round trip can stall ~40 ms (Nagle + delayed ACK).
-        sock = event.assoc.dul.socket.socket
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assoc_sock = event.assoc.dul.socket
+        if assoc_sock is not None and assoc_sock.socket is not None:
+            assoc_sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     @staticmethod
     def _on_echo(event: evt.Event) -> int:
         return SUCCESS
 
     def _on_store(self, event: evt.Event) -> int:
-        req = event.request
+        req = cast(C_STORE, event.request)
         requestor = event.assoc.requestor
         received = Received(
             source="dimse",

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CRImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+CRImageStorage = "1.2.840.10008.5.1.4.1.1.1"
 
 PATIENT_NAME = "SYNTHETIC^PATIENT"
 PATIENT_ID = "SYN-0001"

@@ -20,9 +20,11 @@ with these repairs:
   Physician's Name) are added empty when absent.
 * Elements that pydicom cannot decode at all are dropped.
 
-Values that are merely too long (a 56-character Accession Number in SH) are kept: they identify the
-study in the PACS, so the result objects must carry the same value; dciodvfy then reports the same
-error on the result objects as on the source.
+* String values longer than their VR allows (a 56-character Accession Number in SH) are blanked
+  when the attribute is Type 2 in the patient/study modules, and left out otherwise: every object
+  the node writes must be valid DICOM. The study is still matched by its Study Instance UID.
+
+The list of changes names attributes only, never their values (it is logged; values may be PHI).
 """
 
 from __future__ import annotations
@@ -159,11 +161,32 @@ def _sanitize_temporal(ds: pydicom.Dataset, changes: list[str], path: str) -> No
         values = list(elem.value) if isinstance(elem.value, MultiValue) else [elem.value]
         repaired = [_repair_temporal(elem.VR, str(v)) for v in values]
         if any(r is None for r in repaired):
-            changes.append(f"blanked unparseable {elem.VR} {name} = {str(elem.value)[:40]!r}")
+            changes.append(f"blanked unparseable {elem.VR} {name}")
             elem.value = ""
         elif [str(v) for v in values] != repaired:
-            changes.append(f"normalised {elem.VR} {name} {str(elem.value)!r} -> {repaired!r}")
+            changes.append(f"normalised {elem.VR} {name}")
             elem.value = repaired if len(repaired) > 1 else repaired[0]
+
+
+_MAX_LENGTH = {"SH": 16, "LO": 64, "CS": 16, "AE": 16, "DS": 16, "IS": 12, "ST": 1024, "LT": 10240}
+
+
+def _sanitize_lengths(ds: pydicom.Dataset, changes: list[str]) -> None:
+    """Blank (Type 2 patient/study attributes) or remove top-level values too long for their VR."""
+    for elem in list(ds):
+        limit = _MAX_LENGTH.get(elem.VR)
+        if limit is None or elem.is_empty:
+            continue
+        values = list(elem.value) if isinstance(elem.value, MultiValue) else [elem.value]
+        if all(len(str(v)) <= limit for v in values):
+            continue
+        name = elem.keyword or str(elem.tag)
+        if name in _TYPE2_PATIENT_STUDY:
+            elem.value = ""
+            changes.append(f"blanked {name}: value longer than {limit} characters ({elem.VR})")
+        else:
+            del ds[elem.tag]
+            changes.append(f"removed {name}: value longer than {limit} characters ({elem.VR})")
 
 
 def sanitize_header(source: pydicom.Dataset) -> SanitizedHeader:
@@ -188,7 +211,7 @@ def sanitize_header(source: pydicom.Dataset) -> SanitizedHeader:
             out[tag]
         except Exception as exc:  # any decoding failure drops the element
             del out[tag]
-            changes.append(f"dropped undecodable element {tag}: {exc}")
+            changes.append(f"dropped undecodable element {tag} ({type(exc).__name__})")
 
     for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
         if not out.get(keyword):
@@ -199,20 +222,22 @@ def sanitize_header(source: pydicom.Dataset) -> SanitizedHeader:
     age = out.get("PatientAge")
     if age is not None and age != "" and not _AS.match(str(age)):
         del out.PatientAge
-        changes.append(f"removed invalid Patient's Age {str(age)!r}")
+        changes.append("removed invalid Patient's Age")
 
     sex = out.get("PatientSex")
     if sex is not None and sex not in ("", "M", "F", "O"):
         out.PatientSex = ""
-        changes.append(f"blanked invalid Patient's Sex {str(sex)!r}")
+        changes.append("blanked invalid Patient's Sex")
 
     for keyword in _SPACING_KEYWORDS:
         if keyword in out:
             try:
                 valid_pixel_spacing(out, keyword)
             except (ValueError, TypeError) as exc:
-                changes.append(f"removed {keyword} {out.get(keyword)!r}: {exc}")
+                changes.append(f"removed {keyword}: {exc}")
                 del out[keyword]
+
+    _sanitize_lengths(out, changes)
 
     for keyword in _TYPE2_PATIENT_STUDY:
         if keyword not in out:
