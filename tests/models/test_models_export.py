@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from models.classifier import TinyCNN
+from models.export import ParityError, check_parity, export_classify, export_deblur, rel_l2
+from models.manifest import load_manifest
+from models.rrdbnet import build_generator
+
+
+def test_rel_l2() -> None:
+    a = np.ones(4)
+    assert rel_l2(a, a) == 0.0
+    assert rel_l2(a * 1.1, a) == pytest.approx(0.1)
+
+
+def test_generator_export_parity_and_dynamic_axes(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    g = build_generator("tiny")
+    m = export_deblur(g, tmp_path / "g", config_name="tiny", metrics={"x": 1})
+    err = m.metrics["onnx_parity_rel_l2"]
+    assert isinstance(err, float) and err < 1e-4
+    print(f"generator parity rel L2 {err:.3g}")
+    model = onnx.load(str(tmp_path / "g" / "model.onnx"))
+    assert model.opset_import[0].version == 17
+    assert [i.name for i in model.graph.input] == ["image"]
+    assert [o.name for o in model.graph.output] == ["corrected"]
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["N", "", "H", "W"]
+    # Another shape, batch 3, through ORT.
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(tmp_path / "g" / "model.onnx"))
+    x = np.random.default_rng(0).random((3, 1, 20, 36)).astype(np.float32)
+    (y,) = sess.run(["corrected"], {"image": x})
+    with torch.no_grad():
+        ref = g(torch.from_numpy(x)).numpy()
+    assert rel_l2(y, ref) < 1e-4
+    man, _ = load_manifest(tmp_path / "g")
+    assert man.input.intensity == "stored_range" and man.input.multiple_of == 4
+    assert man.tile is not None and (man.tile.size, man.tile.overlap) == (512, 32)
+    assert man.outputs == {"image": "corrected"}
+    assert man.demonstration_only and "not for diagnostic use" in man.description
+
+
+def test_classifier_export_parity(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    m = export_classify(
+        TinyCNN(), tmp_path / "c", size=64, mean=0.5, std=0.25, architecture="TinyCNN"
+    )
+    errs = m.metrics["onnx_parity_rel_l2"]
+    assert isinstance(errs, dict) and max(errs.values()) < 1e-4
+    print(f"classifier parity rel L2 {errs}")
+    data = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert data["input"]["intensity"] == "voi_window" and data["input"]["size"] == 64
+    labels = {lab["name"]: lab for lab in data["labels"]}
+    assert labels["NORMAL"]["code"]["value"] == "17621005" and not labels["NORMAL"]["is_finding"]
+    assert labels["PNEUMONIA"]["code"] == {
+        "value": "233604007",
+        "scheme": "SCT",
+        "meaning": "Pneumonia",
+    }
+    assert labels["PNEUMONIA"]["is_finding"]
+
+
+def test_parity_failure_raises(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    g = build_generator("tiny")
+    export_deblur(g, tmp_path / "g", config_name="tiny")
+    other = build_generator("tiny")
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.5)
+    with pytest.raises(ParityError):
+        check_parity(other, tmp_path / "g" / "model.onnx", [(1, 1, 32, 32)], ["corrected"])

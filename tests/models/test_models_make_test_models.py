@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from models.manifest import load_manifest
+from models.tiling import run_tiled
+
+
+def test_layout_and_manifests(test_models: dict[str, Path]) -> None:
+    assert set(test_models) == {"deblur", "classify"}
+    for task, folder in test_models.items():
+        assert (folder / "manifest.json").is_file() and (folder / "model.onnx").is_file()
+        m, path = load_manifest(folder)
+        assert m.task == task and m.demonstration_only
+        assert path == folder / "model.onnx"
+
+
+def test_deblur_runs_tiled_in_onnxruntime(test_models: dict[str, Path]) -> None:
+    m, path = load_manifest(test_models["deblur"])
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out_name = m.outputs["image"]
+    assert m.tile is not None
+
+    def fn(b: np.ndarray) -> np.ndarray:
+        (y,) = sess.run([out_name], {m.input.name: b})
+        return np.asarray(y, dtype=np.float32)
+
+    img = np.random.default_rng(0).random((601, 555)).astype(np.float32)
+    out = run_tiled(img, fn, m.tile.size, m.tile.overlap, m.input.multiple_of)
+    assert out.shape == img.shape and np.isfinite(out).all()
+    assert float(np.abs(out - img).mean()) < 0.1  # near-identity fixture
+
+
+def test_classifier_runs_in_onnxruntime(test_models: dict[str, Path]) -> None:
+    m, path = load_manifest(test_models["classify"])
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    s = m.input.size
+    assert s is not None
+    x = ((np.random.default_rng(0).random((2, 1, s, s)) - m.input.mean) / m.input.std).astype(
+        np.float32
+    )
+    probs, cam = sess.run([m.outputs["probabilities"], m.outputs["cam"]], {m.input.name: x})
+    assert probs.shape == (2, len(m.labels))
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert cam.shape[:2] == (2, len(m.labels)) and (cam >= 0).all()
+    assert [lab.index for lab in m.labels] == [0, 1]
+
+
+def test_deterministic_and_cli(tmp_path: Path, test_models: dict[str, Path]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "models.make_test_models", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for task in ("deblur", "classify"):
+        a, _ = load_manifest(tmp_path / task)
+        b, _ = load_manifest(test_models[task])
+        assert a.sha256 == b.sha256 and a.device_uid == b.device_uid
