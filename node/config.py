@@ -130,7 +130,6 @@ class RoutingSettings(Strict):
 
 class LoggingSettings(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    json_format: bool = False
 
 
 class Settings(Strict):
