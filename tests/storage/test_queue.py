@@ -17,9 +17,14 @@ def _setup(url: str, n_jobs: int = 0):  # type: ignore[no-untyped-def]
     sessions = db.make_sessionmaker(engine)
     with sessions.begin() as s:
         inst = Instance(
-            sop_instance_uid="1.2.3", sop_class_uid="1.2", study_instance_uid="1.3",
-            series_instance_uid="1.4", transfer_syntax_uid="1.2.840.10008.1.2.1",
-            path="x", size=1, sha256="0" * 64,
+            sop_instance_uid="1.2.3",
+            sop_class_uid="1.2",
+            study_instance_uid="1.3",
+            series_instance_uid="1.4",
+            transfer_syntax_uid="1.2.840.10008.1.2.1",
+            path="x",
+            size=1,
+            sha256="0" * 64,
         )
         s.add(inst)
         s.flush()
@@ -80,7 +85,10 @@ def test_transient_failure_backs_off_then_fails_for_good(database_url: str) -> N
         job = queue.claim(sessions, ["process"], "w", lease_s=60)
         assert job is not None and job.attempts == attempt
         with sessions.begin() as s:
-            assert queue.fail(s, job.id, "w", "peer down", permanent=False, backoff=backoff) == "queued"
+            assert (
+                queue.fail(s, job.id, "w", "peer down", permanent=False, backoff=backoff)
+                == "queued"
+            )
     job = queue.claim(sessions, ["process"], "w", lease_s=60)
     assert job is not None
     with sessions.begin() as s:
@@ -105,7 +113,10 @@ def test_permanent_failure_is_not_retried_and_cancel(database_url: str) -> None:
     job = queue.claim(sessions, ["process"], "w", lease_s=60)
     assert job is not None
     with sessions.begin() as s:
-        assert queue.fail(s, job.id, "w", "rejected", permanent=True, backoff=queue.Backoff()) == "failed"
+        assert (
+            queue.fail(s, job.id, "w", "rejected", permanent=True, backoff=queue.Backoff())
+            == "failed"
+        )
     other = queue.claim(sessions, ["process"], "w", lease_s=60)
     assert other is not None and other.id != job.id
     with sessions.begin() as s:
