@@ -15,16 +15,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import pydicom
 from pydicom.dataset import Dataset
 from sqlalchemy.orm import Session, sessionmaker
 
-from node.config import Settings
+from node.config import ResultSettings, Settings
+from node.ingest import Received
 from node.metrics import Metrics
 from node.pipeline.analyse import Models, analyse
 from node.pipeline.outputs import build_results
 from node.pipeline.preprocess import UnsupportedImage, read_dataset
-from node.pipeline.results.inputs import Producer
+from node.pipeline.results.inputs import Analysis, Producer
+from node.route import Decision, decide
 from storage import queue
 from storage.files import FileStore
 from storage.tables import AuditEvent, Instance, Job
@@ -48,110 +52,233 @@ def encode(ds: Dataset) -> bytes:
     return buf.getvalue()
 
 
+@dataclass(frozen=True)
+class _Source:
+    id: int
+    path: Path
+    uid: str
+    received: Received
+
+
+@dataclass
+class _Produced:
+    source: _Source
+    analysis: Analysis
+    encoded: list[tuple[str, Dataset, bytes]]
+    seconds: float
+
+
+def result_settings(base: ResultSettings, decision: Decision) -> ResultSettings:
+    """The result settings narrowed to what the decision's pipeline produces."""
+    if not decision.results:
+        return base
+    return base.model_copy(
+        update={"corrected_sc": "sc" in decision.results, "report_sr": "sr" in decision.results}
+    )
+
+
+def _decision(ctx: WorkerContext, job: Job, first: _Source) -> tuple[Decision, bool]:
+    """The routing decision stored with the job, or (a job queued without one) decided now."""
+    stored = (job.detail or {}).get("route")
+    if stored:
+        return Decision.from_detail(stored), False
+    header = pydicom.dcmread(first.path, stop_before_pixels=True)
+    return decide(ctx.settings, header, first.received), True
+
+
 def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
-    """Run one claimed processing job to its end state; returns that state."""
+    """Run one claimed processing job to its end state; returns that state.
+
+    A job covers one instance, or every instance of a series/study grouped by an idle-timeout
+    trigger (``detail["group"]["instances"]``); each is analysed and its results are queued for
+    the destinations of the job's routing decision.
+    """
     backoff = queue.Backoff()
+    group = (job.detail or {}).get("group") or {}
+    member_ids = [int(i) for i in group.get("instances", [])] or [job.instance_id]
+    sources: list[_Source] = []
     with ctx.sessions() as s:
-        inst = s.get(Instance, job.instance_id)
-        if inst is None:
-            raise RuntimeError(f"job {job.id} names instance {job.instance_id}, which is gone")
-        path = ctx.store.abspath(inst.path)
-        source_uid = inst.sop_instance_uid
+        for iid in member_ids:
+            inst = s.get(Instance, iid)
+            if inst is None:
+                if iid == job.instance_id:
+                    raise RuntimeError(f"job {job.id} names instance {iid}, which is gone")
+                continue
+            sources.append(
+                _Source(
+                    inst.id,
+                    ctx.store.abspath(inst.path),
+                    inst.sop_instance_uid,
+                    Received(inst.source, inst.calling_ae, inst.called_ae, inst.peer_host),
+                )
+            )
+    first_uid = sources[0].uid
     t0 = time.perf_counter()
+    produced: list[_Produced] = []
+    skipped: list[tuple[str, str]] = []
     try:
-        ds = read_dataset(path)
-        analysis = analyse(ds, ctx.models)
-        results = build_results(analysis, ctx.settings.results, ctx.producer)
-        encoded = [(kind, r, encode(r)) for kind, r in results]
-    except UnsupportedImage as e:
-        return _give_up(ctx, job, owner, source_uid, f"cannot process: {e}", backoff)
+        decision, decided_now = _decision(ctx, job, sources[0])
+        settings = result_settings(ctx.settings.results, decision)
+        for src in sources if decision.pipeline else []:
+            t1 = time.perf_counter()
+            try:
+                ds = read_dataset(src.path)
+                analysis = analyse(ds, ctx.models)
+                results = build_results(analysis, settings, ctx.producer)
+                encoded = [(kind, r, encode(r)) for kind, r in results]
+            except UnsupportedImage as e:
+                skipped.append((src.uid, f"cannot process: {e}"))
+                continue
+            produced.append(_Produced(src, analysis, encoded, time.perf_counter() - t1))
     except Exception as e:  # a bug or a resource problem: retried up to max_attempts
-        log.exception("processing job %s (%s) failed", job.id, source_uid)
+        log.exception("processing job %s (%s) failed", job.id, first_uid)
         with ctx.sessions.begin() as s:
             state = queue.fail(
                 s, job.id, owner, f"{type(e).__name__}: {e}", permanent=False, backoff=backoff
             )
         ctx.metrics.processed.labels(outcome="error").inc()
         return state or "lost"
+    if decision.pipeline and not produced:
+        reason = (
+            "; ".join(r for _, r in skipped)
+            if len(skipped) == 1
+            else (f"cannot process any of {len(skipped)} instances: {skipped[0][1]}")
+        )
+        return _give_up(ctx, job, owner, first_uid, reason, backoff)
     elapsed = time.perf_counter() - t0
 
     # Write the result files first (durably), then index them and queue dispatch in one commit.
-    written: list[tuple[str, Dataset, str, int, str]] = []
-    for kind, r, data in encoded:
-        rel = ctx.store.relpath_for(
-            str(r.StudyInstanceUID), str(r.SeriesInstanceUID), str(r.SOPInstanceUID)
-        )
-        size = ctx.store.write_durably(rel, data)
-        written.append((kind, r, rel, size, hashlib.sha256(data).hexdigest()))
+    written: list[tuple[_Produced, list[tuple[str, Dataset, str, int, str]]]] = []
+    for p in produced:
+        files = []
+        for kind, r, data in p.encoded:
+            rel = ctx.store.relpath_for(
+                str(r.StudyInstanceUID), str(r.SeriesInstanceUID), str(r.SOPInstanceUID)
+            )
+            size = ctx.store.write_durably(rel, data)
+            files.append((kind, r, rel, size, hashlib.sha256(data).hexdigest()))
+        written.append((p, files))
     with ctx.sessions.begin() as s:
         ids: list[int] = []
-        for kind, r, rel, size, digest in written:
-            row = (
-                s.query(Instance).filter(Instance.sop_instance_uid == str(r.SOPInstanceUID)).first()
+        for p, files in written:
+            for kind, r, rel, size, digest in files:
+                row = (
+                    s.query(Instance)
+                    .filter(Instance.sop_instance_uid == str(r.SOPInstanceUID))
+                    .first()
+                )
+                if row is None:
+                    row = Instance(sop_instance_uid=str(r.SOPInstanceUID))
+                    s.add(row)
+                row.sop_class_uid = str(r.SOPClassUID)
+                row.study_instance_uid = str(r.StudyInstanceUID)
+                row.series_instance_uid = str(r.SeriesInstanceUID)
+                row.transfer_syntax_uid = str(r.file_meta.TransferSyntaxUID)
+                row.path = rel
+                row.size = size
+                row.sha256 = digest
+                row.origin = "result"
+                row.source = "local"
+                row.derived_from_id = p.source.id
+                row.result_kind = kind
+                s.flush()
+                ids.append(row.id)
+        detail: dict[str, object] = {"seconds": round(elapsed, 2), "worker": owner}
+        if produced:
+            a = produced[0].analysis
+            detail.update(
+                finding=a.top_finding.label,
+                probability=round(a.top_finding.probability, 4),
+                sharpness_before=a.sharpness_before,
+                sharpness_after=a.sharpness_after,
             )
-            if row is None:
-                row = Instance(sop_instance_uid=str(r.SOPInstanceUID))
-                s.add(row)
-            row.sop_class_uid = str(r.SOPClassUID)
-            row.study_instance_uid = str(r.StudyInstanceUID)
-            row.series_instance_uid = str(r.SeriesInstanceUID)
-            row.transfer_syntax_uid = str(r.file_meta.TransferSyntaxUID)
-            row.path = rel
-            row.size = size
-            row.sha256 = digest
-            row.origin = "result"
-            row.source = "local"
-            row.derived_from_id = job.instance_id
-            row.result_kind = kind
-            s.flush()
-            ids.append(row.id)
-        top = analysis.top_finding
-        ok = queue.complete(
-            s,
-            job.id,
-            owner,
-            detail={
-                "seconds": round(elapsed, 2),
-                "finding": top.label,
-                "probability": round(top.probability, 4),
-                "sharpness_before": analysis.sharpness_before,
-                "sharpness_after": analysis.sharpness_after,
-                "results": [str(r.SOPInstanceUID) for _, r, *_ in written],
-            },
-        )
+        detail["results"] = [str(r.SOPInstanceUID) for _, files in written for _, r, *_ in files]
+        if len(sources) > 1 or group:
+            detail["processed"] = [p.source.uid for p in produced]
+        if skipped:
+            detail["skipped"] = [{"instance": u, "reason": r} for u, r in skipped]
+        if decided_now:
+            detail["route"] = decision.to_detail()
+        ok = queue.complete(s, job.id, owner, detail=detail)
         if not ok:
             s.rollback()
             log.warning("job %s lost its lease while processing; another worker has it", job.id)
             return "lost"
         for result_id in ids:
-            for dest in ctx.settings.routing.send_results_to:
+            for dest in decision.send_results_to:
                 queue.enqueue(
                     s,
                     "dispatch",
                     result_id,
                     destination=dest,
                     parent_id=job.id,
+                    rule=decision.rule,
                     max_attempts=ctx.settings.dispatch.max_attempts,
                 )
-        s.add(
-            AuditEvent(
-                event="processed",
-                instance_uid=source_uid,
-                job_id=job.id,
-                actor=owner,
-                detail=f"{top.label} p={top.probability:.3f}; {len(written)} result(s)",
+        if decided_now:  # the ingest did not queue the forwards: do it now
+            for src in sources:
+                for dest in decision.forward_original_to:
+                    queue.enqueue(
+                        s,
+                        "dispatch",
+                        src.id,
+                        destination=dest,
+                        parent_id=job.id,
+                        rule=decision.rule,
+                        max_attempts=ctx.settings.dispatch.max_attempts,
+                        detail={"original": True},
+                    )
+            s.add(
+                AuditEvent(
+                    event="routed",
+                    instance_uid=first_uid,
+                    job_id=job.id,
+                    actor=owner,
+                    outcome="ignored" if decision.ignore else "ok",
+                    detail=decision.summary(),
+                )
             )
+        for p, files in written:
+            top = p.analysis.top_finding
+            s.add(
+                AuditEvent(
+                    event="processed",
+                    instance_uid=p.source.uid,
+                    job_id=job.id,
+                    actor=owner,
+                    detail=f"rule {decision.rule}, pipeline {decision.pipeline}: "
+                    f"{top.label} p={top.probability:.3f}; {len(files)} result(s)",
+                )
+            )
+        for uid, reason in skipped:
+            s.add(
+                AuditEvent(
+                    event="process.failed",
+                    instance_uid=uid,
+                    job_id=job.id,
+                    actor=owner,
+                    outcome="failed",
+                    detail=reason,
+                )
+            )
+    for p, files in written:
+        top = p.analysis.top_finding
+        ctx.metrics.processed.labels(outcome="ok").inc()
+        ctx.metrics.process_seconds.observe(p.seconds)
+        log.info(
+            "processed %s in %.1f s: %s p=%.3f, %d result(s)%s",
+            p.source.uid,
+            p.seconds,
+            top.label,
+            top.probability,
+            len(files),
+            f" (job {job.id}, {decision.group} group of {len(sources)})" if group else "",
         )
-    ctx.metrics.processed.labels(outcome="ok").inc()
-    ctx.metrics.process_seconds.observe(elapsed)
-    log.info(
-        "processed %s in %.1f s: %s p=%.3f, %d result(s)",
-        source_uid,
-        elapsed,
-        top.label,
-        top.probability,
-        len(written),
-    )
+    for uid, reason in skipped:
+        ctx.metrics.processed.labels(outcome="unsupported").inc()
+        log.warning("job %s: %s not processed: %s", job.id, uid, reason)
+    if not decision.pipeline:
+        log.info("job %s (%s): %s", job.id, first_uid, decision.summary())
     return queue.DONE
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from storage import db
 from storage.tables import Instance, Job
-from tests.support.ports import free_port, wait_for
+from tests.support.ports import GaveUp, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,6 +76,9 @@ class NodeProcess:
         if roles is None or "receiver" in roles or "all" in roles:
             wait_for(healthy, timeout, "the node's /healthz")
         return self
+
+    def health(self) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.http_url}/healthz", timeout=5).json())
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.ports import free_port, wait_for
+from tests.support.ports import GaveUp, free_port, wait_for
 
 ORTHANC_BIN = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
@@ -80,7 +80,7 @@ class Orthanc:
         def ready() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"Orthanc exited early; see {self.folder / 'orthanc.log'}")
+                raise GaveUp(f"Orthanc exited early; see {self.folder / 'orthanc.log'}")
             return httpx.get(f"{self.url}/system", timeout=2).status_code == 200
 
         wait_for(ready, 30, "Orthanc to answer on HTTP")

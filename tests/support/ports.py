@@ -10,6 +10,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+class GaveUp(Exception):
+    """Raised by a check to stop waiting at once (the awaited thing can no longer happen)."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -25,6 +29,8 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval:
             value = check()
             if value:
                 return value
+        except GaveUp:
+            raise
         except Exception as e:  # keep polling; report the last error on timeout
             last_exc = e
         time.sleep(interval)
