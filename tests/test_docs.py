@@ -55,7 +55,11 @@ def test_every_setting_is_in_config_yaml_with_a_comment() -> None:
 def _has_comment_above(key: str) -> bool:
     lines = CONFIG_TEXT.splitlines()
     for i, ln in enumerate(lines):
-        if re.match(rf"\s*{re.escape(key)}:", ln) and i > 0 and lines[i - 1].strip().startswith("#"):
+        if (
+            re.match(rf"\s*{re.escape(key)}:", ln)
+            and i > 0
+            and lines[i - 1].strip().startswith("#")
+        ):
             return True
     return False
 
@@ -81,3 +85,13 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "-e '.[test]'" in ci and "python -m pytest" in ci
     for pkg in ("dcmtk", "orthanc", "orthanc-dicomweb", "dicom3tools"):
         assert pkg in command and pkg in ci
+
+
+def test_dockerfiles_run_the_readme_commands() -> None:
+    for name in ("Dockerfile", "Dockerfile.gpu"):
+        text = (REPO / name).read_text()
+        assert 'pip install --no-cache-dir ".[postgres]"' in text, name
+        assert 'ENTRYPOINT ["sharpray"]' in text and '"serve"' in text, name
+        assert "USER 10001" in text and "HEALTHCHECK" in text, name
+    run = re.search(r"## Run it.*?```bash\n(.+?)\n```", README, re.S)
+    assert run and "pip install -e ." in run.group(1) and "sharpray serve" in run.group(1)
