@@ -109,11 +109,14 @@ class Node:
                 )
         if "receiver" in self.roles:
             ingestor = Ingestor(
-                self.store, self.sessions, process_max_attempts=self.settings.workers.max_attempts
+                self.store,
+                self.sessions,
+                process_max_attempts=self.settings.workers.max_attempts,
+                settings=self.settings,
             )
             self.receiver = DimseReceiver(self.settings.node, ingestor, self.metrics)
             self.dimse_address = self.receiver.start()
-            self._start_http()
+        self._start_http()  # every role serves /healthz and /metrics
         log.info("SharpRay %s started (roles: %s)", __version__, ", ".join(sorted(self.roles)))
 
     def _loop(self, name: str, kinds: list[str], handle: Any) -> None:

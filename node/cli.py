@@ -6,7 +6,9 @@
     sharpray jobs [--state S] [--failed] list jobs
     sharpray retry ID ... | --failed     queue failed jobs again
     sharpray cancel ID ...               cancel queued or failed jobs
-    sharpray echo DESTINATION            C-ECHO a configured destination
+    sharpray echo DESTINATION            C-ECHO (or DICOMweb ping) a configured destination
+    sharpray route --dry-run FILE ...    which routing rule matches, which actions follow
+    sharpray audit [--instance UID] ...  routing decisions, deliveries, admin actions
     sharpray config                      print the effective configuration
 
 Every command takes ``--config FILE`` (default: $SHARPRAY_CONFIG, else ./config.yaml if present).
@@ -120,19 +122,60 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
             q = q.where(Job.state == state)
         if args.kind:
             q = q.where(Job.kind == args.kind)
+        if args.destination:
+            q = q.where(Job.destination == args.destination)
+        if args.rule:
+            q = q.where(Job.rule == args.rule)
+        if args.instance:
+            q = q.where(Instance.sop_instance_uid == args.instance)
         q = q.order_by(Job.id.desc()).limit(args.limit)
         rows = s.execute(q).all()
-    print(f"{'ID':>6} {'KIND':9} {'STATE':10} {'TRY':>3} {'DEST':10} {'INSTANCE':40} ERROR")
+    if args.json:
+        out = [
+            {
+                "id": job.id,
+                "kind": job.kind,
+                "state": job.state,
+                "attempts": job.attempts,
+                "max_attempts": job.max_attempts,
+                "destination": job.destination,
+                "rule": job.rule,
+                "instance": uid,
+                "parent": job.parent_id,
+                "not_before": job.not_before.isoformat(),
+                "error": job.last_error,
+                "instances": len((job.detail.get("group") or {}).get("instances", [])) or 1,
+            }
+            for job, uid in reversed(rows)
+        ]
+        print(json.dumps(out, indent=2))
+        return 0
+    print(
+        f"{'ID':>6} {'KIND':9} {'STATE':10} {'TRY':>5} {'RULE':14} {'DEST':10} "
+        f"{'N':>2} {'INSTANCE':40} ERROR"
+    )
     for job, uid in reversed(rows):
+        n = len((job.detail.get("group") or {}).get("instances", [])) or 1
         print(
-            f"{job.id:>6} {job.kind:9} {job.state:10} {job.attempts:>3} "
-            f"{(job.destination or '-'):10} {uid:40} {(job.last_error or '')[:120]}"
+            f"{job.id:>6} {job.kind:9} {job.state:10} {job.attempts:>2}/{job.max_attempts:<2} "
+            f"{(job.rule or '-')[:14]:14} {(job.destination or '-')[:10]:10} {n:>2} {uid:40} "
+            f"{(job.last_error or '')[:120]}"
         )
     return 0
 
 
+def _admin() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except Exception:
+        return "cli"
+
+
 def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     from storage import queue
+    from storage.tables import AuditEvent
 
     if not args.ids and not args.failed:
         print("give job IDs or --failed", file=sys.stderr)
@@ -140,34 +183,152 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     sessions = _sessions(settings)
     with sessions.begin() as s:
         n = queue.retry(s, None if args.failed else args.ids)
+        what = "all failed jobs" if args.failed else "jobs " + ", ".join(map(str, args.ids))
+        s.add(AuditEvent(event="admin.retry", actor=_admin(), detail=f"{what}: {n} queued"))
     print(f"{n} job(s) queued again")
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     from storage import queue
+    from storage.tables import AuditEvent
 
     sessions = _sessions(settings)
     with sessions.begin() as s:
         n = queue.cancel(s, args.ids)
+        what = "jobs " + ", ".join(map(str, args.ids))
+        s.add(AuditEvent(event="admin.cancel", actor=_admin(), detail=f"{what}: {n} cancelled"))
     print(f"{n} job(s) cancelled")
     return 0
 
 
 def cmd_echo(args: argparse.Namespace, settings: Settings) -> int:
-    from node.dispatch import dimse
+    from node.config import DicomwebDestination, ReturnToSenderDestination
+    from node.dispatch import dimse, stow
     from node.dispatch.errors import DeliveryError
 
     dest = settings.destinations.get(args.destination)
     if dest is None:
-        print(f"no destination {args.destination!r} in the configuration", file=sys.stderr)
+        known = ", ".join(sorted(settings.destinations)) or "none"
+        print(
+            f"no destination {args.destination!r} in the configuration ({known})", file=sys.stderr
+        )
         return 2
+    if isinstance(dest, ReturnToSenderDestination):
+        print(
+            f"{args.destination} returns results to whichever modality sent the image: "
+            "there is no fixed peer to echo",
+            file=sys.stderr,
+        )
+        return 2
+    what = "DICOMweb ping (QIDO-RS)" if isinstance(dest, DicomwebDestination) else "C-ECHO"
     try:
-        dimse.echo(dest, settings.node.ae_title, settings.dispatch.timeout_s)
+        if isinstance(dest, DicomwebDestination):
+            stow.ping(dest, settings.dispatch.timeout_s)
+        else:
+            dimse.echo(dest, settings.node.ae_title, settings.dispatch.timeout_s)
     except DeliveryError as e:
-        print(f"C-ECHO failed: {e}", file=sys.stderr)
+        print(f"{what} to {args.destination} failed: {e}", file=sys.stderr)
         return 1
-    print(f"C-ECHO to {args.destination} ({dest.ae_title}@{dest.host}:{dest.port}) succeeded")
+    print(f"{what} to {args.destination} ({dest.describe()}) succeeded")
+    return 0
+
+
+def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
+    import pydicom
+
+    from node.ingest import Received
+    from node.route import explain
+
+    if not args.dry_run:
+        print(
+            "only --dry-run is supported: routing of received images is automatic", file=sys.stderr
+        )
+        return 2
+    files: list[Path] = []
+    for f in args.files:
+        p = Path(f)
+        files += sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
+    received = Received(
+        source=args.source, calling_ae=args.calling_ae, called_ae=args.called_ae or None
+    )
+    matched: dict[str, int] = {r.name: 0 for r in settings.routing.rules}
+    matched[settings.routing.fallback.name] = 0
+    report = []
+    for f in files:
+        try:
+            header = pydicom.dcmread(f, stop_before_pixels=True)
+        except Exception as e:
+            print(f"{f}: not a readable DICOM file ({type(e).__name__})", file=sys.stderr)
+            continue
+        run = explain(settings, header, received)
+        matched[run.decision.rule] += 1
+        entry = {
+            "file": str(f),
+            "sop_instance_uid": str(header.get("SOPInstanceUID", "")),
+            "rule": run.decision.rule,
+            "fallback": run.decision.fallback,
+            "actions": run.decision.to_detail(),
+            "summary": run.decision.summary(),
+            "checks": [
+                {"rule": c.rule, "matched": c.matched, "failed": c.failed} for c in run.checks
+            ],
+        }
+        report.append(entry)
+        if not args.json:
+            print(f"{f}: {entry['summary']}")
+            for c in run.checks:
+                mark = "match" if c.matched else f"no: {c.failed}"
+                print(f"    {c.rule}: {mark}")
+    unused = [name for name, n in matched.items() if n == 0]
+    if args.json:
+        print(json.dumps({"files": report, "rules_matching_nothing": unused}, indent=2))
+    elif files:
+        for name in unused:
+            print(f"rule {name} matches none of these {len(report)} file(s)")
+    return 0 if report else 1
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.tables import AuditEvent
+
+    sessions = _sessions(settings)
+    with sessions() as s:
+        q = select(AuditEvent)
+        if args.instance:
+            q = q.where(AuditEvent.instance_uid == args.instance)
+        if args.event:
+            q = q.where(AuditEvent.event == args.event)
+        if args.job:
+            q = q.where(AuditEvent.job_id == args.job)
+        if args.actor:
+            q = q.where(AuditEvent.actor == args.actor)
+        if args.outcome:
+            q = q.where(AuditEvent.outcome == args.outcome)
+        rows = list(s.scalars(q.order_by(AuditEvent.id.desc()).limit(args.limit)))
+    rows.reverse()
+    if args.json:
+        out = [
+            {
+                "id": e.id,
+                "at": e.at.isoformat(),
+                "event": e.event,
+                "instance": e.instance_uid,
+                "job": e.job_id,
+                "actor": e.actor,
+                "outcome": e.outcome,
+                "detail": e.detail,
+            }
+            for e in rows
+        ]
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{'AT (UTC)':19} {'EVENT':14} {'OUTCOME':8} {'JOB':>6} {'ACTOR':16} INSTANCE / DETAIL")
+    for e in rows:
+        print(
+            f"{e.at:%Y-%m-%d %H:%M:%S} {e.event:14} {e.outcome:8} {e.job_id or '-':>6} "
+            f"{(e.actor or '-')[:16]:16} {e.instance_uid or '-'} {e.detail or ''}"
+        )
     return 0
 
 
@@ -205,7 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--state", choices=["queued", "running", "done", "failed", "cancelled"])
     sp.add_argument("--failed", action="store_true", help="only failed jobs")
     sp.add_argument("--kind", choices=["process", "dispatch"])
+    sp.add_argument("--destination", help="only dispatch jobs to this destination")
+    sp.add_argument("--rule", help="only jobs created by this routing rule")
+    sp.add_argument("--instance", metavar="UID", help="only jobs of this SOP Instance UID")
     sp.add_argument("--limit", type=int, default=100)
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(func=cmd_jobs)
 
     sp = sub.add_parser("retry", help="queue failed jobs again")
@@ -217,9 +382,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("ids", nargs="+", type=int)
     sp.set_defaults(func=cmd_cancel)
 
-    sp = sub.add_parser("echo", help="C-ECHO a configured destination")
+    sp = sub.add_parser("echo", help="C-ECHO (DICOM) or ping (DICOMweb) a configured destination")
     sp.add_argument("destination")
     sp.set_defaults(func=cmd_echo)
+
+    sp = sub.add_parser("route", help="which routing rule a file would match, and what follows")
+    sp.add_argument("files", nargs="+", metavar="FILE", help="DICOM files or folders")
+    sp.add_argument("--dry-run", action="store_true", required=True, help="decide, change nothing")
+    sp.add_argument("--source", choices=["dimse", "dicomweb"], default="dimse")
+    sp.add_argument("--calling-ae", default=None, help="as if sent by this AE title")
+    sp.add_argument("--called-ae", default=None, help="as if sent to this AE title")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.set_defaults(func=cmd_route)
+
+    sp = sub.add_parser("audit", help="routing decisions, deliveries and admin actions")
+    sp.add_argument("--instance", metavar="UID", help="only events of this SOP Instance UID")
+    sp.add_argument("--event", help="received | routed | processed | delivery | admin.retry ...")
+    sp.add_argument("--job", type=int, help="only events of this job")
+    sp.add_argument("--actor", help="calling AE, destination name, worker or admin")
+    sp.add_argument("--outcome", choices=["ok", "retry", "failed", "ignored"])
+    sp.add_argument("--limit", type=int, default=100)
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.set_defaults(func=cmd_audit)
 
     sp = sub.add_parser("config", help="print the effective configuration")
     sp.set_defaults(func=cmd_config)

@@ -12,10 +12,12 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from node.pipeline.results.selection import ResultSelection
 
 ENV_PREFIX = "SHARPRAY_"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -101,35 +103,319 @@ class DispatchSettings(Strict):
     max_pdu: int = Field(0, ge=0)
 
 
+class TlsSettings(Strict):
+    """TLS for a DICOM association (PS3.15 B.1); off unless ``enabled``."""
+
+    enabled: bool = False
+    ca_file: Path | None = None  # trust these CAs for the peer's certificate; None = system CAs
+    cert_file: Path | None = None  # our client certificate (mutual TLS), PEM
+    key_file: Path | None = None  # its private key, PEM
+    check_hostname: bool = True  # the peer's certificate must name the host we connect to
+
+
 class DimseDestination(Strict):
+    """A DICOM peer that receives by C-STORE."""
+
     type: Literal["dimse"] = "dimse"
     ae_title: str
     host: str
     port: int = Field(ge=1, le=65535)
     calling_ae_title: str | None = None  # default: node.ae_title
+    tls: TlsSettings = TlsSettings()
 
     @field_validator("ae_title", mode="before")
     @classmethod
     def _ae(cls, v: object) -> str:
         return _check_ae(v)
 
+    @field_validator("calling_ae_title", mode="before")
+    @classmethod
+    def _calling_ae(cls, v: object) -> str | None:
+        return None if v is None else _check_ae(v)
 
-class ResultSettings(Strict):
-    corrected_sc: bool = True
-    report_sr: bool = True
+    def describe(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}" + (" (TLS)" if self.tls.enabled else "")
+
+
+class DicomwebAuth(Strict):
+    """How to authenticate to a DICOMweb server. Secrets come from the environment, never the file."""
+
+    type: Literal["none", "basic", "bearer"] = "none"
+    username: str | None = None  # basic: the user name
+    password_env: str | None = None  # basic: environment variable holding the password
+    token_env: str | None = None  # bearer: environment variable holding the token
+
+    @model_validator(mode="after")
+    def _complete(self) -> DicomwebAuth:
+        if self.type == "basic" and not (self.username and self.password_env):
+            raise ValueError("basic auth needs username and password_env")
+        if self.type == "bearer" and not self.token_env:
+            raise ValueError("bearer auth needs token_env")
+        return self
+
+
+class DicomwebDestination(Strict):
+    """A DICOMweb server that receives by STOW-RS (POST {url}/studies)."""
+
+    type: Literal["dicomweb"]
+    url: str  # the service root, e.g. https://pacs.example/dicom-web
+    auth: DicomwebAuth = DicomwebAuth()
+    ca_file: Path | None = None  # trust these CAs for https; None = system CAs
+    timeout_s: float | None = Field(None, gt=0)  # None = dispatch.timeout_s
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
+
+    def describe(self) -> str:
+        return f"STOW-RS {self.url}"
+
+
+class ReturnToSenderDestination(Strict):
+    """The modality that sent the source image: its calling AE title, at the host the association
+    came from, on ``port`` (the association's own source port is ephemeral)."""
+
+    type: Literal["return_to_sender"]
+    port: int = Field(104, ge=1, le=65535)  # the senders' C-STORE SCP port
+    ports: dict[str, int] = {}  # calling AE title -> its SCP port, where it differs from ``port``
+    calling_ae_title: str | None = None  # default: node.ae_title
+    tls: TlsSettings = TlsSettings()
+
+    def describe(self) -> str:
+        return f"return to sender (port {self.port})"
+
+
+Destination = Annotated[
+    DimseDestination | DicomwebDestination | ReturnToSenderDestination,
+    Field(discriminator="type"),
+]
+
+
+class ResultSettings(ResultSelection):
+    """The global default selection of result objects (corrected_sc, overlay_sc, gsps, seg,
+    report_sr: see ResultSelection) and how every result object is labelled."""
+
     series_number_sc: int = Field(9001, ge=0)
     series_number_sr: int = Field(9002, ge=0)
+    series_number_overlay: int = Field(9003, ge=0)
+    series_number_gsps: int = Field(9004, ge=0)
+    series_number_seg: int = Field(9005, ge=0)
     manufacturer: str = "SharpRay"
     institution: str | None = None
+    device_serial_number: str = Field("SHARPRAY-1", min_length=1, max_length=64)
+    # Hot regions (GSPS outlines, SR polylines): heatmap iso-level, most regions per image.
+    region_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    max_regions: int = Field(5, ge=1, le=50)
+
+
+# Result objects a pipeline can build (node/pipeline/outputs.py).
+RESULT_KINDS = ("sc", "sr")
+
+
+class PipelineSettings(Strict):
+    """A named pipeline: which result objects to produce for each radiograph."""
+
+    results: list[str] = ["sc", "sr"]
+
+    @field_validator("results")
+    @classmethod
+    def _kinds(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("a pipeline must produce at least one result")
+        bad = [k for k in v if k not in RESULT_KINDS]
+        if bad:
+            raise ValueError(f"unknown result kind(s) {bad}; known: {list(RESULT_KINDS)}")
+        return list(dict.fromkeys(v))
+
+
+def _as_list(v: object) -> object:
+    """A single value where a list is expected: ``calling_ae: CR1`` means ``[CR1]``."""
+    return [v] if isinstance(v, str | int | float) else v
+
+
+class AttributeCondition(Strict):
+    """One test on a DICOM attribute of the received header. Exactly one operator is given.
+
+    ``tag`` is a keyword (``Modality``) or a tag (``(0018,5101)``, ``0018,5101``, ``00185101``).
+    A multi-valued attribute satisfies the condition when any of its values does.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    tag: str
+    equals: str | float | None = None
+    in_: list[str | float] | None = Field(None, alias="in")
+    regex: str | None = None  # re.search against each value: anchor with ^...$ for a full match
+    present: bool | None = None  # true: present and not empty; false: absent or empty
+    lt: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    ge: float | None = None
+    negate: bool = False  # true: the condition holds when the test fails
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, v: str) -> str:
+        parse_tag(v)
+        return v
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"invalid regular expression: {e}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> AttributeCondition:
+        given = [k for k in OPERATORS if getattr(self, k) is not None]
+        if len(given) != 1:
+            names = ", ".join("in" if k == "in_" else k for k in OPERATORS)
+            raise ValueError(f"give exactly one of {names} (got {len(given)})")
+        return self
+
+    @property
+    def operator(self) -> str:
+        return next(k for k in OPERATORS if getattr(self, k) is not None)
+
+
+OPERATORS = ("equals", "in_", "regex", "present", "lt", "le", "gt", "ge")
+
+
+def parse_tag(text: str) -> int:
+    """A keyword or a (gggg,eeee) tag as an int; ValueError names what is wrong."""
+    from pydicom.datadict import tag_for_keyword
+
+    t = text.strip()
+    m = re.fullmatch(r"\(?\s*([0-9A-Fa-f]{4})\s*,?\s*([0-9A-Fa-f]{4})\s*\)?", t)
+    if m:
+        return int(m.group(1) + m.group(2), 16)
+    tag = tag_for_keyword(t)
+    if tag is None:
+        raise ValueError(f"{text!r} is neither a DICOM keyword nor a (gggg,eeee) tag")
+    return int(tag)
+
+
+class RuleMatch(Strict):
+    """When a rule applies: every given condition must hold (empty lists match anything)."""
+
+    source: list[Literal["dimse", "dicomweb"]] = []  # how the instance arrived
+    calling_ae: list[str] = []  # the sender's AE title (DIMSE), any of these
+    called_ae: list[str] = []  # the AE title it called us by (DIMSE), any of these
+    attributes: list[AttributeCondition] = []  # tests on the DICOM header, all must hold
+
+    @field_validator("source", "calling_ae", "called_ae", mode="before")
+    @classmethod
+    def _listify(cls, v: object) -> object:
+        return _as_list(v)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.source or self.calling_ae or self.called_ae or self.attributes)
+
+
+class TriggerSettings(Strict):
+    """When processing starts: per instance at once, or per series/study once no new instance
+    of it has arrived for ``idle_s`` seconds (a PA and a lateral often come as two series)."""
+
+    group: Literal["instance", "series", "study"] = "instance"
+    idle_s: float = Field(0.0, ge=0)
+
+
+class FallbackRuleSettings(Strict):
+    """A rule's actions; the fallback rule is only this (it applies when no rule matches)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    process: str | None = None  # a pipeline name (``pipelines``); None = do not process
+    send_results_to: list[str] = []  # destinations for the results of ``process``
+    forward_original_to: list[str] = []  # destinations for the received instance, unchanged
+    ignore: bool = False  # do nothing (a log line and an audit row say so)
+    trigger: TriggerSettings = TriggerSettings()
+
+    @field_validator("send_results_to", "forward_original_to", mode="before")
+    @classmethod
+    def _listify(cls, v: object) -> object:
+        return _as_list(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FallbackRuleSettings:
+        acts = bool(self.process or self.forward_original_to)
+        if self.ignore and (acts or self.send_results_to):
+            raise ValueError(f"rule {self.name!r}: ignore cannot be combined with other actions")
+        if not self.ignore and not acts:
+            raise ValueError(
+                f"rule {self.name!r} does nothing: give process, forward_original_to or ignore"
+            )
+        if self.send_results_to and not self.process:
+            raise ValueError(f"rule {self.name!r}: send_results_to needs process")
+        if self.trigger.group != "instance" and not self.process:
+            raise ValueError(f"rule {self.name!r}: a series/study trigger needs process")
+        return self
+
+
+class RuleSettings(FallbackRuleSettings):
+    """A routing rule: conditions (``match``) and actions."""
+
+    match: RuleMatch = RuleMatch()
 
 
 class RoutingSettings(Strict):
-    # Destinations that receive every result (by name, from `destinations`).
-    send_results_to: list[str] = ["pacs"]
+    # Evaluated in order; the first rule whose ``match`` holds decides. None matched: fallback.
+    rules: list[RuleSettings] = []
+    fallback: FallbackRuleSettings = FallbackRuleSettings(
+        name="fallback", process="full", send_results_to=["pacs"]
+    )
+
+    @model_validator(mode="after")
+    def _names(self) -> RoutingSettings:
+        names = [r.name for r in self.rules] + [self.fallback.name]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"rule names must be unique: {dup}")
+        return self
 
 
 class LoggingSettings(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class DicomWebServerAuth(Strict):
+    """Who may use the node's DICOMweb service. Secrets come from the environment, never the file.
+
+    ``enabled``: "auto" asks for credentials on every DICOMweb request when ``node.http_bind`` is
+    not a loopback address, and on none when it is; true/false force it. Whatever it says, STOW-RS
+    (a write) is never open without credentials on a non-loopback address: with none configured
+    it answers 401 to every store.
+    """
+
+    enabled: Literal["auto"] | bool = "auto"
+    bearer_token_envs: list[str] = []  # environment variables, each holding one accepted token
+    basic_users: dict[str, str] = {}  # HTTP basic user name -> environment variable with password
+
+
+class DicomWebServerSettings(Strict):
+    """The node's own DICOMweb service (STOW-RS, QIDO-RS, WADO-RS) under /dicom-web."""
+
+    enabled: bool = True
+    # Public URL of the service root in RetrieveURL values (behind a proxy); None = from the request.
+    base_url: str | None = None
+    max_body_bytes: int = Field(4 * 1024**3, gt=0)  # larger STOW-RS requests: 413
+    max_instance_bytes: int = Field(512 * 1024**2, gt=0)  # larger parts: failure 0xA700
+    max_results: int = Field(1000, ge=1)  # QIDO-RS answers at most this many matches at once
+    auth: DicomWebServerAuth = DicomWebServerAuth()
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return None if v is None else v.rstrip("/")
 
 
 class Settings(Strict):
@@ -138,20 +424,34 @@ class Settings(Strict):
     models: ModelSettings = ModelSettings()
     workers: WorkerSettings = WorkerSettings()
     dispatch: DispatchSettings = DispatchSettings()
-    destinations: dict[str, DimseDestination] = {
-        "pacs": DimseDestination(ae_title="PACS", host="127.0.0.1", port=4242)
+    destinations: dict[str, Destination] = {
+        "pacs": DimseDestination(ae_title="PACS", host="127.0.0.1", port=4242),
+        "sender": ReturnToSenderDestination(type="return_to_sender"),
+    }
+    pipelines: dict[str, PipelineSettings] = {
+        "full": PipelineSettings(results=["sc", "sr"]),
+        "report_only": PipelineSettings(results=["sr"]),
     }
     routing: RoutingSettings = RoutingSettings()
     results: ResultSettings = ResultSettings()
     logging: LoggingSettings = LoggingSettings()
+    dicomweb: DicomWebServerSettings = DicomWebServerSettings()
 
     @model_validator(mode="after")
-    def _destinations_exist(self) -> Settings:
-        for name in self.routing.send_results_to:
-            if name not in self.destinations:
+    def _references_exist(self) -> Settings:
+        known = ", ".join(sorted(self.destinations)) or "none"
+        for rule in [*self.routing.rules, self.routing.fallback]:
+            for key in ("send_results_to", "forward_original_to"):
+                for name in getattr(rule, key):
+                    if name not in self.destinations:
+                        raise ValueError(
+                            f"routing rule {rule.name!r}: {key} names destination {name!r}, "
+                            f"which is not in destinations ({known})"
+                        )
+            if rule.process is not None and rule.process not in self.pipelines:
                 raise ValueError(
-                    f"routing.send_results_to names destination {name!r}, "
-                    f"which is not in destinations ({', '.join(sorted(self.destinations)) or 'none'})"
+                    f"routing rule {rule.name!r}: process names pipeline {rule.process!r}, "
+                    f"which is not in pipelines ({', '.join(sorted(self.pipelines)) or 'none'})"
                 )
         return self
 
@@ -177,8 +477,24 @@ class Settings(Strict):
                         "classify": fix(self.models.classify),
                     }
                 ),
+                "destinations": {
+                    name: _resolve_destination_paths(d, fix)
+                    for name, d in self.destinations.items()
+                },
             }
         )
+
+
+def _resolve_destination_paths(d: BaseModel, fix: Any) -> Any:
+    """CA, certificate and key files of a destination, relative to the config file's folder."""
+    update: dict[str, Any] = {}
+    for key in ("ca_file", "cert_file", "key_file"):
+        if getattr(d, key, None) is not None:
+            update[key] = fix(getattr(d, key))
+    tls = getattr(d, "tls", None)
+    if isinstance(tls, TlsSettings):
+        update["tls"] = _resolve_destination_paths(tls, fix)
+    return d.model_copy(update=update) if update else d
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

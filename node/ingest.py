@@ -11,13 +11,19 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pydicom
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from node.config import Settings
+from node.route import Decision, decide, uses_attributes
+from node.schedule import schedule
 from node.sop import ACCEPTED_TRANSFER_SYNTAXES, PROCESSABLE_SOP_CLASSES
 from storage import queue
 from storage.files import FileStore, InvalidUID, check_uid
@@ -53,6 +59,14 @@ class OutOfResources(IngestError):
     """Disk below the watermark or the write failed (DIMSE 0xA700, HTTP 503)."""
 
 
+class SOPClassNotSupported(NotSupported):
+    """The SOP class is not one the node takes (STOW-RS failure reason 0x0122)."""
+
+
+class TransferSyntaxNotSupported(NotSupported):
+    """The transfer syntax is not one the node takes (STOW-RS failure reason 0xC122)."""
+
+
 @dataclass(frozen=True)
 class Received:
     """Who sent it, how."""
@@ -78,12 +92,97 @@ class Header:
     study_instance_uid: str
     series_instance_uid: str
     transfer_syntax_uid: str
+    # the attributes QIDO-RS matches on (``index_attributes``), for the Instance row
+    attributes: Mapping[str, str | int | None] = field(default_factory=dict, compare=False)
+
+
+# -- the index QIDO-RS searches (Instance columns, migration 0002) ------------------------------
+# Bump INDEX_VERSION when the set changes: rows with an older version are re-read at start.
+INDEX_VERSION = 1
+# keyword -> (Instance column, longest value kept); DA/TM/CS/LO/SH/PN values as strings
+INDEXED_STRINGS: dict[str, tuple[str, int]] = {
+    "SpecificCharacterSet": ("specific_character_set", 64),
+    "PatientName": ("patient_name", 324),
+    "PatientID": ("patient_id", 64),
+    "PatientBirthDate": ("patient_birth_date", 16),
+    "PatientSex": ("patient_sex", 16),
+    "StudyDate": ("study_date", 16),
+    "StudyTime": ("study_time", 32),
+    "AccessionNumber": ("accession_number", 64),
+    "StudyID": ("study_id", 64),
+    "StudyDescription": ("study_description", 128),
+    "ReferringPhysicianName": ("referring_physician_name", 324),
+    "Modality": ("modality", 16),
+    "SeriesDescription": ("series_description", 128),
+    "PerformedProcedureStepStartDate": ("performed_procedure_step_start_date", 16),
+    "PerformedProcedureStepStartTime": ("performed_procedure_step_start_time", 32),
+}
+# keyword -> Instance column; IS/US values as integers
+INDEXED_INTEGERS: dict[str, str] = {
+    "SeriesNumber": "series_number",
+    "InstanceNumber": "instance_number",
+    "Rows": "rows",
+    "Columns": "columns",
+    "BitsAllocated": "bits_allocated",
+    "NumberOfFrames": "number_of_frames",
+}
+INDEX_TAGS = [*INDEXED_STRINGS, *INDEXED_INTEGERS]
+
+
+def _text(value: object) -> str:
+    if isinstance(value, list | tuple | MultiValue):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def index_attributes(ds: Dataset) -> dict[str, str | int | None]:
+    """The QIDO-RS index columns of one dataset (a malformed optional value indexes as None).
+
+    The one function that fills these columns: ingest (received instances), the worker (the
+    results it writes) and the start-up backfill all use it.
+    """
+    out: dict[str, str | int | None] = {}
+    for keyword, (column, limit) in INDEXED_STRINGS.items():
+        value: str | None = None
+        try:
+            raw = ds.get(keyword)
+            if raw is not None and raw != "":
+                text = _text(raw).strip().rstrip("\x00")
+                if keyword.endswith("Date"):
+                    text = text.replace(".", "")  # ACR-NEMA style 1970.01.01
+                elif keyword.endswith("Time"):
+                    text = text.replace(":", "")  # ACR-NEMA style 12:00:00
+                value = text[:limit] or None
+        except Exception:  # undecodable or malformed: not indexed, still stored
+            value = None
+        out[column] = value
+    for keyword, column in INDEXED_INTEGERS.items():
+        number: int | None = None
+        try:
+            raw = ds.get(keyword)
+            if raw is not None and raw != "":
+                number = int(raw)
+                if not -(2**31) <= number < 2**31:
+                    number = None
+        except Exception:
+            number = None
+        out[column] = number
+    return out
+
+
+def apply_index(inst: Instance, attributes: Mapping[str, str | int | None]) -> None:
+    """Set the QIDO-RS index columns of an Instance row (from ``index_attributes``)."""
+    for column, value in attributes.items():
+        setattr(inst, column, value)
+    inst.index_version = INDEX_VERSION
 
 
 def read_header(data: bytes) -> Header:
-    """Parse only the identifying attributes of a Part 10 file (no pixel data is touched)."""
+    """Parse only the identifying and indexed attributes of a Part 10 file (no pixel data)."""
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=HEADER_TAGS)
+        ds = pydicom.dcmread(
+            io.BytesIO(data), stop_before_pixels=True, specific_tags=HEADER_TAGS + INDEX_TAGS
+        )
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as e:
         raise CannotUnderstand(f"not a readable DICOM Part 10 stream ({type(e).__name__})") from e
     meta = getattr(ds, "file_meta", None)
@@ -95,6 +194,7 @@ def read_header(data: bytes) -> Header:
             study_instance_uid=check_uid(ds.get("StudyInstanceUID"), "Study Instance UID"),
             series_instance_uid=check_uid(ds.get("SeriesInstanceUID"), "Series Instance UID"),
             transfer_syntax_uid=check_uid(ts, "Transfer Syntax UID"),
+            attributes=index_attributes(ds),
         )
     except InvalidUID as e:
         raise DoesNotMatch(str(e)) from e
@@ -110,11 +210,15 @@ class Ingestor:
         *,
         process_max_attempts: int,
         min_free_bytes: int = 0,
+        settings: Settings | None = None,
     ) -> None:
         self.store = store
         self.sessions = sessions
         self.process_max_attempts = process_max_attempts
         self.min_free_bytes = min_free_bytes
+        # With settings, routing rules decide what follows (node.route); without, every
+        # instance gets a plain processing job (its routing is decided by the worker).
+        self.settings = settings
 
     def ingest(
         self,
@@ -123,18 +227,24 @@ class Ingestor:
         *,
         expect_sop_class: str | None = None,
         expect_sop_instance: str | None = None,
+        expect_study_instance: str | None = None,
     ) -> IngestResult:
         header = read_header(data)
         if expect_sop_instance is not None and header.sop_instance_uid != expect_sop_instance:
             raise DoesNotMatch("SOP Instance UID in the dataset differs from the request's")
         if expect_sop_class is not None and header.sop_class_uid != expect_sop_class:
             raise DoesNotMatch("SOP Class UID in the dataset differs from the request's")
+        if expect_study_instance is not None and header.study_instance_uid != expect_study_instance:
+            raise DoesNotMatch("Study Instance UID in the dataset differs from the request's")
         if header.sop_class_uid not in PROCESSABLE_SOP_CLASSES:
-            raise NotSupported(f"SOP class {header.sop_class_uid} is not accepted")
+            raise SOPClassNotSupported(f"SOP class {header.sop_class_uid} is not accepted")
         if header.transfer_syntax_uid not in ACCEPTED_TRANSFER_SYNTAXES:
-            raise NotSupported(f"transfer syntax {header.transfer_syntax_uid} is not accepted")
+            raise TransferSyntaxNotSupported(
+                f"transfer syntax {header.transfer_syntax_uid} is not accepted"
+            )
         if self.min_free_bytes and self.store.free_bytes() - len(data) < self.min_free_bytes:
             raise OutOfResources("free disk space is below the configured watermark")
+        decision = self._route(data, received)
         digest = hashlib.sha256(data).hexdigest()
         relpath = self.store.relpath_for(
             header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
@@ -167,15 +277,44 @@ class Ingestor:
             inst.calling_ae = received.calling_ae
             inst.called_ae = received.called_ae
             inst.peer_host = received.peer_host
+            apply_index(inst, header.attributes)
             s.flush()
-            job = queue.enqueue(s, "process", inst.id, max_attempts=self.process_max_attempts)
-            s.add(
-                AuditEvent(
-                    event="received",
-                    instance_uid=header.sop_instance_uid,
-                    job_id=job.id,
-                    actor=received.calling_ae or received.source,
-                    detail=f"via {received.source}; {'replaced' if existing else 'new'}",
-                )
+            received_event = AuditEvent(
+                event="received",
+                instance_uid=header.sop_instance_uid,
+                actor=received.calling_ae or received.source,
+                detail=f"via {received.source}"
+                + (f" from {received.peer_host}" if received.peer_host else "")
+                + (f" to {received.called_ae}" if received.called_ae else "")
+                + f"; {'replaced' if existing else 'new'}",
             )
-            return IngestResult(inst.id, header.sop_instance_uid, job.id, False)
+            s.add(received_event)
+            job_id: int | None
+            if decision is None or self.settings is None:
+                job_id = queue.enqueue(
+                    s, "process", inst.id, max_attempts=self.process_max_attempts
+                ).id
+            else:
+                done = schedule(
+                    s,
+                    decision,
+                    inst,
+                    actor=received.calling_ae or received.source,
+                    process_max_attempts=self.process_max_attempts,
+                    dispatch_max_attempts=self.settings.dispatch.max_attempts,
+                )
+                job_id = done.process_job_id or next(iter(done.dispatch_job_ids), None)
+            received_event.job_id = job_id
+            return IngestResult(inst.id, header.sop_instance_uid, job_id, False)
+
+    def _route(self, data: bytes, received: Received) -> Decision | None:
+        """The routing decision (before anything is written: a broken rule loses nothing)."""
+        if self.settings is None:
+            return None
+        header = Dataset()
+        if uses_attributes(self.settings):
+            try:
+                header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+            except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as e:
+                raise CannotUnderstand(f"header not readable ({type(e).__name__})") from e
+        return decide(self.settings, header, received)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pydicom
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
 
-from node.config import DimseDestination
+from node.config import DimseDestination, TlsSettings
 from node.dispatch.errors import PermanentFailure, TransientFailure
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,33 @@ class _Negotiation:
         return [(evt.EVT_CONN_OPEN, _nodelay), (evt.EVT_ACSE_RECV, self.on_acse)]
 
 
+def tls_context(tls: TlsSettings) -> ssl.SSLContext:
+    """A client TLS context from the destination's settings (PS3.15 B.1 secure transport)."""
+    ctx = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file) if tls.ca_file else None
+    )
+    ctx.check_hostname = tls.check_hostname
+    if tls.cert_file is not None:
+        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    return ctx
+
+
 def _associate(ae: AE, dest: DimseDestination) -> Association:
-    where = f"{dest.ae_title}@{dest.host}:{dest.port}"
+    where = dest.describe()
     neg = _Negotiation()
+    tls_args = None
+    if dest.tls.enabled:
+        try:
+            tls_args = (tls_context(dest.tls), dest.host)
+        except (OSError, ssl.SSLError) as e:
+            raise PermanentFailure(f"{where}: TLS settings unusable ({type(e).__name__})") from e
     try:
         assoc = ae.associate(
-            dest.host, dest.port, ae_title=dest.ae_title, evt_handlers=neg.handlers()
+            dest.host,
+            dest.port,
+            ae_title=dest.ae_title,
+            evt_handlers=neg.handlers(),
+            tls_args=tls_args,
         )
     except OSError as e:
         raise TransientFailure(f"{where} could not be reached: {e.strerror or e}") from e
@@ -75,7 +97,7 @@ def echo(dest: DimseDestination, calling_ae: str, timeout_s: float) -> None:
     finally:
         assoc.release()
     if not status or int(status.Status) != 0:
-        where = f"{dest.ae_title}@{dest.host}:{dest.port}"
+        where = dest.describe()
         raise TransientFailure(f"{where} answered C-ECHO with a failure")
 
 
@@ -89,7 +111,7 @@ def send_file(
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
     ae.maximum_pdu_size = max_pdu
     ae.add_requested_context(ds.SOPClassUID, [ts])
-    where = f"{dest.ae_title}@{dest.host}:{dest.port}"
+    where = dest.describe()
     assoc = _associate(ae, dest)
     try:
         accepted = [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == ds.SOPClassUID]

@@ -36,7 +36,14 @@ def test_relative_paths_resolve_against_config_folder(tmp_path: Path) -> None:
         ({"SHARPRAY_NODE__DIMSE_PORT": "seventy"}, "node.dimse_port"),
         ({"SHARPRAY_NODE__AE_TITLE": "WAY_TOO_LONG_AE_TITLE"}, "node.ae_title"),
         ({"SHARPRAY_NODE__NO_SUCH_KEY": "1"}, "node.no_such_key"),
-        ({"SHARPRAY_ROUTING__SEND_RESULTS_TO": "[nowhere]"}, "nowhere"),
+        (
+            {"SHARPRAY_ROUTING__FALLBACK": "{name: f, process: full, send_results_to: [nowhere]}"},
+            "nowhere",
+        ),
+        (
+            {"SHARPRAY_ROUTING__FALLBACK": "{name: f, process: no_such_pipeline}"},
+            "no_such_pipeline",
+        ),
         ({"SHARPRAY_WORKERS__LEASE_S": "-1"}, "workers.lease_s"),
     ],
 )

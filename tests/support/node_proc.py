@@ -178,7 +178,7 @@ def node_config(
         "workers": {"count": 1, "dispatchers": 1, "poll_s": 0.2, "lease_s": 120},
         "dispatch": {"backoff_initial_s": 1, "backoff_max_s": 5, "timeout_s": 20},
         "destinations": {},
-        "routing": {"send_results_to": []},
+        "routing": {"rules": [], "fallback": {"name": "fallback", "process": "full"}},
     }
     if pacs is not None:
         cfg["destinations"]["pacs"] = {
@@ -187,7 +187,7 @@ def node_config(
             "host": "127.0.0.1",
             "port": pacs[1],
         }
-        cfg["routing"]["send_results_to"] = ["pacs"]
+        cfg["routing"]["fallback"]["send_results_to"] = ["pacs"]
     for key, value in overrides.items():
         cfg.setdefault(key, {}).update(value)
     return cfg
