@@ -19,7 +19,7 @@ from pynetdicom import AE
 from tests.support.dcmtk import dciodvfy_errors, storescu
 from tests.support.node_proc import NodeProcess, node_config
 from tests.support.orthanc import Orthanc
-from tests.support.paths import require_shared_dicom
+from tests.support.paths import TEST_DATA, require_shared_dicom
 from tests.support.synthetic import PATIENT_ID, PATIENT_NAME, make_cr
 
 pytestmark = pytest.mark.e2e
@@ -60,10 +60,12 @@ def _start_node(
     return NodeProcess(tmp_path / "node", cfg).start()
 
 
+@pytest.mark.parametrize("dataset", ["shipped", "shared"])
 def test_real_radiographs_come_back_corrected_and_reported(
-    tmp_path: Path, tiny_models: dict[str, Path], orthanc: Orthanc
+    tmp_path: Path, tiny_models: dict[str, Path], orthanc: Orthanc, dataset: str
 ) -> None:
-    files = require_shared_dicom()
+    """Every real radiograph: tests/data (always), ../shared/data/cxr-dicom (every transfer syntax)."""
+    files = sorted(TEST_DATA.glob("*.dcm")) if dataset == "shipped" else require_shared_dicom()
     node = _start_node(tmp_path, tiny_models, orthanc)
     try:
         storescu(files, node.dimse_port, node.ae_title)
