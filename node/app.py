@@ -113,6 +113,7 @@ class Node:
                 self.sessions,
                 process_max_attempts=self.settings.workers.max_attempts,
                 settings=self.settings,
+                min_free_bytes=self.settings.storage.min_free_mb * 1024 * 1024,
             )
             self.receiver = DimseReceiver(self.settings.node, ingestor, self.metrics)
             self.dimse_address = self.receiver.start()

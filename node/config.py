@@ -40,6 +40,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TlsSettings(Strict):
+    """DICOM TLS for the SCP (PS3.15 Annex B, BCP 195 style: TLS 1.2 or newer)."""
+
+    enabled: bool = False
+    certificate: Path | None = None  # PEM certificate of this node
+    private_key: Path | None = None  # PEM private key (keep it readable by the node only)
+    ca_certificates: Path | None = None  # PEM bundle of CAs whose client certificates we trust
+    require_client_certificate: bool = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsSettings:
+        if self.enabled and (self.certificate is None or self.private_key is None):
+            raise ValueError("tls.enabled needs tls.certificate and tls.private_key")
+        if self.require_client_certificate and self.ca_certificates is None:
+            raise ValueError("tls.require_client_certificate needs tls.ca_certificates")
+        return self
+
+
 class NodeSettings(Strict):
     ae_title: str = "SHARPRAY"
     bind: str = "0.0.0.0"
@@ -52,6 +70,7 @@ class NodeSettings(Strict):
     network_timeout_s: float = Field(60.0, gt=0)
     # Calling AE titles allowed to store; empty = anyone.
     allowed_calling_aes: list[str] = []
+    tls: TlsSettings = TlsSettings()
 
     @field_validator("ae_title", mode="before")
     @classmethod
@@ -62,6 +81,8 @@ class NodeSettings(Strict):
 class StorageSettings(Strict):
     folder: Path = Path("var/store")
     database_url: str = "sqlite:///var/sharpray.db"
+    # Below this much free disk the receivers refuse new data (DIMSE 0xA700, HTTP 503).
+    min_free_mb: int = Field(500, ge=0)
 
 
 class ModelSettings(Strict):
@@ -468,6 +489,21 @@ class Settings(Strict):
                 url = "sqlite:///" + str(fix(Path(rel)))
         return self.model_copy(
             update={
+                "node": self.node.model_copy(
+                    update={
+                        "tls": self.node.tls.model_copy(
+                            update={
+                                k: fix(v)
+                                for k, v in (
+                                    ("certificate", self.node.tls.certificate),
+                                    ("private_key", self.node.tls.private_key),
+                                    ("ca_certificates", self.node.tls.ca_certificates),
+                                )
+                                if v is not None
+                            }
+                        )
+                    }
+                ),
                 "storage": self.storage.model_copy(
                     update={"folder": fix(self.storage.folder), "database_url": url}
                 ),

@@ -24,6 +24,7 @@ from node.ingest import (
     Received,
 )
 from node.metrics import Metrics
+from node.receive.tls import server_context
 from node.sop import ACCEPTED_TRANSFER_SYNTAXES, PROCESSABLE_SOP_CLASSES, VERIFICATION
 
 log = logging.getLogger(__name__)
@@ -67,12 +68,21 @@ class DimseReceiver:
             (evt.EVT_C_STORE, self._on_store),
         ]
         server = ae.start_server(
-            (self.settings.bind, self.settings.dimse_port), block=False, evt_handlers=handlers
+            (self.settings.bind, self.settings.dimse_port),
+            block=False,
+            evt_handlers=handlers,
+            ssl_context=server_context(self.settings.tls),
         )
         assert server is not None
         self.server = server
         host, port = server.server_address[:2]
-        log.info("DIMSE SCP %s listening on %s:%s", self.settings.ae_title, host, port)
+        log.info(
+            "DIMSE SCP %s listening on %s:%s%s",
+            self.settings.ae_title,
+            host,
+            port,
+            " (TLS)" if self.settings.tls.enabled else "",
+        )
         return str(host), int(port)
 
     def stop(self) -> None:
