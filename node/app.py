@@ -7,8 +7,6 @@ Roles: "all" (default), or any of "receiver" (DIMSE SCP + HTTP), "worker" (proce
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -27,22 +25,13 @@ from node.pipeline.infer import Classifier, Deblurrer, load_model
 from node.pipeline.results.inputs import Producer
 from node.pipeline.worker import Loop, WorkerContext, process_job
 from node.receive.dimse import DimseReceiver
+from node.recover import recover
 from storage import db, queue
 from storage.files import FileStore
 
 log = logging.getLogger(__name__)
 
 ROLES = ("receiver", "worker", "dispatcher")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
@@ -108,17 +97,20 @@ class Node:
                     f"dispatcher-{i}", ["dispatch"], lambda job, owner: deliver(dctx, job, owner)
                 )
         if "receiver" in self.roles:
-            ingestor = Ingestor(
-                self.store,
-                self.sessions,
-                process_max_attempts=self.settings.workers.max_attempts,
-                settings=self.settings,
-                min_free_bytes=self.settings.storage.min_free_mb * 1024 * 1024,
-            )
+            ingestor = self._ingestor()
             self.receiver = DimseReceiver(self.settings.node, ingestor, self.metrics)
             self.dimse_address = self.receiver.start()
         self._start_http()  # every role serves /healthz and /metrics
         log.info("SharpRay %s started (roles: %s)", __version__, ", ".join(sorted(self.roles)))
+
+    def _ingestor(self) -> Ingestor:
+        return Ingestor(
+            self.store,
+            self.sessions,
+            process_max_attempts=self.settings.workers.max_attempts,
+            settings=self.settings,
+            min_free_bytes=self.settings.storage.min_free_mb * 1024 * 1024,
+        )
 
     def _loop(self, name: str, kinds: list[str], handle: Any) -> None:
         w = self.settings.workers
@@ -138,13 +130,7 @@ class Node:
         self.threads.append(t)
 
     def _recover(self) -> None:
-        removed = self.store.clean_orphans()
-        if removed:
-            log.warning("removed %d partial file(s) left by an interrupted write", removed)
-        with self.sessions.begin() as s:
-            n = queue.release_orphans(s, socket.gethostname(), _pid_alive)
-        if n:
-            log.warning("re-queued %d job(s) whose process died", n)
+        recover(self.store, self.sessions, self._ingestor() if "receiver" in self.roles else None)
 
     def stop(self, timeout: float = 30.0) -> None:
         log.info("stopping")

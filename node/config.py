@@ -40,7 +40,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TlsSettings(Strict):
+class ScpTlsSettings(Strict):
     """DICOM TLS for the SCP (PS3.15 Annex B, BCP 195 style: TLS 1.2 or newer)."""
 
     enabled: bool = False
@@ -50,7 +50,7 @@ class TlsSettings(Strict):
     require_client_certificate: bool = False
 
     @model_validator(mode="after")
-    def _complete(self) -> TlsSettings:
+    def _complete(self) -> ScpTlsSettings:
         if self.enabled and (self.certificate is None or self.private_key is None):
             raise ValueError("tls.enabled needs tls.certificate and tls.private_key")
         if self.require_client_certificate and self.ca_certificates is None:
@@ -70,7 +70,7 @@ class NodeSettings(Strict):
     network_timeout_s: float = Field(60.0, gt=0)
     # Calling AE titles allowed to store; empty = anyone.
     allowed_calling_aes: list[str] = []
-    tls: TlsSettings = TlsSettings()
+    tls: ScpTlsSettings = ScpTlsSettings()
 
     @field_validator("ae_title", mode="before")
     @classmethod

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ssl
 
-from node.config import TlsSettings
+from node.config import ScpTlsSettings
 
 
-def server_context(tls: TlsSettings) -> ssl.SSLContext | None:
+def server_context(tls: ScpTlsSettings) -> ssl.SSLContext | None:
     if not tls.enabled:
         return None
     assert tls.certificate is not None and tls.private_key is not None  # checked by the settings

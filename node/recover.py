@@ -1,0 +1,90 @@
+"""Start-up recovery after a crash (SIGKILL, power loss) at any point.
+
+- Partial files in the store's tmp/ (a write that never reached its rename) are removed: their
+  sender never got a success status.
+- Files in the store with no index row (written and renamed, but the process died before the
+  commit, so no success status was sent either) are indexed again and queued, or quarantined with
+  the reason if they cannot be read. Indexing them is harmless: a resend of the same bytes is
+  recognised as a duplicate.
+- Jobs leased by dead processes of this host are queued again (storage.queue.release_orphans).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from node.ingest import IngestError, Ingestor, Received
+from storage import queue
+from storage.files import FileStore
+from storage.tables import Instance
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    partial_files: int
+    reindexed: int
+    quarantined: int
+    requeued_jobs: int
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def unindexed_files(store: FileStore, sessions: sessionmaker[Session]) -> list[str]:
+    """Store paths (relative) of .dcm files that no index row points to."""
+    on_disk = {
+        p.relative_to(store.root).as_posix()
+        for p in store.root.glob("*/*/*.dcm")
+        if not p.relative_to(store.root).as_posix().startswith(("tmp/", "quarantine/"))
+    }
+    if not on_disk:
+        return []
+    with sessions() as s:
+        indexed = set(s.scalars(select(Instance.path)))
+    return sorted(on_disk - indexed)
+
+
+def recover(
+    store: FileStore, sessions: sessionmaker[Session], ingestor: Ingestor | None
+) -> Recovered:
+    partial = store.clean_orphans()
+    if partial:
+        log.warning("removed %d partial file(s) left by an interrupted write", partial)
+    reindexed = quarantined = 0
+    if ingestor is not None:
+        for rel in unindexed_files(store, sessions):
+            path = store.abspath(rel)
+            data = path.read_bytes()
+            try:
+                ingestor.ingest(data, Received(source="recovered"))
+                reindexed += 1
+            except IngestError as e:
+                store.quarantine(data, f"found in the store without an index row: {e}")
+                path.unlink(missing_ok=True)
+                quarantined += 1
+        if reindexed or quarantined:
+            log.warning(
+                "recovered %d stored file(s) without index rows; quarantined %d",
+                reindexed,
+                quarantined,
+            )
+    with sessions.begin() as s:
+        requeued = queue.release_orphans(s, socket.gethostname(), _pid_alive)
+    if requeued:
+        log.warning("re-queued %d job(s) whose process died", requeued)
+    return Recovered(partial, reindexed, quarantined, requeued)

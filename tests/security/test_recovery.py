@@ -1,0 +1,47 @@
+"""Start-up recovery: partial writes removed, stored-but-unindexed files indexed or quarantined."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+
+from node.ingest import Ingestor, Received
+from node.recover import recover
+from storage import db
+from storage.files import FileStore
+from storage.tables import Instance, Job
+from tests.support.synthetic import make_cr
+
+
+def test_recover_after_a_crash_between_write_and_commit(tmp_path: Path, database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    sessions = db.make_sessionmaker(engine)
+    store = FileStore(tmp_path / "store")
+    ingestor = Ingestor(store, sessions, process_max_attempts=3)
+    indexed = make_cr(tmp_path / "a.dcm", 64, 64, seed=1)
+    ingestor.ingest((tmp_path / "a.dcm").read_bytes(), Received(source="dimse"))
+    # a file renamed into place whose index commit never happened
+    lost = make_cr(tmp_path / "b.dcm", 64, 64, seed=2)
+    rel = store.relpath_for(lost.StudyInstanceUID, lost.SeriesInstanceUID, lost.SOPInstanceUID)
+    store.abspath(rel).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / "b.dcm", store.abspath(rel))
+    # garbage with a UID-like name, and a partial write in tmp/
+    junk = store.root / "1.2.3" / "1.2.4" / "1.2.5.dcm"
+    junk.parent.mkdir(parents=True)
+    junk.write_bytes(b"not dicom at all")
+    (store.tmp / "abc.part").write_bytes(b"half")
+
+    result = recover(store, sessions, ingestor)
+    assert (result.partial_files, result.reindexed, result.quarantined) == (1, 1, 1)
+    with sessions() as s:
+        uids = set(s.scalars(select(Instance.sop_instance_uid)))
+        assert uids == {str(indexed.SOPInstanceUID), str(lost.SOPInstanceUID)}
+        assert len(list(s.scalars(select(Job).where(Job.kind == "process")))) == 2
+    assert not junk.exists() and not list(store.tmp.iterdir())
+    reasons = list(store.quarantine_dir.glob("*.reason.txt"))
+    assert len(reasons) == 1 and "without an index row" in reasons[0].read_text()
+    # idempotent
+    assert recover(store, sessions, ingestor) == type(result)(0, 0, 0, 0)
