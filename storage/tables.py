@@ -43,6 +43,35 @@ class Instance(Base):
     result_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # sc | sr | ...
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
+    # Header attributes indexed for QIDO-RS (migration 0002), filled by node.ingest.index_attributes
+    # on ingest and for results. ``index_version`` < node.ingest.INDEX_VERSION: not yet indexed.
+    index_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    specific_character_set: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    patient_name: Mapped[str | None] = mapped_column(String(324), nullable=True)
+    patient_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    patient_birth_date: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    patient_sex: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    study_date: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    study_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    accession_number: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    study_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    study_description: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    referring_physician_name: Mapped[str | None] = mapped_column(String(324), nullable=True)
+    modality: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    series_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    series_description: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    performed_procedure_step_start_date: Mapped[str | None] = mapped_column(
+        String(16), nullable=True
+    )
+    performed_procedure_step_start_time: Mapped[str | None] = mapped_column(
+        String(32), nullable=True
+    )
+    instance_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    columns: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bits_allocated: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    number_of_frames: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
 
 class Job(Base):
     """A unit of work in the durable queue.
