@@ -16,6 +16,8 @@ from sqlalchemy import text
 
 from node import __version__
 from node.config import Settings
+from node.dicomweb.context import DicomWebContext
+from node.dicomweb.index import backfill
 from node.dispatch.outbox import DispatchContext, deliver
 from node.ingest import Ingestor
 from node.metrics import Metrics
@@ -71,6 +73,8 @@ class Node:
     def start(self) -> None:
         db.upgrade(self.engine)
         self._recover()
+        if "receiver" in self.roles:
+            backfill(self.sessions, self.store)  # QIDO-RS index of rows older than it
         self.metrics.watch_queue(self._queue_depth)
         if "worker" in self.roles and self.settings.workers.count > 0:
             self.models = load_models(self.settings, self.metrics)
@@ -119,7 +123,12 @@ class Node:
         self.threads.append(t)
 
     def _start_http(self) -> None:
-        app = create_http_app(self.metrics, self.health)
+        dicomweb = None
+        if "receiver" in self.roles and self.settings.dicomweb.enabled:
+            dicomweb = DicomWebContext(
+                self.settings, self.sessions, self.store, self._ingestor(), self.metrics
+            )
+        app = create_http_app(self.metrics, self.health, dicomweb)
         n = self.settings.node
         config = uvicorn.Config(
             app, host=n.http_bind, port=n.http_port, log_config=None, access_log=False

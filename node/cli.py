@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         from node.pipeline.infer import ModelLoadError
         from node.pipeline.preprocess import UnsupportedImage
 
-        if isinstance(e, (UnsupportedImage, ModelLoadError, OSError)):
+        if isinstance(e, (UnsupportedImage, ModelLoadError, OSError, ConfigError)):
             print(f"sharpray: {e}", file=sys.stderr)
             return 1
         raise

@@ -1,9 +1,10 @@
-"""The node's HTTP app: /healthz (liveness and readiness) and /metrics (Prometheus)."""
+"""The node's HTTP app: /healthz (liveness and readiness), /metrics (Prometheus) and, on a
+receiver, the DICOMweb service under /dicom-web (node.dicomweb); /openapi.json describes it all."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -11,10 +12,17 @@ from fastapi.responses import JSONResponse
 from node import __version__
 from node.metrics import Metrics
 
+if TYPE_CHECKING:
+    from node.dicomweb.context import DicomWebContext
+
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def create_http_app(metrics: Metrics, health: Callable[[], dict[str, Any]]) -> FastAPI:
+def create_http_app(
+    metrics: Metrics,
+    health: Callable[[], dict[str, Any]],
+    dicomweb: DicomWebContext | None = None,
+) -> FastAPI:
     app = FastAPI(title="SharpRay", version=__version__)
 
     @app.get("/healthz", summary="Liveness and readiness of the node")
@@ -26,4 +34,8 @@ def create_http_app(metrics: Metrics, health: Callable[[], dict[str, Any]]) -> F
     def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)
 
+    if dicomweb is not None:
+        from node.dicomweb.api import install
+
+        install(app, dicomweb)
     return app
