@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.config import ResultSettings, Settings
-from node.ingest import Received
+from node.ingest import Received, apply_index, index_attributes
 from node.metrics import Metrics
 from node.pipeline.analyse import Models, analyse
 from node.pipeline.outputs import build_results
@@ -181,6 +181,7 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
                 row.source = "local"
                 row.derived_from_id = p.source.id
                 row.result_kind = kind
+                apply_index(row, index_attributes(r))  # searchable by QIDO-RS, like received ones
                 s.flush()
                 ids.append(row.id)
         detail: dict[str, object] = {"seconds": round(elapsed, 2), "worker": owner}
