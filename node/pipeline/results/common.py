@@ -24,6 +24,7 @@ IOD" inside this sequence; that warning is expected.
 from __future__ import annotations
 
 import datetime
+import hashlib
 from collections.abc import Sequence
 
 import highdicom as hd
@@ -55,8 +56,26 @@ BLUR_CORRECTED = hd.sr.CodedConcept(
     "SR-BLUR-COR", PRIVATE_SCHEME, "Blur effect of corrected image (0 sharp, 1 blurred)"
 )
 
+# Visual explanation (CID 217) and the codes of the heatmap objects.
+VISUAL_EXPLANATION = hd.sr.CodedConcept("130401", "DCM", "Visual explanation")
+GRAD_CAM = hd.sr.CodedConcept("130403", "DCM", "Gradient-weighted class activation")
+OUTLINE = hd.sr.CodedConcept("111041", "DCM", "Outline")
+ARTIFICIAL_INTELLIGENCE = hd.sr.CodedConcept("123110", "DCM", "Artificial Intelligence")
+MAXIMUM = hd.sr.CodedConcept("56851009", "SCT", "Maximum")
+MEAN = hd.sr.CodedConcept("373098007", "SCT", "Mean")
+AREA = hd.sr.CodedConcept("42798000", "SCT", "Area")
+UNIT_MM2 = hd.sr.CodedConcept("mm2", "UCUM", "square millimeter")
+UNIT_PIXELS = hd.sr.CodedConcept("{pixels}", "UCUM", "pixels")
+UNIT_ONE = hd.sr.CodedConcept("1", "UCUM", "no units")
+
 LO_MAX = 64  # Long String
 ST_MAX = 1024  # Short Text
+
+
+def stable_uid(*parts: str) -> str:
+    """A 2.25 UID derived from ``parts`` (the same parts always give the same UID)."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 def to_hd_code(code: ManifestCode) -> hd.sr.CodedConcept:

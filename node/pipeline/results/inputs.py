@@ -43,6 +43,8 @@ class Producer:
     model_name: str = "SharpRay"
     software_version: str = "0.1.0"
     institution: str | None = None
+    # Device Serial Number of the objects that must carry one (GSPS, SEG): this installation.
+    device_serial_number: str = "SHARPRAY-1"
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,8 @@ class Analysis:
 
     ``corrected`` has the source's shape and lies in the source's stored-value domain (same dtype
     family, same photometric interpretation, same bits stored), so it windows like the original.
-    ``heatmap`` is the class-activation map of the top finding, resized to the source's
-    rows x columns, scaled to [0, 1].
+    ``heatmap`` is the class-activation map (Grad-CAM) of the explained finding
+    (:attr:`explained_finding`), resized to the source's rows x columns, scaled to [0, 1].
     """
 
     source: pydicom.Dataset
@@ -68,3 +70,14 @@ class Analysis:
     @property
     def top_finding(self) -> Finding:
         return max(self.findings, key=lambda f: f.probability)
+
+    @property
+    def explained_finding(self) -> Finding:
+        """The class the heatmap explains: ``extra["explained_label"]`` when the pipeline names it,
+        else the most probable class that is a finding (else the most probable class)."""
+        name = self.extra.get("explained_label")
+        for f in self.findings:
+            if f.label == name:
+                return f
+        candidates = [f for f in self.findings if f.is_finding] or self.findings
+        return max(candidates, key=lambda f: f.probability)

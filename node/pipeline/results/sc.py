@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from typing import Any, cast
 
 import highdicom as hd
@@ -34,7 +35,17 @@ from node.pipeline.results.common import (
 from node.pipeline.results.inputs import Analysis, Producer
 from node.pipeline.results.sanitize import sanitize_header, valid_pixel_spacing
 
-__all__ = ["build_corrected_sc", "PAIRED_BODY_PARTS", "UNPAIRED_BODY_PARTS"]
+__all__ = [
+    "build_corrected_sc",
+    "derived_sc",
+    "display_unit",
+    "presentation_voi",
+    "series_laterality",
+    "voi_to_unit",
+    "source_reference",
+    "PAIRED_BODY_PARTS",
+    "UNPAIRED_BODY_PARTS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +176,7 @@ def _orientation(ref: pydicom.Dataset) -> tuple[tuple[str, str] | None, str | No
     return None, aot
 
 
-def _laterality(ref: pydicom.Dataset) -> tuple[str | None, bool]:
+def series_laterality(ref: pydicom.Dataset) -> tuple[str | None, bool]:
     """(Laterality R/L to pass to highdicom or None, whether an empty Laterality is needed).
 
     General Series Laterality is Type 2C: required for paired structures. It is copied when the
@@ -258,6 +269,150 @@ def _lossy(sc: pydicom.Dataset, ref: pydicom.Dataset) -> None:
         sc.LossyImageCompressionRatio = ratio
 
 
+def _first(value: object) -> float:
+    return float(value[0] if isinstance(value, MultiValue) else value)  # type: ignore[arg-type]
+
+
+def voi_to_unit(values: np.ndarray, voi: pydicom.Dataset) -> np.ndarray:
+    """Modality values -> [0, 1] through the first VOI of ``voi`` (PS3.3 C.11.2.1.2: LINEAR,
+    LINEAR_EXACT or SIGMOID window, else its VOI LUT), without the photometric inversion."""
+    v = np.asarray(values, dtype=np.float64)
+    if "WindowCenter" in voi and "WindowWidth" in voi:
+        c, w = _first(voi.WindowCenter), _first(voi.WindowWidth)
+        func = str(voi.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
+        if func == "SIGMOID":
+            x = 1.0 / (1.0 + np.exp(-4.0 * (v - c) / w))
+        elif func == "LINEAR_EXACT":
+            x = (v - c) / w + 0.5
+        elif w <= 1.0:
+            x = (v >= c - 0.5).astype(np.float64)
+        else:
+            x = (v - (c - 0.5)) / (w - 1.0) + 0.5
+        return np.clip(x, 0.0, 1.0).astype(np.float32)
+    if "VOILUTSequence" in voi:
+        item = voi.VOILUTSequence[0]
+        bits = int(item.LUTDescriptor[2])
+        from pydicom.pixels.processing import apply_voi_lut
+
+        shown = np.asarray(apply_voi_lut(v, voi, index=0), dtype=np.float64)
+        return np.clip(shown / float((1 << bits) - 1), 0.0, 1.0).astype(np.float32)
+    raise ValueError("no VOI window or VOI LUT")
+
+
+def presentation_voi(analysis: Analysis, *, on_source: bool = False) -> pydicom.Dataset:
+    """The Modality LUT rescale and VOI (window or VOI LUT) under which the corrected SC is shown
+    (``on_source``: under which the source image itself is shown), as a dataset holding only those
+    attributes: exactly what :func:`build_corrected_sc` writes, without building the SC.
+
+    With ``on_source`` the rescale is the source's own (no shift for signed values) and a window
+    the source lacks is computed from the corrected values (same geometry, nearly the same values).
+    """
+    ref = sanitize_header(analysis.source).dataset
+    pixels, offset = _checked_pixels(analysis.corrected, ref)
+    voi = pydicom.Dataset()
+    if on_source:
+        _rescale(voi, ref, 0)
+        pixels = analysis.corrected
+    else:
+        _rescale(voi, ref, offset)
+    _window(voi, ref, pixels)
+    return voi
+
+
+def display_unit(analysis: Analysis) -> np.ndarray:
+    """The corrected image as the corrected SC displays under its first VOI: float32 [0, 1],
+    bright = dense (MONOCHROME1 inverted), the source's rows x columns."""
+    ref = sanitize_header(analysis.source).dataset
+    pixels, _ = _checked_pixels(analysis.corrected, ref)
+    voi = presentation_voi(analysis)
+    slope = float(voi.get("RescaleSlope", 1.0))
+    intercept = float(voi.get("RescaleIntercept", 0.0))
+    unit = voi_to_unit(pixels.astype(np.float64) * slope + intercept, voi)
+    if str(ref.PhotometricInterpretation) == "MONOCHROME1":
+        unit = 1.0 - unit
+    return unit
+
+
+def source_reference(image: pydicom.Dataset) -> pydicom.Dataset:
+    """A Source Image Sequence item for ``image`` with purpose of reference 121322."""
+    item = pydicom.Dataset()
+    item.ReferencedSOPClassUID = image.SOPClassUID
+    item.ReferencedSOPInstanceUID = image.SOPInstanceUID
+    item.PurposeOfReferenceCodeSequence = [PURPOSE_SOURCE_FOR_PROCESSING]
+    return item
+
+
+def derived_sc(
+    ref: pydicom.Dataset,
+    pixels: np.ndarray,
+    photometric: str,
+    producer: Producer,
+    *,
+    series_instance_uid: str,
+    series_number: int,
+    instance_number: int,
+    sop_instance_uid: str,
+    series_description: str,
+    equipment: Sequence[hd.ContributingEquipment],
+    sources: Sequence[pydicom.Dataset],
+    burned_in_annotation: bool,
+) -> pydicom.Dataset:
+    """A Secondary Capture derived from the (sanitised) source header ``ref``, with what every SC
+    the node writes carries: the source's study, patient, geometry (pixel spacing, orientation,
+    laterality rules), ImageType DERIVED\\SECONDARY, Conversion Type WSD, Burned In Annotation, a
+    Source Image Sequence (purpose 121322) naming ``sources``, and lossy-compression history.
+    Written uncompressed (Explicit VR Little Endian). Derivation description and codes are the
+    caller's."""
+    try:
+        spacing: tuple[float, float] | None = valid_pixel_spacing(ref)
+    except ValueError:
+        spacing = None
+    orientation, orientation_type = _orientation(ref)
+    laterality, empty_laterality = series_laterality(ref)
+    sc = hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=ref,
+        pixel_array=pixels,
+        photometric_interpretation=photometric,
+        bits_allocated=8 if pixels.dtype == np.uint8 else 16,
+        coordinate_system=hd.CoordinateSystemNames.PATIENT,
+        series_instance_uid=series_instance_uid,
+        series_number=series_number,
+        sop_instance_uid=sop_instance_uid,
+        instance_number=instance_number,
+        manufacturer=producer.manufacturer,
+        # highdicom annotates this argument as tuple[int, int]; it writes any number as DS.
+        pixel_spacing=cast(Any, spacing),
+        laterality=laterality,
+        # Placeholder when the source has none; replaced by an empty value below (Type 2C).
+        patient_orientation=orientation or ("L", "F"),
+        anatomical_orientation_type=orientation_type,
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+        contributing_equipment=list(equipment),
+        series_description=series_description,
+        manufacturer_model_name=producer.model_name,
+        software_versions=producer.software_version,
+        institution_name=producer.institution,
+        coding_schemes=coding_schemes(),
+    )
+    # The full Patient and Study modules, not only the attributes from_ref_dataset takes.
+    sc.copy_patient_and_study_information(ref)
+
+    if orientation is None:
+        sc["PatientOrientation"] = DataElement(0x00200020, "CS", None)
+    if empty_laterality and "Laterality" not in sc:
+        sc["Laterality"] = DataElement(0x00200060, "CS", None)
+    if ref.get("BodyPartExamined"):
+        sc.BodyPartExamined = ref.BodyPartExamined
+
+    # General Image / SC Equipment: how the image was derived, and from what.
+    sc.ImageType = ["DERIVED", "SECONDARY"]
+    sc.ConversionType = "WSD"
+    sc.BurnedInAnnotation = "YES" if burned_in_annotation else "NO"
+    sc.SourceImageSequence = [source_reference(image) for image in sources]
+    _lossy(sc, ref)
+    return sc
+
+
 def build_corrected_sc(
     analysis: Analysis,
     producer: Producer,
@@ -287,12 +442,6 @@ def build_corrected_sc(
 
     model = analysis.deblur_model
     demo = model.demonstration_only
-    try:
-        spacing: tuple[float, float] | None = valid_pixel_spacing(ref)
-    except ValueError:
-        spacing = None
-    orientation, orientation_type = _orientation(ref)
-    laterality, empty_laterality = _laterality(ref)
     series_description = fit_text(
         [
             f"Motion-corrected by {producer.model_name} {model.version} ({model.name})",
@@ -305,51 +454,26 @@ def build_corrected_sc(
         processing_equipment(producer, "Motion blur correction and DICOM encoding"),
         algorithm_equipment(model, producer, "Motion blur reduction (deep learning model)"),
     ]
-
-    sc = hd.sc.SCImage.from_ref_dataset(
-        ref_dataset=ref,
-        pixel_array=pixels,
-        photometric_interpretation=photometric,
-        bits_allocated=int(ref.BitsAllocated),
-        coordinate_system=hd.CoordinateSystemNames.PATIENT,
+    sc = derived_sc(
+        ref,
+        pixels,
+        photometric,
+        producer,
         series_instance_uid=series_instance_uid,
         series_number=series_number,
-        sop_instance_uid=sop_instance_uid or generate_uid(),
         instance_number=instance_number,
-        manufacturer=producer.manufacturer,
-        # highdicom annotates this argument as tuple[int, int]; it writes any number as DS.
-        pixel_spacing=cast(Any, spacing),
-        laterality=laterality,
-        # Placeholder when the source has none; replaced by an empty value below (Type 2C).
-        patient_orientation=orientation or ("L", "F"),
-        anatomical_orientation_type=orientation_type,
-        transfer_syntax_uid=ExplicitVRLittleEndian,
-        contributing_equipment=equipment,
+        sop_instance_uid=sop_instance_uid or generate_uid(),
         series_description=series_description,
-        manufacturer_model_name=producer.model_name,
-        software_versions=producer.software_version,
-        institution_name=producer.institution,
-        coding_schemes=coding_schemes(),
+        equipment=equipment,
+        sources=[ref],
+        burned_in_annotation=False,
     )
-    # The full Patient and Study modules, not only the attributes from_ref_dataset takes.
-    sc.copy_patient_and_study_information(ref)
-
-    if orientation is None:
-        sc["PatientOrientation"] = DataElement(0x00200020, "CS", None)
-    if empty_laterality and "Laterality" not in sc:
-        sc["Laterality"] = DataElement(0x00200060, "CS", None)
-    if ref.get("BodyPartExamined"):
-        sc.BodyPartExamined = ref.BodyPartExamined
 
     # Image Pixel: the source's bit depth (safe: native encoding, values checked to fit).
     bits_stored = int(ref.BitsStored)
     sc.BitsStored = bits_stored
     sc.HighBit = bits_stored - 1
 
-    # General Image / SC Equipment: how the image was derived, and from what.
-    sc.ImageType = ["DERIVED", "SECONDARY"]
-    sc.ConversionType = "WSD"
-    sc.BurnedInAnnotation = "NO"
     description = (
         f"Motion blur reduced by {producer.model_name} {producer.software_version} with deep "
         f"learning model {model.name} {model.version} (Device UID {model.device_uid})."
@@ -358,13 +482,7 @@ def build_corrected_sc(
         description += f" {model.description}"
     sc.DerivationDescription = fit_text([description], ST_MAX, demo)
     sc.DerivationCodeSequence = [DERIVATION_EDGE_ENHANCEMENT, DERIVATION_DEBLUR]
-    source_item = pydicom.Dataset()
-    source_item.ReferencedSOPClassUID = ref.SOPClassUID
-    source_item.ReferencedSOPInstanceUID = ref.SOPInstanceUID
-    source_item.PurposeOfReferenceCodeSequence = [PURPOSE_SOURCE_FOR_PROCESSING]
-    sc.SourceImageSequence = [source_item]
 
     _rescale(sc, ref, offset)
     _window(sc, ref, pixels)
-    _lossy(sc, ref)
     return sc

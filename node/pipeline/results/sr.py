@@ -1,48 +1,71 @@
 """The classifier's findings as a TID 1500 Measurement Report (Comprehensive 3D SR).
 
-Content tree (highdicom ``MeasurementReport``):
+Content tree (highdicom ``MeasurementReport``), following IHE AI Results (AIR):
 
 * Observation context: the classifier as a device observer (Device Observer UID = the model's Device
   UID, name = model name and version, manufacturer = the producer, model name = the model's name).
 * Procedure reported: SCT 399208008 "Plain chest X-ray" when Body Part Examined is CHEST/THORAX,
   else SCT 168537006 "Plain radiography".
-* Image library: the source radiograph and the motion-corrected SC.
+* Image library: the source radiograph and, when it is sent, the motion-corrected SC.
 * One measurement group (TID 1501) per class the classifier answers: finding type = the class's
   code, a qualitative evaluation (class code = SCT 52101004 "Present" when the probability is >= 0.5,
   else SCT 272519000 "Absent"), and the probability as a measurement (DCM 122157 "Probability",
-  UCUM ``{probability}``), source image = the source radiograph.
+  UCUM ``{probability}``), source image = the source radiograph; algorithm = the classifier
+  (TID 4019: name, version).
+* One planar ROI group (TID 1410) per hot region of the heatmap (:mod:`regions`): finding type = the
+  explained class, method DCM 130403 "Gradient-weighted class activation", geometric purpose DCM
+  111041 "Outline", the region as a closed SCOORD POLYLINE (PIXEL coordinates, TLHC origin) on the
+  corrected SC (on the source when the SC is not sent), and measurements of the heatmap inside it
+  (maximum and mean, UCUM ``1``) and, where the image has a pixel spacing, its area in mm2.
+* When the heatmap SEG is sent: one planar ROI group that references its segment (TID 1410 with a
+  Referenced Segmentation Frame), so a reader finds the full heatmap from the report.
 * When the pipeline measured sharpness: one image-quality group (finding type DCM 111101 "Image
   Quality") with 99SHARPRAY SR-BLUR-SRC (``Analysis.sharpness_before``, on the source) and
   SR-BLUR-COR (``Analysis.sharpness_after``, on the SC): the blur effect of
   ``models/sharpness.py``, range [0, 1], lower = sharper, UCUM unit ``1``. Non-finite values are
   left out (logged).
 
+Tracking Unique Identifiers are derived from the SR's SOP Instance UID, so a re-run with the same
+UID writes the same document.
+
 Document flags: Completion Flag COMPLETE (the document holds everything the algorithms produced for
-this image), Verification Flag UNVERIFIED (no person has verified it) and Preliminary Flag
-PRELIMINARY (it is not the definitive means of communicating the findings; a reader's report is).
+this image), Verification Flag UNVERIFIED (no person has verified it, as AIR asks of AI results) and
+Preliminary Flag PRELIMINARY (it is not the definitive means of communicating the findings; a
+reader's report is).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 
 import highdicom as hd
+import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
-from pydicom.uid import SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import SecondaryCaptureImageStorage, SegmentationStorage, generate_uid
 
 from node.pipeline.results.common import (
+    AREA,
     BLUR_CORRECTED,
     BLUR_SOURCE,
+    GRAD_CAM,
     LO_MAX,
+    MAXIMUM,
+    MEAN,
+    OUTLINE,
+    UNIT_MM2,
+    UNIT_ONE,
     algorithm_equipment,
     coding_schemes,
     fit_text,
     processing_equipment,
+    stable_uid,
     to_hd_code,
 )
 from node.pipeline.results.inputs import Analysis, Producer
+from node.pipeline.results.regions import HotRegion
 from node.pipeline.results.sanitize import sanitize_header, valid_pixel_spacing
 
 __all__ = ["build_report_sr", "PRESENT_THRESHOLD"]
@@ -103,32 +126,140 @@ def _library_view(image: pydicom.Dataset) -> pydicom.Dataset:
     return view
 
 
+def _region_groups(
+    analysis: Analysis,
+    regions: Sequence[HotRegion],
+    image: pydicom.Dataset,
+    classifier_id: hd.sr.AlgorithmIdentification,
+    sop_uid: str,
+) -> list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations]:
+    """One TID 1410 group per hot region, its outline a SCOORD POLYLINE on ``image``."""
+    finding = analysis.explained_finding
+    code = to_hd_code(finding.code)
+    try:
+        spacing: tuple[float, float] | None = valid_pixel_spacing(image)
+    except ValueError:
+        spacing = None
+    groups = []
+    for i, region in enumerate(regions, start=1):
+        measurements = [
+            hd.sr.Measurement(
+                name=GRAD_CAM,
+                value=round(float(region.peak), 6),
+                unit=UNIT_ONE,
+                derivation=MAXIMUM,
+                algorithm_id=classifier_id,
+            ),
+            hd.sr.Measurement(
+                name=GRAD_CAM,
+                value=round(float(region.mean), 6),
+                unit=UNIT_ONE,
+                derivation=MEAN,
+                algorithm_id=classifier_id,
+            ),
+        ]
+        if spacing is not None:
+            measurements.append(
+                hd.sr.Measurement(
+                    name=AREA,
+                    value=round(float(region.area_px) * spacing[0] * spacing[1], 3),
+                    unit=UNIT_MM2,
+                    algorithm_id=classifier_id,
+                )
+            )
+        groups.append(
+            hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=stable_uid(sop_uid, "region", str(i)),
+                    identifier=f"Grad-CAM region {i} {finding.label}"[:LO_MAX],
+                ),
+                referenced_region=hd.sr.ImageRegion(
+                    graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+                    graphic_data=np.asarray(region.outline, dtype=np.float32),
+                    source_image=hd.sr.SourceImageForRegion.from_source_image(image),
+                ),
+                finding_type=code,
+                method=GRAD_CAM,
+                algorithm_id=classifier_id,
+                geometric_purpose=OUTLINE,
+                measurements=measurements,
+            )
+        )
+    return groups
+
+
+def _segment_group(
+    analysis: Analysis,
+    seg: pydicom.Dataset,
+    shown: pydicom.Dataset,
+    classifier_id: hd.sr.AlgorithmIdentification,
+    sop_uid: str,
+) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
+    """A TID 1410 group whose region is segment 1 of the heatmap SEG."""
+    explained = analysis.explained_finding
+    reference = hd.sr.ReferencedSegmentationFrame(
+        sop_class_uid=seg.SOPClassUID,
+        sop_instance_uid=seg.SOPInstanceUID,
+        frame_number=1,
+        segment_number=1,
+        source_image=hd.sr.SourceImageForSegmentation.from_source_image(shown),
+    )
+    # PS3.3 Table 10-3: Referenced Segment Number is present only when Referenced Frame Number
+    # is not; highdicom writes both. The SEG has one frame holding segment 1: keep the segment.
+    for item in reference:
+        for sop_ref in item.get("ReferencedSOPSequence", []):
+            if "ReferencedSegmentNumber" in sop_ref and "ReferencedFrameNumber" in sop_ref:
+                del sop_ref.ReferencedFrameNumber
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=stable_uid(sop_uid, "heatmap segment"),
+            identifier=f"Grad-CAM heatmap {explained.label}"[:LO_MAX],
+        ),
+        referenced_segment=reference,
+        finding_type=to_hd_code(explained.code),
+        method=GRAD_CAM,
+        algorithm_id=classifier_id,
+    )
+
+
 def build_report_sr(
     analysis: Analysis,
     producer: Producer,
-    corrected_sc: pydicom.Dataset,
+    corrected_sc: pydicom.Dataset | None,
     series_instance_uid: str,
     series_number: int,
     instance_number: int = 1,
     *,
     sop_instance_uid: str | None = None,
+    regions: Sequence[HotRegion] = (),
+    seg: pydicom.Dataset | None = None,
 ) -> pydicom.Dataset:
     """Build the AI result SR for ``analysis`` (see the module docstring for its content).
 
-    ``corrected_sc`` is the object :func:`build_corrected_sc` made for the same analysis; it must
-    belong to the source's study. ``sop_instance_uid`` defaults to a new UID (pass a stable one to
-    make retries idempotent). The source dataset is not modified.
+    ``corrected_sc`` is the object :func:`build_corrected_sc` made for the same analysis (pass it
+    only when it is sent too; with None the regions are drawn on the source image). ``regions``
+    are the heatmap's hot regions, ``seg`` the heatmap SEG when it is sent. Every object passed
+    must belong to the source's study. ``sop_instance_uid`` defaults to a new UID (pass a stable
+    one to make retries idempotent). The source dataset is not modified.
     """
     header = sanitize_header(analysis.source)
     for change in header.changes:
         log.info("source header sanitised for SR: %s", change)
     ref = header.dataset
-    if corrected_sc.SOPClassUID != SecondaryCaptureImageStorage:
-        raise ValueError("corrected_sc is not a Secondary Capture image")
-    if corrected_sc.StudyInstanceUID != ref.StudyInstanceUID:
-        raise ValueError("corrected_sc belongs to another study than the source")
+    if corrected_sc is not None:
+        if corrected_sc.SOPClassUID != SecondaryCaptureImageStorage:
+            raise ValueError("corrected_sc is not a Secondary Capture image")
+        if corrected_sc.StudyInstanceUID != ref.StudyInstanceUID:
+            raise ValueError("corrected_sc belongs to another study than the source")
+    if seg is not None:
+        if seg.SOPClassUID != SegmentationStorage:
+            raise ValueError("seg is not a Segmentation")
+        if seg.StudyInstanceUID != ref.StudyInstanceUID:
+            raise ValueError("seg belongs to another study than the source")
     if not analysis.findings:
         raise ValueError("analysis has no findings to report")
+    sop_uid = sop_instance_uid or generate_uid()
+    shown = ref if corrected_sc is None else corrected_sc
 
     clf = analysis.classifier_model
     deblur = analysis.deblur_model
@@ -136,7 +267,7 @@ def build_report_sr(
 
     device = hd.sr.DeviceObserverIdentifyingAttributes(
         uid=clf.device_uid,
-        name=f"{clf.name} {clf.version}",
+        name=f"{clf.name} {clf.version}"[:LO_MAX],
         manufacturer_name=producer.manufacturer,
         model_name=clf.name,
     )
@@ -151,7 +282,10 @@ def build_report_sr(
     )
     source_for_group = hd.sr.SourceImageForMeasurementGroup.from_source_image(ref)
 
-    groups: list[hd.sr.MeasurementsAndQualitativeEvaluations] = []
+    groups: list[
+        hd.sr.MeasurementsAndQualitativeEvaluations
+        | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+    ] = []
     for finding in analysis.findings:
         if not 0.0 <= finding.probability <= 1.0:
             raise ValueError(f"probability of {finding.label} is {finding.probability}")
@@ -159,7 +293,8 @@ def build_report_sr(
         groups.append(
             hd.sr.MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(
-                    uid=generate_uid(), identifier=f"classification {finding.label}"[:LO_MAX]
+                    uid=stable_uid(sop_uid, "classification", finding.label),
+                    identifier=f"classification {finding.label}"[:LO_MAX],
                 ),
                 finding_type=code,
                 algorithm_id=classifier_id,
@@ -180,6 +315,10 @@ def build_report_sr(
                 ],
             )
         )
+
+    groups.extend(_region_groups(analysis, regions, shown, classifier_id, sop_uid))
+    if seg is not None:
+        groups.append(_segment_group(analysis, seg, shown, classifier_id, sop_uid))
 
     quality: list[hd.sr.Measurement] = []
     metric_id = hd.sr.AlgorithmIdentification(
@@ -202,30 +341,39 @@ def build_report_sr(
                 value=float(value),
                 unit=UNIT_NONE,
                 algorithm_id=metric_id,
-                referenced_images=[hd.sr.SourceImageForMeasurement.from_source_image(image)],
+                referenced_images=(
+                    None
+                    if image is None
+                    else [hd.sr.SourceImageForMeasurement.from_source_image(image)]
+                ),
             )
         )
     if quality:
+        quality_sources = [source_for_group]
+        if corrected_sc is not None:
+            quality_sources.append(
+                hd.sr.SourceImageForMeasurementGroup.from_source_image(corrected_sc)
+            )
         groups.append(
             hd.sr.MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(
-                    uid=generate_uid(), identifier="image quality"
+                    uid=stable_uid(sop_uid, "image quality"), identifier="image quality"
                 ),
                 finding_type=IMAGE_QUALITY,
                 algorithm_id=metric_id,
-                source_images=[
-                    source_for_group,
-                    hd.sr.SourceImageForMeasurementGroup.from_source_image(corrected_sc),
-                ],
+                source_images=quality_sources,
                 measurements=quality,
             )
         )
 
+    library = [_library_view(ref)]
+    if corrected_sc is not None:
+        library.append(_library_view(corrected_sc))
     report = hd.sr.MeasurementReport(
         observation_context=observation_context,
         procedure_reported=procedure_code(ref),
         imaging_measurements=groups,
-        referenced_images=[_library_view(ref), _library_view(corrected_sc)],
+        referenced_images=library,
     )
     series_description = fit_text(
         [
@@ -240,12 +388,13 @@ def build_report_sr(
         algorithm_equipment(clf, producer, "Classification (deep learning model)"),
         algorithm_equipment(deblur, producer, "Motion blur reduction (deep learning model)"),
     ]
+    evidence = [ref] + [d for d in (corrected_sc, seg) if d is not None]
     return hd.sr.Comprehensive3DSR(
-        evidence=[ref, corrected_sc],
+        evidence=evidence,
         content=report[0],
         series_instance_uid=series_instance_uid,
         series_number=series_number,
-        sop_instance_uid=sop_instance_uid or generate_uid(),
+        sop_instance_uid=sop_uid,
         instance_number=instance_number,
         manufacturer=producer.manufacturer,
         is_complete=True,
