@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from node.pipeline.results.selection import ResultSelection
+from node.pipeline.results.selection import RESULT_KINDS, ResultSelection
 
 ENV_PREFIX = "SHARPRAY_"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -232,8 +232,8 @@ class ResultSettings(ResultSelection):
     max_regions: int = Field(5, ge=1, le=50)
 
 
-# Result objects a pipeline can build (node/pipeline/outputs.py).
-RESULT_KINDS = ("sc", "sr")
+# Result objects a pipeline can build: RESULT_KINDS (sc, overlay, gsps, seg, sr), from
+# node/pipeline/results/selection.py (node/pipeline/outputs.py builds them).
 
 
 class PipelineSettings(Strict):

@@ -28,6 +28,7 @@ from node.pipeline.analyse import Models, analyse
 from node.pipeline.outputs import build_results
 from node.pipeline.preprocess import UnsupportedImage, read_dataset
 from node.pipeline.results.inputs import Analysis, Producer
+from node.pipeline.results.selection import ResultSelection
 from node.route import Decision, decide
 from storage import queue
 from storage.files import FileStore
@@ -72,9 +73,7 @@ def result_settings(base: ResultSettings, decision: Decision) -> ResultSettings:
     """The result settings narrowed to what the decision's pipeline produces."""
     if not decision.results:
         return base
-    return base.model_copy(
-        update={"corrected_sc": "sc" in decision.results, "report_sr": "sr" in decision.results}
-    )
+    return base.model_copy(update=ResultSelection.from_kinds(decision.results).model_dump())
 
 
 def _decision(ctx: WorkerContext, job: Job, first: _Source) -> tuple[Decision, bool]:
