@@ -88,6 +88,7 @@ class Node:
                     manufacturer=self.settings.results.manufacturer,
                     software_version=__version__,
                     institution=self.settings.results.institution,
+                    device_serial_number=self.settings.results.device_serial_number,
                 ),
             )
             for i in range(self.settings.workers.count):

@@ -78,7 +78,12 @@ def cmd_process(args: argparse.Namespace, settings: Settings) -> int:
     analysis = analyse(ds, models)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    producer = Producer(manufacturer=settings.results.manufacturer, software_version=__version__)
+    producer = Producer(
+        manufacturer=settings.results.manufacturer,
+        software_version=__version__,
+        institution=settings.results.institution,
+        device_serial_number=settings.results.device_serial_number,
+    )
     written = []
     for kind, result in build_results(analysis, settings.results, producer):
         path = out / f"{kind}-{result.SOPInstanceUID}.dcm"
