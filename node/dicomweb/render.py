@@ -224,7 +224,7 @@ def render(
         img.thumbnail(viewport, Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     if media_type == "image/png":
-        img.save(buf, format="PNG")
+        img.save(buf, format="PNG", compress_level=1)  # speed over size: a viewer waits
     else:
         img.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()

@@ -7,7 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ class Orthanc:
     dicom_port: int
     http_port: int
     proc: subprocess.Popen[bytes] | None = None
+    # DICOMweb servers Orthanc may query and retrieve from (name -> [url] or {"Url": ...})
+    dicomweb_servers: dict[str, Any] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -60,7 +62,7 @@ class Orthanc:
             "UnknownSopClassAccepted": False,
             "OverwriteInstances": True,
             "DicomModalities": modalities or {},
-            "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Servers": self.dicomweb_servers},
         }
 
     def start(self) -> Orthanc:
@@ -114,7 +116,11 @@ class Orthanc:
         return r.content
 
 
-def start_orthanc(folder: Path, aet: str = "ORTHANC") -> Orthanc:
+def start_orthanc(
+    folder: Path, aet: str = "ORTHANC", dicomweb_servers: dict[str, Any] | None = None
+) -> Orthanc:
     if not orthanc_available():
         pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
-    return Orthanc(folder, aet, free_port(), free_port()).start()
+    return Orthanc(
+        folder, aet, free_port(), free_port(), dicomweb_servers=dict(dicomweb_servers or {})
+    ).start()
