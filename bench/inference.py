@@ -1,0 +1,238 @@
+"""Inference: ONNX Runtime vs PyTorch eager on the same weights, FLOPs and fraction of peak.
+
+Models: the deblurring generator (RRDBNet) in its shipped "light" configuration (the demo model)
+and the full-size ESRGAN configuration, and the demo classifier (EfficientNet-B3 with its CAM
+output). Seeded random weights: the speed of a convolution does not depend on the values, and the
+same state dict feeds both engines (exported with models.export, whose parity check must pass).
+
+Sizes: a 512x512 tile and a whole 2048x2048 radiograph, run as the node runs it (512 tiles with
+32 px overlap, blended). FLOPs are counted by torch's FlopCounterMode on the meta device (no
+compute): "useful" for the frame, "executed" including the tiles' overlap. Each measurement runs
+in a child process (bench.infer_child) so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import REPO, Json, Sizes, median
+
+log = logging.getLogger(__name__)
+
+TILE, OVERLAP = 512, 32
+CLASSIFIER: tuple[str, int] = ("efficientnet_b3", 224)  # the shipped classifier's input size
+SMOKE_CLASSIFIER: tuple[str, int] = ("tiny", 64)
+
+
+def prepare_deblur(folder: Path, config: str) -> Path:
+    """Seeded RRDBNet of a named configuration, exported to ONNX (parity checked) + state dict."""
+    import torch
+
+    from models.export import export_deblur
+    from models.manifest import TileSpec
+    from models.rrdbnet import CONFIGS, build_generator
+
+    out = folder / f"deblur-{config}"
+    if (out / "weights.pt").exists():
+        return out
+    torch.manual_seed(0)
+    gen = build_generator(config)
+    export_deblur(
+        gen,
+        out,
+        name=f"bench-deblur-{config}",
+        version="0.0.0-bench",
+        config_name=config,
+        training={"note": "untrained, torch.manual_seed(0): for timing only"},
+        description="Benchmark stand-in with random weights.",
+        tile=TileSpec(size=TILE, overlap=OVERLAP),
+    )
+    torch.save(gen.state_dict(), out / "weights.pt")
+    (out / "config.json").write_text(json.dumps({"rrdb": CONFIGS[config].as_dict()}))
+    return out
+
+
+def prepare_classifier(folder: Path, arch: str, size: int) -> Path:
+    import torch
+
+    from models.classifier import CamExport, build_classifier
+    from models.export import export_classify
+
+    out = folder / f"classify-{arch}-{size}"
+    if (out / "weights.pt").exists():
+        return out
+    torch.manual_seed(1)
+    model = build_classifier(arch)
+    export_classify(
+        model,
+        out,
+        size=size,
+        mean=0.5,
+        std=0.25,
+        architecture=f"{arch} (benchmark stand-in, random weights)",
+        name=f"bench-classify-{arch}",
+        version="0.0.0-bench",
+        training={"note": "untrained, torch.manual_seed(1): for timing only"},
+        description="Benchmark stand-in with random weights.",
+    )
+    torch.save(CamExport(model).state_dict(), out / "weights.pt")
+    (out / "config.json").write_text(json.dumps({"arch": arch, "size": size}))
+    return out
+
+
+def count_flops(task: str, name: str, size: int) -> float:
+    """FLOPs (2 x MACs) of one forward pass at ``size`` x ``size``, counted on the meta device."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        if task == "deblur":
+            from models.rrdbnet import build_generator
+
+            net: torch.nn.Module = build_generator(name)
+        else:
+            from models.classifier import CamExport, build_classifier
+
+            net = CamExport(build_classifier(name))
+        x = torch.empty(1, 1, size, size)
+        with FlopCounterMode(display=False) as fc:
+            net(x)
+    return float(fc.get_total_flops())
+
+
+def child(args: list[str], timeout: float = 1800) -> Json:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.infer_child", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=env,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"bench.infer_child {' '.join(args)} failed: {r.stderr[-2000:]}")
+    data: Json = json.loads(r.stdout.strip().splitlines()[-1])
+    return data
+
+
+def measure(
+    task: str,
+    model: str,
+    folder: Path,
+    size: int,
+    engine: str,
+    runs: int,
+    peak_gflops: float,
+    provider: str = "cpu",
+    fp16: bool = False,
+    onnx: str = "model.onnx",
+) -> Json:
+    args = ["--engine", engine, "--task", task, "--model-dir", str(folder), "--size", str(size)]
+    args += ["--tile", str(TILE), "--overlap", str(OVERLAP), "--runs", str(runs)]
+    args += ["--provider", provider, "--onnx", onnx] + (["--fp16"] if fp16 else [])
+    r = child(args)
+    ms = median(r["ms"])
+    tiled = task == "deblur" and size > TILE
+    useful = count_flops(task, model, size)
+    executed = count_flops(task, model, TILE) * r["tiles"] if tiled else useful
+    achieved = executed / (ms / 1000) / 1e9
+    return {
+        "task": task,
+        "model": model,
+        "size": size,
+        "tiled": tiled,
+        "tiles": r["tiles"],
+        "engine": engine,
+        "provider": provider,
+        "precision": "fp16" if fp16 else "fp32",
+        "providers_used": r["providers"],
+        "ms_median": round(ms, 2),
+        "ms_runs": r["ms"],
+        "peak_rss_mb": r["peak_rss_mb"],
+        "rss_before_runs_mb": r["rss_before_mb"],
+        "gpu_peak_mb": r.get("gpu_peak_mb"),
+        "gflop_useful": round(useful / 1e9, 2),
+        "gflop_executed": round(executed / 1e9, 2),
+        "achieved_gflops": round(achieved, 1),
+        "fraction_of_peak": round(achieved / peak_gflops, 3) if peak_gflops else None,
+    }
+
+
+def speedups(cases: list[Json], fast: str = "ort", slow: str = "torch") -> list[Json]:
+    out = []
+    keys = {(c["task"], c["model"], c["size"]) for c in cases}
+    for key in sorted(keys):
+        by = {c["engine"]: c for c in cases if (c["task"], c["model"], c["size"]) == key}
+        if fast in by and slow in by and by[fast]["ms_median"] > 0:
+            out.append(
+                {
+                    "task": key[0],
+                    "model": key[1],
+                    "size": key[2],
+                    f"{fast}_ms": by[fast]["ms_median"],
+                    f"{slow}_ms": by[slow]["ms_median"],
+                    "speedup": round(by[slow]["ms_median"] / by[fast]["ms_median"], 2),
+                }
+            )
+    return out
+
+
+def run(sizes: Sizes, work: Path, peak_gflops: float) -> Json:
+    work.mkdir(parents=True, exist_ok=True)
+    cases: list[Json] = []
+    skipped: list[Json] = []
+    for config in sizes.infer_configs:
+        folder = prepare_deblur(work, config)
+        per_tile: dict[str, float] = {}
+        for size in sizes.infer_sizes:
+            if config == "esrgan" and size > TILE and not sizes.heavy:
+                skipped.append({"model": config, "size": size, "reason": "needs --heavy"})
+                continue
+            runs = sizes.infer_runs if size <= TILE else 1
+            for engine in ("ort", "torch"):
+                c = measure("deblur", config, folder, size, engine, runs, peak_gflops)
+                cases.append(c)
+                if size == TILE:
+                    per_tile[engine] = c["ms_median"]
+        for s in skipped:
+            if s["model"] == config and per_tile:
+                from models.tiling import tile_starts
+
+                tiles = len(tile_starts(int(s["size"]), TILE, OVERLAP)) ** 2
+                s["estimated_s"] = {e: round(ms * tiles / 1000, 1) for e, ms in per_tile.items()}
+                s["estimate"] = f"{tiles} tiles x the measured {TILE}px tile time"
+    arch, px = SMOKE_CLASSIFIER if sizes.smoke else CLASSIFIER
+    folder = prepare_classifier(work, arch, px)
+    for engine in ("ort", "torch"):
+        runs = max(3, sizes.infer_runs * 2) if not sizes.smoke else 1
+        cases.append(measure("classify", arch, folder, px, engine, runs, peak_gflops))
+    return {
+        "peak_gflops": peak_gflops,
+        "tile": TILE,
+        "overlap": OVERLAP,
+        "cases": cases,
+        "speedups": speedups(cases),
+        "skipped": skipped,
+    }
+
+
+def demo_models(work: Path) -> tuple[dict[str, Path], str]:
+    """The shipped demo models when they are in the tree, else stand-ins of the same
+    architecture and size with random weights (the same cost)."""
+    weights = REPO / "models" / "weights"
+    deblur, classify = weights / "deblur-demo", weights / "classify-demo"
+    if (deblur / "manifest.json").exists() and (classify / "manifest.json").exists():
+        return {"deblur": deblur, "classify": classify}, "shipped demo models (models/weights)"
+    return (
+        {
+            "deblur": prepare_deblur(work, "light"),
+            "classify": prepare_classifier(work, *CLASSIFIER),
+        },
+        "stand-ins for the demo models (RRDBNet light + EfficientNet-B3 224, random weights)",
+    )
