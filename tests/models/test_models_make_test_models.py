@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 
 from models.manifest import load_manifest
 from models.tiling import run_tiled
@@ -64,3 +65,30 @@ def test_deterministic_and_cli(tmp_path: Path, test_models: dict[str, Path]) -> 
         a, _ = load_manifest(tmp_path / task)
         b, _ = load_manifest(test_models[task])
         assert a.sha256 == b.sha256 and a.device_uid == b.device_uid
+
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights"
+
+
+def test_shipped_demo_models_verify_and_run() -> None:
+    folders = [p for p in (WEIGHTS / "deblur-demo", WEIGHTS / "classify-demo") if p.is_dir()]
+    if not folders:
+        pytest.skip("no demo weights in models/weights")
+    for folder in folders:
+        m, path = load_manifest(folder)  # sha256 verified
+        assert m.demonstration_only and "not for diagnostic use" in m.description
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        if m.task == "deblur":
+            x = np.random.default_rng(0).random((1, 1, 64, 64)).astype(np.float32)
+            (y,) = sess.run([m.outputs["image"]], {"image": x})
+            assert y.shape == x.shape
+            psnr = m.metrics["psnr_db"]
+            assert isinstance(psnr, dict)
+            assert psnr["generator"]["all"] > psnr["blurred_input"]["all"]
+        else:
+            s = m.input.size
+            assert s is not None
+            x = np.zeros((1, 1, s, s), dtype=np.float32)
+            probs, cam = sess.run(["probabilities", "cam"], {"image": x})
+            assert probs.shape == (1, 2) and cam.shape[:2] == (1, 2)
+            assert "test" in m.metrics
