@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from node.dicomweb import query as qido
-from node.dicomweb.context import DICOM_JSON, PREFIX, DicomWebContext
+from node.dicomweb.context import DICOM_JSON, PREFIX, DicomWebContext, add_warnings
 from node.dicomweb.multipart import (
     MediaRange,
     file_chunks,
@@ -64,11 +64,6 @@ def _uid(value: str, what: str) -> str:
         raise HTTPException(400, f"the {what} in the path is not a UID") from None
 
 
-def _warning(text: str) -> str:
-    clean = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:500]
-    return '299 sharpray "' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _accepts(accept: str | None, *media_types: str) -> bool:
     return any(r.matches(m) for r in parse_accept(accept) for m in media_types)
 
@@ -90,8 +85,16 @@ def _qido_params(level: qido.Level) -> list[dict[str, Any]]:
         "instance": ["SOPInstanceUID", "SOPClassUID", "InstanceNumber"],
     }
     params: list[dict[str, Any]] = [
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": qido.MAX_INT},
+        },
+        {
+            "name": "offset",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 0, "maximum": qido.MAX_INT},
+        },
         {
             "name": "fuzzymatching",
             "in": "query",
@@ -101,22 +104,50 @@ def _qido_params(level: qido.Level) -> list[dict[str, Any]]:
             "name": "includefield",
             "in": "query",
             "description": "keywords or tags (comma-separated, repeatable), or 'all'",
-            "schema": {"type": "array", "items": {"type": "string"}},
+            "schema": {
+                "type": "array",
+                "items": {"type": "string", "pattern": r"^[A-Za-z0-9]+(,[A-Za-z0-9]+)*$"},
+            },
             "style": "form",
             "explode": True,
         },
     ]
     for lvl in qido.LEVELS[: qido.level_rank(level) + 1]:
         for kw in keys[lvl]:
+            vr = qido.ATTRIBUTES[kw].vr
+            schema: dict[str, Any] = {"type": "string"}
+            if vr in VALUE_PATTERNS:
+                schema["pattern"] = VALUE_PATTERNS[vr]
             params.append(
                 {
                     "name": kw,
                     "in": "query",
-                    "description": f"matching key ({qido.ATTRIBUTES[kw].vr})",
-                    "schema": {"type": "string"},
+                    "description": f"matching key ({vr}): {MATCHING[vr]}",
+                    "schema": schema,
                 }
             )
     return params
+
+
+_UID = r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*"
+_DA = r"[0-9]{8}"
+_TM = r"[0-9]{2}([0-9]{2}([0-9]{2}(\.[0-9]{1,6})?)?)?"
+VALUE_PATTERNS = {
+    "UI": rf"^\s*(\*|{_UID}([,\\]{_UID})*)?\s*$",
+    "DA": rf"^\s*(\*|{_DA}|{_DA}-|-{_DA}|{_DA}-{_DA})?\s*$",
+    "TM": rf"^\s*(\*|{_TM}|{_TM}-|-{_TM}|{_TM}-{_TM})?\s*$",
+    "IS": r"^\s*(\*|[+-]?[0-9]{1,9}(\\[+-]?[0-9]{1,9})*)?\s*$",
+}
+MATCHING = {
+    "UI": "a UID or a list separated by , or \\",
+    "DA": "YYYYMMDD, or a range a-b, -b, a-",
+    "TM": "HHMMSS, or a range a-b, -b, a-",
+    "IS": "an integer",
+    "PN": "exact (case-insensitive) or with * and ? wildcards",
+    "CS": "exact, with * and ? wildcards, alternatives separated by \\",
+    "SH": "exact, with * and ? wildcards, alternatives separated by \\",
+    "LO": "exact, with * and ? wildcards, alternatives separated by \\",
+}
 
 
 QIDO_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -234,10 +265,7 @@ class DicomWebRoutes:
                 self._add_from_file(ds, r, q.extra_tags)
             body.append(ds.to_json_dict(suppress_invalid_tags=True))
         response = JSONResponse(body, media_type=DICOM_JSON)
-        for w in q.warnings:
-            response.headers.append("Warning", _warning(w))
-        if more:
-            response.headers.append("Warning", _warning(MORE_RESULTS))
+        add_warnings(response, q.warnings + ([MORE_RESULTS] if more else []))
         return response
 
     def _add_from_file(self, ds: Dataset, inst: Instance, tags: list[int]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fastapi import Request
+from fastapi import Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.config import Settings
@@ -15,6 +15,21 @@ from storage.files import FileStore
 
 PREFIX = "/dicom-web"
 DICOM_JSON = "application/dicom+json"
+MAX_WARNINGS = 10  # Warning headers per response (clients refuse more than ~100 headers)
+
+
+def add_warnings(response: Response, texts: list[str]) -> None:
+    """PS3.18 8.5.1 ``Warning: 299 <agent> "<text>"`` headers, at most MAX_WARNINGS of them."""
+    shown = texts if len(texts) <= MAX_WARNINGS else texts[: MAX_WARNINGS - 1]
+    for text in shown:
+        response.headers.append("Warning", warning(text))
+    if len(shown) < len(texts):
+        response.headers.append("Warning", warning(f"and {len(texts) - len(shown)} more"))
+
+
+def warning(text: str) -> str:
+    clean = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:500]
+    return '299 sharpray "' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass

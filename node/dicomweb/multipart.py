@@ -30,7 +30,9 @@ class MultipartError(ValueError):
 def parse_media_type(value: str | None) -> tuple[str, dict[str, str]]:
     """``'multipart/related; type="application/dicom"; boundary=x'`` ->
     ``('multipart/related', {'type': 'application/dicom', 'boundary': 'x'})`` (names lowercased)."""
-    media, params = parse_options_header(value or "")
+    # header values are latin-1 on the wire; anything else (a query parameter) is replaced
+    text = (value or "").encode("latin-1", "replace").decode("latin-1")
+    media, params = parse_options_header(text)
     return (
         media.decode("latin-1").strip().lower(),
         {

@@ -132,6 +132,7 @@ DEFAULTS: dict[Level, list[str]] = {
         "AvailableTransferSyntaxUID",
     ],
 }
+MAX_INT = 2**31 - 1
 RESERVED = {"limit", "offset", "fuzzymatching", "includefield", "accept", "charset"}
 DATE_RE = re.compile(r"^\d{8}$")
 TIME_RE = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
@@ -210,8 +211,8 @@ def _non_negative(value: str, name: str, minimum: int) -> int:
         n = int(value.strip())
     except ValueError:
         raise QueryError(f"{name} must be an integer") from None
-    if n < minimum or n > 2**31:
-        raise QueryError(f"{name} must be between {minimum} and {2**31}")
+    if n < minimum or n > MAX_INT:
+        raise QueryError(f"{name} must be between {minimum} and {MAX_INT}")
     return n
 
 
@@ -227,7 +228,8 @@ def _add_include(q: Query, item: str) -> None:
         return
     kw, tag = _resolve_key(item)
     if tag is None:
-        raise QueryError(f"includefield {item!r} is not a DICOM keyword or tag")
+        q.warnings.append(f"includefield {item[:64]}: not a DICOM keyword or tag; ignored")
+        return
     if kw is not None and kw in ATTRIBUTES:
         if kw not in q.include:
             q.include.append(kw)
@@ -253,7 +255,8 @@ def _add_filter(q: Query, key: str, value: str) -> None:
         return
     if kw not in q.include:
         q.include.append(kw)
-    if value.strip("\x00 ") in ("", "*"):
+    value = value.strip().strip("\x00").strip()  # padding is not significant
+    if value in ("", "*"):
         return  # universal matching: returned, not filtered
     _validate(attr, value)
     q.filters.append((attr, value))
@@ -262,8 +265,10 @@ def _add_filter(q: Query, key: str, value: str) -> None:
 def _validate(attr: Attr, value: str) -> None:
     vr = attr.vr
     if vr == "UI":
+        if not _uid_list(value):
+            raise QueryError(f"{attr.keyword}: not a UID or a list of UIDs")
         for uid in _uid_list(value):
-            if len(uid) > 64 or not UID_RE.match(uid):
+            if not UID_RE.match(uid):  # (one over 64 characters matches nothing)
                 raise QueryError(f"{attr.keyword}: not a UID or a list of UIDs")
     elif vr in ("DA", "TM"):
         parts = value.split("-")

@@ -25,12 +25,21 @@ def create_http_app(
 ) -> FastAPI:
     app = FastAPI(title="SharpRay", version=__version__)
 
-    @app.get("/healthz", summary="Liveness and readiness of the node")
+    @app.get(
+        "/healthz",
+        summary="Liveness and readiness of the node",
+        responses={503: {"description": "Degraded (the report says why)"}},
+    )
     def healthz() -> JSONResponse:
         report = health()
         return JSONResponse(report, status_code=200 if report.get("status") == "ok" else 503)
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)
 
