@@ -21,6 +21,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 CRLF = b"\r\n"
 CHUNK = 1024 * 1024
+MAX_BOUNDARY = 200
 
 
 class MultipartError(ValueError):
@@ -129,8 +130,11 @@ class PartSpooler:
     """
 
     def __init__(self, boundary: str, folder: Path, max_part_bytes: int) -> None:
-        if not boundary or len(boundary) > 70:
-            raise MultipartError("the multipart boundary is missing or longer than 70 characters")
+        # RFC 2046 allows 70 characters; Orthanc's STOW-RS client sends 73, so be lenient
+        if not boundary or len(boundary) > MAX_BOUNDARY:
+            raise MultipartError(
+                f"the multipart boundary is missing or longer than {MAX_BOUNDARY} characters"
+            )
         self.folder = folder
         self.max_part_bytes = max_part_bytes
         self.completed: list[SpooledPart] = []

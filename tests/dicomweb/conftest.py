@@ -54,9 +54,11 @@ def receiver_config(
     return cfg
 
 
-def start_in_process(folder: Path, cfg: dict[str, Any]) -> RunningNode:
+def start_in_process(
+    folder: Path, cfg: dict[str, Any], roles: tuple[str, ...] = ("receiver",)
+) -> RunningNode:
     settings = Settings.model_validate(cfg)
-    node = Node(settings, roles=["receiver"])
+    node = Node(settings, roles=roles)
     node.start()
     running = RunningNode(node, folder, settings)
     wait_for(
