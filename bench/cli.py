@@ -120,7 +120,11 @@ def run(args: argparse.Namespace) -> Json:
                     demo, label = tiny, "tiny test models (smoke)"
                 else:
                     demo, label = inference.demo_models(work / "models")
-                return e2e_mod.run(sizes, work / "e2e", demo, label, tiny)
+                from bench.pipeline_profile import profile
+
+                r = e2e_mod.run(sizes, work / "e2e", demo, label, tiny)
+                r["pipeline_profile"] = profile(tiny, sizes.latency_px, work / "profile")
+                return r
 
             _section(report, "e2e", e2e)
         if "workers" in wanted:

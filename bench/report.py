@@ -113,24 +113,71 @@ def markdown(report: Json) -> str:
         )
         for ds, lim in (ing.get("disk_limit_img_s") or {}).items():
             lines.append(f"- {ds}: the disk's fsync bandwidth allows {lim} img/s.")
+        if ing.get("pynetdicom_races"):
+            lines.append(
+                f"- pynetdicom's reactor race hit {ing['pynetdicom_races']} time(s) in the "
+                "one-association sends (each file re-sent on a new association)."
+            )
         lines.append("")
+        prof = ing.get("profile") or []
+        if prof:
+            lines += ["Where one SharpRay ingest spends its time (in-process, SQLite, ms):", ""]
+            lines += _table(
+                [
+                    "set",
+                    "MB",
+                    "header",
+                    "sha256",
+                    "write+fsync",
+                    "index+rest",
+                    "whole",
+                    "1 thread img/s",
+                    "2 threads img/s",
+                ],  # fmt: skip
+                [
+                    [
+                        p["dataset"],
+                        p["mb_per_image"],
+                        p["read_header_ms"],
+                        p["sha256_ms"],
+                        p["write_fsync_ms"],
+                        p["index_and_rest_ms"],
+                        p["whole_ingest_ms"],
+                        p["sequential_img_s"],
+                        p["two_threads_img_s"],
+                    ]
+                    for p in prof
+                ],
+            )
     elif ing:
         lines += ["## C-STORE ingest", "", _why(ing), ""]
     inf = report.get("inference", {})
     if "cases" in inf:
         lines += ["## Inference (CPU)", ""]
         lines += _table(
-            ["model", "size", "engine", "ms", "peak RSS MB", "GFLOP", "GFLOP/s", "of peak"],
+            [
+                "model",
+                "size",
+                "engine",
+                "ms",
+                "peak RSS MB",
+                "GFLOP",
+                "GFLOP/s",
+                "of peak",
+                "of peak just before",
+            ],  # fmt: skip
             [
                 [
                     f"{c['task']} {c['model']}",
-                    f"{c['size']}²" + (f" ({c['tiles']} tiles)" if c["tiled"] else ""),
+                    f"{c['size']}²"
+                    + (f" ({c['tiles']} tiles of {c.get('tile')})" if c["tiled"] else ""),
                     c["engine"],
                     c["ms_median"],
                     c["peak_rss_mb"],
                     c["gflop_executed"],
                     c["achieved_gflops"],
                     c["fraction_of_peak"],
+                    c.get("fraction_of_peak_just_before"),
                 ]
                 for c in inf["cases"]
             ],
@@ -168,6 +215,19 @@ def markdown(report: Json) -> str:
                 for lv in e2e["load"]
             ],
         )
+        pp = e2e.get("pipeline_profile")
+        if pp:
+            lines += [
+                f"Worker, one {pp['px']}² radiograph in-process with the {pp['models']} models: "
+                f"read {pp['read_ms']} ms, analyse {pp['analyse_ms']} ms, build "
+                f"{'+'.join(pp['results'])} {pp['build_results_ms']} ms, encode "
+                f"{pp['encode_ms']} ms ({pp['result_mb']} MB of results). Costliest functions:",
+                "",
+            ]
+            lines += _table(
+                ["function", "calls", "self s", "cumulative s"],
+                [[f["function"], f["calls"], f["self_s"], f["cum_s"]] for f in pp["top_functions"]],
+            )
     elif e2e:
         lines += ["## End to end", "", _why(e2e), ""]
     w = report.get("workers", {})
