@@ -9,7 +9,6 @@ so the parts after it are read as usual.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -260,7 +259,3 @@ def file_chunks(path: Path, size: int = CHUNK) -> Iterator[bytes]:
     with path.open("rb") as f:
         while chunk := f.read(size):
             yield chunk
-
-
-def fsize(path: Path) -> int:
-    return os.stat(path).st_size
