@@ -3,7 +3,7 @@
 Data: ``cxr-labeled/labels.csv`` rows with ``dataset == kermany_pediatric`` (224×224 pediatric AP
 chest radiographs, NORMAL / PNEUMONIA, CC BY 4.0, Kermany et al. 2018). Training uses
 ``split == train`` only, divided again **by patient** into train and validation (``--val-fraction``,
-seeded); the validation AUC picks the best epoch. ``split == test`` is used once at the end for the
+seeded); the validation AUC + accuracy picks the best epoch. ``split == test`` is used once at the end for the
 reported metrics. No pretrained weights (nothing may be downloaded): the network starts random.
 
 Augmentation (on the fly): random affine (rotation ±10°, scale 0.9–1.1, shift ±6 %), brightness /
@@ -16,7 +16,7 @@ Input normalisation: grey values in [0, 1] (the JPEGs are already windowed, matc
 the checkpoint and the manifest.
 
 Checkpoints: ``OUT/last.pt`` (model, optimiser, epoch, RNG; ``--resume``) every epoch and when
-``--max-minutes`` runs out; ``OUT/best.pt`` (best validation AUC, with metrics) for export::
+``--max-minutes`` runs out; ``OUT/best.pt`` (best validation AUC + accuracy, with metrics) for export::
 
     python -m models.export classify --checkpoint OUT/best.pt --out DIR
 """
@@ -319,9 +319,11 @@ def main(argv: list[str] | None = None) -> int:
             f"epoch {epoch}/{args.epochs} loss {np.mean(losses):.4f} val acc {vm['accuracy']} "
             f"auc {vm['auc']} ({elapsed():.0f} s)"
         )
-        auc = vm["auc"] if not math.isnan(vm["auc"]) else 0.0
-        if auc > best_auc or not (out / "best.pt").exists():
-            best_auc = auc
+        # Selection: validation AUC + accuracy (AUC alone picked an early, badly calibrated epoch
+        # with the same AUC; accuracy at 0.5 reflects calibration too).
+        sel = (vm["auc"] if not math.isnan(vm["auc"]) else 0.0) + vm["accuracy"]
+        if sel > best_auc or not (out / "best.pt").exists():
+            best_auc = sel
             save_best({"validation": vm, "epoch": epoch})
         save_last()
     if stopped:

@@ -419,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
             step += 1
             if step % 10 == 0 or args.smoke:
                 log(
-                    f"gan step {step}/{args.gan_steps} L1 {float(g_l1):.5f} perc "
-                    f"{float(g_perc):.4f} adv {float(g_adv):.3f} D {float(d_loss):.3f} "
+                    f"gan step {step}/{args.gan_steps} L1 {g_l1.item():.5f} perc "
+                    f"{g_perc.item():.4f} adv {g_adv.item():.3f} D {d_loss.item():.3f} "
                     f"({elapsed():.0f} s)"
                 )
             if step % args.eval_every == 0:
