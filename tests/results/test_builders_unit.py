@@ -124,3 +124,182 @@ def test_fit_text_keeps_the_warning() -> None:
     text = fit_text([long], 64, True)
     assert len(text) == 64 and text.endswith(NOT_FOR_DIAGNOSTIC_USE)
     assert fit_text(["a long one" * 10, "short"], 64, False) == "short"
+
+
+# -- hot regions -------------------------------------------------------------------------------
+
+
+def test_hot_regions_are_closed_outlines_of_the_thresholded_areas() -> None:
+    from skimage.measure import points_in_poly
+
+    from node.pipeline.results.regions import hot_regions
+
+    from .conftest import standin_heatmap
+
+    heat = standin_heatmap(200, 300)
+    regions = hot_regions(heat, 0.5)
+    assert len(regions) == 2
+    assert regions[0].area_px > regions[1].area_px  # largest first
+    assert regions[0].peak == pytest.approx(1.0, abs=1e-3)
+    assert 0.79 < regions[1].peak < 0.81
+    yy, xx = np.mgrid[0:200, 0:300]
+    centres = np.stack([xx.ravel() + 0.5, yy.ravel() + 0.5], axis=1)
+    from skimage.measure import label
+
+    labels = label(heat >= 0.5)
+    for region in regions:
+        pts = region.outline
+        assert np.array_equal(pts[0], pts[-1]) and len(pts) >= 4
+        assert pts[:, 0].min() >= 0 and pts[:, 0].max() <= 300
+        assert pts[:, 1].min() >= 0 and pts[:, 1].max() <= 200
+        inside = points_in_poly(centres, pts).reshape(heat.shape)
+        cy, cx = int(region.centroid[1]), int(region.centroid[0])
+        mask = labels == labels[cy, cx]
+        iou = (inside & mask).sum() / (inside | mask).sum()
+        assert iou > 0.9, iou
+
+
+def test_hot_regions_at_the_border_are_closed_and_inside_the_image() -> None:
+    from node.pipeline.results.regions import hot_regions
+
+    heat = np.zeros((50, 60), np.float32)
+    heat[:20, 45:] = 1.0  # touches the top and right edges
+    (region,) = hot_regions(heat, 0.5, tolerance=0.1)
+    x, y = region.outline[:, 0], region.outline[:, 1]
+    assert np.array_equal(region.outline[0], region.outline[-1])
+    assert x.max() <= 60 and y.min() >= 0
+    assert x.max() > 59 and y.min() < 1  # reaches the edges
+    assert region.area_px == 20 * 15
+
+
+def test_hot_regions_of_a_cold_or_bad_heatmap() -> None:
+    from node.pipeline.results.regions import hot_regions
+
+    assert hot_regions(np.zeros((32, 32), np.float32)) == []
+    speck = np.zeros((100, 100), np.float32)
+    speck[50, 50] = 1.0  # smaller than the minimum area
+    assert hot_regions(speck) == []
+    with pytest.raises(ValueError, match="2-D"):
+        hot_regions(np.zeros((3, 3, 3)))
+    with pytest.raises(ValueError, match="non-finite"):
+        hot_regions(np.full((8, 8), np.nan))
+    with pytest.raises(ValueError, match="threshold"):
+        hot_regions(np.zeros((8, 8)), 0.0)
+
+
+# -- selection and build_results -----------------------------------------------------------------
+
+
+def test_result_selection_from_kinds_and_settings() -> None:
+    from node.config import ResultSettings
+    from node.pipeline.results.selection import RESULT_KINDS, ResultSelection
+
+    assert ResultSelection().kinds() == list(RESULT_KINDS) == ["sc", "overlay", "gsps", "seg", "sr"]
+    sel = ResultSelection.from_kinds(["sr", "sc"])
+    assert sel.kinds() == ["sc", "sr"] and not sel.seg
+    assert sel.union(ResultSelection.from_kinds(["seg"])).kinds() == ["sc", "seg", "sr"]
+    with pytest.raises(ValueError, match="unknown result kind"):
+        ResultSelection.from_kinds(["sc", "pdf"])
+    settings = ResultSettings(seg=False)
+    assert settings.selection() == ResultSelection(seg=False)
+    with pytest.raises(ValueError):
+        ResultSettings(region_threshold=1.5)
+
+
+def _full_analysis(src: pydicom.Dataset, heat: np.ndarray | None) -> Analysis:
+    return _analysis(
+        src,
+        heatmap=heat,
+        findings=[Finding("pneumonia", PNEUMONIA, 0.25, True)],
+        sharpness_before=0.5,
+        sharpness_after=0.25,
+    )
+
+
+def test_build_results_uids_are_stable_and_follow_the_selection(source: pydicom.Dataset) -> None:
+    from node.config import ResultSettings
+    from node.pipeline.outputs import build_results
+
+    from .conftest import standin_heatmap
+
+    a = _full_analysis(source, standin_heatmap(int(source.Rows), int(source.Columns)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        first = dict(build_results(a, ResultSettings(), Producer()))
+        again = dict(build_results(a, ResultSettings(), Producer()))
+        no_seg = dict(build_results(a, ResultSettings(), Producer(), ["sc", "gsps", "sr"]))
+        default_off = dict(
+            build_results(a, ResultSettings(seg=False, overlay_sc=False), Producer())
+        )
+    assert list(first) == ["sc", "overlay", "gsps", "seg", "sr"]
+    for kind, ds in first.items():
+        assert again[kind].SOPInstanceUID == ds.SOPInstanceUID, kind
+        assert again[kind].SeriesInstanceUID == ds.SeriesInstanceUID, kind
+    assert list(no_seg) == ["sc", "gsps", "sr"] and list(default_off) == ["sc", "gsps", "sr"]
+    # the SC and GSPS do not depend on the SEG; the SR does (it references it)
+    assert no_seg["sc"].SOPInstanceUID == first["sc"].SOPInstanceUID
+    assert no_seg["gsps"].SOPInstanceUID == first["gsps"].SOPInstanceUID
+    assert no_seg["sr"].SOPInstanceUID != first["sr"].SOPInstanceUID
+    assert no_seg["sr"].SeriesInstanceUID == first["sr"].SeriesInstanceUID
+    # a re-run writes the same SR content identifiers (tracking UIDs)
+    uids = [e.value for e in first["sr"].iterall() if e.keyword == "UID"]
+    assert uids and uids == [e.value for e in again["sr"].iterall() if e.keyword == "UID"]
+
+
+def test_build_results_without_heatmap_leaves_out_the_heatmap_objects(
+    source: pydicom.Dataset,
+) -> None:
+    from node.config import ResultSettings
+    from node.pipeline.outputs import build_results
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        kinds = [
+            k for k, _ in build_results(_full_analysis(source, None), ResultSettings(), Producer())
+        ]
+    assert kinds == ["sc", "sr"]
+
+
+def test_cold_heatmap_gives_valid_objects_without_regions(
+    source: pydicom.Dataset, tmp_path: Path
+) -> None:
+    from node.config import ResultSettings
+    from node.pipeline.outputs import build_results
+
+    from .conftest import dciodvfy_errors
+
+    a = _full_analysis(source, np.zeros((int(source.Rows), int(source.Columns)), np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        results = dict(build_results(a, ResultSettings(), Producer()))
+    for kind, ds in results.items():
+        path = tmp_path / f"{kind}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        assert not dciodvfy_errors(path), (kind, dciodvfy_errors(path))
+    pr = results["gsps"]
+    assert [a.GraphicLayer for a in pr.GraphicAnnotationSequence] == ["AI_TEXT"]
+    assert "SCOORD" not in {e.value for e in results["sr"].iterall() if e.keyword == "ValueType"}
+    seg = results["seg"]
+    assert seg.NumberOfFrames == 1 and not any(seg.PixelData)
+    overlay = results["overlay"]
+    rgb = overlay.pixel_array.astype(int)
+    below = rgb[-12:]  # under the banner (which covers most of this 64-row image)
+    assert (below.max(axis=2) == below.min(axis=2)).all()  # grey everywhere
+
+
+def test_overlay_rendering_colours_only_the_hot_part() -> None:
+    from node.pipeline.results.overlay import COLOUR_FROM, jet, render_overlay
+
+    assert np.allclose(jet(np.array([0.0]))[0], [0, 0, 0.5])
+    assert np.allclose(jet(np.array([1.0]))[0], [0.5, 0, 0])
+    grey = np.tile(np.linspace(0, 1, 120, dtype=np.float32), (100, 1))
+    heat = np.zeros_like(grey)
+    heat[60:, 60:] = 1.0
+    rgb = render_overlay(grey, heat, ["line one", "line two"]).astype(int)
+    chroma = rgb.max(axis=2) - rgb.min(axis=2)
+    assert (chroma[60:, :60] == 0).all()
+    assert (chroma[60:, 60:] > 50).all()
+    assert (rgb[60:, :60, 0] == np.rint(grey[60:, :60] * 255)).all()
+    assert heat[heat < COLOUR_FROM].size > 0
+    with pytest.raises(ValueError, match="shape"):
+        render_overlay(grey, heat[:10], [])

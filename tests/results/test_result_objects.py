@@ -1,17 +1,19 @@
-"""The corrected SC and the AI result SR, built from every real radiograph and from synthetic ones.
+"""All five result objects, built from every real radiograph and from synthetic ones.
 
 For each source the "corrected" image is a mild unsharp mask of the decoded stored values, clipped
-to the source's stored range in the source's dtype. The SC and SR are saved and checked with
-dciodvfy (no error beyond those dciodvfy reports for the source itself: some source headers carry
-errors that are deliberately copied, e.g. the Canon DX's 56-character Accession Number), pydicom,
-highdicom, dsrdump and dcm2pnm.
+to the source's stored range in the source's dtype, and the heatmap has two hot blobs. The objects
+(corrected SC, heatmap overlay SC, GSPS, SEG, SR) come from ``build_results`` and are saved and
+checked with dciodvfy (no error at all: the node must write clean objects even from sources whose
+own headers carry errors), pydicom, highdicom, dsrdump, dcmpschk, dcm2pnm and dcmp2pgm.
+
+The real pipeline with the tiny models is exercised in test_pipeline_results.py.
 """
 
 from __future__ import annotations
 
 import subprocess
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import highdicom as hd
@@ -19,15 +21,18 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.pixels import apply_modality_lut
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
 from models.manifest import CodedConcept
+from node.config import ResultSettings
+from node.pipeline.outputs import build_results
 from node.pipeline.results.common import NOT_FOR_DIAGNOSTIC_USE
 from node.pipeline.results.inputs import Analysis, Finding, ModelInfo, Producer
-from node.pipeline.results.sc import build_corrected_sc
-from node.pipeline.results.sr import build_report_sr
+from node.pipeline.results.overlay import COLOUR_FROM
+from node.pipeline.results.regions import HotRegion, hot_regions
+from node.pipeline.results.sc import display_unit
 
-from .conftest import dciodvfy_errors, read_pnm, tool_or_skip
+from .conftest import dciodvfy_errors, render, standin_heatmap, tool_or_skip
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cxr-dicom"
 SOURCES = sorted(DATA_DIR.glob("*.dcm")) if DATA_DIR.is_dir() else []
@@ -50,6 +55,10 @@ CLASSIFIER = ModelInfo(
     demonstration_only=True,
 )
 PRODUCER = Producer(institution="SharpRay Test Hospital")
+SETTINGS = ResultSettings()
+KINDS = ("sc", "overlay", "gsps", "seg", "sr")
+GSPS_CLASS = "1.2.840.10008.5.1.4.1.1.11.1"
+SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 def _box_blur(a: np.ndarray, r: int) -> np.ndarray:
@@ -80,35 +89,46 @@ class Built:
     src: pydicom.Dataset
     corrected: np.ndarray
     analysis: Analysis
-    sc_path: Path
-    sr_path: Path
+    regions: list[HotRegion]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def read(self, kind: str, pixels: bool = True) -> pydicom.Dataset:
+        return pydicom.dcmread(self.paths[kind], stop_before_pixels=not pixels)
 
 
-def build_all(src_path: Path, out_dir: Path) -> Built:
-    src = pydicom.dcmread(src_path)
-    corrected = corrected_from(src)
-    analysis = Analysis(
+def standin_analysis(src: pydicom.Dataset) -> Analysis:
+    return Analysis(
         source=src,
-        corrected=corrected,
+        corrected=corrected_from(src),
         deblur_model=DEBLUR,
         classifier_model=CLASSIFIER,
         findings=[
             Finding("pneumonia", PNEUMONIA, P_PNEUMONIA, True),
             Finding("no finding", NO_FINDING, 1.0 - P_PNEUMONIA, False),
         ],
+        heatmap=standin_heatmap(int(src.Rows), int(src.Columns)),
         sharpness_before=0.4375,
         sharpness_after=0.3125,
+        extra={"explained_label": "pneumonia"},
     )
+
+
+def build_all(src_path: Path, out_dir: Path, kinds: tuple[str, ...] = KINDS) -> Built:
+    src = pydicom.dcmread(src_path)
+    analysis = standin_analysis(src)
     with warnings.catch_warnings():
         # highdicom warns about the sources' one-component person names (no caret)
         warnings.simplefilter("ignore", UserWarning)
-        sc = build_corrected_sc(analysis, PRODUCER, generate_uid(), 9001)
-        sr = build_report_sr(analysis, PRODUCER, sc, generate_uid(), 9002)
-    stem = src_path.stem
-    sc_path, sr_path = out_dir / f"{stem}_sc.dcm", out_dir / f"{stem}_sr.dcm"
-    sc.save_as(sc_path, enforce_file_format=True)
-    sr.save_as(sr_path, enforce_file_format=True)
-    return Built(stem, src_path, src, corrected, analysis, sc_path, sr_path)
+        results = build_results(analysis, SETTINGS, PRODUCER, kinds)
+    assert [k for k, _ in results] == list(kinds)
+    regions = hot_regions(analysis.heatmap, SETTINGS.region_threshold)  # type: ignore[arg-type]
+    built = Built(src_path.stem, src_path, src, analysis.corrected, analysis, regions)
+    tag = "" if kinds == KINDS else "_nosc"
+    for kind, ds in results:
+        path = out_dir / f"{src_path.stem}{tag}_{kind}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        built.paths[kind] = path
+    return built
 
 
 def make_synthetic(kind: str, path: Path) -> Path:
@@ -147,33 +167,59 @@ _PARAMS = [pytest.param(("file", p), id=p.stem) for p in SOURCES] or [
 _PARAMS += [pytest.param(("synthetic", k), id=f"synthetic-{k}") for k in ("mono1", "signed")]
 
 
+def _source(param: tuple[str, object], out_dir: Path) -> Path:
+    kind, what = param
+    if kind == "synthetic":
+        return make_synthetic(str(what), out_dir / f"synthetic_{what}.dcm")
+    assert isinstance(what, Path)
+    return what
+
+
 @pytest.fixture(scope="module", params=_PARAMS)
 def built(request: pytest.FixtureRequest, out_dir: Path) -> Built:
-    kind, what = request.param
-    if kind == "synthetic":
-        src_path = make_synthetic(what, out_dir / f"synthetic_{what}.dcm")
-    else:
-        src_path = what
-    return build_all(src_path, out_dir)
+    return build_all(_source(request.param, out_dir), out_dir)
 
 
-def test_dciodvfy_reports_no_new_error(built: Built) -> None:
-    baseline = dciodvfy_errors(built.src_path)
-    for path in (built.sc_path, built.sr_path):
-        new = dciodvfy_errors(path) - baseline
-        assert not new, f"{path.name}: dciodvfy errors not in the source:\n" + "\n".join(
-            sorted(new)
-        )
+# -- every object ------------------------------------------------------------------------------
+
+
+def test_every_object_passes_dciodvfy_without_error(built: Built) -> None:
+    problems = {kind: dciodvfy_errors(path) for kind, path in built.paths.items()}
+    assert not any(problems.values()), {k: sorted(v) for k, v in problems.items() if v}
+
+
+def test_every_object_lands_in_the_source_study_and_names_its_makers(built: Built) -> None:
+    series = set()
+    for kind in KINDS:
+        ds = built.read(kind, pixels=False)
+        assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+        assert ds.StudyInstanceUID == built.src.StudyInstanceUID, kind
+        assert ds.PatientID == built.src.get("PatientID", ""), kind
+        assert NOT_FOR_DIAGNOSTIC_USE in ds.SeriesDescription, kind
+        series.add(ds.SeriesInstanceUID)
+        items = ds.ContributingEquipmentSequence
+        purposes = [i.PurposeOfReferenceCodeSequence[0] for i in items]
+        assert any(p.CodeValue == "109102" for p in purposes), kind  # Processing Equipment
+        algorithms = {
+            i.DeviceUID: (i.Manufacturer, i.ManufacturerModelName, i.SoftwareVersions)
+            for i, p in zip(items, purposes, strict=True)
+            if (p.CodeValue, p.CodingSchemeDesignator) == ("Newcode1", "99IHE")
+        }
+        assert algorithms[DEBLUR.device_uid] == ("SharpRay", DEBLUR.name, DEBLUR.version), kind
+        if kind != "sc":
+            assert algorithms[CLASSIFIER.device_uid][1:] == (CLASSIFIER.name, CLASSIFIER.version)
+    assert len(series) == len(KINDS) and built.src.SeriesInstanceUID not in series
+
+
+# -- corrected SC ------------------------------------------------------------------------------
 
 
 def test_sc_reads_back_and_references_source(built: Built) -> None:
-    sc = pydicom.dcmread(built.sc_path)
+    sc = built.read("sc")
     src = built.src
-    assert sc.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert sc.SOPClassUID == SecondaryCaptureImageStorage
-    assert sc.StudyInstanceUID == src.StudyInstanceUID
-    assert sc.PatientID == src.PatientID
     ref = sc.SourceImageSequence[0]
+    assert len(sc.SourceImageSequence) == 1
     assert ref.ReferencedSOPInstanceUID == src.SOPInstanceUID
     assert ref.ReferencedSOPClassUID == src.SOPClassUID
     assert ref.PurposeOfReferenceCodeSequence[0].CodeValue == "121322"
@@ -187,18 +233,9 @@ def test_sc_reads_back_and_references_source(built: Built) -> None:
     assert list(sc.ImageType) == ["DERIVED", "SECONDARY"]
     assert sc.ConversionType == "WSD"
     assert sc.BurnedInAnnotation == "NO"
-    assert NOT_FOR_DIAGNOSTIC_USE in sc.SeriesDescription
     assert DEBLUR.version in sc.SeriesDescription
     assert DEBLUR.name in sc.DerivationDescription
-    algo = [
-        item
-        for item in sc.ContributingEquipmentSequence
-        if item.PurposeOfReferenceCodeSequence[0].CodeMeaning == "Processing Algorithm"
-    ]
-    assert len(algo) == 1
-    assert algo[0].DeviceUID == DEBLUR.device_uid
-    assert algo[0].ManufacturerModelName == DEBLUR.name
-    assert algo[0].SoftwareVersions == DEBLUR.version
+    assert [c.CodeValue for c in sc.DerivationCodeSequence] == ["113086", "SR-DEBLUR"]
     if "WindowCenter" in src:
         assert sc.WindowCenter == src.WindowCenter
         assert sc.WindowWidth == src.WindowWidth
@@ -219,17 +256,8 @@ def test_sc_reads_back_and_references_source(built: Built) -> None:
     np.testing.assert_allclose(
         apply_modality_lut(sc.pixel_array, sc), apply_modality_lut(built.corrected, src)
     )
-    # highdicom reads it as an image
-    image = hd.imread(built.sc_path)
+    image = hd.imread(built.paths["sc"])
     assert image.SOPInstanceUID == sc.SOPInstanceUID
-
-
-def test_sc_keeps_monochrome1(built: Built) -> None:
-    if built.src.PhotometricInterpretation != "MONOCHROME1":
-        pytest.skip("source is not MONOCHROME1")
-    sc = pydicom.dcmread(built.sc_path)
-    assert sc.PhotometricInterpretation == "MONOCHROME1"
-    assert np.array_equal(sc.pixel_array, built.corrected)
 
 
 def _windowed(values: np.ndarray, center: float, width: float) -> np.ndarray:
@@ -238,81 +266,215 @@ def _windowed(values: np.ndarray, center: float, width: float) -> np.ndarray:
     return np.asarray(np.clip(x, 0.0, 1.0))
 
 
+def _first(value: object) -> float:
+    return float(value[0] if isinstance(value, pydicom.multival.MultiValue) else value)  # type: ignore[arg-type]
+
+
 def test_dcm2pnm_renders_sc_like_corrected(built: Built) -> None:
     exe = tool_or_skip("dcm2pnm")
-    sc = pydicom.dcmread(built.sc_path, stop_before_pixels=True)
-    out = built.sc_path.with_suffix(".pgm")
-    subprocess.run([exe, "+Wi", "1", str(built.sc_path), str(out)], check=True, timeout=120)
-    rendered = read_pnm(out).astype(np.float64)
+    sc = built.read("sc", pixels=False)
+    rendered = render(exe, built.paths["sc"], built.paths["sc"].with_suffix(".pgm"), "+Wi", "1")
+    rendered = rendered.astype(np.float64)
     assert rendered.shape == built.corrected.shape
-    centers, widths = sc.WindowCenter, sc.WindowWidth
-    center = float(centers[0] if isinstance(centers, pydicom.multival.MultiValue) else centers)
-    width = float(widths[0] if isinstance(widths, pydicom.multival.MultiValue) else widths)
-    expected = _windowed(apply_modality_lut(built.corrected, built.src), center, width)
+    expected = _windowed(
+        apply_modality_lut(built.corrected, built.src),
+        _first(sc.WindowCenter),
+        _first(sc.WindowWidth),
+    )
     if sc.PhotometricInterpretation == "MONOCHROME1":
         expected = 1.0 - expected
     r = float(np.corrcoef(rendered.ravel(), expected.ravel())[0, 1])
     assert r > 0.9, f"rendered SC correlates {r:.3f} with the windowed corrected image"
 
 
-def test_sr_reads_back_and_references_source_and_sc(built: Built) -> None:
-    sr = pydicom.dcmread(built.sr_path)
-    sc = pydicom.dcmread(built.sc_path, stop_before_pixels=True)
-    assert sr.StudyInstanceUID == built.src.StudyInstanceUID
+# -- heatmap overlay SC ------------------------------------------------------------------------
+
+
+def test_overlay_is_a_colour_sc_with_burned_in_banner(built: Built) -> None:
+    ov = built.read("overlay")
+    sc = built.read("sc", pixels=False)
+    assert ov.SOPClassUID == SecondaryCaptureImageStorage
+    assert (ov.PhotometricInterpretation, ov.SamplesPerPixel, ov.BitsStored) == ("RGB", 3, 8)
+    assert (ov.Rows, ov.Columns) == (built.src.Rows, built.src.Columns)
+    assert ov.BurnedInAnnotation == "YES"
+    assert list(ov.ImageType) == ["DERIVED", "SECONDARY"] and ov.ConversionType == "WSD"
+    assert [r.ReferencedSOPInstanceUID for r in ov.SourceImageSequence] == [
+        built.src.SOPInstanceUID,
+        sc.SOPInstanceUID,
+    ]
+    assert ov.DerivationCodeSequence[0].CodeValue == "130403"  # Gradient-weighted class activation
+    assert CLASSIFIER.name in ov.DerivationDescription
+    assert hd.imread(built.paths["overlay"]).SOPInstanceUID == ov.SOPInstanceUID
+
+
+def _banner_rows(rgb: np.ndarray) -> int:
+    """Rows at the top that the darkened banner covers (it is at most a third of the image)."""
+    return max(8, rgb.shape[0] // 3)
+
+
+def test_dcm2pnm_renders_overlay_in_colour_where_hot_and_grey_elsewhere(built: Built) -> None:
+    exe = tool_or_skip("dcm2pnm")
+    path = built.paths["overlay"]
+    rgb = render(exe, path, path.with_suffix(".ppm")).astype(np.int32)
+    assert rgb.shape == (*built.corrected.shape, 3)
+    heat = built.analysis.heatmap
+    assert heat is not None
+    below = np.zeros(heat.shape, bool)
+    below[_banner_rows(rgb) :] = True
+    chroma = rgb.max(axis=2) - rgb.min(axis=2)
+    cold = below & (heat < COLOUR_FROM)
+    hot = below & (heat >= 0.5)
+    assert cold.any() and hot.any()
+    assert int(chroma[cold].max()) == 0, "the overlay is coloured where the heatmap is cold"
+    assert float(chroma[hot].mean()) > 60, "the overlay is not coloured where the heatmap is hot"
+    # the grey part is the corrected image as its SC displays
+    grey = display_unit(built.analysis) * 255.0
+    r = float(np.corrcoef(rgb[..., 0][cold].ravel(), grey[cold].ravel())[0, 1])
+    assert r > 0.98, f"grey part correlates {r:.3f} with the displayed corrected image"
+
+
+# -- GSPS ----------------------------------------------------------------------------------------
+
+
+def test_gsps_outlines_the_hot_regions_on_the_sc(built: Built) -> None:
+    pr = built.read("gsps")
+    sc = built.read("sc", pixels=False)
+    assert pr.SOPClassUID == GSPS_CLASS
+    (series,) = pr.ReferencedSeriesSequence
+    assert series.SeriesInstanceUID == sc.SeriesInstanceUID
+    assert series.ReferencedImageSequence[0].ReferencedSOPInstanceUID == sc.SOPInstanceUID
+    shape = "INVERSE" if sc.PhotometricInterpretation == "MONOCHROME1" else "IDENTITY"
+    assert pr.PresentationLUTShape == shape
+    voi = pr.SoftcopyVOILUTSequence[0]
+    assert _first(voi.WindowCenter) == pytest.approx(_first(sc.WindowCenter))
+    assert _first(voi.WindowWidth) == pytest.approx(_first(sc.WindowWidth))
+    layers = {a.GraphicLayer: a for a in pr.GraphicAnnotationSequence}
+    outlines = [g for g in layers["AI_HOT_REGIONS"].GraphicObjectSequence]
+    assert len(outlines) == len(built.regions) == 2
+    for g, region in zip(outlines, built.regions, strict=True):
+        assert (g.GraphicType, g.GraphicAnnotationUnits) == ("POLYLINE", "PIXEL")
+        points = np.asarray(g.GraphicData, dtype=np.float32).reshape(-1, 2)
+        np.testing.assert_allclose(points, region.outline, atol=1e-3)
+        assert np.array_equal(points[0], points[-1])  # closed
+    (text,) = layers["AI_TEXT"].TextObjectSequence
+    assert f"p={P_PNEUMONIA:.2f}" in text.UnformattedTextValue
+    assert "Pneumonia" in text.UnformattedTextValue
+    # highdicom 0.28 has no presentation-state reader: pydicom reads it, dcmpschk checks it
+
+
+def test_dcmpschk_accepts_the_gsps(built: Built) -> None:
+    exe = tool_or_skip("dcmpschk")
+    proc = subprocess.run(
+        [exe, str(built.paths["gsps"])], capture_output=True, text=True, timeout=120
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Test passed" in out, out[-2000:]
+
+
+# -- SEG -----------------------------------------------------------------------------------------
+
+
+def test_seg_holds_the_heatmap(built: Built) -> None:
+    seg_ds = built.read("seg")
+    sc = built.read("sc", pixels=False)
+    assert seg_ds.SOPClassUID == SEG_CLASS
+    assert (seg_ds.SegmentationType, seg_ds.SegmentationFractionalType) == (
+        "FRACTIONAL",
+        "PROBABILITY",
+    )
+    seg = hd.seg.segread(built.paths["seg"])
+    (desc,) = seg.SegmentSequence
+    assert desc.SegmentedPropertyCategoryCodeSequence[0].CodeValue == "130401"
+    assert desc.SegmentedPropertyTypeCodeSequence[0].CodeValue == "130403"
+    assert desc.SegmentAlgorithmName == CLASSIFIER.name
+    refs = seg_ds.ReferencedSeriesSequence[0]
+    assert refs.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == sc.SOPInstanceUID
+    pixels = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=[sc.SOPInstanceUID], segment_numbers=[1], rescale_fractional=True
+    )
+    heat = built.analysis.heatmap
+    assert heat is not None
+    np.testing.assert_allclose(pixels[0, :, :, 0], heat, atol=0.5 / 255 + 1e-6)
+
+
+def test_dcm2pnm_renders_the_seg(built: Built) -> None:
+    exe = tool_or_skip("dcm2pnm")
+    path = built.paths["seg"]
+    grey = render(exe, path, path.with_suffix(".pgm")).astype(np.float64)
+    heat = built.analysis.heatmap
+    assert heat is not None and grey.shape == heat.shape
+    assert float(np.corrcoef(grey.ravel(), heat.ravel())[0, 1]) > 0.99
+
+
+# -- SR ------------------------------------------------------------------------------------------
+
+
+def test_sr_reads_back_and_references_source_sc_and_seg(built: Built) -> None:
+    sr = built.read("sr")
+    sc = built.read("sc", pixels=False)
+    seg = built.read("seg", pixels=False)
     assert sr.CompletionFlag == "COMPLETE"
     assert sr.VerificationFlag == "UNVERIFIED"
-    assert NOT_FOR_DIAGNOSTIC_USE in sr.SeriesDescription
     evidence = {
         inst.ReferencedSOPInstanceUID
         for study in sr.CurrentRequestedProcedureEvidenceSequence
         for series in study.ReferencedSeriesSequence
         for inst in series.ReferencedSOPSequence
     }
-    assert {built.src.SOPInstanceUID, sc.SOPInstanceUID} <= evidence
-    purposes = {
-        item.PurposeOfReferenceCodeSequence[0].CodeMeaning: item
-        for item in sr.ContributingEquipmentSequence
-        if item.PurposeOfReferenceCodeSequence[0].CodeMeaning != "Processing Algorithm"
-    }
-    assert "Processing Equipment" in purposes
-    device_uids = {
-        item.get("DeviceUID")
-        for item in sr.ContributingEquipmentSequence
-        if item.PurposeOfReferenceCodeSequence[0].CodeMeaning == "Processing Algorithm"
-    }
-    assert device_uids == {CLASSIFIER.device_uid, DEBLUR.device_uid}
+    assert evidence == {built.src.SOPInstanceUID, sc.SOPInstanceUID, seg.SOPInstanceUID}
 
-    doc = hd.sr.srread(built.sr_path)
+    doc = hd.sr.srread(built.paths["sr"])
     assert isinstance(doc, hd.sr.Comprehensive3DSR)
     report = doc.content
     assert isinstance(report, hd.sr.MeasurementReport)
-    groups = report.get_image_measurement_groups(
+    (group,) = report.get_image_measurement_groups(
         finding_type=hd.sr.CodedConcept("233604007", "SCT", "Pneumonia")
     )
-    assert len(groups) == 1
-    (measurement,) = groups[0].get_measurements()
+    (measurement,) = group.get_measurements()
     assert measurement.value == pytest.approx(P_PNEUMONIA)
-    (evaluation,) = groups[0].get_qualitative_evaluations()
+    (evaluation,) = group.get_qualitative_evaluations()
     assert evaluation.value.value == "52101004"  # Present
-    assert groups[0].source_images[0].referenced_sop_instance_uid == built.src.SOPInstanceUID
+    assert group.source_images[0].referenced_sop_instance_uid == built.src.SOPInstanceUID
     (none_group,) = report.get_image_measurement_groups(
         finding_type=hd.sr.CodedConcept("260413007", "SCT", "None")
     )
     (none_eval,) = none_group.get_qualitative_evaluations()
     assert none_eval.value.value == "272519000"  # Absent
 
+    rois = report.get_planar_roi_measurement_groups()
+    drawn = [g for g in rois if g.reference_type.value == "111030"]  # Image Region
+    assert len(drawn) == len(built.regions)
+    for g, region in zip(drawn, built.regions, strict=True):
+        assert g.finding_type.value == "233604007"
+        assert g.roi.graphic_type.value == "POLYLINE"
+        np.testing.assert_allclose(g.roi.value, region.outline, atol=1e-3)
+        assert g.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == (
+            sc.SOPInstanceUID
+        )
+        peak = [
+            m for m in g.get_measurements() if m.derivation and m.derivation.value == "56851009"
+        ]
+        assert peak[0].value == pytest.approx(region.peak, abs=1e-5)
+    (segment,) = [g for g in rois if g.reference_type.value == "121214"]
+    ref = segment.referenced_segmentation_frame[0].ReferencedSOPSequence[0]
+    assert (ref.ReferencedSOPInstanceUID, ref.ReferencedSegmentNumber) == (seg.SOPInstanceUID, 1)
 
-def test_dsrdump_shows_finding_and_probability(built: Built) -> None:
+
+def test_dsrdump_prints_the_tree(built: Built) -> None:
     exe = tool_or_skip("dsrdump")
     proc = subprocess.run(
-        [exe, "+Pc", str(built.sr_path)], capture_output=True, text=True, timeout=120
+        [exe, "+Pc", str(built.paths["sr"])], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
+    assert not proc.stderr.strip(), proc.stderr  # no warning either
     text = proc.stdout
     assert '(233604007,SCT,"Pneumonia")=(52101004,SCT,"Present")' in text
     assert f'(122157,DCM,"Probability")="{P_PNEUMONIA}"' in text
     assert "SR-BLUR-SRC" in text and "SR-BLUR-COR" in text
+    assert text.count('SCOORD:(111030,DCM,"Image Region")=(POLYLINE') == 2
+    assert '(121214,DCM,"Referenced Segmentation Frame")' in text
     assert "Verification Flag   : UNVERIFIED" in text
+    assert "Completion Flag     : COMPLETE" in text
 
 
 def test_source_dataset_is_not_modified(built: Built) -> None:
@@ -321,3 +483,55 @@ def test_source_dataset_is_not_modified(built: Built) -> None:
         if elem.tag == 0x7FE00010:
             continue
         assert built.src[elem.tag].value == elem.value, elem.keyword
+
+
+# -- without the corrected SC: everything on the source -------------------------------------
+
+
+_NO_SC = ("overlay", "gsps", "seg", "sr")
+_NO_SC_PARAMS = [p for p in _PARAMS if p.id in ("synthetic-mono1", "synthetic-signed")]
+_NO_SC_PARAMS += [
+    pytest.param(("file", p), id=p.stem)
+    for p in SOURCES
+    if p.stem in ("Canon_DX_chest_PA_J2KR", "Fujifilm_DX_canine_thorax_EVRLE")
+]
+
+
+@pytest.fixture(scope="module", params=_NO_SC_PARAMS)
+def built_without_sc(request: pytest.FixtureRequest, out_dir: Path) -> Built:
+    return build_all(_source(request.param, out_dir), out_dir, _NO_SC)
+
+
+def test_without_sc_every_object_references_the_source_and_is_valid(
+    built_without_sc: Built,
+) -> None:
+    b = built_without_sc
+    problems = {kind: dciodvfy_errors(path) for kind, path in b.paths.items()}
+    assert not any(problems.values()), {k: sorted(v) for k, v in problems.items() if v}
+    src_uid = b.src.SOPInstanceUID
+    ov = b.read("overlay", pixels=False)
+    assert [r.ReferencedSOPInstanceUID for r in ov.SourceImageSequence] == [src_uid]
+    pr = b.read("gsps", pixels=False)
+    assert pr.ReferencedSeriesSequence[0].ReferencedImageSequence[0].ReferencedSOPInstanceUID == (
+        src_uid
+    )
+    assert pr.PresentationLUTShape == (
+        "INVERSE" if b.src.PhotometricInterpretation == "MONOCHROME1" else "IDENTITY"
+    )
+    seg = b.read("seg", pixels=False)
+    assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[
+        0
+    ].ReferencedSOPInstanceUID == (src_uid)
+    sr = b.read("sr", pixels=False)
+    evidence = {
+        inst.ReferencedSOPInstanceUID
+        for study in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for inst in series.ReferencedSOPSequence
+    }
+    assert evidence == {src_uid, seg.SOPInstanceUID}
+    report = hd.sr.srread(b.paths["sr"]).content
+    for g in report.get_planar_roi_measurement_groups():
+        if g.reference_type.value == "111030":
+            ref = g.roi.ContentSequence[0].ReferencedSOPSequence[0]
+            assert ref.ReferencedSOPInstanceUID == src_uid
