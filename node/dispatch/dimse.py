@@ -38,8 +38,20 @@ class _Negotiation:
         if type(p).__name__ == "A_ASSOCIATE" and getattr(p, "result", None) in (1, 2):
             self.reject = (int(p.result), f"{p.result_str}: {p.reason_str}")
 
+    def on_pdu(self, event: evt.Event) -> None:
+        # The rejection as it came off the wire: when the peer closes the connection right after
+        # its A-ASSOCIATE-RJ, pynetdicom sometimes reports an abort instead of the rejection.
+        pdu: Any = getattr(event, "pdu", None)
+        if type(pdu).__name__ == "A_ASSOCIATE_RJ" and self.reject is None:
+            p: Any = pdu.to_primitive()
+            self.reject = (int(p.result), f"{p.result_str}: {p.reason_str}")
+
     def handlers(self) -> list[Any]:
-        return [(evt.EVT_CONN_OPEN, _nodelay), (evt.EVT_ACSE_RECV, self.on_acse)]
+        return [
+            (evt.EVT_CONN_OPEN, _nodelay),
+            (evt.EVT_ACSE_RECV, self.on_acse),
+            (evt.EVT_PDU_RECV, self.on_pdu),
+        ]
 
 
 def tls_context(tls: TlsSettings) -> ssl.SSLContext:
@@ -74,7 +86,7 @@ def _associate(ae: AE, dest: DimseDestination) -> Association:
         raise TransientFailure(f"{where} could not be reached: {e.strerror or e}") from e
     if assoc.is_established:
         return assoc
-    if assoc.is_rejected:
+    if assoc.is_rejected or neg.reject is not None:
         if neg.reject is not None and neg.reject[0] == 2:
             raise TransientFailure(f"{where} rejected the association for now ({neg.reject[1]})")
         reason = neg.reject[1] if neg.reject else "rejected"
