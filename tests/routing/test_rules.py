@@ -306,3 +306,20 @@ def test_destination_types_and_tags() -> None:
             }
         )
     assert parse_tag("Modality") == parse_tag("(0008,0060)") == parse_tag("0008,0060") == 0x00080060
+
+
+def test_the_examples_in_docs_routing_md_are_valid_configurations() -> None:
+    import re
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "routing.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.+?)```", text, re.S)]
+    destinations = next(b for b in blocks if "destinations" in b and "routing" not in b)
+    examples = [b for b in blocks if "routing" in b]
+    assert len(examples) == 2
+    for ex in examples:
+        data = {"destinations": {**destinations["destinations"], **ex.get("destinations", {})}}
+        data["routing"] = ex["routing"]
+        s = Settings.model_validate(data)
+        assert s.routing.fallback.name
