@@ -32,6 +32,11 @@ class _Negotiation:
 
     def __init__(self) -> None:
         self.reject: tuple[int, str] | None = None
+        self.connected = False
+
+    def on_open(self, event: evt.Event) -> None:
+        self.connected = True
+        _nodelay(event)
 
     def on_acse(self, event: evt.Event) -> None:
         p: Any = getattr(event, "primitive", None)
@@ -48,7 +53,7 @@ class _Negotiation:
 
     def handlers(self) -> list[Any]:
         return [
-            (evt.EVT_CONN_OPEN, _nodelay),
+            (evt.EVT_CONN_OPEN, self.on_open),
             (evt.EVT_ACSE_RECV, self.on_acse),
             (evt.EVT_PDU_RECV, self.on_pdu),
         ]
@@ -91,6 +96,8 @@ def _associate(ae: AE, dest: DimseDestination) -> Association:
             raise TransientFailure(f"{where} rejected the association for now ({neg.reject[1]})")
         reason = neg.reject[1] if neg.reject else "rejected"
         raise PermanentFailure(f"{where} rejected the association ({reason})")
+    if not neg.connected:
+        raise TransientFailure(f"{where} could not be reached (connection refused or timed out)")
     if assoc.is_aborted and assoc.rejected_contexts and not assoc.accepted_contexts:
         raise PermanentFailure(f"{where} accepted none of the proposed presentation contexts")
     if assoc.is_aborted:

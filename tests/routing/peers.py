@@ -36,6 +36,12 @@ end
 @dataclass
 class CountingOrthanc(Orthanc):
     extra: dict[str, Any] = field(default_factory=dict)
+    login: str | None = None  # "user:password" for the test's own REST calls, when auth is on
+
+    @property
+    def url(self) -> str:
+        creds = f"{self.login}@" if self.login else ""
+        return f"http://{creds}127.0.0.1:{self.http_port}"
 
     @property
     def arrivals_file(self) -> Path:
@@ -43,7 +49,8 @@ class CountingOrthanc(Orthanc):
 
     @property
     def web_url(self) -> str:
-        return f"{self.url}/dicom-web"
+        """The DICOMweb root as a destination names it (never with credentials)."""
+        return f"http://127.0.0.1:{self.http_port}/dicom-web"
 
     def config(self, modalities: dict[str, Any] | None = None) -> dict[str, Any]:
         lua = self.folder / "count.lua"
@@ -61,13 +68,13 @@ class CountingOrthanc(Orthanc):
         return collections.Counter(tuple(ln.split()) for ln in lines if ln.strip())  # type: ignore[misc]
 
 
-def start_counting_orthanc(folder: Path, **extra: Any) -> CountingOrthanc:
+def start_counting_orthanc(folder: Path, login: str | None = None, **extra: Any) -> CountingOrthanc:
     if not orthanc_available():
         import pytest
 
         pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
     folder.mkdir(parents=True, exist_ok=True)
-    o = CountingOrthanc(folder, "ORTHANC", free_port(), free_port(), extra=dict(extra))
+    o = CountingOrthanc(folder, "ORTHANC", free_port(), free_port(), extra=dict(extra), login=login)
     return o.start()  # type: ignore[return-value]
 
 
@@ -86,7 +93,7 @@ class StoreScp:
         self.port = self.port or free_port()
         env = {**os.environ, "TCP_NODELAY": "1"}
         self.proc = subprocess.Popen(
-            ["storescp", "-aet", self.aet, "-od", str(self.folder), "+uf", "+xa", str(self.port)],
+            self.command(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
@@ -94,6 +101,9 @@ class StoreScp:
         )
         wait_for(self._listening, 20, f"storescp {self.aet} to listen")
         return self
+
+    def command(self) -> list[str]:
+        return ["storescp", "-aet", self.aet, "-od", str(self.folder), "+uf", "+xa", str(self.port)]
 
     def _listening(self) -> bool:
         import socket
