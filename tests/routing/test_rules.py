@@ -323,3 +323,5 @@ def test_the_examples_in_docs_routing_md_are_valid_configurations() -> None:
         data["routing"] = ex["routing"]
         s = Settings.model_validate(data)
         assert s.routing.fallback.name
+    pipelines = next(b for b in blocks if "pipelines" in b)
+    assert Settings.model_validate(pipelines).pipelines["viewer"].results[1] == "overlay"
