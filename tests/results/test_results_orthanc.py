@@ -6,7 +6,8 @@ For a real MONOCHROME1 radiograph and a synthetic CR: the source and the five re
 sent with ``node.dispatch.dimse.send_file`` (each file's own SOP class and transfer syntax), after
 dcmtk storescu stored the source as a modality would. QIDO-RS
 finds all of them in the source's study, and WADO-RS (any transfer syntax, i.e. as stored)
-returns datasets identical to the files sent.
+returns datasets identical to the files sent. Then the node as a real process sends what each
+routing rule's pipeline selects.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from node.pipeline.analyse import analyse
 from node.pipeline.outputs import build_results
 from node.pipeline.results.inputs import Producer
 from tests.support.dcmtk import storescu
+from tests.support.node_proc import NodeProcess, node_config
 from tests.support.orthanc import Orthanc, start_orthanc
 from tests.support.paths import CXR_DICOM
 from tests.support.synthetic import make_cr
@@ -105,3 +107,60 @@ def test_results_land_in_the_source_study_and_come_back_identical(
             extra = [e.keyword or str(e.tag) for e in back if e.tag not in original]
             assert not differing and not extra, (kind, differing, extra)
             assert back.PixelData == original.PixelData if "PixelData" in original else True
+
+
+def test_node_sends_what_each_rules_pipeline_selects(
+    orthanc: Orthanc, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """The node as a real process: the fallback pipeline builds all five objects; a rule for a
+    PACS that cannot store SEG builds them without the SEG. Orthanc gets exactly those."""
+    folder = tmp_path / "node"
+    folder.mkdir()
+    cfg = node_config(
+        folder,
+        tiny_models,
+        None,
+        destinations={
+            "pacs": {
+                "type": "dimse",
+                "ae_title": orthanc.aet,
+                "host": "127.0.0.1",
+                "port": orthanc.dicom_port,
+            }
+        },
+        pipelines={
+            "all": {"results": ["sc", "overlay", "gsps", "seg", "sr"]},
+            "no-seg": {"results": ["sc", "overlay", "gsps", "sr"]},
+        },
+        routing={
+            "rules": [
+                {
+                    "name": "old-pacs",
+                    "match": {"calling_ae": "OLD_ROOM"},
+                    "process": "no-seg",
+                    "send_results_to": ["pacs"],
+                }
+            ],
+            "fallback": {"name": "rest", "process": "all", "send_results_to": ["pacs"]},
+        },
+    )
+    node = NodeProcess(folder, cfg).start()
+    try:
+        a = make_cr(tmp_path / "a.dcm", 160, 144, photometric="MONOCHROME1", seed=11)
+        b = make_cr(tmp_path / "b.dcm", 160, 144, seed=12)
+        storescu([tmp_path / "a.dcm"], node.dimse_port, node.ae_title, aet="NEW_ROOM")
+        storescu([tmp_path / "b.dcm"], node.dimse_port, node.ae_title, aet="OLD_ROOM")
+        counts = node.wait_idle(timeout=180)
+        assert not any(st == "failed" for (_, st) in counts), (counts, node.log_text()[-3000:])
+        assert counts.get(("dispatch", "done")) == 5 + 4, counts
+        web = dicomweb_client.DICOMwebClient(url=f"{orthanc.url}/dicom-web")
+        for src, modalities in (
+            (a, ["OT", "OT", "PR", "SEG", "SR"]),
+            (b, ["OT", "OT", "PR", "SR"]),
+        ):
+            series = web.search_for_series(study_instance_uid=str(src.StudyInstanceUID))
+            found = sorted(s["00080060"]["Value"][0] for s in series)
+            assert found == sorted(modalities), found
+        assert node.stop() == 0
+    finally:
+        node.kill()
