@@ -350,3 +350,57 @@ def test_idle_timeout_processes_two_series_of_a_study_as_one_job(
         assert len(storescp.uids()) == 4 and set(storescp.uids().values()) == {1}
     finally:
         node.stop()
+
+
+def test_dicomweb_source_is_routed_by_its_own_rule_and_cannot_be_returned_to_sender(
+    tmp_path: Path, tiny_models: dict[str, Path], storescp: StoreScp
+) -> None:
+    from dicomweb_client.api import DICOMwebClient
+
+    destinations = {
+        "storescp": _dimse(storescp.aet, storescp.port),
+        "sender": {"type": "return_to_sender", "port": 104},
+    }
+    routing = {
+        "rules": [
+            {
+                "name": "web-in",
+                "match": {"source": "dicomweb"},
+                "process": "report_only",
+                "send_results_to": ["storescp", "sender"],
+                "forward_original_to": ["storescp"],
+            }
+        ],
+        "fallback": {"name": "dimse-in", "ignore": True},
+    }
+    node = _start_node(tmp_path, tiny_models, destinations, routing)
+    try:
+        path, uid = _image(tmp_path / "in", "web", 21)
+        web = DICOMwebClient(url=f"{node.http_url}/dicom-web")
+        web.store_instances([pydicom.dcmread(path)])
+        dimse_path, dimse_uid = _image(tmp_path / "in", "dimse", 22)
+        storescu([dimse_path], node.dimse_port, node.ae_title, aet="MODALITY")
+        counts = node.wait_idle(timeout=60)
+        assert counts == {
+            ("process", "done"): 1,
+            ("dispatch", "done"): 2,  # the original and the report to storescp
+            ("dispatch", "failed"): 1,  # the report to "sender": nobody to return it to
+        }, counts
+        res = _results(node)
+        assert storescp.uids() == {uid: 1, res[uid]["sr"]: 1} and dimse_uid not in res
+        (failed,) = [j for j in node.jobs() if j.state == "failed"]
+        assert failed.attempts == 1 and "did not arrive by DIMSE" in (failed.last_error or "")
+        routed = {e.instance_uid: e for e in _audit(node) if e.event == "routed"}
+        assert routed[uid].actor == "dicomweb" and routed[dimse_uid].outcome == "ignored"
+
+        # the administrator gives up on it; the audit table says who did
+        out = sharpray(_config(node), "cancel", str(failed.id))
+        assert out.returncode == 0 and "1 job(s) cancelled" in out.stdout, out
+        assert [j.state for j in node.jobs() if j.id == failed.id] == ["cancelled"]
+        out = sharpray(_config(node), "audit", "--event", "admin.cancel", "--json")
+        (event,) = json.loads(out.stdout)
+        assert (
+            event["actor"].startswith("cli") and f"jobs {failed.id}: 1 cancelled" in event["detail"]
+        )
+    finally:
+        node.stop()
