@@ -1,7 +1,7 @@
 """Where the worker's time goes on one radiograph, outside the network and the queue.
 
 In-process, with the node's own functions: read the file, ``analyse`` (decode, deblur in tiles,
-classify, CAM, sharpness), ``build_results`` (the configured result objects), encode them. With
+classify, CAM, sharpness), ``build_results`` (the result objects of the default "full" pipeline), encode them. With
 the tiny test models this is the node's own overhead per radiograph; ``analyse`` is also run once
 under cProfile to name the functions that cost the most.
 """
@@ -40,14 +40,16 @@ def profile(models: dict[str, Path], px: int, work: Path, top: int = 12) -> Json
     loaded = load_models(settings)
     producer = Producer(software_version=__version__)
     path = make_set(work, "prof", 1, px, seed=11).files[0]
-    analyse(read_dataset(path), loaded)  # warm-up (sessions, caches)
+    kinds = settings.pipelines["full"].results  # what the default routing produces (sc, sr)
+    warm = analyse(read_dataset(path), loaded)  # warm-up (sessions, lazy imports, caches)
+    build_results(warm, settings.results, producer, kinds)
 
     t0 = time.perf_counter()
     ds = read_dataset(path)
     t1 = time.perf_counter()
     analysis = analyse(ds, loaded)
     t2 = time.perf_counter()
-    results = build_results(analysis, settings.results, producer)
+    results = build_results(analysis, settings.results, producer, kinds)
     t3 = time.perf_counter()
     encoded = [encode(r) for _, r in results]
     t4 = time.perf_counter()
@@ -55,7 +57,7 @@ def profile(models: dict[str, Path], px: int, work: Path, top: int = 12) -> Json
     prof = cProfile.Profile()
     prof.enable()
     analyse(read_dataset(path), loaded)
-    build_results(analysis, settings.results, producer)
+    build_results(analysis, settings.results, producer, kinds)
     prof.disable()
     stats = pstats.Stats(prof)
     rows = sorted(

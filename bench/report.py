@@ -314,12 +314,14 @@ def plots(report: Json, out: Path) -> list[Path]:
         axes[0].plot(n, [lv["throughput_img_s"] for lv in levels], "o-")
         axes[0].set(xlabel="concurrent senders", ylabel="radiographs/s delivered", ylim=(0, None))
         axes[0].set_title("Sustained throughput")
+        axes[0].set_xticks(n)
         axes[1].plot(n, [lv["sr_p50_s"] for lv in levels], "o-", label="p50")
         axes[1].plot(n, [lv["sr_p95_s"] for lv in levels], "s--", label="p95")
         axes[1].set(
             xlabel="concurrent senders", ylabel="s, ingest to SR in Orthanc", ylim=(0, None)
         )
         axes[1].set_title("Latency under load")
+        axes[1].set_xticks(n)
         axes[1].legend()
         for lv in levels:
             qd = lv["queue_depth"]
