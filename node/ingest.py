@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -65,6 +67,10 @@ class SOPClassNotSupported(NotSupported):
 
 class TransferSyntaxNotSupported(NotSupported):
     """The transfer syntax is not one the node takes (STOW-RS failure reason 0xC122)."""
+
+
+class Truncated(CannotUnderstand):
+    """The stream ends inside its Pixel Data (DIMSE 0xC000, STOW-RS 0xC000): nothing is stored."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,79 @@ def read_header(data: bytes) -> Header:
         raise DoesNotMatch(str(e)) from e
 
 
+# -- a stream cut short inside its Pixel Data --------------------------------------------------
+PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
+LONG_VRS = {
+    b"OB",
+    b"OD",
+    b"OF",
+    b"OL",
+    b"OV",
+    b"OW",
+    b"SQ",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"SV",
+    b"UV",
+}
+
+
+def truncation(data: bytes) -> str | None:
+    """Why a Part 10 stream ends early, inside its Pixel Data; None when it is whole.
+
+    A multipart part cut short (a client or proxy failure) still has a readable header, and the
+    ingest reads no further; this walks the Pixel Data element (and its fragments) without
+    decoding anything. Deflated streams are not walked.
+    """
+    fp = io.BytesIO(data)
+    try:
+        ds = pydicom.dcmread(fp, stop_before_pixels=True)
+    except Exception:
+        return None  # the ingest reports an unreadable header itself
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return None
+    implicit, little = ds.original_encoding
+    pos = fp.tell()
+    if implicit is None or little is None or pos + 8 > len(data):
+        return None
+    e = "<" if little else ">"
+    if struct.unpack(e + "HH", data[pos : pos + 4]) not in PIXEL_TAGS:
+        return None
+    if implicit:
+        (length,) = struct.unpack(e + "I", data[pos + 4 : pos + 8])
+        start = pos + 8
+    elif data[pos + 4 : pos + 6] in LONG_VRS:
+        if pos + 12 > len(data):
+            return "the stream ends inside the Pixel Data header (truncated)"
+        (length,) = struct.unpack(e + "I", data[pos + 8 : pos + 12])
+        start = pos + 12
+    else:
+        (length,) = struct.unpack(e + "H", data[pos + 6 : pos + 8])
+        start = pos + 8
+    if length != 0xFFFFFFFF:
+        if start + length > len(data):
+            return f"the Pixel Data is {length} bytes but the stream ends after {len(data) - start}"
+        return None
+    p = start
+    while p + 8 <= len(data):  # encapsulated: items up to the sequence delimiter
+        group, element, n = struct.unpack(e + "HHI", data[p : p + 8])
+        p += 8
+        if (group, element) == (0xFFFE, 0xE0DD):
+            return None
+        if (group, element) != (0xFFFE, 0xE000):
+            # not an item where one should be (e.g. an odd fragment padded by its writer):
+            # only the delimiter somewhere after it tells whether the stream is whole
+            delimiter = struct.pack(e + "HHI", 0xFFFE, 0xE0DD, 0)
+            if data.find(delimiter, p - 8) != -1:
+                return None
+            break
+        p += n
+    return "the encapsulated Pixel Data ends before its sequence delimiter (truncated)"
+
+
 class Ingestor:
     """Writes received instances durably and queues their processing."""
 
@@ -230,6 +309,9 @@ class Ingestor:
         expect_study_instance: str | None = None,
     ) -> IngestResult:
         header = read_header(data)
+        cut = truncation(data)
+        if cut is not None:
+            raise Truncated(cut)
         if expect_sop_instance is not None and header.sop_instance_uid != expect_sop_instance:
             raise DoesNotMatch("SOP Instance UID in the dataset differs from the request's")
         if expect_sop_class is not None and header.sop_class_uid != expect_sop_class:

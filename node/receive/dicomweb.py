@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import logging
-import struct
 from dataclasses import dataclass
 from functools import partial
 
@@ -27,7 +26,6 @@ import pydicom
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydicom.dataset import Dataset
-from pydicom.uid import DeflatedExplicitVRLittleEndian
 from starlette.requests import ClientDisconnect
 
 from node.dicomweb.context import DICOM_JSON, DicomWebContext, add_warnings
@@ -40,6 +38,7 @@ from node.ingest import (
     Received,
     SOPClassNotSupported,
     TransferSyntaxNotSupported,
+    Truncated,
 )
 from storage.files import UID_RE, InvalidUID, check_uid
 
@@ -100,78 +99,6 @@ def _identify(data: bytes) -> tuple[str | None, str | None, str | None, str | No
         uid("StudyInstanceUID"),
         uid("SeriesInstanceUID"),
     )
-
-
-PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
-LONG_VRS = {
-    b"OB",
-    b"OD",
-    b"OF",
-    b"OL",
-    b"OV",
-    b"OW",
-    b"SQ",
-    b"UC",
-    b"UN",
-    b"UR",
-    b"UT",
-    b"SV",
-    b"UV",
-}
-
-
-def truncation(data: bytes) -> str | None:
-    """Why a Part 10 stream ends early, inside its Pixel Data; None when it is whole.
-
-    A multipart part cut short (a client or proxy failure) still has a readable header, and the
-    ingest reads no further; this walks the Pixel Data element (and its fragments) without
-    decoding anything. Deflated streams are not walked.
-    """
-    fp = io.BytesIO(data)
-    try:
-        ds = pydicom.dcmread(fp, stop_before_pixels=True)
-    except Exception:
-        return None  # the ingest reports an unreadable header itself
-    meta = getattr(ds, "file_meta", None)
-    if meta is None or meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
-        return None
-    implicit, little = ds.original_encoding
-    pos = fp.tell()
-    if implicit is None or little is None or pos + 8 > len(data):
-        return None
-    e = "<" if little else ">"
-    if struct.unpack(e + "HH", data[pos : pos + 4]) not in PIXEL_TAGS:
-        return None
-    if implicit:
-        (length,) = struct.unpack(e + "I", data[pos + 4 : pos + 8])
-        start = pos + 8
-    elif data[pos + 4 : pos + 6] in LONG_VRS:
-        if pos + 12 > len(data):
-            return "the stream ends inside the Pixel Data header (truncated)"
-        (length,) = struct.unpack(e + "I", data[pos + 8 : pos + 12])
-        start = pos + 12
-    else:
-        (length,) = struct.unpack(e + "H", data[pos + 6 : pos + 8])
-        start = pos + 8
-    if length != 0xFFFFFFFF:
-        if start + length > len(data):
-            return f"the Pixel Data is {length} bytes but the stream ends after {len(data) - start}"
-        return None
-    p = start
-    while p + 8 <= len(data):  # encapsulated: items up to the sequence delimiter
-        group, element, n = struct.unpack(e + "HHI", data[p : p + 8])
-        p += 8
-        if (group, element) == (0xFFFE, 0xE0DD):
-            return None
-        if (group, element) != (0xFFFE, 0xE000):
-            # not an item where one should be (e.g. an odd fragment padded by its writer):
-            # only the delimiter somewhere after it tells whether the stream is whole
-            delimiter = struct.pack(e + "HHI", 0xFFFE, 0xE0DD, 0)
-            if data.find(delimiter, p - 8) != -1:
-                return None
-            break
-        p += n
-    return "the encapsulated Pixel Data ends before its sequence delimiter (truncated)"
 
 
 def _safe(uid: str | None) -> str:
@@ -273,9 +200,6 @@ class StowRS:
                 "not_dicom",
             )
         data = part.read()
-        cut = await anyio.to_thread.run_sync(truncation, data)
-        if cut is not None:
-            return self._failed(part, data, CANNOT_UNDERSTAND, CannotUnderstand(cut), "truncated")
         try:
             result = await anyio.to_thread.run_sync(
                 partial(
@@ -295,6 +219,8 @@ class StowRS:
             return self._failed(part, data, TS_NOT_SUPPORTED, e, "not_supported")
         except NotSupported as e:
             return self._failed(part, data, SOP_CLASS_NOT_SUPPORTED, e, "not_supported")
+        except Truncated as e:
+            return self._failed(part, data, CANNOT_UNDERSTAND, e, "truncated")
         except CannotUnderstand as e:
             return self._failed(part, data, CANNOT_UNDERSTAND, e, "cannot_understand")
         except Exception as e:  # a bug must not lose the other parts
