@@ -9,9 +9,11 @@ from __future__ import annotations
 from pydicom.uid import (
     JPEG2000,
     UID,
+    Comprehensive3DSRStorage,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
+    GrayscaleSoftcopyPresentationStateStorage,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
@@ -21,6 +23,8 @@ from pydicom.uid import (
     JPEGLSLossless,
     JPEGLSNearLossless,
     RLELossless,
+    SecondaryCaptureImageStorage,
+    SegmentationStorage,
 )
 
 CR_IMAGE = UID("1.2.840.10008.5.1.4.1.1.1")
@@ -53,3 +57,15 @@ ACCEPTED_TRANSFER_SYNTAXES: tuple[UID, ...] = (
     JPEG2000,
     RLELossless,
 )
+
+
+# SOP class of each result object the node writes (Instance.result_kind -> SOP class), all in
+# Explicit VR Little Endian. docs/conformance.md is generated from these lists (node.conformance).
+RESULT_SOP_CLASSES: dict[str, UID] = {
+    "sc": SecondaryCaptureImageStorage,  # corrected image
+    "overlay": SecondaryCaptureImageStorage,  # heatmap burned over the corrected image
+    "gsps": GrayscaleSoftcopyPresentationStateStorage,
+    "seg": SegmentationStorage,
+    "sr": Comprehensive3DSRStorage,
+}
+RESULT_TRANSFER_SYNTAX: UID = ExplicitVRLittleEndian
