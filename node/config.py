@@ -240,6 +240,9 @@ class PipelineSettings(Strict):
     """A named pipeline: which result objects to produce for each radiograph."""
 
     results: list[str] = ["sc", "sr"]
+    # Motion correction: always | when_blurred (the blur gate's decision is not "sharp") | never.
+    # An uncorrected image is classified as received and gets no corrected series ("sc").
+    correct: Literal["always", "when_blurred", "never"] = "always"
 
     @field_validator("results")
     @classmethod
@@ -250,6 +253,24 @@ class PipelineSettings(Strict):
         if bad:
             raise ValueError(f"unknown result kind(s) {bad}; known: {list(RESULT_KINDS)}")
         return list(dict.fromkeys(v))
+
+
+class BlurGateSettings(Strict):
+    """The blur gate (node/pipeline/blur_gate.py): motion blur judged first, before correction."""
+
+    enabled: bool = True
+    blurred_from: float = Field(0.43, gt=0, lt=1)  # blur score from which an image is "blurred"
+    severe_from: float = Field(0.55, gt=0, lt=1)  # ... and from which it is "severe"
+    max_side: int = Field(2048, ge=64)  # score at native scale up to this side (else reduced)
+    margin: float = Field(0.05, ge=0, lt=0.4)  # fraction of each side left out of the score
+    notify_to: list[str] = []  # destinations of the fast image-quality notice SR (e.g. sender)
+    notice_series_number: int = Field(9010, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BlurGateSettings:
+        if self.severe_from < self.blurred_from:
+            raise ValueError("severe_from must not be below blurred_from")
+        return self
 
 
 def _as_list(v: object) -> object:
@@ -450,11 +471,13 @@ class Settings(Strict):
         "sender": ReturnToSenderDestination(type="return_to_sender"),
     }
     pipelines: dict[str, PipelineSettings] = {
-        "full": PipelineSettings(results=["sc", "sr"]),
+        "full": PipelineSettings(results=["sc", "overlay", "gsps", "sr"]),
+        "full_with_seg": PipelineSettings(results=["sc", "overlay", "gsps", "seg", "sr"]),
         "report_only": PipelineSettings(results=["sr"]),
     }
     routing: RoutingSettings = RoutingSettings()
     results: ResultSettings = ResultSettings()
+    blur_gate: BlurGateSettings = BlurGateSettings()
     logging: LoggingSettings = LoggingSettings()
     dicomweb: DicomWebServerSettings = DicomWebServerSettings()
 
@@ -473,6 +496,12 @@ class Settings(Strict):
                 raise ValueError(
                     f"routing rule {rule.name!r}: process names pipeline {rule.process!r}, "
                     f"which is not in pipelines ({', '.join(sorted(self.pipelines)) or 'none'})"
+                )
+        for name in self.blur_gate.notify_to:
+            if name not in self.destinations:
+                raise ValueError(
+                    f"blur_gate.notify_to names destination {name!r}, "
+                    f"which is not in destinations ({known})"
                 )
         return self
 

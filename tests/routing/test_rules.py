@@ -125,7 +125,7 @@ def test_rules_are_tried_in_order_and_the_fallback_takes_the_rest() -> None:
     assert (d.rule, d.pipeline, d.results, d.send_results_to) == (
         "room1",
         "full",
-        ("sc", "sr"),
+        ("sc", "overlay", "gsps", "sr"),
         ("pacs", "archive"),
     )
     d = decide(s, header(), PACS)

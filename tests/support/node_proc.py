@@ -178,6 +178,12 @@ def node_config(
         "workers": {"count": 1, "dispatchers": 1, "poll_s": 0.2, "lease_s": 120},
         "dispatch": {"backoff_initial_s": 1, "backoff_max_s": 5, "timeout_s": 20},
         "destinations": {},
+        # the tests count results: the default "full" pipeline reduced to the corrected image
+        # and the report (tests/results covers the other objects)
+        "pipelines": {
+            "full": {"results": ["sc", "sr"]},
+            "report_only": {"results": ["sr"]},
+        },
         "routing": {"rules": [], "fallback": {"name": "fallback", "process": "full"}},
     }
     if pacs is not None:
