@@ -16,11 +16,13 @@ from sqlalchemy import text
 
 from node import __version__
 from node.config import Settings
+from node.dicomweb.auth import Guard
 from node.dicomweb.context import DicomWebContext
 from node.dicomweb.index import backfill
 from node.dispatch.outbox import DispatchContext, deliver
 from node.ingest import Ingestor
 from node.metrics import Metrics
+from node.ops.dashboard import DashboardContext
 from node.ops.http import create_http_app
 from node.pipeline.analyse import Models
 from node.pipeline.infer import Classifier, Deblurrer, load_model
@@ -129,7 +131,15 @@ class Node:
             dicomweb = DicomWebContext(
                 self.settings, self.sessions, self.store, self._ingestor(), self.metrics
             )
-        app = create_http_app(self.metrics, self.health, dicomweb)
+        dashboard = DashboardContext(
+            self.settings,
+            self.sessions,
+            self.store,
+            self.health,
+            dicomweb.guard if dicomweb is not None else Guard(self.settings),
+            dicomweb is not None,
+        )
+        app = create_http_app(self.metrics, self.health, dicomweb, dashboard)
         n = self.settings.node
         config = uvicorn.Config(
             app, host=n.http_bind, port=n.http_port, log_config=None, access_log=False

@@ -1,5 +1,6 @@
 """The node's HTTP app: /healthz (liveness and readiness), /metrics (Prometheus) and, on a
-receiver, the DICOMweb service under /dicom-web (node.dicomweb); /openapi.json describes it all."""
+receiver, the DICOMweb service under /dicom-web (node.dicomweb); /openapi.json describes it all.
+The administrator's dashboard (node.ops.dashboard) is at /dashboard, behind the same auth."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from node.metrics import Metrics
 
 if TYPE_CHECKING:
     from node.dicomweb.context import DicomWebContext
+    from node.ops.dashboard import DashboardContext
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -22,6 +24,7 @@ def create_http_app(
     metrics: Metrics,
     health: Callable[[], dict[str, Any]],
     dicomweb: DicomWebContext | None = None,
+    dashboard: DashboardContext | None = None,
 ) -> FastAPI:
     app = FastAPI(title="SharpRay", version=__version__)
 
@@ -47,4 +50,8 @@ def create_http_app(
         from node.dicomweb.api import install
 
         install(app, dicomweb)
+    if dashboard is not None:
+        from node.ops.dashboard import install as install_dashboard
+
+        install_dashboard(app, dashboard)
     return app
