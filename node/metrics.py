@@ -44,6 +44,13 @@ class Metrics:
             buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
             registry=r,
         )
+        self.blur_score = Histogram(
+            "sharpray_blur_score",
+            "Blur gate score of processed radiographs (0 sharp .. 1 blurred), by decision",
+            ["decision"],
+            buckets=(0.2, 0.25, 0.3, 0.35, 0.4, 0.43, 0.46, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0),
+            registry=r,
+        )
         self.dispatched = Counter(
             "sharpray_dispatched", "Dispatch attempts", ["destination", "outcome"], registry=r
         )

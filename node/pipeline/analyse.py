@@ -6,9 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from models.sharpness import sharpness
 from pydicom.dataset import Dataset
 
+from models.sharpness import sharpness
 from node.pipeline.infer import Classifier, Deblurrer
 from node.pipeline.preprocess import (
     decode,
@@ -32,12 +32,19 @@ class Models:
         )
 
 
-def analyse(ds: Dataset, models: Models) -> Analysis:
-    """Correct, classify and explain one radiograph; raises UnsupportedImage for what it can't."""
+def analyse(ds: Dataset, models: Models, *, correct: bool = True) -> Analysis:
+    """Correct, classify and explain one radiograph; raises UnsupportedImage for what it can't.
+
+    ``correct=False`` (the blur gate found it sharp, or the pipeline never corrects): the deblur
+    model is not run; the image is classified as received (``extra["classified"]`` says which).
+    """
     r = decode(ds)
-    unit = to_unit_stored_range(r)
-    corrected_unit = models.deblur(unit)
-    corrected = from_unit_stored_range(r, corrected_unit)
+    if correct:
+        unit = to_unit_stored_range(r)
+        corrected_unit = models.deblur(unit)
+        corrected = from_unit_stored_range(r, corrected_unit)
+    else:
+        corrected = r.stored
 
     # The classifier sees the corrected image as a viewer would show it.
     shown = to_unit_voi(dataclasses.replace(r, stored=corrected))
@@ -66,6 +73,9 @@ def analyse(ds: Dataset, models: Models) -> Analysis:
         findings=findings,
         heatmap=heatmap,
         sharpness_before=float(sharpness(np.asarray(to_unit_voi(r)))),
-        sharpness_after=float(sharpness(shown)),
-        extra={"explained_label": explained.name},
+        sharpness_after=float(sharpness(shown)) if correct else None,
+        extra={
+            "explained_label": explained.name,
+            "classified": "corrected" if correct else "original",
+        },
     )

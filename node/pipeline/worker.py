@@ -25,6 +25,7 @@ from node.config import ResultSettings, Settings
 from node.ingest import Received, apply_index, index_attributes
 from node.metrics import Metrics
 from node.pipeline.analyse import Models, analyse
+from node.pipeline.blur_gate import BlurAssessment, assess, build_notice_sr, should_correct
 from node.pipeline.outputs import build_results
 from node.pipeline.preprocess import UnsupportedImage, read_dataset
 from node.pipeline.results.inputs import Analysis, Producer
@@ -118,12 +119,23 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
     try:
         decision, decided_now = _decision(ctx, job, sources[0])
         settings = result_settings(ctx.settings.results, decision)
+        pipeline = ctx.settings.pipelines.get(decision.pipeline or "")
+        policy = pipeline.correct if pipeline is not None else "always"
         for src in sources if decision.pipeline else []:
             t1 = time.perf_counter()
             try:
                 ds = read_dataset(src.path)
-                analysis = analyse(ds, ctx.models)
-                results = build_results(analysis, settings, ctx.producer)
+                blur = (
+                    _blur_gate(ctx, job, owner, src, ds) if ctx.settings.blur_gate.enabled else None
+                )
+                correct = should_correct(policy, blur)
+                analysis = analyse(ds, ctx.models, correct=correct)
+                if blur is not None:
+                    analysis.extra.update(blur_score=blur.score, blur_decision=blur.decision)
+                chosen = (
+                    settings if correct else settings.model_copy(update={"corrected_sc": False})
+                )
+                results = build_results(analysis, chosen, ctx.producer)
                 encoded = [(kind, r, encode(r)) for kind, r in results]
             except UnsupportedImage as e:
                 skipped.append((src.uid, f"cannot process: {e}"))
@@ -191,7 +203,13 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
                 probability=round(a.top_finding.probability, 4),
                 sharpness_before=a.sharpness_before,
                 sharpness_after=a.sharpness_after,
+                classified=a.extra.get("classified"),
             )
+            if "blur_decision" in a.extra:
+                detail["blur"] = {
+                    "score": round(float(a.extra["blur_score"]), 4),  # type: ignore[arg-type]
+                    "decision": a.extra["blur_decision"],
+                }
         detail["results"] = [str(r.SOPInstanceUID) for _, files in written for _, r, *_ in files]
         if len(sources) > 1 or group:
             detail["processed"] = [p.source.uid for p in produced]
@@ -247,7 +265,15 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
                     job_id=job.id,
                     actor=owner,
                     detail=f"rule {decision.rule}, pipeline {decision.pipeline}: "
-                    f"{top.label} p={top.probability:.3f}; {len(files)} result(s)",
+                    f"{top.label} p={top.probability:.3f} on the "
+                    f"{p.analysis.extra.get('classified', 'corrected')} image"
+                    + (
+                        f" (blur {p.analysis.extra['blur_decision']}"
+                        f" {float(p.analysis.extra['blur_score']):.3f})"  # type: ignore[arg-type]
+                        if "blur_decision" in p.analysis.extra
+                        else ""
+                    )
+                    + f"; {len(files)} result(s)",
                 )
             )
         for uid, reason in skipped:
@@ -280,6 +306,70 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
     if not decision.pipeline:
         log.info("job %s (%s): %s", job.id, first_uid, decision.summary())
     return queue.DONE
+
+
+def _blur_gate(
+    ctx: WorkerContext, job: Job, owner: str, src: _Source, ds: Dataset
+) -> BlurAssessment:
+    """Score the image's motion blur and, before any correction, queue the notice for the room.
+
+    The notice SR is written durably, indexed and its dispatch jobs committed at once, so the
+    dispatchers send it while this worker goes on correcting and classifying.
+    """
+    gate = ctx.settings.blur_gate
+    blur = assess(ds, gate)
+    ctx.metrics.blur_score.labels(decision=blur.decision).observe(blur.score)
+    notice = build_notice_sr(ds, blur, ctx.producer, series_number=gate.notice_series_number)
+    data = encode(notice)
+    rel = ctx.store.relpath_for(
+        str(notice.StudyInstanceUID), str(notice.SeriesInstanceUID), str(notice.SOPInstanceUID)
+    )
+    size = ctx.store.write_durably(rel, data) if gate.notify_to else 0
+    with ctx.sessions.begin() as s:
+        if gate.notify_to:
+            uid = str(notice.SOPInstanceUID)
+            row = s.query(Instance).filter(Instance.sop_instance_uid == uid).first()
+            if row is None:
+                row = Instance(sop_instance_uid=uid)
+                s.add(row)
+            row.sop_class_uid = str(notice.SOPClassUID)
+            row.study_instance_uid = str(notice.StudyInstanceUID)
+            row.series_instance_uid = str(notice.SeriesInstanceUID)
+            row.transfer_syntax_uid = str(notice.file_meta.TransferSyntaxUID)
+            row.path = rel
+            row.size = size
+            row.sha256 = hashlib.sha256(data).hexdigest()
+            row.origin = "result"
+            row.source = "local"
+            row.derived_from_id = src.id
+            row.result_kind = "notice"
+            apply_index(row, index_attributes(notice))
+            s.flush()
+            for dest in gate.notify_to:
+                queue.enqueue(
+                    s,
+                    "dispatch",
+                    row.id,
+                    destination=dest,
+                    parent_id=job.id,
+                    max_attempts=ctx.settings.dispatch.max_attempts,
+                    detail={"notice": True},
+                )
+        s.add(
+            AuditEvent(
+                event="blur.assessed",
+                instance_uid=src.uid,
+                job_id=job.id,
+                actor=owner,
+                outcome=blur.decision,
+                detail=f"blur score {blur.score:.4f}: {blur.decision} in {blur.seconds:.2f} s; "
+                f"notice -> {', '.join(gate.notify_to) or 'nowhere'}",
+            )
+        )
+    log.info(
+        "blur gate %s: score %.4f -> %s (%.2f s)", src.uid, blur.score, blur.decision, blur.seconds
+    )
+    return blur
 
 
 def _give_up(

@@ -222,6 +222,40 @@ def _segment_group(
     )
 
 
+def _blur_gate_items(
+    analysis: Analysis, algorithm: hd.sr.AlgorithmIdentification
+) -> tuple[list[hd.sr.Measurement], list[hd.sr.QualitativeEvaluation]]:
+    """The blur gate's score and decision and which image was classified (``analysis.extra``)."""
+    from node.pipeline.blur_gate import (
+        BLUR_ASSESSMENT,
+        BLUR_SCORE,
+        CLASSIFIED_CODES,
+        CLASSIFIED_IMAGE,
+        DECISION_CODES,
+    )
+
+    measurements: list[hd.sr.Measurement] = []
+    evaluations: list[hd.sr.QualitativeEvaluation] = []
+    score = analysis.extra.get("blur_score")
+    if isinstance(score, float) and math.isfinite(score):
+        measurements.append(
+            hd.sr.Measurement(
+                name=BLUR_SCORE, value=round(score, 6), unit=UNIT_NONE, algorithm_id=algorithm
+            )
+        )
+    decision = analysis.extra.get("blur_decision")
+    if isinstance(decision, str) and decision in DECISION_CODES:
+        evaluations.append(
+            hd.sr.QualitativeEvaluation(name=BLUR_ASSESSMENT, value=DECISION_CODES[decision])
+        )
+    classified = analysis.extra.get("classified")
+    if isinstance(classified, str) and classified in CLASSIFIED_CODES:
+        evaluations.append(
+            hd.sr.QualitativeEvaluation(name=CLASSIFIED_IMAGE, value=CLASSIFIED_CODES[classified])
+        )
+    return measurements, evaluations
+
+
 def build_report_sr(
     analysis: Analysis,
     producer: Producer,
@@ -348,6 +382,8 @@ def build_report_sr(
                 ),
             )
         )
+    gate = _blur_gate_items(analysis, metric_id)
+    quality.extend(gate[0])
     if quality:
         quality_sources = [source_for_group]
         if corrected_sc is not None:
@@ -363,6 +399,7 @@ def build_report_sr(
                 algorithm_id=metric_id,
                 source_images=quality_sources,
                 measurements=quality,
+                qualitative_evaluations=gate[1] or None,
             )
         )
 

@@ -1,0 +1,142 @@
+"""End to end: a sharp and a blurred real radiograph sent; the QA Orthanc gets a notice for each
+with the right decision; only the blurred one gets a corrected series; both get the report SR.
+
+Real peers only: dcmtk storescu as the modality, the node as a real process (tiny models),
+one Orthanc as the PACS and another as the X-ray room's QA destination.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from tests.blur_gate.radiographs import blurred, mhh_test_images, write_cr
+from tests.support.dcmtk import dciodvfy_errors, storescu
+from tests.support.node_proc import NodeProcess, node_config
+from tests.support.orthanc import Orthanc, start_orthanc
+from tests.support.ports import wait_for
+
+pytestmark = pytest.mark.e2e
+
+SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"
+SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+
+
+@pytest.fixture
+def pacs(tmp_path: Path) -> Iterator[Orthanc]:
+    o = start_orthanc(tmp_path / "pacs", aet="PACS")
+    try:
+        yield o
+    finally:
+        o.stop()
+
+
+@pytest.fixture
+def qa(tmp_path: Path) -> Iterator[Orthanc]:
+    o = start_orthanc(tmp_path / "qa", aet="QA")
+    try:
+        yield o
+    finally:
+        o.stop()
+
+
+def _datasets(orthanc: Orthanc) -> list[Dataset]:
+    return [pydicom.dcmread(io.BytesIO(orthanc.file(i))) for i in orthanc.instances()]
+
+
+def _codes(ds: Dataset) -> set[str]:
+    """Every code value in the SR content tree."""
+    out: set[str] = set()
+    for elem in ds.iterall():
+        if elem.keyword == "CodeValue":
+            out.add(str(elem.value))
+    return out
+
+
+def _referenced(ds: Dataset) -> set[str]:
+    return {
+        str(r.ReferencedSOPInstanceUID)
+        for s in ds.CurrentRequestedProcedureEvidenceSequence
+        for se in s.ReferencedSeriesSequence
+        for r in se.ReferencedSOPSequence
+    }
+
+
+def test_sharp_and_blurred_get_notice_and_only_blurred_is_corrected(
+    tmp_path: Path, tiny_models: dict[str, Path], pacs: Orthanc, qa: Orthanc
+) -> None:
+    img = mhh_test_images(1)[0]
+    study = generate_uid()
+    sharp = write_cr(tmp_path / "sharp.dcm", img, study_uid=study)
+    blur = write_cr(tmp_path / "blurred.dcm", blurred(img, 10), study_uid=study)
+    folder = tmp_path / "node"
+    folder.mkdir()
+    cfg = node_config(
+        folder,
+        tiny_models,
+        (pacs.aet, pacs.dicom_port),
+        destinations={
+            "qa": {"type": "dimse", "ae_title": qa.aet, "host": "127.0.0.1", "port": qa.dicom_port}
+        },
+        pipelines={"gated": {"results": ["sc", "sr"], "correct": "when_blurred"}},
+        routing={
+            "rules": [],
+            "fallback": {"name": "fallback", "process": "gated", "send_results_to": ["pacs"]},
+        },
+        blur_gate={"notify_to": ["qa"]},
+    )
+    node = NodeProcess(folder, cfg).start()
+    try:
+        storescu([tmp_path / "sharp.dcm", tmp_path / "blurred.dcm"], node.dimse_port, "SHARPRAY")
+        counts = node.wait_idle(timeout=300)
+        assert not any(st == "failed" for (_, st) in counts), (counts, node.log_text()[-3000:])
+
+        # The QA destination: one notice per image, with the right decision, and nothing else.
+        notices = wait_for(
+            lambda: n if len(n := _datasets(qa)) >= 2 else None, 60, "two notices at QA"
+        )
+        assert len(notices) == 2
+        by_source = {}
+        for n in notices:
+            assert n.SOPClassUID == SR_CLASS
+            assert "not a diagnosis" in n.SeriesDescription
+            (ref,) = _referenced(n)
+            by_source[ref] = _codes(n)
+        assert "SR-BLUR-SHARP" in by_source[sharp.SOPInstanceUID]
+        assert by_source[blur.SOPInstanceUID] & {"SR-BLUR-BLURRED", "SR-BLUR-SEVERE"}
+
+        # The PACS: a corrected SC only for the blurred image; a report SR for both, saying
+        # which image was classified.
+        results = _datasets(pacs)
+        scs = [d for d in results if d.SOPClassUID == SC_CLASS]
+        srs = [d for d in results if d.SOPClassUID == SR_CLASS]
+        assert [str(d.SourceImageSequence[0].ReferencedSOPInstanceUID) for d in scs] == [
+            blur.SOPInstanceUID
+        ]
+        assert len(srs) == 2
+        for sr in srs:
+            refs = _referenced(sr)
+            codes = _codes(sr)
+            if sharp.SOPInstanceUID in refs:
+                assert {"SR-CLS-ORIGINAL", "SR-BLUR-SHARP"} <= codes
+            else:
+                assert blur.SOPInstanceUID in refs and scs[0].SOPInstanceUID in refs
+                assert "SR-CLS-CORRECTED" in codes
+                assert codes & {"SR-BLUR-BLURRED", "SR-BLUR-SEVERE"}
+
+        written = node.result_paths()
+        assert len(written) == 5  # 2 notices, 1 SC, 2 SRs
+        problems = {p.name: dciodvfy_errors(p) for p in written}
+        assert not any(problems.values()), problems
+        metrics = httpx.get(f"{node.http_url}/metrics", timeout=10).text
+        assert 'sharpray_blur_score_count{decision="sharp"} 1.0' in metrics
+        assert node.stop() == 0
+    finally:
+        node.kill()
