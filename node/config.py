@@ -265,6 +265,7 @@ class BlurGateSettings(Strict):
     margin: float = Field(0.05, ge=0, lt=0.4)  # fraction of each side left out of the score
     notify_to: list[str] = []  # destinations of the fast image-quality notice SR (e.g. sender)
     notice_series_number: int = Field(9010, ge=0)
+    notice_sc: bool = False  # also a colour SC with a banner (series notice_series_number + 1)
 
     @model_validator(mode="after")
     def _ordered(self) -> BlurGateSettings:

@@ -231,3 +231,81 @@ def build_notice_sr(
         software_versions=producer.software_version,
         coding_schemes=coding_schemes(),
     )
+
+
+BANNER_RGB: dict[str, tuple[int, int, int]] = {
+    "sharp": (0, 110, 0),
+    "blurred": (200, 110, 0),
+    "severe": (170, 0, 0),
+}
+BANNER_TEXT: dict[str, str] = {
+    "sharp": "NO RELEVANT MOTION BLUR",
+    "blurred": "MOTION BLURRED - CONSIDER RETAKE",
+    "severe": "SEVERE MOTION BLUR - RETAKE ADVISED",
+}
+
+
+def render_notice(grey: NDArray[np.floating], assessment: BlurAssessment) -> NDArray[np.uint8]:
+    """RGB uint8: the image in grey under a coloured banner (green sharp, orange blurred, red
+    severe) that states the decision, the score and that this is an image-quality check."""
+    from PIL import Image, ImageDraw
+
+    from node.pipeline.results.overlay import _fit, _font
+
+    rows, cols = grey.shape
+    g = np.rint(np.clip(np.asarray(grey, dtype=np.float32), 0, 1) * 255).astype(np.uint8)
+    image = Image.fromarray(np.repeat(g[..., None], 3, axis=2), mode="RGB")
+    draw = ImageDraw.Draw(image)
+    size = max(8, round(min(rows, cols) / 30))
+    pad = max(2, size // 3)
+    lines = [
+        BANNER_TEXT[assessment.decision],
+        f"motion blur score {assessment.score:.3f} - image quality check, not a diagnosis",
+    ]
+    height = min(rows, pad + (size + pad) * len(lines))
+    draw.rectangle((0, 0, cols - 1, height - 1), fill=BANNER_RGB[assessment.decision])
+    font = _font(size)
+    for i, text in enumerate(lines):
+        draw.text(
+            (pad, pad + i * (size + pad)),
+            _fit(draw, text, font, cols - 2 * pad),
+            fill=(255, 255, 255),
+            font=font,
+        )
+    return np.asarray(image, dtype=np.uint8)
+
+
+def build_notice_sc(
+    source: pydicom.Dataset,
+    assessment: BlurAssessment,
+    producer: Producer,
+    *,
+    series_number: int = NOTICE_SERIES_NUMBER + 1,
+) -> pydicom.Dataset:
+    """The notice as a colour Secondary Capture for rooms whose devices show only images."""
+    from node.pipeline.results.sc import derived_sc
+
+    ref = sanitize_header(source).dataset
+    grey = to_unit_voi(decode(source))
+    sop = str(ref.SOPInstanceUID)
+    sc = derived_sc(
+        ref,
+        render_notice(grey, assessment),
+        "RGB",
+        producer,
+        series_instance_uid=stable_uid(str(ref.SeriesInstanceUID), "blur notice sc"),
+        series_number=series_number,
+        instance_number=int(ref.get("InstanceNumber", 1) or 1),
+        sop_instance_uid=stable_uid(sop, "blur notice sc", assessment.decision),
+        series_description=(
+            f"Image quality (not a diagnosis): {BANNER_TEXT[assessment.decision].lower()}"
+        )[:LO_MAX],
+        equipment=[processing_equipment(producer, "Image quality check")],
+        sources=[ref],
+        burned_in_annotation=True,
+    )
+    sc.DerivationDescription = (
+        f"Image quality check: motion blur score {assessment.score:.4f} "
+        f"({assessment.decision}) burned into a banner over the image; not a diagnosis."
+    )
+    return sc

@@ -25,7 +25,13 @@ from node.config import ResultSettings, Settings
 from node.ingest import Received, apply_index, index_attributes
 from node.metrics import Metrics
 from node.pipeline.analyse import Models, analyse
-from node.pipeline.blur_gate import BlurAssessment, assess, build_notice_sr, should_correct
+from node.pipeline.blur_gate import (
+    BlurAssessment,
+    assess,
+    build_notice_sc,
+    build_notice_sr,
+    should_correct,
+)
 from node.pipeline.outputs import build_results
 from node.pipeline.preprocess import UnsupportedImage, read_dataset
 from node.pipeline.results.inputs import Analysis, Producer
@@ -319,14 +325,23 @@ def _blur_gate(
     gate = ctx.settings.blur_gate
     blur = assess(ds, gate)
     ctx.metrics.blur_score.labels(decision=blur.decision).observe(blur.score)
-    notice = build_notice_sr(ds, blur, ctx.producer, series_number=gate.notice_series_number)
-    data = encode(notice)
-    rel = ctx.store.relpath_for(
-        str(notice.StudyInstanceUID), str(notice.SeriesInstanceUID), str(notice.SOPInstanceUID)
-    )
-    size = ctx.store.write_durably(rel, data) if gate.notify_to else 0
+    notices: list[tuple[Dataset, bytes, str, int]] = []
+    if gate.notify_to:
+        objects = [build_notice_sr(ds, blur, ctx.producer, series_number=gate.notice_series_number)]
+        if gate.notice_sc:
+            objects.append(
+                build_notice_sc(ds, blur, ctx.producer, series_number=gate.notice_series_number + 1)
+            )
+        for notice in objects:
+            data = encode(notice)
+            rel = ctx.store.relpath_for(
+                str(notice.StudyInstanceUID),
+                str(notice.SeriesInstanceUID),
+                str(notice.SOPInstanceUID),
+            )
+            notices.append((notice, data, rel, ctx.store.write_durably(rel, data)))
     with ctx.sessions.begin() as s:
-        if gate.notify_to:
+        for notice, data, rel, size in notices:
             uid = str(notice.SOPInstanceUID)
             row = s.query(Instance).filter(Instance.sop_instance_uid == uid).first()
             if row is None:
@@ -342,7 +357,7 @@ def _blur_gate(
             row.origin = "result"
             row.source = "local"
             row.derived_from_id = src.id
-            row.result_kind = "notice"
+            row.result_kind = "notice" if notice.Modality == "SR" else "notice_sc"
             apply_index(row, index_attributes(notice))
             s.flush()
             for dest in gate.notify_to:

@@ -17,6 +17,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from node.pipeline.blur_gate import BANNER_RGB
 from tests.blur_gate.radiographs import blurred, mhh_test_images, write_cr
 from tests.support.dcmtk import dciodvfy_errors, storescu
 from tests.support.node_proc import NodeProcess, node_config
@@ -90,7 +91,7 @@ def test_sharp_and_blurred_get_notice_and_only_blurred_is_corrected(
             "rules": [],
             "fallback": {"name": "fallback", "process": "gated", "send_results_to": ["pacs"]},
         },
-        blur_gate={"notify_to": ["qa"]},
+        blur_gate={"notify_to": ["qa"], "notice_sc": True},
     )
     node = NodeProcess(folder, cfg).start()
     try:
@@ -98,19 +99,27 @@ def test_sharp_and_blurred_get_notice_and_only_blurred_is_corrected(
         counts = node.wait_idle(timeout=300)
         assert not any(st == "failed" for (_, st) in counts), (counts, node.log_text()[-3000:])
 
-        # The QA destination: one notice per image, with the right decision, and nothing else.
-        notices = wait_for(
-            lambda: n if len(n := _datasets(qa)) >= 2 else None, 60, "two notices at QA"
+        # The QA destination: per image one notice SR with the right decision and one colour SC
+        # with its banner, and nothing else.
+        got = wait_for(
+            lambda: n if len(n := _datasets(qa)) >= 4 else None, 60, "four notices at QA"
         )
-        assert len(notices) == 2
-        by_source = {}
-        for n in notices:
-            assert n.SOPClassUID == SR_CLASS
+        assert len(got) == 4
+        by_source: dict[str, set[str]] = {}
+        banners: dict[str, tuple[int, ...]] = {}
+        for n in got:
             assert "not a diagnosis" in n.SeriesDescription
-            (ref,) = _referenced(n)
-            by_source[ref] = _codes(n)
+            if n.SOPClassUID == SR_CLASS:
+                (ref,) = _referenced(n)
+                by_source[ref] = _codes(n)
+            else:
+                assert n.SOPClassUID == SC_CLASS and n.PhotometricInterpretation == "RGB"
+                ref = str(n.SourceImageSequence[0].ReferencedSOPInstanceUID)
+                banners[ref] = tuple(int(v) for v in n.pixel_array[1, -2])
         assert "SR-BLUR-SHARP" in by_source[sharp.SOPInstanceUID]
         assert by_source[blur.SOPInstanceUID] & {"SR-BLUR-BLURRED", "SR-BLUR-SEVERE"}
+        assert banners[sharp.SOPInstanceUID] == BANNER_RGB["sharp"]
+        assert banners[blur.SOPInstanceUID] in (BANNER_RGB["blurred"], BANNER_RGB["severe"])
 
         # The PACS: a corrected SC only for the blurred image; a report SR for both, saying
         # which image was classified.
@@ -132,7 +141,7 @@ def test_sharp_and_blurred_get_notice_and_only_blurred_is_corrected(
                 assert codes & {"SR-BLUR-BLURRED", "SR-BLUR-SEVERE"}
 
         written = node.result_paths()
-        assert len(written) == 5  # 2 notices, 1 SC, 2 SRs
+        assert len(written) == 7  # 2 notice SRs, 2 notice SCs, 1 corrected SC, 2 report SRs
         problems = {p.name: dciodvfy_errors(p) for p in written}
         assert not any(problems.values()), problems
         metrics = httpx.get(f"{node.http_url}/metrics", timeout=10).text

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 
 from node.config import BlurGateSettings, ConfigError, load_settings
 from node.pipeline.blur_gate import (
+    BANNER_RGB,
     BlurAssessment,
     assess,
+    build_notice_sc,
     build_notice_sr,
     decide,
     score_image,
@@ -105,3 +108,29 @@ def test_notice_sr_is_valid_and_says_the_decision(tmp_path: Path) -> None:
     }
     # same input, same notice UID (a retried job overwrites, never duplicates)
     assert build_notice_sr(ds, blur, Producer()).SOPInstanceUID == notice.SOPInstanceUID
+
+
+def test_notice_sc_has_a_banner_in_the_decision_colour_and_is_valid(tmp_path: Path) -> None:
+    img = mhh_test_images(1)[0]
+    for name, length, colour in (("sharp", 0, BANNER_RGB["sharp"]), ("blur", 12, None)):
+        write_cr(tmp_path / f"{name}.dcm", blurred(img, length), photometric="MONOCHROME1")
+        ds = pydicom.dcmread(tmp_path / f"{name}.dcm")
+        blur = assess(ds, GATE)
+        sc = build_notice_sc(ds, blur, Producer())
+        out = tmp_path / f"{name}-sc.dcm"
+        sc.save_as(out, enforce_file_format=True)
+        assert not dciodvfy_errors(out)
+        assert sc.PhotometricInterpretation == "RGB" and sc.BurnedInAnnotation == "YES"
+        assert "not a diagnosis" in sc.SeriesDescription
+        assert (sc.Rows, sc.Columns) == img.shape
+        pixels = sc.pixel_array
+        assert tuple(int(v) for v in pixels[1, -2]) == BANNER_RGB[blur.decision]
+        if colour is not None:
+            assert blur.decision == "sharp"
+        else:
+            assert blur.decision != "sharp"
+        # below the banner: the image in grey, shown bright = dense like the original
+        body = pixels[pixels.shape[0] // 2 :]
+        assert np.array_equal(body[..., 0], body[..., 1])
+        shown = np.rint(np.clip(blurred(img, length), 0, 1) * 255)[img.shape[0] // 2 :]
+        assert np.corrcoef(body[..., 0].ravel(), shown.ravel())[0, 1] > 0.95
