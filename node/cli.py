@@ -66,15 +66,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_process(args: argparse.Namespace, settings: Settings) -> int:
+    from node.ingest import IngestError, validate
+    from node.pipeline.preprocess import UnsupportedImage, read_dataset
+
+    data = Path(args.file).read_bytes()
+    try:  # what the receivers would refuse is refused here too, before anything is written
+        validate(data)
+    except IngestError as e:
+        raise UnsupportedImage(str(e)) from e
+
     from node.app import load_models
     from node.pipeline.analyse import analyse
     from node.pipeline.outputs import build_results
-    from node.pipeline.preprocess import read_dataset
     from node.pipeline.results.inputs import Producer
     from node.pipeline.worker import encode
 
     models = load_models(settings)
-    ds = read_dataset(Path(args.file))
+    ds = read_dataset(data)
     analysis = analyse(ds, models)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -422,7 +430,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"sharpray: {e}", file=sys.stderr)
         return 2
-    _setup_logging(settings, args.verbose)
+    if args.command == "process" and not args.verbose:
+        from node.logs import setup_logging
+
+        setup_logging("CRITICAL")  # offline, one file: the outcome line alone (--verbose: all)
+        for handler in logging.getLogger().handlers:  # libraries set their own logger levels
+            handler.setLevel(logging.CRITICAL)
+    else:
+        _setup_logging(settings, args.verbose)
     try:
         return int(args.func(args, settings))
     except Exception as e:
@@ -431,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(e, (UnsupportedImage, ModelLoadError, OSError, ConfigError)):
             print(f"sharpray: {e}", file=sys.stderr)
+            return 1
+        if args.command == "process" and not args.verbose:
+            # one line, no traceback: the text of an unexpected error may quote the file's values
+            print(f"sharpray: cannot process {args.file} ({type(e).__name__})", file=sys.stderr)
             return 1
         raise
 

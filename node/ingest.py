@@ -279,6 +279,25 @@ def truncation(data: bytes) -> str | None:
     return "the encapsulated Pixel Data ends before its sequence delimiter (truncated)"
 
 
+def validate(data: bytes) -> Header:
+    """Everything ingest checks in the bytes alone: a readable header, valid UIDs, an accepted
+    SOP class and transfer syntax, Pixel Data not cut short. Raises an ``IngestError``.
+
+    Both receivers (through ``Ingestor.ingest``) and ``sharpray process`` use it.
+    """
+    header = read_header(data)
+    cut = truncation(data)
+    if cut is not None:
+        raise Truncated(cut)
+    if header.sop_class_uid not in PROCESSABLE_SOP_CLASSES:
+        raise SOPClassNotSupported(f"SOP class {header.sop_class_uid} is not accepted")
+    if header.transfer_syntax_uid not in ACCEPTED_TRANSFER_SYNTAXES:
+        raise TransferSyntaxNotSupported(
+            f"transfer syntax {header.transfer_syntax_uid} is not accepted"
+        )
+    return header
+
+
 class Ingestor:
     """Writes received instances durably and queues their processing."""
 
@@ -308,22 +327,13 @@ class Ingestor:
         expect_sop_instance: str | None = None,
         expect_study_instance: str | None = None,
     ) -> IngestResult:
-        header = read_header(data)
-        cut = truncation(data)
-        if cut is not None:
-            raise Truncated(cut)
+        header = validate(data)
         if expect_sop_instance is not None and header.sop_instance_uid != expect_sop_instance:
             raise DoesNotMatch("SOP Instance UID in the dataset differs from the request's")
         if expect_sop_class is not None and header.sop_class_uid != expect_sop_class:
             raise DoesNotMatch("SOP Class UID in the dataset differs from the request's")
         if expect_study_instance is not None and header.study_instance_uid != expect_study_instance:
             raise DoesNotMatch("Study Instance UID in the dataset differs from the request's")
-        if header.sop_class_uid not in PROCESSABLE_SOP_CLASSES:
-            raise SOPClassNotSupported(f"SOP class {header.sop_class_uid} is not accepted")
-        if header.transfer_syntax_uid not in ACCEPTED_TRANSFER_SYNTAXES:
-            raise TransferSyntaxNotSupported(
-                f"transfer syntax {header.transfer_syntax_uid} is not accepted"
-            )
         if self.min_free_bytes and self.store.free_bytes() - len(data) < self.min_free_bytes:
             raise OutOfResources("free disk space is below the configured watermark")
         decision = self._route(data, received)

@@ -54,6 +54,16 @@ def read_dataset(source: Path | bytes) -> Dataset:
 
 def decode(ds: Dataset) -> Radiograph:
     """Decode a single-frame grayscale radiograph, or raise UnsupportedImage."""
+    try:
+        return _decode(ds)
+    except UnsupportedImage:
+        raise
+    except (ValueError, TypeError, KeyError, NotImplementedError, OverflowError) as e:
+        # a value with the wrong VR or length (e.g. Rows that is not a number): a reason, not a bug
+        raise UnsupportedImage(f"malformed image attribute ({type(e).__name__})") from e
+
+
+def _decode(ds: Dataset) -> Radiograph:
     if "PixelData" not in ds:
         raise UnsupportedImage("the instance has no pixel data")
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
