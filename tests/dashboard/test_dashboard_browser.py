@@ -126,6 +126,14 @@ def world(
         "port": archive.dicom_port,
     }
     cfg["routing"]["fallback"]["send_results_to"] = ["pacs", "archive"]
+    cfg["routing"]["rules"] = [  # matches neither test file: shown, and failed, in the dry run
+        {
+            "name": "hands",
+            "match": {"attributes": [{"tag": "BodyPartExamined", "equals": "HAND"}]},
+            "process": "full",
+            "send_results_to": ["pacs"],
+        }
+    ]
     cfg["pipelines"] = {"full": {"results": RESULTS}}
     cfg["dispatch"].update(max_attempts=2, backoff_initial_s=0.2, backoff_max_s=0.5)
     (tmp / "node").mkdir()
@@ -318,7 +326,14 @@ def test_routing_page_tests_a_file_with_the_dry_run(world: World) -> None:
     run = explain(settings, header, Received(source="dimse", calling_ae="STORESCU"))
     shown = d.find_element(By.CSS_SELECTOR, "#dry-run .summary").text
     assert shown == run.decision.summary()
-    assert "archive" in shown
+    assert "archive" in shown and run.decision.rule == "fallback"
+    checks = d.find_element(By.CSS_SELECTOR, "#dry-run table").text
+    for c in run.checks:
+        assert c.rule in checks
+        if c.failed:
+            assert c.failed in checks
+    assert [c.rule for c in run.checks if not c.matched] == ["hands"]
+    assert "BodyPartExamined" in d.find_element(By.CSS_SELECTOR, "pre.rule").text
     assert world.console_errors() == []
     world.screenshot("routing")
     # not a DICOM file: a clear 400

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pydicom
+import yaml
 from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -310,9 +310,9 @@ def dashboard_router(ctx: DashboardContext) -> APIRouter:
         return page(
             request,
             "routing",
-            rules=[json.dumps(x.model_dump(mode="json"), indent=2) for x in r.rules],
+            rules=[_yaml(x) for x in r.rules],
             rule_names=[x.name for x in r.rules],
-            fallback=json.dumps(r.fallback.model_dump(mode="json"), indent=2),
+            fallback=_yaml(r.fallback),
             pipelines={k: list(v.results) for k, v in ctx.settings.pipelines.items()},
             destinations=[
                 (name, type(d).__name__.replace("Destination", "").lower(), _describe(d))
@@ -361,6 +361,13 @@ def dashboard_router(ctx: DashboardContext) -> APIRouter:
         )
 
     return router
+
+
+def _yaml(model: Any) -> str:
+    """A rule as it would be written in config.yaml (settings left at their defaults omitted)."""
+    return str(
+        yaml.safe_dump(model.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+    )
 
 
 def _describe(d: Any) -> str:
