@@ -40,6 +40,7 @@ PX = 2048
 def _radiographs(folder: Path, n: int) -> list[tuple[Path, str]]:
     mhh = SHARED_DATA / "cxr-radiographs-mhh"
     paths = split_by_patient(mhh).test
+    folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i in range(n):
         img = load_gray(mhh / paths[i % len(paths)])
