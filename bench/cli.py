@@ -123,7 +123,10 @@ def run(args: argparse.Namespace) -> Json:
                 from bench.pipeline_profile import profile
 
                 r = e2e_mod.run(sizes, work / "e2e", demo, label, tiny)
-                r["pipeline_profile"] = profile(tiny, sizes.latency_px, work / "profile")
+                try:  # a failure here must not lose the end-to-end figures
+                    r["pipeline_profile"] = profile(tiny, sizes.latency_px, work / "profile")
+                except Exception as e:
+                    r["pipeline_profile_error"] = f"{type(e).__name__}: {e}"
                 return r
 
             _section(report, "e2e", e2e)
