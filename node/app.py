@@ -15,7 +15,7 @@ import uvicorn
 from sqlalchemy import text
 
 from node import __version__
-from node.config import Settings
+from node.config import ConfigError, Settings
 from node.dicomweb.auth import Guard
 from node.dicomweb.context import DicomWebContext
 from node.dicomweb.index import backfill
@@ -131,14 +131,15 @@ class Node:
             dicomweb = DicomWebContext(
                 self.settings, self.sessions, self.store, self._ingestor(), self.metrics
             )
-        dashboard = DashboardContext(
-            self.settings,
-            self.sessions,
-            self.store,
-            self.health,
-            dicomweb.guard if dicomweb is not None else Guard(self.settings),
-            dicomweb is not None,
-        )
+        try:  # the dashboard (/dashboard) shares the DICOMweb guard and its secrets
+            guard = dicomweb.guard if dicomweb is not None else Guard(self.settings)
+        except ConfigError as e:  # a worker host need not hold the DICOMweb secrets
+            log.warning("dashboard not served: %s", e)
+            dashboard = None
+        else:
+            dashboard = DashboardContext(
+                self.settings, self.sessions, self.store, self.health, guard, dicomweb is not None
+            )
         app = create_http_app(self.metrics, self.health, dicomweb, dashboard)
         n = self.settings.node
         config = uvicorn.Config(
