@@ -42,7 +42,7 @@ from pydicom.sr.codedict import codes
 
 from models.sharpness import sharpness
 from node.config import BlurGateSettings
-from node.pipeline.preprocess import Radiograph, decode, to_unit_voi
+from node.pipeline.preprocess import Radiograph, UnsupportedImage, decode, to_unit_voi
 from node.pipeline.results.common import (
     LO_MAX,
     PRIVATE_SCHEME,
@@ -73,6 +73,9 @@ CLASSIFIED_CODES: dict[str, hd.sr.CodedConcept] = {
 }
 UNIT_NONE = hd.sr.CodedConcept("1", "UCUM", "no units")
 PLAIN_RADIOGRAPHY = hd.sr.CodedConcept("168537006", "SCT", "Plain radiography")
+
+#: Smallest side the gate scores; smaller images are refused as UnsupportedImage.
+MIN_SIDE = 16
 
 #: Series number of the notice SR.
 NOTICE_SERIES_NUMBER = 9010
@@ -134,6 +137,11 @@ def _field(img: NDArray[np.float32], margin: float) -> NDArray[np.float32]:
 def score_image(display01: NDArray[np.floating], settings: BlurGateSettings) -> float:
     """The blur score of a grey image as shown (values in [0, 1])."""
     a = np.asarray(display01, dtype=np.float32)
+    if a.ndim != 2 or min(a.shape) < MIN_SIDE:
+        raise UnsupportedImage(
+            f"image of {'x'.join(map(str, a.shape))} pixels is too small for a blur assessment "
+            f"(at least {MIN_SIDE} pixels a side)"
+        )
     return sharpness(_field(a, settings.margin), max_side=settings.max_side)
 
 

@@ -19,6 +19,7 @@ from node.pipeline.blur_gate import (
     score_image,
     should_correct,
 )
+from node.pipeline.preprocess import UnsupportedImage
 from node.pipeline.results.inputs import Producer
 from tests.blur_gate.radiographs import blurred, mhh_test_images, write_cr
 from tests.results.conftest import dciodvfy_errors
@@ -134,3 +135,8 @@ def test_notice_sc_has_a_banner_in_the_decision_colour_and_is_valid(tmp_path: Pa
         assert np.array_equal(body[..., 0], body[..., 1])
         shown = np.rint(np.clip(blurred(img, length), 0, 1) * 255)[img.shape[0] // 2 :]
         assert np.corrcoef(body[..., 0].ravel(), shown.ravel())[0, 1] > 0.95
+
+
+def test_too_small_to_judge_is_refused_with_a_reason() -> None:
+    with pytest.raises(UnsupportedImage, match="too small for a blur assessment"):
+        score_image(np.zeros((8, 300), dtype=np.float32), GATE)
