@@ -11,6 +11,7 @@ import re
 import threading
 from pathlib import Path
 
+import httpx
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
@@ -49,6 +50,25 @@ def _orthanc_results(orthanc: Orthanc) -> dict[str, list[Dataset]]:
         ds = pydicom.dcmread(io.BytesIO(orthanc.file(oid)))
         out.setdefault(str(ds.SOPClassUID), []).append(ds)
     return out
+
+
+def _assert_no_patient_data(node: NodeProcess, files: list[Path]) -> None:
+    """No patient name, ID or birth date of the sent files in any log line, any metrics label,
+    or any failed job's exception text."""
+    texts = {
+        "the log": node.log_text(),
+        "/metrics": httpx.get(f"{node.http_url}/metrics", timeout=10).text,
+        "job errors": "\n".join(j.last_error or "" for j in node.jobs()),
+    }
+    for src_path in files:
+        ds = pydicom.dcmread(src_path, stop_before_pixels=True)
+        for keyword in ("PatientName", "PatientID", "PatientBirthDate"):
+            value = str(ds.get(keyword, "") or "").strip()
+            # as a value of its own (a patient ID "123456" may occur inside a UID)
+            if len(value) >= 4:
+                pattern = rf"(?<![\w.]){re.escape(value)}(?![\w.])"
+                for where, text in texts.items():
+                    assert not re.search(pattern, text), f"{keyword} of {src_path.name} in {where}"
 
 
 def _start_node(
@@ -102,17 +122,8 @@ def test_real_radiographs_come_back_corrected_and_reported(
         problems = {p.name: dciodvfy_errors(p) for p in written}
         assert not any(problems.values()), {k: v for k, v in problems.items() if v}
 
-        # no patient data in the node's log
-        log = node.log_text()
-        for src_path in files:
-            ds = pydicom.dcmread(src_path, stop_before_pixels=True)
-            for value in (str(ds.get("PatientName", "")), str(ds.get("PatientID", ""))):
-                # as a value of its own (a patient ID "123456" may occur inside a UID)
-                if len(value) >= 4:
-                    pattern = rf"(?<![\w.]){re.escape(value)}(?![\w.])"
-                    assert not re.search(pattern, log), (
-                        f"patient data of {src_path.name} in the log"
-                    )
+        # no patient data in the node's log, its metrics or its jobs' error texts
+        _assert_no_patient_data(node, files)
         assert node.stop() == 0
     finally:
         node.kill()
@@ -189,7 +200,9 @@ def test_bad_input_is_refused_or_failed_with_a_reason_and_the_node_stays_up(
         storescu([tmp_path / "short.dcm"], node.dimse_port, node.ae_title)
         # 2. unsupported SOP class (MR): no presentation context, nothing stored, node up
         mr = make_cr(tmp_path / "mr.dcm", 64, 64, seed=4)
-        mr.SOPClassUID = mr.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+        mr.SOPClassUID = mr.file_meta.MediaStorageSOPClassUID = pydicom.uid.UID(
+            "1.2.840.10008.5.1.4.1.1.4"
+        )
         mr.save_as(tmp_path / "mr.dcm", enforce_file_format=True)
         r = storescu([tmp_path / "mr.dcm"], node.dimse_port, node.ae_title, check=False)
         assert r.returncode != 0
@@ -225,5 +238,7 @@ def test_bad_input_is_refused_or_failed_with_a_reason_and_the_node_stays_up(
         assert not list((tmp_path / "node" / "store").rglob("etc*"))
         log = node.log_text()
         assert "0xA900" in log and PATIENT_NAME not in log and PATIENT_ID not in log
+        sent = [tmp_path / f"{n}.dcm" for n in ("good", "short", "mr", "colour")]
+        _assert_no_patient_data(node, sent)
     finally:
         node.stop()
