@@ -16,8 +16,11 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
+from sqlalchemy import select
 
 from node.pipeline.blur_gate import BANNER_RGB
+from storage import db
+from storage.tables import AuditEvent, Job
 from tests.blur_gate.radiographs import blurred, mhh_test_images, write_cr
 from tests.support.dcmtk import dciodvfy_errors, storescu
 from tests.support.node_proc import NodeProcess, node_config
@@ -146,6 +149,62 @@ def test_sharp_and_blurred_get_notice_and_only_blurred_is_corrected(
         assert not any(problems.values()), problems
         metrics = httpx.get(f"{node.http_url}/metrics", timeout=10).text
         assert 'sharpray_blur_score_count{decision="sharp"} 1.0' in metrics
+        assert node.stop() == 0
+    finally:
+        node.kill()
+
+
+def test_notice_returns_to_the_sending_modality_and_is_audited(
+    tmp_path: Path, tiny_models: dict[str, Path], qa: Orthanc
+) -> None:
+    """``notify_to: [sender]``: the notice goes back to the modality's own SCP (here an Orthanc
+    standing in for the X-ray room's console); the audit log and the job say score and decision."""
+    img = mhh_test_images(1)[0]
+    blur = write_cr(tmp_path / "blurred.dcm", blurred(img, 12))
+    folder = tmp_path / "node"
+    folder.mkdir()
+    cfg = node_config(
+        folder,
+        tiny_models,
+        None,
+        destinations={
+            "sender": {"type": "return_to_sender", "ports": {"XRAYROOM": qa.dicom_port}},
+        },
+        pipelines={"gated": {"results": ["sr"], "correct": "never"}},
+        routing={"rules": [], "fallback": {"name": "fallback", "process": "gated"}},
+        blur_gate={"notify_to": ["sender"]},
+    )
+    node = NodeProcess(folder, cfg).start()
+    try:
+        storescu([tmp_path / "blurred.dcm"], node.dimse_port, "SHARPRAY", aet="XRAYROOM")
+        counts = node.wait_idle(timeout=300)
+        assert not any(st == "failed" for (_, st) in counts), (counts, node.log_text()[-3000:])
+        (notice,) = wait_for(lambda: _datasets(qa) or None, 60, "the notice at the modality")
+        assert notice.SOPClassUID == SR_CLASS
+        assert _referenced(notice) == {blur.SOPInstanceUID}
+        assert _codes(notice) & {"SR-BLUR-BLURRED", "SR-BLUR-SEVERE"}
+
+        engine = db.make_engine(node.database_url)
+        try:
+            with engine.connect() as c:
+                events = list(
+                    c.execute(
+                        select(AuditEvent.outcome, AuditEvent.detail).where(
+                            AuditEvent.event == "blur.assessed",
+                            AuditEvent.instance_uid == blur.SOPInstanceUID,
+                        )
+                    )
+                )
+                details = [
+                    d for (d,) in c.execute(select(Job.detail).where(Job.kind == "process")) if d
+                ]
+        finally:
+            engine.dispose()
+        assert len(events) == 1 and events[0][0] in ("blurred", "severe")
+        assert "notice -> sender" in str(events[0][1])
+        (detail,) = details
+        assert detail["blur"]["decision"] == events[0][0]
+        assert detail["classified"] == "original"  # correct: never
         assert node.stop() == 0
     finally:
         node.kill()
