@@ -4,6 +4,7 @@
     sharpray process FILE --out DIR      run the pipeline on one file, offline
     sharpray db upgrade                  apply database migrations
     sharpray jobs [--state S] [--failed] list jobs
+    sharpray quarantine [--json]         what was kept but cannot be processed, with reasons
     sharpray retry ID ... | --failed     queue failed jobs again
     sharpray cancel ID ...               cancel queued or failed jobs
     sharpray echo DESTINATION            C-ECHO (or DICOMweb ping) a configured destination
@@ -104,6 +105,44 @@ def cmd_process(args: argparse.Namespace, settings: Settings) -> int:
         "written": written,
     }
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    """What was kept but cannot be processed: received instances whose processing job failed
+    (the bytes stay in the store) and files set aside at start-up (store/quarantine/)."""
+    from storage.tables import Instance, Job
+
+    sessions = _sessions(settings)
+    with sessions() as s:
+        q = (
+            select(Job.id, Instance.sop_instance_uid, Instance.path, Job.last_error)
+            .join(Instance, Instance.id == Job.instance_id)
+            .where(Job.kind == "process", Job.state == "failed")
+            .order_by(Job.id)
+        )
+        failed = s.execute(q).all()
+    entries: list[dict[str, object]] = [
+        {"kind": "failed_job", "job": job_id, "instance": uid, "path": path, "reason": error}
+        for job_id, uid, path, error in failed
+    ]
+    folder = Path(settings.storage.folder) / "quarantine"
+    for reason in sorted(folder.glob("*.reason.txt")) if folder.is_dir() else []:
+        data = reason.with_name(reason.name.removesuffix(".reason.txt") + ".dcm")
+        entries.append(
+            {
+                "kind": "quarantined_file",
+                "path": str(data),
+                "size": data.stat().st_size if data.exists() else None,
+                "reason": reason.read_text(encoding="utf-8").strip(),
+            }
+        )
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    else:
+        for e in entries:
+            what = f"job {e['job']}  {e['instance']}" if "job" in e else str(e["path"])
+            print(f"{e['kind']:<16} {what}  {e['reason']}")
     return 0
 
 
@@ -370,6 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("file")
     sp.add_argument("--out", required=True, help="folder for the result objects")
     sp.set_defaults(func=cmd_process)
+
+    sp = sub.add_parser(
+        "quarantine", help="instances kept but not processable, and files set aside at start"
+    )
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_quarantine)
 
     sp = sub.add_parser("db", help="database administration")
     sp.add_argument("action", choices=["upgrade"])

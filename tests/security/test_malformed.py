@@ -7,6 +7,7 @@ outside its output folder.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
@@ -170,6 +171,29 @@ def test_accepted_cases_fail_their_job_with_a_reason_and_the_bytes_are_kept(
     log = node.log_text()
     assert PATIENT_NAME not in log and PATIENT_ID not in log and "19700101" not in log
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_sharpray_quarantine_lists_them_with_their_reasons(
+    node: NodeProcess, cases: dict[str, tuple[Case, Path]]
+) -> None:
+    """The CLI lists what was kept but cannot be processed (after the test above)."""
+    cfg = node.folder / "config.yaml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPRAY_")}
+    env["PYTHONPATH"] = str(REPO)
+    r = subprocess.run(
+        [sys.executable, "-m", "node.cli", "--config", str(cfg), "quarantine", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=node.folder,
+    )
+    assert r.returncode == 0, r.stderr
+    listed = {e["instance"]: e["reason"] for e in json.loads(r.stdout) if e["kind"] == "failed_job"}
+    for case, path in cases.values():
+        if case.dimse == ACCEPTED:
+            assert case.job_error is not None
+            assert case.job_error in listed[sop_uid_of(path)], case.name
 
 
 def test_storescu_sends_the_accepted_cases(
