@@ -32,6 +32,13 @@ from tests.support.ports import wait_for
 log = logging.getLogger(__name__)
 
 
+def shipped_kinds() -> tuple[str, ...]:
+    """The result objects the shipped default pipeline ("full") builds for each radiograph."""
+    from node.config import Settings
+
+    return tuple(Settings().pipelines["full"].results)
+
+
 def _epoch(t: dt.datetime) -> float:
     return t.replace(tzinfo=dt.UTC).timestamp()
 
@@ -153,6 +160,7 @@ def node_for(
         roles=["receiver", "worker", "dispatcher"],
         pacs=(pacs.aet, pacs.port),
         overrides={"workers": {"poll_s": 0.1}, "models": {"providers": providers}},
+        shipped_pipelines=True,
     )
     node.start()
     return node
@@ -163,9 +171,10 @@ def latency(
     work: Path,
     node: SharpRayReceiver,
     pacs: OrthancReceiver,
-    kinds: tuple[str, ...] = ("sc", "sr"),
+    kinds: tuple[str, ...] | None = None,
 ) -> Json:
     """One radiograph at a time: send, wait until its results are in Orthanc, send the next."""
+    kinds = kinds or shipped_kinds()
     data = make_set(work / "latency-data", "lat", sizes.latency_images, sizes.latency_px, seed=3)
     assert node.node is not None
     url = node.node.database_url
@@ -196,9 +205,10 @@ def load(
     work: Path,
     node: SharpRayReceiver,
     pacs: OrthancReceiver,
-    kinds: tuple[str, ...] = ("sc", "sr"),
+    kinds: tuple[str, ...] | None = None,
 ) -> list[Json]:
     """N senders at once, for each N of ``sizes.load_senders``."""
+    kinds = kinds or shipped_kinds()
     levels: list[Json] = []
     assert node.node is not None
     url = node.node.database_url
@@ -283,6 +293,7 @@ def run(
             n.stop()
         pacs.stop()
     lat["models"] = demo_label
+    lat["results"] = list(shipped_kinds())
     return {
         "latency": lat,
         "load": levels,

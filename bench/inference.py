@@ -141,7 +141,8 @@ def measure(
     machine's load (and so what is reachable) changes from minute to minute."""
     from bench.common import matmul_peak
 
-    peak_now = float(matmul_peak(1024, 3)["peak_gflops"]) if provider == "cpu" else 0.0
+    n = 1024 if size >= 512 else 256  # smoke sizes: a quick estimate is enough
+    peak_now = float(matmul_peak(n, 3)["peak_gflops"]) if provider == "cpu" else 0.0
     args = ["--engine", engine, "--task", task, "--model-dir", str(folder), "--size", str(size)]
     args += ["--tile", str(tile), "--overlap", str(OVERLAP), "--runs", str(runs)]
     args += ["--provider", provider, "--onnx", onnx] + (["--fp16"] if fp16 else [])
@@ -170,9 +171,9 @@ def measure(
         "gflop_useful": _sig(useful / 1e9),
         "gflop_executed": _sig(executed / 1e9),
         "achieved_gflops": _sig(achieved),
-        "fraction_of_peak": round(achieved / peak_gflops, 3) if peak_gflops else None,
+        "fraction_of_peak": _sig(achieved / peak_gflops, 3) if peak_gflops else None,
         "peak_gflops_just_before": peak_now or None,
-        "fraction_of_peak_just_before": round(achieved / peak_now, 3) if peak_now else None,
+        "fraction_of_peak_just_before": _sig(achieved / peak_now, 3) if peak_now else None,
     }
 
 

@@ -166,6 +166,8 @@ class SharpRayReceiver:
     roles: list[str] = field(default_factory=lambda: ["receiver"])
     pacs: tuple[str, int] | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    # True: the shipped pipelines (config defaults), not the tests' reduced "full" (sc, sr)
+    shipped_pipelines: bool = False
     node: NodeProcess | None = None
 
     @property
@@ -180,6 +182,8 @@ class SharpRayReceiver:
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         cfg = node_config(self.folder, self.models, self.pacs, database_url=self.database_url)
+        if self.shipped_pipelines:
+            cfg.pop("pipelines", None)
         for key, value in self.overrides.items():
             cfg.setdefault(key, {}).update(value)
         self.node = NodeProcess(self.folder, cfg).start(roles=self.roles)

@@ -75,6 +75,9 @@ def test_ingest_figures_are_sane(smoke: tuple[dict[str, Any], Path]) -> None:
         assert c["all_received"], c  # every image arrived at the receiver
         assert _positive(c["img_s"]) and _positive(c["mb_s"]), c
     assert _positive(cases["sharpray_sqlite"]["receiver_cpu_s_per_img"])
+    prof = ingest["profile"][0]
+    assert _positive(prof["whole_ingest_ms"]) and _positive(prof["fsync_ms"]), prof
+    assert _positive(prof["sequential_img_s"]) and _positive(prof["two_threads_img_s"]), prof
     ratios = ingest["ratios"]["large"]
     assert _positive(ratios["sharpray_over_storescp"]) and _positive(
         ratios["sharpray_over_orthanc"]
@@ -98,6 +101,9 @@ def test_end_to_end_delivers_everything_to_orthanc(smoke: tuple[dict[str, Any], 
     lat = e2e["latency"]
     assert lat["in_orthanc"] == lat["expected_in_orthanc"] > 0
     assert _positive(lat["sr_p95_s"]) and lat["sr_p50_s"] <= lat["sr_p95_s"]
+    pp = e2e["pipeline_profile"]  # the worker's own time on one radiograph
+    assert _positive(pp["analyse_ms"]) and _positive(pp["build_results_ms"]), pp
+    assert "sr" in lat["results"] and pp["results"] == lat["results"] and pp["top_functions"], pp
     for level in e2e["load"]:
         assert level["orthanc_total"] == level["orthanc_expected_total"]
         assert _positive(level["throughput_img_s"]) and _positive(level["sr_p95_s"])
