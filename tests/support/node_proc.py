@@ -67,9 +67,7 @@ class NodeProcess:
         def healthy() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise GaveUp(
-                    f"node exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}"
-                )
+                raise GaveUp(f"node exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
             r = httpx.get(f"{self.http_url}/healthz", timeout=2)
             return r.status_code == 200
 
