@@ -24,8 +24,8 @@ Json = dict[str, Any]
 
 SHARED_MACHINE_NOTE = (
     "Figures taken on a shared machine: other engineers' tests and a model training ran at the "
-    "same time, so absolute numbers vary (±30 % between runs is common); ratios measured in the "
-    "same run are the figures to compare."
+    "same time, so absolute numbers vary (single runs of one case varied 2-4x here); ratios "
+    "measured in the same run, and the fastest runs, are the figures to compare."
 )
 
 
