@@ -3,7 +3,8 @@ end-to-end latency with the full-size ESRGAN on the GPU.
 
 Runs where ``onnxruntime-gpu`` offers the CUDA provider and ``nvidia-smi`` sees a card; anywhere
 else the section reports ``{"skipped": reason}``. fp16 is reported as usable only when its output
-on a 512x512 tile stays within ``FP16_TOLERANCE`` (relative L2) of the fp32 CPU output.
+on a 512x512 tile stays within ``FP16_TOLERANCE`` (relative L2) of the fp32 CPU output. The models
+and sizes are the CPU section's (``Sizes.infer_configs``, ``Sizes.infer_sizes``).
 """
 
 from __future__ import annotations
@@ -50,9 +51,11 @@ def _rel_l2(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a.astype(np.float64) - b.astype(np.float64))) / (den or 1.0)
 
 
-def _parity(folder: Path, engine: str, provider: str, fp16: bool, reference: np.ndarray) -> float:
+def _parity(
+    folder: Path, engine: str, provider: str, fp16: bool, reference: np.ndarray, size: int
+) -> float:
     out = folder / f"out-{engine}-{provider}-{int(fp16)}.npy"
-    args = ["--engine", engine, "--task", "deblur", "--model-dir", str(folder), "--size", "512"]
+    args = ["--engine", engine, "--task", "deblur", "--model-dir", str(folder), "--size", str(size)]
     args += ["--runs", "1", "--provider", provider, "--save-output", str(out)]
     inference.child(args + (["--fp16"] if fp16 else []))
     return _rel_l2(np.load(out), reference)
@@ -72,19 +75,21 @@ def run(sizes: Sizes, work: Path, cpu_peak_gflops: float) -> Json:
         engines.append(("torch", "cuda"))
     cases: list[Json] = []
     parity: list[Json] = []
-    for config in ("light", "esrgan"):
+    parity_px = min(sizes.infer_sizes[0], inference.TILE)
+    for config in sizes.infer_configs:
         folder = inference.prepare_deblur(work, config)
         ref_path = folder / "out-ref.npy"
         inference.child(
-            ["--engine", "ort", "--task", "deblur", "--model-dir", str(folder), "--size", "512"]
-            + ["--runs", "1", "--provider", "cpu", "--save-output", str(ref_path)]
+            ["--engine", "ort", "--task", "deblur", "--model-dir", str(folder)]
+            + ["--size", str(parity_px), "--runs", "1", "--provider", "cpu"]
+            + ["--save-output", str(ref_path)]
         )
         reference = np.load(ref_path)
         for engine, provider in engines:
             for fp16 in (False, True):
                 if fp16 and engine == "ort" and provider == "cuda":
                     continue  # fp16 on the CUDA provider needs an fp16 graph; TensorRT does it
-                err = _parity(folder, engine, provider, fp16, reference)
+                err = _parity(folder, engine, provider, fp16, reference, parity_px)
                 holds = err < (FP16_TOLERANCE if fp16 else 1e-3)
                 parity.append(
                     {
@@ -98,21 +103,25 @@ def run(sizes: Sizes, work: Path, cpu_peak_gflops: float) -> Json:
                 )
                 if not holds:
                     continue
-                for size in (512, 2048):
-                    runs = sizes.infer_runs if not sizes.smoke else 1
-                    cases.append(
-                        inference.measure(
-                            "deblur",
-                            config,
-                            folder,
-                            size,
-                            engine,
-                            runs,
-                            0.0,
-                            provider=provider,
-                            fp16=fp16,
-                        )
+                for size in sizes.infer_sizes:
+                    runs = sizes.infer_runs if size <= inference.TILE else 1
+                    case = inference.measure(
+                        "deblur",
+                        config,
+                        folder,
+                        size,
+                        engine,
+                        runs,
+                        0.0,
+                        provider=provider,
+                        fp16=fp16,
                     )
+                    # a GPU asked for, the CPU answered: say so loudly (100x slower, unseen)
+                    case["fell_back_to_cpu"] = case["providers_used"][0] in (
+                        "CPUExecutionProvider",
+                        "cpu",
+                    )
+                    cases.append(case)
     return {
         "card": gpu_name(),
         "providers": providers,

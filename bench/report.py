@@ -274,7 +274,16 @@ def markdown(report: Json) -> str:
     if "cases" in gpu:
         lines += [f"Card: {gpu['card']}", ""]
         lines += _table(
-            ["model", "size", "engine", "provider", "precision", "ms", "GPU MB"],
+            [
+                "model",
+                "size",
+                "engine",
+                "provider",
+                "precision",
+                "ms",
+                "GPU MB",
+                "fell back to CPU",
+            ],
             [
                 [
                     c["model"],
@@ -284,6 +293,7 @@ def markdown(report: Json) -> str:
                     c["precision"],
                     c["ms_median"],
                     c["gpu_peak_mb"],
+                    c.get("fell_back_to_cpu"),
                 ]
                 for c in gpu["cases"]
             ],
