@@ -130,3 +130,25 @@ def test_gpu_section_skips_cleanly_without_a_gpu(smoke: tuple[dict[str, Any], Pa
         assert "skipped" in gpu and gpu["skipped"]
     else:
         assert "cases" in gpu or "skipped" in gpu
+
+
+def test_gpu_code_path_reports_a_cpu_fallback(tmp_path: Path) -> None:
+    """Where no GPU answers, the GPU section's own code still runs (ONNX Runtime falls back to
+    the CPU when asked for CUDA) and every case says that it fell back, so the code cannot rot on
+    CPU-only CI and a silent fallback on a GPU host shows in the report."""
+    from unittest import mock
+
+    from bench import gpu
+    from bench.common import Sizes
+
+    with (
+        mock.patch.object(gpu, "availability", return_value=(True, "pretend")),
+        mock.patch.object(gpu, "gpu_name", return_value=None),
+    ):
+        report = gpu.run(Sizes.for_mode(True), tmp_path, 100.0)
+    assert report["parity"] and all(p["parity_holds"] for p in report["parity"])
+    assert report["cases"], report
+    for c in report["cases"]:
+        assert c["provider"] in ("cuda", "tensorrt") and _positive(c["ms_median"])
+        if c["providers_used"][0] == "CPUExecutionProvider":
+            assert c["fell_back_to_cpu"] is True
