@@ -262,7 +262,7 @@ def _category(key: tuple[str, int, str]) -> str:
     return "other_ms"
 
 
-def profile_ingest(ds: DataSet, work: Path, n: int = 10) -> Json:
+def profile_ingest(ds: DataSet, work: Path, n: int = 10, database_url: str | None = None) -> Json:
     """Where one durable ingest spends its time (in-process, SQLite, cProfile over real
     ``Ingestor.ingest`` calls, self time by kind), and whether two concurrent associations ingest
     faster than one (the SQLite write lock is held from BEGIN IMMEDIATE through the file's fsync
@@ -277,7 +277,7 @@ def profile_ingest(ds: DataSet, work: Path, n: int = 10) -> Json:
 
     n = max(1, min(n, len(ds.files) // 3))
     work.mkdir(parents=True, exist_ok=True)
-    engine = db.make_engine(f"sqlite:///{work}/profile.db")
+    engine = db.make_engine(database_url or f"sqlite:///{work}/profile.db")
     db.upgrade(engine)
     ingestor = Ingestor(
         FileStore(work / "store"), db.make_sessionmaker(engine), process_max_attempts=3
@@ -317,6 +317,7 @@ def profile_ingest(ds: DataSet, work: Path, n: int = 10) -> Json:
     shutil.rmtree(work, ignore_errors=True)
     out: Json = {
         "dataset": ds.name,
+        "database": engine.dialect.name,
         "images": n,
         "mb_per_image": round(len(datas[0]) / 1e6, 2),
         "whole_ingest_ms": round(sequential_s / n * 1000, 2),
