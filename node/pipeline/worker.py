@@ -76,6 +76,35 @@ class _Produced:
     seconds: float
 
 
+def index_result(
+    s: Session, ds: Dataset, rel: str, size: int, digest: str, source_id: int, kind: str
+) -> Instance:
+    """Index (insert or replace) one object the node wrote, derived from ``source_id``.
+
+    Result UIDs are stable across retries, so a re-run job updates the row it wrote before.
+    Results are searchable by QIDO-RS like received instances.
+    """
+    uid = str(ds.SOPInstanceUID)
+    row = s.query(Instance).filter(Instance.sop_instance_uid == uid).first()
+    if row is None:
+        row = Instance(sop_instance_uid=uid)
+        s.add(row)
+    row.sop_class_uid = str(ds.SOPClassUID)
+    row.study_instance_uid = str(ds.StudyInstanceUID)
+    row.series_instance_uid = str(ds.SeriesInstanceUID)
+    row.transfer_syntax_uid = str(ds.file_meta.TransferSyntaxUID)
+    row.path = rel
+    row.size = size
+    row.sha256 = digest
+    row.origin = "result"
+    row.source = "local"
+    row.derived_from_id = source_id
+    row.result_kind = kind
+    apply_index(row, index_attributes(ds))
+    s.flush()
+    return row
+
+
 def result_settings(base: ResultSettings, decision: Decision) -> ResultSettings:
     """The result settings narrowed to what the decision's pipeline produces."""
     if not decision.results:
@@ -179,28 +208,7 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
         ids: list[int] = []
         for p, files in written:
             for kind, r, rel, size, digest in files:
-                row = (
-                    s.query(Instance)
-                    .filter(Instance.sop_instance_uid == str(r.SOPInstanceUID))
-                    .first()
-                )
-                if row is None:
-                    row = Instance(sop_instance_uid=str(r.SOPInstanceUID))
-                    s.add(row)
-                row.sop_class_uid = str(r.SOPClassUID)
-                row.study_instance_uid = str(r.StudyInstanceUID)
-                row.series_instance_uid = str(r.SeriesInstanceUID)
-                row.transfer_syntax_uid = str(r.file_meta.TransferSyntaxUID)
-                row.path = rel
-                row.size = size
-                row.sha256 = digest
-                row.origin = "result"
-                row.source = "local"
-                row.derived_from_id = p.source.id
-                row.result_kind = kind
-                apply_index(row, index_attributes(r))  # searchable by QIDO-RS, like received ones
-                s.flush()
-                ids.append(row.id)
+                ids.append(index_result(s, r, rel, size, digest, p.source.id, kind).id)
         detail: dict[str, object] = {"seconds": round(elapsed, 2), "worker": owner}
         if produced:
             a = produced[0].analysis
@@ -342,24 +350,9 @@ def _blur_gate(
             notices.append((notice, data, rel, ctx.store.write_durably(rel, data)))
     with ctx.sessions.begin() as s:
         for notice, data, rel, size in notices:
-            uid = str(notice.SOPInstanceUID)
-            row = s.query(Instance).filter(Instance.sop_instance_uid == uid).first()
-            if row is None:
-                row = Instance(sop_instance_uid=uid)
-                s.add(row)
-            row.sop_class_uid = str(notice.SOPClassUID)
-            row.study_instance_uid = str(notice.StudyInstanceUID)
-            row.series_instance_uid = str(notice.SeriesInstanceUID)
-            row.transfer_syntax_uid = str(notice.file_meta.TransferSyntaxUID)
-            row.path = rel
-            row.size = size
-            row.sha256 = hashlib.sha256(data).hexdigest()
-            row.origin = "result"
-            row.source = "local"
-            row.derived_from_id = src.id
-            row.result_kind = "notice" if notice.Modality == "SR" else "notice_sc"
-            apply_index(row, index_attributes(notice))
-            s.flush()
+            kind = "notice" if notice.Modality == "SR" else "notice_sc"
+            digest = hashlib.sha256(data).hexdigest()
+            row = index_result(s, notice, rel, size, digest, src.id, kind)
             for dest in gate.notify_to:
                 queue.enqueue(
                     s,
