@@ -14,6 +14,7 @@ import logging
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -341,6 +342,27 @@ class Ingestor:
         relpath = self.store.relpath_for(
             header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
         )
+        # The slow part (writing and fsyncing the bytes) happens before the transaction, so
+        # concurrent associations do not queue behind one database lock; inside it only a rename.
+        try:
+            tmp, size = self.store.write_temp(data)
+        except OSError as e:
+            raise OutOfResources(f"could not write to the store ({e.strerror})") from e
+        try:
+            return self._index(tmp, size, relpath, digest, header, received, decision)
+        finally:
+            tmp.unlink(missing_ok=True)  # left only when nothing was placed
+
+    def _index(
+        self,
+        tmp: Path,
+        size: int,
+        relpath: str,
+        digest: str,
+        header: Header,
+        received: Received,
+        decision: Decision | None,
+    ) -> IngestResult:
         with self.sessions.begin() as s:
             existing = s.scalars(
                 select(Instance).where(Instance.sop_instance_uid == header.sop_instance_uid)
@@ -349,7 +371,7 @@ class Ingestor:
                 # The same bytes again (a resend after a lost response): nothing new to do.
                 return IngestResult(existing.id, header.sop_instance_uid, None, True)
             try:
-                size = self.store.write_durably(relpath, data)
+                self.store.place(tmp, relpath)
             except OSError as e:
                 raise OutOfResources(f"could not write to the store ({e.strerror})") from e
             if existing is None:

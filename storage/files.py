@@ -53,8 +53,12 @@ class FileStore:
 
     def write_durably(self, relpath: str, chunks: list[bytes] | bytes) -> int:
         """Write bytes so that they survive a crash once this returns; return the size."""
-        dest = self.abspath(relpath)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp, size = self.write_temp(chunks)
+        self.place(tmp, relpath)
+        return size
+
+    def write_temp(self, chunks: list[bytes] | bytes) -> tuple[Path, int]:
+        """Write bytes to a fsync'd temporary file in the store (removed at start if orphaned)."""
         tmp = self.tmp / f"{uuid.uuid4().hex}.part"
         size = 0
         with tmp.open("wb") as f:
@@ -63,9 +67,14 @@ class FileStore:
                 size += len(chunk)
             f.flush()
             os.fsync(f.fileno())
+        return tmp, size
+
+    def place(self, tmp: Path, relpath: str) -> None:
+        """Rename a file from ``write_temp`` to its place, durably (the directory is fsync'd)."""
+        dest = self.abspath(relpath)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
-        return size
 
     def move_in_durably(self, src: Path, relpath: str) -> int:
         """Move an already-written file into place (fsync'd first)."""
