@@ -50,7 +50,7 @@ def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
                 version=lm.manifest.version,
                 provider=lm.provider,
             ).set(1)
-    return Models(Deblurrer(deblur, m.deblur_tile), Classifier(classify))
+    return Models(Deblurrer(deblur, m.deblur_tile, m.deblur_batch), Classifier(classify))
 
 
 class Node:

@@ -104,6 +104,7 @@ class ModelSettings(Strict):
     providers: Literal["auto", "cpu", "cuda", "tensorrt"] = "auto"
     intra_op_threads: int = Field(0, ge=0)  # 0 = ONNX Runtime's default (all cores)
     deblur_tile: int | None = Field(None, gt=0)  # override the manifest's tile size
+    deblur_batch: int = Field(1, ge=1)  # tiles per inference call (raise it on GPU hosts)
     verify_sha256: bool = True
 
 

@@ -87,7 +87,7 @@ def load_model(location: Path, providers: str, threads: int, verify: bool) -> Lo
 class Deblurrer:
     """The motion-blur correction: [H, W] float32 in [0, 1] -> same, tiled with overlap."""
 
-    def __init__(self, model: LoadedModel, tile: int | None = None) -> None:
+    def __init__(self, model: LoadedModel, tile: int | None = None, batch: int = 1) -> None:
         if model.manifest.task != "deblur":
             raise ModelLoadError(
                 f"model {model.manifest.name} is a {model.manifest.task} model, not deblur"
@@ -96,6 +96,7 @@ class Deblurrer:
         m = model.manifest
         self.tile = tile or (m.tile.size if m.tile else 512)
         self.overlap = m.tile.overlap if m.tile else 32
+        self.batch = batch
         self.input_name = model.session.get_inputs()[0].name
         self.output_name = m.outputs.get("image", model.session.get_outputs()[0].name)
 
@@ -112,6 +113,7 @@ class Deblurrer:
             tile=self.tile,
             overlap=self.overlap,
             multiple_of=max(4, self.model.manifest.input.multiple_of),
+            batch_size=self.batch,
         )
         return np.clip(out, 0.0, 1.0)
 
