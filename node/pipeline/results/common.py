@@ -136,6 +136,22 @@ def algorithm_equipment(
     return item
 
 
+def model_equipment(
+    producer: Producer,
+    classifier: ModelInfo,
+    deblur: ModelInfo,
+    what: str,
+    classifier_role: str = "Classification and Grad-CAM heatmap",
+) -> list[hd.ContributingEquipment]:
+    """The node (doing ``what``), the classifier and the deblurring model, as AI result objects
+    list them in Contributing Equipment."""
+    return [
+        processing_equipment(producer, what),
+        algorithm_equipment(classifier, producer, classifier_role),
+        algorithm_equipment(deblur, producer, "Motion blur reduction (deep learning model)"),
+    ]
+
+
 def fit_text(candidates: Sequence[str], limit: int, demo: bool) -> str:
     """The first candidate that fits ``limit`` characters (else the last one, shortened), with the
     demo warning appended; the warning is never cut."""

@@ -26,9 +26,8 @@ from pydicom.uid import generate_uid
 from node.pipeline.results.common import (
     LO_MAX,
     NOT_FOR_DIAGNOSTIC_USE,
-    algorithm_equipment,
     fit_text,
-    processing_equipment,
+    model_equipment,
 )
 from node.pipeline.results.inputs import Analysis, Producer
 from node.pipeline.results.regions import HotRegion
@@ -170,11 +169,9 @@ def build_gsps(
         LO_MAX,
         demo,
     )
-    equipment = [
-        processing_equipment(producer, "Hot-region outlines as a presentation state"),
-        algorithm_equipment(clf, producer, "Classification and Grad-CAM heatmap"),
-        algorithm_equipment(deblur, producer, "Motion blur reduction (deep learning model)"),
-    ]
+    equipment = model_equipment(
+        producer, clf, deblur, "Hot-region outlines as a presentation state"
+    )
     pr = hd.pr.GrayscaleSoftcopyPresentationState(
         referenced_images=[image],
         series_instance_uid=series_instance_uid,

@@ -24,9 +24,8 @@ from node.pipeline.results.common import (
     LO_MAX,
     NOT_FOR_DIAGNOSTIC_USE,
     ST_MAX,
-    algorithm_equipment,
     fit_text,
-    processing_equipment,
+    model_equipment,
 )
 from node.pipeline.results.inputs import Analysis, Producer
 from node.pipeline.results.regions import HotRegion
@@ -172,11 +171,9 @@ def build_overlay_sc(
         LO_MAX,
         demo,
     )
-    equipment = [
-        processing_equipment(producer, "Heatmap overlay rendering and DICOM encoding"),
-        algorithm_equipment(clf, producer, "Classification and Grad-CAM heatmap"),
-        algorithm_equipment(deblur, producer, "Motion blur reduction (deep learning model)"),
-    ]
+    equipment = model_equipment(
+        producer, clf, deblur, "Heatmap overlay rendering and DICOM encoding"
+    )
     sources = [ref] if corrected_sc is None else [ref, corrected_sc]
     sc = derived_sc(
         ref,

@@ -31,9 +31,8 @@ from node.pipeline.results.common import (
     GRAD_CAM,
     LO_MAX,
     VISUAL_EXPLANATION,
-    algorithm_equipment,
     fit_text,
-    processing_equipment,
+    model_equipment,
     stable_uid,
 )
 from node.pipeline.results.inputs import Analysis, Producer
@@ -119,11 +118,9 @@ def build_heatmap_seg(
         LO_MAX,
         demo,
     )
-    equipment = [
-        processing_equipment(producer, "Heatmap encoded as a fractional segmentation"),
-        algorithm_equipment(clf, producer, "Classification and Grad-CAM heatmap"),
-        algorithm_equipment(deblur, producer, "Motion blur reduction (deep learning model)"),
-    ]
+    equipment = model_equipment(
+        producer, clf, deblur, "Heatmap encoded as a fractional segmentation"
+    )
     seg = hd.seg.Segmentation(
         source_images=[_source_view(image)],
         pixel_array=heat,

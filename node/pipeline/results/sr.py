@@ -57,10 +57,9 @@ from node.pipeline.results.common import (
     OUTLINE,
     UNIT_MM2,
     UNIT_ONE,
-    algorithm_equipment,
     coding_schemes,
     fit_text,
-    processing_equipment,
+    model_equipment,
     stable_uid,
     to_hd_code,
 )
@@ -420,11 +419,9 @@ def build_report_sr(
         LO_MAX,
         demo,
     )
-    equipment = [
-        processing_equipment(producer, "AI result encoding"),
-        algorithm_equipment(clf, producer, "Classification (deep learning model)"),
-        algorithm_equipment(deblur, producer, "Motion blur reduction (deep learning model)"),
-    ]
+    equipment = model_equipment(
+        producer, clf, deblur, "AI result encoding", "Classification (deep learning model)"
+    )
     evidence = [ref] + [d for d in (corrected_sc, seg) if d is not None]
     return hd.sr.Comprehensive3DSR(
         evidence=evidence,
