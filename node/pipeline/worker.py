@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +103,29 @@ def index_result(
     apply_index(row, index_attributes(ds))
     s.flush()
     return row
+
+
+def _queue_dispatch(
+    s: Session,
+    ctx: WorkerContext,
+    job: Job,
+    instance_id: int,
+    destinations: Iterable[str],
+    rule: str | None,
+    detail: dict[str, object] | None = None,
+) -> None:
+    """Queue the delivery of one stored instance to each destination, as children of ``job``."""
+    for dest in destinations:
+        queue.enqueue(
+            s,
+            "dispatch",
+            instance_id,
+            destination=dest,
+            parent_id=job.id,
+            rule=rule,
+            max_attempts=ctx.settings.dispatch.max_attempts,
+            detail=detail,
+        )
 
 
 def result_settings(base: ResultSettings, decision: Decision) -> ResultSettings:
@@ -237,29 +260,18 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
             log.warning("job %s lost its lease while processing; another worker has it", job.id)
             return "lost"
         for result_id in ids:
-            for dest in decision.send_results_to:
-                queue.enqueue(
-                    s,
-                    "dispatch",
-                    result_id,
-                    destination=dest,
-                    parent_id=job.id,
-                    rule=decision.rule,
-                    max_attempts=ctx.settings.dispatch.max_attempts,
-                )
+            _queue_dispatch(s, ctx, job, result_id, decision.send_results_to, decision.rule)
         if decided_now:  # the ingest did not queue the forwards: do it now
             for src in sources:
-                for dest in decision.forward_original_to:
-                    queue.enqueue(
-                        s,
-                        "dispatch",
-                        src.id,
-                        destination=dest,
-                        parent_id=job.id,
-                        rule=decision.rule,
-                        max_attempts=ctx.settings.dispatch.max_attempts,
-                        detail={"original": True},
-                    )
+                _queue_dispatch(
+                    s,
+                    ctx,
+                    job,
+                    src.id,
+                    decision.forward_original_to,
+                    decision.rule,
+                    {"original": True},
+                )
             s.add(
                 AuditEvent(
                     event="routed",
@@ -353,16 +365,7 @@ def _blur_gate(
             kind = "notice" if notice.Modality == "SR" else "notice_sc"
             digest = hashlib.sha256(data).hexdigest()
             row = index_result(s, notice, rel, size, digest, src.id, kind)
-            for dest in gate.notify_to:
-                queue.enqueue(
-                    s,
-                    "dispatch",
-                    row.id,
-                    destination=dest,
-                    parent_id=job.id,
-                    max_attempts=ctx.settings.dispatch.max_attempts,
-                    detail={"notice": True},
-                )
+            _queue_dispatch(s, ctx, job, row.id, gate.notify_to, None, {"notice": True})
         s.add(
             AuditEvent(
                 event="blur.assessed",
