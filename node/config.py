@@ -83,6 +83,8 @@ class StorageSettings(Strict):
     database_url: str = "sqlite:///var/sharpray.db"
     # Below this much free disk the receivers refuse new data (DIMSE 0xA700, HTTP 503).
     min_free_mb: int = Field(500, ge=0)
+    # Write received files with O_DIRECT (falls back to buffered writes where unsupported).
+    direct_io: bool = True
 
 
 class ModelSettings(Strict):

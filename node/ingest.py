@@ -13,6 +13,7 @@ import io
 import logging
 import struct
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,14 +185,18 @@ def apply_index(inst: Instance, attributes: Mapping[str, str | int | None]) -> N
     inst.index_version = INDEX_VERSION
 
 
-def read_header(data: bytes) -> Header:
-    """Parse only the identifying and indexed attributes of a Part 10 file (no pixel data)."""
+def _parse_header(data: bytes) -> tuple[Dataset, int]:
+    """The header up to the Pixel Data (identifying and indexed attributes only) and the offset
+    where the parse stopped (the Pixel Data element, when there is one)."""
+    fp = io.BytesIO(data)
     try:
-        ds = pydicom.dcmread(
-            io.BytesIO(data), stop_before_pixels=True, specific_tags=HEADER_TAGS + INDEX_TAGS
-        )
+        ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=HEADER_TAGS + INDEX_TAGS)
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as e:
         raise CannotUnderstand(f"not a readable DICOM Part 10 stream ({type(e).__name__})") from e
+    return ds, fp.tell()
+
+
+def _header(ds: Dataset) -> Header:
     meta = getattr(ds, "file_meta", None)
     ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
     try:
@@ -205,6 +210,11 @@ def read_header(data: bytes) -> Header:
         )
     except InvalidUID as e:
         raise DoesNotMatch(str(e)) from e
+
+
+def read_header(data: bytes) -> Header:
+    """Parse only the identifying and indexed attributes of a Part 10 file (no pixel data)."""
+    return _header(_parse_header(data)[0])
 
 
 # -- a stream cut short inside its Pixel Data --------------------------------------------------
@@ -233,16 +243,18 @@ def truncation(data: bytes) -> str | None:
     ingest reads no further; this walks the Pixel Data element (and its fragments) without
     decoding anything. Deflated streams are not walked.
     """
-    fp = io.BytesIO(data)
     try:
-        ds = pydicom.dcmread(fp, stop_before_pixels=True)
-    except Exception:
+        ds, pos = _parse_header(data)
+    except CannotUnderstand:
         return None  # the ingest reports an unreadable header itself
+    return _truncation(data, ds, pos)
+
+
+def _truncation(data: bytes, ds: Dataset, pos: int) -> str | None:
     meta = getattr(ds, "file_meta", None)
     if meta is None or meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
         return None
     implicit, little = ds.original_encoding
-    pos = fp.tell()
     if implicit is None or little is None or pos + 8 > len(data):
         return None
     e = "<" if little else ">"
@@ -286,8 +298,9 @@ def validate(data: bytes) -> Header:
 
     Both receivers (through ``Ingestor.ingest``) and ``sharpray process`` use it.
     """
-    header = read_header(data)
-    cut = truncation(data)
+    ds, pos = _parse_header(data)
+    header = _header(ds)
+    cut = _truncation(data, ds, pos)
     if cut is not None:
         raise Truncated(cut)
     if header.sop_class_uid not in PROCESSABLE_SOP_CLASSES:
@@ -297,6 +310,10 @@ def validate(data: bytes) -> Header:
             f"transfer syntax {header.transfer_syntax_uid} is not accepted"
         )
     return header
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class Ingestor:
@@ -318,6 +335,8 @@ class Ingestor:
         # With settings, routing rules decide what follows (node.route); without, every
         # instance gets a plain processing job (its routing is decided by the worker).
         self.settings = settings
+        # file writes and hashes of the ingests in flight (two per ingest, see ``ingest``)
+        self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest-io")
 
     def ingest(
         self,
@@ -328,37 +347,44 @@ class Ingestor:
         expect_sop_instance: str | None = None,
         expect_study_instance: str | None = None,
     ) -> IngestResult:
-        header = validate(data)
-        if expect_sop_instance is not None and header.sop_instance_uid != expect_sop_instance:
-            raise DoesNotMatch("SOP Instance UID in the dataset differs from the request's")
-        if expect_sop_class is not None and header.sop_class_uid != expect_sop_class:
-            raise DoesNotMatch("SOP Class UID in the dataset differs from the request's")
-        if expect_study_instance is not None and header.study_instance_uid != expect_study_instance:
-            raise DoesNotMatch("Study Instance UID in the dataset differs from the request's")
         if self.min_free_bytes and self.store.free_bytes() - len(data) < self.min_free_bytes:
             raise OutOfResources("free disk space is below the configured watermark")
-        decision = self._route(data, received)
-        digest = hashlib.sha256(data).hexdigest()
-        relpath = self.store.relpath_for(
-            header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
-        )
-        # The slow part (writing and fsyncing the bytes) happens before the transaction, so
-        # concurrent associations do not queue behind one database lock; inside it only a rename.
+        # Writing + fsyncing the bytes (to a temporary file) and hashing them start first, on the
+        # I/O threads (both release the GIL), while this thread checks the header and prepares
+        # the rows; the transaction commits only after the file is durable and in place. An 8 MB
+        # image costs the longest of these, not their sum. A refused instance's temporary file
+        # goes again (its refusal is logged; the sender keeps it).
+        writing = self._io.submit(self.store.write_temp, data)
+        hashing = self._io.submit(_sha256, data)
         try:
-            tmp, size = self.store.write_temp(data)
-        except OSError as e:
-            raise OutOfResources(f"could not write to the store ({e.strerror})") from e
-        try:
-            return self._index(tmp, size, relpath, digest, header, received, decision)
+            header = validate(data)
+            if expect_sop_instance is not None and header.sop_instance_uid != expect_sop_instance:
+                raise DoesNotMatch("SOP Instance UID in the dataset differs from the request's")
+            if expect_sop_class is not None and header.sop_class_uid != expect_sop_class:
+                raise DoesNotMatch("SOP Class UID in the dataset differs from the request's")
+            if (
+                expect_study_instance is not None
+                and header.study_instance_uid != expect_study_instance
+            ):
+                raise DoesNotMatch("Study Instance UID in the dataset differs from the request's")
+            decision = self._route(data, received)
+            relpath = self.store.relpath_for(
+                header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
+            )
+            return self._index(writing, hashing, relpath, len(data), header, received, decision)
         finally:
-            tmp.unlink(missing_ok=True)  # left only when nothing was placed
+            try:  # the write has to end before its temporary file can go
+                tmp, _ = writing.result()
+                tmp.unlink(missing_ok=True)  # left only when nothing was placed
+            except OSError:
+                pass
 
     def _index(
         self,
-        tmp: Path,
-        size: int,
+        writing: Future[tuple[Path, int]],
+        hashing: Future[str],
         relpath: str,
-        digest: str,
+        size: int,
         header: Header,
         received: Received,
         decision: Decision | None,
@@ -367,25 +393,21 @@ class Ingestor:
             existing = s.scalars(
                 select(Instance).where(Instance.sop_instance_uid == header.sop_instance_uid)
             ).first()
-            if existing is not None and existing.sha256 == digest:
+            if existing is not None and existing.sha256 == hashing.result():
                 # The same bytes again (a resend after a lost response): nothing new to do.
                 return IngestResult(existing.id, header.sop_instance_uid, None, True)
-            try:
-                self.store.place(tmp, relpath)
-            except OSError as e:
-                raise OutOfResources(f"could not write to the store ({e.strerror})") from e
             if existing is None:
                 inst = Instance(sop_instance_uid=header.sop_instance_uid)
                 s.add(inst)
             else:
                 inst = existing  # a new version of the instance replaces the old one
+            inst.sha256 = ""  # set below, before the commit (the hash may still be running)
             inst.sop_class_uid = header.sop_class_uid
             inst.study_instance_uid = header.study_instance_uid
             inst.series_instance_uid = header.series_instance_uid
             inst.transfer_syntax_uid = header.transfer_syntax_uid
             inst.path = relpath
             inst.size = size
-            inst.sha256 = digest
             inst.origin = "received"
             inst.source = received.source
             inst.calling_ae = received.calling_ae
@@ -419,6 +441,13 @@ class Ingestor:
                 )
                 job_id = done.process_job_id or next(iter(done.dispatch_job_ids), None)
             received_event.job_id = job_id
+            # Only now: the file, durable, in its place; then the commit (leaving the block).
+            try:
+                tmp, _ = writing.result()
+                self.store.place(tmp, relpath)
+            except OSError as e:
+                raise OutOfResources(f"could not write to the store ({e.strerror})") from e
+            inst.sha256 = hashing.result()
             return IngestResult(inst.id, header.sop_instance_uid, job_id, False)
 
     def _route(self, data: bytes, received: Received) -> Decision | None:

@@ -6,10 +6,28 @@ outside the store (no '..', no '/', no NUL).
 
 from __future__ import annotations
 
+import errno
+import logging
+import mmap
 import os
 import re
+import threading
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# O_DIRECT wants the buffer address, the length and the offset aligned to the device's logical
+# block size; 4096 covers every current disk.
+DIRECT_ALIGN = 4096
+# A thread keeps its aligned buffer for the next file up to this size (a bigger one is released).
+KEEP_BUFFER_BYTES = 64 * 1024 * 1024
+O_DIRECT: int = getattr(os, "O_DIRECT", 0)
+
+Chunks = Sequence[bytes | bytearray | memoryview] | bytes | bytearray | memoryview
 
 UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
@@ -26,11 +44,26 @@ def check_uid(value: object, what: str) -> str:
     return s
 
 
-class FileStore:
-    """Files under one root folder: ``<root>/<study>/<series>/<sop>.dcm`` plus ``<root>/tmp``."""
+class _Buffers(threading.local):
+    """One page-aligned buffer per thread, reused file after file."""
 
-    def __init__(self, root: Path) -> None:
+    buf: mmap.mmap | None = None
+
+
+class FileStore:
+    """Files under one root folder: ``<root>/<study>/<series>/<sop>.dcm`` plus ``<root>/tmp``.
+
+    New files are written with O_DIRECT from a reused page-aligned buffer where the filesystem
+    allows it (``direct_io``): the bytes go from that buffer to the disk, not through freshly
+    allocated page cache, which on virtual machines costs more than the disk write itself
+    (measured: 8 MB written and fsync'd in 25 ms through the page cache, 6 ms direct; see
+    docs/performance.md). Filesystems without O_DIRECT (tmpfs) get the buffered write.
+    """
+
+    def __init__(self, root: Path, *, direct_io: bool = True) -> None:
         self.root = root.resolve()
+        self.direct_io = direct_io and O_DIRECT != 0
+        self._buffers = _Buffers()
         self.tmp = self.root / "tmp"
         self.quarantine_dir = self.root / "quarantine"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -51,23 +84,71 @@ class FileStore:
             raise InvalidUID("path escapes the store")
         return p
 
-    def write_durably(self, relpath: str, chunks: list[bytes] | bytes) -> int:
+    def write_durably(self, relpath: str, chunks: Chunks) -> int:
         """Write bytes so that they survive a crash once this returns; return the size."""
         tmp, size = self.write_temp(chunks)
         self.place(tmp, relpath)
         return size
 
-    def write_temp(self, chunks: list[bytes] | bytes) -> tuple[Path, int]:
+    def write_temp(self, chunks: Chunks) -> tuple[Path, int]:
         """Write bytes to a fsync'd temporary file in the store (removed at start if orphaned)."""
+        parts = [chunks] if isinstance(chunks, bytes | bytearray | memoryview) else list(chunks)
         tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        if self.direct_io:
+            try:
+                return tmp, self._write_direct(tmp, parts)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                if e.errno != errno.EINVAL:
+                    raise
+                # the filesystem refuses O_DIRECT (tmpfs, some FUSE/overlay mounts)
+                log.info("the store's filesystem does not take O_DIRECT; writing buffered")
+                self.direct_io = False
         size = 0
         with tmp.open("wb") as f:
-            for chunk in [chunks] if isinstance(chunks, bytes) else chunks:
+            for chunk in parts:
                 f.write(chunk)
-                size += len(chunk)
+                size += len(memoryview(chunk).cast("B"))
             f.flush()
             os.fsync(f.fileno())
         return tmp, size
+
+    def _write_direct(self, path: Path, parts: list[bytes | bytearray | memoryview]) -> int:
+        views = [memoryview(p).cast("B") for p in parts]
+        size = sum(len(v) for v in views)
+        padded = max(DIRECT_ALIGN, -(-size // DIRECT_ALIGN) * DIRECT_ALIGN)
+        buf = self._buffers.buf
+        if buf is None or len(buf) < padded:
+            if buf is not None:
+                buf.close()
+            buf = mmap.mmap(-1, padded)  # anonymous mappings are page-aligned
+            self._buffers.buf = buf if padded <= KEEP_BUFFER_BYTES else None
+        try:
+            # numpy copies without the GIL (slice assignment on the mmap would hold it)
+            dest = np.frombuffer(buf, dtype=np.uint8)
+            pos = 0
+            for v in views:
+                dest[pos : pos + len(v)] = np.frombuffer(v, dtype=np.uint8)
+                pos += len(v)
+            dest[size:padded] = 0  # no bytes of an earlier file reach the disk
+            del dest
+            out = memoryview(buf)[:padded]
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_DIRECT, 0o644)
+                try:
+                    written = 0
+                    while written < padded:
+                        written += os.write(fd, out[written:])
+                    os.ftruncate(fd, size)  # the padding past the data goes
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            finally:
+                out.release()
+        finally:
+            if self._buffers.buf is not buf:
+                buf.close()
+        return size
 
     def place(self, tmp: Path, relpath: str) -> None:
         """Rename a file from ``write_temp`` to its place, durably (the directory is fsync'd)."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import types
 from typing import Any, cast
 
 from pynetdicom import AE, evt
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
 from node.config import NodeSettings
 from node.ingest import (
@@ -96,6 +97,8 @@ class DimseReceiver:
         assoc_sock = event.assoc.dul.socket
         if assoc_sock is not None and assoc_sock.socket is not None:
             assoc_sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # read each PDU straight into one buffer (this connection only)
+            assoc_sock.recv = types.MethodType(_recv_exact, assoc_sock)  # type: ignore[method-assign]
 
     @staticmethod
     def _on_echo(event: evt.Event) -> int:
@@ -153,6 +156,29 @@ class DimseReceiver:
             err,
         )
         return status
+
+
+def _recv_exact(self: AssociationSocket, nr_bytes: int) -> bytearray:
+    """``AssociationSocket.recv`` reading into one preallocated buffer.
+
+    pynetdicom 3.0 reads a PDU 4 KiB per ``recv`` call and grows a bytearray each time: about
+    2,000 calls per 8 MB image. Same contract: blocks until ``nr_bytes`` are read, returns what
+    was read when the peer closes first. Measured with a null handler, 100 × 8 MB from
+    storescu: 69 -> 87 images/s (docs/performance.md).
+    """
+    assert self.socket is not None
+    buf = bytearray(nr_bytes)
+    view = memoryview(buf)
+    got = 0
+    while got < nr_bytes:
+        n = self.socket.recv_into(view[got:], nr_bytes - got)
+        if not n:
+            view.release()
+            del buf[got:]
+            return buf
+        got += n
+    view.release()
+    return buf
 
 
 def _safe_uid(value: str) -> str:

@@ -1,0 +1,43 @@
+"""node.receive.dimse._recv_exact: pynetdicom's recv contract, read into one buffer."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from types import SimpleNamespace
+from typing import Any, cast
+
+from node.receive.dimse import _recv_exact
+
+
+def _reader(sock: socket.socket) -> Any:
+    return cast(Any, SimpleNamespace(socket=sock))
+
+
+def test_reads_exactly_the_bytes_asked_for_across_many_sends() -> None:
+    a, b = socket.socketpair()
+    payload = bytes(range(256)) * 4096  # 1 MiB, sent in odd pieces
+    extra = b"next PDU"
+
+    def send() -> None:
+        for i in range(0, len(payload), 7001):
+            a.sendall(payload[i : i + 7001])
+        a.sendall(extra)
+
+    t = threading.Thread(target=send)
+    t.start()
+    got = _recv_exact(_reader(b), len(payload))
+    t.join()
+    assert isinstance(got, bytearray) and bytes(got) == payload
+    assert bytes(_recv_exact(_reader(b), len(extra))) == extra  # nothing of the next one was taken
+    a.close()
+    b.close()
+
+
+def test_returns_what_arrived_when_the_peer_closes() -> None:
+    a, b = socket.socketpair()
+    a.sendall(b"partial")
+    a.close()
+    got = _recv_exact(_reader(b), 100)
+    assert bytes(got) == b"partial"
+    b.close()
