@@ -63,7 +63,7 @@ class Node:
         self.metrics = Metrics()
         self.engine = db.make_engine(settings.storage.database_url)
         self.sessions = db.make_sessionmaker(self.engine)
-        self.store = FileStore(settings.storage.folder)
+        self.store = FileStore(settings.storage.folder, direct_io=settings.storage.direct_io)
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self.receiver: DimseReceiver | None = None
@@ -151,7 +151,12 @@ class Node:
         self.threads.append(t)
 
     def _recover(self) -> None:
-        recover(self.store, self.sessions, self._ingestor() if "receiver" in self.roles else None)
+        recover(
+            self.store,
+            self.sessions,
+            self._ingestor() if "receiver" in self.roles else None,
+            own_manufacturer=self.settings.results.manufacturer,
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         log.info("stopping")

@@ -5,7 +5,10 @@
 - Files in the store with no index row (written and renamed, but the process died before the
   commit, so no success status was sent either) are indexed again and queued, or quarantined with
   the reason if they cannot be read. Indexing them is harmless: a resend of the same bytes is
-  recognised as a duplicate.
+  recognised as a duplicate. Except this node's own results (a result SOP class made by this
+  node's manufacturer): the worker places them inside the commit that indexes them, so one
+  without a row belongs to a job that did not finish; that job runs again and writes them again.
+  Taking such a file as a received instance would process a result as an input.
 - Jobs leased by dead processes of this host are queued again (storage.queue.release_orphans).
 """
 
@@ -15,11 +18,14 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
+import pydicom
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.ingest import IngestError, Ingestor, Received
+from node.sop import RESULT_SOP_CLASSES
 from storage import queue
 from storage.files import FileStore
 from storage.tables import Instance
@@ -33,6 +39,7 @@ class Recovered:
     reindexed: int
     quarantined: int
     requeued_jobs: int
+    dropped_results: int = 0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -59,16 +66,39 @@ def unindexed_files(store: FileStore, sessions: sessionmaker[Session]) -> list[s
     return sorted(on_disk - indexed)
 
 
+def _own_result(path: Path, manufacturer: str | None) -> bool:
+    """Whether a stored file is a result this node made (see the module docstring)."""
+    if manufacturer is None:
+        return False
+    try:
+        ds = pydicom.dcmread(
+            path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Manufacturer"]
+        )
+    except Exception:
+        return False
+    return (
+        str(ds.get("SOPClassUID", "")) in set(RESULT_SOP_CLASSES.values())
+        and str(ds.get("Manufacturer", "")) == manufacturer
+    )
+
+
 def recover(
-    store: FileStore, sessions: sessionmaker[Session], ingestor: Ingestor | None
+    store: FileStore,
+    sessions: sessionmaker[Session],
+    ingestor: Ingestor | None,
+    own_manufacturer: str | None = None,
 ) -> Recovered:
     partial = store.clean_orphans()
     if partial:
         log.warning("removed %d partial file(s) left by an interrupted write", partial)
-    reindexed = quarantined = 0
+    reindexed = quarantined = dropped = 0
     if ingestor is not None:
         for rel in unindexed_files(store, sessions):
             path = store.abspath(rel)
+            if _own_result(path, own_manufacturer):
+                path.unlink(missing_ok=True)
+                dropped += 1
+                continue
             data = path.read_bytes()
             try:
                 ingestor.ingest(data, Received(source="recovered"))
@@ -87,4 +117,6 @@ def recover(
         requeued = queue.release_orphans(s, socket.gethostname(), _pid_alive)
     if requeued:
         log.warning("re-queued %d job(s) whose process died", requeued)
-    return Recovered(partial, reindexed, quarantined, requeued)
+    if dropped:
+        log.warning("removed %d result file(s) of unfinished jobs (they run again)", dropped)
+    return Recovered(partial, reindexed, quarantined, requeued, dropped)

@@ -216,21 +216,58 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
         return _give_up(ctx, job, owner, first_uid, reason, backoff)
     elapsed = time.perf_counter() - t0
 
-    # Write the result files first (durably), then index them and queue dispatch in one commit.
-    written: list[tuple[_Produced, list[tuple[str, Dataset, str, int, str]]]] = []
-    for p in produced:
-        files = []
-        for kind, r, data in p.encoded:
-            rel = ctx.store.relpath_for(
-                str(r.StudyInstanceUID), str(r.SeriesInstanceUID), str(r.SOPInstanceUID)
-            )
-            size = ctx.store.write_durably(rel, data)
-            files.append((kind, r, rel, size, hashlib.sha256(data).hexdigest()))
-        written.append((p, files))
+    # Write the result files first (durably, to temporary files), then place them, index them and
+    # queue their dispatch in one commit: a crash before the commit leaves only temporary files
+    # (removed at start) and the job, still leased, runs again.
+    written: list[tuple[_Produced, list[tuple[str, Dataset, str, int, str, Path]]]] = []
+    try:
+        for p in produced:
+            files = []
+            for kind, r, data in p.encoded:
+                rel = ctx.store.relpath_for(
+                    str(r.StudyInstanceUID), str(r.SeriesInstanceUID), str(r.SOPInstanceUID)
+                )
+                tmp, size = ctx.store.write_temp(data)
+                files.append((kind, r, rel, size, hashlib.sha256(data).hexdigest(), tmp))
+            written.append((p, files))
+        return _commit_results(
+            ctx,
+            job,
+            owner,
+            written,
+            elapsed,
+            decision,
+            sources,
+            group,
+            skipped,
+            decided_now,
+            first_uid,
+        )
+    finally:
+        for _, files in written:
+            for *_, tmp in files:
+                tmp.unlink(missing_ok=True)  # left only when nothing was placed
+
+
+def _commit_results(
+    ctx: WorkerContext,
+    job: Job,
+    owner: str,
+    written: list[tuple[_Produced, list[tuple[str, Dataset, str, int, str, Path]]]],
+    elapsed: float,
+    decision: Decision,
+    sources: list[_Source],
+    group: dict[str, object],
+    skipped: list[tuple[str, str]],
+    decided_now: bool,
+    first_uid: str,
+) -> str:
+    produced = [p for p, _ in written]
     with ctx.sessions.begin() as s:
         ids: list[int] = []
         for p, files in written:
-            for kind, r, rel, size, digest in files:
+            for kind, r, rel, size, digest, tmp in files:
+                ctx.store.place(tmp, rel)
                 ids.append(index_result(s, r, rel, size, digest, p.source.id, kind).id)
         detail: dict[str, object] = {"seconds": round(elapsed, 2), "worker": owner}
         if produced:

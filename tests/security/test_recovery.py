@@ -44,4 +44,35 @@ def test_recover_after_a_crash_between_write_and_commit(tmp_path: Path, database
     reasons = list(store.quarantine_dir.glob("*.reason.txt"))
     assert len(reasons) == 1 and "without an index row" in reasons[0].read_text()
     # idempotent
-    assert recover(store, sessions, ingestor) == type(result)(0, 0, 0, 0)
+    assert recover(store, sessions, ingestor) == type(result)(0, 0, 0, 0, 0)
+
+
+def test_recovery_removes_own_results_of_an_unfinished_job(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A result the worker placed but whose commit never happened is not taken as an input: its job
+    runs again. A Secondary Capture from anyone else is indexed as received."""
+    from pydicom.uid import SecondaryCaptureImageStorage
+
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    sessions = db.make_sessionmaker(engine)
+    store = FileStore(tmp_path / "store")
+    ingestor = Ingestor(store, sessions, process_max_attempts=3)
+    placed = []
+    for seed, manufacturer in ((3, "SharpRay"), (4, "Other Vendor")):
+        ds = make_cr(tmp_path / f"{seed}.dcm", 64, 64, seed=seed)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+        ds.Manufacturer = manufacturer
+        rel = store.relpath_for(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        store.abspath(rel).parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(store.abspath(rel), enforce_file_format=True)
+        placed.append((ds, store.abspath(rel)))
+
+    result = recover(store, sessions, ingestor, own_manufacturer="SharpRay")
+    assert (result.reindexed, result.dropped_results) == (1, 1)
+    (ours, ours_path), (theirs, theirs_path) = placed
+    assert not ours_path.exists() and theirs_path.exists()
+    with sessions() as s:
+        uids = set(s.scalars(select(Instance.sop_instance_uid)))
+    assert uids == {str(theirs.SOPInstanceUID)}
