@@ -44,7 +44,7 @@ from models.manifest import (
     sha256_of,
     write_manifest,
 )
-from models.rrdbnet import CONFIGS, RRDBConfig, RRDBNet, build_generator
+from models.rrdbnet import CONFIGS, RRDBConfig, RRDBNet, build_generator, fold_residual_scaling
 
 OPSET = 17
 MODEL_FILE = "model.onnx"
@@ -160,7 +160,7 @@ def export_deblur(
     model = model.float().cpu().eval()
     onnx_path = out_dir / MODEL_FILE
     _onnx_export(
-        model,
+        fold_residual_scaling(model),  # the same function; parity is checked against ``model``
         torch.rand(1, 1, 64, 64),
         onnx_path,
         ["corrected"],
@@ -257,6 +257,35 @@ def load_generator_checkpoint(path: Path) -> tuple[RRDBNet, str, dict[str, Any]]
     model = build_generator(cfg)
     model.load_state_dict(ck["state_dict"])
     return model, config, ck
+
+
+def generator_from_onnx(path: Path) -> RRDBNet:
+    """Rebuild the PyTorch generator from an exported ONNX file's weights (its initializers carry
+    the state dict's names), in the form it was exported in (plain or with folded residual
+    scaling). For re-exporting or quantizing a model whose checkpoint is not at hand."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    arrays = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    # the exporter shares identical initializers (zero biases, every RRDB's 0.2·I) and names the
+    # other users through Identity nodes
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in arrays:
+            arrays.setdefault(node.output[0], arrays[node.input[0]])
+    weights = {
+        k: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith(("conv_", "body."))
+    }
+    blocks = {int(k.split(".")[1]) for k in weights if k.startswith("body.")}
+    model = RRDBNet(
+        num_feat=int(weights["conv_first.weight"].shape[0]),
+        num_block=len(blocks),
+        growth=int(weights["body.0.rdb1.conv1.weight"].shape[0]),
+    )
+    if any(".out_scale." in k for k in weights):
+        model = fold_residual_scaling(model)
+    model.load_state_dict(weights)
+    return model.eval()
 
 
 def load_classifier_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
