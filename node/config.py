@@ -87,6 +87,14 @@ class StorageSettings(Strict):
     direct_io: bool = True
 
 
+def _bundled(v: object) -> object:
+    """A bare name of a bundled model folder (``deblur-demo-int8``) means that folder."""
+    if isinstance(v, str) and "/" not in v and not Path(v).exists():
+        if (BUNDLED_MODELS / v / "manifest.json").is_file():
+            return BUNDLED_MODELS / v
+    return v
+
+
 class ModelSettings(Strict):
     # A folder holding manifest.json + the ONNX file (or the manifest file itself).
     deblur: Path = BUNDLED_MODELS / "deblur-demo"
@@ -95,12 +103,12 @@ class ModelSettings(Strict):
     @field_validator("deblur", mode="before")
     @classmethod
     def _default_deblur(cls, v: object) -> object:
-        return BUNDLED_MODELS / "deblur-demo" if v is None else v
+        return BUNDLED_MODELS / "deblur-demo" if v is None else _bundled(v)
 
     @field_validator("classify", mode="before")
     @classmethod
     def _default_classify(cls, v: object) -> object:
-        return BUNDLED_MODELS / "classify-demo" if v is None else v
+        return BUNDLED_MODELS / "classify-demo" if v is None else _bundled(v)
 
     # "auto": CUDA/TensorRT when onnxruntime offers them, CPU otherwise. Or an explicit list.
     providers: Literal["auto", "cpu", "cuda", "tensorrt"] = "auto"

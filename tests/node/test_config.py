@@ -60,3 +60,14 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("node: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(bad, environ={})
+
+
+def test_a_bundled_model_by_its_folder_name(tmp_path: Path) -> None:
+    from node.config import BUNDLED_MODELS
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models:\n  deblur: deblur-demo-int8\n")
+    s = load_settings(cfg, environ={})
+    assert s.models.deblur == BUNDLED_MODELS / "deblur-demo-int8"
+    s = load_settings(None, environ={"SHARPRAY_MODELS__DEBLUR": "deblur-demo-int8"})
+    assert s.models.deblur == BUNDLED_MODELS / "deblur-demo-int8"
