@@ -116,13 +116,17 @@ def run(args: argparse.Namespace) -> Json:
                 from bench import e2e as e2e_mod
                 from bench import inference
 
+                demo_int8: dict[str, Path] | None = None
                 if sizes.smoke:
                     demo, label = tiny, "tiny test models (smoke)"
                 else:
                     demo, label = inference.demo_models(work / "models")
+                    int8 = demo["deblur"].parent / "deblur-demo-int8"
+                    if (int8 / "manifest.json").exists():
+                        demo_int8 = {**demo, "deblur": int8}
                 from bench.pipeline_profile import profile
 
-                r = e2e_mod.run(sizes, work / "e2e", demo, label, tiny)
+                r = e2e_mod.run(sizes, work / "e2e", demo, label, tiny, demo_int8)
                 try:  # a failure here must not lose the end-to-end figures
                     r["pipeline_profile"] = profile(tiny, sizes.latency_px, work / "profile")
                 except Exception as e:

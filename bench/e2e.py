@@ -273,16 +273,25 @@ def run(
     demo: dict[str, Path],
     demo_label: str,
     tiny: dict[str, Path],
+    demo_int8: dict[str, Path] | None = None,
 ) -> Json:
-    """Latency with the demo models, then load with the tiny ones (one node when they are the
-    same, as in smoke mode); one Orthanc for both."""
+    """Latency with the demo models (and with the int8 deblur model when given), then load with
+    the tiny ones (one node when they are the same, as in smoke mode); one Orthanc for all."""
     pacs = OrthancReceiver(work / "pacs")
     pacs.start()
     nodes: list[SharpRayReceiver] = []
+    lat_int8: Json | None = None
     try:
         node = node_for(work / "node-demo", demo, pacs, None)
         nodes.append(node)
         lat = latency(sizes, work, node, pacs)
+        if demo_int8 is not None:
+            node.stop()
+            node = node_for(work / "node-demo-int8", demo_int8, pacs, None)
+            nodes.append(node)
+            lat_int8 = latency(sizes, work, node, pacs)
+            lat_int8["models"] = f"{demo_label}, deblur int8 ({demo_int8['deblur'].name})"
+            lat_int8["results"] = list(shipped_kinds())
         if demo != tiny:
             node.stop()
             node = node_for(work / "node-tiny", tiny, pacs, None)
@@ -296,6 +305,7 @@ def run(
     lat["results"] = list(shipped_kinds())
     return {
         "latency": lat,
+        **({"latency_int8": lat_int8} if lat_int8 is not None else {}),
         "load": levels,
         "load_models": "tiny test models (node machinery, not the model)",
         "implied_demo_throughput_img_s": (

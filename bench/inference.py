@@ -28,6 +28,7 @@ TILE, OVERLAP = 512, 32
 # 2048 = 3 x 704 - 2 x 32: three tiles per axis cover a 2048 frame with the minimum overlap, so
 # 9 tiles run 1.06x the frame's pixels where 25 tiles of 512 run 1.56x (models.deblur_tile)
 TILE_2048 = 704
+INT8_ONNX = "model.int8.onnx"  # beside model.onnx in each benchmark deblur folder
 CLASSIFIER: tuple[str, int] = ("efficientnet_b3", 224)  # the shipped classifier's input size
 SMOKE_CLASSIFIER: tuple[str, int] = ("tiny", 64)
 
@@ -55,6 +56,11 @@ def prepare_deblur(folder: Path, config: str) -> Path:
         description="Benchmark stand-in with random weights.",
         tile=TileSpec(size=TILE, overlap=OVERLAP),
     )
+    # the int8 variant the node can serve on CPUs (models.quantize; synthetic calibration tiles:
+    # the weights are random, so only its speed means something here)
+    from models.quantize import calibration_tiles, quantize_onnx
+
+    quantize_onnx(out / "model.onnx", out / INT8_ONNX, "image", calibration_tiles(None, n=8))
     torch.save(gen.state_dict(), out / "weights.pt")
     (out / "config.json").write_text(json.dumps({"rrdb": CONFIGS[config].as_dict()}))
     return out
@@ -136,6 +142,7 @@ def measure(
     fp16: bool = False,
     onnx: str = "model.onnx",
     tile: int = TILE,
+    label: str | None = None,
 ) -> Json:
     """One case in a child process; the matmul peak is measured again just before it, since the
     machine's load (and so what is reachable) changes from minute to minute."""
@@ -159,9 +166,9 @@ def measure(
         "tiled": tiled,
         "tile": tile if tiled else None,
         "tiles": r["tiles"],
-        "engine": engine,
+        "engine": label or engine,
         "provider": provider,
-        "precision": "fp16" if fp16 else "fp32",
+        "precision": "fp16" if fp16 else ("int8" if onnx == INT8_ONNX else "fp32"),
         "providers_used": r["providers"],
         "ms_median": round(ms, 2),
         "ms_min": round(min(r["ms"]), 2),
@@ -217,8 +224,18 @@ def run(sizes: Sizes, work: Path, peak_gflops: float) -> Json:
                 skipped.append({"model": config, "size": size, "reason": "needs --heavy"})
                 continue
             runs = sizes.infer_runs if size <= TILE else 1
-            for engine in ("ort", "torch"):
-                c = measure("deblur", config, folder, size, engine, runs, peak_gflops)
+            for engine in ("ort", "ort_int8", "torch"):
+                c = measure(
+                    "deblur",
+                    config,
+                    folder,
+                    size,
+                    engine.removesuffix("_int8"),
+                    runs,
+                    peak_gflops,
+                    onnx=INT8_ONNX if engine == "ort_int8" else "model.onnx",
+                    label=engine,
+                )
                 cases.append(c)
                 if size == TILE:
                     per_tile[engine] = c["ms_median"]
@@ -246,6 +263,7 @@ def run(sizes: Sizes, work: Path, peak_gflops: float) -> Json:
         "overlap": OVERLAP,
         "cases": cases,
         "speedups": speedups(cases),
+        "speedups_int8": speedups(cases, fast="ort_int8"),
         "skipped": skipped,
     }
 

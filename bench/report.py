@@ -50,10 +50,31 @@ def targets(report: Json) -> list[Json]:
             best = s.get("speedup_best")
             note = f"fastest runs: {best}x" if best is not None else ""
             add(f"ORT / torch eager, {s['model']} {s['size']}px", s["speedup"], ">=", 1.5, note)
+    for s in report.get("inference", {}).get("speedups_int8", []):
+        if s["task"] == "deblur":
+            note = (
+                f"fastest runs: {s.get('speedup_best')}x; int8 ONNX (models.quantize) vs fp32 torch"
+            )
+            add(
+                f"ORT int8 / torch eager, {s['model']} {s['size']}px",
+                s["speedup"],
+                ">=",
+                1.5,
+                note,
+            )
     lat = report.get("e2e", {}).get("latency", {})
     if lat:
         note = "" if lat.get("px", 0) >= 2048 else f"measured at {lat.get('px')}px, not 2048"
         add("e2e CPU demo models: SR p95 (s)", lat.get("sr_p95_s"), "<", 30.0, note)
+    lat8 = report.get("e2e", {}).get("latency_int8", {})
+    if lat8:
+        add(
+            "e2e CPU demo models, deblur int8: SR p95 (s)",
+            lat8.get("sr_p95_s"),
+            "<",
+            30.0,
+            "models/weights/deblur-demo-int8 (quality gate in its manifest)",
+        )
     glat = report.get("gpu_e2e", {})
     if glat and "skipped" not in glat:
         add("e2e GPU ESRGAN: SR p95 (s)", glat.get("sr_p95_s"), "<", 1.0)
@@ -173,6 +194,7 @@ def markdown(report: Json) -> str:
                 "size",
                 "engine",
                 "ms",
+                "ms min",
                 "peak RSS MB",
                 "GFLOP",
                 "GFLOP/s",
@@ -212,6 +234,16 @@ def markdown(report: Json) -> str:
             f"{lat['all_results_p95_s']} s) over {lat['images']} images; "
             f"{lat['in_orthanc']}/{lat['expected_in_orthanc']} objects in Orthanc.",
             "",
+        ]
+        lat8 = e2e.get("latency_int8")
+        if lat8:
+            lines += [
+                f"The same with the int8 deblur model ({lat8['models']}): SR p50 "
+                f"{lat8['sr_p50_s']} s, p95 {lat8['sr_p95_s']} s over {lat8['images']} images; "
+                f"{lat8['in_orthanc']}/{lat8['expected_in_orthanc']} objects in Orthanc.",
+                "",
+            ]
+        lines += [
             f"Load ({e2e['load_models']}):",
             "",
         ]

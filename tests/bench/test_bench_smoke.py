@@ -87,13 +87,15 @@ def test_ingest_figures_are_sane(smoke: tuple[dict[str, Any], Path]) -> None:
 def test_inference_counts_flops_and_compares_engines(smoke: tuple[dict[str, Any], Path]) -> None:
     inf = smoke[0]["inference"]
     engines = {(c["task"], c["engine"]) for c in inf["cases"]}
-    assert engines == {("deblur", "ort"), ("deblur", "torch"), ("classify", "ort"),
-                       ("classify", "torch")}  # fmt: skip
+    assert engines == {("deblur", "ort"), ("deblur", "ort_int8"), ("deblur", "torch"),
+                       ("classify", "ort"), ("classify", "torch")}  # fmt: skip
+    assert {c["precision"] for c in inf["cases"] if c["engine"] == "ort_int8"} == {"int8"}
     for c in inf["cases"]:
         assert _positive(c["ms_median"]) and _positive(c["peak_rss_mb"]), c
         assert _positive(c["gflop_executed"]) and _positive(c["achieved_gflops"]), c
         assert 0 < c["fraction_of_peak"] < 5, c
     assert {s["task"] for s in inf["speedups"]} == {"deblur", "classify"}
+    assert {s["task"] for s in inf["speedups_int8"]} == {"deblur"}
 
 
 def test_end_to_end_delivers_everything_to_orthanc(smoke: tuple[dict[str, Any], Path]) -> None:
