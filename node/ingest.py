@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -312,6 +313,23 @@ def validate(data: bytes) -> Header:
     return header
 
 
+class Prewritten(Protocol):
+    """Bytes being written to a temporary file of the store, and their sha256."""
+
+    @property
+    def writing(self) -> Future[tuple[Path, int]]: ...
+
+    @property
+    def hashing(self) -> Future[str]: ...
+
+
+def _discard_quietly(writing: Future[tuple[Path, int]]) -> None:
+    try:
+        writing.result()[0].unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -346,16 +364,27 @@ class Ingestor:
         expect_sop_class: str | None = None,
         expect_sop_instance: str | None = None,
         expect_study_instance: str | None = None,
+        prewritten: Prewritten | None = None,
     ) -> IngestResult:
+        """Store ``data`` durably, index it and queue what follows; raises an ``IngestError``.
+
+        ``prewritten``: the same bytes already on their way to a temporary file of the store,
+        with their sha256 (the DIMSE receiver's spool, node/receive/spool.py).
+        """
         if self.min_free_bytes and self.store.free_bytes() - len(data) < self.min_free_bytes:
+            if prewritten is not None:
+                _discard_quietly(prewritten.writing)
             raise OutOfResources("free disk space is below the configured watermark")
         # Writing + fsyncing the bytes (to a temporary file) and hashing them start first, on the
         # I/O threads (both release the GIL), while this thread checks the header and prepares
         # the rows; the transaction commits only after the file is durable and in place. An 8 MB
         # image costs the longest of these, not their sum. A refused instance's temporary file
         # goes again (its refusal is logged; the sender keeps it).
-        writing = self._io.submit(self.store.write_temp, data)
-        hashing = self._io.submit(_sha256, data)
+        if prewritten is not None:
+            writing, hashing = prewritten.writing, prewritten.hashing
+        else:
+            writing = self._io.submit(self.store.write_temp, data)
+            hashing = self._io.submit(_sha256, data)
         try:
             header = validate(data)
             if expect_sop_instance is not None and header.sop_instance_uid != expect_sop_instance:

@@ -25,6 +25,7 @@ from node.ingest import (
     Received,
 )
 from node.metrics import Metrics
+from node.receive.spool import AssociationTap, BufferPool
 from node.receive.tls import server_context
 from node.sop import ACCEPTED_TRANSFER_SYNTAXES, PROCESSABLE_SOP_CLASSES, VERIFICATION
 
@@ -45,6 +46,12 @@ class DimseReceiver:
         self.ingestor = ingestor
         self.metrics = metrics
         self.server: ThreadedAssociationServer | None = None
+        # data sets written to the store while they arrive (node/receive/spool.py); only where
+        # the store writes with O_DIRECT (buffered writes would not overlap as well)
+        store = getattr(ingestor, "store", None)  # None where only the AE is built
+        self.spooling = bool(store is not None and store.direct_io)
+        self._pool = BufferPool()
+        self._taps: dict[object, AssociationTap] = {}
 
     def build_ae(self) -> AE:
         ae = AE(ae_title=self.settings.ae_title)
@@ -65,9 +72,12 @@ class DimseReceiver:
         ae = self.build_ae()
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, self._on_conn_open),
+            (evt.EVT_CONN_CLOSE, self._on_conn_close),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
         ]
+        if self.spooling:
+            handlers.append((evt.EVT_PDU_RECV, self._on_pdu))
         server = ae.start_server(
             (self.settings.bind, self.settings.dimse_port),
             block=False,
@@ -91,8 +101,31 @@ class DimseReceiver:
             self.server.shutdown()
             self.server = None
 
+    def _on_conn_open(self, event: evt.Event) -> None:
+        if self.spooling:
+            assoc = event.assoc
+
+            def transfer_syntax(context_id: int) -> str | None:
+                for cx in assoc.accepted_contexts:
+                    if cx.context_id == context_id and cx.transfer_syntax:
+                        return str(cx.transfer_syntax[0])
+                return None
+
+            self._taps[assoc] = AssociationTap(self.ingestor.store, self._pool, transfer_syntax)
+        self._nodelay(event)
+
+    def _on_conn_close(self, event: evt.Event) -> None:
+        tap = self._taps.pop(event.assoc, None)
+        if tap is not None:
+            tap.close()
+
+    def _on_pdu(self, event: evt.Event) -> None:
+        tap = self._taps.get(event.assoc)
+        if tap is not None:
+            tap.on_pdu(event.pdu)
+
     @staticmethod
-    def _on_conn_open(event: evt.Event) -> None:
+    def _nodelay(event: evt.Event) -> None:
         # Without TCP_NODELAY each C-STORE round trip can stall ~40 ms (Nagle + delayed ACK).
         assoc_sock = event.assoc.dul.socket
         if assoc_sock is not None and assoc_sock.socket is not None:
@@ -116,11 +149,13 @@ class DimseReceiver:
         sop_uid = str(req.AffectedSOPInstanceUID)
         try:
             data = event.encoded_dataset()
+            tap = self._taps.get(event.assoc)
             result = self.ingestor.ingest(
                 data,
                 received,
                 expect_sop_class=str(req.AffectedSOPClassUID),
                 expect_sop_instance=sop_uid,
+                prewritten=tap.take(sop_uid, data) if tap is not None else None,
             )
         except OutOfResources as e:
             return self._reject("out_of_resources", OUT_OF_RESOURCES, sop_uid, received, e)
