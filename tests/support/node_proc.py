@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from storage import db
 from storage.tables import Instance, Job
-from tests.support.ports import GaveUp, free_port, wait_for
+from tests.support.ports import GaveUp, free_ports, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -157,12 +157,13 @@ def node_config(
     database_url: str | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
+    dimse_port, http_port = free_ports(2)
     cfg: dict[str, Any] = {
         "node": {
             "ae_title": "SHARPRAY",
             "bind": "127.0.0.1",
-            "dimse_port": free_port(),
-            "http_port": free_port(),
+            "dimse_port": dimse_port,
+            "http_port": http_port,
         },
         "storage": {
             "folder": str(folder / "store"),

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.ports import GaveUp, free_port, wait_for
+from tests.support.ports import GaveUp, free_ports, wait_for
 
 ORTHANC_BIN = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
@@ -122,5 +122,5 @@ def start_orthanc(
     if not orthanc_available():
         pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
     return Orthanc(
-        folder, aet, free_port(), free_port(), dicomweb_servers=dict(dicomweb_servers or {})
+        folder, aet, *free_ports(2), dicomweb_servers=dict(dicomweb_servers or {})
     ).start()
