@@ -90,7 +90,7 @@ class Sizes:
             infer_sizes=(512, 2048),
             infer_runs=3,
             heavy=heavy,
-            latency_images=3,
+            latency_images=5,
             latency_px=2048,
             load_senders=(1, 2, 4),
             load_images_per_sender=6,
