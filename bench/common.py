@@ -23,9 +23,9 @@ REPO = Path(__file__).resolve().parent.parent
 Json = dict[str, Any]
 
 SHARED_MACHINE_NOTE = (
-    "Figures taken on a shared machine: other engineers' tests and a model training ran at the "
-    "same time, so absolute numbers vary (single runs of one case varied 2-4x here); ratios "
-    "measured in the same run, and the fastest runs, are the figures to compare."
+    "Figures from a virtual machine whose neighbours (and the disk) are shared: absolute numbers "
+    "vary between runs (2-4x on a loaded day); ratios measured in the same run, and the fastest "
+    "runs, are the figures to compare. The load average before each section is in the report."
 )
 
 
