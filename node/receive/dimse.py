@@ -102,7 +102,8 @@ class DimseReceiver:
             self.server = None
 
     def _on_conn_open(self, event: evt.Event) -> None:
-        if self.spooling:
+        # the store may have found out since that its filesystem refuses O_DIRECT
+        if self.spooling and self.ingestor.store.direct_io:
             assoc = event.assoc
 
             def transfer_syntax(context_id: int) -> str | None:

@@ -23,6 +23,7 @@ PDU they dominate the response time. Here they run while the image is being rece
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
@@ -110,7 +111,13 @@ class Spool:
         self.sop_instance_uid = sop_instance_uid
         self.prefix = prefix
         self.path = store.tmp / f"{uuid.uuid4().hex}.part"
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_DIRECT, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_DIRECT, 0o644)
+        except OSError as e:
+            if e.errno == errno.EINVAL:  # no O_DIRECT on this filesystem: stop spooling for good
+                log.info("the store's filesystem does not take O_DIRECT; not spooling")
+                store.direct_io = False
+            raise SpoolError("cannot open a spool file") from e
         self.buf = pool.take(INITIAL_BYTES)
         self.view = np.frombuffer(self.buf, dtype=np.uint8)
         self.sha = hashlib.sha256()

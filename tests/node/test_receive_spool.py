@@ -129,3 +129,40 @@ def test_a_spool_that_does_not_match_the_request_is_not_used(tmp_path: Path) -> 
     assert tap.take("1.2.3", data) is None  # taken once
     path.unlink()
     tap.close()
+
+
+def test_a_filesystem_without_o_direct_stops_spooling_and_loses_nothing(
+    tmp_path: Path, files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from storage import files as store_files
+
+    rcv, port, store = _receiver(tmp_path / "node", True)
+    if not rcv.spooling:
+        rcv.stop()
+        pytest.skip("no O_DIRECT here")
+    real_open = os.open
+
+    def refusing_open(path: str, flags: int, mode: int = 0o777) -> int:
+        if flags & store_files.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(spool.os, "open", refusing_open)
+    monkeypatch.setattr(store_files.os, "open", refusing_open)
+    try:
+        assert _send(port, files[:2]) == [0, 0]
+        assert store.direct_io is False  # found out once, on the first spool
+        assert _send(port, files[2:]) == [0, 0]  # a new association: no spool, buffered writes
+    finally:
+        rcv.stop()
+    stored = _stored(store)
+    for f in files:
+        sent = pydicom.dcmread(f)
+        assert (
+            pydicom.dcmread(pydicom.filebase.DicomBytesIO(stored[f"{sent.SOPInstanceUID}.dcm"]))
+            == sent
+        )
+    assert not list(store.tmp.iterdir())
