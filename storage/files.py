@@ -44,6 +44,18 @@ def check_uid(value: object, what: str) -> str:
     return s
 
 
+def direct_size(size: int) -> int:
+    """``size`` rounded up to whole O_DIRECT blocks (at least one)."""
+    return max(DIRECT_ALIGN, -(-size // DIRECT_ALIGN) * DIRECT_ALIGN)
+
+
+def pwrite_all(fd: int, block: memoryview, offset: int) -> None:
+    """Write all of ``block`` at ``offset`` (a write may take less than it was given)."""
+    done = 0
+    while done < len(block):
+        done += os.pwrite(fd, block[done:], offset + done)
+
+
 class _Buffers(threading.local):
     """One page-aligned buffer per thread, reused file after file."""
 
@@ -99,11 +111,8 @@ class FileStore:
                 return tmp, self._write_direct(tmp, parts)
             except OSError as e:
                 tmp.unlink(missing_ok=True)
-                if e.errno != errno.EINVAL:
+                if not self.refuses_direct(e):
                     raise
-                # the filesystem refuses O_DIRECT (tmpfs, some FUSE/overlay mounts)
-                log.info("the store's filesystem does not take O_DIRECT; writing buffered")
-                self.direct_io = False
         size = 0
         with tmp.open("wb") as f:
             for chunk in parts:
@@ -113,10 +122,25 @@ class FileStore:
             os.fsync(f.fileno())
         return tmp, size
 
+    @staticmethod
+    def open_direct(path: Path) -> int:
+        """A new file (``path`` must not exist) opened for O_DIRECT writes."""
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_DIRECT, 0o644)
+
+    def refuses_direct(self, e: OSError) -> bool:
+        """Whether ``e`` says the filesystem refuses O_DIRECT (tmpfs, some FUSE/overlay mounts);
+        if so, this store writes buffered from now on."""
+        if e.errno != errno.EINVAL:
+            return False
+        if self.direct_io:
+            log.info("the store's filesystem does not take O_DIRECT; writing buffered")
+            self.direct_io = False
+        return True
+
     def _write_direct(self, path: Path, parts: list[bytes | bytearray | memoryview]) -> int:
         views = [memoryview(p).cast("B") for p in parts]
         size = sum(len(v) for v in views)
-        padded = max(DIRECT_ALIGN, -(-size // DIRECT_ALIGN) * DIRECT_ALIGN)
+        padded = direct_size(size)
         buf = self._buffers.buf
         if buf is None or len(buf) < padded:
             if buf is not None:
@@ -134,11 +158,9 @@ class FileStore:
             del dest
             out = memoryview(buf)[:padded]
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_DIRECT, 0o644)
+                fd = self.open_direct(path)
                 try:
-                    written = 0
-                    while written < padded:
-                        written += os.write(fd, out[written:])
+                    pwrite_all(fd, out, 0)
                     os.ftruncate(fd, size)  # the padding past the data goes
                     os.fsync(fd)
                 finally:

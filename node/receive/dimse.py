@@ -113,7 +113,7 @@ class DimseReceiver:
                 return None
 
             self._taps[assoc] = AssociationTap(self.ingestor.store, self._pool, transfer_syntax)
-        self._nodelay(event)
+        self._tune_socket(event)
 
     def _on_conn_close(self, event: evt.Event) -> None:
         tap = self._taps.pop(event.assoc, None)
@@ -126,7 +126,7 @@ class DimseReceiver:
             tap.on_pdu(event.pdu)
 
     @staticmethod
-    def _nodelay(event: evt.Event) -> None:
+    def _tune_socket(event: evt.Event) -> None:
         # Without TCP_NODELAY each C-STORE round trip can stall ~40 ms (Nagle + delayed ACK).
         assoc_sock = event.assoc.dul.socket
         if assoc_sock is not None and assoc_sock.socket is not None:

@@ -23,7 +23,6 @@ PDU they dominate the response time. Here they run while the image is being rece
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import logging
@@ -41,17 +40,15 @@ import numpy as np
 from pydicom.uid import UID
 from pynetdicom.dsutils import create_file_meta, decode, encode_file_meta
 
-from storage.files import DIRECT_ALIGN, O_DIRECT, FileStore
+from storage.files import DIRECT_ALIGN, FileStore, direct_size, pwrite_all
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1024 * 1024  # written and hashed as the data arrives, a MiB at a time
+CHUNK = 1024 * 1024  # written as the data arrives, a MiB at a time
 INITIAL_BYTES = 16 * 1024 * 1024
 MAX_SPOOL_BYTES = 256 * 1024 * 1024  # bigger data sets take the ordinary path
-KEEP_BUFFERS = 4
-HASH_WHILE_RECEIVING = (
-    False  # see the module docstring  # page-aligned buffers kept warm for the next association
-)
+KEEP_BUFFERS = 4  # page-aligned buffers kept warm for the next association
+HASH_WHILE_RECEIVING = False  # see the module docstring
 
 C_STORE_RQ = 0x0001
 NO_DATASET = 0x0101
@@ -112,11 +109,10 @@ class Spool:
         self.prefix = prefix
         self.path = store.tmp / f"{uuid.uuid4().hex}.part"
         try:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_DIRECT, 0o644)
+            self.fd = store.open_direct(self.path)
         except OSError as e:
-            if e.errno == errno.EINVAL:  # no O_DIRECT on this filesystem: stop spooling for good
-                log.info("the store's filesystem does not take O_DIRECT; not spooling")
-                store.direct_io = False
+            self.path.unlink(missing_ok=True)
+            store.refuses_direct(e)  # no O_DIRECT here: the receiver stops spooling for good
             raise SpoolError("cannot open a spool file") from e
         self.buf = pool.take(INITIAL_BYTES)
         self.view = np.frombuffer(self.buf, dtype=np.uint8)
@@ -152,7 +148,7 @@ class Spool:
     def _write(self, start: int, end: int) -> None:
         if end > start:
             block = memoryview(self.buf)[start:end]
-            self.pending.append(self.writer.submit(_pwrite_all, self.fd, block, start))
+            self.pending.append(self.writer.submit(pwrite_all, self.fd, block, start))
             self.written = end
 
     def _hash(self, start: int, end: int) -> None:
@@ -164,7 +160,7 @@ class Spool:
     def finish(self) -> Spooled:
         """Queue the tail, the truncation and the fsync; the futures say when it is durable."""
         size = self.pos
-        padded = max(DIRECT_ALIGN, -(-size // DIRECT_ALIGN) * DIRECT_ALIGN)
+        padded = direct_size(size)
         if padded > len(self.buf):
             self._grow(padded)
         self.view[size:padded] = 0
@@ -211,12 +207,6 @@ class Spool:
         self.view = None  # type: ignore[assignment]
         if buf is not None:
             self.pool.give(buf)
-
-
-def _pwrite_all(fd: int, block: memoryview, offset: int) -> None:
-    done = 0
-    while done < len(block):
-        done += os.pwrite(fd, block[done:], offset + done)
 
 
 class AssociationTap:

@@ -54,10 +54,10 @@ def test_filesystems_without_o_direct_get_buffered_writes(
 def test_other_write_errors_are_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = FileStore(tmp_path / "store")
 
-    def full_disk(fd: int, data: object) -> int:
+    def full_disk(fd: int, data: object, offset: int) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files.os, "write", full_disk)
+    monkeypatch.setattr(files.os, "pwrite", full_disk)
     with pytest.raises(OSError) as e:
         store.write_temp(b"y" * 100)
     assert e.value.errno == errno.ENOSPC
