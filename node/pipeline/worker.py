@@ -6,6 +6,7 @@ retried: its job fails with the reason and the received file stays in the store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -13,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,33 @@ def index_result(
     apply_index(row, index_attributes(ds))
     s.flush()
     return row
+
+
+_ResultFile = tuple[str, Dataset, str, int, str, Path]  # kind, dataset, relpath, size, sha256, tmp
+
+
+@contextlib.contextmanager
+def _result_files(
+    store: FileStore, produced: list[_Produced]
+) -> Iterator[list[tuple[_Produced, list[_ResultFile]]]]:
+    """Each result written durably to a temporary file of the store; on the way out, the ones
+    not placed (the commit did not happen) are removed."""
+    written: list[tuple[_Produced, list[_ResultFile]]] = []
+    try:
+        for p in produced:
+            files = []
+            for kind, r, data in p.encoded:
+                rel = store.relpath_for(
+                    str(r.StudyInstanceUID), str(r.SeriesInstanceUID), str(r.SOPInstanceUID)
+                )
+                tmp, size = store.write_temp(data)
+                files.append((kind, r, rel, size, hashlib.sha256(data).hexdigest(), tmp))
+            written.append((p, files))
+        yield written
+    finally:
+        for _, files in written:
+            for *_, tmp in files:
+                tmp.unlink(missing_ok=True)  # left only when nothing was placed
 
 
 def _queue_dispatch(
@@ -219,51 +247,7 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
     # Write the result files first (durably, to temporary files), then place them, index them and
     # queue their dispatch in one commit: a crash before the commit leaves only temporary files
     # (removed at start) and the job, still leased, runs again.
-    written: list[tuple[_Produced, list[tuple[str, Dataset, str, int, str, Path]]]] = []
-    try:
-        for p in produced:
-            files = []
-            for kind, r, data in p.encoded:
-                rel = ctx.store.relpath_for(
-                    str(r.StudyInstanceUID), str(r.SeriesInstanceUID), str(r.SOPInstanceUID)
-                )
-                tmp, size = ctx.store.write_temp(data)
-                files.append((kind, r, rel, size, hashlib.sha256(data).hexdigest(), tmp))
-            written.append((p, files))
-        return _commit_results(
-            ctx,
-            job,
-            owner,
-            written,
-            elapsed,
-            decision,
-            sources,
-            group,
-            skipped,
-            decided_now,
-            first_uid,
-        )
-    finally:
-        for _, files in written:
-            for *_, tmp in files:
-                tmp.unlink(missing_ok=True)  # left only when nothing was placed
-
-
-def _commit_results(
-    ctx: WorkerContext,
-    job: Job,
-    owner: str,
-    written: list[tuple[_Produced, list[tuple[str, Dataset, str, int, str, Path]]]],
-    elapsed: float,
-    decision: Decision,
-    sources: list[_Source],
-    group: dict[str, object],
-    skipped: list[tuple[str, str]],
-    decided_now: bool,
-    first_uid: str,
-) -> str:
-    produced = [p for p, _ in written]
-    with ctx.sessions.begin() as s:
+    with _result_files(ctx.store, produced) as written, ctx.sessions.begin() as s:
         ids: list[int] = []
         for p, files in written:
             for kind, r, rel, size, digest, tmp in files:
