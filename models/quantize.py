@@ -198,7 +198,8 @@ def quantize_deblur(
             src = _refolded(src, Path(tmp), manifest)
         quantize_onnx(src, dest, manifest.input.name, tiles)
     sha = sha256_of(dest)
-    calibration = {
+    quantization: dict[str, Any] = {"from_sha256": manifest.sha256}
+    quantization["calibration"] = {
         "tiles": len(tiles),
         "tile_px": int(tiles[0].shape[0]),
         "method": "MinMax",
@@ -215,7 +216,7 @@ def quantize_deblur(
             "device_uid": device_uid_for(sha),
             "metrics": {
                 **manifest.metrics,
-                "quantization": {"from_sha256": manifest.sha256, "calibration": calibration},
+                "quantization": quantization,
             },
         }
     )
@@ -231,7 +232,7 @@ def quantize_deblur(
                 f"int8 loses {drop:.3f} dB PSNR on the held-out crops (allowed {max_psnr_drop})"
             )
         metrics = dict(q.metrics)
-        metrics["quantization"] = {**calibration_block(q), "check": result}
+        metrics["quantization"] = {**quantization, "check": result}
         q = q.model_copy(update={"metrics": metrics})
         write_manifest(q, out_dir)
     return q
@@ -245,11 +246,6 @@ def _refolded(src: Path, tmp: Path, manifest: ModelManifest) -> Path:
 
     export_deblur(generator_from_onnx(src), tmp, name=manifest.name, tile=manifest.tile)
     return tmp / MODEL_FILE
-
-
-def calibration_block(m: ModelManifest) -> dict[str, Any]:
-    block = m.metrics.get("quantization")
-    return dict(block) if isinstance(block, dict) else {}
 
 
 def main(argv: list[str] | None = None) -> int:
