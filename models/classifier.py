@@ -110,22 +110,26 @@ def _linear(model: GapLinearClassifier) -> nn.Linear:
 
 
 class CamExport(nn.Module):
-    """Export wrapper: ``image`` [N,1,S,S] → (``probabilities`` [N,C] softmax, ``cam`` [N,C,h,w]).
+    """Export wrapper: ``image`` [N,1,S,S] → (``probabilities`` [N,C], ``cam`` [N,C,h,w]).
+
+    ``probabilities = softmax(logits / temperature)``: the temperature fitted on the validation
+    split by :mod:`models.calibrate` (1 = uncalibrated).
 
     ``cam = ReLU(conv1x1(forward_features(x), classifier weight, no bias)) / (h·w)``, which equals
     Grad-CAM of every class (see the module doc); h, w = S/32 for EfficientNet.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model
+        self.temperature = float(temperature)
         _linear(cast(GapLinearClassifier, model))  # fail early on an unsuitable head
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = cast(GapLinearClassifier, self.model)
         feats = m.forward_features(x)
         logits = m.forward_head(feats)
-        probs = torch.softmax(logits, dim=1)
+        probs = torch.softmax(logits / self.temperature, dim=1)
         w = _linear(m).weight
         h, wd = feats.shape[-2], feats.shape[-1]
         cam = F.relu(F.conv2d(feats, w[:, :, None, None])) / float(h * wd)

@@ -4,8 +4,8 @@ One function chain, used by ``models.evaluate``, the blur gate and the node's co
 
 1. :func:`assess_motion` — the straight-motion estimate of :mod:`models.blur_estimate`, searched up
    to ``max_motion_mm`` through the image's pixel spacing, and the decision it supports:
-   ``sharp`` (no motion whose fit is specific to its length, ``min_specificity``, or shorter than
-   ``blurred_from_mm``), ``blurred``,
+   ``sharp`` (no motion whose fit is specific to its length, ``min_specificity``, and strong,
+   ``min_confidence``; or shorter than ``blurred_from_mm``), ``blurred``,
    ``severe`` (from ``severe_from_mm``).
 2. :func:`correct` — only for an image judged blurred: Wiener deconvolution in linear exposure with
    the estimated kernel (:func:`models.deconvolve.wiener`). A sharp image, or one whose motion
@@ -37,7 +37,8 @@ class MotionPolicy:
 
     blurred_from_mm: float = 1.0
     severe_from_mm: float = 3.0
-    min_specificity: float = 0.08
+    min_specificity: float = 0.1
+    min_confidence: float = 0.45
     max_motion_mm: float = 8.0
     balance: float = DEFAULT_BALANCE
     power: float = DEFAULT_POWER
@@ -63,6 +64,8 @@ class MotionAssessment:
 
 def decide(estimate: MotionEstimate, pixel_spacing_mm: float, policy: MotionPolicy) -> Decision:
     if not math.isfinite(estimate.specificity) or estimate.specificity < policy.min_specificity:
+        return "sharp"
+    if estimate.confidence < policy.min_confidence:
         return "sharp"
     mm = estimate.length_px * pixel_spacing_mm
     if mm >= policy.severe_from_mm:

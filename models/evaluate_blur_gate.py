@@ -1,19 +1,19 @@
 """How well the blur gate (node/pipeline/blur_gate.py) tells motion-blurred radiographs from sharp.
 
-Real radiographs at their native scale: the patient-level test split of ``cxr-radiographs-mhh``
-(:func:`models.deblur_data.split_by_patient`, the split the deblur model never trained on) and the
-chest images of ``cxr-labeled`` whose ``split`` is ``test`` (NIH 1024 px and pediatric 224 px).
-Each image is scored unblurred and with linear motion blur of several lengths (random angle, in
-linear exposure, :func:`models.blur.simulate_motion_blur`), under conditions that are not motion
-blur: ``clean``; ``noise`` (low-dose Poisson noise, 1000 quanta per pixel at full exposure);
-``grid`` (stationary anti-scatter grid lines, period 4 px, 3 % contrast, added after the blur);
-``collimation`` (an unexposed border of 12 % per side); ``crop`` (the central half only).
-MONOCHROME1 is covered by tests/blur_gate (the gate scores the image as displayed).
+The gate decides on the blind motion estimate in mm (:func:`models.deblur.assess_motion`) with the
+defaults of ``config.yaml`` (``blur_gate``). Two questions, on real radiographs at native scale:
 
-Reported per data set, condition and blur length: ROC AUC of the score (blurred vs the same
-condition unblurred), the share flagged at the configured thresholds, and the false-blur rate on
-unblurred images. Usage: ``python -m models.evaluate_blur_gate [--data ../shared/data] [--out
-FILE.json] [--limit N]``.
+1. **False alarms**: every sharp radiograph in ``../shared/data`` (the CR/DX DICOMs of
+   ``cxr-dicom`` with their header's pixel spacing; the PNG/JPEG sets with their approximate
+   spacing, :data:`SPACING_MM`). A false alarm is any decision other than ``sharp``.
+2. **Detection**: the DICOM chest/hip/hand images and the held-out ``cxr-radiographs-mhh`` patients,
+   blurred by 0.5 / 1 / 2 mm of straight or curved motion (random direction, in linear exposure,
+   Poisson noise), through their pixel spacing. Reported: share flagged, ROC AUC of the gate's
+   continuous evidence (the estimate's specificity) against the same images unblurred, and the
+   error of the estimated length for the flagged ones.
+
+Usage: ``python -m models.evaluate_blur_gate [--data ../shared/data] [--out FILE.json]
+[--limit N]`` (``--limit`` caps the images per set; 0 = all).
 """
 
 from __future__ import annotations
@@ -28,141 +28,144 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur
+from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, trajectory_kernel
+from models.deblur import MotionPolicy, assess_motion
 from models.deblur_data import load_gray, split_by_patient
 from models.metrics import roc_auc
 
 F32 = NDArray[np.float32]
-LENGTHS = (0.0, 3.0, 5.0, 8.0, 12.0)
-NOISE_PHOTONS = 1000.0
-CONDITIONS = ("clean", "noise", "grid", "collimation", "crop")
+MOTIONS_MM = (0.5, 1.0, 2.0)
+#: Approximate pixel spacing of the downscaled public sets (field of view / width).
+SPACING_MM = {"cxr-radiographs-mhh": 0.6, "kermany-full": 0.9, "nih1024": 0.4, "nih64": 6.0}
 
 
-def _images(data: Path, limit: int) -> dict[str, list[Path]]:
-    out: dict[str, list[Path]] = {}
-    mhh = data / "cxr-radiographs-mhh"
-    if (mhh / "metadata.csv").exists():
-        out["mhh-test"] = [mhh / p for p in split_by_patient(mhh).test][:limit]
-    lab = data / "cxr-labeled"
-    if (lab / "labels.csv").exists():
-        with (lab / "labels.csv").open(newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.DictReader(f) if r["split"] == "test"]
-        for prefix in ("nih1024", "kermany224"):
-            paths = [lab / r["path"] for r in rows if r["path"].startswith(prefix + "/")]
-            if paths:
-                out[f"cxr-labeled-{prefix}"] = paths[:limit]
+def _policy() -> MotionPolicy:
+    from node.config import BlurGateSettings
+    from node.pipeline.blur_gate import policy
+
+    return policy(BlurGateSettings())
+
+
+def _dicoms(data: Path) -> list[tuple[str, F32, float]]:
+    from node.pipeline.blur_gate import pixel_spacing_mm
+    from node.pipeline.preprocess import decode, read_dataset, to_unit_stored_range
+
+    out = []
+    for f in sorted((data / "cxr-dicom").glob("*.dcm")):
+        ds = read_dataset(f)
+        spacing = pixel_spacing_mm(ds) or 0.15
+        out.append((f.name, to_unit_stored_range(decode(ds)), spacing))
     return out
 
 
-def _condition(img: F32, blurred: F32, cond: str, rng: np.random.Generator) -> F32:
-    """Apply the non-blur condition to an (already blurred or not) image in [0, 1]."""
-    a = blurred
-    if cond == "grid":
-        cols = np.arange(a.shape[1])
-        a = np.clip(a + 0.03 * np.sign(np.sin(2 * np.pi * cols / 4.0))[None, :], 0, 1)
-    elif cond == "collimation":
-        a = a.copy()
-        h, w = a.shape
-        mh, mw = int(0.12 * h), int(0.12 * w)
-        a[:mh], a[h - mh :], a[:, :mw], a[:, w - mw :] = 1.0, 1.0, 1.0, 1.0
-    elif cond == "crop":
-        h, w = a.shape
-        a = a[h // 4 : h - h // 4, w // 4 : w - w // 4]
-    return np.asarray(a, dtype=np.float32)
+def _pngs(data: Path, limit: int) -> dict[str, list[Path]]:
+    sets: dict[str, list[Path]] = {}
+    mhh = data / "cxr-radiographs-mhh"
+    if (mhh / "metadata.csv").exists():
+        with (mhh / "metadata.csv").open(newline="", encoding="utf-8") as f:
+            sets["cxr-radiographs-mhh"] = [mhh / r["path"] for r in csv.DictReader(f)]
+    kf = data / "kermany-full"
+    if (kf / "labels.csv").exists():
+        with (kf / "labels.csv").open(newline="", encoding="utf-8") as f:
+            sets["kermany-full"] = [kf / r["path"] for r in csv.DictReader(f)]
+    lab = data / "cxr-labeled"
+    for sub in ("nih1024",):
+        if (lab / sub).is_dir():
+            sets[sub] = sorted((lab / sub).glob("*.png"))
+    return {k: (v[:limit] if limit else v) for k, v in sets.items()}
 
 
-def evaluate(data: Path, limit: int = 40, seed: int = 0) -> dict[str, Any]:
-    from node.config import BlurGateSettings
-    from node.pipeline.blur_gate import decide, score_image
-
-    gate = BlurGateSettings()
+def evaluate(data: Path, limit: int = 0, seed: int = 0) -> dict[str, Any]:
+    pol = _policy()
     rng = np.random.default_rng(seed)
-    report: dict[str, Any] = {
-        "thresholds": {"blurred_from": gate.blurred_from, "severe_from": gate.severe_from},
-        "lengths_px": list(LENGTHS),
-        "sets": {},
+    result: dict[str, Any] = {
+        "policy": {
+            "blurred_from_mm": pol.blurred_from_mm,
+            "severe_from_mm": pol.severe_from_mm,
+            "min_specificity": pol.min_specificity,
+            "max_motion_mm": pol.max_motion_mm,
+        },
+        "false_alarms": {},
+        "detection": {},
     }
-    for name, paths in _images(data, limit).items():
-        scores: dict[str, dict[float, list[float]]] = {
-            c: {L: [] for L in LENGTHS} for c in CONDITIONS
-        }
-        seconds: list[float] = []
-        for path in paths:
-            img = load_gray(path).astype(np.float32) / 255.0
-            for L in LENGTHS:
-                angle = float(rng.uniform(0.0, 180.0))
-                for cond in CONDITIONS:
-                    noise = NoiseSpec(photons=NOISE_PHOTONS) if cond == "noise" else None
-                    b = (
-                        img
-                        if L == 0 and noise is None
-                        else simulate_motion_blur(
-                            img, linear_kernel(max(L, 1.0), angle), rng, noise=noise
-                        )
-                    )
-                    t0 = time.perf_counter()
-                    scores[cond][L].append(score_image(_condition(img, b, cond, rng), gate))
-                    seconds.append(time.perf_counter() - t0)
-        table: dict[str, Any] = {}
-        for cond in CONDITIONS:
-            neg = scores[cond][0.0]
-            row: dict[str, Any] = {
-                "false_blur_rate": float(np.mean([decide(v, gate) != "sharp" for v in neg])),
-                "mean_score": {str(L): float(np.mean(scores[cond][L])) for L in LENGTHS},
-            }
-            for L in LENGTHS[1:]:
-                pos = scores[cond][L]
-                row[f"auc_{L:g}px"] = roc_auc([0] * len(neg) + [1] * len(pos), neg + pos)
-                row[f"flagged_{L:g}px"] = float(np.mean([decide(v, gate) != "sharp" for v in pos]))
-            pos5 = [v for L in LENGTHS if L >= 5 for v in scores[cond][L]]
-            row["auc_ge5px"] = roc_auc([0] * len(neg) + [1] * len(pos5), neg + pos5)
-            # the threshold this set would need for 5 % false blur, and what it then catches
-            t5 = float(np.quantile(neg, 0.95))
-            row["threshold_5pct_false_blur"] = t5
-            row["flagged_ge5px_at_that"] = float(np.mean([v > t5 for v in pos5]))
-            table[cond] = row
-        report["sets"][name] = {
+    t0 = time.time()
+    dicoms = _dicoms(data) if (data / "cxr-dicom").is_dir() else []
+    alarms = []
+    for name, img, sp in dicoms:
+        a = assess_motion(img, sp, pol)
+        if a.decision != "sharp":
+            alarms.append({"image": name, "decision": a.decision, "mm": round(a.motion_mm, 2)})
+    result["false_alarms"]["cxr-dicom"] = {"images": len(dicoms), "flagged": alarms}
+    for set_name, paths in _pngs(data, limit).items():
+        sp = SPACING_MM[set_name]
+        flagged = []
+        for p in paths:
+            a = assess_motion(load_gray(p).astype(np.float32) / 255.0, sp, pol)
+            if a.decision != "sharp":
+                flagged.append(
+                    {"image": p.name, "decision": a.decision, "mm": round(a.motion_mm, 2)}
+                )
+        result["false_alarms"][set_name] = {
             "images": len(paths),
-            "size": list(load_gray(paths[0]).shape) if paths else None,
-            "score_seconds_median": float(np.median(seconds)) if seconds else None,
-            "conditions": table,
+            "pixel_spacing_mm_assumed": sp,
+            "flagged": flagged,
         }
-    return report
+        print(set_name, len(paths), "images,", len(flagged), "false alarms", flush=True)
 
-
-def markdown(report: dict[str, Any]) -> str:
-    t = report["thresholds"]
-    lines = [
-        f"Thresholds: blurred from {t['blurred_from']}, severe from {t['severe_from']}.",
-        "",
-        "| set (images, size) | condition | AUC 3 px | AUC 5 px | AUC 8 px | AUC 12 px "
-        "| AUC ≥5 px | false-blur rate | flagged 3/5/8/12 px | 5 % false-blur threshold "
-        "(≥5 px flagged there) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, s in report["sets"].items():
-        for cond, r in s["conditions"].items():
-            flagged = "/".join(f"{r[f'flagged_{L:g}px']:.2f}" for L in LENGTHS[1:])
-            lines.append(
-                f"| {name} ({s['images']}, {s['size'][0]}×{s['size'][1]}) | {cond} | "
-                f"{r['auc_3px']:.3f} | {r['auc_5px']:.3f} | {r['auc_8px']:.3f} | "
-                f"{r['auc_12px']:.3f} | {r['auc_ge5px']:.3f} | {r['false_blur_rate']:.2f} | "
-                f"{flagged} | {r['threshold_5pct_false_blur']:.3f} "
-                f"({r['flagged_ge5px_at_that']:.2f}) |"
+    # Detection at native scale: distinct DICOM images (one per source image) + held-out MHH.
+    cases: list[tuple[str, F32, float]] = []
+    seen: set[tuple[int, int]] = set()
+    for name, img, sp in dicoms:
+        if min(img.shape) >= 512 and img.shape not in seen:
+            seen.add(img.shape)
+            cases.append((name, img, sp))
+    mhh = data / "cxr-radiographs-mhh"
+    if (mhh / "metadata.csv").exists():
+        test = split_by_patient(mhh).test
+        for rel in test[:limit] if limit else test:
+            cases.append((rel, load_gray(mhh / rel).astype(np.float32) / 255.0, 0.6))
+    sharp_ev = [assess_motion(img, sp, pol).estimate.specificity for _, img, sp in cases]
+    for mm in MOTIONS_MM:
+        ev, hits, errs = [], 0, []
+        for i, (_, img, sp) in enumerate(cases):
+            length = mm / sp
+            k = (
+                linear_kernel(length, float(rng.uniform(0, 180)))
+                if i % 2 == 0
+                else trajectory_kernel(length, rng)
             )
-    return "\n".join(lines)
+            b = simulate_motion_blur(img, k, rng, noise=NoiseSpec(20000.0))
+            a = assess_motion(b, sp, pol)
+            ev.append(a.estimate.specificity)
+            if a.decision != "sharp":
+                hits += 1
+                errs.append(abs(a.motion_mm - mm))
+        y = np.r_[np.zeros(len(sharp_ev)), np.ones(len(ev))]
+        result["detection"][f"{mm} mm"] = {
+            "images": len(cases),
+            "flagged": round(hits / max(1, len(cases)), 3),
+            "auc": round(roc_auc(y, np.r_[sharp_ev, ev]), 4),
+            "median_abs_error_mm_flagged": round(float(np.median(errs)), 3) if errs else None,
+        }
+        print(f"{mm} mm", result["detection"][f"{mm} mm"], flush=True)
+    result["seconds"] = round(time.time() - t0, 1)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--limit", type=int, default=40, help="images per data set")
+    ap.add_argument("--limit", type=int, default=0)
     args = ap.parse_args(argv)
-    report = evaluate(args.data, args.limit)
+    result = evaluate(args.data, args.limit)
+    text = json.dumps(result, indent=1)
     if args.out:
-        args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    print(markdown(report))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in result.items() if k != "false_alarms"}, indent=1))
+    for k, v in result["false_alarms"].items():
+        print(k, v.get("images"), "images,", len(v["flagged"]), "false alarms")
     return 0
 
 

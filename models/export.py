@@ -37,6 +37,7 @@ from models.classifier import CamExport, build_classifier
 from models.manifest import (
     CodedConcept,
     InputSpec,
+    IntendedUse,
     Label,
     ModelManifest,
     TileSpec,
@@ -69,6 +70,21 @@ PNEUMONIA_LABELS: list[Label] = [
         is_finding=True,
     ),
 ]
+
+
+#: What the Kermany-trained classifier is for (its training population and imaging).
+KERMANY_INTENDED_USE = IntendedUse(
+    statement=(
+        "Pneumonia vs normal on frontal (AP/PA) chest radiographs of children aged 1 to 5 years "
+        "(CR/DX). Not for other body parts, lateral views, adults or other species."
+    ),
+    modalities=["CR", "DX"],
+    body_parts=["CHEST", "THORAX"],
+    view_positions=["AP", "PA"],
+    population="pediatric, 1-5 years, one hospital (Guangzhou Women and Children's Medical Center)",
+    age_years=(0.0, 17.0),
+    pixel_spacing_mm=(0.05, 1.0),
+)
 
 
 class ParityError(RuntimeError):
@@ -209,9 +225,13 @@ def export_classify(
     metrics: dict[str, Any] | None = None,
     description: str = DEMO_DESCRIPTION,
     demonstration_only: bool = True,
+    temperature: float = 1.0,
+    threshold: float = 0.5,
+    intensity: str = "voi_window",
+    intended_use: IntendedUse | None = None,
 ) -> ModelManifest:
     """Export a GAP→linear classifier with its CAM output to ``out_dir/model.onnx`` + manifest."""
-    wrapper = CamExport(model.float().cpu().eval()).eval()
+    wrapper = CamExport(model.float().cpu().eval(), temperature).eval()
     onnx_path = out_dir / MODEL_FILE
     outputs = ["probabilities", "cam"]
     _onnx_export(
@@ -233,7 +253,15 @@ def export_classify(
         device_uid=device_uid_for(sha),
         demonstration_only=demonstration_only,
         description=description,
-        input=InputSpec(intensity="voi_window", mean=mean, std=std, size=size, multiple_of=1),
+        input=InputSpec(
+            intensity=intensity,
+            mean=mean,
+            std=std,
+            size=size,
+            multiple_of=1,
+        ),
+        operating_threshold=threshold,
+        intended_use=intended_use,
         outputs={"probabilities": "probabilities", "cam": "cam"},
         tile=None,
         labels=labels or PNEUMONIA_LABELS,
@@ -342,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
             version=args.version,
             training=training_override or ck.get("training", {}),
             metrics=metrics_override or ck.get("metrics", {}),
+            temperature=float(ck.get("temperature", 1.0)),
+            threshold=float(ck.get("threshold", 0.5)),
+            intensity="classifier_unit" if "intensity" in ck.get("training", {}) else "voi_window",
+            intended_use=KERMANY_INTENDED_USE if "intensity" in ck.get("training", {}) else None,
         )
     print(json.dumps({"out": str(args.out), "sha256": m.sha256, "metrics": m.metrics}, indent=1))
     return 0

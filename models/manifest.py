@@ -50,7 +50,9 @@ class InputSpec(BaseModel):
     layout: Literal["NCHW"] = "NCHW"
     channels: Literal[1] = 1
     dtype: Literal["float32"] = "float32"
-    intensity: Literal["stored_range", "voi_window"] = "stored_range"
+    # classifier_unit: as shown (VOI), then models.intensity.classifier_unit (squash to size²,
+    # 0.5-99.5 percentile stretch): the one mapping of training, evaluation and the node.
+    intensity: Literal["stored_range", "voi_window", "classifier_unit"] = "stored_range"
     mean: float = 0.0
     std: float = 1.0
     # Fixed square input (classifier) or None for any size (generator).
@@ -63,6 +65,19 @@ class TileSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     size: int = Field(512, gt=0)
     overlap: int = Field(32, ge=0)
+
+
+class IntendedUse(BaseModel):
+    """What a classifier is for; the node analyses only images that fit (node/pipeline/scope.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    statement: str
+    modalities: list[str] = ["CR", "DX"]
+    body_parts: list[str] = ["CHEST"]
+    view_positions: list[str] = ["AP", "PA"]
+    population: str = ""
+    age_years: tuple[float, float] | None = None
+    pixel_spacing_mm: tuple[float, float] | None = None
 
 
 class ModelManifest(BaseModel):
@@ -84,6 +99,10 @@ class ModelManifest(BaseModel):
     outputs: dict[str, str]
     tile: TileSpec | None = None
     labels: list[Label] = []
+    # P(finding) from which the finding is reported present: the operating point chosen on the
+    # validation split (models/calibrate.py).
+    operating_threshold: float = Field(0.5, gt=0, lt=1)
+    intended_use: IntendedUse | None = None
     training: dict[str, object] = {}
     metrics: dict[str, object] = {}
     opset: int = 17

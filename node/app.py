@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy import text
 
+from models.scope import load_scope
 from node import __version__
 from node.config import ConfigError, Settings
 from node.dicomweb.auth import Guard
@@ -25,8 +26,11 @@ from node.metrics import Metrics
 from node.ops.dashboard import DashboardContext
 from node.ops.http import create_http_app
 from node.pipeline.analyse import Models
-from node.pipeline.infer import Classifier, Deblurrer, load_model
+from node.pipeline.blur_gate import policy as blur_policy
+from node.pipeline.correct import Corrector
+from node.pipeline.infer import Classifier, Deblurrer, ModelLoadError, load_model
 from node.pipeline.results.inputs import Producer
+from node.pipeline.scope import ScopeFlags
 from node.pipeline.worker import Loop, WorkerContext, process_job
 from node.receive.dimse import DimseReceiver
 from node.recover import recover
@@ -40,17 +44,49 @@ ROLES = ("receiver", "worker", "dispatcher")
 
 def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
     m = settings.models
-    deblur = load_model(m.deblur, m.providers, m.intra_op_threads, m.verify_sha256)
+    generator = (
+        Deblurrer(
+            load_model(m.deblur, m.providers, m.intra_op_threads, m.verify_sha256),
+            m.deblur_tile,
+            m.deblur_batch,
+        )
+        if m.deblur is not None
+        else None
+    )
+    corrector = Corrector(blur_policy(settings.blur_gate), generator)
     classify = load_model(m.classify, m.providers, m.intra_op_threads, m.verify_sha256)
     if metrics is not None:
-        for lm in (deblur, classify):
-            metrics.models_loaded.labels(
-                task=lm.manifest.task,
-                name=lm.manifest.name,
-                version=lm.manifest.version,
-                provider=lm.provider,
-            ).set(1)
-    return Models(Deblurrer(deblur, m.deblur_tile, m.deblur_batch), Classifier(classify))
+        metrics.models_loaded.labels(
+            task="deblur",
+            name=corrector.info.name,
+            version=corrector.info.version,
+            provider=corrector.provider,
+        ).set(1)
+        metrics.models_loaded.labels(
+            task=classify.manifest.task,
+            name=classify.manifest.name,
+            version=classify.manifest.version,
+            provider=classify.provider,
+        ).set(1)
+    sc = settings.scope
+    flags = (
+        ScopeFlags(
+            modality=sc.check_modality,
+            body_part=sc.check_body_part,
+            view=sc.check_view,
+            age=sc.check_age,
+            pixel_spacing=sc.check_pixel_spacing,
+            image=sc.check_image,
+            image_threshold=sc.image_threshold,
+        )
+        if sc.enabled
+        else None
+    )
+    try:
+        scope_model = load_scope(sc.model) if sc.enabled and sc.check_image else None
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelLoadError(f"scope model {sc.model} cannot be loaded: {e}") from e
+    return Models(corrector, Classifier(classify), settings.blur_gate, scope_model, flags)
 
 
 class Node:
@@ -193,9 +229,9 @@ class Node:
         if self.models is not None:
             report["models"] = {
                 "deblur": {
-                    "name": self.models.deblur.model.manifest.name,
-                    "version": self.models.deblur.model.manifest.version,
-                    "provider": self.models.deblur.model.provider,
+                    "name": self.models.deblur.info.name,
+                    "version": self.models.deblur.info.version,
+                    "provider": self.models.deblur.provider,
                 },
                 "classify": {
                     "name": self.models.classify.model.manifest.name,

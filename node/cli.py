@@ -100,6 +100,10 @@ def cmd_process(args: argparse.Namespace, settings: Settings) -> int:
         written.append(str(path))
     summary = {
         "findings": {f.label: round(f.probability, 4) for f in analysis.findings},
+        "motion_mm": analysis.extra.get("blur_score"),
+        "blur_decision": analysis.extra.get("blur_decision"),
+        "pixel_spacing_assumed": analysis.extra.get("spacing_assumed"),
+        "correction": analysis.extra.get("correction"),
         "sharpness_before": analysis.sharpness_before,
         "sharpness_after": analysis.sharpness_after,
         "written": written,

@@ -97,13 +97,14 @@ def _bundled(v: object) -> object:
 
 class ModelSettings(Strict):
     # A folder holding manifest.json + the ONNX file (or the manifest file itself).
-    deblur: Path = BUNDLED_MODELS / "deblur-demo"
+    # deblur None: the blind Wiener correction (node/pipeline/correct.py), no ONNX generator.
+    deblur: Path | None = None
     classify: Path = BUNDLED_MODELS / "classify-demo"
 
     @field_validator("deblur", mode="before")
     @classmethod
     def _default_deblur(cls, v: object) -> object:
-        return BUNDLED_MODELS / "deblur-demo" if v is None else _bundled(v)
+        return None if v is None or v == "wiener" else _bundled(v)
 
     @field_validator("classify", mode="before")
     @classmethod
@@ -267,22 +268,61 @@ class PipelineSettings(Strict):
 
 
 class BlurGateSettings(Strict):
-    """The blur gate (node/pipeline/blur_gate.py): motion blur judged first, before correction."""
+    """The blur gate (node/pipeline/blur_gate.py): motion estimated first, in mm, before correction.
+
+    The same estimate drives the correction (Wiener deconvolution in linear exposure with the
+    estimated kernel, ``wiener_balance`` / ``wiener_power``, see models/deconvolve.py).
+    """
 
     enabled: bool = True
-    blurred_from: float = Field(0.43, gt=0, lt=1)  # blur score from which an image is "blurred"
-    severe_from: float = Field(0.55, gt=0, lt=1)  # ... and from which it is "severe"
-    max_side: int = Field(2048, ge=64)  # score at native scale up to this side (else reduced)
-    margin: float = Field(0.05, ge=0, lt=0.4)  # fraction of each side left out of the score
+    blurred_from_mm: float = Field(1.0, gt=0)  # estimated motion from which an image is "blurred"
+    severe_from_mm: float = Field(3.0, gt=0)  # ... and from which it is "severe"
+    min_specificity: float = Field(0.1, ge=0, lt=1)  # below: no motion found, "sharp"
+    min_confidence: float = Field(0.45, ge=0, lt=1)  # ... and below this fit either
+    max_motion_mm: float = Field(8.0, gt=0, le=50)  # longest motion searched
+    assumed_pixel_spacing_mm: float = Field(0.15, ge=0.02, le=2.0)  # where the header has none
+    wiener_balance: float = Field(0.1, gt=0)  # regularisation of the deconvolution
+    wiener_power: float = Field(1.0, ge=0, le=2)  # 0 constant, 2 gradient (Laplacian) penalty
     notify_to: list[str] = []  # destinations of the fast image-quality notice SR (e.g. sender)
     notice_series_number: int = Field(9010, ge=0)
     notice_sc: bool = False  # also a colour SC with a banner (series notice_series_number + 1)
 
     @model_validator(mode="after")
     def _ordered(self) -> BlurGateSettings:
-        if self.severe_from < self.blurred_from:
-            raise ValueError("severe_from must not be below blurred_from")
+        if self.severe_from_mm < self.blurred_from_mm:
+            raise ValueError("severe_from_mm must not be below blurred_from_mm")
         return self
+
+
+class ScopeSettings(Strict):
+    """Intended use, enforced before any diagnosis (node/pipeline/scope.py).
+
+    The classifier's manifest says what it is for (modalities, body parts, views, ages, pixel
+    spacing); each check below can be switched off, and the image check's threshold changed.
+    An image out of scope is still corrected when blurred, but gets no finding and no heatmap:
+    the SR says "not analysed" and why.
+    """
+
+    enabled: bool = True
+    check_modality: bool = True  # Modality in the intended modalities (CR/DX)
+    check_body_part: bool = True  # Body Part Examined, where present, a chest
+    check_view: bool = True  # View Position, where present, frontal (AP/PA)
+    check_age: bool = True  # Patient's Age, where present, in the trained population's range
+    check_pixel_spacing: bool = True  # Imager/Pixel Spacing, where present, in the model's range
+    check_image: bool = True  # the pixels look like a frontal chest radiograph (models/scope.py)
+    image_threshold: float | None = Field(None, gt=0)  # None: the scope model's own
+    model: Path = BUNDLED_MODELS / "chest-scope"  # folder holding scope.npz
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _bundled_model(cls, v: object) -> object:
+        return BUNDLED_MODELS / "chest-scope" if v is None else _bundled_folder(v)
+
+
+def _bundled_folder(v: object) -> object:
+    if isinstance(v, str) and "/" not in v and (BUNDLED_MODELS / v).is_dir():
+        return BUNDLED_MODELS / v
+    return v
 
 
 def _as_list(v: object) -> object:
@@ -490,6 +530,7 @@ class Settings(Strict):
     routing: RoutingSettings = RoutingSettings()
     results: ResultSettings = ResultSettings()
     blur_gate: BlurGateSettings = BlurGateSettings()
+    scope: ScopeSettings = ScopeSettings()
     logging: LoggingSettings = LoggingSettings()
     dicomweb: DicomWebServerSettings = DicomWebServerSettings()
 
@@ -550,7 +591,9 @@ class Settings(Strict):
                 ),
                 "models": self.models.model_copy(
                     update={
-                        "deblur": fix(self.models.deblur),
+                        "deblur": fix(self.models.deblur)
+                        if self.models.deblur is not None
+                        else None,
                         "classify": fix(self.models.classify),
                     }
                 ),

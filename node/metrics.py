@@ -46,9 +46,10 @@ class Metrics:
         )
         self.blur_score = Histogram(
             "sharpray_blur_score",
-            "Blur gate score of processed radiographs (0 sharp .. 1 blurred), by decision",
+            "Blur gate: estimated motion in mm of processed radiographs (0 = none found), "
+            "by decision",
             ["decision"],
-            buckets=(0.2, 0.25, 0.3, 0.35, 0.4, 0.43, 0.46, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0),
+            buckets=(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0),
             registry=r,
         )
         self.dispatched = Counter(

@@ -1,28 +1,23 @@
 """The blur gate: judge a radiograph's motion blur first, tell the X-ray room, correct only if needed.
 
-:func:`assess` scores one decoded radiograph with the no-reference blur effect of
-:mod:`models.sharpness` (Crete et al. 2007; range [0, 1], lower = sharper), computed
-
-* on the image as a viewer shows it (:func:`to_unit_voi`: VOI LUT / window applied, MONOCHROME1
-  inverted), so the intensity order does not matter;
-* at the image's native pixel scale up to ``max_side`` (longer images are block-averaged, which
-  divides blur lengths by the same factor), because motion blur is a length in detector pixels;
-* inside a margin (``margin`` of each side left out) and, where the image has a uniform collimated
-  border, inside the exposed field, so collimation edges and burnt-in labels at the border do not
-  dominate.
-
-The decision compares the score with two thresholds from ``blur_gate`` in the settings: ``sharp``
-below ``blurred_from``, ``severe`` from ``severe_from``, ``blurred`` between. The figures behind
-the defaults (ROC AUC, false-blur rate vs blur length on real radiographs) are in docs/models.md
-(``python -m models.evaluate_blur_gate``).
+:func:`assess` estimates the motion that blurred one decoded radiograph, from the image alone
+(:func:`models.deblur.assess_motion`: straight-motion length and direction from the anisotropy of
+its spectrum, in linear exposure), in **millimetres** through the header's Imager Pixel Spacing
+(else Pixel Spacing, else ``assumed_pixel_spacing_mm``, and the results say it was assumed). The
+decision compares the motion with ``blurred_from_mm`` and ``severe_from_mm``; an image whose motion
+cannot be estimated specifically (``min_specificity``) is ``sharp``. The correction step uses the
+same estimate (:class:`BlurAssessment.motion`), so the gate and the correction never disagree.
+The figures behind the defaults (false alarms on real sharp radiographs, detection at 0.5/1/2 mm)
+are in docs/models.md (``python -m models.evaluate_blur_gate``).
 
 :func:`build_notice_sr` makes the fast notice for the X-ray room: a Comprehensive 3D SR (TID 1500)
 with one image-quality measurement group (finding type DCM 111101 "Image Quality") that holds the
-score, the decision as a qualitative evaluation and references the image. It is marked as an image
-quality result (series description, and Preliminary/Unverified flags), never a diagnosis.
+estimated motion in mm, the decision as a qualitative evaluation and references the image. It is
+marked as an image quality result (series description, and Preliminary/Unverified flags), never a
+diagnosis.
 
-Private codes (scheme ``99SHARPRAY``): ``SR-BLUR-SCORE`` "Motion blur score (blur effect, 0 sharp,
-1 blurred)", ``SR-BLUR-GATE`` "Motion blur assessment" with values ``SR-BLUR-SHARP`` "No relevant
+Private codes (scheme ``99SHARPRAY``): ``SR-MOTION-MM`` "Estimated motion during exposure",
+``SR-BLUR-GATE`` "Motion blur assessment" with values ``SR-BLUR-SHARP`` "No relevant
 motion blur", ``SR-BLUR-BLURRED`` "Motion blurred", ``SR-BLUR-SEVERE`` "Severely motion blurred";
 ``SR-CLASSIFIED`` "Image classified" with values ``SR-CLS-ORIGINAL`` "Original image" and
 ``SR-CLS-CORRECTED`` "Motion-corrected image" (in the main SR).
@@ -40,9 +35,15 @@ import pydicom
 from numpy.typing import NDArray
 from pydicom.sr.codedict import codes
 
-from models.sharpness import sharpness
+from models.deblur import MotionAssessment, MotionPolicy, assess_motion
 from node.config import BlurGateSettings
-from node.pipeline.preprocess import Radiograph, UnsupportedImage, decode, to_unit_voi
+from node.pipeline.preprocess import (
+    Radiograph,
+    UnsupportedImage,
+    decode,
+    to_unit_stored_range,
+    to_unit_voi,
+)
 from node.pipeline.results.common import (
     LO_MAX,
     PRIVATE_SCHEME,
@@ -57,9 +58,8 @@ Decision = Literal["sharp", "blurred", "severe"]
 Policy = Literal["always", "when_blurred", "never"]
 
 IMAGE_QUALITY = hd.sr.CodedConcept("111101", "DCM", "Image Quality")
-BLUR_SCORE = hd.sr.CodedConcept(
-    "SR-BLUR-SCORE", PRIVATE_SCHEME, "Motion blur score (0 sharp, 1 blurred)"
-)
+BLUR_SCORE = hd.sr.CodedConcept("SR-MOTION-MM", PRIVATE_SCHEME, "Estimated motion during exposure")
+UNIT_MM = hd.sr.CodedConcept("mm", "UCUM", "millimeter")
 BLUR_ASSESSMENT = hd.sr.CodedConcept("SR-BLUR-GATE", PRIVATE_SCHEME, "Motion blur assessment")
 DECISION_CODES: dict[str, hd.sr.CodedConcept] = {
     "sharp": hd.sr.CodedConcept("SR-BLUR-SHARP", PRIVATE_SCHEME, "No relevant motion blur"),
@@ -72,6 +72,15 @@ CLASSIFIED_CODES: dict[str, hd.sr.CodedConcept] = {
     "corrected": hd.sr.CodedConcept("SR-CLS-CORRECTED", PRIVATE_SCHEME, "Motion-corrected image"),
 }
 UNIT_NONE = hd.sr.CodedConcept("1", "UCUM", "no units")
+SPACING_USED = hd.sr.CodedConcept(
+    "SR-SPACING", PRIVATE_SCHEME, "Pixel spacing used for the motion estimate"
+)
+SPACING_CODES: dict[str, hd.sr.CodedConcept] = {
+    "header": hd.sr.CodedConcept("SR-SPACING-HEADER", PRIVATE_SCHEME, "From the image header"),
+    "assumed": hd.sr.CodedConcept(
+        "SR-SPACING-ASSUMED", PRIVATE_SCHEME, "Assumed: the header gives no pixel spacing"
+    ),
+}
 PLAIN_RADIOGRAPHY = hd.sr.CodedConcept("168537006", "SCT", "Plain radiography")
 
 #: Smallest side the gate scores; smaller images are refused as UnsupportedImage.
@@ -83,29 +92,49 @@ NOTICE_SERIES_NUMBER = 9010
 
 @dataclass(frozen=True)
 class BlurAssessment:
-    """The gate's answer for one radiograph."""
+    """The gate's answer for one radiograph: the motion estimate and what it supports."""
 
-    score: float  # blur effect, [0, 1], lower = sharper
-    decision: Decision
+    motion: MotionAssessment
+    spacing_assumed: bool  # no usable pixel spacing in the header: assumed_pixel_spacing_mm used
     seconds: float  # time to compute it
+
+    @property
+    def decision(self) -> Decision:
+        return self.motion.decision
+
+    @property
+    def score(self) -> float:
+        """The estimated motion in mm (0 when no motion was found specifically)."""
+        return self.motion.motion_mm if self.motion.blurred else 0.0
 
     @property
     def blurred(self) -> bool:
         return self.decision != "sharp"
 
     def to_detail(self) -> dict[str, object]:
-        return {"score": round(self.score, 4), "decision": self.decision}
+        e = self.motion.estimate
+        return {
+            "motion_mm": round(self.score, 3),
+            "length_px": round(e.length_px, 2),
+            "angle_deg": round(e.angle_deg, 1),
+            "specificity": round(e.specificity, 4),
+            "pixel_spacing_mm": round(self.motion.pixel_spacing_mm, 4),
+            "spacing_assumed": self.spacing_assumed,
+            "decision": self.decision,
+        }
 
 
-def decide(score: float, settings: BlurGateSettings) -> Decision:
-    """sharp / blurred / severe from the score and the configured thresholds."""
-    if not np.isfinite(score):
-        return "blurred"  # cannot tell: the cautious answer sends it to correction
-    if score >= settings.severe_from:
-        return "severe"
-    if score >= settings.blurred_from:
-        return "blurred"
-    return "sharp"
+def policy(settings: BlurGateSettings) -> MotionPolicy:
+    """The motion thresholds and deconvolution parameters of the settings."""
+    return MotionPolicy(
+        blurred_from_mm=settings.blurred_from_mm,
+        severe_from_mm=settings.severe_from_mm,
+        min_specificity=settings.min_specificity,
+        min_confidence=settings.min_confidence,
+        max_motion_mm=settings.max_motion_mm,
+        balance=settings.wiener_balance,
+        power=settings.wiener_power,
+    )
 
 
 def should_correct(policy: Policy, assessment: BlurAssessment | None) -> bool:
@@ -117,42 +146,50 @@ def should_correct(policy: Policy, assessment: BlurAssessment | None) -> bool:
     return assessment is None or assessment.blurred
 
 
-def _field(img: NDArray[np.float32], margin: float) -> NDArray[np.float32]:
-    """The image without a margin and without uniform (collimated) rows/columns at its border."""
-    h, w = img.shape
-    mh, mw = int(h * margin), int(w * margin)
-    a = img[mh : h - mh or None, mw : w - mw or None]
-    if min(a.shape) < 16:
-        return img
-    # Collimation: rows/columns whose spread is tiny compared with the image's are not exposed.
-    spread = float(a.std())
-    if spread > 0:
-        rows = np.flatnonzero(a.std(axis=1) > 0.1 * spread)
-        cols = np.flatnonzero(a.std(axis=0) > 0.1 * spread)
-        if rows.size >= 16 and cols.size >= 16:
-            a = a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    return a
+#: Header attributes giving the pixel spacing, in order of preference (the detector's first:
+#: motion blurs the image at the detector plane).
+SPACING_KEYWORDS = ("ImagerPixelSpacing", "PixelSpacing", "NominalScannedPixelSpacing")
+#: A pixel spacing outside this range (mm) is not believed.
+SPACING_RANGE_MM = (0.02, 2.0)
 
 
-def score_image(display01: NDArray[np.floating], settings: BlurGateSettings) -> float:
-    """The blur score of a grey image as shown (values in [0, 1])."""
-    a = np.asarray(display01, dtype=np.float32)
-    if a.ndim != 2 or min(a.shape) < MIN_SIDE:
-        raise UnsupportedImage(
-            f"image of {'x'.join(map(str, a.shape))} pixels is too small for a blur assessment "
-            f"(at least {MIN_SIDE} pixels a side)"
-        )
-    return sharpness(_field(a, settings.margin), max_side=settings.max_side)
+def pixel_spacing_mm(ds: pydicom.Dataset) -> float | None:
+    """The header's pixel spacing in mm (mean of row and column), or None if none is usable."""
+    for keyword in SPACING_KEYWORDS:
+        value = ds.get(keyword)
+        try:
+            if value is None or isinstance(value, str) or len(value) != 2:
+                continue
+            row, col = (float(v) for v in value)
+        except (TypeError, ValueError):
+            continue
+        lo, hi = SPACING_RANGE_MM
+        if lo <= row <= hi and lo <= col <= hi:
+            return (row + col) / 2.0
+    return None
 
 
 def assess_radiograph(r: Radiograph, settings: BlurGateSettings) -> BlurAssessment:
+    """Estimate the motion on the image the correction works on (stored range, bright = dense)."""
     t0 = time.perf_counter()
-    score = score_image(to_unit_voi(r), settings)
-    return BlurAssessment(score, decide(score, settings), time.perf_counter() - t0)
+    unit = to_unit_stored_range(r)
+    if unit.ndim != 2 or min(unit.shape) < MIN_SIDE:
+        raise UnsupportedImage(
+            f"image of {'x'.join(map(str, unit.shape))} pixels is too small for a blur assessment "
+            f"(at least {MIN_SIDE} pixels a side)"
+        )
+    spacing = pixel_spacing_mm(r.ds)
+    assumed = spacing is None
+    motion = assess_motion(
+        unit,
+        spacing if spacing is not None else settings.assumed_pixel_spacing_mm,
+        policy(settings),
+    )
+    return BlurAssessment(motion, assumed, time.perf_counter() - t0)
 
 
 def assess(ds: pydicom.Dataset, settings: BlurGateSettings) -> BlurAssessment:
-    """Score and decide one radiograph; raises UnsupportedImage for what cannot be decoded."""
+    """Estimate and decide one radiograph; raises UnsupportedImage for what cannot be decoded."""
     return assess_radiograph(decode(ds), settings)
 
 
@@ -201,8 +238,8 @@ def build_notice_sr(
         measurements=[
             hd.sr.Measurement(
                 name=BLUR_SCORE,
-                value=float(round(assessment.score, 6)),
-                unit=UNIT_NONE,
+                value=float(round(assessment.score, 3)),
+                unit=UNIT_MM,
                 algorithm_id=algorithm,
             )
         ],
@@ -268,7 +305,7 @@ def render_notice(grey: NDArray[np.floating], assessment: BlurAssessment) -> NDA
     pad = max(2, size // 3)
     lines = [
         BANNER_TEXT[assessment.decision],
-        f"motion blur score {assessment.score:.3f} - image quality check, not a diagnosis",
+        f"estimated motion {assessment.score:.1f} mm - image quality check, not a diagnosis",
     ]
     height = min(rows, pad + (size + pad) * len(lines))
     draw.rectangle((0, 0, cols - 1, height - 1), fill=BANNER_RGB[assessment.decision])
@@ -313,7 +350,7 @@ def build_notice_sc(
         burned_in_annotation=True,
     )
     sc.DerivationDescription = (
-        f"Image quality check: motion blur score {assessment.score:.4f} "
+        f"Image quality check: estimated motion {assessment.score:.2f} mm "
         f"({assessment.decision}) burned into a banner over the image; not a diagnosis."
     )
     return sc

@@ -163,6 +163,14 @@ def result_settings(base: ResultSettings, decision: Decision) -> ResultSettings:
     return base.model_copy(update=ResultSelection.from_kinds(decision.results).model_dump())
 
 
+def finding_text(a: Analysis) -> str:
+    """The top finding with its probability, or why there is none (no patient data)."""
+    if a.analysed:
+        top = a.top_finding
+        return f"{top.label} p={top.probability:.3f}"
+    return a.scope.summary() if a.scope is not None else "not analysed"
+
+
 def _decision(ctx: WorkerContext, job: Job, first: _Source) -> tuple[Decision, bool]:
     """The routing decision stored with the job, or (a job queued without one) decided now."""
     stored = (job.detail or {}).get("route")
@@ -215,9 +223,7 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
                     _blur_gate(ctx, job, owner, src, ds) if ctx.settings.blur_gate.enabled else None
                 )
                 correct = should_correct(policy, blur)
-                analysis = analyse(ds, ctx.models, correct=correct)
-                if blur is not None:
-                    analysis.extra.update(blur_score=blur.score, blur_decision=blur.decision)
+                analysis = analyse(ds, ctx.models, correct=correct, blur=blur)
                 chosen = (
                     settings if correct else settings.model_copy(update={"corrected_sc": False})
                 )
@@ -257,16 +263,18 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
         if produced:
             a = produced[0].analysis
             detail.update(
-                finding=a.top_finding.label,
-                probability=round(a.top_finding.probability, 4),
+                finding=a.top_finding.label if a.analysed else None,
+                probability=round(a.top_finding.probability, 4) if a.analysed else None,
+                scope=a.scope.summary() if a.scope is not None else None,
                 sharpness_before=a.sharpness_before,
                 sharpness_after=a.sharpness_after,
                 classified=a.extra.get("classified"),
             )
             if "blur_decision" in a.extra:
                 detail["blur"] = {
-                    "score": round(float(a.extra["blur_score"]), 4),  # type: ignore[arg-type]
+                    "motion_mm": round(float(a.extra["blur_score"]), 3),  # type: ignore[arg-type]
                     "decision": a.extra["blur_decision"],
+                    "correction": a.extra.get("correction"),
                 }
         detail["results"] = [str(r.SOPInstanceUID) for _, files in written for _, r, *_ in files]
         if len(sources) > 1 or group:
@@ -304,7 +312,6 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
                 )
             )
         for p, files in written:
-            top = p.analysis.top_finding
             s.add(
                 AuditEvent(
                     event="processed",
@@ -312,11 +319,11 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
                     job_id=job.id,
                     actor=owner,
                     detail=f"rule {decision.rule}, pipeline {decision.pipeline}: "
-                    f"{top.label} p={top.probability:.3f} on the "
+                    f"{finding_text(p.analysis)} on the "
                     f"{p.analysis.extra.get('classified', 'corrected')} image"
                     + (
                         f" (blur {p.analysis.extra['blur_decision']}"
-                        f" {float(p.analysis.extra['blur_score']):.3f})"  # type: ignore[arg-type]
+                        f" {float(p.analysis.extra['blur_score']):.2f} mm)"  # type: ignore[arg-type]
                         if "blur_decision" in p.analysis.extra
                         else ""
                     )
@@ -335,15 +342,13 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
                 )
             )
     for p, files in written:
-        top = p.analysis.top_finding
         ctx.metrics.processed.labels(outcome="ok").inc()
         ctx.metrics.process_seconds.observe(p.seconds)
         log.info(
-            "processed %s in %.1f s: %s p=%.3f, %d result(s)%s",
+            "processed %s in %.1f s: %s, %d result(s)%s",
             p.source.uid,
             p.seconds,
-            top.label,
-            top.probability,
+            finding_text(p.analysis),
             len(files),
             f" (job {job.id}, {decision.group} group of {len(sources)})" if group else "",
         )
@@ -394,12 +399,17 @@ def _blur_gate(
                 job_id=job.id,
                 actor=owner,
                 outcome=blur.decision,
-                detail=f"blur score {blur.score:.4f}: {blur.decision} in {blur.seconds:.2f} s; "
+                detail=f"estimated motion {blur.score:.2f} mm: {blur.decision} in "
+                f"{blur.seconds:.2f} s; "
                 f"notice -> {', '.join(gate.notify_to) or 'nowhere'}",
             )
         )
     log.info(
-        "blur gate %s: score %.4f -> %s (%.2f s)", src.uid, blur.score, blur.decision, blur.seconds
+        "blur gate %s: motion %.2f mm -> %s (%.2f s)",
+        src.uid,
+        blur.score,
+        blur.decision,
+        blur.seconds,
     )
     return blur
 

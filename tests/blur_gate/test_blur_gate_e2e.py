@@ -151,7 +151,7 @@ def test_sharp_and_blurred_get_notice_and_only_blurred_is_corrected(
         assert 'sharpray_blur_score_count{decision="sharp"} 1.0' in metrics
         page = httpx.get(f"{node.http_url}/dashboard/studies/{study}", timeout=30)
         assert page.status_code == 200, page.text[:500]
-        assert '<dd class="blur-gate">sharp (score 0.' in page.text
+        assert '<dd class="blur-gate">sharp (motion 0.0 mm)' in page.text
         assert '<dd class="classified">original</dd>' in page.text
         assert '<dd class="classified">corrected</dd>' in page.text
         assert node.stop() == 0

@@ -8,6 +8,8 @@ import numpy as np
 import pydicom
 import pytest
 
+from models.blur_estimate import MotionEstimate
+from models.deblur import MotionAssessment
 from node.config import BlurGateSettings, ConfigError, load_settings
 from node.pipeline.blur_gate import (
     BANNER_RGB,
@@ -15,8 +17,8 @@ from node.pipeline.blur_gate import (
     assess,
     build_notice_sc,
     build_notice_sr,
-    decide,
-    score_image,
+    pixel_spacing_mm,
+    policy,
     should_correct,
 )
 from node.pipeline.preprocess import UnsupportedImage
@@ -25,49 +27,84 @@ from tests.blur_gate.radiographs import blurred, mhh_test_images, write_cr
 from tests.results.conftest import dciodvfy_errors
 
 GATE = BlurGateSettings()
+MHH_SPACING = 0.6  # the MHH PNGs: 640 px for a 35-43 cm field
 
 
-def test_sharp_real_radiographs_pass_and_blurred_ones_are_flagged() -> None:
-    for img in mhh_test_images(6):
-        sharp = score_image(img, GATE)
-        assert decide(sharp, GATE) == "sharp", sharp
-        five = score_image(blurred(img, 5), GATE)
-        twelve = score_image(blurred(img, 12), GATE)
-        assert sharp < five < twelve
-        assert decide(twelve, GATE) in ("blurred", "severe")
+def _assess(path: Path, img: np.ndarray, spacing: float = MHH_SPACING, **kw: str) -> BlurAssessment:
+    write_cr(path, img, **kw)
+    ds = pydicom.dcmread(path)
+    ds.ImagerPixelSpacing = [spacing, spacing]
+    return assess(ds, GATE)
+
+
+def test_sharp_real_radiographs_pass_and_blurred_ones_are_flagged(tmp_path: Path) -> None:
+    for i, img in enumerate(mhh_test_images(6)):
+        sharp = _assess(tmp_path / f"s{i}.dcm", img)
+        assert sharp.decision == "sharp", sharp.to_detail()
+        assert sharp.score == 0.0
+        # 10 px at 0.6 mm: 6 mm of motion
+        moved = _assess(tmp_path / f"b{i}.dcm", blurred(img, 10, angle=20.0 * i))
+        assert moved.decision == "severe", moved.to_detail()
+        assert moved.score == pytest.approx(6.0, abs=1.0)
+        angle_error = (moved.motion.estimate.angle_deg - 20.0 * i + 90) % 180 - 90
+        assert abs(angle_error) < 8
+
+
+def test_pixel_spacing_turns_pixels_into_mm(tmp_path: Path) -> None:
+    img = blurred(mhh_test_images(1)[0], 8)
+    at_06 = _assess(tmp_path / "a.dcm", img, 0.6)
+    at_02 = _assess(tmp_path / "b.dcm", img, 0.2)
+    assert at_06.score == pytest.approx(3 * at_02.score, rel=0.05)
+    assert at_02.decision == "blurred" and at_06.decision == "severe"
+    ds = pydicom.dcmread(tmp_path / "a.dcm")
+    del ds.ImagerPixelSpacing
+    assert pixel_spacing_mm(ds) is None
+    ds.PixelSpacing = [0.3, 0.3]
+    assert pixel_spacing_mm(ds) == pytest.approx(0.3)
+    ds.PixelSpacing = [0, 0]
+    assert pixel_spacing_mm(ds) is None
+    no_spacing = assess(ds, GATE)
+    assert no_spacing.spacing_assumed
+    assert no_spacing.motion.pixel_spacing_mm == GATE.assumed_pixel_spacing_mm
 
 
 def test_monochrome1_scores_like_monochrome2(tmp_path: Path) -> None:
-    img = mhh_test_images(1)[0]
-    write_cr(tmp_path / "m2.dcm", img)
-    write_cr(tmp_path / "m1.dcm", img, photometric="MONOCHROME1")
-    m2 = assess(pydicom.dcmread(tmp_path / "m2.dcm"), GATE)
-    m1 = assess(pydicom.dcmread(tmp_path / "m1.dcm"), GATE)
-    assert m1.score == pytest.approx(m2.score, abs=0.01)
-    assert m1.decision == m2.decision == "sharp"
+    img = blurred(mhh_test_images(1)[0], 8)
+    m2 = _assess(tmp_path / "m2.dcm", img)
+    m1 = _assess(tmp_path / "m1.dcm", img, photometric="MONOCHROME1")
+    assert m1.score == pytest.approx(m2.score, abs=0.2)
+    assert m1.decision == m2.decision == "severe"
 
 
-def test_collimation_border_and_small_crop_do_not_make_blur() -> None:
+def test_collimation_border_and_small_crop_do_not_make_blur(tmp_path: Path) -> None:
     img = mhh_test_images(1)[0]
     framed = img.copy()
     h, w = framed.shape
     framed[: h // 8], framed[-h // 8 :], framed[:, : w // 8], framed[:, -w // 8 :] = 1, 1, 1, 1
-    assert decide(score_image(framed, GATE), GATE) == "sharp"
+    assert _assess(tmp_path / "f.dcm", framed).decision == "sharp"
     crop = img[h // 3 : h // 3 + 160, w // 3 : w // 3 + 160]
-    assert decide(score_image(crop, GATE), GATE) == "sharp"
-    assert decide(score_image(blurred(framed, 12), GATE), GATE) != "sharp"
+    assert _assess(tmp_path / "c.dcm", crop).decision == "sharp"
+    assert _assess(tmp_path / "fb.dcm", blurred(framed, 12)).decision != "sharp"
+
+
+def _assessment(mm: float, specificity: float) -> BlurAssessment:
+    g = policy(GATE)
+    from models.deblur import decide
+
+    est = MotionEstimate(mm / 0.2, 0.0, 0.7, 1, specificity)
+    return BlurAssessment(MotionAssessment(est, 0.2, decide(est, 0.2, g)), False, 0.1)
 
 
 def test_thresholds_and_policies() -> None:
-    g = BlurGateSettings(blurred_from=0.4, severe_from=0.6)
-    assert [decide(v, g) for v in (0.3, 0.4, 0.59, 0.6)] == [
+    assert [_assessment(mm, 0.2).decision for mm in (0.5, 1.0, 2.9, 3.0)] == [
         "sharp",
         "blurred",
         "blurred",
         "severe",
     ]
-    assert decide(float("nan"), g) == "blurred"
-    sharp, blur = BlurAssessment(0.3, "sharp", 0.1), BlurAssessment(0.5, "blurred", 0.1)
+    assert _assessment(5.0, 0.01).decision == "sharp"  # not specific: no motion found
+    assert _assessment(5.0, float("nan")).decision == "sharp"
+    sharp, blur = _assessment(0.5, 0.2), _assessment(2.0, 0.2)
     assert should_correct("always", sharp) and should_correct("always", blur)
     assert not should_correct("never", blur)
     assert not should_correct("when_blurred", sharp) and should_correct("when_blurred", blur)
@@ -76,8 +113,8 @@ def test_thresholds_and_policies() -> None:
 
 def test_config_checks_thresholds_and_notice_destinations(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("blur_gate: {blurred_from: 0.5, severe_from: 0.4}\n")
-    with pytest.raises(ConfigError, match="severe_from"):
+    cfg.write_text("blur_gate: {blurred_from_mm: 2, severe_from_mm: 1}\n")
+    with pytest.raises(ConfigError, match="severe_from_mm"):
         load_settings(cfg, environ={})
     cfg.write_text("blur_gate: {notify_to: [qa]}\n")
     with pytest.raises(ConfigError, match="notify_to names destination 'qa'"):
@@ -98,7 +135,7 @@ def test_notice_sr_is_valid_and_says_the_decision(tmp_path: Path) -> None:
     notice.save_as(out, enforce_file_format=True)
     assert not dciodvfy_errors(out)
     text = str(notice)
-    assert "Motion blur assessment" in text and "SR-BLUR-SCORE" in text
+    assert "Motion blur assessment" in text and "SR-MOTION-MM" in text
     assert "not a diagnosis" in notice.SeriesDescription
     assert notice.StudyInstanceUID == src.StudyInstanceUID
     assert src.SOPInstanceUID in {
@@ -137,6 +174,6 @@ def test_notice_sc_has_a_banner_in_the_decision_colour_and_is_valid(tmp_path: Pa
         assert np.corrcoef(body[..., 0].ravel(), shown.ravel())[0, 1] > 0.95
 
 
-def test_too_small_to_judge_is_refused_with_a_reason() -> None:
-    with pytest.raises(UnsupportedImage, match="too small for a blur assessment"):
-        score_image(np.zeros((8, 300), dtype=np.float32), GATE)
+def test_too_small_to_judge_is_refused_with_a_reason(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedImage, match="too small"):
+        _assess(tmp_path / "t.dcm", np.zeros((8, 300), dtype=np.float32))

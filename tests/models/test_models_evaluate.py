@@ -35,6 +35,20 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
     assert rc == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
     methods = m["deblur"]["methods"]
-    assert {"blurred_input", "unsharp_mask", "generator"} <= set(methods)
-    assert set(methods["generator"]) >= {"mild", "moderate", "severe", "all"}
-    assert {"clean", "blurred", "corrected"} <= set(m["classifier"])
+    assert {
+        "blurred_input",
+        "unsharp_mask",
+        "wiener_oracle_kernel",
+        "richardson_lucy_oracle_kernel",
+        "blind_wiener_node",
+        "deblur_demo_generator",
+    } <= set(methods)
+    node = methods["blind_wiener_node"]
+    for kind in ("straight", "curved"):
+        for strength in ("mild", "moderate", "severe"):
+            assert node[f"0.6mm/{kind}/{strength}"]["n"] == 1
+    assert "motion_error_mm_median" in node["all"]
+    assert methods["blurred_input"]["all"]["psnr_gain_db"] == 0.0
+    clf = m["classifier"]
+    assert {"clean", "blurred", "corrected"} <= set(clf)
+    assert len(clf["clean"]["accuracy_ci95"]) == 2

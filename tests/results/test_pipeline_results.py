@@ -27,7 +27,7 @@ from pydicom.pixels import apply_modality_lut
 
 from models.manifest import ModelManifest, load_manifest
 from node.app import load_models
-from node.config import ModelSettings, ResultSettings, Settings
+from node.config import ModelSettings, ResultSettings, ScopeSettings, Settings
 from node.pipeline.analyse import Models, analyse
 from node.pipeline.outputs import build_results
 from node.pipeline.results.inputs import Analysis, Producer
@@ -65,7 +65,9 @@ def models(tiny_models: dict[str, Path]) -> Models:
     settings = Settings(
         models=ModelSettings(
             deblur=tiny_models["deblur"], classify=tiny_models["classify"], providers="cpu"
-        )
+        ),
+        # the result objects of every kind of radiograph (intended use: tests/node/test_scope.py)
+        scope=ScopeSettings(enabled=False),
     )
     return load_models(settings)
 

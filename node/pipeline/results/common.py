@@ -3,7 +3,7 @@
 Private codes (Coding Scheme Designator ``99SHARPRAY``, declared in every object's Coding Scheme
 Identification Sequence):
 
-* ``SR-DEBLUR`` "Motion blur reduction by deep learning model": second Derivation Code of the SC
+* ``SR-DEBLUR`` "Motion blur reduction": second Derivation Code of the SC
   (after DCM 113086 "Edge enhancement", the closest CID 7203 code).
 * ``SR-BLUR-SRC`` "Blur effect of source image (0 sharp, 1 blurred)": SR measurement on the source.
 * ``SR-BLUR-COR`` "Blur effect of corrected image (0 sharp, 1 blurred)": SR measurement on the SC.
@@ -41,9 +41,7 @@ PRIVATE_SCHEME = "99SHARPRAY"
 IHE_SCHEME = "99IHE"
 
 PURPOSE_PROCESSING_ALGORITHM = hd.sr.CodedConcept("Newcode1", IHE_SCHEME, "Processing Algorithm")
-DERIVATION_DEBLUR = hd.sr.CodedConcept(
-    "SR-DEBLUR", PRIVATE_SCHEME, "Motion blur reduction by deep learning model"
-)
+DERIVATION_DEBLUR = hd.sr.CodedConcept("SR-DEBLUR", PRIVATE_SCHEME, "Motion blur reduction")
 # CID 7203 (Image Derivation) has no code for deblurring; "Edge enhancement" is the closest fit.
 DERIVATION_EDGE_ENHANCEMENT = hd.sr.CodedConcept("113086", "DCM", "Edge enhancement")
 PURPOSE_SOURCE_FOR_PROCESSING = hd.sr.CodedConcept(
@@ -136,6 +134,11 @@ def algorithm_equipment(
     return item
 
 
+def deblur_kind(model: ModelInfo) -> str:
+    """What kind of method the motion correction is (its name says the blind Wiener one)."""
+    return "blind deconvolution" if model.name.endswith("-wiener") else "deep learning model"
+
+
 def model_equipment(
     producer: Producer,
     classifier: ModelInfo,
@@ -148,7 +151,7 @@ def model_equipment(
     return [
         processing_equipment(producer, what),
         algorithm_equipment(classifier, producer, classifier_role),
-        algorithm_equipment(deblur, producer, "Motion blur reduction (deep learning model)"),
+        algorithm_equipment(deblur, producer, f"Motion blur reduction ({deblur_kind(deblur)})"),
     ]
 
 

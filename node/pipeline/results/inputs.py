@@ -8,6 +8,7 @@ import numpy as np
 import pydicom
 
 from models.manifest import CodedConcept, ModelManifest
+from node.pipeline.scope import ScopeDecision
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ class Finding:
     code: CodedConcept
     probability: float
     is_finding: bool
+    threshold: float = 0.5  # the model's operating point: present from this probability on
+
+    @property
+    def present(self) -> bool:
+        return self.probability >= self.threshold
 
 
 @dataclass(frozen=True)
@@ -65,10 +71,17 @@ class Analysis:
     heatmap: np.ndarray | None = None
     sharpness_before: float | None = None
     sharpness_after: float | None = None
+    # Intended use: None = not checked; out of scope = no findings, no heatmap ("not analysed").
+    scope: ScopeDecision | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
+    def analysed(self) -> bool:
+        return bool(self.findings)
+
+    @property
     def top_finding(self) -> Finding:
+        """The most probable class (raises on an analysis that was not analysed)."""
         return max(self.findings, key=lambda f: f.probability)
 
     @property

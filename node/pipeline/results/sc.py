@@ -29,6 +29,7 @@ from node.pipeline.results.common import (
     ST_MAX,
     algorithm_equipment,
     coding_schemes,
+    deblur_kind,
     fit_text,
     processing_equipment,
 )
@@ -452,7 +453,7 @@ def build_corrected_sc(
     )
     equipment = [
         processing_equipment(producer, "Motion blur correction and DICOM encoding"),
-        algorithm_equipment(model, producer, "Motion blur reduction (deep learning model)"),
+        algorithm_equipment(model, producer, f"Motion blur reduction ({deblur_kind(model)})"),
     ]
     sc = derived_sc(
         ref,
@@ -474,9 +475,11 @@ def build_corrected_sc(
     sc.BitsStored = bits_stored
     sc.HighBit = bits_stored - 1
 
+    method = analysis.extra.get("correction")
     description = (
-        f"Motion blur reduced by {producer.model_name} {producer.software_version} with deep "
-        f"learning model {model.name} {model.version} (Device UID {model.device_uid})."
+        f"Motion blur reduced by {producer.model_name} {producer.software_version} with "
+        f"{deblur_kind(model)} {model.name} {model.version} (Device UID {model.device_uid})"
+        + (f": {method}." if isinstance(method, str) else ".")
     )
     if model.description:
         description += f" {model.description}"

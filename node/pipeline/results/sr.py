@@ -55,6 +55,7 @@ from node.pipeline.results.common import (
     MAXIMUM,
     MEAN,
     OUTLINE,
+    PRIVATE_SCHEME,
     UNIT_MM2,
     UNIT_ONE,
     coding_schemes,
@@ -133,6 +134,8 @@ def _region_groups(
     sop_uid: str,
 ) -> list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations]:
     """One TID 1410 group per hot region, its outline a SCOORD POLYLINE on ``image``."""
+    if not regions:
+        return []
     finding = analysis.explained_finding
     code = to_hd_code(finding.code)
     try:
@@ -221,6 +224,42 @@ def _segment_group(
     )
 
 
+NOT_ANALYSED_TYPE = hd.sr.CodedConcept("SR-ANALYSIS", PRIVATE_SCHEME, "Diagnostic analysis")
+NOT_ANALYSED = hd.sr.CodedConcept(
+    "SR-NOT-ANALYSED", PRIVATE_SCHEME, "Not analysed: outside the model's intended use"
+)
+SCOPE_REASON = hd.sr.CodedConcept("SR-SCOPE-REASON", PRIVATE_SCHEME, "Reason not analysed")
+
+
+def _not_analysed_group(
+    analysis: Analysis,
+    algorithm: hd.sr.AlgorithmIdentification,
+    source: hd.sr.SourceImageForMeasurementGroup,
+    sop_uid: str,
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """The classifier was not run: the image is outside its intended use (coded reasons)."""
+    from node.pipeline.scope import REASONS
+
+    assert analysis.scope is not None
+    evaluations = [hd.sr.QualitativeEvaluation(name=NOT_ANALYSED_TYPE, value=NOT_ANALYSED)]
+    for code, _detail in analysis.scope.reasons:
+        evaluations.append(
+            hd.sr.QualitativeEvaluation(
+                name=SCOPE_REASON,
+                value=hd.sr.CodedConcept(code, PRIVATE_SCHEME, REASONS[code][:64]),
+            )
+        )
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=stable_uid(sop_uid, "not analysed"), identifier="not analysed"
+        ),
+        finding_type=NOT_ANALYSED_TYPE,
+        algorithm_id=algorithm,
+        source_images=[source],
+        qualitative_evaluations=evaluations,
+    )
+
+
 def _blur_gate_items(
     analysis: Analysis, algorithm: hd.sr.AlgorithmIdentification
 ) -> tuple[list[hd.sr.Measurement], list[hd.sr.QualitativeEvaluation]]:
@@ -231,6 +270,9 @@ def _blur_gate_items(
         CLASSIFIED_CODES,
         CLASSIFIED_IMAGE,
         DECISION_CODES,
+        SPACING_CODES,
+        SPACING_USED,
+        UNIT_MM,
     )
 
     measurements: list[hd.sr.Measurement] = []
@@ -239,7 +281,14 @@ def _blur_gate_items(
     if isinstance(score, float) and math.isfinite(score):
         measurements.append(
             hd.sr.Measurement(
-                name=BLUR_SCORE, value=round(score, 6), unit=UNIT_NONE, algorithm_id=algorithm
+                name=BLUR_SCORE, value=round(score, 3), unit=UNIT_MM, algorithm_id=algorithm
+            )
+        )
+    assumed = analysis.extra.get("spacing_assumed")
+    if isinstance(assumed, bool):
+        evaluations.append(
+            hd.sr.QualitativeEvaluation(
+                name=SPACING_USED, value=SPACING_CODES["assumed" if assumed else "header"]
             )
         )
     decision = analysis.extra.get("blur_decision")
@@ -289,8 +338,8 @@ def build_report_sr(
             raise ValueError("seg is not a Segmentation")
         if seg.StudyInstanceUID != ref.StudyInstanceUID:
             raise ValueError("seg belongs to another study than the source")
-    if not analysis.findings:
-        raise ValueError("analysis has no findings to report")
+    if not analysis.findings and (analysis.scope is None or analysis.scope.in_scope):
+        raise ValueError("analysis has no findings to report and was not refused as out of scope")
     sop_uid = sop_instance_uid or generate_uid()
     shown = ref if corrected_sc is None else corrected_sc
 
@@ -335,7 +384,7 @@ def build_report_sr(
                 qualitative_evaluations=[
                     hd.sr.QualitativeEvaluation(
                         name=code,
-                        value=PRESENT if finding.probability >= PRESENT_THRESHOLD else ABSENT,
+                        value=PRESENT if finding.present else ABSENT,
                     )
                 ],
                 measurements=[
@@ -349,6 +398,8 @@ def build_report_sr(
             )
         )
 
+    if analysis.scope is not None and not analysis.scope.in_scope:
+        groups.append(_not_analysed_group(analysis, classifier_id, source_for_group, sop_uid))
     groups.extend(_region_groups(analysis, regions, shown, classifier_id, sop_uid))
     if seg is not None:
         groups.append(_segment_group(analysis, seg, shown, classifier_id, sop_uid))

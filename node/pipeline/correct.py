@@ -1,0 +1,96 @@
+"""The motion correction step: the blur gate's estimate in, the corrected image (or the input) out.
+
+Two ways to correct, chosen by ``models.deblur`` in the settings:
+
+* ``null`` (default): **blind Wiener deconvolution** (:func:`models.deblur.correct`) with the
+  kernel the blur gate estimated, in linear exposure, at the image's native pixel size. It has no
+  learned weights; its identity in the result objects is :data:`WIENER_NAME` with a version and a
+  Device UID derived from its parameters (new parameters, new UID).
+* a model folder: an ONNX generator (:class:`node.pipeline.infer.Deblurrer`) run on the blurred
+  image.
+
+Either way an image the estimate does not call blurred comes back **unchanged**: no correction by
+guesswork. :attr:`Correction.applied` and :attr:`Correction.method` say what was done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.deblur import MotionAssessment, MotionPolicy
+from models.deblur import correct as wiener_correct
+from models.manifest import device_uid_for
+from node.pipeline.infer import Deblurrer
+from node.pipeline.results.inputs import ModelInfo
+
+F32 = NDArray[np.float32]
+
+WIENER_NAME = "sharpray-blind-wiener"
+WIENER_VERSION = "0.2.0"
+
+
+def wiener_info(policy: MotionPolicy) -> ModelInfo:
+    """The identity of the blind Wiener correction under ``policy``."""
+    params = json.dumps(
+        {
+            "name": WIENER_NAME,
+            "version": WIENER_VERSION,
+            "balance": policy.balance,
+            "power": policy.power,
+            "log_range": policy.log_range,
+            "min_specificity": policy.min_specificity,
+            "min_confidence": policy.min_confidence,
+        },
+        sort_keys=True,
+    )
+    return ModelInfo(
+        name=WIENER_NAME,
+        version=WIENER_VERSION,
+        device_uid=device_uid_for(hashlib.sha256(params.encode()).hexdigest()),
+        demonstration_only=True,
+        description=(
+            "Blind straight-motion estimate (spectral template) and Wiener deconvolution in "
+            "linear exposure; not validated clinically, not for diagnostic use."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Correction:
+    image: F32  # [H, W] in [0, 1], bright = dense
+    applied: bool
+    method: str  # what was done, for the SR and the logs
+
+
+class Corrector:
+    """Corrects a [0, 1] image (stored range, bright = dense) given its motion assessment."""
+
+    def __init__(self, policy: MotionPolicy, generator: Deblurrer | None = None) -> None:
+        self.policy = policy
+        self.generator = generator
+        self.info = (
+            ModelInfo.from_manifest(generator.model.manifest)
+            if generator is not None
+            else wiener_info(policy)
+        )
+
+    @property
+    def provider(self) -> str:
+        return self.generator.model.provider if self.generator is not None else "numpy (CPU)"
+
+    def __call__(self, unit: NDArray[np.floating], motion: MotionAssessment) -> Correction:
+        a = np.asarray(unit, dtype=np.float32)
+        if not motion.blurred:
+            return Correction(a, False, "not corrected: no relevant motion found")
+        e = motion.estimate
+        what = f"{motion.motion_mm:.1f} mm straight motion at {e.angle_deg:.0f} degrees"
+        if self.generator is not None:
+            return Correction(self.generator(a), True, f"{self.info.name} generator ({what})")
+        return Correction(
+            wiener_correct(a, motion, self.policy), True, f"Wiener deconvolution of {what}"
+        )
