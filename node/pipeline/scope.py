@@ -76,12 +76,15 @@ def _text(ds: pydicom.Dataset, keyword: str) -> str:
 
 
 def age_years(value: str) -> float | None:
-    """A DICOM AS value (``005Y``, ``018M``, ``003W``, ``010D``) in years, else None."""
-    m = re.fullmatch(r"\s*(\d{1,3})\s*([DWMY])\s*", value or "")
+    """A DICOM AS value (``005Y``, ``018M``, ``003W``, ``010D``) in years, else None.
+
+    A bare number (``62``, a common misuse of AS) is read as years.
+    """
+    m = re.fullmatch(r"\s*(\d{1,3})\s*([DWMY]?)\s*", value or "")
     if not m:
         return None
     n = int(m.group(1))
-    return n / {"D": 365.25, "W": 52.18, "M": 12.0, "Y": 1.0}[m.group(2)]
+    return n / {"D": 365.25, "W": 52.18, "M": 12.0, "Y": 1.0, "": 1.0}[m.group(2)]
 
 
 def _spacing(ds: pydicom.Dataset) -> float | None:

@@ -113,4 +113,5 @@ def test_header_checks_and_their_switches(models: Models, tiny_models: dict[str,
 
 def test_age_strings() -> None:
     assert age_years("005Y") == 5 and age_years("018M") == 1.5
+    assert age_years("62") == 62  # a bare number, as some exports write it: years
     assert age_years("") is None and age_years("abc") is None
