@@ -41,6 +41,7 @@ def test_demo_models_process_a_real_chest_radiograph(tmp_path: Path, orthanc: Or
     }
     cfg["routing"]["fallback"]["send_results_to"] = ["pacs"]
     del cfg["models"]["deblur"], cfg["models"]["classify"]  # the defaults
+    cfg["scope"] = {"enabled": True}
     (tmp_path / "node").mkdir()
     adult = TEST_DATA / "sc_chest_jpeg_baseline.dcm"
     child = tmp_path / "child.dcm"

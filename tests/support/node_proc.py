@@ -184,6 +184,9 @@ def node_config(
             "report_only": {"results": ["sr"]},
         },
         "routing": {"rules": [], "fallback": {"name": "fallback", "process": "full"}},
+        # the test radiographs include a dog and an adult: intended use is tested on its own
+        # (tests/node/test_scope.py, tests/e2e/test_demo_models.py)
+        "scope": {"enabled": False},
     }
     if pacs is not None:
         cfg["destinations"]["pacs"] = {
