@@ -35,6 +35,7 @@ from torch import nn
 
 from models.classifier import CamExport, build_classifier
 from models.manifest import (
+    KERMANY_INTENDED_USE,
     CodedConcept,
     InputSpec,
     IntendedUse,
@@ -70,21 +71,6 @@ PNEUMONIA_LABELS: list[Label] = [
         is_finding=True,
     ),
 ]
-
-
-#: What the Kermany-trained classifier is for (its training population and imaging).
-KERMANY_INTENDED_USE = IntendedUse(
-    statement=(
-        "Pneumonia vs normal on frontal (AP/PA) chest radiographs of children aged 1 to 5 years "
-        "(CR/DX). Not for other body parts, lateral views, adults or other species."
-    ),
-    modalities=["CR", "DX"],
-    body_parts=["CHEST", "THORAX"],
-    view_positions=["AP", "PA"],
-    population="pediatric, 1-5 years, one hospital (Guangzhou Women and Children's Medical Center)",
-    age_years=(0.0, 17.0),
-    pixel_spacing_mm=(0.05, 1.0),
-)
 
 
 class ParityError(RuntimeError):

@@ -80,6 +80,21 @@ class IntendedUse(BaseModel):
     pixel_spacing_mm: tuple[float, float] | None = None
 
 
+#: What the Kermany-trained classifier is for (its training population and imaging).
+KERMANY_INTENDED_USE = IntendedUse(
+    statement=(
+        "Pneumonia vs normal on frontal (AP/PA) chest radiographs of children aged 1 to 5 years "
+        "(CR/DX). Not for other body parts, lateral views, adults or other species."
+    ),
+    modalities=["CR", "DX"],
+    body_parts=["CHEST", "THORAX"],
+    view_positions=["AP", "PA"],
+    population="pediatric, 1-5 years, one hospital (Guangzhou Women and Children's Medical Center)",
+    age_years=(0.0, 17.0),
+    pixel_spacing_mm=(0.05, 1.0),
+)
+
+
 class ModelManifest(BaseModel):
     """Everything the node needs to know about one exported model."""
 

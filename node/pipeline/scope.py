@@ -20,19 +20,11 @@ import numpy as np
 import pydicom
 from numpy.typing import NDArray
 
-from models.manifest import IntendedUse
+from models.manifest import KERMANY_INTENDED_USE, IntendedUse
 from models.scope import ScopeModel
 
 #: The intended use assumed for a classifier whose manifest states none (the Kermany models).
-DEFAULT_INTENDED_USE = IntendedUse(
-    statement="Pneumonia vs normal on frontal chest radiographs (CR/DX) of children.",
-    modalities=["CR", "DX"],
-    body_parts=["CHEST", "THORAX"],
-    view_positions=["AP", "PA"],
-    population="pediatric",
-    age_years=(0.0, 17.0),
-    pixel_spacing_mm=(0.05, 1.0),
-)
+DEFAULT_INTENDED_USE = KERMANY_INTENDED_USE
 
 #: Reason codes (scheme 99SHARPRAY): code -> meaning.
 REASONS: dict[str, str] = {
