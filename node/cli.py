@@ -100,6 +100,7 @@ def cmd_process(args: argparse.Namespace, settings: Settings) -> int:
         written.append(str(path))
     summary = {
         "findings": {f.label: round(f.probability, 4) for f in analysis.findings},
+        "scope": analysis.scope.summary() if analysis.scope is not None else "not checked",
         "motion_mm": analysis.extra.get("blur_score"),
         "blur_decision": analysis.extra.get("blur_decision"),
         "pixel_spacing_assumed": analysis.extra.get("spacing_assumed"),
