@@ -50,6 +50,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from models.blur import NoiseSpec, random_kernel, simulate_motion_blur
+from models.calibrate import softmax_p1
 from models.classifier import ARCHITECTURES, DEFAULT_ARCH, DEFAULT_SIZE, build_classifier
 from models.deblur_data import load_gray
 from models.intensity import classifier_unit, percentile_stretch
@@ -159,10 +160,7 @@ def predict(
     model: nn.Module, x: NDArray[np.float32], mean: float, std: float, batch: int = 64
 ) -> NDArray[np.float64]:
     """P(PNEUMONIA) for [N,S,S] classifier units."""
-    logits = predict_logits(model, x, mean, std, batch)
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e[:, 1] / e.sum(axis=1), dtype=np.float64)
+    return softmax_p1(predict_logits(model, x, mean, std, batch), 1.0)
 
 
 class Ema:

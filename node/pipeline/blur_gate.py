@@ -41,6 +41,7 @@ from node.pipeline.preprocess import (
     Radiograph,
     UnsupportedImage,
     decode,
+    header_pixel_spacing_mm,
     to_unit_stored_range,
     to_unit_voi,
 )
@@ -155,18 +156,7 @@ SPACING_RANGE_MM = (0.02, 2.0)
 
 def pixel_spacing_mm(ds: pydicom.Dataset) -> float | None:
     """The header's pixel spacing in mm (mean of row and column), or None if none is usable."""
-    for keyword in SPACING_KEYWORDS:
-        value = ds.get(keyword)
-        try:
-            if value is None or isinstance(value, str) or len(value) != 2:
-                continue
-            row, col = (float(v) for v in value)
-        except (TypeError, ValueError):
-            continue
-        lo, hi = SPACING_RANGE_MM
-        if lo <= row <= hi and lo <= col <= hi:
-            return (row + col) / 2.0
-    return None
+    return header_pixel_spacing_mm(ds, SPACING_KEYWORDS, SPACING_RANGE_MM)
 
 
 def assess_radiograph(r: Radiograph, settings: BlurGateSettings) -> BlurAssessment:

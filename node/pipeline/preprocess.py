@@ -103,6 +103,27 @@ def _decode(ds: Dataset) -> Radiograph:
     )
 
 
+def header_pixel_spacing_mm(
+    ds: Dataset,
+    keywords: tuple[str, ...] = ("ImagerPixelSpacing", "PixelSpacing"),
+    valid: tuple[float, float] = (0.0, float("inf")),
+) -> float | None:
+    """The first of ``keywords`` holding two spacing values inside ``valid`` (mm, the lower bound
+    excluded when it is 0): their mean; None when no attribute is usable."""
+    lo, hi = valid
+    for keyword in keywords:
+        value = ds.get(keyword)
+        try:
+            if value is None or isinstance(value, str) or len(value) != 2:
+                continue
+            row, col = (float(v) for v in value)
+        except (TypeError, ValueError):
+            continue
+        if all((lo < v if lo == 0 else lo <= v) and v <= hi for v in (row, col)):
+            return (row + col) / 2.0
+    return None
+
+
 def _short(e: Exception) -> str:
     return str(e).splitlines()[0][:200] if str(e) else ""
 

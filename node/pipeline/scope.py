@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from models.manifest import KERMANY_INTENDED_USE, IntendedUse
 from models.scope import ScopeModel
+from node.pipeline.preprocess import header_pixel_spacing_mm
 
 #: The intended use assumed for a classifier whose manifest states none (the Kermany models).
 DEFAULT_INTENDED_USE = KERMANY_INTENDED_USE
@@ -79,19 +80,6 @@ def age_years(value: str) -> float | None:
     return n / {"D": 365.25, "W": 52.18, "M": 12.0, "Y": 1.0, "": 1.0}[m.group(2)]
 
 
-def _spacing(ds: pydicom.Dataset) -> float | None:
-    for keyword in ("ImagerPixelSpacing", "PixelSpacing"):
-        v = ds.get(keyword)
-        try:
-            if v is not None and not isinstance(v, str) and len(v) == 2:
-                a, b = float(v[0]), float(v[1])
-                if a > 0 and b > 0:
-                    return (a + b) / 2
-        except (TypeError, ValueError):
-            continue
-    return None
-
-
 def check_header(ds: pydicom.Dataset, use: IntendedUse, flags: ScopeFlags) -> list[tuple[str, str]]:
     """Reasons the header puts the image out of scope (empty: none)."""
     out: list[tuple[str, str]] = []
@@ -115,7 +103,7 @@ def check_header(ds: pydicom.Dataset, use: IntendedUse, flags: ScopeFlags) -> li
             # the age itself is patient data: say only that it is outside the range
             out.append(("SR-SCOPE-AGE", f"patient age outside {lo:g}-{hi:g} years"))
     if flags.pixel_spacing and use.pixel_spacing_mm is not None:
-        sp = _spacing(ds)
+        sp = header_pixel_spacing_mm(ds)
         lo, hi = use.pixel_spacing_mm
         if sp is not None and not lo <= sp <= hi:
             out.append(("SR-SCOPE-SPACING", f"pixel spacing {sp:.3g} mm (intended {lo:g}-{hi:g})"))
