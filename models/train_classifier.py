@@ -119,28 +119,91 @@ def blur_batch(
     return out
 
 
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random affine + brightness/contrast/gamma on a [N,1,S,S] batch in [0, 1]."""
+def augment(x: torch.Tensor, gen: torch.Generator, strong: bool = True) -> torch.Tensor:
+    """Random geometry and acquisition changes on a [N,1,S,S] batch in [0, 1].
+
+    ``strong=False`` is the first run's mild set (rotation ±10°, scale 0.9–1.1, shift ±6 %,
+    gamma 0.8–1.25, contrast ±15 %, brightness ±0.06). ``strong=True`` widens it to what differs
+    between hospitals and between Kermany's train and test years: left-right flip, rotation ±15°,
+    zoom 0.8–1.25 with aspect 0.85–1.15, shift ±10 %, gamma 0.6–1.6, contrast ±30 %, brightness
+    ±0.1, Gaussian blur or unsharp sharpening, additive noise and one erased rectangle (cut-out).
+    """
     n = x.shape[0]
 
     def u(lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, generator=gen)
 
-    ang = u(-10, 10) * math.pi / 180
-    sc = u(0.9, 1.1)
-    tx, ty = u(-0.06, 0.06), u(-0.06, 0.06)
-    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(
-        x.dtype
+    def coin(p: float) -> torch.Tensor:
+        return torch.rand(n, generator=gen) < p
+
+    rot, zoom, aspect, shift = (
+        (15.0, (0.8, 1.25), 0.15, 0.10) if strong else (10.0, (0.9, 1.1), 0.0, 0.06)
     )
+    ang = u(-rot, rot) * math.pi / 180
+    sc = u(*zoom)
+    asp = u(1 - aspect, 1 + aspect)
+    sx, sy = sc * asp.sqrt(), sc / asp.sqrt()
+    flip = torch.where(coin(0.5 if strong else 0.0), -1.0, 1.0)
+    tx, ty = u(-shift, shift), u(-shift, shift)
+    cos, sin = torch.cos(ang), torch.sin(ang)
+    theta = torch.stack(
+        [
+            torch.stack([flip * cos / sx, -sin / sy, tx], 1),
+            torch.stack([flip * sin / sx, cos / sy, ty], 1),
+        ],
+        1,
+    ).to(x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    gamma = u(0.8, 1.25)[:, None, None, None]
+    g_lo, g_hi, c, b = (0.6, 1.6, 0.3, 0.10) if strong else (0.8, 1.25, 0.15, 0.06)
+    gamma = torch.exp(u(math.log(g_lo), math.log(g_hi)))[:, None, None, None]
     x = x.clamp(0, 1) ** gamma
-    contrast = u(0.85, 1.15)[:, None, None, None]
-    bright = u(-0.06, 0.06)[:, None, None, None]
+    contrast = u(1 - c, 1 + c)[:, None, None, None]
+    bright = u(-b, b)[:, None, None, None]
     m = x.mean(dim=(2, 3), keepdim=True)
-    return ((x - m) * contrast + m + bright).clamp(0, 1)
+    x = (x - m) * contrast + m + bright
+    if strong:
+        # Blur (sigma up to 1.2 px) or unsharp sharpening (amount up to 1), each on a third.
+        sigma = u(0.4, 1.2)
+        r = torch.arange(-3, 4, dtype=x.dtype)
+        k1 = torch.exp(-(r[None] ** 2) / (2 * sigma[:, None] ** 2))
+        k1 = k1 / k1.sum(1, keepdim=True)
+        pad = F.pad(x, (3, 3, 3, 3), mode="replicate")
+        sm = F.conv2d(pad.transpose(0, 1), k1[:, None, None, :], groups=n)
+        sm = F.conv2d(sm, k1[:, None, :, None], groups=n).transpose(0, 1)
+        kind = torch.rand(n, generator=gen)
+        amount = u(0.3, 1.0)[:, None, None, None]
+        x = torch.where((kind < 1 / 3)[:, None, None, None], sm, x)
+        x = torch.where((kind > 2 / 3)[:, None, None, None], x + amount * (x - sm), x)
+        noise = (
+            torch.randn(x.shape, generator=gen, dtype=x.dtype) * u(0.0, 0.03)[:, None, None, None]
+        )
+        x = x + noise
+        # Cut-out: one rectangle of 10–30 % of each side set to the image mean, on half the batch.
+        s = x.shape[-1]
+        hh, ww = (u(0.1, 0.3) * s).long(), (u(0.1, 0.3) * s).long()
+        y0 = (torch.rand(n, generator=gen) * (s - hh)).long()
+        x0 = (torch.rand(n, generator=gen) * (s - ww)).long()
+        yy = torch.arange(s)[None, :, None]
+        xx = torch.arange(s)[None, None, :]
+        box = (
+            (yy >= y0[:, None, None])
+            & (yy < (y0 + hh)[:, None, None])
+            & (xx >= x0[:, None, None])
+            & (xx < (x0 + ww)[:, None, None])
+            & coin(0.5)[:, None, None]
+        )[:, None]
+        x = torch.where(box, x.mean(dim=(2, 3), keepdim=True), x)
+    return x.clamp(0, 1)
+
+
+def balanced_order(labels: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.int64]:
+    """One epoch of indices (as many as there are images), each class drawn equally often."""
+    classes = np.unique(labels)
+    w = np.zeros(len(labels))
+    for c in classes:
+        w[labels == c] = 1.0 / (labels == c).sum() / len(classes)
+    return np.asarray(rng.choice(len(labels), size=len(labels), replace=True, p=w), dtype=np.int64)
 
 
 @torch.no_grad()
@@ -201,6 +264,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--p-blur", type=float, default=0.4)
     ap.add_argument("--max-blur-px", type=float, default=6.0)
     ap.add_argument("--val-fraction", type=float, default=0.15)
+    ap.add_argument(
+        "--aug",
+        choices=("strong", "basic"),
+        default="strong",
+        help="augmentation set (see augment(); basic = the first run's mild one)",
+    )
+    ap.add_argument(
+        "--balanced",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw both classes equally often (Kermany's train split is 3:1 pneumonia)",
+    )
+    ap.add_argument("--mixup", type=float, default=0.2, help="mixup Beta(a, a) (0 = off)")
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from these weights (a best.pt or models/checkpoints/*.pt) instead of random",
+    )
     ap.add_argument("--ema", type=float, default=0.998, help="EMA decay (0 = off)")
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
@@ -248,7 +330,12 @@ def main(argv: list[str] | None = None) -> int:
         f"val {len(val)}, test {len(test)}; mean {mean:.4f} std {std:.4f}; device {device}"
     )
 
-    model = build_classifier(args.arch).to(device).to(memory_format=torch.channels_last)
+    model = build_classifier(args.arch)
+    if args.init is not None:
+        init = torch.load(args.init, map_location="cpu", weights_only=False)
+        model.load_state_dict({k: v.float() for k, v in init["state_dict"].items()})
+        log(f"initialised from {args.init}")
+    model = model.to(device).to(memory_format=torch.channels_last)
     ema = Ema(model, args.ema) if args.ema > 0 else None
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = max(1, len(train) // args.batch)
@@ -257,9 +344,15 @@ def main(argv: list[str] | None = None) -> int:
         opt, max_lr=args.lr, total_steps=total, pct_start=0.1
     )
     rng = np.random.default_rng(args.seed)
+
+    def new_order() -> NDArray[np.int64]:
+        if args.balanced:
+            return balanced_order(ytr, rng)
+        return np.asarray(rng.permutation(len(train)), dtype=np.int64)
+
     tgen = torch.Generator().manual_seed(args.seed)
     epoch, step_in_epoch, best_sel, history = 0, 0, -1.0, []
-    order = rng.permutation(len(train))
+    order = new_order()
     losses: list[float] = []
     elapsed_before = 0.0
     if args.resume and (out / "last.pt").exists():
@@ -300,8 +393,10 @@ def main(argv: list[str] | None = None) -> int:
             "ema_decay": args.ema,
             "precision": "bfloat16 autocast, channels_last" if args.bf16 else "float32",
             "augmentation": f"motion blur p={args.p_blur} up to {args.max_blur_px}px "
-            f"(models.blur, re-stretched), affine rot10/scale0.9-1.1/shift6%, "
-            f"brightness/contrast/gamma",
+            f"(models.blur, re-stretched), {args.aug} set (models.train_classifier.augment), "
+            f"mixup {args.mixup}",
+            "sampling": "class-balanced" if args.balanced else "uniform",
+            "initialised_from": str(args.init) if args.init else None,
             "pretrained": False,
             "device": str(device),
             "train_seconds": round(elapsed(), 1),
@@ -373,12 +468,21 @@ def main(argv: list[str] | None = None) -> int:
                 b = step_in_epoch
                 idx = order[b * args.batch : (b + 1) * args.batch]
                 xb = blur_batch(xtr[idx], rng, args.p_blur, args.max_blur_px)
-                x = augment(torch.from_numpy(xb)[:, None], tgen)
+                x = augment(torch.from_numpy(xb)[:, None], tgen, strong=args.aug == "strong")
+                y = torch.from_numpy(ytr[idx])
+                lam, perm = 1.0, torch.arange(len(idx))
+                if args.mixup > 0:
+                    lam = float(rng.beta(args.mixup, args.mixup))
+                    perm = torch.randperm(len(idx), generator=tgen)
+                    x = lam * x + (1 - lam) * x[perm]
                 x = ((x - mean) / std).to(device).contiguous(memory_format=torch.channels_last)
-                y = torch.from_numpy(ytr[idx]).to(device)
+                y, y2 = y.to(device), y[perm].to(device)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    logits = model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing)
+                    logits = model(x).float()
+                ls = args.label_smoothing
+                loss = lam * F.cross_entropy(logits, y, label_smoothing=ls) + (
+                    1 - lam
+                ) * F.cross_entropy(logits, y2, label_smoothing=ls)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -415,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
                 best_sel = sel
                 save_best({"validation": vm, "epoch": epoch})
             step_in_epoch, losses = 0, []
-            order = rng.permutation(len(train))
+            order = new_order()
             save_last()
     finally:
         for s, h in old_handlers.items():

@@ -1,7 +1,7 @@
 """``sharpray``: the command line.
 
     sharpray serve [--role ROLE ...]     run the node (DIMSE SCP, HTTP, workers, dispatchers)
-    sharpray process FILE --out DIR      run the pipeline on one file, offline
+    sharpray process FILE|DIR... --out DIR  run the node's pipeline on files, offline
     sharpray db upgrade                  apply database migrations
     sharpray jobs [--state S] [--failed] list jobs
     sharpray quarantine [--json]         what was kept but cannot be processed, with reasons
@@ -18,27 +18,33 @@ Every command takes ``--config FILE`` (default: $SHARPRAY_CONFIG, else ./config.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from sqlalchemy import select
 
 from node import __version__
-from node.config import ConfigError, Settings, load_settings
+from node.config import ConfigError, Settings, config_path, load_settings
+
+if TYPE_CHECKING:  # the pipeline (onnxruntime, models) is imported only by the commands using it
+    from node.ingest import Received
+    from node.pipeline.analyse import Models
+    from node.pipeline.results.inputs import Producer
+    from node.pipeline.run import Plan
 
 log = logging.getLogger("sharpray")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    path: Path | None = args.config
-    if path is None and Path("config.yaml").is_file():
-        path = Path("config.yaml")
-    return load_settings(path)
+    return load_settings(config_path(args.config))
 
 
 def _setup_logging(settings: Settings | None, verbose: bool = False) -> None:
@@ -66,51 +72,148 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _process_inputs(paths: list[str]) -> list[Path]:
+    """The files to process: each FILE as given; in each DIR (recursively, sorted) the files that
+    look like DICOM (a ``DICM`` preamble or a ``.dcm`` name)."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.is_dir():
+            files.append(p)
+            continue
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            if f.suffix.lower() == ".dcm":
+                files.append(f)
+                continue
+            with contextlib.suppress(OSError), f.open("rb") as fh:
+                head = fh.read(132)
+                if head[128:132] == b"DICM":
+                    files.append(f)
+    return files
+
+
 def cmd_process(args: argparse.Namespace, settings: Settings) -> int:
-    from node.ingest import IngestError, validate
-    from node.pipeline.preprocess import UnsupportedImage, read_dataset
-
-    data = Path(args.file).read_bytes()
-    try:  # what the receivers would refuse is refused here too, before anything is written
-        validate(data)
-    except IngestError as e:
-        raise UnsupportedImage(str(e)) from e
-
+    """Many files, models loaded once; one JSON line per input, then a summary line."""
     from node.app import load_models
-    from node.pipeline.analyse import analyse
-    from node.pipeline.outputs import build_results
+    from node.ingest import Received
     from node.pipeline.results.inputs import Producer
-    from node.pipeline.worker import encode
+    from node.pipeline.run import Plan
 
+    files = _process_inputs(args.inputs)
+    if not files:
+        print("sharpray: no DICOM files in " + ", ".join(args.inputs), file=sys.stderr)
+        return 1
+    if args.pipeline is not None and args.pipeline not in settings.pipelines:
+        known = ", ".join(settings.pipelines) or "none"
+        print(f"sharpray: no pipeline {args.pipeline!r} (configured: {known})", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
     models = load_models(settings)
-    ds = read_dataset(data)
-    analysis = analyse(ds, models)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    load_s = time.perf_counter() - t0
     producer = Producer(
         manufacturer=settings.results.manufacturer,
         software_version=__version__,
         institution=settings.results.institution,
         device_serial_number=settings.results.device_serial_number,
     )
+    received = Received("dimse", args.calling_ae, args.called_ae or settings.node.ae_title)
+    plan_override = (
+        Plan.for_pipeline(settings, args.pipeline) if args.pipeline is not None else None
+    )
+    counts = {"processed": 0, "not processed": 0, "refused": 0, "failed": 0}
+    seconds: list[float] = []
+    for f in files:
+        record = _process_one(
+            f, Path(args.out), settings, models, producer, received, plan_override, args.verbose
+        )
+        counts[str(record["status"])] += 1
+        if record["status"] == "processed":
+            seconds.append(float(record["seconds"]))  # type: ignore[arg-type]
+        print(json.dumps(record), flush=True)
+    summary = {
+        "inputs": len(files),
+        **counts,
+        "models_load_s": round(load_s, 2),
+        "seconds_per_image": round(sum(seconds) / len(seconds), 3) if seconds else None,
+        "total_s": round(time.perf_counter() - t0, 2),
+    }
+    print(json.dumps({"summary": summary}), flush=True)
+    return 0 if counts["refused"] == counts["failed"] == 0 else 1
+
+
+def _process_one(
+    file: Path,
+    out: Path,
+    settings: Settings,
+    models: Models,
+    producer: Producer,
+    received: Received,
+    plan_override: Plan | None,
+    verbose: bool,
+) -> dict[str, object]:
+    """One input through the node's own chain: validate as the receivers do, route, run_image."""
+    from node.ingest import IngestError, validate
+    from node.pipeline.preprocess import UnsupportedImage, read_dataset
+    from node.pipeline.run import Plan, run_image
+    from node.pipeline.worker import encode
+    from node.route import decide
+
+    record: dict[str, object] = {"file": str(file)}
+    try:
+        data = file.read_bytes()
+        try:  # what the receivers would refuse is refused here too, before anything is written
+            validate(data)
+        except IngestError as e:
+            raise UnsupportedImage(str(e)) from e
+        ds = read_dataset(data)
+        if plan_override is None:
+            decision = decide(settings, ds, received)
+            record["rule"] = decision.rule
+            if not decision.pipeline:
+                record.update(status="not processed", reason=decision.summary())
+                return record
+            plan = Plan.for_pipeline(settings, decision.pipeline, decision.results)
+            record["pipeline"] = decision.pipeline
+        else:
+            plan = plan_override
+        outcome = run_image(ds, models, plan, producer)
+    except (UnsupportedImage, OSError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        print(f"sharpray: cannot process {file}: {reason}", file=sys.stderr)
+        record.update(status="refused", reason=reason)
+        return record
+    except Exception as e:  # the text of an unexpected error may quote the file's values
+        if verbose:
+            log.exception("processing %s failed", file)
+        print(f"sharpray: cannot process {file} ({type(e).__name__})", file=sys.stderr)
+        record.update(status="failed", reason=type(e).__name__)
+        return record
+    a = outcome.analysis
     written = []
-    for kind, result in build_results(analysis, settings.results, producer):
+    out.mkdir(parents=True, exist_ok=True)
+    for kind, result in outcome.results:
         path = out / f"{kind}-{result.SOPInstanceUID}.dcm"
         path.write_bytes(encode(result))
         written.append(str(path))
-    summary = {
-        "findings": {f.label: round(f.probability, 4) for f in analysis.findings},
-        "scope": analysis.scope.summary() if analysis.scope is not None else "not checked",
-        "motion_mm": analysis.extra.get("blur_score"),
-        "blur_decision": analysis.extra.get("blur_decision"),
-        "pixel_spacing_assumed": analysis.extra.get("spacing_assumed"),
-        "correction": analysis.extra.get("correction"),
-        "sharpness_before": analysis.sharpness_before,
-        "sharpness_after": analysis.sharpness_after,
-        "written": written,
-    }
-    print(json.dumps(summary, indent=2))
-    return 0
+    record.update(
+        status="processed",
+        blur={
+            "decision": outcome.decision,
+            "motion_mm": round(a.motion.motion_mm, 3) if a.motion is not None else None,
+            "pixel_spacing_assumed": a.motion.spacing_assumed if a.motion is not None else None,
+        },
+        corrected=outcome.corrected and a.classified == "corrected",
+        correction=a.correction,
+        scope=a.scope.summary() if a.scope is not None else "not checked",
+        findings={f.label: round(f.probability, 4) for f in a.findings},
+        present=[f.label for f in a.findings if f.is_finding and f.present],
+        classified=a.classified,
+        sharpness_before=a.sharpness_before,
+        sharpness_after=a.sharpness_after,
+        written=written,
+        seconds=round(outcome.seconds, 3),
+    )
+    return record
 
 
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
@@ -410,9 +513,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.set_defaults(func=cmd_serve)
 
-    sp = sub.add_parser("process", help="run the pipeline on one DICOM file, offline")
-    sp.add_argument("file")
+    sp = sub.add_parser(
+        "process", help="run the node's pipeline on DICOM files and folders, offline"
+    )
+    sp.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="DICOM files or folders")
     sp.add_argument("--out", required=True, help="folder for the result objects")
+    sp.add_argument(
+        "--pipeline", default=None, help="run this pipeline (default: as the routing decides)"
+    )
+    sp.add_argument("--calling-ae", default=None, help="route as if sent by this AE title")
+    sp.add_argument("--called-ae", default=None, help="route as if sent to this AE title")
     sp.set_defaults(func=cmd_process)
 
     sp = sub.add_parser(
@@ -483,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "process" and not args.verbose:
         from node.logs import setup_logging
 
-        setup_logging("CRITICAL")  # offline, one file: the outcome line alone (--verbose: all)
+        setup_logging("CRITICAL")  # offline: the outcome lines alone (--verbose: all)
         for handler in logging.getLogger().handlers:  # libraries set their own logger levels
             handler.setLevel(logging.CRITICAL)
     else:
@@ -496,10 +606,6 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(e, (UnsupportedImage, ModelLoadError, OSError, ConfigError)):
             print(f"sharpray: {e}", file=sys.stderr)
-            return 1
-        if args.command == "process" and not args.verbose:
-            # one line, no traceback: the text of an unexpected error may quote the file's values
-            print(f"sharpray: cannot process {args.file} ({type(e).__name__})", file=sys.stderr)
             return 1
         raise
 

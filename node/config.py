@@ -655,8 +655,30 @@ def _format_error(e: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
+#: Where the configuration file is looked for, in this order (README "Configuration").
+CONFIG_LOOKUP = ("--config FILE", "$SHARPRAY_CONFIG", "./config.yaml")
+
+
+def config_path(
+    given: Path | None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Path | None:
+    """The configuration file to read (:data:`CONFIG_LOOKUP`): the one given on the command line,
+    else ``$SHARPRAY_CONFIG``, else ``./config.yaml`` when present, else None (defaults)."""
+    environ = os.environ if environ is None else environ
+    if given is not None:
+        return given
+    if environ.get(ENV_PREFIX + "CONFIG"):
+        return Path(environ[ENV_PREFIX + "CONFIG"])
+    local = (cwd or Path.cwd()) / "config.yaml"
+    return local if local.is_file() else None
+
+
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the YAML file (if any), overlay the environment, validate; raise ConfigError."""
+    """Read the YAML file (``path``, else ``$SHARPRAY_CONFIG``, else none: ``./config.yaml`` is
+    the CLI's business, :func:`config_path`), overlay the environment, validate; raise
+    ConfigError."""
     environ = os.environ if environ is None else environ
     if path is None and environ.get(ENV_PREFIX + "CONFIG"):
         path = Path(environ[ENV_PREFIX + "CONFIG"])

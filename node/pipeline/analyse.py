@@ -49,11 +49,11 @@ def analyse(
 
     ``blur`` is the blur gate's assessment of ``ds`` (estimated here when None and ``correct``).
     ``correct=False`` (the pipeline never corrects, or the gate found it sharp): nothing is
-    corrected; the image is classified as received (``extra["classified"]`` says which). A
+    corrected; the image is classified as received (``Analysis.classified`` says which). A
     correction the motion estimate does not support also leaves the image unchanged.
     """
     r = decode(ds)
-    method = "not corrected"
+    method: str | None = None
     attempted = correct
     if correct:
         if blur is None:
@@ -113,18 +113,8 @@ def analyse(
         scope=scope,
         sharpness_before=float(sharpness(np.asarray(to_unit_voi(r)))),
         sharpness_after=float(sharpness(shown)) if attempted else None,
-        extra={
-            "explained_label": explained_name,
-            "classified": "corrected" if correct else "original",
-            "correction": method,
-            **(
-                {
-                    "blur_score": blur.score,
-                    "blur_decision": blur.decision,
-                    "spacing_assumed": blur.spacing_assumed,
-                }
-                if blur is not None
-                else {}
-            ),
-        },
+        explained_label=explained_name,
+        classified="corrected" if correct else "original",
+        correction=method,
+        motion=blur.report() if blur is not None else None,
     )

@@ -52,7 +52,7 @@ from node.pipeline.results.common import (
     processing_equipment,
     stable_uid,
 )
-from node.pipeline.results.inputs import Producer
+from node.pipeline.results.inputs import MotionReport, Producer
 from node.pipeline.results.sanitize import sanitize_header
 
 Decision = Literal["sharp", "blurred", "severe"]
@@ -107,6 +107,10 @@ class BlurAssessment:
     def score(self) -> float:
         """The estimated motion in mm (0 when no motion was found specifically)."""
         return self.motion.motion_mm if self.motion.blurred else 0.0
+
+    def report(self) -> MotionReport:
+        """What the result objects state of this assessment."""
+        return MotionReport(self.score, self.decision, self.spacing_assumed)
 
     @property
     def blurred(self) -> bool:

@@ -1,12 +1,15 @@
-"""Processing worker: claim a job -> analyse -> build results -> store them -> queue their dispatch.
+"""Processing worker: claim a job -> run the pipeline -> store the results -> queue their dispatch.
 
-Runs in its own thread, never on an association. A radiograph the pipeline cannot process is not
+The per-image work is :func:`node.pipeline.run.run_image` (the same function ``sharpray process``
+calls); this module only claims, commits, audits and queues. Runs in its own thread, never on an
+association. A radiograph the pipeline cannot process is not
 retried: its job fails with the reason and the received file stays in the store.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import logging
@@ -22,21 +25,14 @@ import pydicom
 from pydicom.dataset import Dataset
 from sqlalchemy.orm import Session, sessionmaker
 
-from node.config import ResultSettings, Settings
+from node.config import Settings
 from node.ingest import Received, apply_index, index_attributes
 from node.metrics import Metrics
-from node.pipeline.analyse import Models, analyse
-from node.pipeline.blur_gate import (
-    BlurAssessment,
-    assess,
-    build_notice_sc,
-    build_notice_sr,
-    should_correct,
-)
-from node.pipeline.outputs import build_results
+from node.pipeline.analyse import Models
+from node.pipeline.blur_gate import BlurAssessment, build_notice_sc, build_notice_sr
 from node.pipeline.preprocess import UnsupportedImage, read_dataset
 from node.pipeline.results.inputs import Analysis, Producer
-from node.pipeline.results.selection import ResultSelection
+from node.pipeline.run import Outcome, Plan, run_image
 from node.route import Decision, decide
 from storage import queue
 from storage.files import FileStore
@@ -72,9 +68,16 @@ class _Source:
 @dataclass
 class _Produced:
     source: _Source
-    analysis: Analysis
+    outcome: Outcome
     encoded: list[tuple[str, Dataset, bytes]]
-    seconds: float
+
+    @property
+    def analysis(self) -> Analysis:
+        return self.outcome.analysis
+
+    @property
+    def seconds(self) -> float:
+        return self.outcome.seconds
 
 
 def index_result(
@@ -156,13 +159,6 @@ def _queue_dispatch(
         )
 
 
-def result_settings(base: ResultSettings, decision: Decision) -> ResultSettings:
-    """The result settings narrowed to what the decision's pipeline produces."""
-    if not decision.results:
-        return base
-    return base.model_copy(update=ResultSelection.from_kinds(decision.results).model_dump())
-
-
 def finding_text(a: Analysis) -> str:
     """The top finding with its probability, or why there is none (no patient data)."""
     if a.analysed:
@@ -212,27 +208,22 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
     skipped: list[tuple[str, str]] = []
     try:
         decision, decided_now = _decision(ctx, job, sources[0])
-        settings = result_settings(ctx.settings.results, decision)
-        pipeline = ctx.settings.pipelines.get(decision.pipeline or "")
-        policy = pipeline.correct if pipeline is not None else "always"
+        plan = Plan.for_pipeline(ctx.settings, decision.pipeline, decision.results)
         for src in sources if decision.pipeline else []:
-            t1 = time.perf_counter()
             try:
                 ds = read_dataset(src.path)
-                blur = (
-                    _blur_gate(ctx, job, owner, src, ds) if ctx.settings.blur_gate.enabled else None
+                outcome = run_image(
+                    ds,
+                    ctx.models,
+                    plan,
+                    ctx.producer,
+                    on_blur=functools.partial(_notify, ctx, job, owner, src, ds),
                 )
-                correct = should_correct(policy, blur)
-                analysis = analyse(ds, ctx.models, correct=correct, blur=blur)
-                chosen = (
-                    settings if correct else settings.model_copy(update={"corrected_sc": False})
-                )
-                results = build_results(analysis, chosen, ctx.producer)
-                encoded = [(kind, r, encode(r)) for kind, r in results]
+                encoded = [(kind, r, encode(r)) for kind, r in outcome.results]
             except UnsupportedImage as e:
                 skipped.append((src.uid, f"cannot process: {e}"))
                 continue
-            produced.append(_Produced(src, analysis, encoded, time.perf_counter() - t1))
+            produced.append(_Produced(src, outcome, encoded))
     except Exception as e:  # a bug or a resource problem: retried up to max_attempts
         log.exception("processing job %s (%s) failed", job.id, first_uid)
         with ctx.sessions.begin() as s:
@@ -268,13 +259,13 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
                 scope=a.scope.summary() if a.scope is not None else None,
                 sharpness_before=a.sharpness_before,
                 sharpness_after=a.sharpness_after,
-                classified=a.extra.get("classified"),
+                classified=a.classified,
             )
-            if "blur_decision" in a.extra:
+            if a.motion is not None:
                 detail["blur"] = {
-                    "motion_mm": round(float(a.extra["blur_score"]), 3),  # type: ignore[arg-type]
-                    "decision": a.extra["blur_decision"],
-                    "correction": a.extra.get("correction"),
+                    "motion_mm": round(a.motion.motion_mm, 3),
+                    "decision": a.motion.decision,
+                    "correction": a.correction,
                 }
         detail["results"] = [str(r.SOPInstanceUID) for _, files in written for _, r, *_ in files]
         if len(sources) > 1 or group:
@@ -319,12 +310,10 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
                     job_id=job.id,
                     actor=owner,
                     detail=f"rule {decision.rule}, pipeline {decision.pipeline}: "
-                    f"{finding_text(p.analysis)} on the "
-                    f"{p.analysis.extra.get('classified', 'corrected')} image"
+                    f"{finding_text(p.analysis)} on the {p.analysis.classified} image"
                     + (
-                        f" (blur {p.analysis.extra['blur_decision']}"
-                        f" {float(p.analysis.extra['blur_score']):.2f} mm)"  # type: ignore[arg-type]
-                        if "blur_decision" in p.analysis.extra
+                        f" (blur {p.analysis.motion.decision} {p.analysis.motion.motion_mm:.2f} mm)"
+                        if p.analysis.motion is not None
                         else ""
                     )
                     + f"; {len(files)} result(s)",
@@ -360,16 +349,15 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
     return queue.DONE
 
 
-def _blur_gate(
-    ctx: WorkerContext, job: Job, owner: str, src: _Source, ds: Dataset
-) -> BlurAssessment:
-    """Score the image's motion blur and, before any correction, queue the notice for the room.
+def _notify(
+    ctx: WorkerContext, job: Job, owner: str, src: _Source, ds: Dataset, blur: BlurAssessment
+) -> None:
+    """The blur gate has judged the image: before any correction, queue the notice for the room.
 
     The notice SR is written durably, indexed and its dispatch jobs committed at once, so the
     dispatchers send it while this worker goes on correcting and classifying.
     """
     gate = ctx.settings.blur_gate
-    blur = assess(ds, gate)
     ctx.metrics.blur_score.labels(decision=blur.decision).observe(blur.score)
     notices: list[tuple[Dataset, bytes, str, int]] = []
     if gate.notify_to:
@@ -411,7 +399,6 @@ def _blur_gate(
         blur.decision,
         blur.seconds,
     )
-    return blur
 
 
 def _give_up(

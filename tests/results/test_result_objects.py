@@ -109,7 +109,7 @@ def standin_analysis(src: pydicom.Dataset) -> Analysis:
         heatmap=standin_heatmap(int(src.Rows), int(src.Columns)),
         sharpness_before=0.4375,
         sharpness_after=0.3125,
-        extra={"explained_label": "pneumonia"},
+        explained_label="pneumonia",
     )
 
 

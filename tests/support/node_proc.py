@@ -120,6 +120,20 @@ class NodeProcess:
         finally:
             engine.dispose()
 
+    def process_details(self) -> dict[str, dict[str, Any]]:
+        """Source SOP Instance UID -> the detail its processing job recorded."""
+        engine = db.make_engine(self.database_url)
+        try:
+            with engine.connect() as c:
+                q = (
+                    select(Instance.sop_instance_uid, Job.detail)
+                    .join(Instance, Instance.id == Job.instance_id)
+                    .where(Job.kind == "process")
+                )
+                return {uid: dict(detail or {}) for uid, detail in c.execute(q)}
+        finally:
+            engine.dispose()
+
     def received_uids(self) -> set[str]:
         engine = db.make_engine(self.database_url)
         try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pydicom
@@ -42,6 +43,15 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class MotionReport:
+    """The blur gate's estimate of one image's motion, as the results state it."""
+
+    motion_mm: float
+    decision: str  # sharp | blurred | severe (node.pipeline.blur_gate.Decision)
+    spacing_assumed: bool  # the header gave no usable pixel spacing
+
+
+@dataclass(frozen=True)
 class Producer:
     """Who made the results: written into Contributing Equipment and the SR observer context."""
 
@@ -73,7 +83,13 @@ class Analysis:
     sharpness_after: float | None = None
     # Intended use: None = not checked; out of scope = no findings, no heatmap ("not analysed").
     scope: ScopeDecision | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    # The finding the heatmap explains (None: the most probable finding, see explained_finding).
+    explained_label: str | None = None
+    # Which image the classifier saw, and how it was corrected (None: no correction tried).
+    classified: Literal["original", "corrected"] = "original"
+    correction: str | None = None
+    # The blur gate's estimate (None: the gate did not run).
+    motion: MotionReport | None = None
 
     @property
     def analysed(self) -> bool:
@@ -86,9 +102,9 @@ class Analysis:
 
     @property
     def explained_finding(self) -> Finding:
-        """The class the heatmap explains: ``extra["explained_label"]`` when the pipeline names it,
+        """The class the heatmap explains: ``explained_label`` when the pipeline names it,
         else the most probable class that is a finding (else the most probable class)."""
-        name = self.extra.get("explained_label")
+        name = self.explained_label
         for f in self.findings:
             if f.label == name:
                 return f

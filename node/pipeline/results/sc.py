@@ -475,7 +475,7 @@ def build_corrected_sc(
     sc.BitsStored = bits_stored
     sc.HighBit = bits_stored - 1
 
-    method = analysis.extra.get("correction")
+    method = analysis.correction
     description = (
         f"Motion blur reduced by {producer.model_name} {producer.software_version} with "
         f"{deblur_kind(model)} {model.name} {model.version} (Device UID {model.device_uid})"

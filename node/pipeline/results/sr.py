@@ -263,7 +263,7 @@ def _not_analysed_group(
 def _blur_gate_items(
     analysis: Analysis, algorithm: hd.sr.AlgorithmIdentification
 ) -> tuple[list[hd.sr.Measurement], list[hd.sr.QualitativeEvaluation]]:
-    """The blur gate's score and decision and which image was classified (``analysis.extra``)."""
+    """The blur gate's estimate and decision and which image was classified."""
     from node.pipeline.blur_gate import (
         BLUR_ASSESSMENT,
         BLUR_SCORE,
@@ -277,30 +277,31 @@ def _blur_gate_items(
 
     measurements: list[hd.sr.Measurement] = []
     evaluations: list[hd.sr.QualitativeEvaluation] = []
-    score = analysis.extra.get("blur_score")
-    if isinstance(score, float) and math.isfinite(score):
+    motion = analysis.motion
+    score = motion.motion_mm if motion is not None else None
+    if score is not None and math.isfinite(score):
         measurements.append(
             hd.sr.Measurement(
                 name=BLUR_SCORE, value=round(score, 3), unit=UNIT_MM, algorithm_id=algorithm
             )
         )
-    assumed = analysis.extra.get("spacing_assumed")
-    if isinstance(assumed, bool):
+    if motion is not None:
+        assumed = motion.spacing_assumed
         evaluations.append(
             hd.sr.QualitativeEvaluation(
                 name=SPACING_USED, value=SPACING_CODES["assumed" if assumed else "header"]
             )
         )
-    decision = analysis.extra.get("blur_decision")
-    if isinstance(decision, str) and decision in DECISION_CODES:
+    decision = motion.decision if motion is not None else None
+    if decision is not None and decision in DECISION_CODES:
         evaluations.append(
             hd.sr.QualitativeEvaluation(name=BLUR_ASSESSMENT, value=DECISION_CODES[decision])
         )
-    classified = analysis.extra.get("classified")
-    if isinstance(classified, str) and classified in CLASSIFIED_CODES:
-        evaluations.append(
-            hd.sr.QualitativeEvaluation(name=CLASSIFIED_IMAGE, value=CLASSIFIED_CODES[classified])
+    evaluations.append(
+        hd.sr.QualitativeEvaluation(
+            name=CLASSIFIED_IMAGE, value=CLASSIFIED_CODES[analysis.classified]
         )
+    )
     return measurements, evaluations
 
 
