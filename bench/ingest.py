@@ -271,7 +271,8 @@ def profile_ingest(ds: DataSet, work: Path, n: int = 10, database_url: str | Non
     import pstats
     import threading
 
-    from node.ingest import Ingestor, Received
+    from node.ingest import Ingestor
+    from node.instance_index import Received
     from storage import db
     from storage.files import FileStore
 

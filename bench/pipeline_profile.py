@@ -1,9 +1,10 @@
 """Where the worker's time goes on one radiograph, outside the network and the queue.
 
-In-process, with the node's own functions: read the file, ``analyse`` (decode, deblur in tiles,
-classify, CAM, sharpness), ``build_results`` (the result objects of the default "full" pipeline), encode them. With
-the tiny test models this is the node's own overhead per radiograph; ``analyse`` is also run once
-under cProfile to name the functions that cost the most.
+In-process, with the node's own per-image function: read the file, ``run_image`` (blur gate,
+correction, intended use, classification, CAM, the result objects of the default "full"
+pipeline: node/pipeline/run.py, what the workers and ``sharpray process`` call), encode them. With
+the tiny test models this is the node's own overhead per radiograph; ``run_image`` is also run
+once under cProfile to name the functions that cost the most.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ def profile(models: dict[str, Path], px: int, work: Path, top: int = 12) -> Json
     from node import __version__
     from node.app import load_models
     from node.config import ModelSettings, Settings
-    from node.pipeline.analyse import analyse
-    from node.pipeline.outputs import build_results
     from node.pipeline.preprocess import read_dataset
     from node.pipeline.results.inputs import Producer
+    from node.pipeline.run import Plan, run_image
     from node.pipeline.worker import encode
 
     settings = Settings(
@@ -40,24 +40,21 @@ def profile(models: dict[str, Path], px: int, work: Path, top: int = 12) -> Json
     loaded = load_models(settings)
     producer = Producer(software_version=__version__)
     path = make_set(work, "prof", 1, px, seed=11).files[0]
-    kinds = settings.pipelines["full"].results  # what the default routing produces (sc, sr)
-    warm = analyse(read_dataset(path), loaded)  # warm-up (sessions, lazy imports, caches)
-    build_results(warm, settings.results, producer, kinds)
+    plan = Plan.for_pipeline(settings, "full")  # what the default routing runs
+    run_image(read_dataset(path), loaded, plan, producer)  # warm-up (sessions, lazy imports)
 
     t0 = time.perf_counter()
     ds = read_dataset(path)
     t1 = time.perf_counter()
-    analysis = analyse(ds, loaded)
-    t2 = time.perf_counter()
-    results = build_results(analysis, settings.results, producer, kinds)
+    outcome = run_image(ds, loaded, plan, producer)
     t3 = time.perf_counter()
+    results = outcome.results
     encoded = [encode(r) for _, r in results]
     t4 = time.perf_counter()
 
     prof = cProfile.Profile()
     prof.enable()
-    analyse(read_dataset(path), loaded)
-    build_results(analysis, settings.results, producer, kinds)
+    run_image(read_dataset(path), loaded, plan, producer)
     prof.disable()
     stats = pstats.Stats(prof)
     rows = sorted(
@@ -69,8 +66,7 @@ def profile(models: dict[str, Path], px: int, work: Path, top: int = 12) -> Json
         "px": px,
         "models": str(models["deblur"].name),
         "read_ms": round((t1 - t0) * 1000, 1),
-        "analyse_ms": round((t2 - t1) * 1000, 1),
-        "build_results_ms": round((t3 - t2) * 1000, 1),
+        "run_image_ms": round((t3 - t1) * 1000, 1),
         "encode_ms": round((t4 - t3) * 1000, 1),
         "results": [k for k, _ in results],
         "result_mb": round(sum(len(e) for e in encoded) / 1e6, 2),

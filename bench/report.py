@@ -266,8 +266,8 @@ def markdown(report: Json) -> str:
         if pp:
             lines += [
                 f"Worker, one {pp['px']}² radiograph in-process with the {pp['models']} models: "
-                f"read {pp['read_ms']} ms, analyse {pp['analyse_ms']} ms, build "
-                f"{'+'.join(pp['results'])} {pp['build_results_ms']} ms, encode "
+                f"read {pp['read_ms']} ms, run_image (gate, correction, classification, "
+                f"{'+'.join(pp['results'])}) {pp['run_image_ms']} ms, encode "
                 f"{pp['encode_ms']} ms ({pp['result_mb']} MB of results). Costliest functions:",
                 "",
             ]

@@ -19,7 +19,8 @@ from sqlalchemy import select
 from bench import pg
 from bench.common import Json, Sizes
 from bench.data import make_set
-from node.ingest import Ingestor, Received
+from node.ingest import Ingestor
+from node.instance_index import Received
 from storage import db
 from storage.files import FileStore
 from storage.tables import Job

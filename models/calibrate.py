@@ -23,16 +23,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import minimize_scalar
 
-from models.metrics import binary_metrics, expected_calibration_error
+from models.metrics import binary_metrics, expected_calibration_error, softmax_p1
 
 F64 = NDArray[np.float64]
-
-
-def softmax_p1(logits: F64, temperature: float) -> F64:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e[:, 1] / e.sum(axis=1), dtype=np.float64)
 
 
 def fit_temperature(logits: F64, y: NDArray[np.int64]) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from scipy.stats import rankdata
 
 
@@ -99,3 +99,11 @@ def bootstrap_ci(
             vals.append(v)
     lo, hi = np.percentile(vals, [2.5, 97.5])
     return round(float(lo), 4), round(float(hi), 4)
+
+
+def softmax_p1(logits: NDArray[np.float64], temperature: float) -> NDArray[np.float64]:
+    """P(class 1) of [N, 2] logits at ``temperature`` (numerically stable softmax)."""
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e[:, 1] / e.sum(axis=1), dtype=np.float64)

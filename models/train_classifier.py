@@ -50,11 +50,10 @@ from numpy.typing import NDArray
 from torch import nn
 
 from models.blur import NoiseSpec, random_kernel, simulate_motion_blur
-from models.calibrate import softmax_p1
 from models.classifier import ARCHITECTURES, DEFAULT_ARCH, DEFAULT_SIZE, build_classifier
 from models.deblur_data import load_gray
 from models.intensity import classifier_unit, percentile_stretch
-from models.metrics import binary_metrics
+from models.metrics import binary_metrics, softmax_p1
 
 CLASSES = ("NORMAL", "PNEUMONIA")
 DATASET = "kermany_pediatric"

@@ -35,7 +35,7 @@ from node import __version__
 from node.config import ConfigError, Settings, config_path, load_settings
 
 if TYPE_CHECKING:  # the pipeline (onnxruntime, models) is imported only by the commands using it
-    from node.ingest import Received
+    from node.instance_index import Received
     from node.pipeline.analyse import Models
     from node.pipeline.results.inputs import Producer
     from node.pipeline.run import Plan
@@ -95,7 +95,7 @@ def _process_inputs(paths: list[str]) -> list[Path]:
 def cmd_process(args: argparse.Namespace, settings: Settings) -> int:
     """Many files, models loaded once; one JSON line per input, then a summary line."""
     from node.app import load_models
-    from node.ingest import Received
+    from node.instance_index import Received
     from node.pipeline.results.inputs import Producer
     from node.pipeline.run import Plan
 
@@ -397,7 +397,7 @@ def cmd_echo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
     import pydicom
 
-    from node.ingest import Received
+    from node.instance_index import Received
     from node.route import explain
 
     if not args.dry_run:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from node.pipeline.results.selection import RESULT_KINDS, ResultSelection
+from node.result_selection import RESULT_KINDS, ResultSelection
 
 ENV_PREFIX = "SHARPRAY_"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -245,7 +245,7 @@ class ResultSettings(ResultSelection):
 
 
 # Result objects a pipeline can build: RESULT_KINDS (sc, overlay, gsps, seg, sr), from
-# node/pipeline/results/selection.py (node/pipeline/outputs.py builds them).
+# node/result_selection.py (node/pipeline/outputs.py builds them).
 
 
 class PipelineSettings(Strict):

@@ -21,12 +21,17 @@ from typing import Protocol
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.multival import MultiValue
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.config import Settings
+from node.instance_index import (
+    INDEX_TAGS,
+    Received,
+    apply_index,
+    index_attributes,
+)
 from node.route import Decision, decide, uses_attributes
 from node.schedule import schedule
 from node.sop import ACCEPTED_TRANSFER_SYNTAXES, PROCESSABLE_SOP_CLASSES
@@ -77,16 +82,6 @@ class Truncated(CannotUnderstand):
 
 
 @dataclass(frozen=True)
-class Received:
-    """Who sent it, how."""
-
-    source: str  # "dimse" | "dicomweb" | "local"
-    calling_ae: str | None = None
-    called_ae: str | None = None
-    peer_host: str | None = None
-
-
-@dataclass(frozen=True)
 class IngestResult:
     instance_id: int
     sop_instance_uid: str
@@ -103,87 +98,6 @@ class Header:
     transfer_syntax_uid: str
     # the attributes QIDO-RS matches on (``index_attributes``), for the Instance row
     attributes: Mapping[str, str | int | None] = field(default_factory=dict, compare=False)
-
-
-# -- the index QIDO-RS searches (Instance columns, migration 0002) ------------------------------
-# Bump INDEX_VERSION when the set changes: rows with an older version are re-read at start.
-INDEX_VERSION = 1
-# keyword -> (Instance column, longest value kept); DA/TM/CS/LO/SH/PN values as strings
-INDEXED_STRINGS: dict[str, tuple[str, int]] = {
-    "SpecificCharacterSet": ("specific_character_set", 64),
-    "PatientName": ("patient_name", 324),
-    "PatientID": ("patient_id", 64),
-    "PatientBirthDate": ("patient_birth_date", 16),
-    "PatientSex": ("patient_sex", 16),
-    "StudyDate": ("study_date", 16),
-    "StudyTime": ("study_time", 32),
-    "AccessionNumber": ("accession_number", 64),
-    "StudyID": ("study_id", 64),
-    "StudyDescription": ("study_description", 128),
-    "ReferringPhysicianName": ("referring_physician_name", 324),
-    "Modality": ("modality", 16),
-    "SeriesDescription": ("series_description", 128),
-    "PerformedProcedureStepStartDate": ("performed_procedure_step_start_date", 16),
-    "PerformedProcedureStepStartTime": ("performed_procedure_step_start_time", 32),
-}
-# keyword -> Instance column; IS/US values as integers
-INDEXED_INTEGERS: dict[str, str] = {
-    "SeriesNumber": "series_number",
-    "InstanceNumber": "instance_number",
-    "Rows": "rows",
-    "Columns": "columns",
-    "BitsAllocated": "bits_allocated",
-    "NumberOfFrames": "number_of_frames",
-}
-INDEX_TAGS = [*INDEXED_STRINGS, *INDEXED_INTEGERS]
-
-
-def _text(value: object) -> str:
-    if isinstance(value, list | tuple | MultiValue):
-        return "\\".join(str(v) for v in value)
-    return str(value)
-
-
-def index_attributes(ds: Dataset) -> dict[str, str | int | None]:
-    """The QIDO-RS index columns of one dataset (a malformed optional value indexes as None).
-
-    The one function that fills these columns: ingest (received instances), the worker (the
-    results it writes) and the start-up backfill all use it.
-    """
-    out: dict[str, str | int | None] = {}
-    for keyword, (column, limit) in INDEXED_STRINGS.items():
-        value: str | None = None
-        try:
-            raw = ds.get(keyword)
-            if raw is not None and raw != "":
-                text = _text(raw).strip().rstrip("\x00")
-                if keyword.endswith("Date"):
-                    text = text.replace(".", "")  # ACR-NEMA style 1970.01.01
-                elif keyword.endswith("Time"):
-                    text = text.replace(":", "")  # ACR-NEMA style 12:00:00
-                value = text[:limit] or None
-        except Exception:  # undecodable or malformed: not indexed, still stored
-            value = None
-        out[column] = value
-    for keyword, column in INDEXED_INTEGERS.items():
-        number: int | None = None
-        try:
-            raw = ds.get(keyword)
-            if raw is not None and raw != "":
-                number = int(raw)
-                if not -(2**31) <= number < 2**31:
-                    number = None
-        except Exception:
-            number = None
-        out[column] = number
-    return out
-
-
-def apply_index(inst: Instance, attributes: Mapping[str, str | int | None]) -> None:
-    """Set the QIDO-RS index columns of an Instance row (from ``index_attributes``)."""
-    for column, value in attributes.items():
-        setattr(inst, column, value)
-    inst.index_version = INDEX_VERSION
 
 
 def _parse_header(data: bytes) -> tuple[Dataset, int]:

@@ -24,7 +24,8 @@ import pydicom
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from node.ingest import IngestError, Ingestor, Received
+from node.ingest import IngestError, Ingestor
+from node.instance_index import Received
 from node.sop import RESULT_SOP_CLASSES
 from storage import queue
 from storage.files import FileStore

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -26,9 +26,7 @@ from node.config import (
     Settings,
     parse_tag,
 )
-
-if TYPE_CHECKING:
-    from node.ingest import Received
+from node.instance_index import Received
 
 
 @dataclass(frozen=True)

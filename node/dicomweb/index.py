@@ -13,7 +13,7 @@ import pydicom
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from node.ingest import INDEX_TAGS, INDEX_VERSION, apply_index, index_attributes
+from node.instance_index import INDEX_TAGS, INDEX_VERSION, apply_index, index_attributes
 from storage.files import FileStore
 from storage.tables import Instance
 

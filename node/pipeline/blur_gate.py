@@ -289,7 +289,7 @@ def render_notice(grey: NDArray[np.floating], assessment: BlurAssessment) -> NDA
     severe) that states the decision, the score and that this is an image-quality check."""
     from PIL import Image, ImageDraw
 
-    from node.pipeline.results.overlay import _fit, _font
+    from node.pipeline.results.banner_text import banner_font, fit_line
 
     rows, cols = grey.shape
     g = np.rint(np.clip(np.asarray(grey, dtype=np.float32), 0, 1) * 255).astype(np.uint8)
@@ -303,11 +303,11 @@ def render_notice(grey: NDArray[np.floating], assessment: BlurAssessment) -> NDA
     ]
     height = min(rows, pad + (size + pad) * len(lines))
     draw.rectangle((0, 0, cols - 1, height - 1), fill=BANNER_RGB[assessment.decision])
-    font = _font(size)
+    font = banner_font(size)
     for i, text in enumerate(lines):
         draw.text(
             (pad, pad + i * (size + pad)),
-            _fit(draw, text, font, cols - 2 * pad),
+            fit_line(draw, text, font, cols - 2 * pad),
             fill=(255, 255, 255),
             font=font,
         )

@@ -26,8 +26,8 @@ from node.pipeline.results.overlay import build_overlay_sc
 from node.pipeline.results.regions import hot_regions
 from node.pipeline.results.sc import build_corrected_sc
 from node.pipeline.results.seg import build_heatmap_seg
-from node.pipeline.results.selection import RESULT_KINDS, ResultSelection
 from node.pipeline.results.sr import build_report_sr
+from node.result_selection import RESULT_KINDS, ResultSelection
 
 __all__ = ["RESULT_KINDS", "ResultSelection", "build_results", "stable_uid"]
 

@@ -27,7 +27,7 @@ from node.pipeline.analyse import Models, analyse
 from node.pipeline.blur_gate import BlurAssessment, Policy, assess, should_correct
 from node.pipeline.outputs import build_results
 from node.pipeline.results.inputs import Analysis, Producer
-from node.pipeline.results.selection import ResultSelection
+from node.result_selection import ResultSelection
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.config import Settings
-from node.ingest import Received, apply_index, index_attributes
+from node.instance_index import Received, apply_index, index_attributes
 from node.metrics import Metrics
 from node.pipeline.analyse import Models
 from node.pipeline.blur_gate import BlurAssessment, build_notice_sc, build_notice_sr

@@ -35,11 +35,11 @@ from node.ingest import (
     DoesNotMatch,
     NotSupported,
     OutOfResources,
-    Received,
     SOPClassNotSupported,
     TransferSyntaxNotSupported,
     Truncated,
 )
+from node.instance_index import Received
 from storage.files import UID_RE, InvalidUID, check_uid
 
 log = logging.getLogger(__name__)

@@ -16,14 +16,8 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
 from node.config import NodeSettings
-from node.ingest import (
-    CannotUnderstand,
-    DoesNotMatch,
-    Ingestor,
-    NotSupported,
-    OutOfResources,
-    Received,
-)
+from node.ingest import CannotUnderstand, DoesNotMatch, Ingestor, NotSupported, OutOfResources
+from node.instance_index import Received
 from node.metrics import Metrics
 from node.receive.spool import AssociationTap, BufferPool
 from node.receive.tls import server_context

@@ -35,7 +35,7 @@ from selenium.webdriver.common.by import By
 from sqlalchemy import select
 
 from node.config import load_settings
-from node.ingest import Received
+from node.instance_index import Received
 from node.route import explain
 from node.sop import RESULT_SOP_CLASSES, RESULT_TRANSFER_SYNTAX
 from storage import db

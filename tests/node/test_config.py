@@ -71,3 +71,42 @@ def test_a_bundled_model_by_its_folder_name(tmp_path: Path) -> None:
     assert s.models.deblur == BUNDLED_MODELS / "deblur-demo-int8"
     s = load_settings(None, environ={"SHARPRAY_MODELS__DEBLUR": "deblur-demo-int8"})
     assert s.models.deblur == BUNDLED_MODELS / "deblur-demo-int8"
+
+
+def test_docker_layout_the_mounted_config_wins(tmp_path: Path) -> None:
+    """As in the images: a config.yaml copied into the working directory and SHARPRAY_CONFIG
+    pointing at the mounted /etc/sharpray/config.yaml. The mounted one must win; --config wins
+    over both; without the variable ./config.yaml is read."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    workdir = tmp_path / "opt-sharpray"
+    etc = tmp_path / "etc-sharpray"
+    workdir.mkdir()
+    etc.mkdir()
+    (workdir / "config.yaml").write_text(yaml.safe_dump({"node": {"ae_title": "COPIED"}}))
+    (etc / "config.yaml").write_text(yaml.safe_dump({"node": {"ae_title": "MOUNTED"}}))
+    (tmp_path / "cli.yaml").write_text(yaml.safe_dump({"node": {"ae_title": "GIVEN"}}))
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SHARPRAY_")}
+    base["PYTHONPATH"] = str(repo)
+
+    def ae_title(env: dict[str, str], *args: str) -> str:
+        r = subprocess.run(
+            [sys.executable, "-m", "node.cli", *args, "config"],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return str(yaml.safe_load(r.stdout)["node"]["ae_title"])
+
+    mounted = {**base, "SHARPRAY_CONFIG": str(etc / "config.yaml")}
+    assert ae_title(mounted) == "MOUNTED"
+    assert ae_title(mounted, "--config", str(tmp_path / "cli.yaml")) == "GIVEN"
+    assert ae_title(base) == "COPIED"

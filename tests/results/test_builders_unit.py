@@ -192,7 +192,7 @@ def test_hot_regions_of_a_cold_or_bad_heatmap() -> None:
 
 def test_result_selection_from_kinds_and_settings() -> None:
     from node.config import ResultSettings
-    from node.pipeline.results.selection import RESULT_KINDS, ResultSelection
+    from node.result_selection import RESULT_KINDS, ResultSelection
 
     assert ResultSelection().kinds() == list(RESULT_KINDS) == ["sc", "overlay", "gsps", "seg", "sr"]
     sel = ResultSelection.from_kinds(["sr", "sc"])

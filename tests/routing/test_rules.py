@@ -9,7 +9,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from node.config import ConfigError, Settings, load_settings, parse_tag
-from node.ingest import Received
+from node.instance_index import Received
 from node.route import Decision, decide, explain
 
 MODALITY = Received(

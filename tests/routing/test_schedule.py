@@ -11,7 +11,8 @@ from pydicom.uid import generate_uid
 from sqlalchemy import select
 
 from node.config import Settings
-from node.ingest import Ingestor, Received
+from node.ingest import Ingestor
+from node.instance_index import Received
 from storage import db, queue
 from storage.files import FileStore
 from storage.tables import AuditEvent, Job

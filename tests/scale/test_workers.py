@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from node.ingest import Ingestor, Received
+from node.ingest import Ingestor
+from node.instance_index import Received
 from storage import db
 from storage.files import FileStore
 from storage.tables import AuditEvent, Job

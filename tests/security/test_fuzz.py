@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from pynetdicom import AE, _config
 from sqlalchemy import select
 
-from node.ingest import IngestError, Ingestor, Received
+from node.ingest import IngestError, Ingestor
+from node.instance_index import Received
 from node.pipeline.preprocess import UnsupportedImage, decode, read_dataset
 from storage import db
 from storage.files import FileStore

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from node.ingest import Ingestor, Received
+from node.ingest import Ingestor
+from node.instance_index import Received
 from node.recover import recover
 from storage import db
 from storage.files import FileStore

@@ -333,7 +333,7 @@ def dashboard_router(ctx: DashboardContext) -> APIRouter:
         source: str = Form("dimse"),
     ) -> Response:
         ctx.guard.check(request, write=False)
-        from node.ingest import Received
+        from node.instance_index import Received
         from node.route import explain
 
         data = file.file.read(MAX_UPLOAD + 1)

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pydicom
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from pydicom.uid import generate_uid
 
+from node.pipeline.results.banner_text import banner_font, fit_line
 from node.pipeline.results.common import (
     GRAD_CAM,
     LO_MAX,
@@ -47,22 +48,6 @@ def jet(x: np.ndarray) -> np.ndarray:
     centres = np.array([0.75, 0.5, 0.25], dtype=np.float32)  # R, G, B
     rgb: np.ndarray = np.clip(1.5 - np.abs(4.0 * x - 4.0 * centres), 0.0, 1.0)
     return rgb
-
-
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, ValueError, OSError):  # Pillow built without FreeType: fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _fit(draw: ImageDraw.ImageDraw, text: str, font: object, width: float) -> str:
-    """``text`` shortened (with "~") until it fits ``width`` pixels."""
-    if draw.textlength(text, font=font) <= width:  # type: ignore[arg-type]
-        return text
-    while len(text) > 1 and draw.textlength(text + "~", font=font) > width:  # type: ignore[arg-type]
-        text = text[:-1]
-    return text.rstrip() + "~"
 
 
 def banner_lines(analysis: Analysis, producer: Producer) -> list[str]:
@@ -104,7 +89,7 @@ def render_overlay(
         draw.line(points, fill=OUTLINE_RGB, width=line_width, joint="curve")
 
     size = max(8, round(min(rows, cols) / 48))
-    font = _font(size)
+    font = banner_font(size)
     pad = max(2, size // 3)
     step = size + pad
     height = min(rows, pad + step * len(lines))
@@ -117,7 +102,7 @@ def render_overlay(
     draw = ImageDraw.Draw(image)
     for i, text in enumerate(lines):
         colour = (255, 255, 0) if text == NOT_FOR_DIAGNOSTIC_USE else (255, 255, 255)
-        draw.text((pad, pad + i * step), _fit(draw, text, font, text_w), fill=colour, font=font)
+        draw.text((pad, pad + i * step), fit_line(draw, text, font, text_w), fill=colour, font=font)
     # colour legend: the colours used, from COLOUR_FROM (left) to 1 (right)
     if legend_w >= 16 and height >= 3 * pad + size:
         x0, x1 = cols - pad - legend_w, cols - pad
@@ -125,7 +110,7 @@ def render_overlay(
         ramp = jet(np.linspace(COLOUR_FROM, 1.0, x1 - x0, dtype=np.float32))
         bar = np.rint(np.repeat(ramp[None], bar_h, axis=0) * 255.0).astype(np.uint8)
         image.paste(Image.fromarray(bar, mode="RGB"), (x0, pad))
-        small = _font(max(8, size * 3 // 4))
+        small = banner_font(max(8, size * 3 // 4))
         draw.text((x0, pad + bar_h + 1), "low", fill=(255, 255, 255), font=small)
         draw.text((x1, pad + bar_h + 1), "high", fill=(255, 255, 255), font=small, anchor="ra")
     return np.asarray(image, dtype=np.uint8)

@@ -5,7 +5,7 @@ The global default lives in ``Settings.results`` (:class:`node.config.ResultSett
 :func:`node.pipeline.outputs.build_results`, either as a :class:`ResultSelection` or as a list of
 kind names (:data:`RESULT_KINDS`, via :meth:`ResultSelection.from_kinds`).
 
-This module imports nothing from the node, so the settings module can use it.
+This module imports nothing from the node: the settings module (the bottom layer) uses it.
 """
 
 from __future__ import annotations

