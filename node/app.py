@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -139,11 +140,11 @@ class Node:
                 self._loop(
                     f"dispatcher-{i}", ["dispatch"], lambda job, owner: deliver(dctx, job, owner)
                 )
+        self._start_http()  # every role serves /healthz and /metrics; first: it may fail
         if "receiver" in self.roles:
             ingestor = self._ingestor()
             self.receiver = DimseReceiver(self.settings.node, ingestor, self.metrics)
             self.dimse_address = self.receiver.start()
-        self._start_http()  # every role serves /healthz and /metrics
         log.info("SharpRay %s started (roles: %s)", __version__, ", ".join(sorted(self.roles)))
 
     def _ingestor(self) -> Ingestor:
@@ -185,6 +186,21 @@ class Node:
         t = threading.Thread(target=self.http.run, name="http", daemon=True)
         t.start()
         self.threads.append(t)
+        # A node without /healthz, /metrics, STOW-RS and the dashboard must not say "started":
+        # wait until the port is open, or fail the start (port taken, address not local).
+        deadline = time.monotonic() + 30
+        while not self.http.started and t.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not self.http.started:
+            self.http.should_exit = True
+            raise OSError(f"cannot serve HTTP on {n.http_bind}:{n.http_port} (port in use?)")
+        served = ["/healthz", "/metrics"]
+        served += ["/dicom-web"] if dicomweb is not None else []
+        served += ["/dashboard"] if dashboard is not None else []
+        for server in self.http.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                log.info("HTTP listening on http://%s:%s (%s)", host, port, ", ".join(served))
 
     def _recover(self) -> None:
         recover(

@@ -66,6 +66,11 @@ class NodeSettings(Strict):
     http_port: int = Field(8080, ge=0, le=65535)
     # 0 = unlimited receive PDU (several times faster for large images than pynetdicom's 16 KB)
     max_pdu: int = Field(0, ge=0)
+    # Longest PDU read from any peer, checked before any memory is set aside; a longer one
+    # closes the connection (a real peer sends PDUs of at most its negotiated size, << this).
+    pdu_length_cap_mb: int = Field(256, ge=1, le=4096)
+    # Reject an association whose called AE title is not ae_title (A-ASSOCIATE-RJ reason 7).
+    check_called_ae: bool = True
     max_associations: int = Field(16, ge=1)
     network_timeout_s: float = Field(60.0, gt=0)
     # Calling AE titles allowed to store; empty = anyone.

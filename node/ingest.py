@@ -270,6 +270,15 @@ class Ingestor:
         # file writes and hashes of the ingests in flight (two per ingest, see ``ingest``)
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest-io")
 
+    def audit(self, event: str, *, actor: str, detail: str, outcome: str = "failed") -> None:
+        """One audit row about a peer (a refused association, a refused TLS handshake); never
+        raises: the trail must not take the receiver down."""
+        try:
+            with self.sessions.begin() as s:
+                s.add(AuditEvent(event=event, actor=actor[:64], outcome=outcome, detail=detail))
+        except Exception:
+            log.exception("could not write the audit row %s", event)
+
     def ingest(
         self,
         data: bytes,
@@ -337,7 +346,19 @@ class Ingestor:
                 select(Instance).where(Instance.sop_instance_uid == header.sop_instance_uid)
             ).first()
             if existing is not None and existing.sha256 == hashing.result():
-                # The same bytes again (a resend after a lost response): nothing new to do.
+                # The same bytes again (a resend after a lost response): nothing new to do,
+                # but the resend is in the audit trail (who sent it again, from where).
+                s.add(
+                    AuditEvent(
+                        event="received",
+                        instance_uid=header.sop_instance_uid,
+                        actor=received.calling_ae or received.source,
+                        outcome="ignored",
+                        detail=f"via {received.source}"
+                        + (f" from {received.peer_host}" if received.peer_host else "")
+                        + "; duplicate (identical bytes), ignored",
+                    )
+                )
                 return IngestResult(existing.id, header.sop_instance_uid, None, True)
             if existing is None:
                 inst = Instance(sop_instance_uid=header.sop_instance_uid)

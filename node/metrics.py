@@ -35,6 +35,12 @@ class Metrics:
         self.rejected = Counter(
             "sharpray_rejected", "Instances refused", ["source", "reason"], registry=r
         )
+        self.associations_rejected = Counter(
+            "sharpray_associations_rejected",
+            "DICOM associations refused (calling_ae, called_ae, limit)",
+            ["reason"],
+            registry=r,
+        )
         self.processed = Counter(
             "sharpray_processed", "Processing jobs finished", ["outcome"], registry=r
         )

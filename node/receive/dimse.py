@@ -6,6 +6,7 @@ map its errors to DIMSE statuses. Processing never runs here.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import types
@@ -13,6 +14,7 @@ from typing import Any, cast
 
 from pynetdicom import AE, evt
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.pdu import A_ASSOCIATE_RQ
 from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
 from node.config import NodeSettings
@@ -40,6 +42,7 @@ class DimseReceiver:
         self.ingestor = ingestor
         self.metrics = metrics
         self.server: ThreadedAssociationServer | None = None
+        self._called: dict[object, str] = {}  # association -> called AE title of its request
         # data sets written to the store while they arrive (node/receive/spool.py); only where
         # the store writes with O_DIRECT (buffered writes would not overlap as well)
         store = getattr(ingestor, "store", None)  # None where only the AE is built
@@ -54,7 +57,7 @@ class DimseReceiver:
         ae.network_timeout = self.settings.network_timeout_s
         ae.dimse_timeout = self.settings.network_timeout_s
         ae.acse_timeout = self.settings.network_timeout_s
-        ae.require_called_aet = False
+        ae.require_called_aet = self.settings.check_called_ae
         for sop in PROCESSABLE_SOP_CLASSES:
             ae.add_supported_context(sop, list(ACCEPTED_TRANSFER_SYNTAXES))
         ae.add_supported_context(VERIFICATION)
@@ -69,9 +72,9 @@ class DimseReceiver:
             (evt.EVT_CONN_CLOSE, self._on_conn_close),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_PDU_RECV, self._on_pdu),
+            (evt.EVT_REJECTED, self._on_rejected),
         ]
-        if self.spooling:
-            handlers.append((evt.EVT_PDU_RECV, self._on_pdu))
         server = ae.start_server(
             (self.settings.bind, self.settings.dimse_port),
             block=False,
@@ -110,23 +113,49 @@ class DimseReceiver:
         self._tune_socket(event)
 
     def _on_conn_close(self, event: evt.Event) -> None:
+        self._called.pop(event.assoc, None)
         tap = self._taps.pop(event.assoc, None)
         if tap is not None:
             tap.close()
 
     def _on_pdu(self, event: evt.Event) -> None:
+        if isinstance(event.pdu, A_ASSOCIATE_RQ):  # kept for the log line of a rejection
+            self._called[event.assoc] = str(event.pdu.called_ae_title).strip()
+            return
         tap = self._taps.get(event.assoc)
         if tap is not None:
             tap.on_pdu(event.pdu)
 
-    @staticmethod
-    def _tune_socket(event: evt.Event) -> None:
+    def _on_rejected(self, event: evt.Event) -> None:
+        """An association was refused: say why, with the peer's address, in the log, the
+        metrics and the audit trail (AE titles and addresses only)."""
+        assoc = event.assoc
+        calling = str(assoc.requestor.ae_title).strip()
+        called = self._called.pop(assoc, "")
+        peer = f"{assoc.requestor.address}:{assoc.requestor.port}"
+        allowed = self.settings.allowed_calling_aes
+        if allowed and calling not in allowed:
+            reason, why = "calling_ae", f"calling AE title {calling!r} is not allowed (reason 3)"
+        elif self.settings.check_called_ae and called != self.settings.ae_title:
+            reason = "called_ae"
+            why = f"called AE title {called!r} is not {self.settings.ae_title!r} (reason 7)"
+        else:
+            reason = "limit"
+            why = f"more than {self.settings.max_associations} associations (local limit)"
+        self.metrics.associations_rejected.labels(reason=reason).inc()
+        log.warning("association from %s refused: %s", peer, why)
+        self.ingestor.audit("association.rejected", actor=calling or peer, detail=f"{peer}: {why}")
+
+    def _tune_socket(self, event: evt.Event) -> None:
+        cap_bytes = self.settings.pdu_length_cap_mb * 1024 * 1024
         # Without TCP_NODELAY each C-STORE round trip can stall ~40 ms (Nagle + delayed ACK).
         assoc_sock = event.assoc.dul.socket
         if assoc_sock is not None and assoc_sock.socket is not None:
             assoc_sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            # read each PDU straight into one buffer (this connection only)
-            assoc_sock.recv = types.MethodType(_recv_exact, assoc_sock)  # type: ignore[method-assign]
+            # read each PDU into one buffer as it arrives, refusing absurd lengths (this
+            # connection only)
+            recv = functools.partial(_recv_exact, cap=cap_bytes)
+            assoc_sock.recv = types.MethodType(recv, assoc_sock)  # type: ignore[method-assign]
 
     @staticmethod
     def _on_echo(event: evt.Event) -> int:
@@ -188,27 +217,53 @@ class DimseReceiver:
         return status
 
 
-def _recv_exact(self: AssociationSocket, nr_bytes: int) -> bytearray:
-    """``AssociationSocket.recv`` reading into one preallocated buffer.
+#: Memory set aside before any byte of a PDU has arrived; the buffer grows (doubling) as the
+#: bytes come, so a peer claiming a long PDU costs only what it really sends.
+FIRST_CHUNK = 4 * 1024 * 1024
+
+
+def _recv_exact(self: AssociationSocket, nr_bytes: int, cap: int = 1 << 31) -> bytearray:
+    """``AssociationSocket.recv`` reading into large buffers instead of 4 KiB steps.
 
     pynetdicom 3.0 reads a PDU 4 KiB per ``recv`` call and grows a bytearray each time: about
     2,000 calls per 8 MB image. Same contract: blocks until ``nr_bytes`` are read, returns what
     was read when the peer closes first. Measured with a null handler, 100 × 8 MB from
     storescu: 69 -> 87 images/s (docs/performance.md).
+
+    A claimed length above ``cap`` closes the connection at once, before any allocation (six
+    bytes ``01 00 FF FF FF FF`` once made the node reserve 4 GiB); below it, memory grows only as
+    bytes arrive (:data:`FIRST_CHUNK`, then doubling).
     """
     assert self.socket is not None
-    buf = bytearray(nr_bytes)
-    view = memoryview(buf)
+    if nr_bytes > cap:
+        log.warning(
+            "connection from %s closed: a PDU of %d bytes claimed, the cap is %d",
+            _peer(self),
+            nr_bytes,
+            cap,
+        )
+        self.close()
+        return bytearray()
+    buf = bytearray(min(nr_bytes, FIRST_CHUNK))
     got = 0
     while got < nr_bytes:
-        n = self.socket.recv_into(view[got:], nr_bytes - got)
+        if got == len(buf):
+            buf.extend(bytes(min(len(buf), nr_bytes - len(buf))))
+        with memoryview(buf) as view:
+            n = self.socket.recv_into(view[got:], len(buf) - got)
         if not n:
-            view.release()
             del buf[got:]
             return buf
         got += n
-    view.release()
     return buf
+
+
+def _peer(sock: AssociationSocket) -> str:
+    try:
+        name = sock.socket.getpeername()  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        return "a peer"
+    return f"{name[0]}:{name[1]}" if isinstance(name, tuple) and len(name) >= 2 else "a peer"
 
 
 def _safe_uid(value: str) -> str:

@@ -41,3 +41,23 @@ def test_returns_what_arrived_when_the_peer_closes() -> None:
     got = _recv_exact(_reader(b), 100)
     assert bytes(got) == b"partial"
     b.close()
+
+
+def test_a_length_above_the_cap_closes_without_allocating() -> None:
+    a, b = socket.socketpair()
+    closed: list[bool] = []
+    reader = cast(Any, SimpleNamespace(socket=b, close=lambda: closed.append(True)))
+    assert _recv_exact(reader, 0xFFFFFFFF, cap=1024) == bytearray()
+    assert closed == [True]
+    a.close()
+    b.close()
+
+
+def test_memory_grows_only_with_what_arrives() -> None:
+    """A peer that claims 1 GiB and sends 10 bytes costs the first chunk, not 1 GiB."""
+    a, b = socket.socketpair()
+    a.sendall(b"0123456789")
+    a.close()
+    got = _recv_exact(_reader(b), 1 << 30, cap=1 << 31)
+    assert bytes(got) == b"0123456789"
+    b.close()

@@ -16,10 +16,12 @@ from tests.support.synthetic import make_cr
 pytestmark = pytest.mark.e2e
 
 
-def _send(port: int, calling: str, ds: pydicom.Dataset) -> tuple[bool, int | None]:
+def _send(
+    port: int, calling: str, ds: pydicom.Dataset, called: str = "SHARPRAY"
+) -> tuple[bool, int | None]:
     ae = AE(ae_title=calling)
     ae.add_requested_context("1.2.840.10008.5.1.4.1.1.1")
-    assoc = ae.associate("127.0.0.1", port, ae_title="SHARPRAY")
+    assoc = ae.associate("127.0.0.1", port, ae_title=called)
     if not assoc.is_established:
         return False, None
     status = assoc.send_c_store(ds)
@@ -36,10 +38,70 @@ def test_unknown_calling_ae_is_rejected_at_association(
     try:
         ds = make_cr(tmp_path / "a.dcm", 64, 64)
         assert _send(node.dimse_port, "STRANGER", ds) == (False, None)
+        assert _send(node.dimse_port, "XRAY_ROOM_1", ds, called="NOT_US") == (False, None)
         assert _send(node.dimse_port, "XRAY_ROOM_1", ds) == (True, 0x0000)
+        assert _send(node.dimse_port, "XRAY_ROOM_1", ds) == (True, 0x0000)  # a resend
         assert node.received_uids() == {str(ds.SOPInstanceUID)}
+        log = node.log_text()
+        assert "refused: calling AE title 'STRANGER' is not allowed (reason 3)" in log
+        assert "refused: called AE title 'NOT_US' is not 'SHARPRAY' (reason 7)" in log
+        metrics = httpx.get(f"{node.http_url}/metrics").text
+        assert 'sharpray_associations_rejected_total{reason="calling_ae"} 1.0' in metrics
+        assert 'sharpray_associations_rejected_total{reason="called_ae"} 1.0' in metrics
+        rows = _audit(node)
+        rejected = [r for r in rows if r[0] == "association.rejected"]
+        assert {r[1] for r in rejected} == {"STRANGER", "XRAY_ROOM_1"}
+        assert all("127.0.0.1:" in r[3] for r in rejected)
+        received = [r for r in rows if r[0] == "received"]
+        assert [r[2] for r in received] == ["ok", "ignored"]  # the duplicate is in the trail
     finally:
         node.stop()
+
+
+def _audit(node: NodeProcess) -> list[tuple[str, str, str, str]]:
+    from sqlalchemy import select
+
+    from storage import db
+    from storage.tables import AuditEvent
+
+    engine = db.make_engine(node.database_url)
+    try:
+        with engine.connect() as c:
+            q = select(AuditEvent.event, AuditEvent.actor, AuditEvent.outcome, AuditEvent.detail)
+            return [tuple(r) for r in c.execute(q.order_by(AuditEvent.id))]  # type: ignore[misc]
+    finally:
+        engine.dispose()
+
+
+def test_a_pdu_claiming_gigabytes_closes_the_connection_before_any_allocation(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    """Six bytes (an A-ASSOCIATE-RQ header claiming 4 GiB) once made the node reserve 4 GiB;
+    now the connection is closed at once, the node's memory does not move, and it still works."""
+    import socket
+
+    cfg = node_config(tmp_path, tiny_models, None)
+    node = NodeProcess(tmp_path, cfg).start()
+    try:
+        assert node.proc is not None
+        before = _rss_mib(node.proc.pid)
+        with socket.create_connection(("127.0.0.1", node.dimse_port), timeout=10) as s:
+            s.sendall(bytes.fromhex("0100FFFFFFFF"))
+            s.settimeout(10)
+            assert s.recv(1) == b""  # closed by the node, not left waiting for 4 GiB
+        assert _rss_mib(node.proc.pid) - before < 64
+        assert "a PDU of 4294967295 bytes claimed" in node.log_text()
+        ds = make_cr(tmp_path / "a.dcm", 64, 64)
+        assert _send(node.dimse_port, "MODALITY", ds) == (True, 0x0000)
+    finally:
+        node.stop()
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
 
 
 def test_below_disk_watermark_store_is_refused_with_a700(
@@ -55,5 +117,53 @@ def test_below_disk_watermark_store_is_refused_with_a700(
         metrics = httpx.get(f"{node.http_url}/metrics").text
         assert 'sharpray_rejected_total{reason="out_of_resources",source="dimse"} 1.0' in metrics
         assert "free disk space is below the configured watermark" in node.log_text()
+    finally:
+        node.stop()
+
+
+def test_a_taken_http_port_stops_the_start_instead_of_running_blind(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    """Without its HTTP port the node would run without /healthz, /metrics, STOW-RS and the
+    dashboard while saying "started": it must refuse to start, saying why, and accept no C-STORE."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.support.node_proc import REPO
+
+    cfg = node_config(tmp_path, tiny_models, None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cfg["node"]["http_port"] = taken.getsockname()[1]
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPRAY_")}
+        env["PYTHONPATH"] = str(REPO)
+        r = subprocess.run(
+            [sys.executable, "-m", "node.cli", "--config", str(tmp_path / "config.yaml"), "serve"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert r.returncode != 0
+    assert f"cannot serve HTTP on 127.0.0.1:{cfg['node']['http_port']}" in r.stderr
+    assert "started (roles" not in r.stderr
+
+
+def test_serve_logs_every_address_it_listens_on(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    node = NodeProcess(tmp_path, node_config(tmp_path, tiny_models, None)).start()
+    try:
+        log = node.log_text()
+        assert f"listening on 127.0.0.1:{node.dimse_port}" in log
+        assert f"HTTP listening on {node.http_url} (/healthz, /metrics" in log
+        assert "alembic" not in log  # migrations are quiet unless -v
     finally:
         node.stop()
