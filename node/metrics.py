@@ -28,7 +28,14 @@ class _QueueCollector(Collector):
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        # New instances stored (as the dashboard counts them); identical resends apart.
         self.received = Counter("sharpray_received", "Instances received", ["source"], registry=r)
+        self.duplicates = Counter(
+            "sharpray_received_duplicates",
+            "Identical resends acknowledged and ignored",
+            ["source"],
+            registry=r,
+        )
         self.received_bytes = Counter(
             "sharpray_received_bytes", "Bytes received", ["source"], registry=r
         )

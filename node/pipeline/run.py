@@ -43,14 +43,22 @@ class Plan:
         cls, settings: Settings, pipeline: str | None, results: tuple[str, ...] = ()
     ) -> Plan:
         """The plan of the named pipeline; ``results``: the kinds the routing decision lists
-        (default: the pipeline's own). Raises KeyError for a pipeline that is not configured."""
+        (default: the pipeline's own). Raises KeyError for a pipeline that is not configured.
+
+        The ``results.*`` flags (``corrected_sc``, ``overlay_sc``, ``gsps``, ``seg``,
+        ``report_sr``) are master switches: a pipeline builds a kind only when it lists it *and*
+        its switch is on, so ``results.seg: false`` turns SEGs off everywhere at once, and
+        ``results.seg: true`` alone sends no SEG from a pipeline that does not list ``seg``.
+        """
         p = settings.pipelines.get(pipeline or "")
         if pipeline and p is None:
             raise KeyError(f"no pipeline {pipeline!r} in the configuration")
         kinds = results or (tuple(p.results) if p is not None else ())
         chosen = settings.results
         if kinds:
-            chosen = chosen.model_copy(update=ResultSelection.from_kinds(kinds).model_dump())
+            switched_on = set(chosen.kinds())
+            wanted = ResultSelection.from_kinds(k for k in kinds if k in switched_on)
+            chosen = chosen.model_copy(update=wanted.model_dump())
         return cls(
             results=chosen,
             correct=p.correct if p is not None else "always",

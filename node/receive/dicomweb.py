@@ -226,7 +226,8 @@ class StowRS:
         except Exception as e:  # a bug must not lose the other parts
             log.exception("STOW-RS part %d failed unexpectedly", part.index)
             return self._failed(part, data, PROCESSING_FAILURE, e, "internal_error")
-        ctx.metrics.received.labels(source="dicomweb").inc()
+        counter = ctx.metrics.duplicates if result.duplicate else ctx.metrics.received
+        counter.labels(source="dicomweb").inc()
         ctx.metrics.received_bytes.labels(source="dicomweb").inc(len(data))
         log.info(
             "stored %s via STOW-RS from %s%s",

@@ -192,7 +192,8 @@ class DimseReceiver:
         except Exception as e:  # never let a bug kill the association thread silently
             log.exception("C-STORE of %s failed unexpectedly", _safe_uid(sop_uid))
             return self._reject("internal_error", PROCESSING_FAILURE, sop_uid, received, e)
-        self.metrics.received.labels(source="dimse").inc()
+        counter = self.metrics.duplicates if result.duplicate else self.metrics.received
+        counter.labels(source="dimse").inc()
         self.metrics.received_bytes.labels(source="dimse").inc(len(data))
         log.info(
             "stored %s from %s (%s)%s",

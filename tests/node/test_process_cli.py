@@ -69,3 +69,16 @@ def test_pipeline_flag_overrides_the_routing(
     (record, _) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert record["status"] == "processed"
     assert [Path(w).name.split("-")[0] for w in record["written"]] == ["sr"]
+
+
+def test_results_switches_and_pipeline_lists_must_both_agree() -> None:
+    from node.config import Settings
+    from node.pipeline.run import Plan
+
+    default = Settings()
+    assert Plan.for_pipeline(default, "full").results.kinds() == ["sc", "overlay", "gsps", "sr"]
+    assert "seg" in Plan.for_pipeline(default, "full_with_seg").results.kinds()
+    no_seg = Settings.model_validate({"results": {"seg": False}})
+    assert "seg" not in Plan.for_pipeline(no_seg, "full_with_seg").results.kinds()
+    with pytest.raises(KeyError):
+        Plan.for_pipeline(default, "no-such-pipeline")

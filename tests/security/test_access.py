@@ -48,6 +48,9 @@ def test_unknown_calling_ae_is_rejected_at_association(
         metrics = httpx.get(f"{node.http_url}/metrics").text
         assert 'sharpray_associations_rejected_total{reason="calling_ae"} 1.0' in metrics
         assert 'sharpray_associations_rejected_total{reason="called_ae"} 1.0' in metrics
+        # one new instance, one resend: the count the dashboard shows (rows) is the metric's
+        assert 'sharpray_received_total{source="dimse"} 1.0' in metrics
+        assert 'sharpray_received_duplicates_total{source="dimse"} 1.0' in metrics
         rows = _audit(node)
         rejected = [r for r in rows if r[0] == "association.rejected"]
         assert {r[1] for r in rejected} == {"STRANGER", "XRAY_ROOM_1"}
