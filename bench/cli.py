@@ -27,7 +27,7 @@ from bench.common import Json, Sizes, disk_fsync, loadavg, machine, matmul_peak,
 
 log = logging.getLogger("bench")
 
-SECTIONS = ("ingest", "inference", "e2e", "workers", "dicomweb", "gpu")
+SECTIONS = ("ingest", "inference", "e2e", "process", "workers", "dicomweb", "gpu")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +134,17 @@ def run(args: argparse.Namespace) -> Json:
                 return r
 
             _section(report, "e2e", e2e)
+        if "process" in wanted:
+            from bench import process_many
+
+            if sizes.smoke:
+                _section(
+                    report,
+                    "process",
+                    lambda: process_many.run(work / "process", 2, 256, tiny, shared=False),
+                )
+            else:
+                _section(report, "process", lambda: process_many.run(work / "process"))
         if "workers" in wanted:
             from bench import workers
 

@@ -332,6 +332,24 @@ def markdown(report: Json) -> str:
         )
     else:
         lines += [_why(gpu) if gpu else "not run", ""]
+    proc = report.get("process")
+    lines += ["", "## `sharpray process` on many files", ""]
+    if proc and "error" not in proc:
+        lines += _table(
+            ["inputs", "images", "one call s/image", "one process per file s/image", "ratio"],
+            [
+                [
+                    proc["inputs"],
+                    proc["n"],
+                    proc["one_call_s_per_image"],
+                    proc["process_per_file_s_per_image"],
+                    proc["speedup"],
+                ]
+            ],
+        )
+        lines += ["", f"Summary line of the one call: {proc['summary']}", ""]
+    else:
+        lines += [_why(proc) if proc else "not run", ""]
     lines.append(f"Total time {report.get('duration_s')} s.")
     return "\n".join(lines) + "\n"
 

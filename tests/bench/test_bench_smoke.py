@@ -154,3 +154,11 @@ def test_gpu_code_path_reports_a_cpu_fallback(tmp_path: Path) -> None:
         assert c["provider"] in ("cuda", "tensorrt") and _positive(c["ms_median"])
         if c["providers_used"][0] == "CPUExecutionProvider":
             assert c["fell_back_to_cpu"] is True
+
+
+def test_process_many_files_in_one_call(smoke: tuple[dict[str, Any], Path]) -> None:
+    proc = smoke[0]["process"]
+    assert proc["n"] == 2 and proc["summary"]["processed"] == 2, proc
+    assert proc["exit_one_call"] == 0 and proc["exit_codes_per_file"] == [0], proc
+    assert _positive(proc["one_call_s"]) and _positive(proc["process_per_file_s"]), proc
+    assert "sharpray process" in (smoke[1] / "table.md").read_text()
