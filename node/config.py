@@ -71,7 +71,12 @@ class NodeSettings(Strict):
     pdu_length_cap_mb: int = Field(256, ge=1, le=4096)
     # Reject an association whose called AE title is not ae_title (A-ASSOCIATE-RJ reason 7).
     check_called_ae: bool = True
-    max_associations: int = Field(16, ge=1)
+    max_associations: int = Field(16, ge=1)  # established associations at once
+    # Connections accepted but not yet associated (TLS handshake, A-ASSOCIATE-RQ): in total,
+    # per peer address, and how long each may take before it is closed (node/receive/guard.py).
+    max_pending_connections: int = Field(128, ge=1)
+    max_pending_per_peer: int = Field(16, ge=1)
+    association_timeout_s: float = Field(10.0, gt=0)
     network_timeout_s: float = Field(60.0, gt=0)
     # Calling AE titles allowed to store; empty = anyone.
     allowed_calling_aes: list[str] = []

@@ -42,6 +42,13 @@ class Metrics:
         self.rejected = Counter(
             "sharpray_rejected", "Instances refused", ["source", "reason"], registry=r
         )
+        self.connections_refused = Counter(
+            "sharpray_connections_refused",
+            "Connections closed before an association (per_peer_limit, pending_limit, "
+            "association_timeout, tls_handshake)",
+            ["reason"],
+            registry=r,
+        )
         self.associations_rejected = Counter(
             "sharpray_associations_rejected",
             "DICOM associations refused (calling_ae, called_ae, limit)",

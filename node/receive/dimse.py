@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import threading
 import types
 from typing import Any, cast
 
@@ -21,6 +22,7 @@ from node.config import NodeSettings
 from node.ingest import CannotUnderstand, DoesNotMatch, Ingestor, NotSupported, OutOfResources
 from node.instance_index import Received
 from node.metrics import Metrics
+from node.receive.guard import ConnectionGuard, GuardedAE, GuardedServer, start_reaper
 from node.receive.spool import AssociationTap, BufferPool
 from node.receive.tls import server_context
 from node.sop import ACCEPTED_TRANSFER_SYNTAXES, PROCESSABLE_SOP_CLASSES, VERIFICATION
@@ -43,6 +45,13 @@ class DimseReceiver:
         self.metrics = metrics
         self.server: ThreadedAssociationServer | None = None
         self._called: dict[object, str] = {}  # association -> called AE title of its request
+        self._stop = threading.Event()
+        self.guard = ConnectionGuard(
+            max_pending=settings.max_pending_connections,
+            per_peer=settings.max_pending_per_peer,
+            timeout_s=settings.association_timeout_s,
+            on_refused=self._on_connection_refused,
+        )
         # data sets written to the store while they arrive (node/receive/spool.py); only where
         # the store writes with O_DIRECT (buffered writes would not overlap as well)
         store = getattr(ingestor, "store", None)  # None where only the AE is built
@@ -51,7 +60,7 @@ class DimseReceiver:
         self._taps: dict[object, AssociationTap] = {}
 
     def build_ae(self) -> AE:
-        ae = AE(ae_title=self.settings.ae_title)
+        ae = GuardedAE(ae_title=self.settings.ae_title)
         ae.maximum_pdu_size = self.settings.max_pdu
         ae.maximum_associations = self.settings.max_associations
         ae.network_timeout = self.settings.network_timeout_s
@@ -75,13 +84,23 @@ class DimseReceiver:
             (evt.EVT_PDU_RECV, self._on_pdu),
             (evt.EVT_REJECTED, self._on_rejected),
         ]
-        server = ae.start_server(
-            (self.settings.bind, self.settings.dimse_port),
-            block=False,
-            evt_handlers=handlers,
-            ssl_context=server_context(self.settings.tls),
+        handlers += [
+            (evt.EVT_ESTABLISHED, self._on_settled),
+            (evt.EVT_ABORTED, self._on_settled),
+        ]
+        server = cast(
+            GuardedServer,
+            ae.make_server(
+                (self.settings.bind, self.settings.dimse_port),
+                evt_handlers=handlers,
+                ssl_context=server_context(self.settings.tls),
+                server_class=GuardedServer,
+            ),
         )
-        assert server is not None
+        server.guard = self.guard
+        ae._servers.append(server)  # so that AE.shutdown() stops it too
+        threading.Thread(target=server.serve_forever, name="dimse-accept", daemon=True).start()
+        start_reaper(self.guard, self._stop)
         self.server = server
         host, port = server.server_address[:2]
         log.info(
@@ -94,6 +113,7 @@ class DimseReceiver:
         return str(host), int(port)
 
     def stop(self) -> None:
+        self._stop.set()
         if self.server is not None:
             self.server.shutdown()
             self.server = None
@@ -113,6 +133,7 @@ class DimseReceiver:
         self._tune_socket(event)
 
     def _on_conn_close(self, event: evt.Event) -> None:
+        self._on_settled(event)
         self._called.pop(event.assoc, None)
         tap = self._taps.pop(event.assoc, None)
         if tap is not None:
@@ -126,10 +147,23 @@ class DimseReceiver:
         if tap is not None:
             tap.on_pdu(event.pdu)
 
+    def _on_settled(self, event: evt.Event) -> None:
+        """The connection associated, or ended: it no longer counts as pending."""
+        sock = event.assoc.dul.socket
+        if sock is not None and sock.socket is not None:
+            self.guard.settled(sock.socket)
+
+    def _on_connection_refused(self, reason: str, peer: str, text: str) -> None:
+        self.metrics.connections_refused.labels(reason=reason).inc()
+        log.warning("connection from %s closed: %s", peer, text)
+        if reason == "tls_handshake":
+            self.ingestor.audit("connection.refused", actor=peer, detail=f"{peer}: {text}")
+
     def _on_rejected(self, event: evt.Event) -> None:
         """An association was refused: say why, with the peer's address, in the log, the
         metrics and the audit trail (AE titles and addresses only)."""
         assoc = event.assoc
+        self._on_settled(event)
         calling = str(assoc.requestor.ae_title).strip()
         called = self._called.pop(assoc, "")
         peer = f"{assoc.requestor.address}:{assoc.requestor.port}"
