@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import struct
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,7 +38,7 @@ from node.schedule import schedule
 from node.sop import ACCEPTED_TRANSFER_SYNTAXES, PROCESSABLE_SOP_CLASSES
 from storage import queue
 from storage.files import FileStore, InvalidUID, check_uid
-from storage.tables import AuditEvent, Instance
+from storage.tables import AuditEvent, Instance, Job
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,25 @@ class Header:
     transfer_syntax_uid: str
     # the attributes QIDO-RS matches on (``index_attributes``), for the Instance row
     attributes: Mapping[str, str | int | None] = field(default_factory=dict, compare=False)
+
+
+def _was_handled(s: Session, inst: Instance) -> bool:
+    """Whether a stored instance got what its routing decided: any job, or a routing audit row
+    (an "ignore" decision queues nothing). An instance recovered after a crash before its
+    commit has neither, so its resend is processed instead of ignored as a duplicate."""
+    if s.scalar(select(Job.id).where(Job.instance_id == inst.id).limit(1)) is not None:
+        return True
+    routed = select(AuditEvent.id).where(
+        AuditEvent.instance_uid == inst.sop_instance_uid, AuditEvent.event == "routed"
+    )
+    return s.scalar(routed.limit(1)) is not None and inst.source != "recovered"
+
+
+def _fault_point(name: str) -> None:
+    """Fault injection for the crash tests: ``SHARPRAYTEST_CRASH_AT=name`` kills the process
+    here, as a SIGKILL or a power cut would (never set in production)."""
+    if os.environ.get("SHARPRAYTEST_CRASH_AT") == name:
+        os._exit(137)
 
 
 def _parse_header(data: bytes) -> tuple[Dataset, int]:
@@ -345,7 +365,11 @@ class Ingestor:
             existing = s.scalars(
                 select(Instance).where(Instance.sop_instance_uid == header.sop_instance_uid)
             ).first()
-            if existing is not None and existing.sha256 == hashing.result():
+            if (
+                existing is not None
+                and existing.sha256 == hashing.result()
+                and _was_handled(s, existing)
+            ):
                 # The same bytes again (a resend after a lost response): nothing new to do,
                 # but the resend is in the audit trail (who sent it again, from where).
                 s.add(
@@ -405,14 +429,28 @@ class Ingestor:
                 )
                 job_id = done.process_job_id or next(iter(done.dispatch_job_ids), None)
             received_event.job_id = job_id
-            # Only now: the file, durable, in its place; then the commit (leaving the block).
+            # Only now: what the sender said, then the file, durable, in its place; then the
+            # commit (leaving the block); the sidecar goes once the row holds the same.
             try:
                 tmp, _ = writing.result()
+                self.store.write_sidecar(
+                    relpath,
+                    {
+                        "source": received.source,
+                        "calling_ae": received.calling_ae,
+                        "called_ae": received.called_ae,
+                        "peer_host": received.peer_host,
+                        "transfer_syntax": header.transfer_syntax_uid,
+                    },
+                )
                 self.store.place(tmp, relpath)
             except OSError as e:
                 raise OutOfResources(f"could not write to the store ({e.strerror})") from e
+            _fault_point("after_place")
             inst.sha256 = hashing.result()
-            return IngestResult(inst.id, header.sop_instance_uid, job_id, False)
+            result = IngestResult(inst.id, header.sop_instance_uid, job_id, False)
+        self.store.remove_sidecar(relpath)
+        return result
 
     def _route(self, data: bytes, received: Received) -> Decision | None:
         """The routing decision (before anything is written: a broken rule loses nothing)."""

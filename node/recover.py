@@ -3,8 +3,9 @@
 - Partial files in the store's tmp/ (a write that never reached its rename) are removed: their
   sender never got a success status.
 - Files in the store with no index row (written and renamed, but the process died before the
-  commit, so no success status was sent either) are indexed again and queued, or quarantined with
-  the reason if they cannot be read. Indexing them is harmless: a resend of the same bytes is
+  commit, so no success status was sent either) are indexed again and queued, routed with what
+  the sender said (source, calling and called AE, peer: the sidecar the ingest wrote before
+  placing the file), or quarantined with the reason if they cannot be read. Indexing them is harmless: a resend of the same bytes is
   recognised as a duplicate. Except this node's own results (a result SOP class made by this
   node's manufacturer): the worker places them inside the commit that indexes them, so one
   without a row belongs to a job that did not finish; that job runs again and writes them again.
@@ -67,6 +68,24 @@ def unindexed_files(store: FileStore, sessions: sessionmaker[Session]) -> list[s
     return sorted(on_disk - indexed)
 
 
+def _remove_stale_sidecars(store: FileStore, sessions: sessionmaker[Session]) -> int:
+    """Sidecars whose file is indexed (the commit happened) or absent (never placed)."""
+    suffix = store.SIDECAR_SUFFIX
+    found = list(store.root.glob(f"*/*/*{suffix}"))
+    if not found:
+        return 0
+    with sessions() as s:
+        indexed = set(s.scalars(select(Instance.path)))
+    n = 0
+    for side in found:
+        dcm = side.with_name(side.name[: -len(suffix)])
+        rel = dcm.relative_to(store.root).as_posix()
+        if rel in indexed or not dcm.exists():
+            side.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
 def _own_result(path: Path, manufacturer: str | None) -> bool:
     """Whether a stored file is a result this node made (see the module docstring)."""
     if manufacturer is None:
@@ -101,8 +120,16 @@ def recover(
                 dropped += 1
                 continue
             data = path.read_bytes()
+            said = store.read_sidecar(rel) or {}
+            received = Received(
+                source=said.get("source") or "recovered",
+                calling_ae=said.get("calling_ae"),
+                called_ae=said.get("called_ae"),
+                peer_host=said.get("peer_host"),
+            )
             try:
-                ingestor.ingest(data, Received(source="recovered"))
+                ingestor.ingest(data, received)
+                store.remove_sidecar(rel)
                 reindexed += 1
             except IngestError as e:
                 store.quarantine(data, f"found in the store without an index row: {e}")
@@ -114,6 +141,9 @@ def recover(
                 reindexed,
                 quarantined,
             )
+    stale = _remove_stale_sidecars(store, sessions)
+    if stale:
+        log.info("removed %d sidecar(s) of files already indexed or never placed", stale)
     with sessions.begin() as s:
         requeued = queue.release_orphans(s, socket.gethostname(), _pid_alive)
     if requeued:

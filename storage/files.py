@@ -7,6 +7,7 @@ outside the store (no '..', no '/', no NUL).
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import mmap
 import os
@@ -178,6 +179,35 @@ class FileStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
+
+    # -- what the sender said, kept beside a received file until its row is committed ---------
+    SIDECAR_SUFFIX = ".received.json"
+
+    def sidecar_path(self, relpath: str) -> Path:
+        return self.abspath(relpath).with_name(self.abspath(relpath).name + self.SIDECAR_SUFFIX)
+
+    def write_sidecar(self, relpath: str, data: dict[str, str | None]) -> None:
+        """Durably write ``data`` (JSON) beside ``relpath``, before the file itself is placed:
+        a crash between placing the file and committing its row leaves both, and start-up
+        recovery routes the file as it was received (calling AE, peer, transfer syntax)."""
+        dest = self.sidecar_path(relpath)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        with tmp.open("w", encoding="utf-8") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)  # the directory is fsync'd when the file is placed beside it
+
+    def read_sidecar(self, relpath: str) -> dict[str, str | None] | None:
+        try:
+            data = json.loads(self.sidecar_path(relpath).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return {str(k): (None if v is None else str(v)) for k, v in data.items()}
+
+    def remove_sidecar(self, relpath: str) -> None:
+        self.sidecar_path(relpath).unlink(missing_ok=True)
 
     def move_in_durably(self, src: Path, relpath: str) -> int:
         """Move an already-written file into place (fsync'd first)."""

@@ -8,76 +8,21 @@ the modality (dcmtk storescu) comes from 127.0.0.1.
 
 from __future__ import annotations
 
-import socket
-import struct
 import subprocess
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.security.test_dimse_tls import pki  # noqa: F401  (fixture)
+from tests.support.attacks import ATTACKER, connect, flood, rss_mib
 from tests.support.dcmtk import require
 from tests.support.node_proc import NodeProcess, node_config
 from tests.support.ports import wait_for
 from tests.support.synthetic import make_cr
 
 pytestmark = pytest.mark.e2e
-
-ATTACKER = "127.0.0.2"
-
-
-def _connect(port: int, stack: ExitStack) -> socket.socket | None:
-    s = socket.socket()
-    try:
-        s.bind((ATTACKER, 0))
-        s.settimeout(5)
-        s.connect(("127.0.0.1", port))
-    except OSError:
-        s.close()
-        return None
-    stack.callback(s.close)
-    return s
-
-
-def _stalled_rq() -> bytes:
-    """The first bytes of an A-ASSOCIATE-RQ that announces 68 bytes and never sends them."""
-    return struct.pack(">BBL", 0x01, 0x00, 68) + b"\x00\x01\x00\x00SHARPRAY"
-
-
-@contextmanager
-def _attack(port: int, tls_idle: int = 0) -> Iterator[list[socket.socket]]:
-    with ExitStack() as stack:
-        held = []
-        for _ in range(50):  # half-open: connected, never a byte
-            if (s := _connect(port, stack)) is not None:
-                held.append(s)
-        for _ in range(50):  # stalled association requests
-            if (s := _connect(port, stack)) is not None:
-                try:
-                    s.sendall(_stalled_rq())
-                except OSError:
-                    pass
-                held.append(s)
-        for _ in range(tls_idle):  # TLS clients that never start the handshake
-            if (s := _connect(port, stack)) is not None:
-                held.append(s)
-        if (s := _connect(port, stack)) is not None:  # 4 GiB PDU header
-            try:
-                s.sendall(bytes.fromhex("0100FFFFFFFF"))
-            except OSError:
-                pass
-            held.append(s)
-        yield held
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def _storescu(port: int, files: list[Path], *extra: str) -> subprocess.CompletedProcess[str]:
@@ -102,11 +47,11 @@ def test_a_flood_from_one_address_does_not_lock_out_a_modality(
         assert node.proc is not None
         files = [tmp_path / f"{i}.dcm" for i in range(20)]
         uids = {str(make_cr(f, 128, 128, seed=i).SOPInstanceUID) for i, f in enumerate(files)}
-        with _attack(node.dimse_port):
+        with flood(node.dimse_port):
             r = _storescu(node.dimse_port, files)
             assert r.returncode == 0, r.stderr[-2000:]
             assert uids <= node.received_uids()
-            assert _rss_mib(node.proc.pid) < 1024
+            assert rss_mib(node.proc.pid) < 1024
         metrics = httpx.get(f"{node.http_url}/metrics").text
         assert 'sharpray_connections_refused_total{reason="per_peer_limit"}' in metrics
         # the held connections that got in are closed after association_timeout_s
@@ -147,7 +92,7 @@ def test_idle_tls_connections_do_not_block_tls_clients(
         tls = ["+tls", str(pki / "modality.key"), str(pki / "modality.pem"), "+cf"]
         tls += [str(pki / "ca.pem")]
         with ExitStack() as stack:
-            idle = [s for _ in range(5) if (s := _connect(node.dimse_port, stack)) is not None]
+            idle = [s for _ in range(5) if (s := connect(node.dimse_port, stack)) is not None]
             assert len(idle) == 5
             r = _storescu(node.dimse_port, files, *tls)
             assert r.returncode == 0, r.stderr[-2000:]

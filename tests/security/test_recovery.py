@@ -77,3 +77,58 @@ def test_recovery_removes_own_results_of_an_unfinished_job(
     with sessions() as s:
         uids = set(s.scalars(select(Instance.sop_instance_uid)))
     assert uids == {str(theirs.SOPInstanceUID)}
+
+
+def test_a_crash_between_placing_and_commit_keeps_who_sent_it(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    """The node dies (fault hook) after the file is in place and before its row is committed:
+    storescu gets no success. After the restart the file is routed by its calling AE (the rule
+    for XRAY_ROOM_1 processes it; the fallback would ignore it), and the modality's resend is not
+    lost as a duplicate: the instance is processed exactly once."""
+
+    from tests.support.dcmtk import storescu
+    from tests.support.node_proc import NodeProcess, node_config
+
+    cfg = node_config(
+        tmp_path,
+        tiny_models,
+        None,
+        routing={
+            "rules": [
+                {"name": "room-1", "match": {"calling_ae": ["XRAY_ROOM_1"]}, "process": "full"}
+            ],
+            "fallback": {"name": "others", "ignore": True},
+        },
+    )
+    ds = make_cr(tmp_path / "a.dcm", 128, 128, seed=3)
+    uid = str(ds.SOPInstanceUID)
+    node = NodeProcess(tmp_path, cfg)
+    node.start(extra_env={"SHARPRAYTEST_CRASH_AT": "after_place"})
+    sent = storescu(
+        [tmp_path / "a.dcm"], node.dimse_port, node.ae_title, "XRAY_ROOM_1", check=False
+    )
+    assert node.proc is not None
+    assert node.proc.wait(30) == 137  # died at the fault point
+    assert "Success" not in sent.stdout + sent.stderr or sent.returncode != 0
+    node.start()  # recovery runs at start
+    try:
+        storescu([tmp_path / "a.dcm"], node.dimse_port, node.ae_title, "XRAY_ROOM_1")  # resend
+        counts = node.wait_idle(timeout=120)
+        assert counts.get(("process", "done")) == 1, counts
+        details = node.process_details()
+        assert uid in details
+        engine = db.make_engine(node.database_url)
+        try:
+            with engine.connect() as c:
+                rows = c.execute(
+                    select(Instance.calling_ae, Job.rule)
+                    .join(Job, Job.instance_id == Instance.id)
+                    .where(Instance.sop_instance_uid == uid, Job.kind == "process")
+                ).all()
+        finally:
+            engine.dispose()
+        assert rows == [("XRAY_ROOM_1", "room-1")], rows
+        assert not list(Path(cfg["storage"]["folder"]).glob("*/*/*.received.json"))
+    finally:
+        node.stop()

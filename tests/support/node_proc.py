@@ -44,7 +44,12 @@ class NodeProcess:
     def database_url(self) -> str:
         return str(self.config["storage"]["database_url"])
 
-    def start(self, roles: list[str] | None = None, timeout: float = 90) -> NodeProcess:
+    def start(
+        self,
+        roles: list[str] | None = None,
+        timeout: float = 90,
+        extra_env: dict[str, str] | None = None,
+    ) -> NodeProcess:
         cfg = self.folder / "config.yaml"
         cfg.write_text(yaml.safe_dump(self.config))
         log = self.folder / f"node-{len(self.logs)}.log"
@@ -54,6 +59,7 @@ class NodeProcess:
             args += ["--role", r]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPRAY_")}
         env["PYTHONPATH"] = str(REPO)
+        env.update(extra_env or {})
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
                 args,
