@@ -132,7 +132,10 @@ class Node:
             )
             for i in range(self.settings.workers.count):
                 self._loop(
-                    f"worker-{i}", ["process"], lambda job, owner: process_job(ctx, job, owner)
+                    f"worker-{i}",
+                    ["process"],
+                    lambda job, owner: process_job(ctx, job, owner),
+                    paused=self._disk_low,
                 )
         if "dispatcher" in self.roles:
             dctx = DispatchContext(self.settings, self.sessions, self.store, self.metrics)
@@ -156,9 +159,20 @@ class Node:
             min_free_bytes=self.settings.storage.min_free_mb * 1024 * 1024,
         )
 
-    def _loop(self, name: str, kinds: list[str], handle: Any) -> None:
+    def _disk_low(self) -> str | None:
+        """Why workers must not write results now: the store is below storage.min_free_mb."""
+        watermark = self.settings.storage.min_free_mb * 1024 * 1024
+        free = self.store.free_bytes()
+        if watermark and free < watermark:
+            return (
+                f"free disk space {free // (1024 * 1024)} MB is below storage.min_free_mb "
+                f"({self.settings.storage.min_free_mb} MB): processing waits for space"
+            )
+        return None
+
+    def _loop(self, name: str, kinds: list[str], handle: Any, paused: Any | None = None) -> None:
         w = self.settings.workers
-        t = Loop(name, self.sessions, kinds, w.lease_s, w.poll_s, handle, self.stop_event)
+        t = Loop(name, self.sessions, kinds, w.lease_s, w.poll_s, handle, self.stop_event, paused)
         t.start()
         self.threads.append(t)
 
@@ -238,6 +252,14 @@ class Node:
             report["database"] = f"error: {type(e).__name__}"
             ok = False
         report["disk_free_bytes"] = self.store.free_bytes()
+        low = self._disk_low()
+        report["disk"] = {
+            "free_bytes": report["disk_free_bytes"],
+            "min_free_bytes": self.settings.storage.min_free_mb * 1024 * 1024,
+            "below_watermark": low is not None,
+        }
+        if low is not None:  # an ordinary state, not a failure: said, not a 503
+            report.setdefault("warnings", []).append(low + "; new images are refused")
         dead = [t.name for t in self.threads if not t.is_alive()]
         if dead and not self.stop_event.is_set():
             report["dead_threads"] = dead

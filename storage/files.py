@@ -115,12 +115,16 @@ class FileStore:
                 if not self.refuses_direct(e):
                     raise
         size = 0
-        with tmp.open("wb") as f:
-            for chunk in parts:
-                f.write(chunk)
-                size += len(memoryview(chunk).cast("B"))
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with tmp.open("wb") as f:
+                for chunk in parts:
+                    f.write(chunk)
+                    size += len(memoryview(chunk).cast("B"))
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:  # a full disk (ENOSPC) or any other failure leaves no .part
+            tmp.unlink(missing_ok=True)
+            raise
         return tmp, size
 
     @staticmethod

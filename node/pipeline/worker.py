@@ -241,6 +241,37 @@ def process_job(ctx: WorkerContext, job: Job, owner: str) -> str:
         return _give_up(ctx, job, owner, first_uid, reason, backoff)
     elapsed = time.perf_counter() - t0
 
+    try:
+        return _commit(ctx, job, owner, decision, sources, group, produced, skipped, elapsed)
+    except OSError as e:  # a full disk (ENOSPC) or a store gone: transient, retried with backoff
+        log.warning("job %s (%s): results not written: %s", job.id, first_uid, e.strerror or e)
+        with ctx.sessions.begin() as s:
+            state = queue.fail(
+                s,
+                job.id,
+                owner,
+                f"results not written ({e.strerror or type(e).__name__}); retried",
+                permanent=False,
+                backoff=backoff,
+            )
+        ctx.metrics.processed.labels(outcome="error").inc()
+        return state or "lost"
+
+
+def _commit(
+    ctx: WorkerContext,
+    job: Job,
+    owner: str,
+    decision: Decision,
+    sources: list[_Source],
+    group: dict[str, object],
+    produced: list[_Produced],
+    skipped: list[tuple[str, str]],
+    elapsed: float,
+) -> str:
+    """Write, place and index the results, queue their dispatch, audit: one commit."""
+    first_uid = sources[0].uid
+    decided_now = not (job.detail or {}).get("route")
     # Write the result files first (durably, to temporary files), then place them, index them and
     # queue their dispatch in one commit: a crash before the commit leaves only temporary files
     # (removed at start) and the job, still leased, runs again.
@@ -436,8 +467,13 @@ class Loop(threading.Thread):
         poll_s: float,
         handle: Handler,
         stop: threading.Event,
+        paused: Callable[[], str | None] | None = None,
     ) -> None:
         super().__init__(name=name, daemon=True)
+        # None, or why no job may be claimed now (e.g. the disk is below the watermark): the
+        # loop waits and claims again by itself once the reason is gone.
+        self.paused = paused
+        self.pause_reason: str | None = None
         self.sessions = sessions
         self.kinds = kinds
         self.lease_s = lease_s
@@ -448,6 +484,16 @@ class Loop(threading.Thread):
 
     def run(self) -> None:
         while not self.stop_event.is_set():
+            reason = self.paused() if self.paused is not None else None
+            if reason != self.pause_reason:
+                if reason:
+                    log.warning("%s paused: %s", self.name, reason)
+                else:
+                    log.info("%s resumed", self.name)
+                self.pause_reason = reason
+            if reason:
+                self.stop_event.wait(max(self.poll_s, 1.0))
+                continue
             try:
                 job = queue.claim(self.sessions, self.kinds, self.owner, self.lease_s)
             except Exception:
