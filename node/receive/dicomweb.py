@@ -30,27 +30,16 @@ from starlette.requests import ClientDisconnect
 
 from node.dicomweb.context import DICOM_JSON, DicomWebContext, add_warnings
 from node.dicomweb.multipart import MultipartError, PartSpooler, SpooledPart, parse_media_type
-from node.ingest import (
-    CannotUnderstand,
-    DoesNotMatch,
-    NotSupported,
-    OutOfResources,
-    SOPClassNotSupported,
-    TransferSyntaxNotSupported,
-    Truncated,
-)
 from node.instance_index import Received
+from node.receive.answers import INTERNAL_ERROR, answer_for
 from storage.files import UID_RE, InvalidUID, check_uid
 
 log = logging.getLogger(__name__)
 
 # PS3.18 Table I.2-2 failure reasons
 OUT_OF_RESOURCES = 0xA700
-DOES_NOT_MATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
-TS_NOT_SUPPORTED = 0xC122
 PROCESSING_FAILURE = 0x0110
-SOP_CLASS_NOT_SUPPORTED = 0x0122
 
 # After the body limit is crossed, read (and drop) at most this much more so that the client,
 # still sending, gets to read the 413; beyond it the connection is simply closed.
@@ -209,23 +198,13 @@ class StowRS:
                     expect_study_instance=study,
                 )
             )
-        except OutOfResources as e:
-            return self._failed(part, data, OUT_OF_RESOURCES, e, "out_of_resources", retry=True)
-        except DoesNotMatch as e:
-            return self._failed(part, data, DOES_NOT_MATCH, e, "does_not_match")
-        except SOPClassNotSupported as e:
-            return self._failed(part, data, SOP_CLASS_NOT_SUPPORTED, e, "not_supported")
-        except TransferSyntaxNotSupported as e:
-            return self._failed(part, data, TS_NOT_SUPPORTED, e, "not_supported")
-        except NotSupported as e:
-            return self._failed(part, data, SOP_CLASS_NOT_SUPPORTED, e, "not_supported")
-        except Truncated as e:
-            return self._failed(part, data, CANNOT_UNDERSTAND, e, "truncated")
-        except CannotUnderstand as e:
-            return self._failed(part, data, CANNOT_UNDERSTAND, e, "cannot_understand")
-        except Exception as e:  # a bug must not lose the other parts
-            log.exception("STOW-RS part %d failed unexpectedly", part.index)
-            return self._failed(part, data, PROCESSING_FAILURE, e, "internal_error")
+        except Exception as e:  # every refusal from one table; a bug must not lose other parts
+            answer = answer_for(e)
+            if answer is INTERNAL_ERROR:
+                log.exception("STOW-RS part %d failed unexpectedly", part.index)
+            return self._failed(
+                part, data, answer.stow_reason, e, answer.metric, retry=answer.retryable
+            )
         counter = ctx.metrics.duplicates if result.duplicate else ctx.metrics.received
         counter.labels(source="dicomweb").inc()
         ctx.metrics.received_bytes.labels(source="dicomweb").inc(len(data))

@@ -19,9 +19,10 @@ from pynetdicom.pdu import A_ASSOCIATE_RQ
 from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
 from node.config import NodeSettings
-from node.ingest import CannotUnderstand, DoesNotMatch, Ingestor, NotSupported, OutOfResources
+from node.ingest import Ingestor
 from node.instance_index import Received
 from node.metrics import Metrics
+from node.receive.answers import INTERNAL_ERROR, answer_for
 from node.receive.guard import ConnectionGuard, GuardedAE, GuardedServer, start_reaper
 from node.receive.spool import AssociationTap, BufferPool
 from node.receive.tls import server_context
@@ -31,11 +32,6 @@ log = logging.getLogger(__name__)
 
 # DIMSE C-STORE statuses (PS3.4 Annex B.2.3)
 SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-DATASET_DOES_NOT_MATCH = 0xA900
-CANNOT_UNDERSTAND = 0xC000
-SOP_CLASS_NOT_SUPPORTED = 0x0122
-PROCESSING_FAILURE = 0x0110
 
 
 class DimseReceiver:
@@ -215,17 +211,11 @@ class DimseReceiver:
                 expect_sop_instance=sop_uid,
                 prewritten=tap.take(sop_uid, data) if tap is not None else None,
             )
-        except OutOfResources as e:
-            return self._reject("out_of_resources", OUT_OF_RESOURCES, sop_uid, received, e)
-        except DoesNotMatch as e:
-            return self._reject("does_not_match", DATASET_DOES_NOT_MATCH, sop_uid, received, e)
-        except NotSupported as e:
-            return self._reject("not_supported", DATASET_DOES_NOT_MATCH, sop_uid, received, e)
-        except CannotUnderstand as e:
-            return self._reject("cannot_understand", CANNOT_UNDERSTAND, sop_uid, received, e)
-        except Exception as e:  # never let a bug kill the association thread silently
-            log.exception("C-STORE of %s failed unexpectedly", _safe_uid(sop_uid))
-            return self._reject("internal_error", PROCESSING_FAILURE, sop_uid, received, e)
+        except Exception as e:  # every refusal from one table; a bug must not kill the thread
+            answer = answer_for(e)
+            if answer is INTERNAL_ERROR:
+                log.exception("C-STORE of %s failed unexpectedly", _safe_uid(sop_uid))
+            return self._reject(answer.metric, answer.dimse_status, sop_uid, received, e)
         counter = self.metrics.duplicates if result.duplicate else self.metrics.received
         counter.labels(source="dimse").inc()
         self.metrics.received_bytes.labels(source="dimse").inc(len(data))
