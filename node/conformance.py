@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from node import __version__
-from node.receive import dimse as scp
+from node.receive.answers import ANSWERS, INTERNAL_ERROR
 from node.sop import (
     ACCEPTED_TRANSFER_SYNTAXES,
     PROCESSABLE_SOP_CLASSES,
@@ -39,15 +39,17 @@ RESULT_DESCRIPTIONS = {
 
 DIMSE_STATUSES = (
     (0x0000, "Success", "stored durably (fsync) and indexed; processing is queued"),
-    (scp.OUT_OF_RESOURCES, "Refused: out of resources", "disk below the watermark"),
+    (0xA700, "Refused: out of resources", "disk below the watermark"),
     (
-        scp.DATASET_DOES_NOT_MATCH,
+        0xA900,
         "Error: data set does not match SOP class",
         "SOP class or UIDs contradict the request, or identifying UIDs are missing/invalid",
     ),
-    (scp.CANNOT_UNDERSTAND, "Error: cannot understand", "the data set cannot be parsed"),
-    (scp.PROCESSING_FAILURE, "Processing failure", "unexpected failure while storing"),
+    (0xC000, "Error: cannot understand", "the data set cannot be parsed"),
+    (0x0110, "Processing failure", "unexpected failure while storing"),
 )
+# Every status the table of answers can give is listed above (tests/test_docs.py).
+ANSWER_STATUSES = {a.dimse_status for _, a in ANSWERS} | {INTERNAL_ERROR.dimse_status}
 
 
 def _uid_row(uid: UID) -> str:

@@ -34,3 +34,9 @@ def test_one_table(error: Exception, metric: str, dimse: int, stow: int, retry: 
 
 def test_a_bug_is_the_internal_error() -> None:
     assert answer_for(KeyError("x")) is INTERNAL_ERROR
+
+
+def test_the_conformance_statement_lists_every_dimse_status_we_answer() -> None:
+    from node.conformance import ANSWER_STATUSES, DIMSE_STATUSES
+
+    assert ANSWER_STATUSES <= {status for status, *_ in DIMSE_STATUSES}
