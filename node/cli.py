@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
-from sqlalchemy import select
 
 from node import __version__
 from node.config import ConfigError, Settings, config_path, load_settings
@@ -217,34 +216,11 @@ def _process_one(
 
 
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
-    """What was kept but cannot be processed: received instances whose processing job failed
-    (the bytes stay in the store) and files set aside at start-up (store/quarantine/)."""
-    from storage.tables import Instance, Job
+    """What was kept but cannot be processed (node.admin.quarantine)."""
+    from node import admin
 
-    sessions = _sessions(settings)
-    with sessions() as s:
-        q = (
-            select(Job.id, Instance.sop_instance_uid, Instance.path, Job.last_error)
-            .join(Instance, Instance.id == Job.instance_id)
-            .where(Job.kind == "process", Job.state == "failed")
-            .order_by(Job.id)
-        )
-        failed = s.execute(q).all()
-    entries: list[dict[str, object]] = [
-        {"kind": "failed_job", "job": job_id, "instance": uid, "path": path, "reason": error}
-        for job_id, uid, path, error in failed
-    ]
-    folder = Path(settings.storage.folder) / "quarantine"
-    for reason in sorted(folder.glob("*.reason.txt")) if folder.is_dir() else []:
-        data = reason.with_name(reason.name.removesuffix(".reason.txt") + ".dcm")
-        entries.append(
-            {
-                "kind": "quarantined_file",
-                "path": str(data),
-                "size": data.stat().st_size if data.exists() else None,
-                "reason": reason.read_text(encoding="utf-8").strip(),
-            }
-        )
+    with _sessions(settings)() as s:
+        entries = admin.quarantine(s, Path(settings.storage.folder))
     if args.json:
         print(json.dumps(entries, indent=2))
     else:
@@ -272,54 +248,31 @@ def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
-    from storage.tables import Instance, Job
+    from node import admin
 
-    sessions = _sessions(settings)
-    with sessions() as s:
-        q = select(Job, Instance.sop_instance_uid).join(Instance, Instance.id == Job.instance_id)
-        state = "failed" if args.failed else args.state
-        if state:
-            q = q.where(Job.state == state)
-        if args.kind:
-            q = q.where(Job.kind == args.kind)
-        if args.destination:
-            q = q.where(Job.destination == args.destination)
-        if args.rule:
-            q = q.where(Job.rule == args.rule)
-        if args.instance:
-            q = q.where(Instance.sop_instance_uid == args.instance)
-        q = q.order_by(Job.id.desc()).limit(args.limit)
-        rows = s.execute(q).all()
+    f = admin.JobFilter(
+        state="failed" if args.failed else args.state,
+        kind=args.kind,
+        destination=args.destination,
+        rule=args.rule,
+        instance=args.instance,
+        limit=args.limit,
+    )
+    with _sessions(settings)() as s:
+        rows = [(job, inst.sop_instance_uid) for job, inst in admin.list_jobs(s, f)]
+        summaries = [admin.job_summary(job, uid) for job, uid in reversed(rows)]
     if args.json:
-        out = [
-            {
-                "id": job.id,
-                "kind": job.kind,
-                "state": job.state,
-                "attempts": job.attempts,
-                "max_attempts": job.max_attempts,
-                "destination": job.destination,
-                "rule": job.rule,
-                "instance": uid,
-                "parent": job.parent_id,
-                "not_before": job.not_before.isoformat(),
-                "error": job.last_error,
-                "instances": len((job.detail.get("group") or {}).get("instances", [])) or 1,
-            }
-            for job, uid in reversed(rows)
-        ]
-        print(json.dumps(out, indent=2))
+        print(json.dumps(summaries, indent=2))
         return 0
     print(
         f"{'ID':>6} {'KIND':9} {'STATE':10} {'TRY':>5} {'RULE':14} {'DEST':10} "
         f"{'N':>2} {'INSTANCE':40} ERROR"
     )
-    for job, uid in reversed(rows):
-        n = len((job.detail.get("group") or {}).get("instances", [])) or 1
+    for j in summaries:
         print(
-            f"{job.id:>6} {job.kind:9} {job.state:10} {job.attempts:>2}/{job.max_attempts:<2} "
-            f"{(job.rule or '-')[:14]:14} {(job.destination or '-')[:10]:10} {n:>2} {uid:40} "
-            f"{(job.last_error or '')[:120]}"
+            f"{j['id']:>6} {j['kind']:9} {j['state']:10} {j['attempts']:>2}/{j['max_attempts']:<2} "
+            f"{(j['rule'] or '-')[:14]:14} {(j['destination'] or '-')[:10]:10} "
+            f"{j['instances']:>2} {j['instance']:40} {(j['error'] or '')[:120]}"
         )
     return 0
 
@@ -334,30 +287,22 @@ def _admin() -> str:
 
 
 def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
-    from storage import queue
-    from storage.tables import AuditEvent
+    from node import admin
 
     if not args.ids and not args.failed:
         print("give job IDs or --failed", file=sys.stderr)
         return 2
-    sessions = _sessions(settings)
-    with sessions.begin() as s:
-        n = queue.retry(s, None if args.failed else args.ids)
-        what = "all failed jobs" if args.failed else "jobs " + ", ".join(map(str, args.ids))
-        s.add(AuditEvent(event="admin.retry", actor=_admin(), detail=f"{what}: {n} queued"))
+    with _sessions(settings).begin() as s:
+        n = admin.retry_jobs(s, None if args.failed else args.ids, _admin())
     print(f"{n} job(s) queued again")
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    from storage import queue
-    from storage.tables import AuditEvent
+    from node import admin
 
-    sessions = _sessions(settings)
-    with sessions.begin() as s:
-        n = queue.cancel(s, args.ids)
-        what = "jobs " + ", ".join(map(str, args.ids))
-        s.add(AuditEvent(event="admin.cancel", actor=_admin(), detail=f"{what}: {n} cancelled"))
+    with _sessions(settings).begin() as s:
+        n = admin.cancel_jobs(s, args.ids, _admin())
     print(f"{n} job(s) cancelled")
     return 0
 
@@ -450,23 +395,18 @@ def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    from storage.tables import AuditEvent
+    from node import admin
 
-    sessions = _sessions(settings)
-    with sessions() as s:
-        q = select(AuditEvent)
-        if args.instance:
-            q = q.where(AuditEvent.instance_uid == args.instance)
-        if args.event:
-            q = q.where(AuditEvent.event == args.event)
-        if args.job:
-            q = q.where(AuditEvent.job_id == args.job)
-        if args.actor:
-            q = q.where(AuditEvent.actor == args.actor)
-        if args.outcome:
-            q = q.where(AuditEvent.outcome == args.outcome)
-        rows = list(s.scalars(q.order_by(AuditEvent.id.desc()).limit(args.limit)))
-    rows.reverse()
+    f = admin.AuditFilter(
+        instance=args.instance,
+        event=args.event,
+        job=args.job,
+        actor=args.actor,
+        outcome=args.outcome,
+        limit=args.limit,
+    )
+    with _sessions(settings)() as s:
+        rows = admin.audit_events(s, f)
     if args.json:
         out = [
             {

@@ -133,3 +133,10 @@ def test_no_module_borrows_private_names() -> None:
         for target, name in _imports(path):
             if target != m and name.startswith("_") and not name.startswith("__"):
                 raise AssertionError(f"{m} imports the private {target}.{name}")
+
+
+def test_the_cli_holds_no_sql() -> None:
+    """The CLI and the dashboard share node/admin.py; the CLI itself queries nothing."""
+    deps = {d for d, _ in _imports(MODULES["node.cli"])}
+    assert not deps & {"storage.tables", "storage.queue"}, deps
+    assert "select(" not in MODULES["node.cli"].read_text()

@@ -29,7 +29,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from node import __version__
+from node import __version__, admin
 from node.config import Settings
 from node.dicomweb.auth import Guard
 from storage import queue
@@ -185,19 +185,16 @@ def dashboard_router(ctx: DashboardContext) -> APIRouter:
         if state and state not in queue.STATES:
             raise HTTPException(400, f"state must be one of {', '.join(queue.STATES)}")
         window = _date_filter(date)
+        f = admin.JobFilter(
+            state=state or None,
+            kind=kind or None,
+            rule=rule or None,
+            destination=destination or None,
+            created=window,
+            limit=limit,
+        )
         with ctx.sessions() as s:
-            q = select(Job, Instance).join(Instance, Instance.id == Job.instance_id)
-            if state:
-                q = q.where(Job.state == state)
-            if kind:
-                q = q.where(Job.kind == kind)
-            if rule:
-                q = q.where(Job.rule == rule)
-            if destination:
-                q = q.where(Job.destination == destination)
-            if window:
-                q = q.where(Job.created_at >= window[0], Job.created_at < window[1])
-            rows = s.execute(q.order_by(Job.id.desc()).limit(max(1, min(limit, 2000)))).all()
+            rows = admin.list_jobs(s, f)
             rules = sorted(r for (r,) in s.execute(select(Job.rule).distinct()) if r)
             dests = sorted(d for (d,) in s.execute(select(Job.destination).distinct()) if d)
             for job, inst in rows:
@@ -223,8 +220,7 @@ def dashboard_router(ctx: DashboardContext) -> APIRouter:
     def retry(request: Request, job_id: int) -> JSONResponse:
         actor = action(request)
         with ctx.sessions.begin() as s:
-            n = queue.retry(s, [job_id])
-            s.add(AuditEvent(event="admin.retry", actor=actor, detail=f"jobs {job_id}: {n} queued"))
+            n = admin.retry_jobs(s, [job_id], actor)
         if not n:
             raise HTTPException(409, f"job {job_id} is not failed or cancelled (or does not exist)")
         return JSONResponse({"job": job_id, "queued": n})
@@ -233,12 +229,7 @@ def dashboard_router(ctx: DashboardContext) -> APIRouter:
     def cancel(request: Request, job_id: int) -> JSONResponse:
         actor = action(request)
         with ctx.sessions.begin() as s:
-            n = queue.cancel(s, [job_id])
-            s.add(
-                AuditEvent(
-                    event="admin.cancel", actor=actor, detail=f"jobs {job_id}: {n} cancelled"
-                )
-            )
+            n = admin.cancel_jobs(s, [job_id], actor)
         if not n:
             raise HTTPException(409, f"job {job_id} is not queued or failed (or does not exist)")
         return JSONResponse({"job": job_id, "cancelled": n})
