@@ -61,7 +61,7 @@ def build_results(
     chosen = _as_selection(selection, settings)
     kinds = set(chosen.kinds())
     if analysis.heatmap is None and kinds & set(_HEATMAP_KINDS):
-        log.warning("no heatmap: %s left out", ", ".join(sorted(kinds & set(_HEATMAP_KINDS))))
+        log.info("no finding present: %s left out", ", ".join(sorted(kinds & set(_HEATMAP_KINDS))))
         kinds -= set(_HEATMAP_KINDS)
     src = analysis.source
     series = str(src.SeriesInstanceUID)
