@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.config import Settings
@@ -389,6 +390,19 @@ def _notify(
     dispatchers send it while this worker goes on correcting and classifying.
     """
     gate = ctx.settings.blur_gate
+    with ctx.sessions() as s:  # a re-run of the job (after a crash): notified already
+        earlier = s.scalar(
+            select(AuditEvent.id)
+            .where(
+                AuditEvent.event == "blur.assessed",
+                AuditEvent.instance_uid == src.uid,
+                AuditEvent.job_id == job.id,
+            )
+            .limit(1)
+        )
+    if earlier is not None:
+        log.info("blur gate %s: assessed and notified in an earlier attempt", src.uid)
+        return
     ctx.metrics.blur_score.labels(decision=blur.decision).observe(blur.score)
     notices: list[tuple[Dataset, bytes, str, int]] = []
     if gate.notify_to:

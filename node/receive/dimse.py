@@ -84,15 +84,21 @@ class DimseReceiver:
             (evt.EVT_ESTABLISHED, self._on_settled),
             (evt.EVT_ABORTED, self._on_settled),
         ]
-        server = cast(
-            GuardedServer,
-            ae.make_server(
-                (self.settings.bind, self.settings.dimse_port),
-                evt_handlers=handlers,
-                ssl_context=server_context(self.settings.tls),
-                server_class=GuardedServer,
-            ),
-        )
+        try:
+            server = cast(
+                GuardedServer,
+                ae.make_server(
+                    (self.settings.bind, self.settings.dimse_port),
+                    evt_handlers=handlers,
+                    ssl_context=server_context(self.settings.tls),
+                    server_class=GuardedServer,
+                ),
+            )
+        except OSError as e:
+            raise OSError(
+                f"cannot listen for DICOM on {self.settings.bind}:{self.settings.dimse_port} "
+                f"({e.strerror or e})"
+            ) from e
         server.guard = self.guard
         ae._servers.append(server)  # so that AE.shutdown() stops it too
         threading.Thread(target=server.serve_forever, name="dimse-accept", daemon=True).start()

@@ -124,11 +124,16 @@ def test_below_disk_watermark_store_is_refused_with_a700(
         node.stop()
 
 
-def test_a_taken_http_port_stops_the_start_instead_of_running_blind(
-    tmp_path: Path, tiny_models: dict[str, Path]
+@pytest.mark.parametrize(
+    ("port_key", "message"),
+    [("http_port", "cannot serve HTTP on"), ("dimse_port", "cannot listen for DICOM on")],
+)
+def test_a_taken_port_stops_the_start_instead_of_running_blind(
+    tmp_path: Path, tiny_models: dict[str, Path], port_key: str, message: str
 ) -> None:
     """Without its HTTP port the node would run without /healthz, /metrics, STOW-RS and the
-    dashboard while saying "started": it must refuse to start, saying why, and accept no C-STORE."""
+    dashboard while saying "started"; without its DICOM port it would receive nothing. Either
+    way it must refuse to start (exit non-zero), saying which address it could not open."""
     import os
     import socket
     import subprocess
@@ -142,7 +147,7 @@ def test_a_taken_http_port_stops_the_start_instead_of_running_blind(
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        cfg["node"]["http_port"] = taken.getsockname()[1]
+        cfg["node"][port_key] = taken.getsockname()[1]
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPRAY_")}
         env["PYTHONPATH"] = str(REPO)
@@ -155,7 +160,7 @@ def test_a_taken_http_port_stops_the_start_instead_of_running_blind(
             timeout=120,
         )
     assert r.returncode != 0
-    assert f"cannot serve HTTP on 127.0.0.1:{cfg['node']['http_port']}" in r.stderr
+    assert f"{message} 127.0.0.1:{cfg['node'][port_key]}" in r.stderr
     assert "started (roles" not in r.stderr
 
 

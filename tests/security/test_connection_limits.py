@@ -74,7 +74,8 @@ def test_idle_tls_connections_do_not_block_tls_clients(
     pki: Path,  # noqa: F811
 ) -> None:
     """pynetdicom did the TLS handshake on its accept thread: one idle TLS connection blocked
-    every other TLS client until it closed. Now 5 idle ones do not stop a modality."""
+    every other TLS client until it closed. Now 5 idle ones, with the flood of the test above on
+    the same TLS port, do not stop a TLS modality from storing 20 images."""
     cfg = node_config(tmp_path, tiny_models, None)
     cfg["node"].update(association_timeout_s=3)
     cfg["node"]["tls"] = {
@@ -87,16 +88,19 @@ def test_idle_tls_connections_do_not_block_tls_clients(
     cfg["workers"]["count"] = 0
     node = NodeProcess(tmp_path, cfg).start()
     try:
-        files = [tmp_path / f"{i}.dcm" for i in range(5)]
-        uids = {str(make_cr(f, 64, 64, seed=i).SOPInstanceUID) for i, f in enumerate(files)}
+        assert node.proc is not None
+        files = [tmp_path / f"{i}.dcm" for i in range(20)]
+        uids = {str(make_cr(f, 128, 128, seed=i).SOPInstanceUID) for i, f in enumerate(files)}
         tls = ["+tls", str(pki / "modality.key"), str(pki / "modality.pem"), "+cf"]
         tls += [str(pki / "ca.pem")]
         with ExitStack() as stack:
             idle = [s for _ in range(5) if (s := connect(node.dimse_port, stack)) is not None]
             assert len(idle) == 5
-            r = _storescu(node.dimse_port, files, *tls)
-            assert r.returncode == 0, r.stderr[-2000:]
-            assert uids <= node.received_uids()
+            with flood(node.dimse_port):  # and the rest of the attack on the TLS port
+                r = _storescu(node.dimse_port, files, *tls)
+                assert r.returncode == 0, r.stderr[-2000:]
+                assert uids <= node.received_uids()
+                assert rss_mib(node.proc.pid) < 1024
         wait_for(
             lambda: 'reason="tls_handshake"' in httpx.get(f"{node.http_url}/metrics").text or None,
             30,
