@@ -92,13 +92,19 @@ class RRDB(nn.Module):
 
 
 class RRDBNet(nn.Module):
-    """Single-channel RRDBNet at ×1 with pixel-unshuffle/shuffle ×4 and a global residual."""
+    """RRDBNet at ×1 with pixel-unshuffle/shuffle ×4 and a global residual on the last input
+    channel: one channel (the blurred image) for the generator, two (the blurred image and its
+    deconvolution) for the refiner (:mod:`models.train_refiner`), which learns what the
+    deconvolution left (ringing, noise) on top of it."""
 
-    def __init__(self, num_feat: int = 32, num_block: int = 6, growth: int = 32) -> None:
+    def __init__(
+        self, num_feat: int = 32, num_block: int = 6, growth: int = 32, in_channels: int = 1
+    ) -> None:
         super().__init__()
         self.config = RRDBConfig(num_feat=num_feat, num_block=num_block, growth=growth)
+        self.in_channels = in_channels
         ch = SCALE * SCALE
-        self.conv_first = nn.Conv2d(ch, num_feat, 3, 1, 1)
+        self.conv_first = nn.Conv2d(ch * in_channels, num_feat, 3, 1, 1)
         self.body = nn.Sequential(*[RRDB(num_feat, growth) for _ in range(num_block)])
         self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
@@ -114,7 +120,8 @@ class RRDBNet(nn.Module):
         feat = self.conv_first(F.pixel_unshuffle(x, SCALE))
         feat = feat + self.conv_body(self.body(feat))
         out = self.conv_last(self.lrelu(self.conv_hr(feat)))
-        return x + F.pixel_shuffle(out, SCALE)
+        base = x if self.in_channels == 1 else x[:, -1:]
+        return base + F.pixel_shuffle(out, SCALE)
 
 
 @torch.no_grad()
@@ -147,10 +154,10 @@ def fold_residual_scaling(model: RRDBNet) -> RRDBNet:
     return folded
 
 
-def build_generator(config: str | RRDBConfig = DEFAULT_CONFIG) -> RRDBNet:
+def build_generator(config: str | RRDBConfig = DEFAULT_CONFIG, in_channels: int = 1) -> RRDBNet:
     """An RRDBNet of a named configuration ("esrgan", "light", "tiny") or an explicit one."""
     cfg = CONFIGS[config] if isinstance(config, str) else config
-    return RRDBNet(cfg.num_feat, cfg.num_block, cfg.growth)
+    return RRDBNet(cfg.num_feat, cfg.num_block, cfg.growth, in_channels)
 
 
 def count_parameters(model: nn.Module) -> int:

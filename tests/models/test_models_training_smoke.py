@@ -60,3 +60,26 @@ def test_train_classifier_smoke_and_export(tmp_path: Path) -> None:
     )
     m, _ = load_manifest(tmp_path / "m")
     assert m.task == "classify" and m.input.size == 64 and len(m.labels) == 2
+
+
+@pytest.mark.skipif(not (MHH / "metadata.csv").is_file(), reason=f"shared data absent: {MHH}")
+def test_train_refiner_smoke_and_resume(tmp_path: Path) -> None:
+    """Two steps of the 2-channel refiner on the node's own blind correction, then a resume that
+    finds the run finished; the network starts as the identity on the correction channel."""
+    import numpy as np
+    import torch
+
+    from models import train_refiner
+    from models.rrdbnet import build_generator
+
+    out = tmp_path / "run"
+    args = ["--data", str(MHH), "--out", str(out), "--smoke", "--threads", "1"]
+    assert train_refiner.main(args) == 0
+    assert json.loads((out / "status.json").read_text())["done"] is True
+    assert train_refiner.main([*args, "--resume"]) == 0
+    ck = torch.load(out / "last.pt", weights_only=False)
+    assert ck["in_channels"] == 2 and ck["step"] == 2
+    net = build_generator("tiny", in_channels=2).eval()
+    x = torch.from_numpy(np.random.default_rng(0).random((1, 2, 32, 32), dtype=np.float32))
+    with torch.no_grad():
+        assert torch.allclose(net(x), x[:, 1:], atol=0.05)
