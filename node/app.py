@@ -191,7 +191,13 @@ class Node:
             dashboard = DashboardContext(
                 self.settings, self.sessions, self.store, self.health, guard, dicomweb is not None
             )
-        app = create_http_app(self.metrics, self.health, dicomweb, dashboard)
+        app = create_http_app(
+            self.metrics,
+            self.health,
+            dicomweb,
+            dashboard,
+            access_log=self.settings.logging.http_access,
+        )
         n = self.settings.node
         config = uvicorn.Config(
             app, host=n.http_bind, port=n.http_port, log_config=None, access_log=False

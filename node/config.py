@@ -487,6 +487,9 @@ class RoutingSettings(Strict):
 
 class LoggingSettings(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # One line per HTTP request (client, method, path, status, ms); never the query string,
+    # which can hold patient names (QIDO-RS).
+    http_access: bool = True
 
 
 class DicomWebServerAuth(Strict):

@@ -4,10 +4,12 @@ The administrator's dashboard (node.ops.dashboard) is at /dashboard, behind the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from node import __version__
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from node.ops.dashboard import DashboardContext
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+access = logging.getLogger("sharpray.http.access")
 
 
 def create_http_app(
@@ -25,8 +28,32 @@ def create_http_app(
     health: Callable[[], dict[str, Any]],
     dicomweb: DicomWebContext | None = None,
     dashboard: DashboardContext | None = None,
+    access_log: bool = False,
 ) -> FastAPI:
     app = FastAPI(title="SharpRay", version=__version__)
+    if access_log:
+
+        @app.middleware("http")
+        async def log_access(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            t0 = time.perf_counter()
+            status = 500
+            try:
+                response = await call_next(request)
+                status = response.status_code
+                return response
+            finally:
+                client = request.client.host if request.client else "-"
+                # the path only: a query string can hold patient data (QIDO-RS PatientName=...)
+                access.info(
+                    "%s %s %s %d %.1f ms",
+                    client,
+                    request.method,
+                    request.url.path[:300],
+                    status,
+                    (time.perf_counter() - t0) * 1000,
+                )
 
     @app.get(
         "/healthz",

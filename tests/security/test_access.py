@@ -11,6 +11,7 @@ import pytest
 from pynetdicom import AE
 
 from tests.support.node_proc import NodeProcess, node_config
+from tests.support.ports import wait_for
 from tests.support.synthetic import make_cr
 
 pytestmark = pytest.mark.e2e
@@ -173,5 +174,14 @@ def test_serve_logs_every_address_it_listens_on(
         assert f"listening on 127.0.0.1:{node.dimse_port}" in log
         assert f"HTTP listening on {node.http_url} (/healthz, /metrics" in log
         assert "alembic" not in log  # migrations are quiet unless -v
+        # the HTTP access log: a line per request, never the query string (patient names)
+        httpx.get(f"{node.http_url}/healthz", timeout=10)
+        httpx.get(f"{node.http_url}/dicom-web/studies?PatientName=DOE%5EJOHN", timeout=10)
+        wait_for(
+            lambda: "GET /dicom-web/studies 200" in node.log_text() or None, 10, "the access log"
+        )
+        log = node.log_text()
+        assert "127.0.0.1 GET /healthz 200" in log
+        assert "DOE" not in log and "PatientName" not in log
     finally:
         node.stop()
