@@ -385,15 +385,15 @@ class DicomWebRoutes:
         self,
         request: Request,
         study: str,
-        series: str,
-        sop: str,
+        series: str | None,
+        sop: str | None,
         frame: int,
         window: str | None,
         viewport: str | None,
         quality: int | None,
         accept_param: str | None,
     ) -> Response:
-        row = self._find(request, study, series, sop)[0]
+        row = _representative(self._find(request, study, series, sop))
         accept = accept_param or request.headers.get("accept")
         media_type = _pick_image(parse_accept(accept))
         if media_type is None:
@@ -406,6 +406,21 @@ class DicomWebRoutes:
         except RenderError as e:
             raise HTTPException(e.status, str(e)) from None
         return Response(data, media_type=media_type)
+
+
+#: Thumbnails fit within this many pixels unless the request gives a viewport (PS3.18 lets the
+#: origin server choose the size).
+THUMBNAIL_VIEWPORT = "128,128"
+
+
+def _representative(rows: list[Instance]) -> Instance:
+    """The instance a study or series thumbnail shows: an image (Rows known), lowest Instance
+    Number, received before results."""
+    images = [r for r in rows if r.rows] or rows
+    return min(
+        images,
+        key=lambda r: (r.origin != "received", r.instance_number or 0, r.id),
+    )
 
 
 def _pick_image(ranges: list[MediaRange]) -> str | None:
@@ -626,6 +641,56 @@ def dicomweb_router(ctx: DicomWebContext) -> APIRouter:
         return routes.rendered(
             request, study, series, sop, frame, window, viewport, quality, accept
         )
+
+    thumb = {
+        "responses": RENDERED_RESPONSES,
+        **wado,
+    }
+
+    @router.get(
+        "/studies/{study}/thumbnail",
+        summary="A small rendering of the study's first image",
+        **thumb,
+    )
+    def study_thumbnail(
+        request: Request,
+        study: str = study_p,
+        viewport: str | None = viewport_q,
+        accept: str | None = accept_q,
+    ) -> Response:
+        vp = viewport or THUMBNAIL_VIEWPORT
+        return routes.rendered(request, study, None, None, 1, None, vp, 85, accept)
+
+    @router.get(
+        "/studies/{study}/series/{series}/thumbnail",
+        summary="A small rendering of the series' first image",
+        **thumb,
+    )
+    def series_thumbnail(
+        request: Request,
+        study: str = study_p,
+        series: str = series_p,
+        viewport: str | None = viewport_q,
+        accept: str | None = accept_q,
+    ) -> Response:
+        vp = viewport or THUMBNAIL_VIEWPORT
+        return routes.rendered(request, study, series, None, 1, None, vp, 85, accept)
+
+    @router.get(
+        "/studies/{study}/series/{series}/instances/{sop}/thumbnail",
+        summary="A small rendering of an instance",
+        **thumb,
+    )
+    def instance_thumbnail(
+        request: Request,
+        study: str = study_p,
+        series: str = series_p,
+        sop: str = sop_p,
+        viewport: str | None = viewport_q,
+        accept: str | None = accept_q,
+    ) -> Response:
+        vp = viewport or THUMBNAIL_VIEWPORT
+        return routes.rendered(request, study, series, sop, 1, None, vp, 85, accept)
 
     return router
 
