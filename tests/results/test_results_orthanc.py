@@ -33,7 +33,14 @@ from tests.support.synthetic import make_cr
 
 dicomweb_client = pytest.importorskip("dicomweb_client")
 
+# Derived images keep a CR/DX source's modality (node.pipeline.results.sc.SOURCE_MODALITIES).
 MODALITY = {"sc": "OT", "overlay": "OT", "gsps": "PR", "seg": "SEG", "sr": "SR"}
+
+
+def _modality(kind: str, source_modality: str) -> str:
+    if kind in ("sc", "overlay") and source_modality in ("CR", "DX"):
+        return source_modality
+    return MODALITY[kind]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +94,7 @@ def test_results_land_in_the_source_study_and_come_back_identical(
         expected = {str(src.SeriesInstanceUID): str(src.Modality)}
         for kind, path in sent.items():
             ds = pydicom.dcmread(path, stop_before_pixels=True)
-            expected[str(ds.SeriesInstanceUID)] = MODALITY[kind]
+            expected[str(ds.SeriesInstanceUID)] = _modality(kind, str(src.Modality))
         assert found == expected, src_path.name
 
         # WADO-RS, as stored: the very datasets that were sent
@@ -156,8 +163,8 @@ def test_node_sends_what_each_rules_pipeline_selects(
         assert counts.get(("dispatch", "done")) == 5 + 4, counts
         web = dicomweb_client.DICOMwebClient(url=f"{orthanc.url}/dicom-web")
         for src, modalities in (
-            (a, ["OT", "OT", "PR", "SEG", "SR"]),
-            (b, ["OT", "OT", "PR", "SR"]),
+            (a, ["CR", "CR", "PR", "SEG", "SR"]),
+            (b, ["CR", "CR", "PR", "SR"]),
         ):
             series = web.search_for_series(study_instance_uid=str(src.StudyInstanceUID))
             found = sorted(s["00080060"]["Value"][0] for s in series)

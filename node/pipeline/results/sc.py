@@ -343,6 +343,10 @@ def source_reference(image: pydicom.Dataset) -> pydicom.Dataset:
     return item
 
 
+#: Source modalities a derived Secondary Capture keeps as its own Modality.
+SOURCE_MODALITIES = frozenset({"CR", "DX"})
+
+
 def derived_sc(
     ref: pydicom.Dataset,
     pixels: np.ndarray,
@@ -397,6 +401,11 @@ def derived_sc(
     )
     # The full Patient and Study modules, not only the attributes from_ref_dataset takes.
     sc.copy_patient_and_study_information(ref)
+    # General Series Modality: the source's (CR/DX) rather than highdicom's "OT". The SC Image IOD
+    # does not restrict it (PS3.3 A.8.1), and viewers then treat the series as the radiograph it
+    # is (OHIF opens "OT" series in a cine player).
+    if str(ref.get("Modality", "")) in SOURCE_MODALITIES:
+        sc.Modality = ref.Modality
 
     if orientation is None:
         sc["PatientOrientation"] = DataElement(0x00200020, "CS", None)
