@@ -13,8 +13,10 @@ stretch), the same function the node and ``models.evaluate`` use, then ``(x − 
 
 Augmentation (on the fly): **motion blur** from :mod:`models.blur` (probability ``--p-blur``,
 linear or trajectory kernels up to ``--max-blur-px`` at 224 px, in linear exposure, with Poisson
-noise; the blurred image is stretched again, as the node would), random affine (rotation ±10°,
-scale 0.9–1.1, shift ±6 %), brightness / contrast / gamma jitter.
+noise; the blurred image is stretched again, as the node would), then :func:`augment`
+(``--aug strong``, the default: flips, affine, gamma/contrast/brightness, blur or sharpening,
+noise, cut-out; ``basic``: the first run's mild set), mixup (``--mixup``) and class-balanced
+sampling (``--balanced``). ``--init`` starts from a checkpoint's weights (a fine-tune).
 
 Speed on a CPU: bfloat16 autocast and channels_last (``--bf16``, on by default on CPUs with
 AVX-512 BF16 it roughly halves a step). An exponential moving average of the weights (``--ema``)
