@@ -197,6 +197,7 @@ class Node:
             dicomweb,
             dashboard,
             access_log=self.settings.logging.http_access,
+            viewer_dir=self.settings.dicomweb.viewer_dir,
         )
         n = self.settings.node
         config = uvicorn.Config(

@@ -252,6 +252,9 @@ class ResultSettings(ResultSelection):
     # Hot regions (GSPS outlines, SR polylines): heatmap iso-level, most regions per image.
     region_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     max_regions: int = Field(5, ge=1, le=50)
+    # The SEG: "binary" = the hot regions (>= region_threshold; OHIF shows it), "fractional" =
+    # the whole heatmap in 255 steps (OHIF v3 cannot show it)
+    seg_type: Literal["binary", "fractional"] = "binary"
 
 
 # Result objects a pipeline can build: RESULT_KINDS (sc, overlay, gsps, seg, sr), from
@@ -516,6 +519,17 @@ class DicomWebServerSettings(Strict):
     max_instance_bytes: int = Field(512 * 1024**2, gt=0)  # larger parts: failure 0xA700
     max_results: int = Field(1000, ge=1)  # QIDO-RS answers at most this many matches at once
     auth: DicomWebServerAuth = DicomWebServerAuth()
+    # dist/ folder of the npm package @ohif/app: served at /viewer against this DICOMweb
+    viewer_dir: Path | None = None
+
+    @field_validator("viewer_dir")
+    @classmethod
+    def _viewer_dir(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            from node.ops.viewer import check_dist
+
+            check_dist(v)
+        return v
 
     @field_validator("base_url")
     @classmethod

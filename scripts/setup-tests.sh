@@ -3,7 +3,8 @@
 #
 #   1. the real DICOM peers and the browser, from Debian's packages (apt, ~500 MB, 1-3 min):
 #      dcmtk (storescu, echoscu, dcm2pnm, dsrdump), dicom3tools (dciodvfy), orthanc and
-#      orthanc-dicomweb (the PACS), chromium and chromium-driver (dashboard browser tests);
+#      orthanc-dicomweb (the PACS), chromium and chromium-driver (dashboard and viewer browser
+#      tests), pixelmed-apps (DicomSRValidator, with Java);
 #   2. PostgreSQL started if it is installed but stopped (its tests skip when it is absent);
 #   3. the Python environment .venv with '.[test]': the node, torch 2.14.1 + timm for the
 #      model tests (~5.7 GB, 2-4 min from a local wheel cache, longer from PyPI), pytest, ruff,
@@ -30,6 +31,7 @@ command -v dciodvfy >/dev/null || need+=(dicom3tools)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+[ -f /usr/share/java/pixelmed.jar ] || need+=(pixelmed-apps)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "${as_root[0]:-}" = false ]; then
     echo "setup-tests: ${need[*]} must be installed: run as root, or as a user with sudo" >&2
@@ -44,6 +46,20 @@ if command -v pg_isready >/dev/null && ! pg_isready -h 127.0.0.1 -p 5432 -q; the
   cluster=$(ls /etc/postgresql 2>/dev/null | head -1)
   if [ -n "$cluster" ] && [ "${as_root[0]:-}" != false ]; then
     "${as_root[@]}" pg_ctlcluster --skip-systemctl-redirect "$cluster" main start || true
+  fi
+fi
+
+# OHIF v3, the viewer radiologists open results in, as its npm package ships it (built dist/,
+# ~200 MB unpacked): the viewer test serves it at the node's /viewer (dicomweb.viewer_dir).
+OHIF_VERSION=3.13.2
+if [ ! -f .cache/ohif/package/dist/index.html ]; then
+  if command -v npm >/dev/null; then
+    mkdir -p .cache/ohif
+    (cd .cache/ohif && npm pack -q "@ohif/app@$OHIF_VERSION" >/dev/null \
+      && tar xzf "ohif-app-$OHIF_VERSION.tgz" && rm "ohif-app-$OHIF_VERSION.tgz") \
+      || echo "setup-tests: npm could not fetch @ohif/app; the viewer test will skip" >&2
+  else
+    echo "setup-tests: npm not found; the OHIF viewer test will skip" >&2
   fi
 fi
 

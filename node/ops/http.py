@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
@@ -29,6 +30,7 @@ def create_http_app(
     dicomweb: DicomWebContext | None = None,
     dashboard: DashboardContext | None = None,
     access_log: bool = False,
+    viewer_dir: Path | None = None,
 ) -> FastAPI:
     app = FastAPI(title="SharpRay", version=__version__)
     if access_log:
@@ -39,19 +41,22 @@ def create_http_app(
         ) -> Response:
             t0 = time.perf_counter()
             status = 500
+            response: Response | None = None
             try:
                 response = await call_next(request)
                 status = response.status_code
                 return response
             finally:
                 client = request.client.host if request.client else "-"
+                size = response.headers.get("content-length", "-") if response else "-"
                 # the path only: a query string can hold patient data (QIDO-RS PatientName=...)
                 access.info(
-                    "%s %s %s %d %.1f ms",
+                    "%s %s %s %d %s bytes %.1f ms",
                     client,
                     request.method,
                     request.url.path[:300],
                     status,
+                    size,
                     (time.perf_counter() - t0) * 1000,
                 )
 
@@ -81,4 +86,8 @@ def create_http_app(
         from node.ops.dashboard import install as install_dashboard
 
         install_dashboard(app, dashboard)
+    if dicomweb is not None and viewer_dir is not None:
+        from node.ops.viewer import install as install_viewer
+
+        install_viewer(app, viewer_dir)  # last: it answers every path no other route takes
     return app

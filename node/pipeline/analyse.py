@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -95,6 +95,8 @@ def analyse(
             )
             for lab in labels
         ]
+        any_finding = any(f.present for f in findings if f.is_finding)
+        findings = [f if f.is_finding else replace(f, decided=not any_finding) for f in findings]
         # The explanation follows the finding: a heatmap only of a finding reported present.
         present = [f for f in findings if f.is_finding and f.present]
         if present:

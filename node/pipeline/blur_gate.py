@@ -54,6 +54,14 @@ from node.pipeline.results.common import (
 )
 from node.pipeline.results.inputs import MotionReport, Producer
 from node.pipeline.results.sanitize import sanitize_header
+from node.pipeline.results.sr_parts import (
+    IMAGING_PROCEDURE,
+    add_items,
+    comment,
+    library_view,
+    set_library_modalities,
+    whole_image,
+)
 
 Decision = Literal["sharp", "blurred", "severe"]
 Policy = Literal["always", "when_blurred", "never"]
@@ -82,7 +90,19 @@ SPACING_CODES: dict[str, hd.sr.CodedConcept] = {
         "SR-SPACING-ASSUMED", PRIVATE_SCHEME, "Assumed: the header gives no pixel spacing"
     ),
 }
-PLAIN_RADIOGRAPHY = hd.sr.CodedConcept("168537006", "SCT", "Plain radiography")
+_DECISION_WORDS = {
+    "sharp": "no relevant motion blur",
+    "blurred": "MOTION BLURRED",
+    "severe": "SEVERELY MOTION BLURRED",
+}
+
+
+def decision_text(motion: MotionReport) -> str:
+    """The blur gate's answer in words, for the SR comments (OHIF shows them as labels)."""
+    words = _DECISION_WORDS.get(motion.decision, motion.decision)
+    spacing = "assumed pixel spacing" if motion.spacing_assumed else "pixel spacing from header"
+    return f"Motion blur check: {words} (estimated motion {motion.motion_mm:.1f} mm, {spacing})"
+
 
 #: Smallest side the gate scores; smaller images are refused as UnsupportedImage.
 MIN_SIDE = 16
@@ -234,21 +254,18 @@ def build_notice_sr(
                 name=BLUR_SCORE,
                 value=float(round(assessment.score, 3)),
                 unit=UNIT_MM,
-                algorithm_id=algorithm,
+                referenced_coordinates=[whole_image(ref)],
             )
         ],
     )
-    library = pydicom.Dataset()
-    for keyword in ("SOPClassUID", "SOPInstanceUID", "Rows", "Columns"):
-        if keyword in ref:
-            library[keyword] = ref[keyword]
-    library.Modality = "OT"
+    add_items(group, [comment(decision_text(assessment.report()) + " - not a diagnosis")])
     report = hd.sr.MeasurementReport(
         observation_context=context,
-        procedure_reported=PLAIN_RADIOGRAPHY,
+        procedure_reported=IMAGING_PROCEDURE,
         imaging_measurements=[group],
-        referenced_images=[library],
+        referenced_images=[library_view(ref)],
     )
+    set_library_modalities(report[0], [ref])
     label = {"sharp": "sharp", "blurred": "BLURRED", "severe": "SEVERELY BLURRED"}
     return hd.sr.Comprehensive3DSR(
         evidence=[ref],

@@ -135,7 +135,9 @@ def build_results(
             series_number=settings.series_number_seg,
             instance_number=instance_number,
             corrected_sc=sc,
-            sop_instance_uid=stable_uid(sop, "seg", deblur_uid, clf_uid, on),
+            sop_instance_uid=stable_uid(sop, "seg", deblur_uid, clf_uid, on, settings.seg_type),
+            kind=settings.seg_type,
+            threshold=settings.region_threshold,
         )
         out.append(("seg", seg))
     if "sr" in kinds:

@@ -278,7 +278,8 @@ def test_cold_heatmap_gives_valid_objects_without_regions(
         assert not dciodvfy_errors(path), (kind, dciodvfy_errors(path))
     pr = results["gsps"]
     assert [a.GraphicLayer for a in pr.GraphicAnnotationSequence] == ["AI_TEXT"]
-    assert "SCOORD" not in {e.value for e in results["sr"].iterall() if e.keyword == "ValueType"}
+    texts = {str(e.value) for e in results["sr"].iterall() if e.keyword == "TextValue"}
+    assert not any("evidence region" in t for t in texts)  # no hot region, no region group
     seg = results["seg"]
     assert seg.NumberOfFrames == 1 and not any(seg.PixelData)
     overlay = results["overlay"]

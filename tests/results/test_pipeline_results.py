@@ -34,6 +34,7 @@ from node.pipeline.results.inputs import Analysis, Producer
 from node.pipeline.results.regions import HotRegion, hot_regions
 from node.pipeline.results.sc import voi_to_unit
 from tests.support.paths import CXR_DICOM
+from tests.support.sr_content import measurement_groups, ohif_ready
 
 from .conftest import dciodvfy_errors, render, tool_or_skip
 from .test_result_objects import make_synthetic
@@ -128,41 +129,40 @@ def test_sr_holds_the_diagnosis_probabilities_models_and_regions_the_pipeline_co
     attrs = observer.observer_identifying_attributes
     assert attrs.uid == clf.device_uid
     assert clf.version in attrs.name
-    # one group per class, with the probability the pipeline computed
+    # one group per finding class, with the probability the pipeline computed
+    sr_ds = pydicom.dcmread(run.paths["sr"])
+    groups = measurement_groups(sr_ds)
     assert len(run.analysis.findings) == len(clf.labels)
     for finding in run.analysis.findings:
-        code = hd.sr.CodedConcept(finding.code.value, finding.code.scheme, finding.code.meaning)
-        (group,) = report.get_image_measurement_groups(finding_type=code)
-        (prob,) = group.get_measurements()
+        mine = [g for g in groups if g.identifier.startswith("AI finding")]
+        matching = [g for g in mine if g.finding == finding.code.value]
+        if not finding.is_finding:
+            assert matching == []  # "normal" is the absence of every finding
+            continue
+        (group,) = matching
+        (prob,) = group.nums
         assert prob.value == pytest.approx(finding.probability, abs=1e-12)
-        (evaluation,) = group.get_qualitative_evaluations()
-        present = finding.probability >= 0.5
-        assert evaluation.value.value == ("52101004" if present else "272519000")
-        # TID 4019 Algorithm Identification: 111001 Algorithm Name, 111003 Algorithm Version
-        texts = {
-            item.ConceptNameCodeSequence[0].CodeValue: item.get("TextValue")
-            for item in group[0].ContentSequence
+        assert group.evaluations == {
+            finding.code.value: "52101004" if finding.present else "272519000"
         }
-        assert (texts["111001"], texts["111003"]) == (clf.name, clf.version)
+        # TID 4019 Algorithm Identification: 111001 Algorithm Name, 111003 Algorithm Version
+        assert (group.texts["111001"], group.texts["111003"]) == (clf.name, clf.version)
     # the regions are the heatmap's hot regions, on the corrected SC
     sc = pydicom.dcmread(run.paths["sc"], stop_before_pixels=True)
-    rois = [
-        g for g in report.get_planar_roi_measurement_groups() if g.reference_type.value == "111030"
-    ]
+    rois = [g for g in groups if "evidence region" in g.identifier]
     assert len(rois) == len(run.regions) >= 1
     explained = run.analysis.explained_finding
     for g, region in zip(rois, run.regions, strict=True):
-        assert g.finding_type.value == explained.code.value
-        np.testing.assert_allclose(g.roi.value, region.outline, atol=1e-3)
-        ref = g.roi.ContentSequence[0].ReferencedSOPSequence[0]
-        assert ref.ReferencedSOPInstanceUID == sc.SOPInstanceUID
+        assert g.finding == explained.code.value
+        (drawn,) = [n for n in g.nums if n.region is not None]
+        np.testing.assert_allclose(drawn.region, np.ravel(region.outline), atol=1e-3)
+        assert drawn.region_image == sc.SOPInstanceUID
     # image quality before and after correction
-    (quality,) = report.get_image_measurement_groups(
-        finding_type=hd.sr.CodedConcept("111101", "DCM", "Image Quality")
-    )
-    values = {m.name.value: m.value for m in quality.get_measurements()}
+    (quality,) = [g for g in groups if g.finding == "111101"]
+    values = {n.concept: n.value for n in quality.nums}
     assert values["SR-BLUR-SRC"] == pytest.approx(run.analysis.sharpness_before, abs=1e-12)
     assert values["SR-BLUR-COR"] == pytest.approx(run.analysis.sharpness_after, abs=1e-12)
+    assert ohif_ready(sr_ds) == []
     # both models as IHE AIR "Processing Algorithm" equipment, with versions and Device UIDs
     sr = pydicom.dcmread(run.paths["sr"], stop_before_pixels=True)
     algorithms = {
@@ -239,5 +239,8 @@ def test_dsrdump_prints_the_tree_of_the_pipelines_report(run: Run) -> None:
     )
     assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
     for finding in run.analysis.findings:
-        assert f"({finding.code.value},{finding.code.scheme}," in proc.stdout
-    assert proc.stdout.count("(POLYLINE,") == len(run.regions)
+        if finding.is_finding:
+            assert f"({finding.code.value},{finding.code.scheme}," in proc.stdout
+    # the regions, and the whole image for each finding's probability and for the motion
+    findings = sum(f.is_finding for f in run.analysis.findings)
+    assert proc.stdout.count("(POLYLINE,") == len(run.regions) + findings + 1

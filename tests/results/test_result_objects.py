@@ -31,6 +31,12 @@ from node.pipeline.results.inputs import Analysis, Finding, ModelInfo, Producer
 from node.pipeline.results.overlay import COLOUR_FROM
 from node.pipeline.results.regions import HotRegion, hot_regions
 from node.pipeline.results.sc import display_unit
+from tests.support.sr_content import (
+    document_evaluations,
+    measurement_groups,
+    ohif_ready,
+    pixelmed_sr_errors,
+)
 
 from .conftest import dciodvfy_errors, render, standin_heatmap, tool_or_skip
 
@@ -425,39 +431,41 @@ def test_sr_reads_back_and_references_source_sc_and_seg(built: Built) -> None:
 
     doc = hd.sr.srread(built.paths["sr"])
     assert isinstance(doc, hd.sr.Comprehensive3DSR)
-    report = doc.content
-    assert isinstance(report, hd.sr.MeasurementReport)
-    (group,) = report.get_image_measurement_groups(
-        finding_type=hd.sr.CodedConcept("233604007", "SCT", "Pneumonia")
-    )
-    (measurement,) = group.get_measurements()
-    assert measurement.value == pytest.approx(P_PNEUMONIA)
-    (evaluation,) = group.get_qualitative_evaluations()
-    assert evaluation.value.value == "52101004"  # Present
-    assert group.source_images[0].referenced_sop_instance_uid == built.src.SOPInstanceUID
-    (none_group,) = report.get_image_measurement_groups(
-        finding_type=hd.sr.CodedConcept("260413007", "SCT", "None")
-    )
-    (none_eval,) = none_group.get_qualitative_evaluations()
-    assert none_eval.value.value == "272519000"  # Absent
+    assert isinstance(doc.content, hd.sr.MeasurementReport)
+    groups = {g.identifier: g for g in measurement_groups(sr)}
+    finding = groups["AI finding Pneumonia"]
+    assert finding.finding == "233604007"
+    (probability,) = finding.nums
+    assert (probability.concept, probability.value) == ("122157", pytest.approx(P_PNEUMONIA))
+    assert finding.evaluations == {"233604007": "52101004"}  # Pneumonia: Present
+    # inferred from the whole image the classifier saw, drawn on the corrected SC
+    assert probability.region_image == sc.SOPInstanceUID
+    cols, rows = float(sc.Columns), float(sc.Rows)
+    assert probability.region == [0, 0, cols, 0, cols, rows, 0, rows, 0, 0]
+    assert "Pneumonia PRESENT" in finding.comments[0]
+    # the class that is no finding ("None") is the absence of every finding: no group
+    assert not any(g.finding == "260413007" for g in groups.values())
 
-    rois = report.get_planar_roi_measurement_groups()
-    drawn = [g for g in rois if g.reference_type.value == "111030"]  # Image Region
-    assert len(drawn) == len(built.regions)
-    for g, region in zip(drawn, built.regions, strict=True):
-        assert g.finding_type.value == "233604007"
-        assert g.roi.graphic_type.value == "POLYLINE"
-        np.testing.assert_allclose(g.roi.value, region.outline, atol=1e-3)
-        assert g.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == (
-            sc.SOPInstanceUID
-        )
-        peak = [
-            m for m in g.get_measurements() if m.derivation and m.derivation.value == "56851009"
-        ]
-        assert peak[0].value == pytest.approx(region.peak, abs=1e-5)
-    (segment,) = [g for g in rois if g.reference_type.value == "121214"]
-    ref = segment.referenced_segmentation_frame[0].ReferencedSOPSequence[0]
-    assert (ref.ReferencedSOPInstanceUID, ref.ReferencedSegmentNumber) == (seg.SOPInstanceUID, 1)
+    regions = [g for g in groups.values() if "evidence region" in g.identifier]
+    assert len(regions) == len(built.regions)
+    for g, region in zip(regions, built.regions, strict=True):
+        assert g.finding == "233604007"
+        (drawn,) = [n for n in g.nums if n.region is not None]
+        np.testing.assert_allclose(drawn.region, np.ravel(region.outline), atol=1e-3)
+        assert drawn.region_image == sc.SOPInstanceUID
+        (peak,) = [n for n in g.nums if n.derivation == "56851009"]
+        assert peak.value == pytest.approx(region.peak, abs=1e-5)
+        assert f"peak {region.peak:.2f}" in g.comments[0]
+    assert ohif_ready(sr) == []
+    codes, texts = document_evaluations(sr)
+    assert codes == {} and texts and "NOT FOR DIAGNOSTIC USE" in texts[0]
+
+
+def test_sr_passes_pixelmed_validator(built: Built) -> None:
+    errors = pixelmed_sr_errors(built.paths["sr"])
+    if errors is None:
+        pytest.skip("pixelmed DicomSRValidator is not installed (Debian: pixelmed-apps)")
+    assert errors == []
 
 
 def test_dsrdump_prints_the_tree(built: Built) -> None:
@@ -471,8 +479,9 @@ def test_dsrdump_prints_the_tree(built: Built) -> None:
     assert '(233604007,SCT,"Pneumonia")=(52101004,SCT,"Present")' in text
     assert f'(122157,DCM,"Probability")="{P_PNEUMONIA}"' in text
     assert "SR-BLUR-SRC" in text and "SR-BLUR-COR" in text
-    assert text.count('SCOORD:(111030,DCM,"Image Region")=(POLYLINE') == 2
-    assert '(121214,DCM,"Referenced Segmentation Frame")' in text
+    # the whole image (probability, motion) and the two hot regions
+    assert text.count('SCOORD:(260753009,SCT,"Source")=(POLYLINE') == 4
+    assert '(121106,DCM,"Comment")="AI finding: Pneumonia' in text
     assert "Verification Flag   : UNVERIFIED" in text
     assert "Completion Flag     : COMPLETE" in text
 

@@ -36,9 +36,14 @@ class Finding:
     probability: float
     is_finding: bool
     threshold: float = 0.5  # the model's operating point: present from this probability on
+    # A class that is no finding ("normal") is present exactly when no finding is: set by the
+    # pipeline (None: decided by the threshold, as a finding is).
+    decided: bool | None = None
 
     @property
     def present(self) -> bool:
+        if self.decided is not None:
+            return self.decided
         return self.probability >= self.threshold
 
 

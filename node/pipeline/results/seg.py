@@ -1,24 +1,28 @@
-"""The heatmap itself as a FRACTIONAL Segmentation, for viewers and research tools that read SEG.
+"""The heatmap as a Segmentation, for viewers (OHIF v3) and research tools that read SEG.
 
 One segment, on the corrected SC (or, when that is not sent, on the source image: same geometry):
 
 * Segmented Property Category (130401, DCM, "Visual explanation") and Type (130403, DCM,
   "Gradient-weighted class activation") (CID 217); the segment label names the explained class.
-* Segmentation Type FRACTIONAL, Segmentation Fractional Type PROBABILITY, Maximum Fractional Value
-  255: the stored value is ``round(255 * heatmap)``. The heatmap is the Grad-CAM map scaled to
-  [0, 1] by its peak: a relative attention weight, not a calibrated probability.
+* ``kind="binary"`` (the default, ``results.seg_type``): Segmentation Type BINARY, the hot part of
+  the heatmap (at least ``threshold`` of its peak, the same level as the SR's and the GSPS's
+  region outlines). Viewers show it as a filled overlay; OHIF v3 shows no FRACTIONAL SEG.
+* ``kind="fractional"``: Segmentation Type FRACTIONAL, Fractional Type PROBABILITY, Maximum
+  Fractional Value 255: the stored value is ``round(255 * heatmap)`` (the whole map; a relative
+  attention weight scaled by its peak, not a calibrated probability).
 * Algorithm: AUTOMATIC, family (123110, DCM, "Artificial Intelligence"), the classifier's name and
   version, the explained class as a parameter.
 
-A single-frame projection image has no Frame of Reference: highdicom then writes none, indexes the
-one frame by segment number, and the SEG carries no pixel spacing (the source's spacing would make
-highdicom write a Pixel Measures item that its own reader refuses). The frame is kept even when the
-heatmap is all zero.
+A single-frame projection image has no Frame of Reference: highdicom then writes none and indexes
+the one frame by segment number. The Pixel Measures functional group (shared) carries the image's
+pixel spacing (Pixel Spacing, else Imager Pixel Spacing) when it has a valid one: OHIF needs the
+group to place a SEG. The frame is kept even when it is empty.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import highdicom as hd
 import numpy as np
@@ -36,7 +40,7 @@ from node.pipeline.results.common import (
     stable_uid,
 )
 from node.pipeline.results.inputs import Analysis, Producer
-from node.pipeline.results.sanitize import sanitize_header
+from node.pipeline.results.sanitize import sanitize_header, valid_pixel_spacing
 from node.pipeline.results.sc import series_laterality
 
 __all__ = ["MAX_FRACTIONAL_VALUE", "build_heatmap_seg"]
@@ -60,6 +64,25 @@ def _source_view(image: pydicom.Dataset) -> pydicom.Dataset:
     return view
 
 
+def _add_pixel_measures(seg: pydicom.Dataset, image: pydicom.Dataset) -> None:
+    """Shared Pixel Measures with the image's pixel spacing, when it has a valid one."""
+    spacing = None
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        try:
+            spacing = valid_pixel_spacing(image, keyword)
+            break
+        except ValueError:
+            continue
+    if spacing is None:
+        return
+    shared = seg.SharedFunctionalGroupsSequence[0]
+    measures = pydicom.Dataset()
+    measures.PixelSpacing = [f"{spacing[0]:.6g}", f"{spacing[1]:.6g}"]
+    # one plane of a projection image: its thickness is not known; SpacingBetweenSlices (Type 3)
+    # is left out
+    shared.PixelMeasuresSequence = [measures]
+
+
 def build_heatmap_seg(
     analysis: Analysis,
     producer: Producer,
@@ -69,8 +92,10 @@ def build_heatmap_seg(
     *,
     corrected_sc: pydicom.Dataset | None = None,
     sop_instance_uid: str | None = None,
+    kind: Literal["binary", "fractional"] = "binary",
+    threshold: float = 0.5,
 ) -> pydicom.Dataset:
-    """The FRACTIONAL SEG of ``analysis.heatmap`` on ``corrected_sc`` (else on the source).
+    """The SEG of ``analysis.heatmap`` on ``corrected_sc`` (else on the source).
 
     Raises ValueError when the analysis has no heatmap or its shape differs from the image's.
     """
@@ -88,6 +113,7 @@ def build_heatmap_seg(
         raise ValueError("heatmap holds non-finite values")
     heat = np.clip(heat, 0.0, 1.0)
 
+    binary = kind == "binary"
     f = analysis.explained_finding
     clf, deblur = analysis.classifier_model, analysis.deblur_model
     demo = clf.demonstration_only or deblur.demonstration_only
@@ -119,12 +145,21 @@ def build_heatmap_seg(
         demo,
     )
     equipment = model_equipment(
-        producer, clf, deblur, "Heatmap encoded as a fractional segmentation"
+        producer,
+        clf,
+        deblur,
+        "Hot part of the heatmap as a binary segmentation"
+        if binary
+        else "Heatmap encoded as a fractional segmentation",
     )
     seg = hd.seg.Segmentation(
         source_images=[_source_view(image)],
-        pixel_array=heat,
-        segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL,
+        pixel_array=(heat >= threshold).astype(np.uint8) if binary else heat,
+        segmentation_type=(
+            hd.seg.SegmentationTypeValues.BINARY
+            if binary
+            else hd.seg.SegmentationTypeValues.FRACTIONAL
+        ),
         segment_descriptions=[segment],
         series_instance_uid=series_instance_uid,
         series_number=series_number,
@@ -134,11 +169,17 @@ def build_heatmap_seg(
         manufacturer_model_name=producer.model_name,
         software_versions=producer.software_version,
         device_serial_number=producer.device_serial_number,
-        fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
+        fractional_type=(None if binary else hd.seg.SegmentationFractionalTypeValues.PROBABILITY),
         max_fractional_value=MAX_FRACTIONAL_VALUE,
         content_label="AI_GRADCAM",
         content_description=fit_text(
-            [f"Grad-CAM heatmap of {f.code.meaning} p={f.probability:.2f}"], LO_MAX, False
+            [
+                f"Grad-CAM of {f.code.meaning} p={f.probability:.2f}"
+                + (f", >= {threshold:.2f} of peak" if binary else ""),
+                f"Grad-CAM of {f.code.meaning} p={f.probability:.2f}",
+            ],
+            LO_MAX,
+            False,
         ),
         transfer_syntax_uid=ExplicitVRLittleEndian,
         omit_empty_frames=False,
@@ -152,6 +193,7 @@ def build_heatmap_seg(
             seg.PatientOrientation = image.PatientOrientation
         else:
             seg["PatientOrientation"] = DataElement(0x00200020, "CS", None)
+    _add_pixel_measures(seg, image)
     if image.get("BodyPartExamined"):
         seg.BodyPartExamined = image.BodyPartExamined
     # General Series Laterality (Type 2C): the SC's value when it is known. dciodvfy refuses an

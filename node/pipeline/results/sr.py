@@ -1,29 +1,38 @@
 """The classifier's findings as a TID 1500 Measurement Report (Comprehensive 3D SR).
 
-Content tree (highdicom ``MeasurementReport``), following IHE AI Results (AIR):
+Content tree (highdicom ``MeasurementReport``), following IHE AI Results (AIR), in the form that
+the standard, pixelmed's DicomSRValidator and OHIF v3 all accept (:mod:`sr_parts` says why):
 
 * Observation context: the classifier as a device observer (Device Observer UID = the model's Device
   UID, name = model name and version, manufacturer = the producer, model name = the model's name).
-* Procedure reported: SCT 399208008 "Plain chest X-ray" when Body Part Examined is CHEST/THORAX,
-  else SCT 168537006 "Plain radiography".
-* Image library: the source radiograph and, when it is sent, the motion-corrected SC.
-* One measurement group (TID 1501) per class the classifier answers: finding type = the class's
-  code, a qualitative evaluation (class code = SCT 52101004 "Present" when the probability is >= 0.5,
-  else SCT 272519000 "Absent"), and the probability as a measurement (DCM 122157 "Probability",
-  UCUM ``{probability}``), source image = the source radiograph; algorithm = the classifier
-  (TID 4019: name, version).
-* One planar ROI group (TID 1410) per hot region of the heatmap (:mod:`regions`): finding type = the
-  explained class, method DCM 130403 "Gradient-weighted class activation", geometric purpose DCM
-  111041 "Outline", the region as a closed SCOORD POLYLINE (PIXEL coordinates, TLHC origin) on the
-  corrected SC (on the source when the SC is not sent), and measurements of the heatmap inside it
-  (maximum and mean, UCUM ``1``) and, where the image has a pixel spacing, its area in mm2.
-* When the heatmap SEG is sent: one planar ROI group that references its segment (TID 1410 with a
-  Referenced Segmentation Frame), so a reader finds the full heatmap from the report.
-* When the pipeline measured sharpness: one image-quality group (finding type DCM 111101 "Image
-  Quality") with 99SHARPRAY SR-BLUR-SRC (``Analysis.sharpness_before``, on the source) and
-  SR-BLUR-COR (``Analysis.sharpness_after``, on the SC): the blur effect of
-  ``models/sharpness.py``, range [0, 1], lower = sharper, UCUM unit ``1``. Non-finite values are
-  left out (logged).
+* Procedure reported: SCT 363679005 "Imaging procedure" (CID 100).
+* Image library: the source radiograph and, when it is sent, the motion-corrected SC, each with
+  its own modality (CR/DX).
+* One measurement group (TID 1501) per finding the classifier answers (``Finding.is_finding``; a
+  "normal" class is the absence of every finding and gets no group): finding type = the class's
+  code, a qualitative evaluation (SCT 52101004 "Present" from the model's operating point on, else
+  SCT 272519000 "Absent"), the probability as a measurement (DCM 122157 "Probability", UCUM
+  ``{probability}``) inferred from the whole image the classifier saw (on the corrected SC when it
+  is sent, else on the source), and a Comment that says it in words ("AI finding: Pneumonia
+  PRESENT ..."); algorithm = the classifier (TID 4019: name, version).
+* One measurement group per hot region of the heatmap (:mod:`regions`): finding type = the
+  explained class, measurements of the heatmap inside the region (DCM 130403 "Gradient-weighted
+  class activation", derivation maximum and mean, UCUM ``1``, method Grad-CAM) and, where the
+  image has a pixel spacing, its area in mm2, inferred from the region's closed SCOORD POLYLINE
+  outline (PIXEL coordinates, TLHC origin) on the corrected SC (on the source when the SC is not
+  sent), and a Comment ("Pneumonia evidence region 1 of 2 (Grad-CAM): peak 0.99, mean 0.72,
+  area 812 mm2").
+* When the pipeline measured the image: one image-quality group (finding type DCM 111101 "Image
+  Quality") with the blur gate's estimated motion in mm (inferred from the whole source image),
+  its decision and which image was classified, and 99SHARPRAY SR-BLUR-SRC / SR-BLUR-COR (the
+  no-reference blur effect of ``models/sharpness.py``, range [0, 1], lower = sharper).
+* Document-level Qualitative Evaluations (TID 1500 row 12): "not analysed" with its coded reasons
+  when the image is outside the model's intended use, and the intended-use statement ("NOT FOR
+  DIAGNOSTIC USE ..." for a demonstration model) as text.
+
+The heatmap SEG, when sent, is referenced from the SR's evidence (Current Requested Procedure
+Evidence Sequence); TID 1500 can only reference a segment from a measurement group without
+coordinates, which OHIF cannot display.
 
 Tracking Unique Identifiers are derived from the SR's SOP Instance UID, so a re-run with the same
 UID writes the same document.
@@ -54,7 +63,7 @@ from node.pipeline.results.common import (
     LO_MAX,
     MAXIMUM,
     MEAN,
-    OUTLINE,
+    NOT_FOR_DIAGNOSTIC_USE,
     PRIVATE_SCHEME,
     UNIT_MM2,
     UNIT_ONE,
@@ -64,9 +73,19 @@ from node.pipeline.results.common import (
     stable_uid,
     to_hd_code,
 )
-from node.pipeline.results.inputs import Analysis, Producer
+from node.pipeline.results.inputs import Analysis, Finding, Producer
 from node.pipeline.results.regions import HotRegion
 from node.pipeline.results.sanitize import sanitize_header, valid_pixel_spacing
+from node.pipeline.results.sr_parts import (
+    IMAGING_PROCEDURE,
+    add_items,
+    comment,
+    library_view,
+    qualitative_evaluations,
+    region_on,
+    set_library_modalities,
+    whole_image,
+)
 
 __all__ = ["build_report_sr", "PRESENT_THRESHOLD"]
 
@@ -80,50 +99,62 @@ PROBABILITY = hd.sr.CodedConcept("122157", "DCM", "Probability")
 UNIT_PROBABILITY = hd.sr.CodedConcept("{probability}", "UCUM", "probability")
 UNIT_NONE = hd.sr.CodedConcept("1", "UCUM", "no units")
 IMAGE_QUALITY = hd.sr.CodedConcept("111101", "DCM", "Image Quality")
-PLAIN_CHEST_XRAY = hd.sr.CodedConcept("399208008", "SCT", "Plain chest X-ray")
-PLAIN_RADIOGRAPHY = hd.sr.CodedConcept("168537006", "SCT", "Plain radiography")
 
-_CHEST_BODY_PARTS = frozenset({"CHEST", "THORAX", "LUNG"})
-_PROJECTION_MODALITIES = frozenset({"CR", "DX", "IO", "MG", "PX", "RF", "RG", "XA"})
+NOT_ANALYSED_TYPE = hd.sr.CodedConcept("SR-ANALYSIS", PRIVATE_SCHEME, "Diagnostic analysis")
+NOT_ANALYSED = hd.sr.CodedConcept(
+    "SR-NOT-ANALYSED", PRIVATE_SCHEME, "Not analysed: outside the model's intended use"
+)
+SCOPE_REASON = hd.sr.CodedConcept("SR-SCOPE-REASON", PRIVATE_SCHEME, "Reason not analysed")
+
+DEMONSTRATION_STATEMENT = (
+    f"{NOT_FOR_DIAGNOSTIC_USE}: produced by a demonstration model; "
+    "a radiologist's reading of the original images is the diagnosis."
+)
+AI_STATEMENT = (
+    "AI result for a radiologist's review: unverified, preliminary; "
+    "the original images and a radiologist's report are the diagnosis."
+)
 
 
-def procedure_code(ref: pydicom.Dataset) -> hd.sr.CodedConcept:
-    """The procedure reported, from the source's Body Part Examined."""
-    if str(ref.get("BodyPartExamined", "")).upper() in _CHEST_BODY_PARTS:
-        return PLAIN_CHEST_XRAY
-    return PLAIN_RADIOGRAPHY
-
-
-def _library_view(image: pydicom.Dataset) -> pydicom.Dataset:
-    """The attributes highdicom's image library entry reads, limited to what is valid.
-
-    highdicom writes the projection-radiography descriptors (TID 1603) for CR/DX and reads Patient
-    Orientation and Imager Pixel Spacing unconditionally; when the image lacks valid values for
-    them (empty orientation, no imager spacing, an SC image) the entry gets only the generic
-    descriptors (modality from the SOP class, rows, columns).
-    """
-    view = pydicom.Dataset()
-    for keyword in ("SOPClassUID", "SOPInstanceUID", "Rows", "Columns", "FrameOfReferenceUID"):
-        if keyword in image:
-            view[keyword] = image[keyword]
-    view.Modality = "OT"
-    modality = str(image.get("Modality", ""))
-    orientation = image.get("PatientOrientation")
-    if (
-        modality in _PROJECTION_MODALITIES
-        and orientation is not None
-        and not isinstance(orientation, str)
-        and len(orientation) == 2
-        and all(str(v) for v in orientation)
-    ):
-        try:
-            valid_pixel_spacing(image, "ImagerPixelSpacing")
-        except ValueError:
-            return view
-        view.Modality = modality
-        view.PatientOrientation = image.PatientOrientation
-        view.ImagerPixelSpacing = image.ImagerPixelSpacing
-    return view
+def _finding_group(
+    finding: Finding,
+    shown: pydicom.Dataset,
+    classifier_id: hd.sr.AlgorithmIdentification,
+    sop_uid: str,
+    demo: bool,
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """TID 1501: one finding, present or absent, its probability inferred from the whole image."""
+    if not 0.0 <= finding.probability <= 1.0:
+        raise ValueError(f"probability of {finding.label} is {finding.probability}")
+    code = to_hd_code(finding.code)
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=stable_uid(sop_uid, "classification", finding.label),
+            identifier=f"AI finding {finding.code.meaning}"[:LO_MAX],
+        ),
+        finding_type=code,
+        algorithm_id=classifier_id,
+        qualitative_evaluations=[
+            hd.sr.QualitativeEvaluation(name=code, value=PRESENT if finding.present else ABSENT)
+        ],
+        measurements=[
+            hd.sr.Measurement(
+                name=PROBABILITY,
+                value=float(finding.probability),
+                unit=UNIT_PROBABILITY,
+                referenced_coordinates=[whole_image(shown)],
+            )
+        ],
+    )
+    verdict = "PRESENT" if finding.present else "absent"
+    text = (
+        f"AI finding: {finding.code.meaning} {verdict} (probability {finding.probability:.2f}, "
+        f"reported present from {finding.threshold:.2f})"
+    )
+    if demo:
+        text += f" - {NOT_FOR_DIAGNOSTIC_USE}"
+    add_items(group, [comment(text)])
+    return group
 
 
 def _region_groups(
@@ -132,8 +163,8 @@ def _region_groups(
     image: pydicom.Dataset,
     classifier_id: hd.sr.AlgorithmIdentification,
     sop_uid: str,
-) -> list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations]:
-    """One TID 1410 group per hot region, its outline a SCOORD POLYLINE on ``image``."""
+) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
+    """One TID 1501 group per hot region, its measurements inferred from its outline on ``image``."""
     if not regions:
         return []
     finding = analysis.explained_finding
@@ -144,99 +175,59 @@ def _region_groups(
         spacing = None
     groups = []
     for i, region in enumerate(regions, start=1):
+        outline = [region_on(np.asarray(region.outline, dtype=np.float32), image)]
+        area = (
+            round(float(region.area_px) * spacing[0] * spacing[1], 1)
+            if spacing is not None
+            else None
+        )
+        # OHIF draws the region from the first measurement that refers to it and labels it with
+        # the measurements that have no other content: the area when known, else the peak.
         measurements = [
             hd.sr.Measurement(
                 name=GRAD_CAM,
                 value=round(float(region.peak), 6),
                 unit=UNIT_ONE,
                 derivation=MAXIMUM,
-                algorithm_id=classifier_id,
+                method=GRAD_CAM,
+                referenced_coordinates=outline if area is None else None,
             ),
             hd.sr.Measurement(
                 name=GRAD_CAM,
                 value=round(float(region.mean), 6),
                 unit=UNIT_ONE,
                 derivation=MEAN,
-                algorithm_id=classifier_id,
+                method=GRAD_CAM,
             ),
         ]
-        if spacing is not None:
-            measurements.append(
+        if area is not None:
+            measurements.insert(
+                0,
                 hd.sr.Measurement(
-                    name=AREA,
-                    value=round(float(region.area_px) * spacing[0] * spacing[1], 3),
-                    unit=UNIT_MM2,
-                    algorithm_id=classifier_id,
-                )
-            )
-        groups.append(
-            hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(
-                    uid=stable_uid(sop_uid, "region", str(i)),
-                    identifier=f"Grad-CAM region {i} {finding.label}"[:LO_MAX],
+                    name=AREA, value=area, unit=UNIT_MM2, referenced_coordinates=outline
                 ),
-                referenced_region=hd.sr.ImageRegion(
-                    graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-                    graphic_data=np.asarray(region.outline, dtype=np.float32),
-                    source_image=hd.sr.SourceImageForRegion.from_source_image(image),
-                ),
-                finding_type=code,
-                method=GRAD_CAM,
-                algorithm_id=classifier_id,
-                geometric_purpose=OUTLINE,
-                measurements=measurements,
             )
+        group = hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(
+                uid=stable_uid(sop_uid, "region", str(i)),
+                identifier=f"{finding.code.meaning} evidence region {i}"[:LO_MAX],
+            ),
+            finding_type=code,
+            algorithm_id=classifier_id,
+            measurements=measurements,
         )
+        text = (
+            f"{finding.code.meaning} evidence region {i} of {len(regions)} (Grad-CAM): "
+            f"peak {region.peak:.2f}, mean {region.mean:.2f}"
+        )
+        if area is not None:
+            text += f", area {area:.0f} mm2"
+        add_items(group, [comment(text)])
+        groups.append(group)
     return groups
 
 
-def _segment_group(
-    analysis: Analysis,
-    seg: pydicom.Dataset,
-    shown: pydicom.Dataset,
-    classifier_id: hd.sr.AlgorithmIdentification,
-    sop_uid: str,
-) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
-    """A TID 1410 group whose region is segment 1 of the heatmap SEG."""
-    explained = analysis.explained_finding
-    reference = hd.sr.ReferencedSegmentationFrame(
-        sop_class_uid=seg.SOPClassUID,
-        sop_instance_uid=seg.SOPInstanceUID,
-        frame_number=1,
-        segment_number=1,
-        source_image=hd.sr.SourceImageForSegmentation.from_source_image(shown),
-    )
-    # PS3.3 Table 10-3: Referenced Segment Number is present only when Referenced Frame Number
-    # is not; highdicom writes both. The SEG has one frame holding segment 1: keep the segment.
-    for item in reference:
-        for sop_ref in item.get("ReferencedSOPSequence", []):
-            if "ReferencedSegmentNumber" in sop_ref and "ReferencedFrameNumber" in sop_ref:
-                del sop_ref.ReferencedFrameNumber
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=stable_uid(sop_uid, "heatmap segment"),
-            identifier=f"Grad-CAM heatmap {explained.label}"[:LO_MAX],
-        ),
-        referenced_segment=reference,
-        finding_type=to_hd_code(explained.code),
-        method=GRAD_CAM,
-        algorithm_id=classifier_id,
-    )
-
-
-NOT_ANALYSED_TYPE = hd.sr.CodedConcept("SR-ANALYSIS", PRIVATE_SCHEME, "Diagnostic analysis")
-NOT_ANALYSED = hd.sr.CodedConcept(
-    "SR-NOT-ANALYSED", PRIVATE_SCHEME, "Not analysed: outside the model's intended use"
-)
-SCOPE_REASON = hd.sr.CodedConcept("SR-SCOPE-REASON", PRIVATE_SCHEME, "Reason not analysed")
-
-
-def _not_analysed_group(
-    analysis: Analysis,
-    algorithm: hd.sr.AlgorithmIdentification,
-    source: hd.sr.SourceImageForMeasurementGroup,
-    sop_uid: str,
-) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+def _not_analysed(analysis: Analysis) -> list[hd.sr.QualitativeEvaluation]:
     """The classifier was not run: the image is outside its intended use (coded reasons)."""
     from node.pipeline.scope import REASONS
 
@@ -249,21 +240,17 @@ def _not_analysed_group(
                 value=hd.sr.CodedConcept(code, PRIVATE_SCHEME, REASONS[code][:64]),
             )
         )
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=stable_uid(sop_uid, "not analysed"), identifier="not analysed"
-        ),
-        finding_type=NOT_ANALYSED_TYPE,
-        algorithm_id=algorithm,
-        source_images=[source],
-        qualitative_evaluations=evaluations,
-    )
+    return evaluations
 
 
-def _blur_gate_items(
-    analysis: Analysis, algorithm: hd.sr.AlgorithmIdentification
-) -> tuple[list[hd.sr.Measurement], list[hd.sr.QualitativeEvaluation]]:
-    """The blur gate's estimate and decision and which image was classified."""
+def _quality_group(
+    analysis: Analysis,
+    producer: Producer,
+    ref: pydicom.Dataset,
+    corrected_sc: pydicom.Dataset | None,
+    sop_uid: str,
+) -> hd.sr.MeasurementsAndQualitativeEvaluations | None:
+    """The blur gate's estimate and decision, the blur measures and which image was classified."""
     from node.pipeline.blur_gate import (
         BLUR_ASSESSMENT,
         BLUR_SCORE,
@@ -273,8 +260,14 @@ def _blur_gate_items(
         SPACING_CODES,
         SPACING_USED,
         UNIT_MM,
+        decision_text,
     )
 
+    metric_id = hd.sr.AlgorithmIdentification(
+        name=f"{producer.model_name} blur gate"[:LO_MAX],
+        version=producer.software_version,
+        manufacturer=producer.manufacturer,
+    )
     measurements: list[hd.sr.Measurement] = []
     evaluations: list[hd.sr.QualitativeEvaluation] = []
     motion = analysis.motion
@@ -282,9 +275,38 @@ def _blur_gate_items(
     if score is not None and math.isfinite(score):
         measurements.append(
             hd.sr.Measurement(
-                name=BLUR_SCORE, value=round(score, 3), unit=UNIT_MM, algorithm_id=algorithm
+                name=BLUR_SCORE,
+                value=round(score, 3),
+                unit=UNIT_MM,
+                referenced_coordinates=[whole_image(ref)],
             )
         )
+    for value, name, image in (
+        (analysis.sharpness_before, BLUR_SOURCE, ref),
+        (analysis.sharpness_after, BLUR_CORRECTED, corrected_sc),
+    ):
+        if value is None or image is None:
+            continue
+        if not math.isfinite(value):
+            log.warning("blur measure %s is %r; left out of the SR", name.meaning, value)
+            continue
+        # every group needs one measurement inferred from a region (sr_parts); without a motion
+        # estimate the source's blur measure carries it
+        measurements.append(
+            hd.sr.Measurement(
+                name=name,
+                value=float(value),
+                unit=UNIT_NONE,
+                referenced_coordinates=[whole_image(image)] if not measurements else None,
+                referenced_images=(
+                    [hd.sr.SourceImageForMeasurement.from_source_image(image)]
+                    if measurements
+                    else None
+                ),
+            )
+        )
+    if not measurements:
+        return None
     if motion is not None:
         assumed = motion.spacing_assumed
         evaluations.append(
@@ -292,17 +314,32 @@ def _blur_gate_items(
                 name=SPACING_USED, value=SPACING_CODES["assumed" if assumed else "header"]
             )
         )
-    decision = motion.decision if motion is not None else None
-    if decision is not None and decision in DECISION_CODES:
-        evaluations.append(
-            hd.sr.QualitativeEvaluation(name=BLUR_ASSESSMENT, value=DECISION_CODES[decision])
-        )
+        if motion.decision in DECISION_CODES:
+            evaluations.append(
+                hd.sr.QualitativeEvaluation(
+                    name=BLUR_ASSESSMENT, value=DECISION_CODES[motion.decision]
+                )
+            )
     evaluations.append(
         hd.sr.QualitativeEvaluation(
             name=CLASSIFIED_IMAGE, value=CLASSIFIED_CODES[analysis.classified]
         )
     )
-    return measurements, evaluations
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=stable_uid(sop_uid, "image quality"), identifier="image quality"
+        ),
+        finding_type=IMAGE_QUALITY,
+        algorithm_id=metric_id,
+        measurements=measurements,
+        qualitative_evaluations=evaluations,
+    )
+    words = [decision_text(motion) if motion is not None else "Image quality"]
+    words.append(f"classified: {analysis.classified} image")
+    if analysis.correction:
+        words.append(analysis.correction)
+    add_items(group, [comment("; ".join(words))])
+    return group
 
 
 def build_report_sr(
@@ -321,9 +358,10 @@ def build_report_sr(
 
     ``corrected_sc`` is the object :func:`build_corrected_sc` made for the same analysis (pass it
     only when it is sent too; with None the regions are drawn on the source image). ``regions``
-    are the heatmap's hot regions, ``seg`` the heatmap SEG when it is sent. Every object passed
-    must belong to the source's study. ``sop_instance_uid`` defaults to a new UID (pass a stable
-    one to make retries idempotent). The source dataset is not modified.
+    are the heatmap's hot regions, ``seg`` the heatmap SEG when it is sent (referenced as
+    evidence). Every object passed must belong to the source's study. ``sop_instance_uid``
+    defaults to a new UID (pass a stable one to make retries idempotent). The source dataset is
+    not modified.
     """
     header = sanitize_header(analysis.source)
     for change in header.changes:
@@ -363,105 +401,33 @@ def build_report_sr(
     classifier_id = hd.sr.AlgorithmIdentification(
         name=clf.name, version=clf.version, manufacturer=producer.manufacturer
     )
-    source_for_group = hd.sr.SourceImageForMeasurementGroup.from_source_image(ref)
 
-    groups: list[
-        hd.sr.MeasurementsAndQualitativeEvaluations
-        | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
-    ] = []
-    for finding in analysis.findings:
-        if not 0.0 <= finding.probability <= 1.0:
-            raise ValueError(f"probability of {finding.label} is {finding.probability}")
-        code = to_hd_code(finding.code)
-        groups.append(
-            hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(
-                    uid=stable_uid(sop_uid, "classification", finding.label),
-                    identifier=f"classification {finding.label}"[:LO_MAX],
-                ),
-                finding_type=code,
-                algorithm_id=classifier_id,
-                source_images=[source_for_group],
-                qualitative_evaluations=[
-                    hd.sr.QualitativeEvaluation(
-                        name=code,
-                        value=PRESENT if finding.present else ABSENT,
-                    )
-                ],
-                measurements=[
-                    hd.sr.Measurement(
-                        name=PROBABILITY,
-                        value=float(finding.probability),
-                        unit=UNIT_PROBABILITY,
-                        algorithm_id=classifier_id,
-                    )
-                ],
-            )
-        )
-
-    if analysis.scope is not None and not analysis.scope.in_scope:
-        groups.append(_not_analysed_group(analysis, classifier_id, source_for_group, sop_uid))
+    groups: list[hd.sr.MeasurementsAndQualitativeEvaluations] = []
+    reported = [f for f in analysis.findings if f.is_finding] or list(analysis.findings)
+    for finding in reported:
+        groups.append(_finding_group(finding, shown, classifier_id, sop_uid, demo))
     groups.extend(_region_groups(analysis, regions, shown, classifier_id, sop_uid))
-    if seg is not None:
-        groups.append(_segment_group(analysis, seg, shown, classifier_id, sop_uid))
+    quality = _quality_group(analysis, producer, ref, corrected_sc, sop_uid)
+    if quality is not None:
+        groups.append(quality)
 
-    quality: list[hd.sr.Measurement] = []
-    metric_id = hd.sr.AlgorithmIdentification(
-        name=f"{producer.model_name} blur effect (Crete 2007)",
-        version=producer.software_version,
-        manufacturer=producer.manufacturer,
-    )
-    for value, name, image in (
-        (analysis.sharpness_before, BLUR_SOURCE, ref),
-        (analysis.sharpness_after, BLUR_CORRECTED, corrected_sc),
-    ):
-        if value is None:
-            continue
-        if not math.isfinite(value):
-            log.warning("blur measure %s is %r; left out of the SR", name.meaning, value)
-            continue
-        quality.append(
-            hd.sr.Measurement(
-                name=name,
-                value=float(value),
-                unit=UNIT_NONE,
-                algorithm_id=metric_id,
-                referenced_images=(
-                    None
-                    if image is None
-                    else [hd.sr.SourceImageForMeasurement.from_source_image(image)]
-                ),
-            )
-        )
-    gate = _blur_gate_items(analysis, metric_id)
-    quality.extend(gate[0])
-    if quality:
-        quality_sources = [source_for_group]
-        if corrected_sc is not None:
-            quality_sources.append(
-                hd.sr.SourceImageForMeasurementGroup.from_source_image(corrected_sc)
-            )
-        groups.append(
-            hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(
-                    uid=stable_uid(sop_uid, "image quality"), identifier="image quality"
-                ),
-                finding_type=IMAGE_QUALITY,
-                algorithm_id=metric_id,
-                source_images=quality_sources,
-                measurements=quality,
-                qualitative_evaluations=gate[1] or None,
-            )
-        )
-
-    library = [_library_view(ref)]
+    library = [library_view(ref)]
     if corrected_sc is not None:
-        library.append(_library_view(corrected_sc))
+        library.append(library_view(corrected_sc))
     report = hd.sr.MeasurementReport(
         observation_context=observation_context,
-        procedure_reported=procedure_code(ref),
-        imaging_measurements=groups,
+        procedure_reported=IMAGING_PROCEDURE,
+        imaging_measurements=groups or None,
         referenced_images=library,
+    )
+    content = report[0]
+    set_library_modalities(content, [ref] + ([corrected_sc] if corrected_sc is not None else []))
+    out_of_scope = analysis.scope is not None and not analysis.scope.in_scope
+    content.ContentSequence.append(
+        qualitative_evaluations(
+            _not_analysed(analysis) if out_of_scope else [],
+            [DEMONSTRATION_STATEMENT if demo else AI_STATEMENT],
+        )
     )
     series_description = fit_text(
         [
@@ -477,7 +443,7 @@ def build_report_sr(
     evidence = [ref] + [d for d in (corrected_sc, seg) if d is not None]
     return hd.sr.Comprehensive3DSR(
         evidence=evidence,
-        content=report[0],
+        content=content,
         series_instance_uid=series_instance_uid,
         series_number=series_number,
         sop_instance_uid=sop_uid,
