@@ -255,6 +255,9 @@ class ResultSettings(ResultSelection):
     # The SEG: "binary" = the hot regions (>= region_threshold; OHIF shows it), "fractional" =
     # the whole heatmap in 255 steps (OHIF v3 cannot show it)
     seg_type: Literal["binary", "fractional"] = "binary"
+    # the SEG states the image's own axes as its plane orientation (OHIF v3 needs it to overlay a
+    # SEG on a radiograph, which has no Frame of Reference)
+    seg_image_axes: bool = True
 
 
 # Result objects a pipeline can build: RESULT_KINDS (sc, overlay, gsps, seg, sr), from
@@ -525,10 +528,13 @@ class DicomWebServerSettings(Strict):
     @field_validator("viewer_dir")
     @classmethod
     def _viewer_dir(cls, v: Path | None) -> Path | None:
-        if v is not None:
-            from node.ops.viewer import check_dist
-
-            check_dist(v)
+        if v is not None and not (
+            (v / "index.html").is_file() and any(v.glob("app.bundle.*.js"))
+        ):
+            raise ValueError(
+                f"{v} is not a built OHIF viewer (no index.html and app.bundle.*.js): "
+                "name the dist/ folder of the npm package @ohif/app"
+            )
         return v
 
     @field_validator("base_url")

@@ -19,6 +19,7 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 from sqlalchemy import select
 
 from node.dicomweb import query as qido
@@ -34,11 +35,13 @@ from node.dicomweb.render import (
     UNCOMPRESSED,
     RenderError,
     frame_bytes,
+    frame_count,
     parse_frame_list,
     parse_viewport,
     parse_window,
     read,
     render,
+    stored_frame,
     to_uncompressed,
 )
 from node.receive.dicomweb import stow_router
@@ -349,33 +352,55 @@ class DicomWebRoutes:
             except Exception as e:
                 log.error("cannot read the stored file of %s (%s)", r.sop_instance_uid, e)
                 raise HTTPException(500, "a stored file cannot be read") from None
-            body.append(ds.to_json_dict(suppress_invalid_tags=True))
+            item = ds.to_json_dict(suppress_invalid_tags=True)
+            if "Rows" in ds and "BitsAllocated" in ds:
+                # Pixel Data by reference (PS3.18 F.2.6): its frames, as the frames resource
+                # serves them (stored syntax or uncompressed, as the client asks)
+                url = self.ctx.instance_url(
+                    request, r.study_instance_uid, r.series_instance_uid, r.sop_instance_uid
+                )
+                n = frame_count(ds)
+                encapsulated = UID(r.transfer_syntax_uid).is_compressed
+                vr = "OB" if encapsulated or int(ds.BitsAllocated) <= 8 else "OW"
+                frames = ",".join(str(i) for i in range(1, n + 1))
+                item["7FE00010"] = {"vr": vr, "BulkDataURI": f"{url}/frames/{frames}"}
+            body.append(item)
         return JSONResponse(body, media_type=DICOM_JSON)
 
     def frames(self, request: Request, study: str, series: str, sop: str, frames: str) -> Response:
         row = self._find(request, study, series, sop)[0]
-        ok = False
+        stored_ok = uncompressed_ok = False
         for r in parse_accept(request.headers.get("accept")):
-            ts = r.params.get("transfer-syntax", AS_STORED)
-            if r.media_type == "multipart/related":
-                kind = r.params.get("type", "application/octet-stream").lower()
-                ok = kind == "application/octet-stream" and ts in (AS_STORED, *UNCOMPRESSED)
-            elif r.media_type in ("*/*", "multipart/*", "application/octet-stream"):
-                ok = ts in (AS_STORED, *UNCOMPRESSED)
-            if ok:
-                break
-        if not ok:
+            media = r.media_type
+            if media == "multipart/related":
+                media = r.params.get("type", "application/octet-stream").lower()
+            if media not in ("*/*", "multipart/*", "application/octet-stream"):
+                continue
+            # PS3.18 8.7.3.5: without a transfer-syntax parameter, octet-stream means Explicit
+            # VR Little Endian; "*" or the stored syntax lets the server send the frame as stored
+            ts = r.params.get("transfer-syntax", UNCOMPRESSED[0] if media != "*/*" else AS_STORED)
+            stored_ok = stored_ok or ts in (AS_STORED, row.transfer_syntax_uid)
+            uncompressed_ok = uncompressed_ok or ts in (AS_STORED, *UNCOMPRESSED)
+        if not (stored_ok or uncompressed_ok):
             raise HTTPException(
                 406, 'frames are offered as multipart/related; type="application/octet-stream"'
             )
         try:
             numbers = parse_frame_list(frames)
             ds = read(self.ctx.store.abspath(row.path))
-            data = [frame_bytes(ds, n) for n in numbers]
+            stored = [stored_frame(ds, n) for n in numbers] if stored_ok else []
+            if stored and all(b is not None for b in stored):
+                data = [b for b in stored if b is not None]
+                ts_out = row.transfer_syntax_uid
+            elif uncompressed_ok:
+                data = [frame_bytes(ds, n) for n in numbers]
+                ts_out = UNCOMPRESSED[0]
+            else:  # only a stored syntax this server cannot give frame by frame was asked for
+                raise HTTPException(406, f"frames are offered as stored or in {UNCOMPRESSED[0]}")
         except RenderError as e:
             raise HTTPException(e.status, str(e)) from None
         boundary = new_boundary()
-        ctype = f"application/octet-stream; transfer-syntax={UNCOMPRESSED[0]}"
+        ctype = f"application/octet-stream; transfer-syntax={ts_out}"
         return Response(
             b"".join(write_multipart(((ctype, iter([d])) for d in data), boundary)),
             media_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}',

@@ -15,6 +15,7 @@ import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset
+from pydicom.encaps import get_frame
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 from pydicom.pixels.utils import pixel_array
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -97,6 +98,22 @@ def frame_bytes(ds: Dataset, number: int) -> bytes:
             return chunk
     arr = _decode(ds, number - 1)
     return np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).tobytes()
+
+
+def stored_frame(ds: Dataset, number: int) -> bytes | None:
+    """Frame ``number`` (1-based) as stored, for an encapsulated (compressed) transfer syntax:
+    the codec's bytes, undecoded (PS3.18 8.7.3.3.1); None for a native (uncompressed) one."""
+    meta = getattr(ds, "file_meta", None)
+    ts = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else None
+    if ts is None or not ts.is_compressed or "PixelData" not in ds:
+        return None
+    n = frame_count(ds)
+    if number > n:
+        raise RenderError(f"frame {number} does not exist (the instance has {n})", 404)
+    try:
+        return bytes(get_frame(ds.PixelData, number - 1, number_of_frames=n))
+    except (ValueError, KeyError) as e:
+        raise RenderError(f"the stored frame {number} cannot be read ({e})", 500) from None
 
 
 def to_uncompressed(ds: Dataset, ts: str) -> bytes:

@@ -5,7 +5,7 @@ run time: the administrator installs the package (``npm pack @ohif/app@3.13.2 &&
 ohif-app-3.13.2.tgz``) and names its ``dist`` folder in ``dicomweb.viewer_dir``; the node then
 serves it same-origin with /dicom-web, so an administrator sees the results (corrected images,
 the report's findings and outlines, the heatmap SEG) without a PACS:
-``http://NODE:8080/viewer?StudyInstanceUIDs=<uid>`` opens a study, ``/viewer`` the study list.
+``http://NODE:8080/viewer?StudyInstanceUIDs=<uid>`` opens a study.
 
 The built viewer is compiled for the site root (its chunks load from ``/``), so it is served
 there, behind every route of the node: its own files (``/app.bundle.*.js``, ``/assets/...``), its

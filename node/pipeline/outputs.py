@@ -138,6 +138,7 @@ def build_results(
             sop_instance_uid=stable_uid(sop, "seg", deblur_uid, clf_uid, on, settings.seg_type),
             kind=settings.seg_type,
             threshold=settings.region_threshold,
+            image_axes=settings.seg_image_axes,
         )
         out.append(("seg", seg))
     if "sr" in kinds:

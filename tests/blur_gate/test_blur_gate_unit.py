@@ -25,6 +25,7 @@ from node.pipeline.preprocess import UnsupportedImage
 from node.pipeline.results.inputs import Producer
 from tests.blur_gate.radiographs import blurred, mhh_test_images, write_cr
 from tests.results.conftest import dciodvfy_errors
+from tests.support.sr_content import measurement_groups, ohif_ready, pixelmed_sr_errors
 
 GATE = BlurGateSettings()
 MHH_SPACING = 0.6  # the MHH PNGs: 640 px for a 35-43 cm field
@@ -134,6 +135,10 @@ def test_notice_sr_is_valid_and_says_the_decision(tmp_path: Path) -> None:
     out = tmp_path / "notice.dcm"
     notice.save_as(out, enforce_file_format=True)
     assert not dciodvfy_errors(out)
+    assert pixelmed_sr_errors(out) in ([], None)  # None: pixelmed-apps not installed
+    assert ohif_ready(notice) == []  # the motion is inferred from the whole image: OHIF draws it
+    (group,) = measurement_groups(notice)
+    assert "Motion blur check: MOTION BLURRED" in group.comments[0]
     text = str(notice)
     assert "Motion blur assessment" in text and "SR-MOTION-MM" in text
     assert "not a diagnosis" in notice.SeriesDescription

@@ -21,7 +21,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.pixels import apply_modality_lut
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from models.manifest import CodedConcept
 from node.config import ResultSettings
@@ -139,7 +139,8 @@ def build_all(src_path: Path, out_dir: Path, kinds: tuple[str, ...] = KINDS) -> 
 
 def make_synthetic(kind: str, path: Path) -> Path:
     """A small CR: "mono1" (MONOCHROME1, 12 bits, window) or "signed" (signed 12-bit MONOCHROME2
-    with a rescale intercept and no window, so the SC must shift values and compute a window)."""
+    with a rescale intercept and no window, so the SC must shift values and compute a window);
+    "hand-L" / "hand-none": the "mono1" image of a HAND, with Image Laterality L / none."""
     from tests.support.synthetic import make_cr
 
     ds = make_cr(path, 256, 224, bits=12, photometric="MONOCHROME1", seed=3)
@@ -154,6 +155,12 @@ def make_synthetic(kind: str, path: Path) -> Path:
         ds.RescaleType = "US"
         del ds.WindowCenter
         del ds.WindowWidth
+        ds.save_as(path, enforce_file_format=True)
+    if kind.startswith("hand"):
+        # a paired body part, with and without a laterality in the source (issue #16)
+        ds.BodyPartExamined = "HAND"
+        if kind == "hand-L":
+            ds.ImageLaterality = "L"
         ds.save_as(path, enforce_file_format=True)
     return path
 
@@ -170,7 +177,10 @@ _PARAMS = [pytest.param(("file", p), id=p.stem) for p in SOURCES] or [
         marks=pytest.mark.skip(reason=f"real radiographs not available: {DATA_DIR} is absent"),
     )
 ]
-_PARAMS += [pytest.param(("synthetic", k), id=f"synthetic-{k}") for k in ("mono1", "signed")]
+_PARAMS += [
+    pytest.param(("synthetic", k), id=f"synthetic-{k}")
+    for k in ("mono1", "signed", "hand-L", "hand-none")
+]
 
 
 def _source(param: tuple[str, object], out_dir: Path) -> Path:
@@ -380,27 +390,45 @@ def test_dcmpschk_accepts_the_gsps(built: Built) -> None:
 # -- SEG -----------------------------------------------------------------------------------------
 
 
-def test_seg_holds_the_heatmap(built: Built) -> None:
+def test_seg_holds_the_hot_part_of_the_heatmap(built: Built) -> None:
     seg_ds = built.read("seg")
     sc = built.read("sc", pixels=False)
     assert seg_ds.SOPClassUID == SEG_CLASS
-    assert (seg_ds.SegmentationType, seg_ds.SegmentationFractionalType) == (
-        "FRACTIONAL",
-        "PROBABILITY",
-    )
-    seg = hd.seg.segread(built.paths["seg"])
-    (desc,) = seg.SegmentSequence
+    assert seg_ds.SegmentationType == "BINARY"  # what OHIF v3 overlays
+    shared = seg_ds.SharedFunctionalGroupsSequence[0]
+    assert list(shared.PlaneOrientationSequence[0].ImageOrientationPatient) == [1, 0, 0, 0, 1, 0]
+    # plain pydicom: highdicom's reader wants a Slice Thickness that a radiograph does not have
+    (desc,) = seg_ds.SegmentSequence
     assert desc.SegmentedPropertyCategoryCodeSequence[0].CodeValue == "130401"
     assert desc.SegmentedPropertyTypeCodeSequence[0].CodeValue == "130403"
     assert desc.SegmentAlgorithmName == CLASSIFIER.name
     refs = seg_ds.ReferencedSeriesSequence[0]
     assert refs.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == sc.SOPInstanceUID
-    pixels = seg.get_pixels_by_source_instance(
-        source_sop_instance_uids=[sc.SOPInstanceUID], segment_numbers=[1], rescale_fractional=True
-    )
     heat = built.analysis.heatmap
     assert heat is not None
-    np.testing.assert_allclose(pixels[0, :, :, 0], heat, atol=0.5 / 255 + 1e-6)
+    np.testing.assert_array_equal(seg_ds.pixel_array, heat >= 0.5)
+
+
+def test_fractional_seg_holds_the_whole_heatmap(built: Built, tmp_path: Path) -> None:
+    from node.pipeline.results.seg import build_heatmap_seg
+
+    sc = built.read("sc", pixels=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        seg_ds = build_heatmap_seg(
+            built.analysis, Producer(), generate_uid(), 9005, corrected_sc=sc, kind="fractional"
+        )
+    assert (seg_ds.SegmentationType, seg_ds.SegmentationFractionalType) == (
+        "FRACTIONAL",
+        "PROBABILITY",
+    )
+    path = tmp_path / "fractional.dcm"
+    seg_ds.save_as(path, enforce_file_format=True)
+    assert not dciodvfy_errors(path)
+    stored = pydicom.dcmread(path).pixel_array.astype(np.float64) / 255
+    heat = built.analysis.heatmap
+    assert heat is not None
+    np.testing.assert_allclose(stored, heat, atol=0.5 / 255 + 1e-6)
 
 
 def test_dcm2pnm_renders_the_seg(built: Built) -> None:
@@ -409,7 +437,11 @@ def test_dcm2pnm_renders_the_seg(built: Built) -> None:
     grey = render(exe, path, path.with_suffix(".pgm")).astype(np.float64)
     heat = built.analysis.heatmap
     assert heat is not None and grey.shape == heat.shape
-    assert float(np.corrcoef(grey.ravel(), heat.ravel())[0, 1]) > 0.99
+    hot = (heat >= 0.5).astype(np.float64)
+    if hot.std() == 0:
+        assert grey.std() == 0
+    else:
+        assert float(np.corrcoef(grey.ravel(), hot.ravel())[0, 1]) > 0.99
 
 
 # -- SR ------------------------------------------------------------------------------------------

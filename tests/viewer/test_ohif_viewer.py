@@ -17,6 +17,7 @@ Set VIEWER_SCREENSHOTS_DIR=docs/images to (re)write the screenshots docs/results
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -24,8 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -209,20 +212,30 @@ def test_sr_shows_the_finding_and_outlines_on_the_image(viewer: Viewer) -> None:
     viewer.screenshot("sr")
 
 
+def _yellow_fraction(viewer: Viewer) -> float:
+    """Share of the screen that is the SEG's display colour (yellow), over the grey image."""
+    rgb = np.asarray(Image.open(io.BytesIO(viewer.driver.get_screenshot_as_png())).convert("RGB"))
+    r, g, b = (rgb[..., i].astype(int) for i in range(3))
+    return float(((r - b > 80) & (g - b > 80) & (abs(r - g) < 60)).mean())
+
+
 def test_seg_is_overlaid_on_the_image(viewer: Viewer) -> None:
+    viewer.open()
+    plain = _yellow_fraction(viewer)  # the study without the SEG: no yellow to speak of
+    assert plain < 0.005
     viewer.open(viewer.series["SEG"])
 
-    def segmentation_listed() -> bool:
-        return bool(
-            viewer.driver.execute_script(
-                "return document.body.innerText.includes('Grad-CAM Pneumonia');"
-            )
-        )
+    def overlaid() -> float | None:
+        for button in viewer.driver.find_elements(By.XPATH, "//button[normalize-space()='Yes']"):
+            button.click()  # "Do you want to open this Segmentation?"
+        fraction = _yellow_fraction(viewer)
+        return fraction if fraction > 0.02 else None
 
     try:
-        wait_for(segmentation_listed, 60, "the SEG's segment in OHIF", interval=0.5)
+        fraction = wait_for(overlaid, 60, "the SEG drawn over the image", interval=1.0)
     except TimeoutError:
         viewer.screenshot("seg-failed")
         raise AssertionError(f"no segment shown; console: {viewer.console_errors()}") from None
+    assert fraction > 0.02
     assert viewer.console_errors() == []
     viewer.screenshot("seg")

@@ -16,7 +16,9 @@ One segment, on the corrected SC (or, when that is not sent, on the source image
 A single-frame projection image has no Frame of Reference: highdicom then writes none and indexes
 the one frame by segment number. The Pixel Measures functional group (shared) carries the image's
 pixel spacing (Pixel Spacing, else Imager Pixel Spacing) when it has a valid one: OHIF needs the
-group to place a SEG. The frame is kept even when it is empty.
+group to place a SEG, and a Plane Orientation: with ``image_axes`` (``results.seg_image_axes``)
+the shared group states the image's own axes (see :func:`_add_image_axes`). The frame is kept
+even when it is empty.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from node.pipeline.results.common import (
 )
 from node.pipeline.results.inputs import Analysis, Producer
 from node.pipeline.results.sanitize import sanitize_header, valid_pixel_spacing
-from node.pipeline.results.sc import series_laterality
 
 __all__ = ["MAX_FRACTIONAL_VALUE", "build_heatmap_seg"]
 
@@ -64,15 +65,21 @@ def _source_view(image: pydicom.Dataset) -> pydicom.Dataset:
     return view
 
 
-def _add_pixel_measures(seg: pydicom.Dataset, image: pydicom.Dataset) -> None:
-    """Shared Pixel Measures with the image's pixel spacing, when it has a valid one."""
-    spacing = None
-    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        try:
-            spacing = valid_pixel_spacing(image, keyword)
-            break
-        except ValueError:
-            continue
+def image_spacing(*images: pydicom.Dataset) -> tuple[float, float] | None:
+    """The first valid Pixel Spacing, else Imager Pixel Spacing, of ``images`` (the corrected SC
+    first: it has the source's geometry but a Secondary Capture carries no spacing of its own)."""
+    for image in images:
+        for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+            try:
+                return valid_pixel_spacing(image, keyword)
+            except ValueError:
+                continue
+    return None
+
+
+def _add_pixel_measures(seg: pydicom.Dataset, *images: pydicom.Dataset) -> None:
+    """Shared Pixel Measures with the images' pixel spacing, when one has a valid one."""
+    spacing = image_spacing(*images)
     if spacing is None:
         return
     shared = seg.SharedFunctionalGroupsSequence[0]
@@ -81,6 +88,18 @@ def _add_pixel_measures(seg: pydicom.Dataset, image: pydicom.Dataset) -> None:
     # one plane of a projection image: its thickness is not known; SpacingBetweenSlices (Type 3)
     # is left out
     shared.PixelMeasuresSequence = [measures]
+
+
+def _add_image_axes(seg: pydicom.Dataset) -> None:
+    """Shared Plane Orientation (Patient) = the image's own row and column axes (1\\0\\0\\0\\1\\0).
+
+    A projection radiograph has no Frame of Reference, so this states no patient geometry; it is
+    the identity orientation that viewers assume for such an image, and OHIF v3 (cornerstone's
+    SEG loader) needs it to lay a SEG over the image. dciodvfy accepts it.
+    """
+    orientation = pydicom.Dataset()
+    orientation.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    seg.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence = [orientation]
 
 
 def build_heatmap_seg(
@@ -94,6 +113,7 @@ def build_heatmap_seg(
     sop_instance_uid: str | None = None,
     kind: Literal["binary", "fractional"] = "binary",
     threshold: float = 0.5,
+    image_axes: bool = True,
 ) -> pydicom.Dataset:
     """The SEG of ``analysis.heatmap`` on ``corrected_sc`` (else on the source).
 
@@ -193,12 +213,12 @@ def build_heatmap_seg(
             seg.PatientOrientation = image.PatientOrientation
         else:
             seg["PatientOrientation"] = DataElement(0x00200020, "CS", None)
-    _add_pixel_measures(seg, image)
+    _add_pixel_measures(seg, image, ref)
+    if image_axes and "FrameOfReferenceUID" not in seg:
+        _add_image_axes(seg)
     if image.get("BodyPartExamined"):
         seg.BodyPartExamined = image.BodyPartExamined
-    # General Series Laterality (Type 2C): the SC's value when it is known. dciodvfy refuses an
-    # empty (unknown) Laterality in a SEG where the body part is not a known paired one.
-    laterality, _ = series_laterality(ref)
-    if laterality is not None:
-        seg.Laterality = laterality
+    # General Series Laterality is left out: dciodvfy holds its condition unsatisfied in a SEG
+    # for every body part (paired or not, with or without a laterality in the source: tested);
+    # the SEG's source image, which it references, states the laterality.
     return seg

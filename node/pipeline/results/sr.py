@@ -75,7 +75,8 @@ from node.pipeline.results.common import (
 )
 from node.pipeline.results.inputs import Analysis, Finding, Producer
 from node.pipeline.results.regions import HotRegion
-from node.pipeline.results.sanitize import sanitize_header, valid_pixel_spacing
+from node.pipeline.results.sanitize import sanitize_header
+from node.pipeline.results.seg import image_spacing
 from node.pipeline.results.sr_parts import (
     IMAGING_PROCEDURE,
     add_items,
@@ -169,10 +170,7 @@ def _region_groups(
         return []
     finding = analysis.explained_finding
     code = to_hd_code(finding.code)
-    try:
-        spacing: tuple[float, float] | None = valid_pixel_spacing(image)
-    except ValueError:
-        spacing = None
+    spacing = image_spacing(image, analysis.source)
     groups = []
     for i, region in enumerate(regions, start=1):
         outline = [region_on(np.asarray(region.outline, dtype=np.float32), image)]
