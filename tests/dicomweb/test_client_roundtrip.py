@@ -91,7 +91,9 @@ def test_every_real_radiograph_round_trips_identical_bytes(node_process: NodePro
         # metadata, and a rendered image a browser can show
         meta = client.retrieve_instance_metadata(study, series, sop)
         assert meta["00080018"]["Value"] == [sop]
-        assert "7FE00010" not in meta
+        # Pixel Data by reference, never inline
+        assert set(meta["7FE00010"]) == {"vr", "BulkDataURI"}
+        assert meta["7FE00010"]["BulkDataURI"].endswith(f"/instances/{sop}/frames/1")
         png = client.retrieve_instance_rendered(
             study, series, sop, media_types=("image/png",), params={"viewport": "512,512"}
         )

@@ -180,6 +180,12 @@ def test_the_node_delivered_its_results_to_its_own_dicomweb(viewer: Viewer) -> N
     assert set(viewer.series) == {"DX", "SEG", "SR"}  # the corrected SC keeps Modality DX
 
 
+def test_the_dashboard_links_the_study_to_the_viewer(viewer: Viewer) -> None:
+    viewer.driver.get(f"{viewer.node.http_url}/dashboard/studies/{viewer.study}")
+    link = viewer.driver.find_element(By.CSS_SELECTOR, "a.open-viewer")
+    assert link.get_attribute("href").endswith(f"/viewer?StudyInstanceUIDs={viewer.study}")
+
+
 def test_study_opens_with_the_corrected_image_and_no_console_error(viewer: Viewer) -> None:
     viewer.open()
     labels = viewer.driver.find_elements(By.CSS_SELECTOR, '[data-cy="series-description-label"]')

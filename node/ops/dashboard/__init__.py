@@ -294,7 +294,10 @@ def dashboard_router(ctx: DashboardContext) -> APIRouter:
                     "deliveries": deliveries,
                 }
             )
-        return page(request, "study", study=study, sources=sources, dicomweb=ctx.dicomweb)
+        viewer = ctx.dicomweb and ctx.settings.dicomweb.viewer_dir is not None
+        return page(
+            request, "study", study=study, sources=sources, dicomweb=ctx.dicomweb, viewer=viewer
+        )
 
     def routing_page(request: Request, dry_run: dict[str, Any] | None = None) -> Response:
         r = ctx.settings.routing

@@ -15,8 +15,8 @@ One segment, on the corrected SC (or, when that is not sent, on the source image
 
 A single-frame projection image has no Frame of Reference: highdicom then writes none and indexes
 the one frame by segment number. The Pixel Measures functional group (shared) carries the image's
-pixel spacing (Pixel Spacing, else Imager Pixel Spacing) when it has a valid one: OHIF needs the
-group to place a SEG, and a Plane Orientation: with ``image_axes`` (``results.seg_image_axes``)
+pixel spacing (Pixel Spacing, else Imager Pixel Spacing) when it has a valid one, else it is an
+empty item: OHIF needs the item to place a SEG, and a Plane Orientation: with ``image_axes`` (``results.seg_image_axes``)
 the shared group states the image's own axes (see :func:`_add_image_axes`). The frame is kept
 even when it is empty.
 """
@@ -78,13 +78,14 @@ def image_spacing(*images: pydicom.Dataset) -> tuple[float, float] | None:
 
 
 def _add_pixel_measures(seg: pydicom.Dataset, *images: pydicom.Dataset) -> None:
-    """Shared Pixel Measures with the images' pixel spacing, when one has a valid one."""
+    """Shared Pixel Measures with the images' pixel spacing (empty when none has a valid one)."""
     spacing = image_spacing(*images)
-    if spacing is None:
-        return
     shared = seg.SharedFunctionalGroupsSequence[0]
     measures = pydicom.Dataset()
-    measures.PixelSpacing = [f"{spacing[0]:.6g}", f"{spacing[1]:.6g}"]
+    if spacing is not None:
+        measures.PixelSpacing = [f"{spacing[0]:.6g}", f"{spacing[1]:.6g}"]
+    # without a known spacing the item stays empty (Pixel Spacing is Type 1C, required with a
+    # Frame of Reference only): OHIF needs the item itself
     # one plane of a projection image: its thickness is not known; SpacingBetweenSlices (Type 3)
     # is left out
     shared.PixelMeasuresSequence = [measures]
