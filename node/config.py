@@ -528,9 +528,7 @@ class DicomWebServerSettings(Strict):
     @field_validator("viewer_dir")
     @classmethod
     def _viewer_dir(cls, v: Path | None) -> Path | None:
-        if v is not None and not (
-            (v / "index.html").is_file() and any(v.glob("app.bundle.*.js"))
-        ):
+        if v is not None and not ((v / "index.html").is_file() and any(v.glob("app.bundle.*.js"))):
             raise ValueError(
                 f"{v} is not a built OHIF viewer (no index.html and app.bundle.*.js): "
                 "name the dist/ folder of the npm package @ohif/app"
