@@ -481,6 +481,10 @@ class RoutingSettings(Strict):
     fallback: FallbackRuleSettings = FallbackRuleSettings(
         name="fallback", process="full", send_results_to=["pacs"]
     )
+    # An object this node made (its Contributing Equipment names results.manufacturer as
+    # Processing Equipment) that comes back, e.g. a PACS routing the study here again: stored
+    # (and served by DICOMweb) but neither processed nor forwarded; false = routed like any other
+    ignore_own_results: bool = True
 
     @model_validator(mode="after")
     def _names(self) -> RoutingSettings:

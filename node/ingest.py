@@ -33,7 +33,7 @@ from node.instance_index import (
     apply_index,
     index_attributes,
 )
-from node.route import Decision, decide, uses_attributes
+from node.route import OWN_RESULT_TAG, Decision, decide, needs_header, uses_attributes
 from node.schedule import schedule
 from node.sop import ACCEPTED_TRANSFER_SYNTAXES, PROCESSABLE_SOP_CLASSES
 from storage import queue
@@ -457,9 +457,13 @@ class Ingestor:
         if self.settings is None:
             return None
         header = Dataset()
-        if uses_attributes(self.settings):
+        if needs_header(self.settings):
+            # rules on attributes read the whole header; the own-results check one sequence
+            tags = None if uses_attributes(self.settings) else [OWN_RESULT_TAG]
             try:
-                header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+                header = pydicom.dcmread(
+                    io.BytesIO(data), stop_before_pixels=True, specific_tags=tags
+                )
             except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as e:
                 raise CannotUnderstand(f"header not readable ({type(e).__name__})") from e
         return decide(self.settings, header, received)

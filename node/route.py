@@ -72,6 +72,8 @@ class Decision:
 
     def summary(self) -> str:
         """One line for logs, the audit table and the dry run (names only, no patient data)."""
+        if self.ignore and self.rule == "own-result":
+            return "own result of this node (routing.ignore_own_results): stored, not processed"
         if self.ignore:
             return f"rule {self.rule}: ignore"
         parts = []
@@ -118,8 +120,37 @@ def decision_for(
     )
 
 
+OWN_RESULTS_RULE = "own-result"
+PROCESSING_EQUIPMENT = "109102"
+OWN_RESULT_TAG = 0x0018A001  # Contributing Equipment Sequence: what the own-results check reads
+
+
+def is_own_result(settings: Settings, header: Dataset) -> bool:
+    """Whether ``header`` is an object this node made: a Contributing Equipment item with purpose
+    (109102, DCM, "Processing Equipment") and this node's ``results.manufacturer``."""
+    for item in header.get("ContributingEquipmentSequence", []):
+        purposes = item.get("PurposeOfReferenceCodeSequence", [])
+        if str(item.get("Manufacturer", "")) == settings.results.manufacturer and any(
+            str(p.get("CodeValue", "")) == PROCESSING_EQUIPMENT for p in purposes
+        ):
+            return True
+    return False
+
+
+def own_result_decision() -> Decision:
+    return Decision(rule=OWN_RESULTS_RULE, ignore=True)
+
+
+def needs_header(settings: Settings) -> bool:
+    """Whether routing reads the DICOM header (rules on attributes, or the own-results check)."""
+    return settings.routing.ignore_own_results or uses_attributes(settings)
+
+
 def decide(settings: Settings, header: Dataset, received: Received) -> Decision:
-    """The decision of the first rule that matches, else of the fallback rule."""
+    """The decision of the first rule that matches, else of the fallback rule; an object this
+    node made is ignored first (``routing.ignore_own_results``)."""
+    if settings.routing.ignore_own_results and is_own_result(settings, header):
+        return own_result_decision()
     for rule in settings.routing.rules:
         if _first_failure(rule.match, header, received) is None:
             return decision_for(rule, settings)
@@ -130,6 +161,8 @@ def explain(settings: Settings, header: Dataset, received: Received) -> DryRun:
     """Every rule in order with why it did (not) match, and the resulting decision."""
     checks: list[RuleCheck] = []
     decision: Decision | None = None
+    if settings.routing.ignore_own_results and is_own_result(settings, header):
+        decision = own_result_decision()
     for rule in settings.routing.rules:
         failed = _first_failure(rule.match, header, received)
         checks.append(RuleCheck(rule.name, failed is None, failed))

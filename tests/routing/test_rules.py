@@ -325,3 +325,70 @@ def test_the_examples_in_docs_routing_md_are_valid_configurations() -> None:
         assert s.routing.fallback.name
     pipelines = next(b for b in blocks if "pipelines" in b)
     assert Settings.model_validate(pipelines).pipelines["viewer"].results[1] == "overlay"
+
+
+def _own_result(manufacturer: str = "SharpRay", purpose: str = "109102") -> Dataset:
+    from pydicom.sequence import Sequence
+
+    ds = Dataset()
+    ds.Modality = "DX"
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = purpose, "DCM", "x"
+    item = Dataset()
+    item.Manufacturer = manufacturer
+    item.PurposeOfReferenceCodeSequence = Sequence([code])
+    ds.ContributingEquipmentSequence = Sequence([item])
+    return ds
+
+
+def test_the_nodes_own_results_are_not_processed_again() -> None:
+    s = Settings.model_validate({"routing": {"fallback": {"name": "all", "process": "full"}}})
+    received = Received(source="dimse", calling_ae="PACS", called_ae="SHARPRAY")
+    own = decide(s, _own_result(), received)
+    assert own.ignore and own.rule == "own-result" and "own result" in own.summary()
+    assert explain(s, _own_result(), received).decision == own
+    # another vendor's processing, or our name as a mere source: routed as usual
+    for other in (_own_result("Other AI"), _own_result(purpose="109101"), Dataset()):
+        assert decide(s, other, received).pipeline == "full"
+    off = Settings.model_validate(
+        {"routing": {"ignore_own_results": False, "fallback": {"name": "all", "process": "full"}}}
+    )
+    assert decide(off, _own_result(), received).pipeline == "full"
+
+
+def test_real_result_objects_are_recognised_as_own(tmp_path: Path) -> None:
+    """Every kind of object the builders write carries the mark the guard reads."""
+    import warnings
+
+    import numpy as np
+    import pydicom
+
+    from models.manifest import CodedConcept
+    from node.config import ResultSettings
+    from node.pipeline.outputs import build_results
+    from node.pipeline.results.inputs import Analysis, Finding, ModelInfo, Producer
+    from tests.support.synthetic import make_cr
+
+    src = make_cr(tmp_path / "src.dcm", 64, 64, seed=1)
+    info = ModelInfo("m", "1.0", "2.25.1", True)
+    heat = np.zeros((64, 64), np.float32)
+    heat[20:40, 20:40] = 1
+    code = CodedConcept(value="233604007", scheme="SCT", meaning="Pneumonia")
+    finding = Finding("PNEUMONIA", code, 0.9, True)
+    analysis = Analysis(
+        source=pydicom.dcmread(tmp_path / "src.dcm"),
+        corrected=src.pixel_array,
+        deblur_model=info,
+        classifier_model=info,
+        findings=[finding],
+        heatmap=heat,
+    )
+    s = Settings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        results = dict(build_results(analysis, ResultSettings(), Producer()))
+    assert set(results) == {"sc", "overlay", "gsps", "seg", "sr"}
+    received = Received(source="dicomweb")
+    for kind, ds in results.items():
+        assert decide(s, ds, received).rule == "own-result", kind
+    assert decide(s, analysis.source, received).rule == s.routing.fallback.name

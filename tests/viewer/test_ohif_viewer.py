@@ -2,8 +2,8 @@
 
 As a hospital would run it: dcmtk's storescu sends a pediatric chest radiograph with pneumonia
 (tests/data) to a real node process with its bundled models; the node processes it and delivers
-the results by STOW-RS to a DICOMweb destination that is the node itself (a routing rule ignores
-what the node made, so nothing is processed twice). The node serves OHIF v3 (the npm package
+the results by STOW-RS to a DICOMweb destination that is the node itself (what the node made is
+stored, never processed again: ``routing.ignore_own_results``). The node serves OHIF v3 (the npm package
 ``@ohif/app``, fetched by scripts/setup-tests.sh) at /viewer against its own /dicom-web. In the
 browser:
 
@@ -135,19 +135,11 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
     node = NodeProcess(tmp / "node", cfg)
     cfg["destinations"]["self"]["url"] = f"{node.http_url}/dicom-web"
     cfg["pipelines"] = {"full_with_seg": {"results": ["sc", "seg", "sr"]}}
+    # what the node made comes back by STOW-RS: stored and served, not processed again
+    # (routing.ignore_own_results, on by default)
     cfg["routing"] = {
-        "rules": [  # what the node made comes back by STOW-RS: kept, not processed again
-            {
-                "name": "own-results",
-                "match": {"attributes": [{"tag": "Manufacturer", "equals": "SharpRay"}]},
-                "ignore": True,
-            }
-        ],
-        "fallback": {
-            "name": "chest",
-            "process": "full_with_seg",
-            "send_results_to": ["self"],
-        },
+        "rules": [],
+        "fallback": {"name": "chest", "process": "full_with_seg", "send_results_to": ["self"]},
     }
     (tmp / "node").mkdir()
     node.start()
