@@ -576,3 +576,34 @@ def test_without_sc_every_object_references_the_source_and_is_valid(
         if g.reference_type.value == "111030":
             ref = g.roi.ContentSequence[0].ReferencedSOPSequence[0]
             assert ref.ReferencedSOPInstanceUID == src_uid
+
+
+# -- a paired body part on real radiographs ------------------------------------------------------
+
+_PAIRED = [
+    pytest.param(p, variant, id=f"{p.stem}-{variant}")
+    for p in SOURCES
+    if p.stem in ("Canon_DX_chest_PA_J2KR", "WG04_RG1_CR_Philips_chest_EVRLE")
+    for variant in ("HAND-L", "HAND-none")
+]
+
+
+@pytest.mark.parametrize(("path", "variant"), _PAIRED)
+def test_real_radiograph_as_a_paired_body_part_gives_valid_objects(
+    path: Path, variant: str, tmp_path: Path
+) -> None:
+    """The source's body part set to HAND, with Image Laterality L or none (all 18 cxr-dicom
+    files were checked this way once, docs/results.md; two of them here)."""
+    ds = pydicom.dcmread(path)
+    ds.BodyPartExamined = "HAND"
+    for keyword in ("Laterality", "ImageLaterality"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    if variant == "HAND-L":
+        ds.ImageLaterality = "L"
+    src = tmp_path / f"{path.stem}-{variant}.dcm"
+    ds.save_as(src)
+    built = build_all(src, tmp_path)
+    problems = {kind: dciodvfy_errors(p) for kind, p in built.paths.items()}
+    assert not any(problems.values()), {k: sorted(v) for k, v in problems.items() if v}
+    assert pixelmed_sr_errors(built.paths["sr"]) in ([], None)
