@@ -33,10 +33,6 @@ mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".js")
 
 
-class ViewerDistError(ValueError):
-    """The configured folder is not a built OHIF viewer."""
-
-
 def app_config(dicomweb_root: str) -> str:
     """OHIF's ``window.config``: one DICOMweb source at ``dicomweb_root`` (same origin)."""
     source = {
@@ -77,21 +73,11 @@ def app_config(dicomweb_root: str) -> str:
     return f"window.config = {json.dumps(config, indent=2)};\n"
 
 
-def check_dist(dist: Path) -> str:
-    """The viewer's ``index.html``, or :class:`ViewerDistError` when ``dist`` is no OHIF build."""
-    index = dist / "index.html"
-    if not index.is_file() or not any(dist.glob("app.bundle.*.js")):
-        raise ViewerDistError(
-            f"{dist} is not a built OHIF viewer (no index.html and app.bundle.*.js): "
-            "use the dist/ folder of the npm package @ohif/app"
-        )
-    return index.read_text(encoding="utf-8")
-
-
 def install(app: FastAPI, dist: Path, dicomweb_root: str = "/dicom-web") -> None:
-    """Serve the OHIF build in ``dist``; call after every other route is installed."""
+    """Serve the OHIF build in ``dist`` (checked by the settings: ``dicomweb.viewer_dir``); call
+    after every other route is installed."""
     root = dist.resolve()
-    index = check_dist(root)
+    index = (root / "index.html").read_text(encoding="utf-8")
     config = app_config(dicomweb_root)
     reserved = ("dicom-web", "dashboard", "healthz", "metrics", "openapi.json", "docs")
 

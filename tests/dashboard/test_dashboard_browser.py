@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,9 +26,6 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from sqlalchemy import select
@@ -40,6 +36,7 @@ from node.route import explain
 from node.sop import RESULT_SOP_CLASSES, RESULT_TRANSFER_SYNTAX
 from storage import db
 from storage.tables import AuditEvent, Instance, Job
+from tests.browser import CHROMEDRIVER, CHROMIUM, chromium_driver
 from tests.support.dcmtk import storescu
 from tests.support.node_proc import NodeProcess, node_config
 from tests.support.orthanc import Orthanc, start_orthanc
@@ -48,8 +45,6 @@ from tests.support.ports import wait_for
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
 RESULTS = ["sc", "overlay", "sr"]
 
 
@@ -84,26 +79,6 @@ class World:
         folder = os.environ.get("DASHBOARD_SCREENSHOTS_DIR")
         if folder:
             self.driver.save_screenshot(str(Path(folder) / f"dashboard-{name}.png"))
-
-
-def _driver(profile: Path) -> WebDriver:
-    opts = Options()
-    opts.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        f"--user-data-dir={profile}",
-    ):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(options=opts, service=Service(executable_path=str(CHROMEDRIVER)))
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +118,7 @@ def world(
     try:
         storescu(files, node.dimse_port, node.ae_title)
         node.wait_idle(timeout=300)
-        driver = _driver(Path(tempfile.mkdtemp(dir=tmp)))
+        driver = chromium_driver(Path(tempfile.mkdtemp(dir=tmp)))
         yield World(node, pacs, archive, files, driver)
     finally:
         if driver is not None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,9 +28,6 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from sqlalchemy import select
@@ -39,6 +35,7 @@ from sqlalchemy import select
 from node.config import Settings
 from storage import db
 from storage.tables import Instance
+from tests.browser import CHROMEDRIVER, CHROMIUM, chromium_driver
 from tests.support.dcmtk import storescu
 from tests.support.node_proc import REPO, NodeProcess, node_config
 from tests.support.paths import TEST_DATA
@@ -46,8 +43,6 @@ from tests.support.ports import wait_for
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
 OHIF_DIST = Path(os.environ.get("SHARPRAY_OHIF_DIST", REPO / ".cache/ohif/package/dist"))
 SOURCE = TEST_DATA / "dx_pediatric_chest_pneumonia.dcm"
 # console messages OHIF 3.13 logs on every page, whatever the server: not ours to fix
@@ -98,27 +93,6 @@ class Viewer:
             self.driver.save_screenshot(str(Path(folder) / f"ohif-{name}.png"))
 
 
-def _driver(profile: Path) -> WebDriver:
-    opts = Options()
-    opts.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--enable-unsafe-swiftshader",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--window-size=1600,1000",
-        f"--user-data-dir={profile}",
-    ):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(options=opts, service=Service(executable_path=str(CHROMEDRIVER)))
-
-
 @pytest.fixture(scope="module")
 def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
     if not (CHROMIUM and CHROMEDRIVER):
@@ -159,7 +133,9 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
             for row in rows
             if row.series_instance_uid != source.SeriesInstanceUID
         }
-        driver = _driver(Path(tempfile.mkdtemp(dir=tmp)))
+        driver = chromium_driver(
+            Path(tempfile.mkdtemp(dir=tmp)), "1600,1000", "--enable-unsafe-swiftshader"
+        )
         study = str(source.StudyInstanceUID)
         yield Viewer(node, driver, study, series)
     finally:

@@ -29,16 +29,13 @@ import pydicom
 from highdicom.sr.enum import RelationshipTypeValues
 from highdicom.sr.templates import Template
 
-from node.pipeline.results.common import ST_MAX
+from node.pipeline.results.common import PRIVATE_SCHEME, ST_MAX
 from node.pipeline.results.sanitize import valid_pixel_spacing
 
 IMAGING_PROCEDURE = hd.sr.CodedConcept("363679005", "SCT", "Imaging procedure")
 COMMENT = hd.sr.CodedConcept("121106", "DCM", "Comment")
 QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
-DISCLAIMER = hd.sr.CodedConcept("SR-DISCLAIMER", "99SHARPRAY", "Intended use statement")
-
-# CID 29 Acquisition Modality codes an image library entry may carry.
-_CID29_MODALITIES = frozenset({"CR", "DX", "IO", "MG", "PX", "RF", "RG", "XA"})
+DISCLAIMER = hd.sr.CodedConcept("SR-DISCLAIMER", PRIVATE_SCHEME, "Intended use statement")
 
 
 def whole_image(image: pydicom.Dataset) -> hd.sr.CoordinatesForMeasurement:
