@@ -20,6 +20,9 @@ ones, the error of the estimated motion in mm:
 * ``blind_wiener_ungated``: the blind estimate (:mod:`models.blur_estimate`) + Wiener, always;
 * ``blind_wiener_node``: what the node does (:mod:`models.deblur`): the same, only where the
   estimate calls the image blurred, else the input unchanged;
+* ``blind_wiener_refiner``: the node with its refiner (``--refiner``): the blind Wiener
+  correction, then the RRDBNet refiner given the blurred image and that correction, only where
+  the estimate calls the image blurred;
 * ``deblur_demo_generator``: the old ESRGAN generator (``--deblur``), tiled as the node ran it.
 
 ``--figures DIR`` writes 2× zooms of one severe case per scale and motion kind.
@@ -86,8 +89,15 @@ class OnnxDeblur:
         self.sess = session(path)
         self.out = self.manifest.outputs.get("image", self.sess.get_outputs()[0].name)
 
-    def __call__(self, image: F32) -> F32:
+    def __call__(self, image: F32, correction: F32 | None = None) -> F32:
+        """``image`` alone for a generator; with the node's ``correction`` for a refiner."""
         m: ModelManifest = self.manifest
+        if m.input.channels == 1:
+            stack = image
+        elif correction is None:
+            raise ValueError(f"{m.name} refines a correction: pass it")
+        else:
+            stack = np.stack([image, correction])
         tile = m.tile.size if m.tile else 512
         overlap = m.tile.overlap if m.tile else 32
 
@@ -96,7 +106,7 @@ class OnnxDeblur:
             (y,) = self.sess.run([self.out], {m.input.name: x})
             return (np.asarray(y, dtype=np.float32) * m.input.std + m.input.mean).astype(np.float32)
 
-        out = run_tiled(image, fn, tile, overlap, max(4, m.input.multiple_of))
+        out = run_tiled(stack, fn, tile, overlap, max(4, m.input.multiple_of))
         return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
@@ -238,6 +248,7 @@ def evaluate_deblur(
     crop: int | None,
     max_images: int | None,
     figures: Path | None = None,
+    refiner: Path | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error."""
     from models.deblur import MotionPolicy, assess_motion, correct
@@ -257,6 +268,13 @@ def evaluate_deblur(
         ),
         "blind_wiener_node": (lambda c, a: correct(c.blurred, a, policy), True),
     }
+    if refiner is not None:
+        ref = OnnxDeblur(refiner)
+
+        def refined(c: Case, a: Any) -> F32:
+            return ref(c.blurred, correct(c.blurred, a, policy)) if a.blurred else c.blurred
+
+        methods["blind_wiener_refiner"] = (refined, True)
     if deblur is not None:
         model = OnnxDeblur(deblur)
         methods["deblur_demo_generator"] = (lambda c, a: model(c.blurred), False)
@@ -446,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--figures", type=Path, default=None, help="folder for 2x zoom PNGs")
     here = Path(__file__).parent / "weights"
     ap.add_argument("--deblur", type=Path, default=here / "deblur-demo", help="old generator")
+    ap.add_argument(
+        "--refiner", type=Path, default=here / "deblur-refiner", help="refiner of the correction"
+    )
     ap.add_argument("--classify", type=Path, default=here / "classify-demo")
     ap.add_argument("--crop", type=int, default=384, help="centred crop for deblurring (0 = whole)")
     ap.add_argument("--max-images", type=int, default=0)
@@ -454,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     deblur = args.deblur if (args.deblur / "manifest.json").is_file() else None
+    refiner = args.refiner if (args.refiner / "manifest.json").is_file() else None
     result: dict[str, Any] = {}
     if args.radiographs is not None or args.dicoms is not None:
         result["deblur"] = evaluate_deblur(
@@ -463,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
             args.crop or None,
             args.max_images or None,
             args.figures,
+            refiner,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

@@ -46,7 +46,14 @@ from models.manifest import (
     sha256_of,
     write_manifest,
 )
-from models.rrdbnet import CONFIGS, RRDBConfig, RRDBNet, build_generator, fold_residual_scaling
+from models.rrdbnet import (
+    CONFIGS,
+    SCALE,
+    RRDBConfig,
+    RRDBNet,
+    build_generator,
+    fold_residual_scaling,
+)
 
 OPSET = 17
 MODEL_FILE = "model.onnx"
@@ -158,33 +165,51 @@ def export_deblur(
     tile: TileSpec | None = None,
     parity_shapes: Sequence[tuple[int, int, int, int]] = ((1, 1, 64, 64), (2, 1, 48, 80)),
 ) -> ModelManifest:
-    """Export an RRDBNet generator to ``out_dir/model.onnx`` with a checked manifest."""
+    """Export an RRDBNet generator (1 input channel) or refiner (2: blurred image and the node's
+    blind Wiener correction) to ``out_dir/model.onnx`` with a checked manifest."""
     model = model.float().cpu().eval()
+    channels = model.in_channels
+    if channels not in (1, 2):
+        raise ValueError(f"a deblur model takes 1 or 2 input channels, not {channels}")
     onnx_path = out_dir / MODEL_FILE
     _onnx_export(
         fold_residual_scaling(model),  # the same function; parity is checked against ``model``
-        torch.rand(1, 1, 64, 64),
+        torch.rand(1, channels, 64, 64),
         onnx_path,
         ["corrected"],
         {"image": {0: "N", 2: "H", 3: "W"}, "corrected": {0: "N", 2: "H", 3: "W"}},
     )
-    parity = check_parity(model, onnx_path, parity_shapes, ["corrected"])
+    shapes = [(n, channels, h, w) for n, _, h, w in parity_shapes]
+    parity = check_parity(model, onnx_path, shapes, ["corrected"])
     cfg = model.config
     sha = sha256_of(onnx_path)
+    role = (
+        "global residual"
+        if channels == 1
+        else "refiner of the blind Wiener correction: inputs blurred image + correction, "
+        "output = correction + residual"
+    )
     manifest = ModelManifest(
         name=name,
         task="deblur",
         version=version,
         architecture=(
             f"RRDBNet ({config_name}: {cfg.num_feat} features, {cfg.num_block} RRDB blocks, "
-            f"growth {cfg.growth}), pixel-unshuffle x4 / pixel-shuffle x4, global residual"
+            f"growth {cfg.growth}), pixel-unshuffle x4 / pixel-shuffle x4, {role}"
         ),
         file=MODEL_FILE,
         sha256=sha,
         device_uid=device_uid_for(sha),
         demonstration_only=demonstration_only,
         description=description,
-        input=InputSpec(intensity="stored_range", mean=0.0, std=1.0, size=None, multiple_of=4),
+        input=InputSpec(
+            intensity="stored_range",
+            mean=0.0,
+            std=1.0,
+            size=None,
+            multiple_of=4,
+            channels=2 if channels == 2 else 1,
+        ),
         outputs={"image": "corrected"},
         tile=tile or TileSpec(size=512, overlap=32),
         labels=[],
@@ -268,7 +293,7 @@ def load_generator_checkpoint(path: Path) -> tuple[RRDBNet, str, dict[str, Any]]
     config = str(ck.get("config", "light"))
     values = ck.get("config_values")
     cfg = RRDBConfig(**values) if values else CONFIGS[config]
-    model = build_generator(cfg)
+    model = build_generator(cfg, in_channels=int(ck.get("in_channels", 1)))
     model.load_state_dict(ck["state_dict"])
     return model, config, ck
 
@@ -291,10 +316,12 @@ def generator_from_onnx(path: Path) -> RRDBNet:
         k: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith(("conv_", "body."))
     }
     blocks = {int(k.split(".")[1]) for k in weights if k.startswith("body.")}
+    first = weights["conv_first.weight"]
     model = RRDBNet(
-        num_feat=int(weights["conv_first.weight"].shape[0]),
+        num_feat=int(first.shape[0]),
         num_block=len(blocks),
         growth=int(weights["body.0.rdb1.conv1.weight"].shape[0]),
+        in_channels=int(first.shape[1]) // (SCALE * SCALE),
     )
     if any(".out_scale." in k for k in weights):
         model = fold_residual_scaling(model)

@@ -4,6 +4,9 @@
 
 * ``OUT_DIR/deblur/{model.onnx,manifest.json}``: RRDBNet "tiny" (8 features, 1 block, growth 8);
   its correction starts near zero, so its output is close to (not equal to) its input;
+* ``OUT_DIR/refiner/{model.onnx,manifest.json}``: the same "tiny" RRDBNet with two input channels
+  (the blurred image and the node's Wiener correction), the form of the shipped refiner; its
+  output starts near the correction channel;
 * ``OUT_DIR/classify/{model.onnx,manifest.json}``: :class:`models.classifier.TinyCNN` with the same
   outputs as the real classifier (``probabilities`` [N,2], ``cam`` [N,2,4,4]) at input size 64.
 
@@ -30,7 +33,7 @@ TEST_DESCRIPTION = "Test fixture with random weights: meaningless output, not fo
 
 
 def make_test_models(out_dir: Path, seed: int = 0) -> dict[str, Path]:
-    """Export the tiny test generator and classifier; return {"deblur": folder, "classify": folder}."""
+    """Export the tiny test generator, refiner and classifier; return {task: folder}."""
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
     gen = build_generator("tiny")
@@ -42,6 +45,19 @@ def make_test_models(out_dir: Path, seed: int = 0) -> dict[str, Path]:
         version="0.0.0-test",
         config_name="tiny",
         training={"note": f"untrained, torch.manual_seed({seed})"},
+        metrics={},
+        description=TEST_DESCRIPTION,
+        tile=TileSpec(size=512, overlap=32),
+    )
+    torch.manual_seed(seed + 2)
+    refiner_dir = out_dir / "refiner"
+    export_deblur(
+        build_generator("tiny", in_channels=2),
+        refiner_dir,
+        name="sharpray-deblur-refiner-test",
+        version="0.0.0-test",
+        config_name="tiny",
+        training={"note": f"untrained, torch.manual_seed({seed + 2})"},
         metrics={},
         description=TEST_DESCRIPTION,
         tile=TileSpec(size=512, overlap=32),
@@ -66,7 +82,7 @@ def make_test_models(out_dir: Path, seed: int = 0) -> dict[str, Path]:
         metrics={},
         description=TEST_DESCRIPTION,
     )
-    return {"deblur": deblur_dir, "classify": classify_dir}
+    return {"deblur": deblur_dir, "refiner": refiner_dir, "classify": classify_dir}
 
 
 def main(argv: list[str] | None = None) -> int:

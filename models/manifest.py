@@ -48,7 +48,10 @@ class InputSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = "image"
     layout: Literal["NCHW"] = "NCHW"
-    channels: Literal[1] = 1
+    # 1: the image. 2 (deblur models only, "refiners"): the blurred image and the node's blind
+    # Wiener correction of it (models.deblur.correct), stacked in that order; the node computes
+    # the correction first and runs such a model only where it corrects.
+    channels: Literal[1, 2] = 1
     dtype: Literal["float32"] = "float32"
     # classifier_unit: as shown (VOI), then models.intensity.classifier_unit (squash to size²,
     # 0.5-99.5 percentile stretch): the one mapping of training, evaluation and the node.

@@ -38,6 +38,7 @@ class RRDBConfig:
 CONFIGS: dict[str, RRDBConfig] = {
     "esrgan": RRDBConfig(num_feat=64, num_block=23, growth=32),
     "light": RRDBConfig(num_feat=32, num_block=6, growth=32),
+    "refiner": RRDBConfig(num_feat=32, num_block=2, growth=16),
     "tiny": RRDBConfig(num_feat=8, num_block=1, growth=8),
 }
 DEFAULT_CONFIG = "light"

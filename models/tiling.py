@@ -70,8 +70,8 @@ def run_tiled(
 ) -> F32Array:
     """Apply ``fn`` to ``image`` tile by tile and blend the tiles seamlessly.
 
-    * ``image``: [H, W], converted to float32.
-    * ``fn``: maps a float32 batch [N, 1, tile, tile] to [N, 1, tile, tile] (e.g. an ONNX session).
+    * ``image``: [H, W], or [C, H, W] for a model of C input channels; converted to float32.
+    * ``fn``: maps a float32 batch [N, C, tile, tile] to [N, 1, tile, tile] (e.g. an ONNX session).
     * ``tile``, ``overlap``: tile side and minimum overlap between neighbouring tiles, in pixels;
       both must be multiples of ``multiple_of`` and ``overlap < tile``.
     * ``multiple_of``: the model's size constraint (4 for the pixel-unshuffle generator).
@@ -86,8 +86,8 @@ def run_tiled(
     ``fn`` whose reach is below ``overlap // 4`` it matches the whole-image result to rounding,
     and for a deeper model the difference stays small because tile borders get little weight.
     """
-    if image.ndim != 2:
-        raise ValueError(f"run_tiled expects a 2-D image, got shape {image.shape}")
+    if image.ndim not in (2, 3):
+        raise ValueError(f"run_tiled expects [H, W] or [C, H, W], got shape {image.shape}")
     if tile <= 0 or tile % multiple_of or overlap % multiple_of:
         raise ValueError(
             f"tile ({tile}) and overlap ({overlap}) must be multiples of {multiple_of}"
@@ -97,10 +97,11 @@ def run_tiled(
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     img = np.asarray(image, dtype=np.float32)
-    h, w = img.shape
+    channels = img[None] if img.ndim == 2 else img
+    h, w = channels.shape[1:]
     hp = max(math.ceil(h / multiple_of) * multiple_of, tile)
     wp = max(math.ceil(w / multiple_of) * multiple_of, tile)
-    padded = _pad_reflect(img, hp - h, wp - w)
+    padded = np.stack([_pad_reflect(c, hp - h, wp - w) for c in channels])
 
     ys, xs = tile_starts(hp, tile, overlap), tile_starts(wp, tile, overlap)
     acc = np.zeros((hp, wp), dtype=np.float64)
@@ -108,10 +109,11 @@ def run_tiled(
     coords = [(y, x) for y in ys for x in xs]
     for b in range(0, len(coords), batch_size):
         chunk = coords[b : b + batch_size]
-        batch = np.stack([padded[y : y + tile, x : x + tile] for y, x in chunk])[:, None]
+        batch = np.stack([padded[:, y : y + tile, x : x + tile] for y, x in chunk])
         out = np.asarray(fn(np.ascontiguousarray(batch, dtype=np.float32)))
-        if out.shape != batch.shape:
-            raise ValueError(f"tile function returned shape {out.shape}, expected {batch.shape}")
+        expected = (len(chunk), 1, tile, tile)
+        if out.shape != expected:
+            raise ValueError(f"tile function returned shape {out.shape}, expected {expected}")
         for i, (y, x) in enumerate(chunk):
             wy = _ramp(tile, y, hp, overlap)
             wx = _ramp(tile, x, wp, overlap)

@@ -1,30 +1,30 @@
 """Train the RRDBNet refiner of the blind Wiener correction (issue #15), resumably.
 
-The node corrects motion blur blind: it estimates straight motion from the image's spectrum and
-deconvolves in linear exposure (:mod:`models.deblur`). What that leaves (ringing along the motion,
-amplified noise, the part of a curved path a straight kernel misses) is what this network learns
-to remove. Its input has two channels, the blurred image and the node's own correction of it
-(computed here with exactly the node's functions, :func:`models.deblur.assess_motion` and
-:func:`models.deblur.correct`, on the training crop); its output is a residual added to the
-correction (:class:`models.rrdbnet.RRDBNet` with ``in_channels=2``).
+The node corrects motion blur blind: it estimates straight motion from the whole image's spectrum
+and deconvolves in linear exposure (:mod:`models.deblur`). What that leaves (ringing along the
+motion, amplified noise, the part of a curved path a straight kernel misses) is what this network
+learns to remove. Its input has two channels, the blurred image and the node's own correction of
+it; its output is a residual added to the correction (:class:`models.rrdbnet.RRDBNet` with
+``in_channels=2``), so it starts as the node's correction and learns only what improves on it.
 
-Data: ``cxr-radiographs-mhh`` training patients only (:func:`models.deblur_data.split_by_patient`,
-the evaluation's test patients are never seen), at native scale (≈0.6 mm/px) and at half and
-quarter size (≈1.2 and 2.4 mm/px) so that motion of 0.5–6 mm spans 1–24 px; straight and curved
-kernels (:func:`models.blur.random_kernel`) with Poisson noise; 10 % unblurred (the refiner must
-leave a sharp image alone). Loss: L1 plus L1 of image gradients (rewards restored edges).
+Data: a bank of crops (:mod:`models.refiner_bank`) made from ``cxr-radiographs-mhh`` training
+patients only (the evaluation's test patients are never seen), each correction computed by the
+node's functions on the whole image, only where the node corrects. One patient in ten of the bank
+is kept apart as **validation** (never the evaluation's test split): every ``--val-every`` steps
+the refiner's PSNR there, against the correction's, and ``best.pt`` keeps the best. Loss: L1 plus
+L1 of image gradients (rewards restored edges). Random 90° rotations and flips.
 
-Checkpoints: ``OUT/last.pt`` every ``--checkpoint-minutes`` and on SIGTERM (``--resume``), with
-the held-out score of the patients' *training* split's last images logged now and then (a quick
-sign of progress, not the evaluation: that is ``python -m models.evaluate``)::
+Checkpoints: ``OUT/last.pt`` every ``--checkpoint-minutes`` and on SIGTERM (``--resume``)::
 
-    python -m models.train_refiner --data ../shared/data/cxr-radiographs-mhh --out runs/refiner \\
+    python -m models.refiner_bank --data ../shared/data/cxr-radiographs-mhh --out runs/refiner-bank
+    python -m models.train_refiner --bank runs/refiner-bank --out runs/refiner \\
         --steps 20000 --max-minutes 120        # --resume continues; --device cuda on a GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import signal
@@ -36,41 +36,39 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
-from skimage.transform import rescale
 
-from models.blur import NoiseSpec, random_kernel, simulate_motion_blur
-from models.deblur import MotionPolicy, assess_motion, correct
-from models.deblur_data import load_images, split_by_patient
+from models.refiner_bank import load_bank
 from models.rrdbnet import CONFIGS, build_generator
 
 F32 = NDArray[np.float32]
-NATIVE_SPACING_MM = 0.6  # cxr-radiographs-mhh: 640 px wide adult chests
 
 
-def refiner_input(blurred: F32, spacing_mm: float, policy: MotionPolicy) -> F32:
-    """[2, H, W]: the blurred image and the node's blind correction of it."""
-    assessment = assess_motion(blurred, spacing_mm, policy)
-    return np.stack([blurred, correct(blurred, assessment, policy)]).astype(np.float32)
+def is_validation(name: str) -> bool:
+    """One training patient's image in ten (by a hash of its name) is kept for validation."""
+    return int(hashlib.sha256(name.encode()).hexdigest(), 16) % 10 == 0
 
 
-def sample(
-    scaled: list[tuple[F32, float]], rng: np.random.Generator, patch: int, policy: MotionPolicy
+def bank_names(bank: Path) -> list[str]:
+    return sorted(
+        {p.stem.rsplit("_x", 1)[0] for p in bank.glob("*_x*.npz") if ".tmp" not in p.name}
+    )
+
+
+def batch_from(
+    crops: NDArray[np.float16], rng: np.random.Generator, size: int, patch: int
 ) -> tuple[F32, F32]:
-    """One training pair: ([2, patch, patch] input, [1, patch, patch] sharp target)."""
-    img, spacing = scaled[int(rng.integers(len(scaled)))]
-    sharp_case = rng.random() < 0.1
-    k = np.ones((1, 1)) if sharp_case else random_kernel(rng, 1.0, 24.0, p_linear=0.5)
-    margin = k.shape[0] // 2 + 4
-    size = patch + 2 * margin
-    h, w = img.shape
-    y = int(rng.integers(0, max(1, h - size + 1)))
-    x = int(rng.integers(0, max(1, w - size + 1)))
-    crop = np.ascontiguousarray(np.rot90(img[y : y + size, x : x + size], int(rng.integers(4))))
-    photons = float(math.exp(rng.uniform(math.log(2000.0), math.log(50000.0))))
-    blurred = simulate_motion_blur(crop, k, rng, noise=NoiseSpec(photons=photons))
-    inp = refiner_input(blurred.astype(np.float32), spacing, policy)
-    sl = slice(margin, margin + patch)
-    return inp[:, sl, sl], crop[None, sl, sl].astype(np.float32)
+    """Random patches, rotated/flipped alike in all channels: ([B,2,p,p] input, [B,1,p,p] target)."""
+    idx = rng.integers(0, len(crops), size)
+    out = np.empty((size, 3, patch, patch), np.float32)
+    s = crops.shape[-1]
+    for j, i in enumerate(idx):
+        y, x = (int(v) for v in rng.integers(0, s - patch + 1, 2))
+        a = crops[i, :, y : y + patch, x : x + patch].astype(np.float32)
+        a = np.rot90(a, int(rng.integers(4)), axes=(1, 2))
+        if rng.random() < 0.5:
+            a = a[:, :, ::-1]
+        out[j] = a
+    return out[:, :2], out[:, 2:]
 
 
 def gradient_l1(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -79,18 +77,39 @@ def gradient_l1(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return dx.abs().mean() + dy.abs().mean()
 
 
+def validation_psnr(
+    model: torch.nn.Module, val: NDArray[np.float16], device: torch.device
+) -> tuple[float, float]:
+    """Mean PSNR (dB, range 1) of the refiner and of the correction alone on the validation crops."""
+    model.eval()
+    ps, base = [], []
+    with torch.no_grad():
+        for i in range(0, len(val), 8):
+            a = torch.from_numpy(val[i : i + 8].astype(np.float32)).to(device)
+            pred = model(a[:, :2]).clamp(0, 1)
+            for p, w, t in zip(pred, a[:, 1:2], a[:, 2:3], strict=True):
+                ps.append(-10 * math.log10(max(float(F.mse_loss(p, t)), 1e-12)))
+                base.append(-10 * math.log10(max(float(F.mse_loss(w, t)), 1e-12)))
+    model.train()
+    return float(np.mean(ps)), float(np.mean(base))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--data", type=Path, required=True, help="cxr-radiographs-mhh folder")
+    ap.add_argument("--bank", type=Path, required=True, help="folder of models.refiner_bank")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--config", default="light", choices=sorted(CONFIGS))
-    ap.add_argument("--patch", type=int, default=192)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--config", default="refiner", choices=sorted(CONFIGS))
+    ap.add_argument("--patch", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--w-grad", type=float, default=1.0, help="weight of the gradient L1")
+    ap.add_argument("--val-every", type=int, default=250)
+    ap.add_argument(
+        "--reload-every", type=int, default=0, help="re-read a bank still being built (steps)"
+    )
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
     ap.add_argument("--max-minutes", type=float, default=0.0)
     ap.add_argument("--resume", action="store_true")
@@ -100,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="two tiny steps, to test the pipeline")
     args = ap.parse_args(argv)
     if args.smoke:
-        args.config, args.patch, args.batch, args.steps = "tiny", 64, 2, 2
+        args.config, args.patch, args.batch, args.steps, args.val_every = "tiny", 64, 2, 2, 1
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -116,56 +135,61 @@ def main(argv: list[str] | None = None) -> int:
         with (out / "train.log").open("a", encoding="utf-8") as f:
             f.write(line + "\n")
 
-    split = split_by_patient(args.data)
-    names = split.train[:4] if args.smoke else split.train
-    images = [im.astype(np.float32) / 255.0 for im in load_images(args.data, names)]
-    scaled: list[tuple[F32, float]] = []
-    for im in images:
-        for factor in (1.0, 0.5, 0.25) if not args.smoke else (1.0,):
-            small = im if factor == 1.0 else rescale(im, factor, anti_aliasing=True)
-            if min(small.shape) >= args.patch + 60:
-                scaled.append((np.asarray(small, np.float32), NATIVE_SPACING_MM / factor))
-    policy = MotionPolicy()
+    def read_bank() -> tuple[list[str], NDArray[np.float16], NDArray[np.float16], int]:
+        names = bank_names(args.bank)
+        val_names = {n for n in names if is_validation(n)} or set(names[:1])
+        train, _ = load_bank(args.bank, set(names) - val_names or val_names)
+        val, _ = load_bank(args.bank, val_names)
+        val = val[np.random.default_rng(1).permutation(len(val))[:64]]
+        return names, train, val, len(val_names)
+
+    names, train_crops, val_crops, n_val = read_bank()
     model = build_generator(args.config, in_channels=2).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.steps, eta_min=args.lr / 20)
     rng = np.random.default_rng(args.seed)
-    step, elapsed_before, losses = 0, 0.0, []
+    step, elapsed_before, losses, best = 0, 0.0, [], -math.inf
     if args.resume and (out / "last.pt").exists():
         ck = torch.load(out / "last.pt", map_location=device, weights_only=False)
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         step, elapsed_before = int(ck["step"]), float(ck["elapsed_s"])
+        best = float(ck.get("best_val_psnr", -math.inf))
         rng.bit_generator.state = ck["rng"]
         log(f"resumed at step {step}")
     log(
-        f"refiner {args.config} (2 channels) on {len(names)} training images, {len(scaled)} "
-        f"scaled copies; patch {args.patch}, batch {args.batch}, device {device}"
+        f"refiner {args.config} (2 channels): {len(train_crops)} training crops, "
+        f"{len(val_crops)} validation crops ({n_val} images); patch {args.patch}, "
+        f"batch {args.batch}, device {device}"
     )
     t0 = time.time()
 
-    def save() -> None:
-        torch.save(
-            {
-                "state_dict": model.state_dict(),
-                "opt": opt.state_dict(),
-                "sched": sched.state_dict(),
-                "step": step,
-                "elapsed_s": elapsed_before + time.time() - t0,
-                "rng": rng.bit_generator.state,
-                "config": args.config,
-                "in_channels": 2,
-                "training": {
-                    "data": "cxr-radiographs-mhh training patients, scales 0.6/1.2/2.4 mm/px",
-                    "kernels": "models.blur.random_kernel 1-24 px, straight or curved, 10% none",
-                    "input": "blurred + models.deblur.correct (the node's blind Wiener)",
-                    "loss": f"L1 + {args.w_grad} gradient L1",
-                },
+    def checkpoint(val_psnr: float | None = None) -> dict[str, object]:
+        return {
+            "state_dict": model.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "step": step,
+            "elapsed_s": elapsed_before + time.time() - t0,
+            "rng": rng.bit_generator.state,
+            "config": args.config,
+            "in_channels": 2,
+            "best_val_psnr": best,
+            "val_psnr": val_psnr,
+            "training": {
+                "data": "cxr-radiographs-mhh training patients (models.refiner_bank), "
+                "at 0.2/0.3/0.6 mm/px; validation: 1 image in 10 by name hash",
+                "kernels": "0.5-6 mm through the pixel spacing, straight or curved, 10% none; "
+                "only exposures the node corrects",
+                "input": "blurred + models.deblur.correct on the whole image (the node's)",
+                "loss": f"L1 + {args.w_grad} gradient L1",
             },
-            out / "last.pt.tmp",
-        )
-        (out / "last.pt.tmp").replace(out / "last.pt")
+        }
+
+    def save(name: str, val_psnr: float | None = None) -> None:
+        torch.save(checkpoint(val_psnr), out / f"{name}.tmp")
+        (out / f"{name}.tmp").replace(out / name)
 
     stop = False
 
@@ -179,9 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model.train()
         while step < args.steps and not stop and time.time() < deadline:
-            pairs = [sample(scaled, rng, args.patch, policy) for _ in range(args.batch)]
-            x = torch.from_numpy(np.stack([p[0] for p in pairs])).to(device)
-            y = torch.from_numpy(np.stack([p[1] for p in pairs])).to(device)
+            xb, yb = batch_from(train_crops, rng, args.batch, args.patch)
+            x, y = torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device)
             pred = model(x)
             loss = F.l1_loss(pred, y) + args.w_grad * gradient_l1(pred, y)
             opt.zero_grad(set_to_none=True)
@@ -189,24 +212,44 @@ def main(argv: list[str] | None = None) -> int:
             opt.step()
             sched.step()
             step += 1
-            base = F.l1_loss(x[:, 1:], y).item()
-            losses.append((float(loss.item()), base))
+            losses.append((float(loss.item()), F.l1_loss(x[:, 1:], y).item()))
             if step % 50 == 0 or args.smoke:
                 arr = np.asarray(losses[-50:])
                 log(
                     f"step {step}/{args.steps} loss {arr[:, 0].mean():.5f} "
-                    f"(L1 of the Wiener input alone {arr[:, 1].mean():.5f}) "
+                    f"(L1 of the correction alone {arr[:, 1].mean():.5f}) "
                     f"({elapsed_before + time.time() - t0:.0f} s)"
                 )
+            if (
+                args.reload_every
+                and step % args.reload_every == 0
+                and bank_names(args.bank) != names
+            ):
+                # The bank is still being built: take what is new; the validation set may grow,
+                # so the best score so far starts over.
+                names, train_crops, val_crops, n_val = read_bank()
+                best = -math.inf
+                log(
+                    f"bank reloaded: {len(train_crops)} training, {len(val_crops)} validation crops"
+                )
+            if step % args.val_every == 0:
+                vp, vb = validation_psnr(model, val_crops, device)
+                log(f"validation at step {step}: refiner {vp:.3f} dB, correction alone {vb:.3f} dB")
+                if vp > best:
+                    best = vp
+                    save("best.pt", vp)
             if time.time() > next_ckpt:
-                save()
+                save("last.pt")
                 next_ckpt = time.time() + args.checkpoint_minutes * 60
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
-    save()
+    save("last.pt")
     (out / "status.json").write_text(
-        json.dumps({"step": step, "of": args.steps, "done": step >= args.steps}) + "\n",
+        json.dumps(
+            {"step": step, "of": args.steps, "done": step >= args.steps, "best_val_psnr": best}
+        )
+        + "\n",
         encoding="utf-8",
     )
     log(f"saved at step {step}" + ("" if step >= args.steps else ": --resume continues"))

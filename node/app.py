@@ -30,7 +30,7 @@ from node.pipeline.analyse import Models
 from node.pipeline.blur_gate import policy as blur_policy
 from node.pipeline.correct import Corrector
 from node.pipeline.infer import Classifier, Deblurrer, ModelLoadError, load_model
-from node.pipeline.results.inputs import Producer
+from node.pipeline.outputs import producer_for
 from node.pipeline.scope import ScopeFlags
 from node.pipeline.worker import Loop, WorkerContext, process_job
 from node.receive.dimse import DimseReceiver
@@ -123,12 +123,7 @@ class Node:
                 self.store,
                 self.metrics,
                 self.models,
-                Producer(
-                    manufacturer=self.settings.results.manufacturer,
-                    software_version=__version__,
-                    institution=self.settings.results.institution,
-                    device_serial_number=self.settings.results.device_serial_number,
-                ),
+                producer_for(self.settings.results),
             )
             for i in range(self.settings.workers.count):
                 self._loop(

@@ -95,7 +95,7 @@ def cmd_process(args: argparse.Namespace, settings: Settings) -> int:
     """Many files, models loaded once; one JSON line per input, then a summary line."""
     from node.app import load_models
     from node.instance_index import Received
-    from node.pipeline.results.inputs import Producer
+    from node.pipeline.outputs import producer_for
     from node.pipeline.run import Plan
 
     files = _process_inputs(args.inputs)
@@ -109,12 +109,7 @@ def cmd_process(args: argparse.Namespace, settings: Settings) -> int:
     t0 = time.perf_counter()
     models = load_models(settings)
     load_s = time.perf_counter() - t0
-    producer = Producer(
-        manufacturer=settings.results.manufacturer,
-        software_version=__version__,
-        institution=settings.results.institution,
-        device_serial_number=settings.results.device_serial_number,
-    )
+    producer = producer_for(settings.results)
     received = Received("dimse", args.calling_ae, args.called_ae or settings.node.ae_title)
     plan_override = (
         Plan.for_pipeline(settings, args.pipeline) if args.pipeline is not None else None

@@ -6,8 +6,11 @@ Two ways to correct, chosen by ``models.deblur`` in the settings:
   kernel the blur gate estimated, in linear exposure, at the image's native pixel size. It has no
   learned weights; its identity in the result objects is :data:`WIENER_NAME` with a version and a
   Device UID derived from its parameters (new parameters, new UID).
-* a model folder: an ONNX generator (:class:`node.pipeline.infer.Deblurrer`) run on the blurred
-  image.
+* a model folder: an ONNX model (:class:`node.pipeline.infer.Deblurrer`). One of two input
+  channels is a **refiner** (trained by ``models.train_refiner``): the blind
+  Wiener correction above first, then the refiner given the blurred image and that correction
+  removes what deconvolution leaves (ringing, noise). One of one channel is a generator run on
+  the blurred image alone (the old ``deblur-demo``).
 
 Either way an image the estimate does not call blurred comes back **unchanged**: no correction by
 guesswork. :attr:`Correction.applied` and :attr:`Correction.method` say what was done.
@@ -89,6 +92,13 @@ class Corrector:
             return Correction(a, False, "not corrected: no relevant motion found")
         e = motion.estimate
         what = f"{motion.motion_mm:.1f} mm straight motion at {e.angle_deg:.0f} degrees"
+        if self.generator is not None and self.generator.refines_correction:
+            wiener = wiener_correct(a, motion, self.policy)
+            return Correction(
+                self.generator(a, wiener),
+                True,
+                f"Wiener deconvolution of {what}, refined by {self.info.name}",
+            )
         if self.generator is not None:
             return Correction(self.generator(a), True, f"{self.info.name} generator ({what})")
         return Correction(

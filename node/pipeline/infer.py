@@ -85,7 +85,11 @@ def load_model(location: Path, providers: str, threads: int, verify: bool) -> Lo
 
 
 class Deblurrer:
-    """The motion-blur correction: [H, W] float32 in [0, 1] -> same, tiled with overlap."""
+    """The motion-blur correction: [H, W] float32 in [0, 1] -> same, tiled with overlap.
+
+    A model of two input channels is a **refiner**: it takes the blurred image and the node's
+    blind Wiener correction of it (``correction``) and returns the refined correction.
+    """
 
     def __init__(self, model: LoadedModel, tile: int | None = None, batch: int = 1) -> None:
         if model.manifest.task != "deblur":
@@ -99,6 +103,11 @@ class Deblurrer:
         self.batch = batch
         self.input_name = model.session.get_inputs()[0].name
         self.output_name = m.outputs.get("image", model.session.get_outputs()[0].name)
+        self.channels = m.input.channels
+
+    @property
+    def refines_correction(self) -> bool:
+        return self.channels == 2
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         m = self.model.manifest.input
@@ -106,9 +115,14 @@ class Deblurrer:
         (y,) = self.model.session.run([self.output_name], {self.input_name: x})
         return np.asarray(y, dtype=np.float32) * m.std + m.mean
 
-    def __call__(self, unit: np.ndarray) -> np.ndarray:
+    def __call__(self, unit: np.ndarray, correction: np.ndarray | None = None) -> np.ndarray:
+        image = unit.astype(np.float32)
+        if self.refines_correction:
+            if correction is None or correction.shape != unit.shape:
+                raise ValueError("a refiner needs the correction of the same shape as the image")
+            image = np.stack([image, correction.astype(np.float32)])
         out = run_tiled(
-            unit.astype(np.float32),
+            image,
             self._run,
             tile=self.tile,
             overlap=self.overlap,

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 from pydicom.dataset import Dataset
 
+from node import __version__
 from node.config import ResultSettings
 from node.pipeline.results.common import stable_uid
 from node.pipeline.results.gsps import build_gsps
@@ -29,11 +30,21 @@ from node.pipeline.results.seg import build_heatmap_seg
 from node.pipeline.results.sr import build_report_sr
 from node.result_selection import RESULT_KINDS, ResultSelection
 
-__all__ = ["RESULT_KINDS", "ResultSelection", "build_results", "stable_uid"]
+__all__ = ["RESULT_KINDS", "ResultSelection", "build_results", "producer_for", "stable_uid"]
 
 log = logging.getLogger(__name__)
 
 _HEATMAP_KINDS = ("overlay", "gsps", "seg")
+
+
+def producer_for(results: ResultSettings) -> Producer:
+    """This installation as the maker of its result objects (the node and ``sharpray process``)."""
+    return Producer(
+        manufacturer=results.manufacturer,
+        software_version=__version__,
+        institution=results.institution,
+        device_serial_number=results.device_serial_number,
+    )
 
 
 def _as_selection(

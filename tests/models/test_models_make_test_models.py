@@ -13,11 +13,12 @@ from models.tiling import run_tiled
 
 
 def test_layout_and_manifests(test_models: dict[str, Path]) -> None:
-    assert set(test_models) == {"deblur", "classify"}
-    for task, folder in test_models.items():
+    assert set(test_models) == {"deblur", "refiner", "classify"}
+    for role, folder in test_models.items():
         assert (folder / "manifest.json").is_file() and (folder / "model.onnx").is_file()
         m, path = load_manifest(folder)
-        assert m.task == task and m.demonstration_only
+        assert m.task == ("deblur" if role == "refiner" else role) and m.demonstration_only
+        assert m.input.channels == (2 if role == "refiner" else 1)
         assert path == folder / "model.onnx"
 
 

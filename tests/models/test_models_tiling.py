@@ -85,6 +85,23 @@ def test_invalid_arguments() -> None:
     with pytest.raises(ValueError):
         run_tiled(img, identity, 64, 64)
     with pytest.raises(ValueError):
-        run_tiled(np.zeros((2, 2, 2), dtype=np.float32), identity, 64, 16)
+        run_tiled(np.zeros((1, 2, 2, 2), dtype=np.float32), identity, 64, 16)
     with pytest.raises(ValueError):
         run_tiled(img, lambda b: b[:, :, :10], 64, 16)
+
+
+def test_several_input_channels_give_one_output_channel() -> None:
+    """A 2-channel model (the refiner: blurred image + its deconvolution) gets [N, 2, t, t]
+    tiles cut at the same places in both channels, and its one output channel is blended."""
+    rng = np.random.default_rng(3)
+    img = rng.random((2, 150, 201), dtype=np.float32)
+
+    def mean_of_channels(b: np.ndarray) -> np.ndarray:
+        assert b.shape[1] == 2
+        return b.mean(axis=1, keepdims=True)
+
+    out = run_tiled(img, mean_of_channels, 64, 16, batch_size=3)
+    assert out.shape == (150, 201)
+    np.testing.assert_allclose(out, img.mean(axis=0), atol=1e-6)
+    with pytest.raises(ValueError, match="expected"):
+        run_tiled(img, lambda b: b, 64, 16)  # two channels out: refused

@@ -63,19 +63,31 @@ def test_train_classifier_smoke_and_export(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not (MHH / "metadata.csv").is_file(), reason=f"shared data absent: {MHH}")
-def test_train_refiner_smoke_and_resume(tmp_path: Path) -> None:
-    """Two steps of the 2-channel refiner on the node's own blind correction, then a resume that
-    finds the run finished; the network starts as the identity on the correction channel."""
+def test_refiner_bank_then_training_smoke_and_resume(tmp_path: Path) -> None:
+    """A small bank of (blurred, node correction, sharp) crops from two training images, only
+    where the node corrects; two steps of the 2-channel refiner on it, then a resume that finds
+    the run finished; the network starts as the identity on the correction channel."""
     import numpy as np
     import torch
 
-    from models import train_refiner
+    from models import refiner_bank, train_refiner
+    from models.deblur_data import split_by_patient
     from models.rrdbnet import build_generator
 
+    bank = tmp_path / "bank"
+    names = split_by_patient(MHH).train[:2]
+    counts = refiner_bank.build(MHH, bank, 3, 128, 1, 0, names, scales=(2.0,))
+    assert counts["shards"] == 2 and counts["crops"] == counts["corrected"] > 0
+    crops, spacing = refiner_bank.load_bank(bank)
+    assert crops.shape[1:] == (3, 128, 128) and np.allclose(spacing, 0.3)
+    # the correction channel differs from the blurred one: the node deconvolved these
+    assert float(np.abs(crops[:, 1].astype(np.float32) - crops[:, 0]).mean()) > 1e-3
+
     out = tmp_path / "run"
-    args = ["--data", str(MHH), "--out", str(out), "--smoke", "--threads", "1"]
+    args = ["--bank", str(bank), "--out", str(out), "--smoke", "--threads", "1"]
     assert train_refiner.main(args) == 0
     assert json.loads((out / "status.json").read_text())["done"] is True
+    assert (out / "best.pt").is_file()
     assert train_refiner.main([*args, "--resume"]) == 0
     ck = torch.load(out / "last.pt", weights_only=False)
     assert ck["in_channels"] == 2 and ck["step"] == 2

@@ -1,0 +1,66 @@
+"""The correction step with a refiner model (two input channels): Wiener first, then the refiner
+given the blurred image and that correction; a sharp image still comes back untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur
+from models.deblur import MotionPolicy, assess_motion
+from models.deblur import correct as wiener_correct
+from node.pipeline.correct import Corrector
+from node.pipeline.infer import Deblurrer, load_model
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    """A structured test image: smooth blobs and sharp edges (rib-like stripes)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:256, 0:256] / 256.0
+    img = 0.4 + 0.2 * np.sin(9 * x + 3 * y) + 0.15 * (np.sin(40 * y + 5 * x) > 0.6)
+    img += 0.05 * rng.standard_normal((256, 256))
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+@pytest.fixture
+def refiner(tiny_models: dict[str, Path]) -> Deblurrer:
+    return Deblurrer(load_model(tiny_models["refiner"], "cpu", 1, True))
+
+
+def test_refiner_takes_blurred_image_and_its_wiener_correction(refiner: Deblurrer) -> None:
+    policy = MotionPolicy()
+    sharp = _image()
+    blurred = simulate_motion_blur(
+        sharp, linear_kernel(12.0, 30.0), np.random.default_rng(1), noise=NoiseSpec(3e4)
+    ).astype(np.float32)
+    motion = assess_motion(blurred, 0.3, policy)
+    assert motion.blurred, motion
+    assert refiner.refines_correction and refiner.channels == 2
+
+    out = Corrector(policy, refiner)(blurred, motion)
+
+    wiener = wiener_correct(blurred, motion, policy)
+    assert out.applied and "refined by sharpray-deblur-refiner-test" in out.method
+    assert "Wiener deconvolution" in out.method
+    assert out.image.shape == blurred.shape
+    # the untrained refiner starts as the identity on its correction channel: its output follows
+    # the Wiener correction, not the blurred input
+    assert np.abs(out.image - wiener).mean() < 0.02
+    assert np.abs(out.image - wiener).mean() < np.abs(out.image - blurred).mean()
+
+
+def test_refiner_leaves_a_sharp_image_alone(refiner: Deblurrer) -> None:
+    policy = MotionPolicy()
+    sharp = _image(2)
+    motion = assess_motion(sharp, 0.3, policy)
+    assert not motion.blurred
+    out = Corrector(policy, refiner)(sharp, motion)
+    assert not out.applied and out.image is not None
+    np.testing.assert_array_equal(out.image, sharp)
+
+
+def test_refiner_without_correction_is_refused(refiner: Deblurrer) -> None:
+    with pytest.raises(ValueError, match="correction"):
+        refiner(_image())
