@@ -419,7 +419,8 @@ def evaluate_classifier(
 
 
 def time_generators(threads: int = 2, size: int = 2048) -> dict[str, Any]:
-    """ORT CPU seconds per ``size``² frame, tiled 512/32, for the light and esrgan configs."""
+    """ORT CPU seconds per ``size``² frame, tiled 512/32, for the refiner (2 channels: blurred +
+    correction), light and esrgan configs."""
     import torch
 
     from models.export import export_deblur
@@ -430,19 +431,21 @@ def time_generators(threads: int = 2, size: int = 2048) -> dict[str, Any]:
     n_tiles = len(tile_starts(size, 512, 32)) ** 2
     img = np.random.default_rng(0).random((size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        for cfg in ("light", "esrgan"):
+        for cfg in ("refiner", "light", "esrgan"):
             torch.manual_seed(0)
-            export_deblur(build_generator(cfg), Path(tmp) / cfg, config_name=cfg)
+            channels = 2 if cfg == "refiner" else 1
+            export_deblur(build_generator(cfg, channels), Path(tmp) / cfg, config_name=cfg)
             sess = session(Path(tmp) / cfg / "model.onnx", threads)
 
             def fn(b: F32, s: ort.InferenceSession = sess) -> F32:
                 (r,) = s.run(["corrected"], {"image": b})
                 return np.asarray(r, dtype=np.float32)
 
-            fn(img[None, None, :512, :512])  # warm-up
-            if cfg == "light":
+            frame = img if channels == 1 else np.stack([img, img])
+            fn(frame[None, ..., :512, :512].reshape(1, channels, 512, 512))  # warm-up
+            if cfg != "esrgan":
                 t = time.perf_counter()
-                run_tiled(img, fn, 512, 32)
+                run_tiled(frame, fn, 512, 32)
                 secs = time.perf_counter() - t
                 how = "measured, whole frame tiled"
             else:

@@ -29,6 +29,7 @@ import json
 import math
 import signal
 import time
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
+from models.deblur import MotionPolicy
 from models.refiner_bank import load_bank
 from models.rrdbnet import CONFIGS, build_generator
 
@@ -184,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                 "only exposures the node corrects",
                 "input": "blurred + models.deblur.correct on the whole image (the node's)",
                 "loss": f"L1 + {args.w_grad} gradient L1",
+                # the correction it refines: the node's must use the same parameters
+                "correction_policy": asdict(MotionPolicy()),
+                "steps": step,
             },
         }
 

@@ -672,6 +672,18 @@ def dicomweb_router(ctx: DicomWebContext) -> APIRouter:
         **wado,
     }
 
+    def thumbnail(
+        request: Request,
+        study: str,
+        series: str | None,
+        sop: str | None,
+        viewport: str | None,
+        accept: str | None,
+    ) -> Response:
+        """The first frame of the level's representative image, small (PS3.18 10.4.1.3)."""
+        vp = viewport or THUMBNAIL_VIEWPORT
+        return routes.rendered(request, study, series, sop, 1, None, vp, 85, accept)
+
     @router.get(
         "/studies/{study}/thumbnail",
         summary="A small rendering of the study's first image",
@@ -683,8 +695,7 @@ def dicomweb_router(ctx: DicomWebContext) -> APIRouter:
         viewport: str | None = viewport_q,
         accept: str | None = accept_q,
     ) -> Response:
-        vp = viewport or THUMBNAIL_VIEWPORT
-        return routes.rendered(request, study, None, None, 1, None, vp, 85, accept)
+        return thumbnail(request, study, None, None, viewport, accept)
 
     @router.get(
         "/studies/{study}/series/{series}/thumbnail",
@@ -698,8 +709,7 @@ def dicomweb_router(ctx: DicomWebContext) -> APIRouter:
         viewport: str | None = viewport_q,
         accept: str | None = accept_q,
     ) -> Response:
-        vp = viewport or THUMBNAIL_VIEWPORT
-        return routes.rendered(request, study, series, None, 1, None, vp, 85, accept)
+        return thumbnail(request, study, series, None, viewport, accept)
 
     @router.get(
         "/studies/{study}/series/{series}/instances/{sop}/thumbnail",
@@ -714,8 +724,7 @@ def dicomweb_router(ctx: DicomWebContext) -> APIRouter:
         viewport: str | None = viewport_q,
         accept: str | None = accept_q,
     ) -> Response:
-        vp = viewport or THUMBNAIL_VIEWPORT
-        return routes.rendered(request, study, series, sop, 1, None, vp, 85, accept)
+        return thumbnail(request, study, series, sop, viewport, accept)
 
     return router
 

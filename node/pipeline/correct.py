@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ from node.pipeline.infer import Deblurrer
 from node.pipeline.results.inputs import ModelInfo
 
 F32 = NDArray[np.float32]
+log = logging.getLogger(__name__)
 
 WIENER_NAME = "sharpray-blind-wiener"
 WIENER_VERSION = "0.2.0"
@@ -70,12 +72,38 @@ class Correction:
     method: str  # what was done, for the SR and the logs
 
 
+#: The parameters of the Wiener correction a refiner was trained on, compared with the node's.
+_CORRECTION_KEYS = ("balance", "power", "log_range")
+
+
+def refiner_policy_mismatch(trained_on: object, policy: MotionPolicy) -> list[str]:
+    """Which deconvolution parameters differ between a refiner's training (its manifest's
+    ``training.correction_policy``) and the node's; empty when they agree or it does not say."""
+    if not isinstance(trained_on, dict):
+        return []
+    return [
+        f"{k} {trained_on[k]} (trained) vs {getattr(policy, k)} (node)"
+        for k in _CORRECTION_KEYS
+        if k in trained_on and float(trained_on[k]) != float(getattr(policy, k))
+    ]
+
+
 class Corrector:
     """Corrects a [0, 1] image (stored range, bright = dense) given its motion assessment."""
 
     def __init__(self, policy: MotionPolicy, generator: Deblurrer | None = None) -> None:
         self.policy = policy
         self.generator = generator
+        if generator is not None and generator.refines_correction:
+            m = generator.model.manifest
+            differs = refiner_policy_mismatch(m.training.get("correction_policy"), policy)
+            if differs:
+                log.warning(
+                    "refiner %s was trained on another Wiener correction than the node's "
+                    "blur_gate settings give (%s): its output may be worse than the correction",
+                    m.display_name,
+                    "; ".join(differs),
+                )
         self.info = (
             ModelInfo.from_manifest(generator.model.manifest)
             if generator is not None

@@ -73,6 +73,20 @@ def test_a_bundled_model_by_its_folder_name(tmp_path: Path) -> None:
     assert s.models.deblur == BUNDLED_MODELS / "deblur-demo-int8"
 
 
+def test_deblur_default_is_the_bundled_refiner_and_wiener_means_no_model(tmp_path: Path) -> None:
+    from node.config import DEFAULT_DEBLUR
+
+    bundled = DEFAULT_DEBLUR if (DEFAULT_DEBLUR / "manifest.json").is_file() else None
+    assert load_settings(None, environ={}).models.deblur == bundled
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models:\n  deblur: null\n")
+    assert load_settings(cfg, environ={}).models.deblur == bundled
+    cfg.write_text("models:\n  deblur: wiener\n")
+    assert load_settings(cfg, environ={}).models.deblur is None
+    s = load_settings(None, environ={"SHARPRAY_MODELS__DEBLUR": "wiener"})
+    assert s.models.deblur is None
+
+
 def test_docker_layout_the_mounted_config_wins(tmp_path: Path) -> None:
     """As in the images: a config.yaml copied into the working directory and SHARPRAY_CONFIG
     pointing at the mounted /etc/sharpray/config.yaml. The mounted one must win; --config wins

@@ -64,3 +64,28 @@ def test_refiner_leaves_a_sharp_image_alone(refiner: Deblurrer) -> None:
 def test_refiner_without_correction_is_refused(refiner: Deblurrer) -> None:
     with pytest.raises(ValueError, match="correction"):
         refiner(_image())
+
+
+def test_a_refiner_trained_on_other_deconvolution_parameters_is_named_in_a_warning(
+    refiner: Deblurrer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dataclasses import asdict, replace
+
+    from node.pipeline.correct import refiner_policy_mismatch
+
+    trained = asdict(MotionPolicy())
+    assert refiner_policy_mismatch(trained, MotionPolicy()) == []
+    assert refiner_policy_mismatch(None, MotionPolicy()) == []
+    other = replace(MotionPolicy(), balance=0.3)
+    assert refiner_policy_mismatch(trained, other) == ["balance 0.1 (trained) vs 0.3 (node)"]
+
+    m = refiner.model.manifest
+    refiner.model = replace(
+        refiner.model,
+        manifest=m.model_copy(update={"training": {**m.training, "correction_policy": trained}}),
+    )
+    with caplog.at_level("WARNING", logger="node.pipeline.correct"):
+        Corrector(MotionPolicy(), refiner)
+        assert not caplog.records
+        Corrector(other, refiner)
+    assert "balance 0.1 (trained) vs 0.3 (node)" in caplog.text
