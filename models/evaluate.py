@@ -22,7 +22,8 @@ ones, the error of the estimated motion in mm:
   estimate calls the image blurred, else the input unchanged;
 * ``blind_wiener_refiner``: the node with its refiner (``--refiner``): the blind Wiener
   correction, then the RRDBNet refiner given the blurred image and that correction, only where
-  the estimate calls the image blurred;
+  the estimate calls the image blurred and the pixel size is in the refiner's range (manifest
+  ``intended_use.pixel_spacing_mm``; elsewhere the Wiener correction alone, as in the node);
 * ``deblur_demo_generator``: the old ESRGAN generator (``--deblur``), tiled as the node ran it.
 
 ``--figures DIR`` writes 2× zooms of one severe case per scale and motion kind.
@@ -271,8 +272,14 @@ def evaluate_deblur(
     if refiner is not None:
         ref = OnnxDeblur(refiner)
 
+        use = ref.manifest.intended_use
+        lo, hi = use.pixel_spacing_mm if use and use.pixel_spacing_mm else (0.0, float("inf"))
+
         def refined(c: Case, a: Any) -> F32:
-            return ref(c.blurred, correct(c.blurred, a, policy)) if a.blurred else c.blurred
+            if not a.blurred:
+                return c.blurred
+            wiener = correct(c.blurred, a, policy)
+            return ref(c.blurred, wiener) if lo <= c.spacing_mm <= hi else wiener
 
         methods["blind_wiener_refiner"] = (refined, True)
     if deblur is not None:

@@ -164,6 +164,7 @@ def export_deblur(
     demonstration_only: bool = True,
     tile: TileSpec | None = None,
     parity_shapes: Sequence[tuple[int, int, int, int]] = ((1, 1, 64, 64), (2, 1, 48, 80)),
+    intended_use: IntendedUse | None = None,
 ) -> ModelManifest:
     """Export an RRDBNet generator (1 input channel) or refiner (2: blurred image and the node's
     blind Wiener correction) to ``out_dir/model.onnx`` with a checked manifest."""
@@ -213,6 +214,7 @@ def export_deblur(
         outputs={"image": "corrected"},
         tile=tile or TileSpec(size=512, overlap=32),
         labels=[],
+        intended_use=intended_use,
         training=training or {},
         metrics={**(metrics or {}), "onnx_parity_rel_l2": parity["corrected"]},
         opset=OPSET,
@@ -355,6 +357,14 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--version", default="0.1.0")
         p.add_argument("--metrics", type=Path, default=None, help="JSON file replacing metrics")
         p.add_argument("--training", type=Path, default=None, help="JSON file replacing training")
+    sub.choices["deblur"].add_argument(
+        "--pixel-spacing-mm",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("MIN", "MAX"),
+        help="pixel sizes the model is validated for; elsewhere the node does not run it",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     metrics_override = _read_json(args.metrics)
@@ -369,6 +379,20 @@ def main(argv: list[str] | None = None) -> int:
             config_name=config,
             training=training_override or ck.get("training", {}),
             metrics=metrics_override or ck.get("metrics", {}),
+            intended_use=(
+                None
+                if args.pixel_spacing_mm is None
+                else IntendedUse(
+                    statement=(
+                        "Refines the blind Wiener correction of motion-blurred radiographs with "
+                        f"pixels of {args.pixel_spacing_mm[0]:g}-{args.pixel_spacing_mm[1]:g} mm; "
+                        "elsewhere the Wiener correction is returned alone."
+                    ),
+                    body_parts=[],
+                    view_positions=[],
+                    pixel_spacing_mm=tuple(args.pixel_spacing_mm),
+                )
+            ),
         )
     else:
         cmodel, ck = load_classifier_checkpoint(args.checkpoint)

@@ -105,26 +105,17 @@ def _bundled(v: object) -> object:
     return v
 
 
-#: The correction model the node uses unless told otherwise (node/pipeline/correct.py): the RRDBNet
-#: refiner of the blind Wiener correction, where it is bundled.
-DEFAULT_DEBLUR = BUNDLED_MODELS / "deblur-refiner"
-
-
 class ModelSettings(Strict):
     # A folder holding manifest.json + the ONNX file (or the manifest file itself).
-    # deblur: null = the bundled refiner (DEFAULT_DEBLUR); "wiener" = the blind Wiener correction
-    # alone (node/pipeline/correct.py), no learned weights (resolved to None).
-    deblur: Path | None = DEFAULT_DEBLUR if (DEFAULT_DEBLUR / "manifest.json").is_file() else None
+    # deblur None (null or "wiener"): the blind Wiener correction (node/pipeline/correct.py), no
+    # learned weights.
+    deblur: Path | None = None
     classify: Path = BUNDLED_MODELS / "classify-demo"
 
     @field_validator("deblur", mode="before")
     @classmethod
     def _default_deblur(cls, v: object) -> object:
-        if v == "wiener":
-            return None
-        if v is None:
-            return DEFAULT_DEBLUR if (DEFAULT_DEBLUR / "manifest.json").is_file() else None
-        return _bundled(v)
+        return None if v is None or v == "wiener" else _bundled(v)
 
     @field_validator("classify", mode="before")
     @classmethod

@@ -110,6 +110,16 @@ class Corrector:
             else wiener_info(policy)
         )
 
+    def refines_at(self, pixel_spacing_mm: float) -> bool:
+        """Whether the refiner is made for this pixel size (its manifest's intended use)."""
+        if self.generator is None:
+            return False
+        use = self.generator.model.manifest.intended_use
+        if use is None or use.pixel_spacing_mm is None:
+            return True
+        lo, hi = use.pixel_spacing_mm
+        return lo <= pixel_spacing_mm <= hi
+
     @property
     def provider(self) -> str:
         return self.generator.model.provider if self.generator is not None else "numpy (CPU)"
@@ -122,6 +132,13 @@ class Corrector:
         what = f"{motion.motion_mm:.1f} mm straight motion at {e.angle_deg:.0f} degrees"
         if self.generator is not None and self.generator.refines_correction:
             wiener = wiener_correct(a, motion, self.policy)
+            if not self.refines_at(motion.pixel_spacing_mm):
+                return Correction(
+                    wiener,
+                    True,
+                    f"Wiener deconvolution of {what} (not refined: "
+                    f"{motion.pixel_spacing_mm:g} mm pixels are outside {self.info.name}'s range)",
+                )
             return Correction(
                 self.generator(a, wiener),
                 True,

@@ -73,14 +73,11 @@ def test_a_bundled_model_by_its_folder_name(tmp_path: Path) -> None:
     assert s.models.deblur == BUNDLED_MODELS / "deblur-demo-int8"
 
 
-def test_deblur_default_is_the_bundled_refiner_and_wiener_means_no_model(tmp_path: Path) -> None:
-    from node.config import DEFAULT_DEBLUR
-
-    bundled = DEFAULT_DEBLUR if (DEFAULT_DEBLUR / "manifest.json").is_file() else None
-    assert load_settings(None, environ={}).models.deblur == bundled
+def test_deblur_default_and_wiener_mean_no_learned_model(tmp_path: Path) -> None:
+    assert load_settings(None, environ={}).models.deblur is None
     cfg = tmp_path / "c.yaml"
     cfg.write_text("models:\n  deblur: null\n")
-    assert load_settings(cfg, environ={}).models.deblur == bundled
+    assert load_settings(cfg, environ={}).models.deblur is None
     cfg.write_text("models:\n  deblur: wiener\n")
     assert load_settings(cfg, environ={}).models.deblur is None
     s = load_settings(None, environ={"SHARPRAY_MODELS__DEBLUR": "wiener"})

@@ -89,3 +89,30 @@ def test_a_refiner_trained_on_other_deconvolution_parameters_is_named_in_a_warni
         assert not caplog.records
         Corrector(other, refiner)
     assert "balance 0.1 (trained) vs 0.3 (node)" in caplog.text
+
+
+def test_outside_its_pixel_size_range_the_refiner_is_not_run(refiner: Deblurrer) -> None:
+    """A refiner declares the pixel sizes it was validated for (manifest intended use); at other
+    sizes the node returns the Wiener correction alone and says so."""
+    from dataclasses import replace
+
+    from models.manifest import IntendedUse
+
+    policy = MotionPolicy()
+    m = refiner.model.manifest
+    use = IntendedUse(statement="test", pixel_spacing_mm=(0.1, 0.42))
+    refiner.model = replace(refiner.model, manifest=m.model_copy(update={"intended_use": use}))
+    corrector = Corrector(policy, refiner)
+    assert corrector.refines_at(0.2) and not corrector.refines_at(0.6)
+
+    sharp = _image(4)
+    blurred = simulate_motion_blur(
+        sharp, linear_kernel(12.0, 30.0), np.random.default_rng(5), noise=NoiseSpec(3e4)
+    ).astype(np.float32)
+    coarse = assess_motion(blurred, 0.6, policy)
+    assert coarse.blurred, coarse
+    out = corrector(blurred, coarse)
+    np.testing.assert_array_equal(out.image, wiener_correct(blurred, coarse, policy))
+    assert out.applied and "not refined: 0.6 mm pixels are outside" in out.method
+    fine = assess_motion(blurred, 0.3, policy)
+    assert "refined by" in corrector(blurred, fine).method
