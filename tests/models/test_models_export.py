@@ -94,7 +94,16 @@ def test_refiner_export_two_channels_cli_and_rebuilt_from_onnx(tmp_path: Path) -
     ck = tmp_path / "refiner.pt"
     torch.save({"state_dict": net.state_dict(), "config": "tiny", "in_channels": 2}, ck)
     out = tmp_path / "r"
-    args = ["deblur", "--checkpoint", str(ck), "--out", str(out), "--pixel-spacing-mm", "0.1", "0.4"]
+    args = [
+        "deblur",
+        "--checkpoint",
+        str(ck),
+        "--out",
+        str(out),
+        "--pixel-spacing-mm",
+        "0.1",
+        "0.4",
+    ]
     assert export.main(args) == 0
     man, path = load_manifest(out)
     assert man.input.channels == 2 and "refiner of the blind Wiener" in man.architecture
