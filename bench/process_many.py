@@ -56,7 +56,10 @@ def run(
         config = work / "config.yaml"
         config.write_text(
             yaml.safe_dump(
-                {"models": {k: str(v) for k, v in models.items()} | {"providers": "cpu"}}
+                {
+                    "models": {k: str(models[k]) for k in ("deblur", "classify")}
+                    | {"providers": "cpu"}
+                }
             )
         )
     files, label = _inputs(work, n_fallback, px, shared)
