@@ -35,33 +35,25 @@ TEST_DESCRIPTION = "Test fixture with random weights: meaningless output, not fo
 def make_test_models(out_dir: Path, seed: int = 0) -> dict[str, Path]:
     """Export the tiny test generator, refiner and classifier; return {task: folder}."""
     out_dir = Path(out_dir)
-    torch.manual_seed(seed)
-    gen = build_generator("tiny")
-    deblur_dir = out_dir / "deblur"
-    export_deblur(
-        gen,
-        deblur_dir,
-        name="sharpray-deblur-test",
-        version="0.0.0-test",
-        config_name="tiny",
-        training={"note": f"untrained, torch.manual_seed({seed})"},
-        metrics={},
-        description=TEST_DESCRIPTION,
-        tile=TileSpec(size=512, overlap=32),
-    )
-    torch.manual_seed(seed + 2)
-    refiner_dir = out_dir / "refiner"
-    export_deblur(
-        build_generator("tiny", in_channels=2),
-        refiner_dir,
-        name="sharpray-deblur-refiner-test",
-        version="0.0.0-test",
-        config_name="tiny",
-        training={"note": f"untrained, torch.manual_seed({seed + 2})"},
-        metrics={},
-        description=TEST_DESCRIPTION,
-        tile=TileSpec(size=512, overlap=32),
-    )
+    dirs: dict[str, Path] = {}
+    # (role, input channels, seed offset, name): the generator and the refiner differ only there
+    for role, channels, offset, name in (
+        ("deblur", 1, 0, "sharpray-deblur-test"),
+        ("refiner", 2, 2, "sharpray-deblur-refiner-test"),
+    ):
+        torch.manual_seed(seed + offset)
+        dirs[role] = out_dir / role
+        export_deblur(
+            build_generator("tiny", in_channels=channels),
+            dirs[role],
+            name=name,
+            version="0.0.0-test",
+            config_name="tiny",
+            training={"note": f"untrained, torch.manual_seed({seed + offset})"},
+            metrics={},
+            description=TEST_DESCRIPTION,
+            tile=TileSpec(size=512, overlap=32),
+        )
     torch.manual_seed(seed + 1)
     clf = TinyCNN(in_chans=1, num_classes=2)
     # The finding reported present on every image, so the heatmap objects (drawn only for a
@@ -82,7 +74,7 @@ def make_test_models(out_dir: Path, seed: int = 0) -> dict[str, Path]:
         metrics={},
         description=TEST_DESCRIPTION,
     )
-    return {"deblur": deblur_dir, "refiner": refiner_dir, "classify": classify_dir}
+    return {**dirs, "classify": classify_dir}
 
 
 def main(argv: list[str] | None = None) -> int:
