@@ -227,6 +227,50 @@ def predict(
     return softmax_p1(predict_logits(model, x, mean, std, batch), 1.0)
 
 
+@torch.no_grad()
+def recompute_batchnorm(
+    model: nn.Module, x: NDArray[np.float32], mean: float, std: float, batch: int = 32
+) -> None:
+    """Reset every BatchNorm's running statistics and recompute them over ``x`` (float32).
+
+    Averaged weights (SWA) need statistics of their own: the average of each snapshot's running
+    statistics is not the statistics of the averaged network.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = {m: m.momentum for m in norms}
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+    was_training = model.training
+    model.train()
+    for i in range(0, len(x), batch):
+        t = (torch.from_numpy(x[i : i + batch])[:, None] - mean) / std
+        model(t.contiguous(memory_format=torch.channels_last))
+    for m in norms:
+        m.momentum = momenta[m]
+    model.train(was_training)
+
+
+class WeightAverage:
+    """Stochastic weight averaging: the plain mean of the weights at the end of each epoch."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.module = copy.deepcopy(model).eval()
+        self.count = 0
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.count += 1
+        avg_sd = self.module.state_dict()
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                avg_sd[k].add_(v.detach() - avg_sd[k], alpha=1.0 / self.count)
+            else:
+                avg_sd[k].copy_(v)
+
+
 class Ema:
     """Exponential moving average of a model's parameters and buffers (warm-up on the step)."""
 
@@ -285,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         help="start from these weights (a best.pt or models/checkpoints/*.pt) instead of random",
     )
     ap.add_argument("--ema", type=float, default=0.998, help="EMA decay (0 = off)")
+    ap.add_argument(
+        "--swa",
+        action="store_true",
+        help="stochastic weight averaging: constant lr after a 5%% warm-up, the weights averaged "
+        "at the end of every epoch, BatchNorm statistics recomputed; the final average is kept",
+    )
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
     ap.add_argument("--max-minutes", type=float, default=0.0)
@@ -341,9 +391,17 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = max(1, len(train) // args.batch)
     total = steps_per_epoch * args.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=args.lr, total_steps=total, pct_start=0.1
-    )
+    sched: torch.optim.lr_scheduler.LRScheduler
+    if args.swa:
+        warmup = max(1, total // 20)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+    else:
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=args.lr, total_steps=total, pct_start=0.1
+        )
+    swa = WeightAverage(model) if args.swa else None
+    # BatchNorm statistics of the average: a fixed, unaugmented sample of the training images.
+    bn_sample = xtr[np.random.default_rng(args.seed + 1).permutation(len(xtr))[:800]]
     rng = np.random.default_rng(args.seed)
 
     def new_order() -> NDArray[np.int64]:
@@ -362,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
         if ema is not None and ck.get("ema") is not None:
             ema.module.load_state_dict(ck["ema"])
             ema.steps = int(ck.get("ema_steps", 0))
+        if swa is not None and ck.get("swa") is not None:
+            swa.module.load_state_dict(ck["swa"])
+            swa.count = int(ck.get("swa_count", 0))
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         epoch, best_sel, history = ck["epoch"], ck["best_sel"], ck["history"]
@@ -389,9 +450,13 @@ def main(argv: list[str] | None = None) -> int:
             "intensity": "models.intensity.classifier_unit (squash, 0.5-99.5 percentile stretch)",
             "epochs": epoch,
             "batch": args.batch,
-            "optimizer": f"AdamW lr {args.lr} one-cycle, wd {args.weight_decay}",
+            "optimizer": f"AdamW lr {args.lr} "
+            f"{'constant (SWA)' if args.swa else 'one-cycle'}, wd {args.weight_decay}",
             "label_smoothing": args.label_smoothing,
             "ema_decay": args.ema,
+            "weight_average": f"SWA of {swa.count} epoch ends, BatchNorm recomputed"
+            if swa is not None
+            else None,
             "precision": "bfloat16 autocast, channels_last" if args.bf16 else "float32",
             "augmentation": f"motion blur p={args.p_blur} up to {args.max_blur_px}px "
             f"(models.blur, re-stretched), {args.aug} set (models.train_classifier.augment), "
@@ -404,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     def kept_model() -> nn.Module:
+        if swa is not None and swa.count > 0:
+            return swa.module
         return ema.module if ema is not None else model
 
     def save_last() -> None:
@@ -412,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
                 "state_dict": model.state_dict(),
                 "ema": ema.module.state_dict() if ema is not None else None,
                 "ema_steps": ema.steps if ema is not None else 0,
+                "swa": swa.module.state_dict() if swa is not None else None,
+                "swa_count": swa.count if swa is not None else 0,
                 "opt": opt.state_dict(),
                 "sched": sched.state_dict(),
                 "epoch": epoch,
@@ -505,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
             if stopped:
                 break
             epoch += 1
+            if swa is not None:
+                swa.update(model)
+                recompute_batchnorm(swa.module, bn_sample, mean, std)
             pv = predict(kept_model(), xva, mean, std)
             vm = binary_metrics(yva, pv)
             history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val": vm})
@@ -515,8 +587,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             # Selection: validation AUC + accuracy at 0.5 (AUC alone picked an early, badly
             # calibrated epoch once).
+            # With --swa the latest average is kept (decided before training, not by validation).
             sel = (vm["auc"] if not math.isnan(vm["auc"]) else 0.0) + vm["accuracy"]
-            if sel > best_sel or not (out / "best.pt").exists():
+            if sel > best_sel or swa is not None or not (out / "best.pt").exists():
                 best_sel = sel
                 save_best({"validation": vm, "epoch": epoch})
             step_in_epoch, losses = 0, []

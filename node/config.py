@@ -288,7 +288,8 @@ class BlurGateSettings(Strict):
     """The blur gate (node/pipeline/blur_gate.py): motion estimated first, in mm, before correction.
 
     The same estimate drives the correction (Wiener deconvolution in linear exposure with the
-    estimated kernel, ``wiener_balance`` / ``wiener_power``, see models/deconvolve.py).
+    estimated kernel, ``wiener_balance`` / ``wiener_power``, then ``richardson_lucy_steps``
+    Richardson–Lucy steps; see models/deconvolve.py).
     """
 
     enabled: bool = True
@@ -300,6 +301,7 @@ class BlurGateSettings(Strict):
     assumed_pixel_spacing_mm: float = Field(0.15, ge=0.02, le=2.0)  # where the header has none
     wiener_balance: float = Field(0.1, gt=0)  # regularisation of the deconvolution
     wiener_power: float = Field(1.0, ge=0, le=2)  # 0 constant, 2 gradient (Laplacian) penalty
+    richardson_lucy_steps: int = Field(0, ge=0, le=50)  # after the Wiener filter; 0 = Wiener only
     notify_to: list[str] = []  # destinations of the fast image-quality notice SR (e.g. sender)
     notice_series_number: int = Field(9010, ge=0)
     notice_sc: bool = False  # also a colour SC with a banner (series notice_series_number + 1)

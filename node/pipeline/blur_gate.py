@@ -159,6 +159,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         max_motion_mm=settings.max_motion_mm,
         balance=settings.wiener_balance,
         power=settings.wiener_power,
+        rl_iterations=settings.richardson_lucy_steps,
     )
 
 

@@ -41,26 +41,31 @@ WIENER_VERSION = "0.2.0"
 
 def wiener_info(policy: MotionPolicy) -> ModelInfo:
     """The identity of the blind Wiener correction under ``policy``."""
-    params = json.dumps(
-        {
-            "name": WIENER_NAME,
-            "version": WIENER_VERSION,
-            "balance": policy.balance,
-            "power": policy.power,
-            "log_range": policy.log_range,
-            "min_specificity": policy.min_specificity,
-            "min_confidence": policy.min_confidence,
-        },
-        sort_keys=True,
-    )
+    described: dict[str, object] = {
+        "name": WIENER_NAME,
+        "version": WIENER_VERSION,
+        "balance": policy.balance,
+        "power": policy.power,
+        "log_range": policy.log_range,
+        "min_specificity": policy.min_specificity,
+        "min_confidence": policy.min_confidence,
+    }
+    if policy.rl_iterations:  # absent at 0, so the default keeps the UID it always had
+        described["rl_iterations"] = policy.rl_iterations
+    params = json.dumps(described, sort_keys=True)
     return ModelInfo(
         name=WIENER_NAME,
         version=WIENER_VERSION,
         device_uid=device_uid_for(hashlib.sha256(params.encode()).hexdigest()),
         demonstration_only=True,
         description=(
-            "Blind straight-motion estimate (spectral template) and Wiener deconvolution in "
-            "linear exposure; not validated clinically, not for diagnostic use."
+            "Blind straight-motion estimate (spectral template) and Wiener deconvolution"
+            + (
+                f" with {policy.rl_iterations} Richardson-Lucy steps"
+                if policy.rl_iterations
+                else ""
+            )
+            + " in linear exposure; not validated clinically, not for diagnostic use."
         ),
     )
 
@@ -73,7 +78,8 @@ class Correction:
 
 
 #: The parameters of the Wiener correction a refiner was trained on, compared with the node's.
-_CORRECTION_KEYS = ("balance", "power", "log_range")
+_CORRECTION_KEYS = ("balance", "power", "log_range", "rl_iterations")
+_DEFAULTS_BEFORE_RECORDED = {"rl_iterations": 0}
 
 
 def refiner_policy_mismatch(trained_on: object, policy: MotionPolicy) -> list[str]:
@@ -81,10 +87,12 @@ def refiner_policy_mismatch(trained_on: object, policy: MotionPolicy) -> list[st
     ``training.correction_policy``) and the node's; empty when they agree or it does not say."""
     if not isinstance(trained_on, dict):
         return []
+    # Refiners trained before Richardson-Lucy steps existed saw the Wiener filter alone.
+    trained = {**_DEFAULTS_BEFORE_RECORDED, **trained_on}
     return [
-        f"{k} {trained_on[k]} (trained) vs {getattr(policy, k)} (node)"
+        f"{k} {trained[k]} (trained) vs {getattr(policy, k)} (node)"
         for k in _CORRECTION_KEYS
-        if k in trained_on and float(trained_on[k]) != float(getattr(policy, k))
+        if k in trained and float(trained[k]) != float(getattr(policy, k))
     ]
 
 
@@ -130,22 +138,22 @@ class Corrector:
             return Correction(a, False, "not corrected: no relevant motion found")
         e = motion.estimate
         what = f"{motion.motion_mm:.1f} mm straight motion at {e.angle_deg:.0f} degrees"
+        steps = self.policy.rl_iterations
+        how = "Wiener deconvolution" + (f" and {steps} Richardson-Lucy steps" if steps else "")
         if self.generator is not None and self.generator.refines_correction:
             wiener = wiener_correct(a, motion, self.policy)
             if not self.refines_at(motion.pixel_spacing_mm):
                 return Correction(
                     wiener,
                     True,
-                    f"Wiener deconvolution of {what} (not refined: "
+                    f"{how} of {what} (not refined: "
                     f"{motion.pixel_spacing_mm:g} mm pixels are outside {self.info.name}'s range)",
                 )
             return Correction(
                 self.generator(a, wiener),
                 True,
-                f"Wiener deconvolution of {what}, refined by {self.info.name}",
+                f"{how} of {what}, refined by {self.info.name}",
             )
         if self.generator is not None:
             return Correction(self.generator(a), True, f"{self.info.name} generator ({what})")
-        return Correction(
-            wiener_correct(a, motion, self.policy), True, f"Wiener deconvolution of {what}"
-        )
+        return Correction(wiener_correct(a, motion, self.policy), True, f"{how} of {what}")

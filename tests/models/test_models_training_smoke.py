@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from conftest import LABELED, MHH
 
 from models.manifest import load_manifest
@@ -95,3 +97,45 @@ def test_refiner_bank_then_training_smoke_and_resume(tmp_path: Path) -> None:
     x = torch.from_numpy(np.random.default_rng(0).random((1, 2, 32, 32), dtype=np.float32))
     with torch.no_grad():
         assert torch.allclose(net(x), x[:, 1:], atol=0.05)
+
+
+@pytest.mark.skipif(not (LABELED / "labels.csv").is_file(), reason=f"shared data absent: {LABELED}")
+def test_train_classifier_with_weight_averaging_keeps_the_average(tmp_path: Path) -> None:
+    from models import train_classifier
+
+    out = tmp_path / "run"
+    args = ["--labels", str(LABELED / "labels.csv"), "--out", str(out), "--smoke", "--swa"]
+    assert train_classifier.main([*args, "--arch", "tiny", "--threads", "1"]) == 0
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    assert best["training"]["weight_average"] == "SWA of 1 epoch ends, BatchNorm recomputed"
+    assert best["training"]["optimizer"].startswith("AdamW lr 0.002 constant (SWA)")
+    last = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert last["swa_count"] == 1 and last["swa"] is not None
+
+
+def test_weight_average_is_the_mean_and_batchnorm_is_recomputed() -> None:
+    """SWA's two parts: the plain mean of the snapshots' weights, and BatchNorm statistics
+    measured on data for the averaged network (not the mean of the snapshots' statistics)."""
+    from models.train_classifier import WeightAverage, recompute_batchnorm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3))
+    snapshots = []
+    avg = WeightAverage(net)
+    for _ in range(3):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        snapshots.append([p.detach().clone() for p in net.parameters()])
+        avg.update(net)
+    assert avg.count == 3
+    for got, *each in zip(avg.module.parameters(), *snapshots, strict=True):
+        torch.testing.assert_close(got, torch.stack(each).mean(0))
+
+    x = np.random.default_rng(1).random((64, 16, 16), dtype=np.float32)  # two equal batches
+    recompute_batchnorm(avg.module, x, mean=0.5, std=0.25)
+    with torch.no_grad():
+        feats = avg.module[0]((torch.from_numpy(x)[:, None] - 0.5) / 0.25)
+    bn = avg.module[1]
+    torch.testing.assert_close(bn.running_mean, feats.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    assert bn.momentum == 0.1 and not avg.module.training

@@ -78,6 +78,11 @@ def test_a_refiner_trained_on_other_deconvolution_parameters_is_named_in_a_warni
     assert refiner_policy_mismatch(None, MotionPolicy()) == []
     other = replace(MotionPolicy(), balance=0.3)
     assert refiner_policy_mismatch(trained, other) == ["balance 0.1 (trained) vs 0.3 (node)"]
+    # a refiner from before Richardson-Lucy steps existed was trained on the Wiener filter alone
+    before_rl = {k: v for k, v in trained.items() if k != "rl_iterations"}
+    assert refiner_policy_mismatch(before_rl, MotionPolicy()) == []
+    with_rl = replace(MotionPolicy(), rl_iterations=3)
+    assert refiner_policy_mismatch(before_rl, with_rl) == ["rl_iterations 0 (trained) vs 3 (node)"]
 
     m = refiner.model.manifest
     refiner.model = replace(
@@ -116,3 +121,25 @@ def test_outside_its_pixel_size_range_the_refiner_is_not_run(refiner: Deblurrer)
     assert out.applied and "not refined: 0.6 mm pixels are outside" in out.method
     fine = assess_motion(blurred, 0.3, policy)
     assert "refined by" in corrector(blurred, fine).method
+
+
+def test_richardson_lucy_steps_are_said_and_change_the_identity() -> None:
+    """``blur_gate.richardson_lucy_steps`` > 0: the SC/SR text says so and the correction gets a
+    Device UID of its own; at the default (0) the identity is the plain Wiener correction's."""
+    from dataclasses import replace
+
+    from node.pipeline.correct import wiener_info
+
+    sharp = _image()
+    blurred = simulate_motion_blur(
+        sharp, linear_kernel(12.0, 30.0), np.random.default_rng(1), noise=NoiseSpec(3e4)
+    ).astype(np.float32)
+    plain, with_rl = MotionPolicy(), replace(MotionPolicy(), rl_iterations=3)
+    motion = assess_motion(blurred, 0.3, plain)
+    a, b = Corrector(plain)(blurred, motion), Corrector(with_rl)(blurred, motion)
+    assert "Richardson-Lucy" not in a.method and a.method.startswith("Wiener deconvolution of")
+    assert b.method.startswith("Wiener deconvolution and 3 Richardson-Lucy steps of")
+    assert not np.array_equal(a.image, b.image)
+    assert wiener_info(plain).device_uid == wiener_info(MotionPolicy()).device_uid
+    assert wiener_info(with_rl).device_uid != wiener_info(plain).device_uid
+    assert "3 Richardson-Lucy steps" in wiener_info(with_rl).description
