@@ -18,8 +18,9 @@ noise; the blurred image is stretched again, as the node would), then :func:`aug
 noise, cut-out; ``basic``: the first run's mild set), mixup (``--mixup``) and class-balanced
 sampling (``--balanced``). ``--init`` starts from a checkpoint's weights (a fine-tune).
 
-Speed on a CPU: bfloat16 autocast and channels_last (``--bf16``, on by default on CPUs with
-AVX-512 BF16 it roughly halves a step). An exponential moving average of the weights (``--ema``)
+Speed on a CPU: bfloat16 autocast and channels_last (``--bf16``: on CPUs with native bfloat16,
+AVX-512 BF16 or AMX, it roughly halves a step; elsewhere it is emulated and tens of times slower,
+so the default is on only where ``/proc/cpuinfo`` lists ``avx512_bf16`` or ``amx_bf16``). An exponential moving average of the weights (``--ema``)
 is what is validated and kept.
 
 Checkpoints: ``OUT/last.pt`` (model, EMA, optimiser, epoch, position in the epoch, RNG;
@@ -84,6 +85,15 @@ def read_kermany(labels_csv: Path, split: str) -> list[Sample]:
             if row.get("dataset", DATASET) == DATASET and row["split"] == split:
                 out.append(Sample(row["path"], CLASSES.index(row["label"]), row["patient_id"]))
     return out
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX); False where unknown."""
+    try:
+        flags = cpuinfo.read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def split_patients(
@@ -335,7 +345,12 @@ def main(argv: list[str] | None = None) -> int:
         help="stochastic weight averaging: constant lr after a 5%% warm-up, the weights averaged "
         "at the end of every epoch, BatchNorm statistics recomputed; the final average is kept",
     )
-    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bfloat16 autocast on the CPU (default: only where the CPU has native bfloat16)",
+    )
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
     ap.add_argument("--max-minutes", type=float, default=0.0)
     ap.add_argument("--resume", action="store_true")
@@ -347,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.size, args.batch, args.epochs = 64, 2, 1
 
+    if args.bf16 is None:
+        args.bf16 = cpu_has_native_bf16()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device(
@@ -378,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     mean, std = float(xtr.mean()), float(xtr.std())
     log(
         f"{args.arch} at {args.size}px: train {len(train)} ({int(ytr.sum())} pneumonia), "
-        f"val {len(val)}, test {len(test)}; mean {mean:.4f} std {std:.4f}; device {device}"
+        f"val {len(val)}, test {len(test)}; mean {mean:.4f} std {std:.4f}; device {device}, "
+        f"bfloat16 autocast {'on' if args.bf16 and device.type == 'cpu' else 'off'}"
     )
 
     model = build_classifier(args.arch)

@@ -139,3 +139,14 @@ def test_weight_average_is_the_mean_and_batchnorm_is_recomputed() -> None:
     bn = avg.module[1]
     torch.testing.assert_close(bn.running_mean, feats.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
     assert bn.momentum == 0.1 and not avg.module.training
+
+
+def test_bfloat16_is_on_by_default_only_where_the_cpu_has_it(tmp_path: Path) -> None:
+    from models.train_classifier import cpu_has_native_bf16
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert not cpu_has_native_bf16(info)  # AVX-512 without its BF16 extension: emulated
+    info.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile\n")
+    assert cpu_has_native_bf16(info)
+    assert not cpu_has_native_bf16(tmp_path / "absent")
