@@ -25,8 +25,20 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from models.blur import from_exposure, to_exposure
 from models.blur_estimate import MotionEstimate, estimate_motion
-from models.deconvolve import DEFAULT_BALANCE, DEFAULT_POWER, DEFAULT_RL_ITERATIONS, wiener
+from models.deconvolve import (
+    DEFAULT_BALANCE,
+    DEFAULT_POWER,
+    DEFAULT_RL_ITERATIONS,
+    overshoot_fraction,
+    richardson_lucy,
+    wiener_exposure,
+)
+
+#: Overshoot share above which the Wiener result is replaced by Richardson-Lucy (docs/models.md).
+DEFAULT_RINGING_LIMIT: float | None = 0.01
+DEFAULT_RL_FALLBACK_ITERATIONS = 10
 
 F32 = NDArray[np.float32]
 Decision = Literal["sharp", "blurred", "severe"]
@@ -45,6 +57,10 @@ class MotionPolicy:
     power: float = DEFAULT_POWER
     log_range: float = 3.0
     rl_iterations: int = DEFAULT_RL_ITERATIONS
+    # Where the Wiener result overshoots the data's range on more than this share of pixels
+    # (ringing at hard edges), Richardson-Lucy from a flat start is used instead; None: never.
+    ringing_limit: float | None = DEFAULT_RINGING_LIMIT
+    rl_fallback_iterations: int = DEFAULT_RL_FALLBACK_ITERATIONS
 
 
 @dataclass(frozen=True)
@@ -88,18 +104,48 @@ def assess_motion(
     return MotionAssessment(est, pixel_spacing_mm, decide(est, pixel_spacing_mm, policy))
 
 
+@dataclass(frozen=True)
+class Deconvolution:
+    """A corrected image and how it was made."""
+
+    image: F32
+    method: Literal["none", "wiener", "richardson-lucy"]
+    overshoot: float  # share of the Wiener result outside the data's range (0 when not run)
+
+
+def deconvolve(
+    image01: NDArray[np.floating],
+    assessment: MotionAssessment,
+    policy: MotionPolicy,
+    *,
+    allow_fallback: bool = True,
+) -> Deconvolution:
+    """Correct an image the assessment calls blurred; return a sharp one unchanged.
+
+    The Wiener filter (plus ``policy.rl_iterations`` Richardson-Lucy steps) first; where it rings
+    (:func:`models.deconvolve.overshoot_fraction` above ``policy.ringing_limit``) and
+    ``allow_fallback``, Richardson-Lucy from a flat start instead, which stays positive and does
+    not ring at hard edges but sharpens open anatomy less.
+    """
+    a = np.asarray(image01, dtype=np.float32)
+    if not assessment.blurred:
+        return Deconvolution(a, "none", 0.0)
+    psf = assessment.estimate.kernel()
+    if psf.size == 1:
+        return Deconvolution(a, "none", 0.0)
+    e = to_exposure(a.astype(np.float64), policy.log_range)
+    w = wiener_exposure(e, psf, policy.balance, policy.power, policy.rl_iterations)
+    over = overshoot_fraction(w, e)
+    method: Literal["wiener", "richardson-lucy"] = "wiener"
+    if allow_fallback and policy.ringing_limit is not None and over > policy.ringing_limit:
+        w = richardson_lucy(e, psf, policy.rl_fallback_iterations)
+        method = "richardson-lucy"
+    out = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0).astype(np.float32)
+    return Deconvolution(out, method, over)
+
+
 def correct(
     image01: NDArray[np.floating], assessment: MotionAssessment, policy: MotionPolicy
 ) -> F32:
     """The corrected image, or the input unchanged when the assessment does not call it blurred."""
-    a = np.asarray(image01, dtype=np.float32)
-    if not assessment.blurred:
-        return a
-    return wiener(
-        a,
-        assessment.estimate.kernel(),
-        balance=policy.balance,
-        power=policy.power,
-        log_range=policy.log_range,
-        rl_iterations=policy.rl_iterations,
-    )
+    return deconvolve(image01, assessment, policy).image

@@ -18,8 +18,10 @@ ones, the error of the estimated motion in mm:
   real image comes without its kernel), in linear exposure, reflect-padded; their parameters are
   the ones of the earlier docs (balance 0.03), not tuned on these cases;
 * ``blind_wiener_ungated``: the blind estimate (:mod:`models.blur_estimate`) + Wiener, always;
-* ``blind_wiener_node``: what the node does (:mod:`models.deblur`): the same, only where the
-  estimate calls the image blurred, else the input unchanged;
+* ``blind_wiener_gated``: the same, only where the estimate calls the image blurred, else the
+  input unchanged (the node until 2026-12-02);
+* ``blind_wiener_node``: what the node does (:func:`models.deblur.deconvolve`): as gated, but
+  Richardson–Lucy instead where the Wiener result rings at hard edges (``ringing_limit``);
 * ``blind_wiener_refiner``: the node with its refiner (``--refiner``): the blind Wiener
   correction, then the RRDBNet refiner given the blurred image and that correction, only where
   the estimate calls the image blurred and the pixel size is in the refiner's range (manifest
@@ -252,7 +254,7 @@ def evaluate_deblur(
     refiner: Path | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error."""
-    from models.deblur import MotionPolicy, assess_motion, correct
+    from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
 
     cases = make_cases(radiographs, dicoms, crop, max_images)
     policy = MotionPolicy()
@@ -267,6 +269,10 @@ def evaluate_deblur(
             lambda c, a: wiener_blind(c.blurred, a.estimate.kernel(), policy),
             True,
         ),
+        "blind_wiener_gated": (
+            lambda c, a: deconvolve(c.blurred, a, policy, allow_fallback=False).image,
+            True,
+        ),
         "blind_wiener_node": (lambda c, a: correct(c.blurred, a, policy), True),
     }
     if refiner is not None:
@@ -278,7 +284,7 @@ def evaluate_deblur(
         def refined(c: Case, a: Any) -> F32:
             if not a.blurred:
                 return c.blurred
-            wiener = correct(c.blurred, a, policy)
+            wiener = deconvolve(c.blurred, a, policy, allow_fallback=False).image
             return ref(c.blurred, wiener) if lo <= c.spacing_mm <= hi else wiener
 
         methods["blind_wiener_refiner"] = (refined, True)

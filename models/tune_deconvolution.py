@@ -40,7 +40,7 @@ from models.blur import (
     to_exposure,
     trajectory_kernel,
 )
-from models.deblur import MotionAssessment, MotionPolicy, assess_motion
+from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray, split_by_patient
 from models.deconvolve import richardson_lucy_steps, wiener_exposure
 
@@ -118,7 +118,8 @@ def _in_exposure(fn: Callable[[F64, F64], F64]) -> Method:
 
 
 def methods(policy: MotionPolicy) -> dict[str, Method]:
-    """The node's Wiener filter, the same followed by Richardson–Lucy steps, and RL alone."""
+    """The Wiener filter, the same followed by Richardson–Lucy steps, RL alone, and the node's
+    choice between Wiener and RL (:func:`models.deblur.deconvolve`)."""
     out: dict[str, Method] = {}
 
     def wiener_rl(n: int) -> Callable[[F64, F64], F64]:
@@ -135,6 +136,8 @@ def methods(policy: MotionPolicy) -> dict[str, Method]:
         return r
 
     out["rl10_alone"] = _in_exposure(rl_alone)
+    # the node's choice: Wiener, or RL where the Wiener result rings (policy.ringing_limit)
+    out["node"] = lambda img, a, pol: deconvolve(img, a, pol).image
     return out
 
 

@@ -302,6 +302,10 @@ class BlurGateSettings(Strict):
     wiener_balance: float = Field(0.1, gt=0)  # regularisation of the deconvolution
     wiener_power: float = Field(1.0, ge=0, le=2)  # 0 constant, 2 gradient (Laplacian) penalty
     richardson_lucy_steps: int = Field(0, ge=0, le=50)  # after the Wiener filter; 0 = Wiener only
+    # Wiener result outside the data's range on more than this share of pixels (ringing at hard
+    # edges): Richardson-Lucy (rl_fallback_steps from a flat start) instead; null: Wiener always
+    ringing_limit: float | None = Field(0.01, ge=0, le=1)
+    rl_fallback_steps: int = Field(10, ge=1, le=100)
     notify_to: list[str] = []  # destinations of the fast image-quality notice SR (e.g. sender)
     notice_series_number: int = Field(9010, ge=0)
     notice_sc: bool = False  # also a colour SC with a banner (series notice_series_number + 1)

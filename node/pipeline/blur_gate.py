@@ -160,6 +160,8 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         balance=settings.wiener_balance,
         power=settings.wiener_power,
         rl_iterations=settings.richardson_lucy_steps,
+        ringing_limit=settings.ringing_limit,
+        rl_fallback_iterations=settings.rl_fallback_steps,
     )
 
 

@@ -2,8 +2,10 @@
 
 Two ways to correct, chosen by ``models.deblur`` in the settings:
 
-* ``null`` (default): **blind Wiener deconvolution** (:func:`models.deblur.correct`) with the
-  kernel the blur gate estimated, in linear exposure, at the image's native pixel size. It has no
+* ``null`` (default): **blind Wiener deconvolution** (:func:`models.deblur.deconvolve`) with the
+  kernel the blur gate estimated, in linear exposure, at the image's native pixel size; where the
+  Wiener result rings at hard edges (collimation, markers; ``blur_gate.ringing_limit``),
+  Richardson-Lucy deconvolution instead, and the SC/SR say which. It has no
   learned weights; its identity in the result objects is :data:`WIENER_NAME` with a version and a
   Device UID derived from its parameters (new parameters, new UID).
 * a model folder: an ONNX model (:class:`node.pipeline.infer.Deblurrer`). One of two input
@@ -26,8 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from models.deblur import MotionAssessment, MotionPolicy
-from models.deblur import correct as wiener_correct
+from models.deblur import MotionAssessment, MotionPolicy, deconvolve
 from models.manifest import device_uid_for
 from node.pipeline.infer import Deblurrer
 from node.pipeline.results.inputs import ModelInfo
@@ -36,7 +37,7 @@ F32 = NDArray[np.float32]
 log = logging.getLogger(__name__)
 
 WIENER_NAME = "sharpray-blind-wiener"
-WIENER_VERSION = "0.2.0"
+WIENER_VERSION = "0.3.0"
 
 
 def wiener_info(policy: MotionPolicy) -> ModelInfo:
@@ -50,8 +51,11 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
         "min_specificity": policy.min_specificity,
         "min_confidence": policy.min_confidence,
     }
-    if policy.rl_iterations:  # absent at 0, so the default keeps the UID it always had
+    if policy.rl_iterations:
         described["rl_iterations"] = policy.rl_iterations
+    if policy.ringing_limit is not None:
+        described["ringing_limit"] = policy.ringing_limit
+        described["rl_fallback_iterations"] = policy.rl_fallback_iterations
     params = json.dumps(described, sort_keys=True)
     return ModelInfo(
         name=WIENER_NAME,
@@ -63,6 +67,12 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
             + (
                 f" with {policy.rl_iterations} Richardson-Lucy steps"
                 if policy.rl_iterations
+                else ""
+            )
+            + (
+                f" (Richardson-Lucy, {policy.rl_fallback_iterations} steps, where it rings at "
+                "hard edges)"
+                if policy.ringing_limit is not None
                 else ""
             )
             + " in linear exposure; not validated clinically, not for diagnostic use."
@@ -141,7 +151,8 @@ class Corrector:
         steps = self.policy.rl_iterations
         how = "Wiener deconvolution" + (f" and {steps} Richardson-Lucy steps" if steps else "")
         if self.generator is not None and self.generator.refines_correction:
-            wiener = wiener_correct(a, motion, self.policy)
+            # the refiner was trained on the Wiener filter's output: no fallback here
+            wiener = deconvolve(a, motion, self.policy, allow_fallback=False).image
             if not self.refines_at(motion.pixel_spacing_mm):
                 return Correction(
                     wiener,
@@ -156,4 +167,10 @@ class Corrector:
             )
         if self.generator is not None:
             return Correction(self.generator(a), True, f"{self.info.name} generator ({what})")
-        return Correction(wiener_correct(a, motion, self.policy), True, f"{how} of {what}")
+        done = deconvolve(a, motion, self.policy)
+        if done.method == "richardson-lucy":
+            how = (
+                f"Richardson-Lucy deconvolution ({self.policy.rl_fallback_iterations} steps; the "
+                "Wiener filter rang at hard edges)"
+            )
+        return Correction(done.image, True, f"{how} of {what}")

@@ -9,7 +9,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur
 from models.blur_estimate import estimate_motion
-from models.deblur import MotionPolicy, assess_motion, correct
+from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
 from models.deconvolve import wiener
 
 
@@ -106,9 +106,13 @@ def test_tuning_cases_and_methods_run_on_a_phantom() -> None:
     )
     a = assess_motion(blurred, 0.2, policy)
     outs = {name: fn(blurred, a, policy) for name, fn in methods(policy).items()}
-    assert set(outs) == {"wiener_rl0", "wiener_rl2", "wiener_rl3", "wiener_rl5", "rl10_alone"}
+    assert set(outs) == {
+        *("wiener_rl0", "wiener_rl2", "wiener_rl3", "wiener_rl5", "rl10_alone", "node")
+    }
     assert a.blurred
-    assert np.array_equal(outs["wiener_rl0"], correct(blurred, a, policy))
+    assert np.array_equal(outs["node"], correct(blurred, a, policy))
+    alone = deconvolve(blurred, a, policy, allow_fallback=False)
+    assert alone.method == "wiener" and np.array_equal(outs["wiener_rl0"], alone.image)
     for o in outs.values():
         assert o.shape == sharp.shape and o.dtype == np.float32
         assert 0.0 <= o.min() and o.max() <= 1.0
@@ -118,3 +122,35 @@ def test_tuning_cases_and_methods_run_on_a_phantom() -> None:
         np.array_equal(fn(phantom(256), a_sharp, policy), phantom(256))
         for fn in methods(policy).values()
     )
+
+
+def test_richardson_lucy_replaces_a_wiener_result_that_rings_at_hard_edges() -> None:
+    """The node's deconvolution: open anatomy gets the Wiener filter; the same image with an
+    unexposed band and a marker (hard edges at the data's range) makes the Wiener result overshoot
+    that range, so Richardson-Lucy is used, and it is closer to the sharp image there."""
+    from dataclasses import replace
+
+    from models.tune_deconvolution import collimate
+
+    policy = MotionPolicy()
+    k = linear_kernel(14.0, 20.0)
+    results = {}
+    for scene, sharp in (("open", phantom(320)), ("collimated", collimate(phantom(320)))):
+        blurred = simulate_motion_blur(sharp, k, np.random.default_rng(6), noise=NoiseSpec(1e4))
+        a = assess_motion(blurred, 0.2, policy)
+        assert a.blurred, scene
+        done = deconvolve(blurred, a, policy)
+        wiener_only = deconvolve(blurred, a, replace(policy, ringing_limit=None))
+        results[scene] = done.method
+        psnr = {
+            name: peak_signal_noise_ratio(sharp, img, data_range=1.0)
+            for name, img in (("node", done.image), ("wiener", wiener_only.image))
+        }
+        if scene == "open":
+            assert done.method == "wiener" and done.overshoot < policy.ringing_limit
+            assert np.array_equal(done.image, wiener_only.image)
+        else:
+            assert done.method == "richardson-lucy" and done.overshoot > policy.ringing_limit
+            assert psnr["node"] > psnr["wiener"] + 0.5
+        assert psnr["node"] > peak_signal_noise_ratio(sharp, blurred, data_range=1.0)
+    assert results == {"open": "wiener", "collimated": "richardson-lucy"}

@@ -40,6 +40,7 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
         "unsharp_mask",
         "wiener_oracle_kernel",
         "richardson_lucy_oracle_kernel",
+        "blind_wiener_gated",
         "blind_wiener_node",
         "deblur_demo_generator",
     } <= set(methods)

@@ -143,3 +143,26 @@ def test_richardson_lucy_steps_are_said_and_change_the_identity() -> None:
     assert wiener_info(plain).device_uid == wiener_info(MotionPolicy()).device_uid
     assert wiener_info(with_rl).device_uid != wiener_info(plain).device_uid
     assert "3 Richardson-Lucy steps" in wiener_info(with_rl).description
+
+
+def test_a_correction_that_rings_at_hard_edges_says_richardson_lucy(refiner: Deblurrer) -> None:
+    """The node's default correction on a frame with collimation and a marker: Richardson-Lucy,
+    said in the method text; a refiner still gets the Wiener filter it was trained on."""
+    from models.deblur import deconvolve
+    from models.tune_deconvolution import collimate
+
+    policy = MotionPolicy()
+    sharp = collimate(_image())
+    blurred = simulate_motion_blur(
+        sharp, linear_kernel(12.0, 30.0), np.random.default_rng(1), noise=NoiseSpec(3e4)
+    ).astype(np.float32)
+    motion = assess_motion(blurred, 0.3, policy)
+    assert motion.blurred, motion
+    out = Corrector(policy)(blurred, motion)
+    assert out.applied
+    assert out.method.startswith(
+        "Richardson-Lucy deconvolution (10 steps; the Wiener filter rang at hard edges) of "
+    )
+    assert np.array_equal(out.image, deconvolve(blurred, motion, policy).image)
+    refined = Corrector(policy, refiner)(blurred, motion)
+    assert refined.method.startswith("Wiener deconvolution of")
