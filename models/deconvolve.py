@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import oaconvolve
+from scipy import fft as sfft
 
 from models.blur import from_exposure, to_exposure
 
@@ -70,12 +70,19 @@ def richardson_lucy_steps(blurred: F64, start: F64, psf: F64, iterations: int) -
     error in exposure becomes a large error in the dense, low-exposure parts of the image.
     """
     floor = max(float(blurred.min()), 1e-6) * 0.5
-    u = np.maximum(start, floor)
-    flipped = psf[::-1, ::-1]
+    # float32 (half the time of float64, far below the quantum noise); circular convolution by
+    # the transfer function computed once (the callers pad by reflection)
+    u = np.maximum(start, floor).astype(np.float32)
+    b = blurred.astype(np.float32)
+    h, w = u.shape
+    k = psf_to_otf(psf, (h, w)).astype(np.complex64)
+    kc = np.conj(k)
     for _ in range(iterations):
-        ratio = blurred / np.maximum(oaconvolve(u, psf, mode="same"), 1e-6)
-        u = u * oaconvolve(ratio, flipped, mode="same")
-    return u
+        reblurred = sfft.irfft2(sfft.rfft2(u, workers=-1) * k, s=(h, w), workers=-1)
+        ratio = b / np.maximum(reblurred, np.float32(1e-6))
+        u *= sfft.irfft2(sfft.rfft2(ratio, workers=-1) * kc, s=(h, w), workers=-1)
+    out: F64 = u.astype(np.float64)
+    return out
 
 
 def wiener_exposure(

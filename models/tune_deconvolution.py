@@ -141,12 +141,14 @@ def methods(policy: MotionPolicy) -> dict[str, Method]:
     return out
 
 
-def run(data: Path, images: int) -> dict[str, Any]:
+def run(data: Path, images: int, only: list[str] | None = None) -> dict[str, Any]:
     policy = MotionPolicy()
     cases = make_cases(data, images)
     assessed = [assess_motion(c.blurred, c.spacing_mm, policy) for c in cases]
     result: dict[str, Any] = {"cases": len(cases), "images": images, "methods": {}}
     for name, fn in methods(policy).items():
+        if only and name not in only:
+            continue
         t = time.perf_counter()
         rows: dict[str, list[tuple[float, float]]] = {}
         for c, a in zip(cases, assessed, strict=True):
@@ -180,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="cxr-radiographs-mhh")
     ap.add_argument("--images", type=int, default=12)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--methods", nargs="*", default=None, help="only these (default: all)")
     args = ap.parse_args(argv)
-    res = run(args.data, args.images)
+    res = run(args.data, args.images, args.methods)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(res, indent=1), encoding="utf-8")
