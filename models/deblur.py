@@ -7,9 +7,11 @@ One function chain, used by ``models.evaluate``, the blur gate and the node's co
    ``sharp`` (no motion whose fit is specific to its length, ``min_specificity``, and strong,
    ``min_confidence``; or shorter than ``blurred_from_mm``), ``blurred``,
    ``severe`` (from ``severe_from_mm``).
-2. :func:`correct` — only for an image judged blurred: Wiener deconvolution in linear exposure with
-   the estimated kernel (:func:`models.deconvolve.wiener`), optionally followed by
-   ``rl_iterations`` Richardson–Lucy steps (less ringing at hard edges; none by default). A sharp image, or one whose motion
+2. :func:`deconvolve` (:func:`correct` for the image alone) — only for an image judged blurred:
+   Wiener deconvolution in linear exposure with the estimated kernel
+   (:func:`models.deconvolve.wiener_exposure`, optionally followed by ``rl_iterations``
+   Richardson–Lucy steps, none by default); where its result rings at hard edges
+   (``ringing_limit``), Richardson–Lucy deconvolution instead. A sharp image, or one whose motion
    could not be estimated with confidence, is returned **unchanged** (no correction by guesswork).
 
 Lengths are in pixels of the image as given; millimetres through ``pixel_spacing_mm`` (Imager Pixel
