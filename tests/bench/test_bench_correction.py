@@ -1,0 +1,22 @@
+"""bench.correction on a small frame: the node's two paths are both exercised and timed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def test_correction_bench_times_both_paths_against_skimage(tmp_path: Path) -> None:
+    from bench import correction
+
+    out = tmp_path / "correction.json"
+    assert correction.main(["--size", "384", "--repeat", "1", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["size"] == 384 and set(res["scenes"]) == {"open", "collimated"}
+    assert res["scenes"]["open"]["method"] == "wiener"
+    assert res["scenes"]["collimated"]["method"] == "richardson-lucy"
+    for scene in res["scenes"].values():
+        assert scene["decision"] in ("blurred", "severe")
+        assert abs(scene["estimated_px"] - res["motion_px"]) <= 2
+        assert scene["deconvolve_s"] > 0 and scene["skimage_richardson_lucy_10_s"] > 0
+        assert scene["peer_over_node"] > 0
