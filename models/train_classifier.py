@@ -261,46 +261,48 @@ def recompute_batchnorm(
     model.train(was_training)
 
 
-class WeightAverage:
-    """Stochastic weight averaging: the plain mean of the weights at the end of each epoch."""
+class _AveragedCopy:
+    """A frozen copy of a model whose weights follow the model's as a running average."""
 
     def __init__(self, model: nn.Module) -> None:
         self.module = copy.deepcopy(model).eval()
-        self.count = 0
         for p in self.module.parameters():
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.count += 1
-        avg_sd = self.module.state_dict()
+    def _blend(self, model: nn.Module, keep: float) -> None:
+        """copy ← keep·copy + (1 − keep)·model for floating tensors; others copied."""
+        own = self.module.state_dict()
         for k, v in model.state_dict().items():
             if v.dtype.is_floating_point:
-                avg_sd[k].add_(v.detach() - avg_sd[k], alpha=1.0 / self.count)
+                own[k].mul_(keep).add_(v.detach(), alpha=1 - keep)
             else:
-                avg_sd[k].copy_(v)
+                own[k].copy_(v)
 
 
-class Ema:
+class WeightAverage(_AveragedCopy):
+    """Stochastic weight averaging: the plain mean of the weights at the end of each epoch."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        self.count = 0
+
+    def update(self, model: nn.Module) -> None:
+        self.count += 1
+        self._blend(model, (self.count - 1) / self.count)
+
+
+class Ema(_AveragedCopy):
     """Exponential moving average of a model's parameters and buffers (warm-up on the step)."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        self.module = copy.deepcopy(model).eval()
+        super().__init__(model)
         self.decay = decay
         self.steps = 0
-        for p in self.module.parameters():
-            p.requires_grad_(False)
 
-    @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.steps += 1
-        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        ema_sd = self.module.state_dict()
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                ema_sd[k].mul_(d).add_(v.detach(), alpha=1 - d)
-            else:
-                ema_sd[k].copy_(v)
+        self._blend(model, min(self.decay, (1 + self.steps) / (10 + self.steps)))
 
 
 def main(argv: list[str] | None = None) -> int:

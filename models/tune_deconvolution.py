@@ -42,7 +42,7 @@ from models.blur import (
 )
 from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray, split_by_patient
-from models.deconvolve import richardson_lucy_steps, wiener_exposure
+from models.deconvolve import richardson_lucy, wiener_exposure
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -128,14 +128,7 @@ def methods(policy: MotionPolicy) -> dict[str, Method]:
     for n in (0, 2, 3, 5):
         out[f"wiener_rl{n}"] = _in_exposure(wiener_rl(n))
 
-    def rl_alone(e: F64, k: F64) -> F64:
-        pad = k.shape[0]
-        ep = np.pad(e, pad, mode="reflect")
-        start = np.full_like(ep, float(ep.mean()))
-        r: F64 = richardson_lucy_steps(ep, start, k, 10)[pad:-pad, pad:-pad]
-        return r
-
-    out["rl10_alone"] = _in_exposure(rl_alone)
+    out["rl10_alone"] = _in_exposure(lambda e, k: richardson_lucy(e, k, 10))
     # the node's choice: Wiener, or RL where the Wiener result rings (policy.ringing_limit)
     out["node"] = lambda img, a, pol: deconvolve(img, a, pol).image
     return out
