@@ -39,11 +39,8 @@ import copy
 import csv
 import json
 import math
-import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -57,6 +54,7 @@ from models.classifier import ARCHITECTURES, DEFAULT_ARCH, DEFAULT_SIZE, build_c
 from models.deblur_data import load_gray
 from models.intensity import classifier_unit, percentile_stretch
 from models.metrics import binary_metrics, softmax_p1
+from models.training import TrainingRun, add_run_arguments, save_atomic
 
 CLASSES = ("NORMAL", "PNEUMONIA")
 DATASET = "kermany_pediatric"
@@ -353,12 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="bfloat16 autocast on the CPU (default: only where the CPU has native bfloat16)",
     )
-    ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    ap.add_argument("--max-minutes", type=float, default=0.0)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="auto")
+    add_run_arguments(ap)
     ap.add_argument("--smoke", action="store_true", help="two tiny steps, to test the pipeline")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -366,19 +359,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.bf16 is None:
         args.bf16 = cpu_has_native_bf16()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-
-    def log(msg: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        with (out / "train.log").open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
+    run = TrainingRun.from_args(args)
+    device, out, log = run.device, run.out, run.log
 
     root = args.labels.parent
     train_all = read_kermany(args.labels, "train")
@@ -433,7 +415,6 @@ def main(argv: list[str] | None = None) -> int:
     epoch, step_in_epoch, best_sel, history = 0, 0, -1.0, []
     order = new_order()
     losses: list[float] = []
-    elapsed_before = 0.0
     if args.resume and (out / "last.pt").exists():
         ck = torch.load(out / "last.pt", map_location=device, weights_only=False)
         model.load_state_dict(ck["state_dict"])
@@ -448,14 +429,11 @@ def main(argv: list[str] | None = None) -> int:
         epoch, best_sel, history = ck["epoch"], ck["best_sel"], ck["history"]
         step_in_epoch, order = int(ck.get("step_in_epoch", 0)), np.asarray(ck["order"])
         losses = list(ck.get("losses", []))
-        elapsed_before = ck["elapsed_s"]
+        run.resumed(ck["elapsed_s"])
         rng.bit_generator.state = ck["rng"]
         tgen.set_state(ck["tgen"])
         log(f"resumed at epoch {epoch} step {step_in_epoch}")
-    t0 = time.time()
-
-    def elapsed() -> float:
-        return elapsed_before + time.time() - t0
+    elapsed = run.elapsed
 
     def training_info() -> dict[str, Any]:
         return {
@@ -494,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         return ema.module if ema is not None else model
 
     def save_last() -> None:
-        torch.save(
+        save_atomic(
             {
                 "state_dict": model.state_dict(),
                 "ema": ema.module.state_dict() if ema is not None else None,
@@ -513,9 +491,8 @@ def main(argv: list[str] | None = None) -> int:
                 "rng": rng.bit_generator.state,
                 "tgen": tgen.get_state(),
             },
-            out / "last.pt.tmp",
+            out / "last.pt",
         )
-        (out / "last.pt.tmp").replace(out / "last.pt")
 
     def save_best(metrics: dict[str, Any]) -> None:
         torch.save(
@@ -537,22 +514,13 @@ def main(argv: list[str] | None = None) -> int:
             out / "best.pt",
         )
 
-    stop_requested = False
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stop_requested
-        stop_requested = True
-
-    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    deadline = args.max_minutes * 60 if args.max_minutes > 0 else math.inf
-    next_ckpt = time.time() + args.checkpoint_minutes * 60
     use_bf16 = args.bf16 and device.type == "cpu"
     stopped = False
-    try:
+    with run.stop_on_signals():
         while epoch < args.epochs:
             model.train()
             while step_in_epoch < steps_per_epoch:
-                if elapsed() > deadline or stop_requested:
+                if run.should_stop():
                     stopped = True
                     break
                 b = step_in_epoch
@@ -586,9 +554,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"epoch {epoch + 1} step {step_in_epoch}/{steps_per_epoch} "
                         f"loss {np.mean(losses[-20:]):.4f} ({elapsed():.0f} s)"
                     )
-                if time.time() > next_ckpt:
+                if run.checkpoint_due():
                     save_last()
-                    next_ckpt = time.time() + args.checkpoint_minutes * 60
                 if args.smoke and step_in_epoch >= 2:
                     step_in_epoch = steps_per_epoch
             if stopped:
@@ -615,9 +582,6 @@ def main(argv: list[str] | None = None) -> int:
             step_in_epoch, losses = 0, []
             order = new_order()
             save_last()
-    finally:
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
     if stopped:
         save_last()
         log(f"stopped at epoch {epoch} step {step_in_epoch}: checkpoint saved, use --resume")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from models.deblur_data import (
     split_by_patient,
 )
 from models.rrdbnet import CONFIGS, RRDBNet, build_generator, count_parameters
+from models.training import TrainingRun, add_run_arguments, save_atomic
 
 DATASET_NAME = "cxr-radiographs-mhh"
 DATASET_CITATION = (
@@ -141,12 +141,6 @@ def ragan_g_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     )
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 @torch.no_grad()
 def run_generator(
     model: nn.Module, images: list[np.ndarray], device: torch.device, batch: int = 4
@@ -217,14 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--final-crop", type=int, default=384, help="crop for the final evaluation (0 = whole)"
     )
-    ap.add_argument("--save-every", type=int, default=50)
-    ap.add_argument(
-        "--max-minutes", type=float, default=0.0, help="stop (resumably) after this long"
-    )
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save-every", type=int, default=50, help="checkpoint every N steps too")
+    add_run_arguments(ap)
     ap.add_argument("--smoke", action="store_true", help="a few tiny steps, to test the pipeline")
     args = ap.parse_args(argv)
 
@@ -233,18 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         args.eval_every, args.eval_crop, args.eval_images, args.final_crop = 2, 64, 2, 64
         args.save_every = 1
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    device = pick_device(args.device)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    log_path = out / "train.log"
-
-    def log(msg: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        with log_path.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
+    run = TrainingRun.from_args(args)
+    device, out, log = run.device, run.out, run.log
 
     split = split_by_patient(args.data, args.test_fraction, args.seed)
     (out / "split.json").write_text(json.dumps(split.__dict__, indent=1), encoding="utf-8")
@@ -268,7 +246,6 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     phase, step = "psnr", 0
     history: list[dict[str, Any]] = []
-    elapsed_before = 0.0
     ckpt_path = out / "checkpoint.pt"
     if args.resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -277,18 +254,14 @@ def main(argv: list[str] | None = None) -> int:
         opt_g.load_state_dict(ck["opt_g"])
         opt_d.load_state_dict(ck["opt_d"])
         phase, step, history = ck["phase"], ck["step"], ck["history"]
-        elapsed_before = ck["elapsed_s"]
+        run.resumed(ck["elapsed_s"])
         rng.bit_generator.state = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
         log(f"resumed at phase {phase} step {step}")
-    t0 = time.time()
-
-    def elapsed() -> float:
-        return elapsed_before + time.time() - t0
+    elapsed = run.elapsed
 
     def save() -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(
+        save_atomic(
             {
                 "G": gen.state_dict(),
                 "D": disc.state_dict(),
@@ -303,9 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                 "config": args.config,
                 "args": {k: str(v) for k, v in vars(args).items()},
             },
-            tmp,
+            ckpt_path,
         )
-        tmp.replace(ckpt_path)
 
     def save_generator(path: Path, metrics: dict[str, Any] | None = None) -> None:
         torch.save(
@@ -360,81 +332,81 @@ def main(argv: list[str] | None = None) -> int:
             f"corrected {c['psnr_db']:.2f} dB / {c['ssim']:.4f}"
         )
 
-    deadline = args.max_minutes * 60.0 if args.max_minutes > 0 else math.inf
     gen.train()
     disc.train()
     running = 0.0
     stopped = False
-    if phase == "psnr":
-        while step < args.psnr_steps:
-            if elapsed() > deadline:
-                stopped = True
-                break
+    with run.stop_on_signals():
+        if phase == "psnr":
+            while step < args.psnr_steps:
+                if run.should_stop():
+                    stopped = True
+                    break
+                for g in opt_g.param_groups:
+                    g["lr"] = lr_at(step, args.psnr_steps, args.lr)
+                xb, yb = sample_batch(train_imgs, rng, args.batch, args.patch, sampler)
+                x, y = to_t(xb), to_t(yb)
+                loss = F.l1_loss(gen(x), y)
+                opt_g.zero_grad(set_to_none=True)
+                loss.backward()
+                opt_g.step()
+                step += 1
+                lv = loss.item()
+                running = 0.98 * running + 0.02 * lv if running > 0 else lv
+                if step % 10 == 0 or args.smoke:
+                    log(f"psnr step {step}/{args.psnr_steps} L1 {running:.5f} ({elapsed():.0f} s)")
+                if step % args.eval_every == 0:
+                    maybe_eval("psnr")
+                if step % args.save_every == 0 or run.checkpoint_due():
+                    save()
+            if not stopped:
+                maybe_eval("psnr-final")
+                save_generator(out / "psnr_final.pt", history[-1])
+                phase, step = "gan", 0
+                save()
+        if phase == "gan" and not stopped:
             for g in opt_g.param_groups:
-                g["lr"] = lr_at(step, args.psnr_steps, args.lr)
-            xb, yb = sample_batch(train_imgs, rng, args.batch, args.patch, sampler)
-            x, y = to_t(xb), to_t(yb)
-            loss = F.l1_loss(gen(x), y)
-            opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_g.step()
-            step += 1
-            lv = loss.item()
-            running = 0.98 * running + 0.02 * lv if running > 0 else lv
-            if step % 10 == 0 or args.smoke:
-                log(f"psnr step {step}/{args.psnr_steps} L1 {running:.5f} ({elapsed():.0f} s)")
-            if step % args.eval_every == 0:
-                maybe_eval("psnr")
-            if step % args.save_every == 0:
+                g["lr"] = args.gan_lr
+            while step < args.gan_steps:
+                if run.should_stop():
+                    stopped = True
+                    break
+                xb, yb = sample_batch(train_imgs, rng, args.batch, args.patch, sampler)
+                x, y = to_t(xb), to_t(yb)
+                fake = gen(x)
+                # Discriminator step.
+                d_loss = ragan_d_loss(disc(y), disc(fake.detach()))
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                # Generator step.
+                real_logits = disc(y).detach()
+                g_adv = ragan_g_loss(real_logits, disc(fake))
+                g_l1 = F.l1_loss(fake, y)
+                g_perc = perceptual_loss(feat_net, fake, y)
+                g_loss = args.w_l1 * g_l1 + args.w_perc * g_perc + args.w_adv * g_adv
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+                step += 1
+                if step % 10 == 0 or args.smoke:
+                    log(
+                        f"gan step {step}/{args.gan_steps} L1 {g_l1.item():.5f} perc "
+                        f"{g_perc.item():.4f} adv {g_adv.item():.3f} D {d_loss.item():.3f} "
+                        f"({elapsed():.0f} s)"
+                    )
+                if step % args.eval_every == 0:
+                    maybe_eval("gan")
+                if step % args.save_every == 0 or run.checkpoint_due():
+                    save()
+            if not stopped:
+                maybe_eval("gan-final")
+                save_generator(out / "gan_final.pt", history[-1])
+                phase = "done"
                 save()
-        if not stopped:
-            maybe_eval("psnr-final")
-            save_generator(out / "psnr_final.pt", history[-1])
-            phase, step = "gan", 0
-            save()
-    if phase == "gan" and not stopped:
-        for g in opt_g.param_groups:
-            g["lr"] = args.gan_lr
-        while step < args.gan_steps:
-            if elapsed() > deadline:
-                stopped = True
-                break
-            xb, yb = sample_batch(train_imgs, rng, args.batch, args.patch, sampler)
-            x, y = to_t(xb), to_t(yb)
-            fake = gen(x)
-            # Discriminator step.
-            d_loss = ragan_d_loss(disc(y), disc(fake.detach()))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            # Generator step.
-            real_logits = disc(y).detach()
-            g_adv = ragan_g_loss(real_logits, disc(fake))
-            g_l1 = F.l1_loss(fake, y)
-            g_perc = perceptual_loss(feat_net, fake, y)
-            g_loss = args.w_l1 * g_l1 + args.w_perc * g_perc + args.w_adv * g_adv
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            step += 1
-            if step % 10 == 0 or args.smoke:
-                log(
-                    f"gan step {step}/{args.gan_steps} L1 {g_l1.item():.5f} perc "
-                    f"{g_perc.item():.4f} adv {g_adv.item():.3f} D {d_loss.item():.3f} "
-                    f"({elapsed():.0f} s)"
-                )
-            if step % args.eval_every == 0:
-                maybe_eval("gan")
-            if step % args.save_every == 0:
-                save()
-        if not stopped:
-            maybe_eval("gan-final")
-            save_generator(out / "gan_final.pt", history[-1])
-            phase = "done"
-            save()
     if stopped:
         save()
-        log(f"time limit reached at phase {phase} step {step}: checkpoint saved, use --resume")
+        log(f"stopped at phase {phase} step {step}: checkpoint saved, use --resume")
         return 3
 
     # Final evaluation of both phases' generators on held-out patients.

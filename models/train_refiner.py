@@ -27,11 +27,8 @@ import argparse
 import hashlib
 import json
 import math
-import signal
-import time
 from dataclasses import asdict
 from pathlib import Path
-from types import FrameType
 
 import numpy as np
 import torch
@@ -41,6 +38,7 @@ from numpy.typing import NDArray
 from models.deblur import MotionPolicy
 from models.refiner_bank import load_bank
 from models.rrdbnet import CONFIGS, build_generator
+from models.training import TrainingRun, add_run_arguments, save_atomic
 
 F32 = NDArray[np.float32]
 
@@ -112,30 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--reload-every", type=int, default=0, help="re-read a bank still being built (steps)"
     )
-    ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    ap.add_argument("--max-minutes", type=float, default=0.0)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="auto")
+    add_run_arguments(ap)
     ap.add_argument("--smoke", action="store_true", help="two tiny steps, to test the pipeline")
     args = ap.parse_args(argv)
     if args.smoke:
         args.config, args.patch, args.batch, args.steps, args.val_every = "tiny", 64, 2, 2, 1
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-
-    def log(msg: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        with (out / "train.log").open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
+    run = TrainingRun.from_args(args)
+    device, out, log = run.device, run.out, run.log
 
     def read_bank() -> tuple[list[str], NDArray[np.float16], NDArray[np.float16], int]:
         names = bank_names(args.bank)
@@ -150,13 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.steps, eta_min=args.lr / 20)
     rng = np.random.default_rng(args.seed)
-    step, elapsed_before, losses, best = 0, 0.0, [], -math.inf
+    step, losses, best = 0, [], -math.inf
     if args.resume and (out / "last.pt").exists():
         ck = torch.load(out / "last.pt", map_location=device, weights_only=False)
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
-        step, elapsed_before = int(ck["step"]), float(ck["elapsed_s"])
+        step = int(ck["step"])
+        run.resumed(float(ck["elapsed_s"]))
         best = float(ck.get("best_val_psnr", -math.inf))
         rng.bit_generator.state = ck["rng"]
         log(f"resumed at step {step}")
@@ -165,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(val_crops)} validation crops ({n_val} images); patch {args.patch}, "
         f"batch {args.batch}, device {device}"
     )
-    t0 = time.time()
 
     def checkpoint(val_psnr: float | None = None) -> dict[str, object]:
         return {
@@ -173,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             "opt": opt.state_dict(),
             "sched": sched.state_dict(),
             "step": step,
-            "elapsed_s": elapsed_before + time.time() - t0,
+            "elapsed_s": run.elapsed(),
             "rng": rng.bit_generator.state,
             "config": args.config,
             "in_channels": 2,
@@ -193,21 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     def save(name: str, val_psnr: float | None = None) -> None:
-        torch.save(checkpoint(val_psnr), out / f"{name}.tmp")
-        (out / f"{name}.tmp").replace(out / name)
+        save_atomic(checkpoint(val_psnr), out / name)
 
-    stop = False
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stop
-        stop = True
-
-    handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    next_ckpt = time.time() + args.checkpoint_minutes * 60
-    deadline = t0 + args.max_minutes * 60 if args.max_minutes > 0 else math.inf
-    try:
+    with run.stop_on_signals():
         model.train()
-        while step < args.steps and not stop and time.time() < deadline:
+        while step < args.steps and not run.should_stop():
             xb, yb = batch_from(train_crops, rng, args.batch, args.patch)
             x, y = torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device)
             pred = model(x)
@@ -223,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(
                     f"step {step}/{args.steps} loss {arr[:, 0].mean():.5f} "
                     f"(L1 of the correction alone {arr[:, 1].mean():.5f}) "
-                    f"({elapsed_before + time.time() - t0:.0f} s)"
+                    f"({run.elapsed():.0f} s)"
                 )
             if (
                 args.reload_every
@@ -243,12 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                 if vp > best:
                     best = vp
                     save("best.pt", vp)
-            if time.time() > next_ckpt:
+            if run.checkpoint_due():
                 save("last.pt")
-                next_ckpt = time.time() + args.checkpoint_minutes * 60
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
     save("last.pt")
     (out / "status.json").write_text(
         json.dumps(
