@@ -69,6 +69,7 @@ from models.blur import (
     trajectory_kernel,
 )
 from models.deblur_data import load_gray, split_by_patient
+from models.deconvolve import pad_for_fft
 from models.manifest import ModelManifest, load_manifest
 from models.metrics import binary_metrics
 from models.tiling import run_tiled, tile_starts
@@ -117,17 +118,18 @@ def _unsharp(img: F32, _k: NDArray[np.float64]) -> F32:
     return np.asarray(unsharp_mask(img, radius=2, amount=1.0), dtype=np.float32)
 
 
+# The oracles get the node's border treatment (models.deconvolve.pad_for_fft: reflect by twice
+# the PSF, faded to the mean), so they are not handicapped at the frame's edges.
+
+
 def _rl(img: F32, k: NDArray[np.float64]) -> F32:
-    pad = k.shape[0]
-    e = np.pad(to_exposure(img, LOG_RANGE), pad, mode="reflect")
-    r = np.asarray(richardson_lucy(e, k, num_iter=RL_ITERATIONS, clip=False))[pad:-pad, pad:-pad]
+    ep, pad = pad_for_fft(to_exposure(img, LOG_RANGE), k)
+    r = np.asarray(richardson_lucy(ep, k, num_iter=RL_ITERATIONS, clip=False))[pad:-pad, pad:-pad]
     return np.clip(from_exposure(r, LOG_RANGE), 0, 1).astype(np.float32)
 
 
 def _wiener(img: F32, k: NDArray[np.float64]) -> F32:
-    e = to_exposure(img, LOG_RANGE)
-    pad = k.shape[0]
-    ep = np.pad(e, pad, mode="reflect")
+    ep, pad = pad_for_fft(to_exposure(img, LOG_RANGE), k)
     r = np.asarray(wiener(ep, k, balance=WIENER_BALANCE, clip=False))[pad:-pad, pad:-pad]
     return np.clip(from_exposure(r, LOG_RANGE), 0, 1).astype(np.float32)
 

@@ -37,7 +37,7 @@ F32 = NDArray[np.float32]
 log = logging.getLogger(__name__)
 
 WIENER_NAME = "sharpray-blind-wiener"
-WIENER_VERSION = "0.3.0"
+WIENER_VERSION = "0.4.0"
 
 
 def wiener_info(policy: MotionPolicy) -> ModelInfo:

@@ -35,7 +35,7 @@ class Radiograph:
     photometric: str
     bits_stored: int
     signed: bool
-    lo: float  # stored-value range used by the stored_range mapping
+    lo: float  # stored-value range of the stored_range mapping: the declared bit range
     hi: float
 
     @property
@@ -91,16 +91,34 @@ def _decode(ds: Dataset) -> Radiograph:
         raise UnsupportedImage(
             f"decoded pixel array has shape {arr.shape}, expected {(rows, cols)}"
         )
-    lo, hi = float(arr.min()), float(arr.max())
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    lo, hi = stored_bit_range(bits_stored, signed, float(arr.min()), float(arr.max()))
     return Radiograph(
         ds=ds,
         stored=arr,
         photometric=photometric,
         bits_stored=bits_stored,
-        signed=int(ds.get("PixelRepresentation", 0) or 0) == 1,
+        signed=signed,
         lo=lo,
-        hi=hi if hi > lo else lo + 1.0,
+        hi=hi,
     )
+
+
+def stored_bit_range(
+    bits_stored: int, signed: bool, data_min: float, data_max: float
+) -> tuple[float, float]:
+    """The stored-value range the unit mapping uses: the range Bits Stored declares.
+
+    Not the image's own minimum and maximum: motion blur pulls those in (a blurred frame of a
+    12-bit detector spans 526–4095 where the sharp one spans 0–4095), and a correction that maps
+    the blurred frame by its own extremes would deconvolve in another exposure scale than the one
+    the blur happened in. The declared range is the same for the sharp and the blurred frame.
+    Values outside it (a header that under-declares) widen it to the data's extremes.
+    """
+    bits = min(max(int(bits_stored), 1), 32)
+    lo, hi = (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1) if signed else (0.0, 2.0**bits - 1)
+    lo, hi = min(lo, data_min), max(hi, data_max)
+    return lo, (hi if hi > lo else lo + 1.0)
 
 
 def header_pixel_spacing_mm(
