@@ -63,6 +63,9 @@ class MotionPolicy:
     # (ringing at hard edges), Richardson-Lucy from a flat start is used instead; None: never.
     ringing_limit: float | None = DEFAULT_RINGING_LIMIT
     rl_fallback_iterations: int = DEFAULT_RL_FALLBACK_ITERATIONS
+    # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel at
+    # full exposure; scaled with the pixel area); None: none (models.blur_estimate).
+    noise_floor_quanta: float | None = 1e5
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,14 @@ def assess_motion(
     if pixel_spacing_mm <= 0:
         raise ValueError("pixel_spacing_mm must be positive")
     max_px = max(2.0, policy.max_motion_mm / pixel_spacing_mm)
-    est = estimate_motion(image01, max_length=max_px, log_range=policy.log_range)
+    floor = (
+        policy.noise_floor_quanta * (pixel_spacing_mm / 0.15) ** 2
+        if policy.noise_floor_quanta
+        else None
+    )
+    est = estimate_motion(
+        image01, max_length=max_px, log_range=policy.log_range, noise_floor_quanta=floor
+    )
     return MotionAssessment(est, pixel_spacing_mm, decide(est, pixel_spacing_mm, policy))
 
 

@@ -306,6 +306,9 @@ class BlurGateSettings(Strict):
     # edges): Richardson-Lucy (rl_fallback_steps from a flat start) instead; null: Wiener always
     ringing_limit: float | None = Field(0.01, ge=0, le=1)
     rl_fallback_steps: int = Field(10, ge=1, le=100)
+    # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel,
+    # scaled with the pixel area): a noiseless frame is weighed as a real detector's; null: none
+    noise_floor_quanta: float | None = Field(1e5, gt=0)
     notify_to: list[str] = []  # destinations of the fast image-quality notice SR (e.g. sender)
     notice_series_number: int = Field(9010, ge=0)
     notice_sc: bool = False  # also a colour SC with a banner (series notice_series_number + 1)

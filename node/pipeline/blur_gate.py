@@ -162,6 +162,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         rl_iterations=settings.richardson_lucy_steps,
         ringing_limit=settings.ringing_limit,
         rl_fallback_iterations=settings.rl_fallback_steps,
+        noise_floor_quanta=settings.noise_floor_quanta,
     )
 
 

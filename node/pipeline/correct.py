@@ -51,6 +51,8 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
         "min_specificity": policy.min_specificity,
         "min_confidence": policy.min_confidence,
     }
+    if policy.noise_floor_quanta is not None:
+        described["noise_floor_quanta"] = policy.noise_floor_quanta
     if policy.rl_iterations:
         described["rl_iterations"] = policy.rl_iterations
     if policy.ringing_limit is not None:

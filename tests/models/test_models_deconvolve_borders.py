@@ -91,3 +91,30 @@ def test_bit_range_signed_and_under_declared() -> None:
     assert stored_bit_range(16, True, -100.0, 900.0) == (-32768.0, 32767.0)
     # a header that declares fewer bits than the data holds: widened to the data
     assert stored_bit_range(8, False, 0.0, 1000.0) == (0.0, 1000.0)
+
+
+def test_noise_floor_lets_the_estimate_find_long_curved_motion_in_noiseless_frames() -> None:
+    """A real detector frame blurred by 40 px curved motion without noise: the per-ring weights
+    read the noise floor off the blurred anatomy and miss it; with the floor of a real detector
+    (blur_gate.noise_floor_quanta) it is found. The sharp frame stays sharp either way."""
+    from models.blur import trajectory_kernel
+    from models.deblur import MotionPolicy, assess_motion
+    from tests.support.paths import SHARED_DATA
+
+    path = SHARED_DATA / "cxr-dicom" / "WG04_RG1_CR_Philips_chest_EVRLE.dcm"
+    if not path.is_file():
+        pytest.skip(f"real CR frame not available: {path} is absent")
+    ds = read_dataset(path)
+    sharp = to_unit_stored_range(decode(ds)).astype(np.float32)
+    from node.pipeline.blur_gate import pixel_spacing_mm
+
+    spacing = pixel_spacing_mm(ds) or 0.15
+    with_floor, without = MotionPolicy(), MotionPolicy(noise_floor_quanta=None)
+    rng = np.random.default_rng(1)
+    found = {"floor": 0, "none": 0}
+    for _ in range(3):
+        blurred = simulate_motion_blur(sharp, trajectory_kernel(40.0, rng))
+        found["floor"] += assess_motion(blurred, spacing, with_floor).blurred
+        found["none"] += assess_motion(blurred, spacing, without).blurred
+    assert found["floor"] >= found["none"] + 2, found
+    assert not assess_motion(sharp, spacing, with_floor).blurred
