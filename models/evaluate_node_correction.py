@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pydicom
@@ -35,23 +35,25 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, trajectory_kernel
 
+if TYPE_CHECKING:  # the node is imported where it runs, not when models is imported
+    from node.pipeline.preprocess import Radiograph
+
 LENGTHS_PX = (12.0, 24.0, 40.0)
 F64 = NDArray[np.float64]
 
 
-def _units(path: Path) -> tuple[F64, pydicom.Dataset]:
+def _units(path: Path) -> tuple[F64, Radiograph]:
     from node.pipeline.preprocess import decode, read_dataset, to_unit_stored_range
 
-    ds = read_dataset(path)
-    return to_unit_stored_range(decode(ds)).astype(np.float64), ds
+    r = decode(read_dataset(path))
+    return to_unit_stored_range(r).astype(np.float64), r
 
 
-def _write(ds: pydicom.Dataset, unit: NDArray[np.floating], path: Path) -> None:
-    """``unit`` (bright = dense) into a copy of ``ds`` as uncompressed stored values."""
-    from node.pipeline.preprocess import decode, from_unit_stored_range
+def _write(r: Radiograph, unit: NDArray[np.floating], path: Path) -> None:
+    """``unit`` (bright = dense) into a copy of ``r``'s dataset as uncompressed stored values."""
+    from node.pipeline.preprocess import from_unit_stored_range
 
-    r = decode(ds)
-    out = ds.copy()
+    out = r.ds.copy()
     values = from_unit_stored_range(r, np.asarray(unit, dtype=np.float32))
     out.PixelData = values.tobytes()
     out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -79,7 +81,7 @@ def run(dicoms: Path, seed: int = 0, max_images: int = 0) -> dict[str, Any]:
     (work / "in").mkdir()
     sharp_of: dict[str, F64] = {}
     for f in files:
-        sharp, ds = _units(f)
+        sharp, source = _units(f)
         for kind in ("straight", "curved"):
             for length in LENGTHS_PX:
                 psf = (
@@ -91,7 +93,7 @@ def run(dicoms: Path, seed: int = 0, max_images: int = 0) -> dict[str, Any]:
                     spec = NoiseSpec(1e4) if noise == "poisson1e4" else None
                     blurred = simulate_motion_blur(sharp.astype(np.float32), psf, rng, noise=spec)
                     name = f"{f.stem}__{kind}__{int(length)}__{noise}"
-                    _write(ds, blurred, work / "in" / f"{name}.dcm")
+                    _write(source, blurred, work / "in" / f"{name}.dcm")
                     sharp_of[name] = sharp
     t0 = time.time()
     proc = subprocess.run(
@@ -111,8 +113,8 @@ def run(dicoms: Path, seed: int = 0, max_images: int = 0) -> dict[str, Any]:
     rows = []
     for src in sorted((work / "in").glob("*.dcm")):
         image, kind, length_s, noise = src.stem.split("__")
-        blurred_u, bds = _units(src)
-        corrected, sc = _units(by_source[str(bds.SOPInstanceUID)])
+        blurred_u, sent = _units(src)
+        corrected, sc = _units(by_source[str(sent.ds.SOPInstanceUID)])
         reference = sharp_of[src.stem]
         dp = peak_signal_noise_ratio(
             reference, corrected, data_range=1.0
@@ -120,7 +122,7 @@ def run(dicoms: Path, seed: int = 0, max_images: int = 0) -> dict[str, Any]:
         ds_ = structural_similarity(reference, corrected, data_range=1.0) - structural_similarity(
             reference, blurred_u, data_range=1.0
         )
-        how = str(sc.DerivationDescription).split(": ", 1)[-1]
+        how = str(sc.ds.DerivationDescription).split(": ", 1)[-1]
         rows.append(
             {
                 "image": image,

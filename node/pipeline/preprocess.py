@@ -117,8 +117,7 @@ def stored_bit_range(
     """
     bits = min(max(int(bits_stored), 1), 32)
     lo, hi = (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1) if signed else (0.0, 2.0**bits - 1)
-    lo, hi = min(lo, data_min), max(hi, data_max)
-    return lo, (hi if hi > lo else lo + 1.0)
+    return min(lo, data_min), max(hi, data_max)
 
 
 def header_pixel_spacing_mm(
