@@ -391,10 +391,15 @@ def evaluate_classifier(
     policy = MotionPolicy()
     generator = OnnxDeblur(deblur) if deblur is not None else None
 
+    from node.config import BlurGateSettings
+    from node.pipeline.blur_gate import assumed_spacing_mm
+
     def corrected(b: F32) -> F32:
         if generator is not None:
             return generator(b)
-        return correct(b, assess_motion(b, 0.9, policy), policy)
+        # as the node sees them wrapped without a pixel spacing (224 px: 0.7 mm assumed)
+        spacing = assumed_spacing_mm(b.shape, BlurGateSettings())
+        return correct(b, assess_motion(b, spacing, policy), policy)
 
     def probs(images: list[F32]) -> NDArray[np.float64]:
         units = [classifier_unit(percentile_stretch(a), size) for a in images]

@@ -4,8 +4,10 @@ The gate decides on the blind motion estimate in mm (:func:`models.deblur.assess
 defaults of ``config.yaml`` (``blur_gate``). Two questions, on real radiographs at native scale:
 
 1. **False alarms**: every sharp radiograph in ``../shared/data`` (the CR/DX DICOMs of
-   ``cxr-dicom`` with their header's pixel spacing; the PNG/JPEG sets with their approximate
-   spacing, :data:`SPACING_MM`). A false alarm is any decision other than ``sharp``.
+   ``cxr-dicom`` with their header's pixel spacing; the PNG/JPEG sets twice: with their approximate
+   spacing, :data:`SPACING_MM`, and with the spacing the node assumes when a header gives none,
+   :func:`node.pipeline.blur_gate.assumed_spacing_mm`, as they arrive wrapped without one). A
+   false alarm is any decision other than ``sharp``.
 2. **Detection**: the DICOM chest/hip/hand images and the held-out ``cxr-radiographs-mhh`` patients,
    blurred by 0.5 / 1 / 2 mm of straight or curved motion (random direction, in linear exposure,
    Poisson noise), through their pixel spacing. Reported: share flagged, ROC AUC of the gate's
@@ -96,21 +98,47 @@ def evaluate(data: Path, limit: int = 0, seed: int = 0) -> dict[str, Any]:
         if a.decision != "sharp":
             alarms.append({"image": name, "decision": a.decision, "mm": round(a.motion_mm, 2)})
     result["false_alarms"]["cxr-dicom"] = {"images": len(dicoms), "flagged": alarms}
+    from node.config import BlurGateSettings
+    from node.pipeline.blur_gate import assumed_spacing_mm
+
+    defaults = BlurGateSettings()
     for set_name, paths in _pngs(data, limit).items():
         sp = SPACING_MM[set_name]
-        flagged = []
+        flagged, flagged_assumed, node_spacings = [], [], []
         for p in paths:
-            a = assess_motion(load_gray(p).astype(np.float32) / 255.0, sp, pol)
+            img = load_gray(p).astype(np.float32) / 255.0
+            a = assess_motion(img, sp, pol)
             if a.decision != "sharp":
                 flagged.append(
                     {"image": p.name, "decision": a.decision, "mm": round(a.motion_mm, 2)}
+                )
+            node_sp = assumed_spacing_mm(img.shape, defaults)
+            node_spacings.append(node_sp)
+            na = a if abs(node_sp - sp) < 1e-9 else assess_motion(img, node_sp, pol)
+            if na.decision != "sharp":
+                flagged_assumed.append(
+                    {"image": p.name, "decision": na.decision, "mm": round(na.motion_mm, 2)}
                 )
         result["false_alarms"][set_name] = {
             "images": len(paths),
             "pixel_spacing_mm_assumed": sp,
             "flagged": flagged,
+            "node_assumed_spacing_mm": [
+                round(float(min(node_spacings, default=0)), 3),
+                round(float(max(node_spacings, default=0)), 3),
+            ],
+            "flagged_without_header_spacing": flagged_assumed,
         }
-        print(set_name, len(paths), "images,", len(flagged), "false alarms", flush=True)
+        print(
+            set_name,
+            len(paths),
+            "images,",
+            len(flagged),
+            "false alarms;",
+            len(flagged_assumed),
+            "at the node's assumed spacing",
+            flush=True,
+        )
 
     # Detection at native scale: distinct DICOM images (one per source image) + held-out MHH.
     cases: list[tuple[str, F32, float]] = []  # (name, image, spacing); spacing 0.6 = MHH

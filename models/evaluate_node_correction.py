@@ -14,23 +14,35 @@ at detector scale), straight and curved, **noiseless** and with Poisson noise (1
 Only the distinct images of ``cxr-dicom`` of at least 512² (one per source radiograph, the first
 file of each size). Blur in linear exposure as :mod:`models.blur` models it, on the image's grey
 values mapped by its declared bit range; quantised back to the file's bits.
+
+``--radiographs``: the issue's other case, downscaled chest radiographs (``cxr-radiographs-mhh``,
+640 px, ≈0.6 mm/px; only the **test** patients of :func:`models.deblur_data.split_by_patient`),
+blurred by 3, 6 and 10 px, wrapped as 8-bit CR twice: with Imager Pixel Spacing 0.6 mm and with
+no pixel spacing at all (as a converted PNG arrives), so the node has to assume one::
+
+    python -m models.evaluate_node_correction --radiographs ../shared/data/cxr-radiographs-mhh \
+        --out runs/eval/node-correction-640.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, trajectory_kernel
@@ -39,7 +51,10 @@ if TYPE_CHECKING:  # the node is imported where it runs, not when models is impo
     from node.pipeline.preprocess import Radiograph
 
 LENGTHS_PX = (12.0, 24.0, 40.0)
+LENGTHS_PX_640 = (3.0, 6.0, 10.0)
+SPACING_640_MM = 0.6
 F64 = NDArray[np.float64]
+CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 
 
 def _units(path: Path) -> tuple[F64, Radiograph]:
@@ -61,6 +76,43 @@ def _write(r: Radiograph, unit: NDArray[np.floating], path: Path) -> None:
     out.save_as(path, enforce_file_format=True)
 
 
+def wrap_as_cr(unit: NDArray[np.floating], path: Path, spacing_mm: float | None) -> None:
+    """An 8-bit MONOCHROME2 CR of ``unit`` ([0, 1], bright = dense), anonymous, frontal chest;
+    Imager Pixel Spacing ``spacing_mm`` or none."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    pixels = np.rint(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8)
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = UID(CR_STORAGE)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "EVAL^CASE", "EVAL", "", "O"
+    ds.StudyDate = ds.ContentDate = "20260101"
+    ds.StudyTime = ds.ContentTime = "120000"
+    ds.AccessionNumber = ds.ReferringPhysicianName = ""
+    ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", 1, 1
+    ds.Modality, ds.BodyPartExamined, ds.ViewPosition = "CR", "CHEST", "AP"
+    ds.PatientOrientation = ["R", "F"]
+    if spacing_mm is not None:
+        ds.ImagerPixelSpacing = [spacing_mm, spacing_mm]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def held_out_radiographs(folder: Path, max_images: int = 0) -> list[Path]:
+    """The test patients' images of ``cxr-radiographs-mhh`` (split by patient, seed 0, 20 %)."""
+    from models.deblur_data import split_by_patient
+
+    paths = sorted(split_by_patient(folder, 0.2, 0).test)
+    return [folder / p for p in paths][: max_images or None]
+
+
 def distinct_dicoms(folder: Path) -> list[Path]:
     from node.pipeline.preprocess import decode, read_dataset
 
@@ -74,16 +126,47 @@ def distinct_dicoms(folder: Path) -> list[Path]:
     return out
 
 
-def run(dicoms: Path, seed: int = 0, max_images: int = 0) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Source:
+    """One sharp image to blur, and how to write a blurred copy of it as DICOM."""
+
+    name: str
+    sharp: F64  # [0, 1], bright = dense, as the node maps the file's stored values
+    write: Callable[[NDArray[np.floating], Path], None]
+    lengths_px: tuple[float, ...]
+    header: str = "as sent"  # what the header says of the pixel spacing (a summary group)
+
+
+def dicom_sources(dicoms: Path, max_images: int = 0) -> list[Source]:
+    out = []
+    for f in distinct_dicoms(dicoms)[: max_images or None]:
+        sharp, source = _units(f)
+        out.append(Source(f.stem, sharp, partial(_write, source), LENGTHS_PX))
+    return out
+
+
+def radiograph_sources(folder: Path, max_images: int = 0) -> list[Source]:
+    """Each held-out 640 px radiograph twice: with Imager Pixel Spacing 0.6 mm and without."""
+    from models.deblur_data import load_gray
+
+    out = []
+    for f in held_out_radiographs(folder, max_images):
+        sharp = load_gray(f).astype(np.float64) / 255.0
+        for spacing, tag in ((SPACING_640_MM, "spacing0.6"), (None, "nospacing")):
+            write = partial(wrap_as_cr, spacing_mm=spacing)
+            out.append(Source(f"{f.stem}-{tag}", sharp, write, LENGTHS_PX_640, tag))
+    return out
+
+
+def run(sources: list[Source], seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
-    files = distinct_dicoms(dicoms)[: max_images or None]
     work = Path(tempfile.mkdtemp(prefix="sharpray-eval-"))
     (work / "in").mkdir()
     sharp_of: dict[str, F64] = {}
-    for f in files:
-        sharp, source = _units(f)
+    header_of: dict[str, str] = {}
+    for src_ in sources:
         for kind in ("straight", "curved"):
-            for length in LENGTHS_PX:
+            for length in src_.lengths_px:
                 psf = (
                     linear_kernel(length, float(rng.uniform(0, 180)))
                     if kind == "straight"
@@ -91,10 +174,13 @@ def run(dicoms: Path, seed: int = 0, max_images: int = 0) -> dict[str, Any]:
                 )
                 for noise in ("noiseless", "poisson1e4"):
                     spec = NoiseSpec(1e4) if noise == "poisson1e4" else None
-                    blurred = simulate_motion_blur(sharp.astype(np.float32), psf, rng, noise=spec)
-                    name = f"{f.stem}__{kind}__{int(length)}__{noise}"
-                    _write(source, blurred, work / "in" / f"{name}.dcm")
-                    sharp_of[name] = sharp
+                    blurred = simulate_motion_blur(
+                        src_.sharp.astype(np.float32), psf, rng, noise=spec
+                    )
+                    name = f"{src_.name}__{kind}__{int(length)}__{noise}"
+                    src_.write(blurred, work / "in" / f"{name}.dcm")
+                    sharp_of[name] = src_.sharp
+                    header_of[name] = src_.header
     t0 = time.time()
     proc = subprocess.run(
         [sys.executable, "-m", "node.cli", "process", "--out", str(work / "out"), str(work / "in")],
@@ -126,6 +212,7 @@ def run(dicoms: Path, seed: int = 0, max_images: int = 0) -> dict[str, Any]:
         rows.append(
             {
                 "image": image,
+                "header": header_of[src.stem],
                 "kind": kind,
                 "length_px": int(length_s),
                 "noise": noise,
@@ -135,6 +222,7 @@ def run(dicoms: Path, seed: int = 0, max_images: int = 0) -> dict[str, Any]:
             }
         )
     summary: dict[str, dict[str, float]] = {}
+    several = len(set(header_of.values())) > 1
     for key_fn in (
         lambda r: f"{r['kind']}/{r['length_px']}px/{r['noise']}",
         lambda r: f"{r['noise']}/all",
@@ -143,6 +231,8 @@ def run(dicoms: Path, seed: int = 0, max_images: int = 0) -> dict[str, Any]:
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             groups.setdefault(key_fn(r), []).append(r)
+            if several:
+                groups.setdefault(f"{r['header']}/{key_fn(r)}", []).append(r)
         for key, v in groups.items():
             summary[key] = {
                 "psnr_gain_db": round(float(np.mean([r["psnr_gain_db"] for r in v])), 2),
@@ -152,8 +242,9 @@ def run(dicoms: Path, seed: int = 0, max_images: int = 0) -> dict[str, Any]:
                 ),
                 "n": len(v),
             }
+    shutil.rmtree(work, ignore_errors=True)
     return {
-        "images": [f.name for f in files],
+        "images": [s.name for s in sources],
         "cases": len(rows),
         "process_seconds": round(seconds, 1),
         "summary": dict(sorted(summary.items())),
@@ -163,12 +254,23 @@ def run(dicoms: Path, seed: int = 0, max_images: int = 0) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--dicoms", type=Path, required=True, help="cxr-dicom folder")
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--dicoms", type=Path, help="cxr-dicom folder: whole detector frames")
+    what.add_argument(
+        "--radiographs",
+        type=Path,
+        help="cxr-radiographs-mhh folder: its held-out 640 px images, with and without spacing",
+    )
     ap.add_argument("--out", type=Path, required=True, help="JSON file for the results")
     ap.add_argument("--max-images", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    result = run(args.dicoms, args.seed, args.max_images)
+    sources = (
+        dicom_sources(args.dicoms, args.max_images)
+        if args.dicoms is not None
+        else radiograph_sources(args.radiographs, args.max_images)
+    )
+    result = run(sources, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     for k, v in result["summary"].items():

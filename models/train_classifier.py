@@ -320,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-blur-px", type=float, default=6.0)
     ap.add_argument("--val-fraction", type=float, default=0.15)
     ap.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the patient split into train and validation (default: --seed); keep it "
+        "when training another member of an ensemble so all members share one validation split",
+    )
+    ap.add_argument(
         "--aug",
         choices=("strong", "basic"),
         default="strong",
@@ -365,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     root = args.labels.parent
     train_all = read_kermany(args.labels, "train")
     test = read_kermany(args.labels, "test")
-    train, val = split_patients(train_all, args.val_fraction, args.seed)
+    split_seed = args.seed if args.split_seed is None else args.split_seed
+    train, val = split_patients(train_all, args.val_fraction, split_seed)
     if args.smoke:
 
         def two_per_class(items: list[Sample]) -> list[Sample]:
@@ -443,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             "val_images": len(val),
             "train_patients": len({s.patient for s in train}),
             "split": f"labels.csv split=train divided by patient, val fraction "
-            f"{args.val_fraction}, seed {args.seed}",
+            f"{args.val_fraction}, seed {split_seed}",
             "input_size": args.size,
             "intensity": "models.intensity.classifier_unit (squash, 0.5-99.5 percentile stretch)",
             "epochs": epoch,

@@ -298,7 +298,10 @@ class BlurGateSettings(Strict):
     min_specificity: float = Field(0.1, ge=0, lt=1)  # below: no motion found, "sharp"
     min_confidence: float = Field(0.45, ge=0, lt=1)  # ... and below this fit either
     max_motion_mm: float = Field(8.0, gt=0, le=50)  # longest motion searched
-    assumed_pixel_spacing_mm: float = Field(0.15, ge=0.02, le=2.0)  # where the header has none
+    # Where the header gives no pixel spacing: this value, or null (default) to derive it from the
+    # image size, assumed_field_mm over the longer side, kept within 0.1-0.7 mm (docs/models.md)
+    assumed_pixel_spacing_mm: float | None = Field(None, ge=0.02, le=2.0)
+    assumed_field_mm: float = Field(430.0, gt=0, le=1000)  # long side of the field then assumed
     wiener_balance: float = Field(0.1, gt=0)  # regularisation of the deconvolution
     wiener_power: float = Field(1.0, ge=0, le=2)  # 0 constant, 2 gradient (Laplacian) penalty
     richardson_lucy_steps: int = Field(0, ge=0, le=50)  # after the Wiener filter; 0 = Wiener only

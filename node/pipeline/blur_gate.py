@@ -3,7 +3,8 @@
 :func:`assess` estimates the motion that blurred one decoded radiograph, from the image alone
 (:func:`models.deblur.assess_motion`: straight-motion length and direction from the anisotropy of
 its spectrum, in linear exposure), in **millimetres** through the header's Imager Pixel Spacing
-(else Pixel Spacing, else ``assumed_pixel_spacing_mm``, and the results say it was assumed). The
+(else Pixel Spacing, else an assumed spacing, :func:`assumed_spacing_mm`, and the results say it was
+assumed and which). The
 decision compares the motion with ``blurred_from_mm`` and ``severe_from_mm``; an image whose motion
 cannot be estimated specifically (``min_specificity``) is ``sharp``. The correction step uses the
 same estimate (:class:`BlurAssessment.motion`), so the gate and the correction never disagree.
@@ -101,6 +102,8 @@ def decision_text(motion: MotionReport) -> str:
     """The blur gate's answer in words, for the SR comments (OHIF shows them as labels)."""
     words = _DECISION_WORDS.get(motion.decision, motion.decision)
     spacing = "assumed pixel spacing" if motion.spacing_assumed else "pixel spacing from header"
+    if motion.pixel_spacing_mm is not None:
+        spacing += f" {motion.pixel_spacing_mm:.2g} mm"
     return f"Motion blur check: {words} (estimated motion {motion.motion_mm:.1f} mm, {spacing})"
 
 
@@ -116,7 +119,7 @@ class BlurAssessment:
     """The gate's answer for one radiograph: the motion estimate and what it supports."""
 
     motion: MotionAssessment
-    spacing_assumed: bool  # no usable pixel spacing in the header: assumed_pixel_spacing_mm used
+    spacing_assumed: bool  # no usable pixel spacing in the header: assumed_spacing_mm used
     seconds: float  # time to compute it
 
     @property
@@ -130,7 +133,9 @@ class BlurAssessment:
 
     def report(self) -> MotionReport:
         """What the result objects state of this assessment."""
-        return MotionReport(self.score, self.decision, self.spacing_assumed)
+        return MotionReport(
+            self.score, self.decision, self.spacing_assumed, self.motion.pixel_spacing_mm
+        )
 
     @property
     def blurred(self) -> bool:
@@ -187,6 +192,25 @@ def pixel_spacing_mm(ds: pydicom.Dataset) -> float | None:
     return header_pixel_spacing_mm(ds, SPACING_KEYWORDS, SPACING_RANGE_MM)
 
 
+#: Where the assumed spacing is derived from the image size, it stays within this range (the pixel
+#: sizes the correction is made for; a 224 px thumbnail is not taken for 2 mm pixels).
+ASSUMED_SPACING_RANGE_MM = (0.1, 0.7)
+
+
+def assumed_spacing_mm(shape: tuple[int, ...], settings: BlurGateSettings) -> float:
+    """The pixel spacing assumed for an image whose header gives none.
+
+    ``assumed_pixel_spacing_mm`` where set; else the image is taken to span ``assumed_field_mm``
+    (430 mm: a 35 x 43 cm detector's long side) along its longer side, within
+    :data:`ASSUMED_SPACING_RANGE_MM`. A fixed guess is wrong by 4x for a downscaled 640 px chest
+    radiograph (0.6 mm pixels), and motion in mm is what the gate decides on.
+    """
+    if settings.assumed_pixel_spacing_mm is not None:
+        return settings.assumed_pixel_spacing_mm
+    lo, hi = ASSUMED_SPACING_RANGE_MM
+    return float(np.clip(settings.assumed_field_mm / max(shape), lo, hi))
+
+
 def assess_radiograph(r: Radiograph, settings: BlurGateSettings) -> BlurAssessment:
     """Estimate the motion on the image the correction works on (stored range, bright = dense)."""
     t0 = time.perf_counter()
@@ -200,7 +224,7 @@ def assess_radiograph(r: Radiograph, settings: BlurGateSettings) -> BlurAssessme
     assumed = spacing is None
     motion = assess_motion(
         unit,
-        spacing if spacing is not None else settings.assumed_pixel_spacing_mm,
+        spacing if spacing is not None else assumed_spacing_mm(unit.shape, settings),
         policy(settings),
     )
     return BlurAssessment(motion, assumed, time.perf_counter() - t0)

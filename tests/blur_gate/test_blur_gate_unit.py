@@ -15,8 +15,10 @@ from node.pipeline.blur_gate import (
     BANNER_RGB,
     BlurAssessment,
     assess,
+    assumed_spacing_mm,
     build_notice_sc,
     build_notice_sr,
+    decision_text,
     pixel_spacing_mm,
     policy,
     should_correct,
@@ -66,7 +68,22 @@ def test_pixel_spacing_turns_pixels_into_mm(tmp_path: Path) -> None:
     assert pixel_spacing_mm(ds) is None
     no_spacing = assess(ds, GATE)
     assert no_spacing.spacing_assumed
-    assert no_spacing.motion.pixel_spacing_mm == GATE.assumed_pixel_spacing_mm
+    # 430 mm over the 640 px side: the MHH images' own spacing, near enough
+    assert no_spacing.motion.pixel_spacing_mm == pytest.approx(430 / max(img.shape))
+    assert no_spacing.score == pytest.approx(at_06.score, rel=0.15)
+    assert no_spacing.decision == "severe"
+    assert "assumed pixel spacing 0.67 mm" in decision_text(no_spacing.report())
+
+
+def test_assumed_spacing_comes_from_the_image_size_within_its_range() -> None:
+    assert assumed_spacing_mm((2150, 1720), GATE) == pytest.approx(0.2)
+    assert assumed_spacing_mm((599, 640), GATE) == pytest.approx(0.672, abs=0.001)
+    assert assumed_spacing_mm((224, 224), GATE) == 0.7  # a thumbnail is not 2 mm pixels
+    assert assumed_spacing_mm((8000, 8000), GATE) == 0.1
+    fixed = BlurGateSettings(assumed_pixel_spacing_mm=0.15)
+    assert assumed_spacing_mm((640, 640), fixed) == 0.15
+    wide = BlurGateSettings(assumed_field_mm=215)
+    assert assumed_spacing_mm((2150, 1720), wide) == pytest.approx(0.1)
 
 
 def test_monochrome1_scores_like_monochrome2(tmp_path: Path) -> None:

@@ -29,10 +29,23 @@ def test_blurred_frames_go_through_the_node_and_come_back_sharper(tmp_path: Path
     make_cr(folder / "small.dcm", 256, 224)  # under 512²: not an evaluation image
     assert [p.name for p in enc.distinct_dicoms(folder)] == ["field.dcm"]
 
-    result = enc.run(folder)
-    assert result["cases"] == 12 and result["images"] == ["field.dcm"]
+    result = enc.run(enc.dicom_sources(folder))
+    assert result["cases"] == 12 and result["images"] == ["field"]
     rows = {(r["kind"], r["length_px"], r["noise"]): r for r in result["rows"]}
     straight = rows[("straight", 24, "noiseless")]
     assert "Wiener deconvolution" in straight["what_the_node_did"], straight
     assert straight["psnr_gain_db"] > 1.0, straight
     assert result["summary"]["straight/24px/noiseless"]["corrected"] == 1.0
+
+
+def test_radiographs_are_wrapped_with_and_without_pixel_spacing(tmp_path: Path) -> None:
+    from node.pipeline.blur_gate import pixel_spacing_mm
+    from node.pipeline.preprocess import decode, read_dataset, to_unit_stored_range
+
+    img = _radiograph_like(64)
+    enc.wrap_as_cr(img, tmp_path / "with.dcm", spacing_mm=0.6)
+    enc.wrap_as_cr(img, tmp_path / "without.dcm", spacing_mm=None)
+    with_, without = (read_dataset(tmp_path / f"{n}.dcm") for n in ("with", "without"))
+    assert pixel_spacing_mm(with_) == 0.6 and pixel_spacing_mm(without) is None
+    back = to_unit_stored_range(decode(without))
+    assert np.abs(back - img).max() <= 0.5 / 255 + 1e-6

@@ -54,6 +54,7 @@ class MotionReport:
     motion_mm: float
     decision: str  # sharp | blurred | severe (node.pipeline.blur_gate.Decision)
     spacing_assumed: bool  # the header gave no usable pixel spacing
+    pixel_spacing_mm: float | None = None  # the spacing the motion was measured with
 
 
 @dataclass(frozen=True)
