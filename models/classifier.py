@@ -109,6 +109,31 @@ def _linear(model: GapLinearClassifier) -> nn.Linear:
     return head
 
 
+class LogitAverage(nn.Module):
+    """An ensemble: the mean of its members' logits (same architecture, input and classes).
+
+    Its Grad-CAM is the mean of the members' un-rectified class maps, rectified: the averaged
+    logit is the sum over positions of that mean map (plus the mean bias), so the module doc's
+    argument holds for the ensemble as for one network.
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        for m in members:
+            _linear(cast(GapLinearClassifier, m))
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)
+
+
+def members_of(model: nn.Module) -> list[nn.Module]:
+    """The networks whose logits ``model`` averages (itself where it is a single network)."""
+    return list(model.members) if isinstance(model, LogitAverage) else [model]
+
+
 class CamExport(nn.Module):
     """Export wrapper: ``image`` [N,1,S,S] → (``probabilities`` [N,C], ``cam`` [N,C,h,w]).
 
@@ -116,23 +141,29 @@ class CamExport(nn.Module):
     split by :mod:`models.calibrate` (1 = uncalibrated).
 
     ``cam = ReLU(conv1x1(forward_features(x), classifier weight, no bias)) / (h·w)``, which equals
-    Grad-CAM of every class (see the module doc); h, w = S/32 for EfficientNet.
+    Grad-CAM of every class (see the module doc); h, w = S/32 for EfficientNet. For a
+    :class:`LogitAverage` the logits and the un-rectified maps are averaged over its members.
     """
 
     def __init__(self, model: nn.Module, temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model
         self.temperature = float(temperature)
-        _linear(cast(GapLinearClassifier, model))  # fail early on an unsuitable head
+        for m in members_of(model):
+            _linear(cast(GapLinearClassifier, m))  # fail early on an unsuitable head
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        m = cast(GapLinearClassifier, self.model)
-        feats = m.forward_features(x)
-        logits = m.forward_head(feats)
-        probs = torch.softmax(logits / self.temperature, dim=1)
-        w = _linear(m).weight
-        h, wd = feats.shape[-2], feats.shape[-1]
-        cam = F.relu(F.conv2d(feats, w[:, :, None, None])) / float(h * wd)
+        logits, maps = [], []
+        for member in members_of(self.model):
+            m = cast(GapLinearClassifier, member)
+            feats = m.forward_features(x)
+            logits.append(m.forward_head(feats))
+            w = _linear(m).weight
+            h, wd = feats.shape[-2], feats.shape[-1]
+            maps.append(F.conv2d(feats, w[:, :, None, None]) / float(h * wd))
+        mean_logits = torch.stack(logits).mean(dim=0)
+        probs = torch.softmax(mean_logits / self.temperature, dim=1)
+        cam = F.relu(torch.stack(maps).mean(dim=0))
         return probs, cam
 
 

@@ -33,7 +33,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from models.classifier import CamExport, build_classifier
+from models.classifier import CamExport, LogitAverage, build_classifier
 from models.manifest import (
     KERMANY_INTENDED_USE,
     CodedConcept,
@@ -332,11 +332,18 @@ def generator_from_onnx(path: Path) -> RRDBNet:
 
 
 def load_classifier_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """A classifier checkpoint written by :mod:`models.train_classifier` → (model, dict)."""
+    """A classifier checkpoint written by :mod:`models.train_classifier` → (model, dict); one
+    written by :mod:`models.ensemble_classifier` (``members``) → a :class:`LogitAverage`."""
     ck: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_classifier(str(ck["arch"]), int(ck.get("num_classes", 2)))
-    model.load_state_dict(ck["state_dict"])
-    return model, ck
+
+    def network(state: dict[str, Any]) -> nn.Module:
+        m = build_classifier(str(ck["arch"]), int(ck.get("num_classes", 2)))
+        m.load_state_dict({k: v.float() for k, v in state.items()})
+        return m
+
+    if "members" in ck:
+        return LogitAverage([network(m["state_dict"]) for m in ck["members"]]), ck
+    return network(ck["state_dict"]), ck
 
 
 def _read_json(path: Path | None) -> dict[str, Any] | None:

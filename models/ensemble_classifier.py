@@ -1,0 +1,101 @@
+"""Combine classifier checkpoints into one ensemble checkpoint (the mean of their logits).
+
+Members must share the architecture, input size, intensity normalisation (mean, std) and the
+validation images (train them with the same ``--split-seed``): the ensemble is then calibrated and
+its operating point chosen on that validation split like a single network, and exported as one
+ONNX graph whose ``probabilities`` and ``cam`` are those of the averaged logit
+(:class:`models.classifier.LogitAverage`)::
+
+    python -m models.ensemble_classifier --members A.pt B.pt --out runs/ensemble/best.pt
+    python -m models.calibrate --checkpoint runs/ensemble/best.pt --labels LABELS
+    python -m models.export classify --checkpoint runs/ensemble/best.pt --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.training import save_atomic
+
+#: What every member must agree on.
+SHARED_KEYS = ("arch", "num_classes", "size")
+
+
+class IncompatibleMembers(ValueError):
+    """The checkpoints cannot be averaged (different input, classes or validation split)."""
+
+
+def combine(checkpoints: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """One ensemble checkpoint from member checkpoints (dicts as torch.load returns them)."""
+    if len(checkpoints) < 2:
+        raise IncompatibleMembers("an ensemble needs at least two members")
+    first = checkpoints[0]
+    for ck, name in zip(checkpoints[1:], names[1:], strict=True):
+        for key in SHARED_KEYS:
+            if ck.get(key, 2 if key == "num_classes" else None) != first.get(
+                key, 2 if key == "num_classes" else None
+            ):
+                raise IncompatibleMembers(f"{name}: {key} differs from {names[0]}'s")
+        for key in ("mean", "std"):
+            if not math.isclose(float(ck[key]), float(first[key]), rel_tol=1e-6):
+                raise IncompatibleMembers(f"{name}: input {key} differs from {names[0]}'s")
+        if sorted(ck.get("val_paths") or []) != sorted(first.get("val_paths") or []):
+            raise IncompatibleMembers(
+                f"{name}: validation images differ from {names[0]}'s (train with one --split-seed)"
+            )
+    members = []
+    for ck, name in zip(checkpoints, names, strict=True):
+        members.append(
+            {
+                "source": name,
+                "state_dict": {
+                    k: v.half() if v.is_floating_point() else v for k, v in ck["state_dict"].items()
+                },
+                "training": ck.get("training", {}),
+                "metrics": ck.get("metrics", {}),
+            }
+        )
+    return {
+        **{k: first[k] for k in (*SHARED_KEYS, "mean", "std") if k in first},
+        "architecture": f"mean of {len(members)} {first.get('architecture', first['arch'])}",
+        "val_paths": first.get("val_paths"),
+        "members": members,
+        "training": {
+            # what the members share (the input they were trained on) ...
+            **{
+                k: v
+                for k, v in first.get("training", {}).items()
+                if k in ("dataset", "citation", "split", "input_size", "intensity", "pretrained")
+            },
+            "ensemble": f"mean of the logits of {len(members)} networks",
+            # ... and how each was trained
+            "members": [m["training"] for m in members],
+        },
+        "metrics": {},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--members", type=Path, nargs="+", required=True, help="checkpoints (.pt)")
+    ap.add_argument("--out", type=Path, required=True, help="the ensemble checkpoint to write")
+    args = ap.parse_args(argv)
+    cks = [torch.load(p, map_location="cpu", weights_only=False) for p in args.members]
+    try:
+        ens = combine(cks, [str(p) for p in args.members])
+    except IncompatibleMembers as e:
+        raise SystemExit(f"ensemble_classifier: {e}") from e
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_atomic(ens, args.out)
+    print(json.dumps({"out": str(args.out), "members": [m["source"] for m in ens["members"]]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
