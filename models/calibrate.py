@@ -28,14 +28,19 @@ from models.metrics import binary_metrics, expected_calibration_error, softmax_p
 F64 = NDArray[np.float64]
 
 
+def nll(logits: F64, y: NDArray[np.int64], temperature: float) -> float:
+    """Mean negative log-likelihood of the labels under ``softmax(logits / temperature)``."""
+    p = np.clip(softmax_p1(logits, temperature), 1e-12, 1 - 1e-12)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
 def fit_temperature(logits: F64, y: NDArray[np.int64]) -> float:
     """The temperature minimising the validation NLL (searched in log space, 0.05–20)."""
-
-    def nll(log_t: float) -> float:
-        p = np.clip(softmax_p1(logits, float(np.exp(log_t))), 1e-12, 1 - 1e-12)
-        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    res = minimize_scalar(
+        lambda log_t: nll(logits, y, float(np.exp(log_t))),
+        bounds=(np.log(0.05), np.log(20.0)),
+        method="bounded",
+    )
     return float(np.exp(res.x))
 
 
@@ -84,6 +89,7 @@ def calibrate(logits: F64, y: NDArray[np.int64]) -> dict[str, Any]:
             "n": int(len(y)),
             "ece_before": round(expected_calibration_error(y, raw), 4),
             "ece_after": round(expected_calibration_error(y, cal), 4),
+            "nll_after": round(nll(logits, y, t), 5),
             "at_0.5": binary_metrics(y, cal),
             "at_threshold": binary_metrics(y, cal, thr),
         },

@@ -9,6 +9,9 @@ ONNX graph whose ``probabilities`` and ``cam`` are those of the averaged logit
     python -m models.ensemble_classifier --members A.pt B.pt --out runs/ensemble/best.pt
     python -m models.calibrate --checkpoint runs/ensemble/best.pt --labels LABELS
     python -m models.export classify --checkpoint runs/ensemble/best.pt --out DIR
+
+With ``--labels`` it also reports, on the shared validation split, each member's and the
+ensemble's AUC and negative log-likelihood after temperature scaling (what a ship rule compares).
 """
 
 from __future__ import annotations
@@ -81,10 +84,47 @@ def combine(checkpoints: list[dict[str, Any]], names: list[str]) -> dict[str, An
     }
 
 
+def validation_report(checkpoint: Path, labels: Path) -> dict[str, dict[str, float]]:
+    """AUC, fitted temperature and NLL at it, on the validation split, per member and together."""
+    import numpy as np
+
+    from models.calibrate import fit_temperature, nll
+    from models.classifier import members_of
+    from models.export import load_classifier_checkpoint
+    from models.metrics import roc_auc, softmax_p1
+    from models.train_classifier import load_array, predict_logits, read_kermany
+
+    model, ck = load_classifier_checkpoint(checkpoint)
+    val_paths = set(ck.get("val_paths") or [])
+    samples = [s for s in read_kermany(labels, "train") if s.path in val_paths]
+    x = load_array(labels.parent, samples, int(ck["size"]))
+    y = np.array([s.label for s in samples], dtype=np.int64)
+    per_member = [
+        predict_logits(m, x, float(ck["mean"]), float(ck["std"])) for m in members_of(model)
+    ]
+    names = [str(m.get("source", i)) for i, m in enumerate(ck.get("members", [{}]))]
+    report = {}
+    for name, logits in [
+        *zip(names, per_member, strict=True),
+        ("ensemble", np.mean(per_member, 0)),
+    ]:
+        t = fit_temperature(logits, y)
+        report[name] = {
+            "n": int(len(y)),
+            "auc": round(roc_auc(y, softmax_p1(logits, 1.0)), 5),
+            "temperature": round(t, 4),
+            "nll_after": round(nll(logits, y, t), 5),
+        }
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", type=Path, nargs="+", required=True, help="checkpoints (.pt)")
     ap.add_argument("--out", type=Path, required=True, help="the ensemble checkpoint to write")
+    ap.add_argument(
+        "--labels", type=Path, default=None, help="labels.csv: report on the validation split"
+    )
     args = ap.parse_args(argv)
     cks = [torch.load(p, map_location="cpu", weights_only=False) for p in args.members]
     try:
@@ -94,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_atomic(ens, args.out)
     print(json.dumps({"out": str(args.out), "members": [m["source"] for m in ens["members"]]}))
+    if args.labels is not None:
+        torch.set_num_threads(2)
+        print(json.dumps({"validation": validation_report(args.out, args.labels)}, indent=1))
     return 0
 
 

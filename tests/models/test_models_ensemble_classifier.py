@@ -89,3 +89,41 @@ def test_members_must_share_input_and_validation_split() -> None:
     with pytest.raises(IncompatibleMembers, match="at least two"):
         combine([a], ["a"])
     assert combine([a, _member(2)], ["a", "b"])["val_paths"] == a["val_paths"]
+
+
+def test_validation_report_compares_members_and_ensemble(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = ["path,label,patient_id,split"]
+    val = []
+    for i in range(8):
+        rel = f"train/img{i}.png"
+        (tmp_path / "train").mkdir(exist_ok=True)
+        Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(tmp_path / rel)
+        rows.append(f"{rel},{'PNEUMONIA' if i % 2 else 'NORMAL'},p{i},train")
+        val.append(rel)
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    paths = []
+    for seed in (1, 2):
+        paths.append(tmp_path / f"m{seed}.pt")
+        torch.save(_member(seed, val=val), paths[-1])
+    out = tmp_path / "ens.pt"
+    assert (
+        ensemble_classifier.main(
+            [
+                "--members",
+                *map(str, paths),
+                "--out",
+                str(out),
+                "--labels",
+                str(tmp_path / "labels.csv"),
+            ]
+        )
+        == 0
+    )
+    report = ensemble_classifier.validation_report(out, tmp_path / "labels.csv")
+    assert set(report) == {str(paths[0]), str(paths[1]), "ensemble"}
+    for r in report.values():
+        assert r["n"] == 8 and 0.0 <= r["auc"] <= 1.0 and np.isfinite(r["nll_after"])
+        assert 0.05 <= r["temperature"] <= 20.0
