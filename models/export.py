@@ -123,6 +123,36 @@ def _onnx_export(
         )
 
 
+def store_weights_fp16(path: Path, min_elements: int = 1024) -> int:
+    """Rewrite ``path`` with its large float32 weights stored as float16, each cast back to
+    float32 by a ``Cast`` node (ONNX Runtime folds these when the session starts, so the model
+    still computes in float32). Halves the file; the caller checks parity afterwards. Returns the
+    number of weights converted."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts, kept = [], []
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT and int(np.prod(init.dims)) >= min_elements:
+            half = numpy_helper.from_array(
+                numpy_helper.to_array(init).astype(np.float16), f"{init.name}__fp16"
+            )
+            kept.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+        else:
+            kept.append(init)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend([*casts, *nodes])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return len(casts)
+
+
 def check_parity(
     model: nn.Module,
     onnx_path: Path,
@@ -242,8 +272,12 @@ def export_classify(
     threshold: float = 0.5,
     intensity: str = "voi_window",
     intended_use: IntendedUse | None = None,
+    weights_fp16: bool = False,
 ) -> ModelManifest:
-    """Export a GAP→linear classifier with its CAM output to ``out_dir/model.onnx`` + manifest."""
+    """Export a GAP→linear classifier with its CAM output to ``out_dir/model.onnx`` + manifest.
+
+    ``weights_fp16``: store the weights as float16 (:func:`store_weights_fp16`; half the file,
+    e.g. for an ensemble of float16-trained members), parity checked on the stored file."""
     wrapper = CamExport(model.float().cpu().eval(), temperature).eval()
     onnx_path = out_dir / MODEL_FILE
     outputs = ["probabilities", "cam"]
@@ -254,6 +288,8 @@ def export_classify(
         outputs,
         {"image": {0: "N"}, "probabilities": {0: "N"}, "cam": {0: "N"}},
     )
+    if weights_fp16:
+        store_weights_fp16(onnx_path)
     parity = check_parity(wrapper, onnx_path, [(1, 1, size, size), (2, 1, size, size)], outputs)
     sha = sha256_of(onnx_path)
     manifest = ModelManifest(
@@ -282,6 +318,7 @@ def export_classify(
         metrics={
             **(metrics or {}),
             "onnx_parity_rel_l2": {k: float(v) for k, v in parity.items()},
+            **({"onnx_weights": "float16, cast to float32 at load"} if weights_fp16 else {}),
         },
         opset=OPSET,
     )
@@ -364,6 +401,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--version", default="0.1.0")
         p.add_argument("--metrics", type=Path, default=None, help="JSON file replacing metrics")
         p.add_argument("--training", type=Path, default=None, help="JSON file replacing training")
+    sub.choices["classify"].add_argument(
+        "--weights-fp16",
+        action="store_true",
+        help="store the weights as float16 (half the file; computed in float32, parity checked)",
+    )
     sub.choices["deblur"].add_argument(
         "--pixel-spacing-mm",
         type=float,
@@ -418,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
             threshold=float(ck.get("threshold", 0.5)),
             intensity="classifier_unit" if "intensity" in ck.get("training", {}) else "voi_window",
             intended_use=KERMANY_INTENDED_USE if "intensity" in ck.get("training", {}) else None,
+            weights_fp16=args.weights_fp16,
         )
     print(json.dumps({"out": str(args.out), "sha256": m.sha256, "metrics": m.metrics}, indent=1))
     return 0

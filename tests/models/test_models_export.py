@@ -115,3 +115,33 @@ def test_refiner_export_two_channels_cli_and_rebuilt_from_onnx(tmp_path: Path) -
     with torch.no_grad():
         assert rel_l2(np.asarray(y), net(torch.from_numpy(x)).numpy()) < 1e-4
         assert rel_l2(rebuilt(torch.from_numpy(x)).numpy(), np.asarray(y)) < 1e-4
+
+
+def test_classifier_weights_stored_as_float16_halve_the_file_and_keep_parity(
+    tmp_path: Path,
+) -> None:
+    torch.manual_seed(0)
+    model = TinyCNN(width=32)  # large enough that the weights dominate the file
+    with torch.no_grad():  # as the shipped members, whose checkpoints hold float16 weights
+        for v in model.state_dict().values():
+            if v.is_floating_point():
+                v.copy_(v.half().float())
+    full = export_classify(model, tmp_path / "fp32", size=64, mean=0.5, std=0.25, architecture="t")
+    half = export_classify(
+        model,
+        tmp_path / "fp16",
+        size=64,
+        mean=0.5,
+        std=0.25,
+        architecture="t",
+        weights_fp16=True,
+    )
+    f32, f16 = (tmp_path / d / "model.onnx" for d in ("fp32", "fp16"))
+    assert f16.stat().st_size < 0.7 * f32.stat().st_size
+    graph = onnx.load(str(f16)).graph
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer)
+    assert any(n.op_type == "Cast" for n in graph.node)
+    # parity against PyTorch was checked on the stored file, within the export tolerance
+    assert half.metrics["onnx_weights"].startswith("float16")
+    assert all(v < 1e-4 for v in half.metrics["onnx_parity_rel_l2"].values())  # type: ignore[union-attr]
+    assert "onnx_weights" not in full.metrics

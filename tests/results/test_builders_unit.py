@@ -304,3 +304,19 @@ def test_overlay_rendering_colours_only_the_hot_part() -> None:
     assert heat[heat < COLOUR_FROM].size > 0
     with pytest.raises(ValueError, match="shape"):
         render_overlay(grey, heat[:10], [])
+
+
+def test_overlay_banner_says_whether_the_image_under_the_heatmap_was_corrected(
+    source: pydicom.Dataset,
+) -> None:
+    from node.pipeline.results.overlay import banner_lines
+
+    producer = Producer()
+    corrected = _analysis(source, classified="corrected", correction="Wiener deconvolution")
+    line = banner_lines(corrected, producer)[2]
+    assert line.startswith("Image: motion-corrected by") and DEBLUR.name in line
+    # the gate found no motion: the image is the original and the banner must say so
+    as_acquired = _analysis(
+        source, classified="original", correction="not corrected: no relevant motion found"
+    )
+    assert banner_lines(as_acquired, producer)[2] == "Image: as acquired (not motion-corrected)"

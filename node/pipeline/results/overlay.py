@@ -50,6 +50,15 @@ def jet(x: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def image_line(analysis: Analysis, producer: Producer) -> str:
+    """What the image under the heatmap is: corrected (by what) or as acquired. The gate leaves a
+    sharp image unchanged, and the banner must not say it was corrected."""
+    deblur = analysis.deblur_model
+    if analysis.classified == "corrected":
+        return f"Image: motion-corrected by {deblur.name} {deblur.version} ({producer.model_name})"
+    return "Image: as acquired (not motion-corrected)"
+
+
 def banner_lines(analysis: Analysis, producer: Producer) -> list[str]:
     """The banner's text (no patient data)."""
     f = analysis.explained_finding
@@ -57,7 +66,7 @@ def banner_lines(analysis: Analysis, producer: Producer) -> list[str]:
     lines = [
         f"AI: {f.code.meaning} p={f.probability:.2f}",
         f"Heatmap: Grad-CAM of {f.code.meaning}, {clf.name} {clf.version}",
-        f"Image: motion-corrected by {deblur.name} {deblur.version} ({producer.model_name})",
+        image_line(analysis, producer),
     ]
     if clf.demonstration_only or deblur.demonstration_only:
         lines.append(NOT_FOR_DIAGNOSTIC_USE)
@@ -176,8 +185,13 @@ def build_overlay_sc(
     )
     description = (
         f"Grad-CAM heatmap of {f.code.meaning} (p={f.probability:.3f}) from {clf.name} "
-        f"{clf.version} (Device UID {clf.device_uid}) blended over the image motion-corrected by "
-        f"{deblur.name} {deblur.version}; {len(regions)} hot region(s) outlined at the heatmap's "
+        f"{clf.version} (Device UID {clf.device_uid}) blended over "
+        + (
+            f"the image motion-corrected by {deblur.name} {deblur.version}"
+            if analysis.classified == "corrected"
+            else "the image as acquired (not motion-corrected)"
+        )
+        + f"; {len(regions)} hot region(s) outlined at the heatmap's "
         f"iso-line; banner with finding, probability and models burned in."
     )
     sc.DerivationDescription = fit_text([description], ST_MAX, demo)
