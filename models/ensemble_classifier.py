@@ -41,9 +41,8 @@ def combine(checkpoints: list[dict[str, Any]], names: list[str]) -> dict[str, An
     first = checkpoints[0]
     for ck, name in zip(checkpoints[1:], names[1:], strict=True):
         for key in SHARED_KEYS:
-            if ck.get(key, 2 if key == "num_classes" else None) != first.get(
-                key, 2 if key == "num_classes" else None
-            ):
+            default = 2 if key == "num_classes" else None  # older checkpoints omit num_classes
+            if ck.get(key, default) != first.get(key, default):
                 raise IncompatibleMembers(f"{name}: {key} differs from {names[0]}'s")
         for key in ("mean", "std"):
             if not math.isclose(float(ck[key]), float(first[key]), rel_tol=1e-6):

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, trajectory_kernel
@@ -54,7 +54,6 @@ LENGTHS_PX = (12.0, 24.0, 40.0)
 LENGTHS_PX_640 = (3.0, 6.0, 10.0)
 SPACING_640_MM = 0.6
 F64 = NDArray[np.float64]
-CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 
 
 def _units(path: Path) -> tuple[F64, Radiograph]:
@@ -84,7 +83,7 @@ def wrap_as_cr(unit: NDArray[np.floating], path: Path, spacing_mm: float | None)
     pixels = np.rint(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8)
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = UID(CR_STORAGE)
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = ComputedRadiographyImageStorage
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
