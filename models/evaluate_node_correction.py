@@ -157,7 +157,7 @@ def radiograph_sources(folder: Path, max_images: int = 0) -> list[Source]:
     return out
 
 
-def run(sources: list[Source], seed: int = 0) -> dict[str, Any]:
+def run(sources: list[Source], seed: int = 0, blur_log_range: float | None = 3.0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     work = Path(tempfile.mkdtemp(prefix="sharpray-eval-"))
     (work / "in").mkdir()
@@ -174,7 +174,11 @@ def run(sources: list[Source], seed: int = 0) -> dict[str, Any]:
                 for noise in ("noiseless", "poisson1e4"):
                     spec = NoiseSpec(1e4) if noise == "poisson1e4" else None
                     blurred = simulate_motion_blur(
-                        src_.sharp.astype(np.float32), psf, rng, noise=spec
+                        src_.sharp.astype(np.float32),
+                        psf,
+                        rng,
+                        log_range=blur_log_range,
+                        noise=spec,
                     )
                     name = f"{src_.name}__{kind}__{int(length)}__{noise}"
                     src_.write(blurred, work / "in" / f"{name}.dcm")
@@ -244,6 +248,7 @@ def run(sources: list[Source], seed: int = 0) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     return {
         "images": [s.name for s in sources],
+        "blur_log_range": blur_log_range,
         "cases": len(rows),
         "process_seconds": round(seconds, 1),
         "summary": dict(sorted(summary.items())),
@@ -263,13 +268,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="JSON file for the results")
     ap.add_argument("--max-images", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--blur-log-range",
+        default="3",
+        help="exposure range of the simulated blur (models.blur; the node assumes 3); 'none': "
+        "blur the grey values themselves, as an evaluator with another blur model might",
+    )
     args = ap.parse_args(argv)
+    blur_log_range = None if args.blur_log_range.lower() == "none" else float(args.blur_log_range)
     sources = (
         dicom_sources(args.dicoms, args.max_images)
         if args.dicoms is not None
         else radiograph_sources(args.radiographs, args.max_images)
     )
-    result = run(sources, args.seed)
+    result = run(sources, args.seed, blur_log_range)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     for k, v in result["summary"].items():

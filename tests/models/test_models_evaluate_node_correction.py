@@ -49,3 +49,21 @@ def test_radiographs_are_wrapped_with_and_without_pixel_spacing(tmp_path: Path) 
     assert pixel_spacing_mm(with_) == 0.6 and pixel_spacing_mm(without) is None
     back = to_unit_stored_range(decode(without))
     assert np.abs(back - img).max() <= 0.5 / 255 + 1e-6
+
+
+def test_blur_of_the_grey_values_themselves_is_corrected_too(tmp_path: Path) -> None:
+    """An evaluator's own blur model may convolve the stored values, not the exposure: the node
+    deconvolves in its assumed exposure scale and must still gain there."""
+    folder = tmp_path / "dicoms"
+    folder.mkdir()
+    ds = make_cr(folder / "field.dcm", 512, 512)
+    ds.ImagerPixelSpacing = [0.15, 0.15]
+    ds.PixelData = np.rint(_radiograph_like(512) * 4095).astype(np.uint16).tobytes()
+    ds.save_as(folder / "field.dcm", enforce_file_format=True)
+    (src,) = enc.dicom_sources(folder)
+    src = enc.Source(src.name, src.sharp, src.write, (24.0,))
+
+    result = enc.run([src], blur_log_range=None)
+    assert result["blur_log_range"] is None and result["cases"] == 4
+    straight = result["summary"]["straight/24px/noiseless"]
+    assert straight["corrected"] == 1.0 and straight["psnr_gain_db"] > 1.0, straight
