@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import fnmatch
 import json
 import math
 from dataclasses import dataclass
@@ -206,13 +207,52 @@ def augment(x: torch.Tensor, gen: torch.Generator, strong: bool = True) -> torch
     return x.clamp(0, 1)
 
 
-def balanced_order(labels: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.int64]:
-    """One epoch of indices (as many as there are images), each class drawn equally often."""
+def parse_oversample(specs: list[str]) -> list[tuple[str, float]]:
+    """``GLOB=FACTOR`` pairs (file-name patterns, e.g. ``NORMAL2-*=2``), checked."""
+    out = []
+    for spec in specs:
+        pattern, sep, factor = spec.rpartition("=")
+        try:
+            value = float(factor)
+        except ValueError:
+            value = -1.0
+        if not sep or not pattern or not value > 0:
+            raise ValueError(f"--oversample wants GLOB=FACTOR with FACTOR > 0, got {spec!r}")
+        out.append((pattern, value))
+    return out
+
+
+def sample_weights(paths: list[str], oversample: list[tuple[str, float]]) -> NDArray[np.float64]:
+    """Per-image draw weight: the product of the factors of the patterns its file name matches."""
+    w = np.ones(len(paths))
+    for i, p in enumerate(paths):
+        name = Path(p).name
+        for pattern, factor in oversample:
+            if fnmatch.fnmatch(name, pattern):
+                w[i] *= factor
+    return w
+
+
+def balanced_order(
+    labels: NDArray[np.int64],
+    rng: np.random.Generator,
+    weights: NDArray[np.float64] | None = None,
+) -> NDArray[np.int64]:
+    """One epoch of indices (as many as there are images), each class drawn equally often;
+    within a class, images in proportion to ``weights`` (default: equally)."""
+    base = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
     classes = np.unique(labels)
     w = np.zeros(len(labels))
     for c in classes:
-        w[labels == c] = 1.0 / (labels == c).sum() / len(classes)
+        m = labels == c
+        w[m] = base[m] / base[m].sum() / len(classes)
     return np.asarray(rng.choice(len(labels), size=len(labels), replace=True, p=w), dtype=np.int64)
+
+
+def weighted_order(weights: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.int64]:
+    """One epoch of indices drawn with replacement in proportion to ``weights``."""
+    p = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
+    return np.asarray(rng.choice(len(p), size=len(p), replace=True, p=p), dtype=np.int64)
 
 
 @torch.no_grad()
@@ -340,6 +380,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--mixup", type=float, default=0.2, help="mixup Beta(a, a) (0 = off)")
     ap.add_argument(
+        "--oversample",
+        action="append",
+        default=[],
+        metavar="GLOB=FACTOR",
+        help="draw training images whose file name matches GLOB FACTOR times as often (within "
+        "their class when --balanced); repeatable. E.g. 'NORMAL2-*=2' for the batch of normal "
+        "images the validation errors fall in (docs/models.md)",
+    )
+    ap.add_argument(
         "--init",
         type=Path,
         default=None,
@@ -414,9 +463,16 @@ def main(argv: list[str] | None = None) -> int:
     bn_sample = xtr[np.random.default_rng(args.seed + 1).permutation(len(xtr))[:800]]
     rng = np.random.default_rng(args.seed)
 
+    oversample = parse_oversample(args.oversample)
+    draw_w = sample_weights([s.path for s in train], oversample) if oversample else None
+    if draw_w is not None:
+        log(f"oversampling {args.oversample}: {int((draw_w != 1).sum())} training images affected")
+
     def new_order() -> NDArray[np.int64]:
         if args.balanced:
-            return balanced_order(ytr, rng)
+            return balanced_order(ytr, rng, draw_w)
+        if draw_w is not None:
+            return weighted_order(draw_w, rng)
         return np.asarray(rng.permutation(len(train)), dtype=np.int64)
 
     tgen = torch.Generator().manual_seed(args.seed)
@@ -467,7 +523,8 @@ def main(argv: list[str] | None = None) -> int:
             "augmentation": f"motion blur p={args.p_blur} up to {args.max_blur_px}px "
             f"(models.blur, re-stretched), {args.aug} set (models.train_classifier.augment), "
             f"mixup {args.mixup}",
-            "sampling": "class-balanced" if args.balanced else "uniform",
+            "sampling": ("class-balanced" if args.balanced else "uniform")
+            + (f", oversampled {args.oversample}" if args.oversample else ""),
             "initialised_from": str(args.init) if args.init else None,
             "pretrained": False,
             "device": str(device),
