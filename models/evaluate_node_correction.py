@@ -275,7 +275,14 @@ def main(argv: list[str] | None = None) -> int:
         "blur the grey values themselves, as an evaluator with another blur model might",
     )
     args = ap.parse_args(argv)
-    blur_log_range = None if args.blur_log_range.lower() == "none" else float(args.blur_log_range)
+    try:
+        blur_log_range = (
+            None if args.blur_log_range.lower() == "none" else float(args.blur_log_range)
+        )
+    except ValueError:
+        ap.error(f"--blur-log-range wants a number or 'none', got {args.blur_log_range!r}")
+    if blur_log_range is not None and not blur_log_range > 0:
+        ap.error("--blur-log-range must be positive")
     sources = (
         dicom_sources(args.dicoms, args.max_images)
         if args.dicoms is not None

@@ -410,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
     add_run_arguments(ap)
     ap.add_argument("--smoke", action="store_true", help="two tiny steps, to test the pipeline")
     args = ap.parse_args(argv)
+    try:
+        oversample = parse_oversample(args.oversample)
+    except ValueError as e:
+        ap.error(str(e))
     if args.smoke:
         args.size, args.batch, args.epochs = 64, 2, 1
 
@@ -463,7 +467,6 @@ def main(argv: list[str] | None = None) -> int:
     bn_sample = xtr[np.random.default_rng(args.seed + 1).permutation(len(xtr))[:800]]
     rng = np.random.default_rng(args.seed)
 
-    oversample = parse_oversample(args.oversample)
     draw_w = sample_weights([s.path for s in train], oversample) if oversample else None
     if draw_w is not None:
         log(f"oversampling {args.oversample}: {int((draw_w != 1).sum())} training images affected")

@@ -49,11 +49,23 @@ def test_train_classifier_smoke_and_export(tmp_path: Path) -> None:
 
     out = tmp_path / "run"
     rc = train_classifier.main(
-        ["--labels", str(LABELED / "labels.csv"), "--out", str(out), "--smoke", "--threads", "1"]
+        [
+            "--labels",
+            str(LABELED / "labels.csv"),
+            "--out",
+            str(out),
+            "--smoke",
+            "--threads",
+            "1",
+            "--oversample",
+            "person*=2",
+        ]
     )
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["metrics"]["test"]["n"] == 4
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    assert "oversampled ['person*=2']" in best["training"]["sampling"]
     assert (
         export.main(
             ["classify", "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path / "m")]
