@@ -5,7 +5,9 @@ columns: ``kermany-full/labels.csv`` (the whole Kermany set: 5,037 train / 417 t
 data set's own split) or ``cxr-labeled/labels.csv`` (rows with ``dataset == kermany_pediatric``).
 Training uses ``split == train`` only, divided again **by patient** into train and validation
 (``--val-fraction``, seeded); validation picks the checkpoint, the temperature and the operating
-point. ``split == test`` is used once at the end for the reported figures. No pretrained weights
+point. ``split == test`` is not touched unless ``--report-test`` asks for the best epoch's
+figures at the end; a model chosen for shipping is measured once by ``models.evaluate``, after the
+choice. No pretrained weights
 (nothing may be downloaded): the network starts random.
 
 Input: :func:`models.intensity.classifier_unit` (squash to ``--size``², 0.5–99.5 percentile
@@ -408,6 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         help="bfloat16 autocast on the CPU (default: only where the CPU has native bfloat16)",
     )
     add_run_arguments(ap)
+    ap.add_argument(
+        "--report-test",
+        action="store_true",
+        help="at the end, also measure the best epoch on the data set's test split (off by "
+        "default: a run's choices must not see it; models.evaluate measures a chosen model once)",
+    )
     ap.add_argument("--smoke", action="store_true", help="two tiny steps, to test the pipeline")
     args = ap.parse_args(argv)
     try:
@@ -655,24 +663,32 @@ def main(argv: list[str] | None = None) -> int:
         log(f"stopped at epoch {epoch} step {step_in_epoch}: checkpoint saved, use --resume")
         return 3
 
-    # Test figures of the best checkpoint (uncalibrated; models.calibrate adds the temperature).
     ck = torch.load(out / "best.pt", map_location=device, weights_only=False)
-    model.load_state_dict(ck["state_dict"])
-    xte = load_array(root, test, args.size)
-    yte = np.array([s.label for s in test], dtype=np.int64)
-    tm = binary_metrics(yte, predict(model, xte, mean, std))
-    metrics = {
-        "test": {**tm, "split": f"{args.labels.parent.name} split=test (the data set's own)"},
+    metrics: dict[str, Any] = {
         "validation": ck["metrics"].get("validation"),
         "best_epoch": ck["metrics"].get("epoch"),
     }
+    tm: dict[str, Any] | None = None
+    if args.report_test:
+        # Test figures of the best checkpoint (uncalibrated; models.calibrate adds the temperature).
+        model.load_state_dict(ck["state_dict"])
+        xte = load_array(root, test, args.size)
+        yte = np.array([s.label for s in test], dtype=np.int64)
+        tm = binary_metrics(yte, predict(model, xte, mean, std))
+        split = f"{args.labels.parent.name} split=test (the data set's own)"
+        metrics = {"test": {**tm, "split": split}, **metrics}
     ck["metrics"] = metrics
     ck["training"] = training_info()
     torch.save(ck, out / "best.pt")
     (out / "metrics.json").write_text(
         json.dumps({"metrics": metrics, "history": history}, indent=1), encoding="utf-8"
     )
-    log(f"test: {json.dumps(tm)}")
+    log(
+        f"test: {json.dumps(tm)}"
+        if tm is not None
+        else "test split not evaluated (--report-test to measure it; models.evaluate for a model "
+        "that is shipped)"
+    )
     return 0
 
 

@@ -59,6 +59,7 @@ def test_train_classifier_smoke_and_export(tmp_path: Path) -> None:
             "1",
             "--oversample",
             "person*=2",
+            "--report-test",
         ]
     )
     assert rc == 0
@@ -123,6 +124,9 @@ def test_train_classifier_with_weight_averaging_keeps_the_average(tmp_path: Path
     assert best["training"]["optimizer"].startswith("AdamW lr 0.002 constant (SWA)")
     last = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
     assert last["swa_count"] == 1 and last["swa"] is not None
+    # without --report-test the test split is not measured
+    assert "test" not in best["metrics"]
+    assert "test" not in json.loads((out / "metrics.json").read_text())["metrics"]
 
 
 def test_weight_average_is_the_mean_and_batchnorm_is_recomputed() -> None:
