@@ -19,13 +19,19 @@ def _radiograph_like(n: int) -> np.ndarray:
     return out
 
 
-def test_blurred_frames_go_through_the_node_and_come_back_sharper(tmp_path: Path) -> None:
+def _field_frame(tmp_path: Path) -> Path:
+    """A folder holding ``field.dcm``: a 512² 12-bit CR of radiograph-like texture, 0.15 mm."""
     folder = tmp_path / "dicoms"
     folder.mkdir()
     ds = make_cr(folder / "field.dcm", 512, 512)
     ds.ImagerPixelSpacing = [0.15, 0.15]
     ds.PixelData = np.rint(_radiograph_like(512) * 4095).astype(np.uint16).tobytes()
     ds.save_as(folder / "field.dcm", enforce_file_format=True)
+    return folder
+
+
+def test_blurred_frames_go_through_the_node_and_come_back_sharper(tmp_path: Path) -> None:
+    folder = _field_frame(tmp_path)
     make_cr(folder / "small.dcm", 256, 224)  # under 512²: not an evaluation image
     assert [p.name for p in enc.distinct_dicoms(folder)] == ["field.dcm"]
 
@@ -54,12 +60,7 @@ def test_radiographs_are_wrapped_with_and_without_pixel_spacing(tmp_path: Path) 
 def test_blur_of_the_grey_values_themselves_is_corrected_too(tmp_path: Path) -> None:
     """An evaluator's own blur model may convolve the stored values, not the exposure: the node
     deconvolves in its assumed exposure scale and must still gain there."""
-    folder = tmp_path / "dicoms"
-    folder.mkdir()
-    ds = make_cr(folder / "field.dcm", 512, 512)
-    ds.ImagerPixelSpacing = [0.15, 0.15]
-    ds.PixelData = np.rint(_radiograph_like(512) * 4095).astype(np.uint16).tobytes()
-    ds.save_as(folder / "field.dcm", enforce_file_format=True)
+    folder = _field_frame(tmp_path)
     (src,) = enc.dicom_sources(folder)
     src = enc.Source(src.name, src.sharp, src.write, (24.0,))
 
