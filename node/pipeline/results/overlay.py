@@ -50,13 +50,19 @@ def jet(x: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def image_line(analysis: Analysis, producer: Producer) -> str:
+def image_state(analysis: Analysis) -> str:
     """What the image under the heatmap is: corrected (by what) or as acquired. The gate leaves a
-    sharp image unchanged, and the banner must not say it was corrected."""
+    sharp image unchanged, and neither banner nor description may say it was corrected."""
     deblur = analysis.deblur_model
     if analysis.classified == "corrected":
-        return f"Image: motion-corrected by {deblur.name} {deblur.version} ({producer.model_name})"
-    return "Image: as acquired (not motion-corrected)"
+        return f"motion-corrected by {deblur.name} {deblur.version}"
+    return "as acquired (not motion-corrected)"
+
+
+def image_line(analysis: Analysis, producer: Producer) -> str:
+    """The banner's line on the image (:func:`image_state`, with the producing node's model)."""
+    line = f"Image: {image_state(analysis)}"
+    return f"{line} ({producer.model_name})" if analysis.classified == "corrected" else line
 
 
 def banner_lines(analysis: Analysis, producer: Producer) -> list[str]:
@@ -185,13 +191,8 @@ def build_overlay_sc(
     )
     description = (
         f"Grad-CAM heatmap of {f.code.meaning} (p={f.probability:.3f}) from {clf.name} "
-        f"{clf.version} (Device UID {clf.device_uid}) blended over "
-        + (
-            f"the image motion-corrected by {deblur.name} {deblur.version}"
-            if analysis.classified == "corrected"
-            else "the image as acquired (not motion-corrected)"
-        )
-        + f"; {len(regions)} hot region(s) outlined at the heatmap's "
+        f"{clf.version} (Device UID {clf.device_uid}) blended over the image "
+        f"{image_state(analysis)}; {len(regions)} hot region(s) outlined at the heatmap's "
         f"iso-line; banner with finding, probability and models burned in."
     )
     sc.DerivationDescription = fit_text([description], ST_MAX, demo)
