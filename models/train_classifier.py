@@ -57,6 +57,7 @@ from models.classifier import ARCHITECTURES, DEFAULT_ARCH, DEFAULT_SIZE, build_c
 from models.deblur_data import load_gray
 from models.intensity import classifier_unit, percentile_stretch
 from models.metrics import binary_metrics, softmax_p1
+from models.shortcut import read_weights
 from models.training import TrainingRun, add_run_arguments, save_atomic
 
 CLASSES = ("NORMAL", "PNEUMONIA")
@@ -391,6 +392,14 @@ def main(argv: list[str] | None = None) -> int:
         "images the validation errors fall in (docs/models.md)",
     )
     ap.add_argument(
+        "--draw-weights",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="per-image draw weights (columns path, weight; e.g. written by models.shortcut): "
+        "multiplied into --oversample's; images not listed keep 1",
+    )
+    ap.add_argument(
         "--init",
         type=Path,
         default=None,
@@ -422,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
         oversample = parse_oversample(args.oversample)
     except ValueError as e:
         ap.error(str(e))
+    listed_w: dict[str, float] | None = None
+    if args.draw_weights is not None:
+        try:
+            listed_w = read_weights(args.draw_weights)
+        except (OSError, ValueError, KeyError) as e:
+            ap.error(f"--draw-weights: {e}")
     if args.smoke:
         args.size, args.batch, args.epochs = 64, 2, 1
 
@@ -478,6 +493,13 @@ def main(argv: list[str] | None = None) -> int:
     draw_w = sample_weights([s.path for s in train], oversample) if oversample else None
     if draw_w is not None:
         log(f"oversampling {args.oversample}: {int((draw_w != 1).sum())} training images affected")
+    if listed_w is not None:
+        factors = np.array([listed_w.get(s.path, 1.0) for s in train])
+        draw_w = factors if draw_w is None else draw_w * factors
+        log(
+            f"draw weights from {args.draw_weights}: {int((factors != 1).sum())} training images "
+            f"weighted, {factors.min():.2f}..{factors.max():.2f}"
+        )
 
     def new_order() -> NDArray[np.int64]:
         if args.balanced:
@@ -535,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(models.blur, re-stretched), {args.aug} set (models.train_classifier.augment), "
             f"mixup {args.mixup}",
             "sampling": ("class-balanced" if args.balanced else "uniform")
-            + (f", oversampled {args.oversample}" if args.oversample else ""),
+            + (f", oversampled {args.oversample}" if args.oversample else "")
+            + (f", draw weights {args.draw_weights.name}" if args.draw_weights else ""),
             "initialised_from": str(args.init) if args.init else None,
             "pretrained": False,
             "device": str(device),
