@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from numpy.typing import NDArray
 
 from models.deblur_data import load_gray
 from models.intensity import classifier_unit
+from models.kermany import Sample, read_kermany
 
 #: Side of the image the statistics are computed on (the classifier's own input size).
 FEATURE_SIZE = 224
@@ -66,24 +66,7 @@ def global_features(unit: NDArray[np.floating]) -> NDArray[np.float64]:
     return np.concatenate([head, np.percentile(a, PERCENTILES), hist, strips])
 
 
-@dataclass(frozen=True)
-class Row:
-    path: str
-    label: int
-    patient: str
-
-
-def read_split(labels_csv: Path, split: str) -> list[Row]:
-    """Rows of kermany-full's ``labels.csv`` with ``split`` (1 = pneumonia)."""
-    with labels_csv.open(newline="") as f:
-        return [
-            Row(r["path"], int(r["label"] == "PNEUMONIA"), r["patient_id"])
-            for r in csv.DictReader(f)
-            if r["split"] == split
-        ]
-
-
-def feature_matrix(root: Path, rows: list[Row], size: int = FEATURE_SIZE) -> NDArray[np.float64]:
+def feature_matrix(root: Path, rows: list[Sample], size: int = FEATURE_SIZE) -> NDArray[np.float64]:
     feats = [
         global_features(classifier_unit(load_gray(root / r.path).astype(np.float32) / 255.0, size))
         for r in rows
@@ -127,7 +110,8 @@ def adverse_mask(
 ) -> NDArray[np.bool_]:
     """Images the statistics get wrong by a margin: normals with score > cut, pneumonias with
     score < 1 - cut."""
-    return ((labels == 0) & (scores > cut)) | ((labels == 1) & (scores < 1.0 - cut))
+    adverse = ((labels == 0) & (scores > cut)) | ((labels == 1) & (scores < 1.0 - cut))
+    return np.asarray(adverse, dtype=bool)
 
 
 def read_weights(path: Path) -> dict[str, float]:
@@ -151,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from sklearn.metrics import roc_auc_score
 
-    rows = read_split(args.labels, "train")
+    rows = read_kermany(args.labels, "train")
     if args.limit:
         rows = rows[: args.limit]
     y = np.array([r.label for r in rows], dtype=np.int64)

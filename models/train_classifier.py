@@ -38,11 +38,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import fnmatch
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,37 +54,10 @@ from models.blur import NoiseSpec, random_kernel, simulate_motion_blur
 from models.classifier import ARCHITECTURES, DEFAULT_ARCH, DEFAULT_SIZE, build_classifier
 from models.deblur_data import load_gray
 from models.intensity import classifier_unit, percentile_stretch
+from models.kermany import CITATION, Sample, read_kermany
 from models.metrics import binary_metrics, softmax_p1
 from models.shortcut import read_weights
 from models.training import TrainingRun, add_run_arguments, save_atomic
-
-CLASSES = ("NORMAL", "PNEUMONIA")
-DATASET = "kermany_pediatric"
-CITATION = (
-    "Kermany D., Zhang K., Goldbaum M., Labeled Optical Coherence Tomography (OCT) and Chest X-Ray "
-    "Images for Classification, Mendeley Data v2, doi:10.17632/rscbjbr9sj.2 (CC BY 4.0); copies "
-    "resized to 224x224 by github waliatushar/ai-pneumonia-detection"
-)
-
-
-@dataclass(frozen=True)
-class Sample:
-    path: str
-    label: int
-    patient: str
-
-
-def read_kermany(labels_csv: Path, split: str) -> list[Sample]:
-    """Kermany rows of ``labels.csv`` with the given ``split`` column value.
-
-    A ``dataset`` column, where present (cxr-labeled), must say ``kermany_pediatric``.
-    """
-    out: list[Sample] = []
-    with labels_csv.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if row.get("dataset", DATASET) == DATASET and row["split"] == split:
-                out.append(Sample(row["path"], CLASSES.index(row["label"]), row["patient_id"]))
-    return out
 
 
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:

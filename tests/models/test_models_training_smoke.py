@@ -117,9 +117,13 @@ def test_train_classifier_with_weight_averaging_keeps_the_average(tmp_path: Path
     from models import train_classifier
 
     out = tmp_path / "run"
+    weights = tmp_path / "weights.csv"
+    weights.write_text("path,weight\nkermany224/NORMAL/not-there.jpeg,3\n")
     args = ["--labels", str(LABELED / "labels.csv"), "--out", str(out), "--smoke", "--swa"]
+    args += ["--draw-weights", str(weights)]
     assert train_classifier.main([*args, "--arch", "tiny", "--threads", "1"]) == 0
     best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    assert best["training"]["sampling"] == "class-balanced, draw weights weights.csv"
     assert best["training"]["weight_average"] == "SWA of 1 epoch ends, BatchNorm recomputed"
     assert best["training"]["optimizer"].startswith("AdamW lr 0.002 constant (SWA)")
     last = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
@@ -127,6 +131,18 @@ def test_train_classifier_with_weight_averaging_keeps_the_average(tmp_path: Path
     # without --report-test the test split is not measured
     assert "test" not in best["metrics"]
     assert "test" not in json.loads((out / "metrics.json").read_text())["metrics"]
+
+
+def test_train_classifier_refuses_a_bad_weights_file(tmp_path: Path) -> None:
+    from models import train_classifier
+
+    bad = tmp_path / "w.csv"
+    bad.write_text("path,weight\na.jpeg,-1\n")
+    args = ["--labels", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "o")]
+    for weights in (bad, tmp_path / "missing.csv"):
+        with pytest.raises(SystemExit) as e:
+            train_classifier.main([*args, "--smoke", "--draw-weights", str(weights)])
+        assert e.value.code == 2
 
 
 def test_weight_average_is_the_mean_and_batchnorm_is_recomputed() -> None:
