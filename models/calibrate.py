@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from models.export import load_classifier_checkpoint
-    from models.train_classifier import CLASSES, load_array, predict_logits, read_kermany
+    from models.kermany import CLASSES, read_kermany
+    from models.train_classifier import load_array, predict_logits
 
     model, ck = load_classifier_checkpoint(args.checkpoint)
     val_paths = set(ck.get("val_paths") or [])

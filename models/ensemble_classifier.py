@@ -83,21 +83,34 @@ def combine(checkpoints: list[dict[str, Any]], names: list[str]) -> dict[str, An
     }
 
 
-def validation_report(checkpoint: Path, labels: Path) -> dict[str, dict[str, float]]:
-    """AUC, fitted temperature and NLL at it, on the validation split, per member and together."""
+def validation_report(
+    checkpoint: Path, labels: Path, shortcut: Path | None = None
+) -> dict[str, dict[str, float]]:
+    """AUC, fitted temperature and NLL at it, on the validation split, per member and together;
+    with ``shortcut`` (a ``models.shortcut`` CSV) also the AUC on the shortcut-adverse part."""
     import numpy as np
 
     from models.calibrate import fit_temperature, nll
     from models.classifier import members_of
     from models.export import load_classifier_checkpoint
+    from models.kermany import read_kermany
     from models.metrics import roc_auc, softmax_p1
-    from models.train_classifier import load_array, predict_logits, read_kermany
+    from models.train_classifier import load_array, predict_logits
 
     model, ck = load_classifier_checkpoint(checkpoint)
     val_paths = set(ck.get("val_paths") or [])
     samples = [s for s in read_kermany(labels, "train") if s.path in val_paths]
     x = load_array(labels.parent, samples, int(ck["size"]))
     y = np.array([s.label for s in samples], dtype=np.int64)
+    adverse = None
+    if shortcut is not None:
+        from models.shortcut import adverse_mask, read_scores
+
+        scores = read_scores(shortcut)
+        missing = [s.path for s in samples if s.path not in scores]
+        if missing:
+            raise ValueError(f"{shortcut}: no score for {len(missing)} validation images")
+        adverse = adverse_mask(np.array([scores[s.path] for s in samples]), y)
     per_member = [
         predict_logits(m, x, float(ck["mean"]), float(ck["std"])) for m in members_of(model)
     ]
@@ -114,6 +127,11 @@ def validation_report(checkpoint: Path, labels: Path) -> dict[str, dict[str, flo
             "temperature": round(t, 4),
             "nll_after": round(nll(logits, y, t), 5),
         }
+        if adverse is not None:
+            report[name]["adverse_n"] = int(adverse.sum())
+            report[name]["adverse_auc"] = round(
+                roc_auc(y[adverse], softmax_p1(logits[adverse], 1.0)), 5
+            )
     return report
 
 
@@ -123,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="the ensemble checkpoint to write")
     ap.add_argument(
         "--labels", type=Path, default=None, help="labels.csv: report on the validation split"
+    )
+    ap.add_argument(
+        "--shortcut",
+        type=Path,
+        default=None,
+        help="with --labels: a models.shortcut CSV; also report the AUC on the validation "
+        "images the global statistics get wrong (the shortcut-adverse part)",
     )
     args = ap.parse_args(argv)
     cks = [torch.load(p, map_location="cpu", weights_only=False) for p in args.members]
@@ -135,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"out": str(args.out), "members": [m["source"] for m in ens["members"]]}))
     if args.labels is not None:
         torch.set_num_threads(2)
-        print(json.dumps({"validation": validation_report(args.out, args.labels)}, indent=1))
+        try:
+            report = validation_report(args.out, args.labels, args.shortcut)
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"ensemble_classifier: {e}") from e
+        print(json.dumps({"validation": report}, indent=1))
     return 0
 
 

@@ -373,8 +373,8 @@ def evaluate_classifier(
     every figure with its 95 % bootstrap interval, at the manifest's operating threshold."""
     from models.deblur import MotionPolicy, assess_motion, correct
     from models.intensity import classifier_unit, percentile_stretch
+    from models.kermany import read_kermany
     from models.metrics import bootstrap_ci, expected_calibration_error, reliability
-    from models.train_classifier import read_kermany
 
     samples = read_kermany(labels_csv, split)
     manifest, path = load_manifest(classify)

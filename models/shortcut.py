@@ -114,16 +114,26 @@ def adverse_mask(
     return np.asarray(adverse, dtype=bool)
 
 
-def read_weights(path: Path) -> dict[str, float]:
-    """``path -> weight`` from a file written by this module's CLI."""
+def read_column(path: Path, column: str) -> dict[str, float]:
+    """``path -> value`` of one numeric column of a CSV with a ``path`` column."""
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"path", "weight"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: wants columns 'path' and 'weight'")
-        out = {r["path"]: float(r["weight"]) for r in reader}
+        if reader.fieldnames is None or not {"path", column} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: wants columns 'path' and {column!r}")
+        return {r["path"]: float(r[column]) for r in reader}
+
+
+def read_weights(path: Path) -> dict[str, float]:
+    """``path -> weight`` from a file written by this module's CLI (or any ``path,weight``)."""
+    out = read_column(path, "weight")
     if any(not w > 0 for w in out.values()):
         raise ValueError(f"{path}: every weight must be > 0")
     return out
+
+
+def read_scores(path: Path) -> dict[str, float]:
+    """``path -> score`` (out-of-fold P(pneumonia | statistics)) from this module's CLI."""
+    return read_column(path, "score")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -127,3 +127,23 @@ def test_validation_report_compares_members_and_ensemble(tmp_path: Path) -> None
     for r in report.values():
         assert r["n"] == 8 and 0.0 <= r["auc"] <= 1.0 and np.isfinite(r["nll_after"])
         assert 0.05 <= r["temperature"] <= 20.0
+    # with a models.shortcut file: the AUC on the images the global statistics get wrong too
+    shortcut = tmp_path / "shortcut.csv"
+    # images 0-3 adverse (normals scored high, pneumonias low), 4-7 not
+    scores = [0.9, 0.1, 0.8, 0.2, 0.05, 0.95, 0.1, 0.9]
+    shortcut.write_text(
+        "path,score\n" + "".join(f"{p},{s}\n" for p, s in zip(val, scores, strict=True))
+    )
+    with_adverse = ensemble_classifier.validation_report(out, tmp_path / "labels.csv", shortcut)
+    for name, r in with_adverse.items():
+        assert r["adverse_n"] == 4 and 0.0 <= r["adverse_auc"] <= 1.0
+        assert r["auc"] == report[name]["auc"]
+    # a validation image without a score is refused, not skipped
+    shortcut.write_text("path,score\n" + f"{val[0]},0.5\n")
+    with pytest.raises(SystemExit, match="no score for 7 validation images"):
+        ensemble_classifier.main(
+            [
+                *("--members", *map(str, paths), "--out", str(out)),
+                *("--labels", str(tmp_path / "labels.csv"), "--shortcut", str(shortcut)),
+            ]
+        )
