@@ -136,12 +136,50 @@ def read_scores(path: Path) -> dict[str, float]:
     return read_column(path, "score")
 
 
+def montage(
+    root: Path,
+    rows: list[Sample],
+    scores: NDArray[np.float64],
+    out: Path,
+    per_row: int = 6,
+    tile: int = 112,
+    seed: int = 0,
+) -> None:
+    """A PNG of four rows of random images: normals the statistics call normal (score < 0.1),
+    adverse normals (> 0.7), pneumonias they call pneumonia (> 0.9), adverse pneumonias (< 0.3)."""
+    from PIL import Image
+
+    y = np.array([r.label for r in rows])
+    groups = [
+        (y == 0) & (scores < 0.1),
+        (y == 0) & (scores > 0.7),
+        (y == 1) & (scores > 0.9),
+        (y == 1) & (scores < 0.3),
+    ]
+    rng = np.random.default_rng(seed)
+    sheet = np.zeros((len(groups) * tile, per_row * tile), np.uint8)
+    for g, mask in enumerate(groups):
+        idx = np.flatnonzero(mask)
+        chosen = rng.permutation(idx)[:per_row]
+        for j, i in enumerate(chosen):
+            img = Image.fromarray(load_gray(root / rows[i].path)).resize((tile, tile))
+            sheet[g * tile : (g + 1) * tile, j * tile : (j + 1) * tile] = np.asarray(img)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sheet).save(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--labels", type=Path, required=True, help="kermany-full/labels.csv")
     ap.add_argument("--out", type=Path, required=True, help="CSV to write")
     ap.add_argument("--clip", type=float, default=10.0, help="largest draw weight")
     ap.add_argument("--limit", type=int, default=0, help="first N rows only (tests)")
+    ap.add_argument(
+        "--montage",
+        type=Path,
+        default=None,
+        help="also write a PNG: typical and adverse normals, typical and adverse pneumonias",
+    )
     args = ap.parse_args(argv)
     from sklearn.metrics import roc_auc_score
 
@@ -163,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         wr.writerow(["path", "label", "patient", "score", "weight"])
         for r, si, wi in zip(rows, s, w, strict=True):
             wr.writerow([r.path, r.label, r.patient, f"{si:.6f}", f"{wi:.4f}"])
+    if args.montage is not None:
+        montage(args.labels.parent, rows, s, args.montage)
     adv = adverse_mask(s, y)
     print(
         f"{len(rows)} train-split images: global statistics alone reach AUC "

@@ -111,7 +111,10 @@ def test_cli_writes_scores_and_weights_for_the_train_split_only(
 ) -> None:
     labels = _labelled_set(tmp_path / "data")  # test/x.png does not exist: never read
     out = tmp_path / "runs" / "shortcut.csv"
-    assert main(["--labels", str(labels), "--out", str(out)]) == 0
+    sheet = tmp_path / "montage.png"
+    assert main(["--labels", str(labels), "--out", str(out), "--montage", str(sheet)]) == 0
+    with Image.open(sheet) as im:
+        assert im.size == (6 * 112, 4 * 112)
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 80 and all(r["path"].startswith("train/") for r in rows)
     assert all(float(r["weight"]) >= 1 for r in rows)
