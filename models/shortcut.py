@@ -1,13 +1,13 @@
 """How far can a diagnosis be read off *global* image statistics alone? (an acquisition shortcut)
 
-Kermany's normal and pneumonia images differ in ways that are not the disease: how much dark
+Kermany's normal and pneumonia images differ in ways that need not be the disease: how much dark
 background and bright soft tissue lie at the frame's sides, the grey-value histogram, edge
 density. A classifier that sees only such global statistics (no anatomy, no position inside the
 lungs) separates the training split's classes with AUC ≈ 0.97 (out of fold, by patient). A CNN
 trained on the same images can lean on the same cues, and those do not carry to other years or
 hospitals (docs/models.md, "An acquisition shortcut").
 
-This module measures that shortcut and turns it into two things training and model choice use:
+This module measures that shortcut and turns it into three things training and model choice use:
 
 * :func:`shortcut_scores`: for every image of a split, the out-of-fold probability of its label
   from global statistics only (gradient-boosted trees, folds by patient);
