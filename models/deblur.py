@@ -5,7 +5,9 @@ One function chain, used by ``models.evaluate``, the blur gate and the node's co
 1. :func:`assess_motion` — the straight-motion estimate of :mod:`models.blur_estimate`, searched up
    to ``max_motion_mm`` through the image's pixel spacing, and the decision it supports:
    ``sharp`` (no motion whose fit is specific to its length, ``min_specificity``, and strong,
-   ``min_confidence``; or shorter than ``blurred_from_mm``), ``blurred``,
+   ``min_confidence`` — or, a second way, very strong, ``strong_fit_confidence``, and still a
+   little specific, ``strong_fit_min_specificity``; or shorter than ``blurred_from_mm``),
+   ``blurred``,
    ``severe`` (from ``severe_from_mm``).
 2. :func:`deconvolve` (:func:`correct` for the image alone) — only for an image judged blurred:
    Wiener deconvolution in linear exposure with the estimated kernel
@@ -54,6 +56,10 @@ class MotionPolicy:
     severe_from_mm: float = 3.0
     min_specificity: float = 0.1
     min_confidence: float = 0.45
+    # A second way to find motion: a fit this strong needs only this much specificity (moderate
+    # motion whose dips the anatomy blurs; chosen on training images, docs/models.md); None: off.
+    strong_fit_confidence: float | None = 0.65
+    strong_fit_min_specificity: float = 0.05
     max_motion_mm: float = 8.0
     balance: float = DEFAULT_BALANCE
     power: float = DEFAULT_POWER
@@ -85,10 +91,20 @@ class MotionAssessment:
         return self.decision != "sharp"
 
 
+def motion_found(estimate: MotionEstimate, policy: MotionPolicy) -> bool:
+    """Whether the estimate shows motion at all: a fit specific to its length and strong, or
+    very strong and a little specific (the two ways of the policy)."""
+    spec, conf = estimate.specificity, estimate.confidence
+    if not (math.isfinite(spec) and math.isfinite(conf)):
+        return False
+    if spec >= policy.min_specificity and conf >= policy.min_confidence:
+        return True
+    strong = policy.strong_fit_confidence
+    return strong is not None and conf >= strong and spec >= policy.strong_fit_min_specificity
+
+
 def decide(estimate: MotionEstimate, pixel_spacing_mm: float, policy: MotionPolicy) -> Decision:
-    if not math.isfinite(estimate.specificity) or estimate.specificity < policy.min_specificity:
-        return "sharp"
-    if estimate.confidence < policy.min_confidence:
+    if not motion_found(estimate, policy):
         return "sharp"
     mm = estimate.length_px * pixel_spacing_mm
     if mm >= policy.severe_from_mm:

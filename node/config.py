@@ -297,6 +297,9 @@ class BlurGateSettings(Strict):
     severe_from_mm: float = Field(3.0, gt=0)  # ... and from which it is "severe"
     min_specificity: float = Field(0.1, ge=0, lt=1)  # below: no motion found, "sharp"
     min_confidence: float = Field(0.45, ge=0, lt=1)  # ... and below this fit either
+    # ... unless the fit is at least this strong and the specificity at least the next; null: off
+    strong_fit_confidence: float | None = Field(0.65, ge=0, lt=1)
+    strong_fit_min_specificity: float = Field(0.05, ge=0, lt=1)
     max_motion_mm: float = Field(8.0, gt=0, le=50)  # longest motion searched
     # Where the header gives no pixel spacing: this value, or null (default) to derive it from the
     # image size, assumed_field_mm over the longer side, kept within 0.1-0.7 mm (docs/models.md)

@@ -161,6 +161,8 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         severe_from_mm=settings.severe_from_mm,
         min_specificity=settings.min_specificity,
         min_confidence=settings.min_confidence,
+        strong_fit_confidence=settings.strong_fit_confidence,
+        strong_fit_min_specificity=settings.strong_fit_min_specificity,
         max_motion_mm=settings.max_motion_mm,
         balance=settings.wiener_balance,
         power=settings.wiener_power,

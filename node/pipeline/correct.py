@@ -37,7 +37,7 @@ F32 = NDArray[np.float32]
 log = logging.getLogger(__name__)
 
 WIENER_NAME = "sharpray-blind-wiener"
-WIENER_VERSION = "0.4.0"
+WIENER_VERSION = "0.5.0"
 
 
 def wiener_info(policy: MotionPolicy) -> ModelInfo:
@@ -51,6 +51,9 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
         "min_specificity": policy.min_specificity,
         "min_confidence": policy.min_confidence,
     }
+    if policy.strong_fit_confidence is not None:
+        described["strong_fit_confidence"] = policy.strong_fit_confidence
+        described["strong_fit_min_specificity"] = policy.strong_fit_min_specificity
     if policy.noise_floor_quanta is not None:
         described["noise_floor_quanta"] = policy.noise_floor_quanta
     if policy.rl_iterations:

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 
 from models.blur_estimate import MotionEstimate
-from models.deblur import MotionAssessment
+from models.deblur import MotionAssessment, MotionPolicy
 from node.config import BlurGateSettings, ConfigError, load_settings
 from node.pipeline.blur_gate import (
     BANNER_RGB,
@@ -127,6 +127,27 @@ def test_thresholds_and_policies() -> None:
     assert not should_correct("never", blur)
     assert not should_correct("when_blurred", sharp) and should_correct("when_blurred", blur)
     assert should_correct("when_blurred", None)  # gate off: correct
+
+
+def test_a_very_strong_fit_needs_less_specificity() -> None:
+    from dataclasses import replace
+
+    from models.deblur import decide
+
+    g = policy(GATE)
+    assert g.strong_fit_confidence == 0.65 and g.strong_fit_min_specificity == 0.05
+
+    def decision(confidence: float, specificity: float, pol: MotionPolicy = g) -> str:
+        return decide(MotionEstimate(10.0, 0.0, confidence, 1, specificity), 0.2, pol)
+
+    assert decision(0.7, 0.07) == "blurred"  # the second way
+    assert decision(0.6, 0.07) == "sharp"  # not strong enough for it, not specific for the first
+    assert decision(0.7, 0.04) == "sharp"  # strong but not specific at all
+    assert decision(0.5, 0.12) == "blurred"  # the first way
+    assert decision(0.4, 0.12) == "sharp"
+    off = replace(g, strong_fit_confidence=None)
+    assert decision(0.9, 0.07, off) == "sharp"
+    assert decision(float("nan"), 0.2) == "sharp"
 
 
 def test_config_checks_thresholds_and_notice_destinations(tmp_path: Path) -> None:
