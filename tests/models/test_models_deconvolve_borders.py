@@ -96,7 +96,9 @@ def test_bit_range_signed_and_under_declared() -> None:
 def test_noise_floor_lets_the_estimate_find_long_curved_motion_in_noiseless_frames() -> None:
     """A real detector frame blurred by 40 px curved motion without noise: the per-ring weights
     read the noise floor off the blurred anatomy and miss it; with the floor of a real detector
-    (blur_gate.noise_floor_quanta) it is found. The sharp frame stays sharp either way."""
+    (blur_gate.noise_floor_quanta) it is found. The sharp frame stays sharp either way. The
+    floor is compared under the first way of finding motion alone: the second way (a very strong
+    fit, strong_fit_confidence) finds some of these frames without the floor too."""
     from models.blur import trajectory_kernel
     from models.deblur import MotionPolicy, assess_motion
     from tests.support.paths import SHARED_DATA
@@ -109,12 +111,17 @@ def test_noise_floor_lets_the_estimate_find_long_curved_motion_in_noiseless_fram
     from node.pipeline.blur_gate import pixel_spacing_mm
 
     spacing = pixel_spacing_mm(ds) or 0.15
-    with_floor, without = MotionPolicy(), MotionPolicy(noise_floor_quanta=None)
+    with_floor = MotionPolicy(strong_fit_confidence=None)
+    without = MotionPolicy(noise_floor_quanta=None, strong_fit_confidence=None)
+    shipped = MotionPolicy()
     rng = np.random.default_rng(1)
-    found = {"floor": 0, "none": 0}
+    found = {"floor": 0, "none": 0, "shipped": 0}
     for _ in range(3):
         blurred = simulate_motion_blur(sharp, trajectory_kernel(40.0, rng))
         found["floor"] += assess_motion(blurred, spacing, with_floor).blurred
         found["none"] += assess_motion(blurred, spacing, without).blurred
+        found["shipped"] += assess_motion(blurred, spacing, shipped).blurred
     assert found["floor"] >= found["none"] + 2, found
+    assert found["shipped"] >= found["floor"], found
     assert not assess_motion(sharp, spacing, with_floor).blurred
+    assert not assess_motion(sharp, spacing, shipped).blurred
