@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import zoom
+from scipy.ndimage import rotate, zoom
 
 from models.blur import (
     NoiseSpec,
@@ -158,8 +158,8 @@ def is_validation(patient: str) -> bool:
     return int(hashlib.sha1(patient.encode()).hexdigest(), 16) % 6 == 0
 
 
-def _bank_cases(job: tuple[str, int, int]) -> list[dict[str, Any]]:
-    rel, seed, n = job
+def _bank_cases(job: tuple[str, int, int, bool]) -> list[dict[str, Any]]:
+    rel, seed, n, turn = job
     rng = np.random.default_rng(seed)
     full = load_gray(DATA / rel).astype(np.float32) / 255.0
     out = []
@@ -181,6 +181,12 @@ def _bank_cases(job: tuple[str, int, int]) -> list[dict[str, Any]]:
             continue
         o = (CROP - KEEP) // 2
         c = np.stack([r for _, r in candidates(b, a.estimate)])
+        if turn:  # the estimated motion along x: one orientation to learn
+
+            def along_x(im: np.ndarray, angle: float = a.estimate.angle_deg) -> np.ndarray:
+                return rotate(im, -angle, axes=(-1, -2), reshape=False, order=1, mode="reflect")
+
+            g, b, c = along_x(g), along_x(b), along_x(c)
         cut = (slice(o, o + KEEP), slice(o, o + KEEP))
         out.append(
             {
@@ -200,7 +206,7 @@ def bank(args: argparse.Namespace) -> None:
         rels = [
             r for r in split_by_patient(DATA).train if is_validation(patient[r]) == (which == "val")
         ]
-        jobs = [(r, 1000 * (which == "val") + i, n) for i, r in enumerate(rels)]
+        jobs = [(r, 1000 * (which == "val") + i, n, args.turn) for i, r in enumerate(rels)]
         cases: list[dict[str, Any]] = []
         with Pool(2) as p:
             for r in p.imap_unordered(_bank_cases, jobs):
@@ -258,7 +264,8 @@ def train(args: argparse.Namespace) -> None:
         for _ in range(args.batch):
             i = int(rng.integers(len(tr["sharp"])))
             y, x = rng.integers(0, KEEP - p + 1, size=2)
-            turn, flip = int(rng.integers(4)), bool(rng.integers(2))
+            turn = 2 * int(rng.integers(2)) if args.turned else int(rng.integers(4))
+            flip = bool(rng.integers(2))
             pick = np.concatenate([[STRAIGHT], rng.choice(others, k_per_case - 1, replace=False)])
 
             def cut(a: np.ndarray, y: int = y, x: int = x, turn: int = turn, flip: bool = flip):
@@ -313,6 +320,7 @@ def main() -> None:
     sub.add_parser("criteria").set_defaults(fn=criteria)
     b = sub.add_parser("bank")
     b.add_argument("--out", type=Path, required=True)
+    b.add_argument("--turn", action="store_true", help="turn crops so the motion runs along x")
     b.set_defaults(fn=bank)
     t = sub.add_parser("train")
     t.add_argument("--bank", type=Path, required=True)
@@ -320,6 +328,7 @@ def main() -> None:
     t.add_argument("--crop", type=int, default=192)
     t.add_argument("--batch", type=int, default=2)
     t.add_argument("--pair", action="store_true")
+    t.add_argument("--turned", action="store_true", help="a --turn bank: flips only, no 90° turns")
     t.set_defaults(fn=train)
     args = ap.parse_args()
     args.fn(args)
