@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 from scipy.ndimage import rotate, zoom
+from skimage.metrics import peak_signal_noise_ratio
 
 from models.blur import (
     NoiseSpec,
     _rasterise,
-    from_exposure,
     linear_kernel,
     simulate_motion_blur,
     to_exposure,
@@ -38,7 +38,8 @@ from models.blur import (
 )
 from models.deblur import MotionEstimate, MotionPolicy, assess_motion
 from models.deblur_data import load_gray, split_by_patient
-from models.deconvolve import wiener_exposure
+from models.deconvolve import wiener
+from models.evaluate import _crop
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cxr-radiographs-mhh"
 POLICY = MotionPolicy()
@@ -66,19 +67,15 @@ def path_kernel(length: float, angle_deg: float, bend: float, ramp: float) -> np
 
 
 def restore(blurred: np.ndarray, psf: np.ndarray) -> np.ndarray:
-    e = to_exposure(blurred.astype(np.float64), POLICY.log_range)
-    w = wiener_exposure(e, psf, POLICY.balance, POLICY.power, 0)
-    return np.clip(from_exposure(w, POLICY.log_range), 0, 1)
+    return wiener(blurred, psf, POLICY.balance, POLICY.power, POLICY.log_range)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return -10 * math.log10(max(1e-12, float(np.mean((a.astype(np.float64) - b) ** 2))))
+    return float(peak_signal_noise_ratio(b, a, data_range=1.0))
 
 
 def centre_crop(rel: str, c: int = CROP) -> np.ndarray:
-    g = load_gray(DATA / rel).astype(np.float32) / 255.0
-    h, w = g.shape
-    return g[(h - c) // 2 : (h - c) // 2 + c, (w - c) // 2 : (w - c) // 2 + c]
+    return _crop(load_gray(DATA / rel).astype(np.float32) / 255.0, c)
 
 
 def candidates(blurred: np.ndarray, est: MotionEstimate, factors: tuple[float, ...] = (1.0,)):
