@@ -13,7 +13,10 @@ One function chain, used by ``models.evaluate``, the blur gate and the node's co
    Wiener deconvolution in linear exposure with the estimated kernel
    (:func:`models.deconvolve.wiener_exposure`, optionally followed by ``rl_iterations``
    Richardson–Lucy steps, none by default); where its result rings at hard edges
-   (``ringing_limit``), Richardson–Lucy deconvolution instead. A sharp image, or one whose motion
+   (``ringing_limit``), Richardson–Lucy deconvolution instead. The Wiener filter's regulariser
+   follows the noise measured in the image (:func:`wiener_balance`, :mod:`models.noise_level`):
+   ``balance`` at 10⁴ quanta/px, less for a quieter frame, more for a noisier one. A sharp image,
+   or one whose motion
    could not be estimated with confidence, is returned **unchanged** (no correction by guesswork).
 
 Lengths are in pixels of the image as given; millimetres through ``pixel_spacing_mm`` (Imager Pixel
@@ -39,10 +42,17 @@ from models.deconvolve import (
     richardson_lucy,
     wiener_exposure,
 )
+from models.noise_level import quanta_per_pixel
 
 #: Overshoot share above which the Wiener result is replaced by Richardson-Lucy (docs/models.md).
 DEFAULT_RINGING_LIMIT: float | None = 0.01
 DEFAULT_RL_FALLBACK_ITERATIONS = 10
+#: The noise-following regulariser: ``balance · (REFERENCE / N̂) ** exponent`` within a range,
+#: N̂ the measured quanta per pixel; fitted on training images (docs/models.md, "The regulariser
+#: follows the noise").
+BALANCE_REFERENCE_QUANTA = 1e4
+DEFAULT_BALANCE_EXPONENT = 0.7
+DEFAULT_BALANCE_RANGE = (0.01, 0.4)
 
 F32 = NDArray[np.float32]
 Decision = Literal["sharp", "blurred", "severe"]
@@ -61,7 +71,12 @@ class MotionPolicy:
     strong_fit_confidence: float | None = 0.65
     strong_fit_min_specificity: float = 0.05
     max_motion_mm: float = 8.0
+    # The Wiener regulariser at BALANCE_REFERENCE_QUANTA; with balance_follows_noise, scaled by the
+    # measured noise (balance_exponent) and kept within balance_range; else used as it is.
     balance: float = DEFAULT_BALANCE
+    balance_follows_noise: bool = True
+    balance_exponent: float = DEFAULT_BALANCE_EXPONENT
+    balance_range: tuple[float, float] = DEFAULT_BALANCE_RANGE
     power: float = DEFAULT_POWER
     log_range: float = 3.0
     rl_iterations: int = DEFAULT_RL_ITERATIONS
@@ -139,6 +154,32 @@ class Deconvolution:
     image: F32
     method: Literal["none", "wiener", "richardson-lucy"]
     overshoot: float  # share of the Wiener result outside the data's range (0 when not run)
+    balance: float | None = None  # the Wiener regulariser used (None when not run)
+    noise_quanta: float | None = None  # the measured noise, quanta per pixel (None: not measured)
+
+
+def wiener_balance(
+    exposure: NDArray[np.floating], policy: MotionPolicy
+) -> tuple[float, float | None]:
+    """The Wiener regulariser for this linear-exposure image, and the noise it was set by.
+
+    ``policy.balance`` as it is, or (``balance_follows_noise``) scaled to the image's measured
+    noise N̂ (quanta per pixel, :func:`models.noise_level.quanta_per_pixel`):
+    ``balance · (10⁴ / N̂) ** balance_exponent`` within ``balance_range``. Less noise, less
+    regularisation: a frame blurred without added noise gets about a tenth of the λ that suits
+    Poisson noise of 10⁴ quanta/px.
+    """
+    if not policy.balance_follows_noise:
+        return policy.balance, None
+    try:
+        n = quanta_per_pixel(exposure)
+    except ValueError:  # too small to measure: the fixed value
+        return policy.balance, None
+    lo, hi = policy.balance_range
+    if not math.isfinite(n):
+        return lo, n
+    lam = policy.balance * (BALANCE_REFERENCE_QUANTA / n) ** policy.balance_exponent
+    return float(min(max(lam, lo), hi)), n
 
 
 def deconvolve(
@@ -162,14 +203,15 @@ def deconvolve(
     if psf.size == 1:
         return Deconvolution(a, "none", 0.0)
     e = to_exposure(a.astype(np.float64), policy.log_range)
-    w = wiener_exposure(e, psf, policy.balance, policy.power, policy.rl_iterations)
+    balance, quanta = wiener_balance(e, policy)
+    w = wiener_exposure(e, psf, balance, policy.power, policy.rl_iterations)
     over = overshoot_fraction(w, e)
     method: Literal["wiener", "richardson-lucy"] = "wiener"
     if allow_fallback and policy.ringing_limit is not None and over > policy.ringing_limit:
         w = richardson_lucy(e, psf, policy.rl_fallback_iterations)
         method = "richardson-lucy"
     out = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0).astype(np.float32)
-    return Deconvolution(out, method, over)
+    return Deconvolution(out, method, over, balance, quanta)
 
 
 def correct(

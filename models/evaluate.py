@@ -177,11 +177,14 @@ def make_cases(
     crop: int | None,
     max_images: int | None,
     seed: int = 2024,
+    photons: float | None = 1e4,
 ) -> list[Case]:
     """The evaluation cases: held-out MHH patients at ≈0.6 mm/px and the shared CR/DX files
     (one per distinct image, centred ``DETECTOR_CROP`` crop) at their header's pixel spacing;
-    straight and curved motion at three strengths each, Poisson noise at 10⁴ quanta/pixel."""
+    straight and curved motion at three strengths each, Poisson noise at ``photons`` quanta/pixel
+    (10⁴; ``None``: no noise added after the blur)."""
     rng = np.random.default_rng(seed)
+    noise = NoiseSpec(photons)
     cases: list[Case] = []
     if radiographs is not None:
         split = split_by_patient(radiographs, 0.2, 0)
@@ -191,7 +194,7 @@ def make_cases(
             for kind in ("straight", "curved"):
                 for strength, px in STRENGTHS_PX_06.items():
                     k = _kernel(kind, px, rng)
-                    b = simulate_motion_blur(a, k, rng, noise=NoiseSpec(1e4))
+                    b = simulate_motion_blur(a, k, rng, noise=noise)
                     cases.append(Case(name, "0.6mm", kind, strength, px * 0.6, 0.6, k, a, b))
     if dicoms is not None:
         from node.pipeline.blur_gate import pixel_spacing_mm
@@ -210,7 +213,7 @@ def make_cases(
             for kind in ("straight", "curved"):
                 for strength, mm in STRENGTHS_MM_DETECTOR.items():
                     k = _kernel(kind, mm / sp, rng)
-                    b = simulate_motion_blur(a, k, rng, noise=NoiseSpec(1e4))
+                    b = simulate_motion_blur(a, k, rng, noise=noise)
                     cases.append(Case(f.name, "detector", kind, strength, mm, sp, k, a, b))
             if max_images and len(seen) >= max_images:
                 break
@@ -254,12 +257,16 @@ def evaluate_deblur(
     max_images: int | None,
     figures: Path | None = None,
     refiner: Path | None = None,
+    photons: float | None = 1e4,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error."""
+    import dataclasses
+
     from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
 
-    cases = make_cases(radiographs, dicoms, crop, max_images)
+    cases = make_cases(radiographs, dicoms, crop, max_images, photons=photons)
     policy = MotionPolicy()
+    fixed = dataclasses.replace(policy, balance_follows_noise=False)
     assessments = [assess_motion(c.blurred, c.spacing_mm, policy) for c in cases]
     est_mm = [a.motion_mm if a.blurred else 0.0 for a in assessments]
     methods: dict[str, tuple[Any, bool]] = {
@@ -276,6 +283,8 @@ def evaluate_deblur(
             True,
         ),
         "blind_wiener_node": (lambda c, a: correct(c.blurred, a, policy), True),
+        # sharpray-blind-wiener 0.5.0: the node with one fixed regulariser
+        "blind_wiener_node_fixed_balance": (lambda c, a: correct(c.blurred, a, fixed), True),
     }
     if refiner is not None:
         ref = OnnxDeblur(refiner)
@@ -299,7 +308,7 @@ def evaluate_deblur(
         "crop_0.6mm": crop,
         "crop_detector": DETECTOR_CROP,
         "strengths": {"0.6mm_px": STRENGTHS_PX_06, "detector_mm": STRENGTHS_MM_DETECTOR},
-        "noise_photons_per_pixel": 10000,
+        "noise_photons_per_pixel": photons,
         "gate_decisions": {
             d: sum(a.decision == d for a in assessments) for d in ("sharp", "blurred", "severe")
         },
@@ -493,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classify", type=Path, default=here / "classify-demo")
     ap.add_argument("--crop", type=int, default=384, help="centred crop for deblurring (0 = whole)")
     ap.add_argument("--max-images", type=int, default=0)
+    ap.add_argument(
+        "--photons", type=float, default=1e4, help="Poisson quanta/px after the blur (0 = none)"
+    )
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -509,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             args.max_images or None,
             args.figures,
             refiner,
+            args.photons or None,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

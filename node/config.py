@@ -305,7 +305,14 @@ class BlurGateSettings(Strict):
     # image size, assumed_field_mm over the longer side, kept within 0.1-0.7 mm (docs/models.md)
     assumed_pixel_spacing_mm: float | None = Field(None, ge=0.02, le=2.0)
     assumed_field_mm: float = Field(430.0, gt=0, le=1000)  # long side of the field then assumed
-    wiener_balance: float = Field(0.1, gt=0)  # regularisation of the deconvolution
+    wiener_balance: float = Field(
+        0.1, gt=0
+    )  # regularisation of the deconvolution (at 1e4 quanta/px)
+    # ... scaled to the noise measured in each image, (1e4 / quanta) ** exponent, within min-max
+    wiener_balance_follows_noise: bool = True
+    wiener_balance_exponent: float = Field(0.7, ge=0, le=2)
+    wiener_balance_min: float = Field(0.01, gt=0)
+    wiener_balance_max: float = Field(0.4, gt=0)
     wiener_power: float = Field(1.0, ge=0, le=2)  # 0 constant, 2 gradient (Laplacian) penalty
     richardson_lucy_steps: int = Field(0, ge=0, le=50)  # after the Wiener filter; 0 = Wiener only
     # Wiener result outside the data's range on more than this share of pixels (ringing at hard
@@ -323,6 +330,8 @@ class BlurGateSettings(Strict):
     def _ordered(self) -> BlurGateSettings:
         if self.severe_from_mm < self.blurred_from_mm:
             raise ValueError("severe_from_mm must not be below blurred_from_mm")
+        if self.wiener_balance_max < self.wiener_balance_min:
+            raise ValueError("wiener_balance_max must not be below wiener_balance_min")
         return self
 
 

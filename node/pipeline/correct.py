@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from models.deblur import MotionAssessment, MotionPolicy, deconvolve
+from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, deconvolve
 from models.manifest import device_uid_for
 from node.pipeline.infer import Deblurrer
 from node.pipeline.results.inputs import ModelInfo
@@ -37,7 +37,7 @@ F32 = NDArray[np.float32]
 log = logging.getLogger(__name__)
 
 WIENER_NAME = "sharpray-blind-wiener"
-WIENER_VERSION = "0.5.0"
+WIENER_VERSION = "0.6.0"
 
 
 def wiener_info(policy: MotionPolicy) -> ModelInfo:
@@ -56,6 +56,9 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
         described["strong_fit_min_specificity"] = policy.strong_fit_min_specificity
     if policy.noise_floor_quanta is not None:
         described["noise_floor_quanta"] = policy.noise_floor_quanta
+    if policy.balance_follows_noise:
+        described["balance_exponent"] = policy.balance_exponent
+        described["balance_range"] = list(policy.balance_range)
     if policy.rl_iterations:
         described["rl_iterations"] = policy.rl_iterations
     if policy.ringing_limit is not None:
@@ -69,6 +72,7 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
         demonstration_only=True,
         description=(
             "Blind straight-motion estimate (spectral template) and Wiener deconvolution"
+            + (" regularised by the measured noise" if policy.balance_follows_noise else "")
             + (
                 f" with {policy.rl_iterations} Richardson-Lucy steps"
                 if policy.rl_iterations
@@ -93,8 +97,8 @@ class Correction:
 
 
 #: The parameters of the Wiener correction a refiner was trained on, compared with the node's.
-_CORRECTION_KEYS = ("balance", "power", "log_range", "rl_iterations")
-_DEFAULTS_BEFORE_RECORDED = {"rl_iterations": 0}
+_CORRECTION_KEYS = ("balance", "balance_follows_noise", "power", "log_range", "rl_iterations")
+_DEFAULTS_BEFORE_RECORDED = {"rl_iterations": 0, "balance_follows_noise": False}
 
 
 def refiner_policy_mismatch(trained_on: object, policy: MotionPolicy) -> list[str]:
@@ -102,7 +106,8 @@ def refiner_policy_mismatch(trained_on: object, policy: MotionPolicy) -> list[st
     ``training.correction_policy``) and the node's; empty when they agree or it does not say."""
     if not isinstance(trained_on, dict):
         return []
-    # Refiners trained before Richardson-Lucy steps existed saw the Wiener filter alone.
+    # Refiners trained before Richardson-Lucy steps existed saw the Wiener filter alone, and
+    # before sharpray-blind-wiener 0.6.0 a fixed regulariser.
     trained = {**_DEFAULTS_BEFORE_RECORDED, **trained_on}
     return [
         f"{k} {trained[k]} (trained) vs {getattr(policy, k)} (node)"
@@ -178,4 +183,14 @@ class Corrector:
                 f"Richardson-Lucy deconvolution ({self.policy.rl_fallback_iterations} steps; the "
                 "Wiener filter rang at hard edges)"
             )
-        return Correction(done.image, True, f"{how} of {what}")
+        return Correction(done.image, True, f"{how} of {what}{_regularisation(done)}")
+
+
+def _regularisation(done: Deconvolution) -> str:
+    """What set the Wiener filter's regulariser, for the SR ("" when it was not measured)."""
+    if done.method != "wiener" or done.balance is None or done.noise_quanta is None:
+        return ""
+    return (
+        f"; regularisation {done.balance:.3g} for the measured noise "
+        f"({done.noise_quanta:.2g} quanta per pixel)"
+    )

@@ -83,6 +83,13 @@ def test_a_refiner_trained_on_other_deconvolution_parameters_is_named_in_a_warni
     assert refiner_policy_mismatch(before_rl, MotionPolicy()) == []
     with_rl = replace(MotionPolicy(), rl_iterations=3)
     assert refiner_policy_mismatch(before_rl, with_rl) == ["rl_iterations 0 (trained) vs 3 (node)"]
+    # ... and one from before the regulariser followed the noise, on a fixed one
+    before_noise = {k: v for k, v in trained.items() if not k.startswith("balance_")}
+    assert refiner_policy_mismatch(before_noise, MotionPolicy()) == [
+        "balance_follows_noise False (trained) vs True (node)"
+    ]
+    fixed = replace(MotionPolicy(), balance_follows_noise=False)
+    assert refiner_policy_mismatch(before_noise, fixed) == []
 
     m = refiner.model.manifest
     refiner.model = replace(

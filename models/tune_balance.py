@@ -1,0 +1,190 @@
+"""The Wiener regulariser against the noise, on **training** patients only (never the test split).
+
+Two commands (docs/models.md, "The regulariser follows the noise"):
+
+- ``grid``: the first ``--images`` training images of ``cxr-radiographs-mhh``; for every case the
+  node's blind estimate and gate, then the Wiener filter alone at fixed λ on a grid, and the noise
+  the image shows (:func:`models.noise_level.quanta_per_pixel`). What the noise-following λ was
+  fitted on.
+- ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
+  the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
+  fixed λ and with the noise-following one.
+
+Cases: 384² crops at 0.6 mm/px (6 / 10 px of motion) and ×3 upsampled 768² crops with a faint
+detector texture at 0.2 mm/px (10 / 20 px), straight and curved, noise none / 10⁵ / 3·10⁴ / 10⁴ /
+3·10³ quanta per pixel.
+
+Usage: ``python -m models.tune_balance grid|validate --data ../shared/data/cxr-radiographs-mhh
+--out FILE.json [--part I/K]``, then ``python -m models.tune_balance summary --rows FILE.json…``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import zoom
+from skimage.metrics import peak_signal_noise_ratio
+
+from models.blur import (
+    NoiseSpec,
+    from_exposure,
+    linear_kernel,
+    simulate_motion_blur,
+    to_exposure,
+    trajectory_kernel,
+)
+from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur_data import load_gray, split_by_patient
+from models.deconvolve import wiener_exposure
+from models.noise_level import quanta_per_pixel
+from models.tune_deconvolution import collimate
+
+F32 = NDArray[np.float32]
+
+GRID = (0.003, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
+NOISE: tuple[float | None, ...] = (None, 1e5, 3e4, 1e4, 3e3)
+LENGTHS = {"0.6": (6.0, 10.0), "0.2": (10.0, 20.0)}
+#: Images the regulariser was fitted on (the first of the training list) and validation images.
+FIT_IMAGES = 20
+VALIDATION_IMAGES = 24
+
+
+def _crop(a: F32, c: int) -> F32:
+    h, w = a.shape
+    c = min(c, h, w)
+    y, x = (h - c) // 2, (w - c) // 2
+    return np.ascontiguousarray(a[y : y + c, x : x + c])
+
+
+def image_lists(data: Path) -> tuple[list[str], list[str]]:
+    """(fitting images, validation images): validation from patients the fit never saw."""
+    train = split_by_patient(data, 0.2, 0).train
+    with (data / "metadata.csv").open(newline="", encoding="utf-8") as f:
+        patient = {row["path"]: row["patient_id"] for row in csv.DictReader(f)}
+    fit = train[:FIT_IMAGES]
+    seen = {patient[n] for n in fit}
+    rest = [n for n in train if patient[n] not in seen]
+    return fit, rest[::2][:VALIDATION_IMAGES]
+
+
+def scenes(
+    base: F32, rng: np.random.Generator, collimated: bool
+) -> Iterator[tuple[str, float, F32]]:
+    """(scale, pixel spacing mm, sharp image) of one 640 px radiograph."""
+    up = _crop(np.clip(zoom(base, 3.0, order=3), 0.0, 1.0).astype(np.float32), 768)
+    detector = np.clip(up + rng.normal(0.0, 0.004, up.shape), 0.0, 1.0).astype(np.float32)
+    for scale, spacing, sharp in (("0.6", 0.6, _crop(base, 384)), ("0.2", 0.2, detector)):
+        yield f"{scale}/open", spacing, sharp
+        if collimated:
+            yield f"{scale}/collimated", spacing, collimate(sharp)
+
+
+def _psnr(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
+    return float(peak_signal_noise_ratio(a, b, data_range=1.0))
+
+
+def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict[str, Any]]:
+    fit, validation = image_lists(data)
+    names = (fit if command == "grid" else validation)[part[0] :: part[1]]
+    policy = MotionPolicy()
+    fixed = dataclasses.replace(policy, balance_follows_noise=False)
+    rows: list[dict[str, Any]] = []
+    t0 = time.time()
+    for name in names:
+        rng = np.random.default_rng(_seed(name, command))
+        base = load_gray(data / name).astype(np.float32) / 255.0
+        for scene, spacing, sharp in scenes(base, rng, collimated=command == "validate"):
+            for kind in ("straight", "curved"):
+                for px in LENGTHS[scene.split("/")[0]]:
+                    k = (
+                        linear_kernel(px, float(rng.uniform(0.0, 180.0)))
+                        if kind == "straight"
+                        else trajectory_kernel(px, rng)
+                    )
+                    for q in NOISE:
+                        b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
+                        a = assess_motion(b, spacing, policy)
+                        e = to_exposure(b.astype(np.float64), policy.log_range)
+                        base_psnr = _psnr(sharp, b)
+                        row: dict[str, Any] = {
+                            "image": name,
+                            "scene": scene,
+                            "kind": kind,
+                            "px": px,
+                            "quanta": q,
+                            "flagged": a.blurred,
+                            "measured_quanta": quanta_per_pixel(e),
+                        }
+                        if a.blurred and command == "grid":
+                            psf = a.estimate.kernel()
+                            for lam in GRID:
+                                w = wiener_exposure(e, psf, lam, policy.power)
+                                o = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0)
+                                row[f"gain_{lam}"] = _psnr(sharp, o) - base_psnr
+                        elif a.blurred:
+                            for label, pol in (("fixed", fixed), ("noise", policy)):
+                                d = deconvolve(b, a, pol)
+                                row[f"gain_{label}"] = _psnr(sharp, d.image) - base_psnr
+                                row[f"method_{label}"] = d.method
+                                row[f"balance_{label}"] = d.balance
+                        rows.append(row)
+        print(f"{name}: {len(rows)} cases, {time.time() - t0:.0f} s", flush=True)
+        out.write_text(json.dumps(rows))
+    return rows
+
+
+def _seed(name: str, command: str) -> int:
+    return int(hashlib.sha1(f"{command}/{name}".encode()).hexdigest()[:8], 16)
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean gains of the flagged cases per scene and noise level (validate rows)."""
+    out: dict[str, dict[str, float]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["flagged"] and "gain_fixed" in r:
+            groups.setdefault(f"{r['scene']} {r['quanta']}", []).append(r)
+    for key, rs in sorted(groups.items()):
+        out[key] = {
+            "cases": len(rs),
+            "fixed": round(float(np.mean([r["gain_fixed"] for r in rs])), 3),
+            "noise": round(float(np.mean([r["gain_noise"] for r in rs])), 3),
+            "rl_fixed": sum(r["method_fixed"] == "richardson-lucy" for r in rs),
+            "rl_noise": sum(r["method_noise"] == "richardson-lucy" for r in rs),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("command", choices=("grid", "validate", "summary"))
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
+    ap.add_argument("--out", type=Path, help="grid / validate: where the rows go (JSON)")
+    ap.add_argument("--part", default="0/1", help="I/K: every K-th image from the I-th")
+    ap.add_argument("--rows", nargs="*", type=Path, default=[], help="summary: validate rows")
+    args = ap.parse_args(argv)
+    if args.command == "summary":
+        rows: list[dict[str, Any]] = []
+        for f in args.rows:
+            rows += json.loads(f.read_text())
+        print(json.dumps(summarise(rows), indent=1))
+        return 0
+    if args.out is None:
+        ap.error("--out is needed")
+    i, k = (int(v) for v in args.part.split("/"))
+    run(args.data, args.command, (i, k), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
