@@ -6,6 +6,8 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   node's blind estimate and gate, then the Wiener filter alone at fixed λ on a grid, and the noise
   the image shows (:func:`models.noise_level.quanta_per_pixel`). What the noise-following λ was
   fitted on.
+- ``rl``: the same images, collimated scenes only (where the node falls back to Richardson–Lucy),
+  the fallback's gain after 5 … 80 steps.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -45,13 +47,15 @@ from models.blur import (
 )
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray, split_by_patient
-from models.deconvolve import wiener_exposure
+from models.deconvolve import pad_for_fft, richardson_lucy_steps, wiener_exposure
 from models.noise_level import quanta_per_pixel
 from models.tune_deconvolution import collimate
 
 F32 = NDArray[np.float32]
 
 GRID = (0.003, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
+#: Richardson-Lucy step counts of the ``rl`` command.
+RL_STEPS = (5, 10, 20, 40, 80)
 NOISE: tuple[float | None, ...] = (None, 1e5, 3e4, 1e4, 3e3)
 LENGTHS = {"0.6": (6.0, 10.0), "0.2": (10.0, 20.0)}
 #: Images the regulariser was fitted on (the first of the training list) and validation images.
@@ -95,7 +99,7 @@ def _psnr(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
 
 def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict[str, Any]]:
     fit, validation = image_lists(data)
-    names = (fit if command == "grid" else validation)[part[0] :: part[1]]
+    names = (validation if command == "validate" else fit)[part[0] :: part[1]]
     policy = MotionPolicy()
     fixed = dataclasses.replace(policy, balance_follows_noise=False)
     rows: list[dict[str, Any]] = []
@@ -103,7 +107,9 @@ def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict
     for name in names:
         rng = np.random.default_rng(_seed(name, command))
         base = load_gray(data / name).astype(np.float32) / 255.0
-        for scene, spacing, sharp in scenes(base, rng, collimated=command == "validate"):
+        for scene, spacing, sharp in scenes(base, rng, collimated=command != "grid"):
+            if command == "rl" and scene.endswith("/open"):
+                continue
             for kind in ("straight", "curved"):
                 for px in LENGTHS[scene.split("/")[0]]:
                     k = (
@@ -131,6 +137,8 @@ def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict
                                 w = wiener_exposure(e, psf, lam, policy.power)
                                 o = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0)
                                 row[f"gain_{lam}"] = _psnr(sharp, o) - base_psnr
+                        elif a.blurred and command == "rl":
+                            row.update(_rl_gains(sharp, b, a.estimate.kernel(), policy.log_range))
                         elif a.blurred:
                             for label, pol in (("fixed", fixed), ("noise", policy)):
                                 d = deconvolve(b, a, pol)
@@ -141,6 +149,24 @@ def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict
         print(f"{name}: {len(rows)} cases, {time.time() - t0:.0f} s", flush=True)
         out.write_text(json.dumps(rows))
     return rows
+
+
+def _rl_gains(
+    sharp: F32, blurred: F32, psf: NDArray[np.float64], log_range: float
+) -> dict[str, float]:
+    """PSNR gain of Richardson-Lucy from a flat start after each of :data:`RL_STEPS` steps."""
+    e = to_exposure(blurred.astype(np.float64), log_range)
+    ep, pad = pad_for_fft(e, psf)
+    u = np.full_like(ep, float(ep.mean()))
+    done, out = 0, {}
+    base = _psnr(sharp, blurred)
+    for n in RL_STEPS:
+        u = richardson_lucy_steps(ep, u, psf, n - done)
+        done = n
+        r = u[pad : pad + e.shape[0], pad : pad + e.shape[1]]
+        o = np.clip(from_exposure(r, log_range), 0.0, 1.0)
+        out[f"gain_rl{n}"] = _psnr(sharp, o) - base
+    return out
 
 
 def _seed(name: str, command: str) -> int:
@@ -167,7 +193,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=("grid", "validate", "summary"))
+    ap.add_argument("command", choices=("grid", "rl", "validate", "summary"))
     ap.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
     ap.add_argument("--out", type=Path, help="grid / validate: where the rows go (JSON)")
     ap.add_argument("--part", default="0/1", help="I/K: every K-th image from the I-th")

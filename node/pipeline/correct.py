@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,7 +191,10 @@ def _regularisation(done: Deconvolution) -> str:
     """What set the Wiener filter's regulariser, for the SR ("" when it was not measured)."""
     if done.method != "wiener" or done.balance is None or done.noise_quanta is None:
         return ""
-    return (
-        f"; regularisation {done.balance:.3g} for the measured noise "
-        f"({done.noise_quanta:.2g} quanta per pixel)"
+    n = done.noise_quanta
+    noise = (
+        f"the noise measured ({n:,.0f} quanta per pixel)"
+        if math.isfinite(n)
+        else "a frame without measurable noise"
     )
+    return f"; regularisation {done.balance:.3g} for {noise}"

@@ -96,3 +96,21 @@ def test_noiseless_blur_is_restored_better_with_the_noise_following_regulariser(
         )
 
     assert gain(follows.image) > gain(fixed.image) + 1.0
+
+
+def test_the_node_says_which_regulariser_the_measured_noise_gave() -> None:
+    from node.pipeline.correct import Corrector, wiener_info
+
+    rng = np.random.default_rng(6)
+    blurred = simulate_motion_blur(
+        _radiograph(384, 7), linear_kernel(10.0, 45.0), rng, noise=NoiseSpec(3e4)
+    )
+    policy = MotionPolicy()
+    done = Corrector(policy)(blurred, assess_motion(blurred, 0.2, policy))
+    assert done.applied and done.method.startswith("Wiener deconvolution of")
+    assert "; regularisation 0.0" in done.method and "quanta per pixel)" in done.method
+    # the identity changes with the setting (another Device UID) and says what it does
+    fixed = dataclasses.replace(policy, balance_follows_noise=False)
+    assert wiener_info(policy).device_uid != wiener_info(fixed).device_uid
+    assert "regularised by the measured noise" in (wiener_info(policy).description or "")
+    assert "measured noise" not in (wiener_info(fixed).description or "")
