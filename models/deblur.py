@@ -53,6 +53,11 @@ DEFAULT_RL_FALLBACK_ITERATIONS = 10
 BALANCE_REFERENCE_QUANTA = 1e4
 DEFAULT_BALANCE_EXPONENT = 0.7
 DEFAULT_BALANCE_RANGE = (0.01, 0.4)
+#: The Richardson-Lucy fallback's steps that follow the noise: ``rl_fallback_iterations ·
+#: (N̂ / RL_REFERENCE_QUANTA) ** RL_EXPONENT`` up to ``rl_fallback_max_iterations`` (fitted on
+#: collimated training scenes, docs/models.md).
+RL_REFERENCE_QUANTA = 6e3
+RL_EXPONENT = 0.6
 
 F32 = NDArray[np.float32]
 Decision = Literal["sharp", "blurred", "severe"]
@@ -84,6 +89,9 @@ class MotionPolicy:
     # (ringing at hard edges), Richardson-Lucy from a flat start is used instead; None: never.
     ringing_limit: float | None = DEFAULT_RINGING_LIMIT
     rl_fallback_iterations: int = DEFAULT_RL_FALLBACK_ITERATIONS
+    # More steps for a quieter frame (rl_fallback_iterations at the noisiest), up to the maximum.
+    rl_fallback_follows_noise: bool = False
+    rl_fallback_max_iterations: int = 40
     # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel at
     # full exposure; scaled with the pixel area); None: none (models.blur_estimate).
     noise_floor_quanta: float | None = 1e5
@@ -156,6 +164,24 @@ class Deconvolution:
     overshoot: float  # share of the Wiener result outside the data's range (0 when not run)
     balance: float | None = None  # the Wiener regulariser used (None when not run)
     noise_quanta: float | None = None  # the measured noise, quanta per pixel (None: not measured)
+    rl_iterations: int = 0  # Richardson-Lucy steps of the fallback (0 when not run)
+
+
+def rl_fallback_iterations(noise_quanta: float | None, policy: MotionPolicy) -> int:
+    """Steps of the Richardson-Lucy fallback for an image with this measured noise.
+
+    Each step sharpens more and amplifies more noise, so a quiet frame can take more of them:
+    ``rl_fallback_iterations · (N̂ / 6·10³) ** 0.6`` within ``rl_fallback_iterations`` …
+    ``rl_fallback_max_iterations`` (``rl_fallback_follows_noise``; else the fixed count).
+    """
+    base = policy.rl_fallback_iterations
+    if not policy.rl_fallback_follows_noise or noise_quanta is None:
+        return base
+    top = max(base, policy.rl_fallback_max_iterations)
+    if not math.isfinite(noise_quanta):
+        return top
+    n = base * (max(noise_quanta, 0.0) / RL_REFERENCE_QUANTA) ** RL_EXPONENT
+    return int(min(max(round(n), base), top))
 
 
 def wiener_balance(
@@ -207,11 +233,18 @@ def deconvolve(
     w = wiener_exposure(e, psf, balance, policy.power, policy.rl_iterations)
     over = overshoot_fraction(w, e)
     method: Literal["wiener", "richardson-lucy"] = "wiener"
+    steps = 0
     if allow_fallback and policy.ringing_limit is not None and over > policy.ringing_limit:
-        w = richardson_lucy(e, psf, policy.rl_fallback_iterations)
+        if quanta is None and policy.rl_fallback_follows_noise:
+            try:
+                quanta = quanta_per_pixel(e)
+            except ValueError:
+                quanta = None
+        steps = rl_fallback_iterations(quanta, policy)
+        w = richardson_lucy(e, psf, steps)
         method = "richardson-lucy"
     out = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0).astype(np.float32)
-    return Deconvolution(out, method, over, balance, quanta)
+    return Deconvolution(out, method, over, balance, quanta, steps)
 
 
 def correct(

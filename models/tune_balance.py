@@ -8,6 +8,8 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   fitted on.
 - ``rl``: the same images, collimated scenes only (where the node falls back to Richardson–Lucy),
   the fallback's gain after 5 … 80 steps.
+- ``rl-validate``: the validation images' collimated scenes, the node's ``deconvolve`` with the
+  fallback's fixed step count and with the noise-following one.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -99,16 +101,24 @@ def _psnr(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
 
 def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict[str, Any]]:
     fit, validation = image_lists(data)
-    names = (validation if command == "validate" else fit)[part[0] :: part[1]]
+    names = (validation if command in ("validate", "rl-validate") else fit)[part[0] :: part[1]]
     policy = MotionPolicy()
-    fixed = dataclasses.replace(policy, balance_follows_noise=False)
+    compared = {
+        "fixed": dataclasses.replace(policy, balance_follows_noise=False),
+        "noise": policy,
+    }
+    if command == "rl-validate":
+        compared = {
+            "fixed": dataclasses.replace(policy, rl_fallback_follows_noise=False),
+            "noise": dataclasses.replace(policy, rl_fallback_follows_noise=True),
+        }
     rows: list[dict[str, Any]] = []
     t0 = time.time()
     for name in names:
         rng = np.random.default_rng(_seed(name, command))
         base = load_gray(data / name).astype(np.float32) / 255.0
         for scene, spacing, sharp in scenes(base, rng, collimated=command != "grid"):
-            if command == "rl" and scene.endswith("/open"):
+            if command in ("rl", "rl-validate") and scene.endswith("/open"):
                 continue
             for kind in ("straight", "curved"):
                 for px in LENGTHS[scene.split("/")[0]]:
@@ -140,11 +150,12 @@ def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict
                         elif a.blurred and command == "rl":
                             row.update(_rl_gains(sharp, b, a.estimate.kernel(), policy.log_range))
                         elif a.blurred:
-                            for label, pol in (("fixed", fixed), ("noise", policy)):
+                            for label, pol in compared.items():
                                 d = deconvolve(b, a, pol)
                                 row[f"gain_{label}"] = _psnr(sharp, d.image) - base_psnr
                                 row[f"method_{label}"] = d.method
                                 row[f"balance_{label}"] = d.balance
+                                row[f"rl_steps_{label}"] = d.rl_iterations
                         rows.append(row)
         print(f"{name}: {len(rows)} cases, {time.time() - t0:.0f} s", flush=True)
         out.write_text(json.dumps(rows))
@@ -193,7 +204,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=("grid", "rl", "validate", "summary"))
+    ap.add_argument("command", choices=("grid", "rl", "validate", "rl-validate", "summary"))
     ap.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
     ap.add_argument("--out", type=Path, help="grid / validate: where the rows go (JSON)")
     ap.add_argument("--part", default="0/1", help="I/K: every K-th image from the I-th")

@@ -172,6 +172,8 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         rl_iterations=settings.richardson_lucy_steps,
         ringing_limit=settings.ringing_limit,
         rl_fallback_iterations=settings.rl_fallback_steps,
+        rl_fallback_follows_noise=settings.rl_fallback_follows_noise,
+        rl_fallback_max_iterations=settings.rl_fallback_max_steps,
         noise_floor_quanta=settings.noise_floor_quanta,
     )
 

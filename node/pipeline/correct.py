@@ -65,6 +65,8 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
     if policy.ringing_limit is not None:
         described["ringing_limit"] = policy.ringing_limit
         described["rl_fallback_iterations"] = policy.rl_fallback_iterations
+        if policy.rl_fallback_follows_noise:
+            described["rl_fallback_max_iterations"] = policy.rl_fallback_max_iterations
     params = json.dumps(described, sort_keys=True)
     return ModelInfo(
         name=WIENER_NAME,
@@ -80,14 +82,18 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
                 else ""
             )
             + (
-                f" (Richardson-Lucy, {policy.rl_fallback_iterations} steps, where it rings at "
-                "hard edges)"
+                f" (Richardson-Lucy, {_rl_steps(policy)} steps, where it rings at hard edges)"
                 if policy.ringing_limit is not None
                 else ""
             )
             + " in linear exposure; not validated clinically, not for diagnostic use."
         ),
     )
+
+
+def _rl_steps(policy: MotionPolicy) -> str:
+    n, top = policy.rl_fallback_iterations, policy.rl_fallback_max_iterations
+    return f"{n}-{top} by the measured noise" if policy.rl_fallback_follows_noise else str(n)
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,7 @@ class Corrector:
         done = deconvolve(a, motion, self.policy)
         if done.method == "richardson-lucy":
             how = (
-                f"Richardson-Lucy deconvolution ({self.policy.rl_fallback_iterations} steps; the "
+                f"Richardson-Lucy deconvolution ({done.rl_iterations} steps; the "
                 "Wiener filter rang at hard edges)"
             )
         return Correction(done.image, True, f"{how} of {what}{_regularisation(done)}")

@@ -114,3 +114,31 @@ def test_the_node_says_which_regulariser_the_measured_noise_gave() -> None:
     assert wiener_info(policy).device_uid != wiener_info(fixed).device_uid
     assert "regularised by the measured noise" in (wiener_info(policy).description or "")
     assert "measured noise" not in (wiener_info(fixed).description or "")
+
+
+def test_the_richardson_lucy_fallback_takes_more_steps_in_a_quieter_frame() -> None:
+    from models.deblur import rl_fallback_iterations
+
+    fixed = MotionPolicy()
+    follows = dataclasses.replace(fixed, rl_fallback_follows_noise=True)
+    assert rl_fallback_iterations(1e6, fixed) == fixed.rl_fallback_iterations == 10
+    assert rl_fallback_iterations(None, follows) == 10
+    assert rl_fallback_iterations(1e3, follows) == 10  # never fewer than the base count
+    assert rl_fallback_iterations(6e3, follows) == 10
+    assert rl_fallback_iterations(2e4, follows) == 21
+    assert rl_fallback_iterations(math.inf, follows) == follows.rl_fallback_max_iterations == 40
+
+    # a collimated frame (an unexposed band: the Wiener filter rings there) blurred without noise
+    sharp = _radiograph(320, 8)
+    sharp[:, :50] = 0.0
+    blurred = simulate_motion_blur(sharp, linear_kernel(10.0, 20.0))
+    a = assess_motion(blurred, 0.2, follows)
+    assert a.blurred
+    few, many = deconvolve(blurred, a, fixed), deconvolve(blurred, a, follows)
+    assert few.method == many.method == "richardson-lucy"
+    assert few.rl_iterations == 10 and many.rl_iterations == 40
+
+    def psnr(out: np.ndarray) -> float:
+        return float(peak_signal_noise_ratio(sharp, out, data_range=1.0))
+
+    assert psnr(many.image) > psnr(few.image) + 0.5
