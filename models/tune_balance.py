@@ -140,6 +140,9 @@ def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict
                             "quanta": q,
                             "flagged": a.blurred,
                             "measured_quanta": quanta_per_pixel(e),
+                            "estimated_px": a.estimate.length_px,
+                            "confidence": a.estimate.confidence,
+                            "specificity": a.estimate.specificity,
                         }
                         if a.blurred and command == "grid":
                             psf = a.estimate.kernel()

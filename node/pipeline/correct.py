@@ -82,7 +82,7 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
                 else ""
             )
             + (
-                f" (Richardson-Lucy, {_rl_steps(policy)} steps, where it rings at hard edges)"
+                f" (Richardson-Lucy, {_rl_steps(policy)}, where it rings at hard edges)"
                 if policy.ringing_limit is not None
                 else ""
             )
@@ -93,7 +93,9 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
 
 def _rl_steps(policy: MotionPolicy) -> str:
     n, top = policy.rl_fallback_iterations, policy.rl_fallback_max_iterations
-    return f"{n}-{top} by the measured noise" if policy.rl_fallback_follows_noise else str(n)
+    if policy.rl_fallback_follows_noise:
+        return f"{n}-{top} steps by the measured noise"
+    return f"{n} steps"
 
 
 @dataclass(frozen=True)
