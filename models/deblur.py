@@ -58,6 +58,11 @@ DEFAULT_BALANCE_RANGE = (0.01, 0.4)
 #: collimated training scenes, docs/models.md).
 RL_REFERENCE_QUANTA = 6e3
 RL_EXPONENT = 0.6
+#: The regulariser's floor for a kernel that may not be the true one: ``floor · (L / 10 px) ** 2 ·
+#: ((1 - confidence) / 0.2) ** 3`` (long motion with a poor straight fit: most likely a curved path
+#: the straight kernel misses, whose error a smaller λ amplifies like noise; docs/models.md).
+MISMATCH_LENGTH_EXPONENT = 2.0
+MISMATCH_FIT_EXPONENT = 3.0
 
 F32 = NDArray[np.float32]
 Decision = Literal["sharp", "blurred", "severe"]
@@ -82,6 +87,9 @@ class MotionPolicy:
     balance_follows_noise: bool = True
     balance_exponent: float = DEFAULT_BALANCE_EXPONENT
     balance_range: tuple[float, float] = DEFAULT_BALANCE_RANGE
+    # The least λ for a long motion with a poor straight fit (None: no such floor); see
+    # mismatch_floor().
+    balance_mismatch_floor: float | None = None
     power: float = DEFAULT_POWER
     log_range: float = 3.0
     rl_iterations: int = DEFAULT_RL_ITERATIONS
@@ -184,6 +192,24 @@ def rl_fallback_iterations(noise_quanta: float | None, policy: MotionPolicy) -> 
     return int(min(max(round(n), base), top))
 
 
+def mismatch_floor(estimate: MotionEstimate, policy: MotionPolicy) -> float:
+    """The least regulariser the estimate's own doubt calls for (0 when the policy sets none).
+
+    The straight kernel fits a curved path badly, and what it misses is amplified by a small λ
+    like noise: long motion (``length_px``) with a poor fit (``confidence``) gets
+    ``balance_mismatch_floor · (L / 10) ** 2 · ((1 - confidence) / 0.2) ** 3``, at most the
+    range's top.
+    """
+    a = policy.balance_mismatch_floor
+    if a is None or not math.isfinite(estimate.confidence):
+        return 0.0
+    doubt = max(0.0, 1.0 - estimate.confidence) / 0.2
+    floor = (
+        a * (estimate.length_px / 10.0) ** MISMATCH_LENGTH_EXPONENT * doubt**MISMATCH_FIT_EXPONENT
+    )
+    return float(min(floor, policy.balance_range[1]))
+
+
 def wiener_balance(
     exposure: NDArray[np.floating], policy: MotionPolicy
 ) -> tuple[float, float | None]:
@@ -230,6 +256,8 @@ def deconvolve(
         return Deconvolution(a, "none", 0.0)
     e = to_exposure(a.astype(np.float64), policy.log_range)
     balance, quanta = wiener_balance(e, policy)
+    if policy.balance_follows_noise:
+        balance = max(balance, mismatch_floor(assessment.estimate, policy))
     w = wiener_exposure(e, psf, balance, policy.power, policy.rl_iterations)
     over = overshoot_fraction(w, e)
     method: Literal["wiener", "richardson-lucy"] = "wiener"

@@ -10,6 +10,9 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   the fallback's gain after 5 … 80 steps.
 - ``rl-validate``: the validation images' collimated scenes, the node's ``deconvolve`` with the
   fallback's fixed step count and with the noise-following one.
+- ``floor-validate``: the validation images, open and collimated, the noise-following λ without
+  and with the floor for a doubtful kernel (:func:`models.deblur.mismatch_floor`), as
+  ``gain_fixed`` / ``gain_noise``.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -101,12 +104,17 @@ def _psnr(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
 
 def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict[str, Any]]:
     fit, validation = image_lists(data)
-    names = (validation if command in ("validate", "rl-validate") else fit)[part[0] :: part[1]]
+    names = (validation if command.endswith("validate") else fit)[part[0] :: part[1]]
     policy = MotionPolicy()
     compared = {
         "fixed": dataclasses.replace(policy, balance_follows_noise=False),
         "noise": policy,
     }
+    if command == "floor-validate":
+        compared = {
+            "fixed": dataclasses.replace(policy, balance_mismatch_floor=None),
+            "noise": dataclasses.replace(policy, balance_mismatch_floor=0.01),
+        }
     if command == "rl-validate":
         compared = {
             "fixed": dataclasses.replace(policy, rl_fallback_follows_noise=False),
@@ -207,7 +215,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=("grid", "rl", "validate", "rl-validate", "summary"))
+    ap.add_argument(
+        "command", choices=("grid", "rl", "validate", "rl-validate", "floor-validate", "summary")
+    )
     ap.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
     ap.add_argument("--out", type=Path, help="grid / validate: where the rows go (JSON)")
     ap.add_argument("--part", default="0/1", help="I/K: every K-th image from the I-th")
