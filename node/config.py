@@ -313,6 +313,9 @@ class BlurGateSettings(Strict):
     wiener_balance_exponent: float = Field(0.7, ge=0, le=2)
     wiener_balance_min: float = Field(0.01, gt=0)
     wiener_balance_max: float = Field(0.4, gt=0)
+    # ... at least floor * (motion px / 10) ** 2 * ((1 - fit confidence) / 0.2) ** 3: a long motion
+    # the straight kernel fits poorly (a curved path) is regularised more; null: no such floor
+    wiener_balance_mismatch_floor: float | None = Field(None, gt=0, le=1)
     wiener_power: float = Field(1.0, ge=0, le=2)  # 0 constant, 2 gradient (Laplacian) penalty
     richardson_lucy_steps: int = Field(0, ge=0, le=50)  # after the Wiener filter; 0 = Wiener only
     # Wiener result outside the data's range on more than this share of pixels (ringing at hard

@@ -60,6 +60,8 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
     if policy.balance_follows_noise:
         described["balance_exponent"] = policy.balance_exponent
         described["balance_range"] = list(policy.balance_range)
+        if policy.balance_mismatch_floor is not None:
+            described["balance_mismatch_floor"] = policy.balance_mismatch_floor
     if policy.rl_iterations:
         described["rl_iterations"] = policy.rl_iterations
     if policy.ringing_limit is not None:

@@ -145,3 +145,25 @@ def test_the_richardson_lucy_fallback_takes_more_steps_in_a_quieter_frame() -> N
         return float(peak_signal_noise_ratio(sharp, out, data_range=1.0))
 
     assert psnr(many.image) > psnr(few.image) + 0.5
+
+
+def test_a_long_poorly_fitting_motion_sets_a_floor_under_the_regulariser() -> None:
+    from models.blur_estimate import MotionEstimate
+    from models.deblur import mismatch_floor
+
+    policy = dataclasses.replace(MotionPolicy(), balance_mismatch_floor=0.01)
+    curved = MotionEstimate(20.0, 30.0, 0.7, specificity=0.15)
+    straight = MotionEstimate(20.0, 30.0, 0.9, specificity=0.2)
+    assert mismatch_floor(curved, policy) == pytest.approx(0.01 * 4 * 1.5**3)
+    assert mismatch_floor(straight, policy) == pytest.approx(0.01 * 4 * 0.5**3)
+    assert mismatch_floor(MotionEstimate(80.0, 0.0, 0.2), policy) == policy.balance_range[1]
+    assert mismatch_floor(curved, dataclasses.replace(policy, balance_mismatch_floor=None)) == 0
+
+    # through deconvolve: a noiseless frame gets the floor instead of the noise's least λ
+    sharp = _radiograph(256, 9)
+    blurred = simulate_motion_blur(sharp, linear_kernel(12.0, 70.0))
+    a = assess_motion(blurred, 0.2, policy)
+    assert a.blurred
+    floor = mismatch_floor(a.estimate, policy)
+    assert floor > policy.balance_range[0]
+    assert deconvolve(blurred, a, policy).balance == pytest.approx(floor)
