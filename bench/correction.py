@@ -1,9 +1,11 @@
 """Cost of the node's blind motion correction on one frame, against scikit-image in the same run.
 
-    python -m bench.correction [--size 2048] [--repeat 3] [--out FILE.json]
+    python -m bench.correction [--size 2048] [--repeat 3] [--quanta 1e4] [--out FILE.json]
 
 A synthetic radiograph-like frame (smooth anatomy, edges, fine texture) of ``--size``², blurred by
-20 px (4 mm at 0.2 mm/px) of straight motion in linear exposure with Poisson noise, twice: open,
+20 px (4 mm at 0.2 mm/px) of straight motion in linear exposure with Poisson noise (``--quanta``;
+0: none, where the node's regulariser is least and its Richardson-Lucy fallback takes the most
+steps: the dearest case), twice: open,
 and collimated (an unexposed band and a marker, :func:`models.tune_deconvolution.collimate`), so
 that the node's correction takes its Wiener path once and its Richardson-Lucy fallback once.
 Timed (median of ``--repeat``): the blind estimate (:func:`models.deblur.assess_motion`), the
@@ -54,14 +56,16 @@ def _median_s(fn: Callable[[], object], repeat: int) -> float:
     return round(statistics.median(times), 3)
 
 
-def _scene(img: F32, kernel: NDArray[np.float64], repeat: int) -> dict[str, Any]:
+def _scene(
+    img: F32, kernel: NDArray[np.float64], repeat: int, quanta: float | None
+) -> dict[str, Any]:
     from skimage.restoration import richardson_lucy
 
     from models.blur import NoiseSpec, simulate_motion_blur, to_exposure
     from models.deblur import MotionPolicy, assess_motion, deconvolve
 
     policy = MotionPolicy()
-    blurred = simulate_motion_blur(img, kernel, np.random.default_rng(1), noise=NoiseSpec(1e4))
+    blurred = simulate_motion_blur(img, kernel, np.random.default_rng(1), noise=NoiseSpec(quanta))
     assessment = assess_motion(blurred, 0.2, policy)
     done = deconvolve(blurred, assessment, policy)
     exposure = to_exposure(blurred.astype(np.float64), policy.log_range)
@@ -73,6 +77,9 @@ def _scene(img: F32, kernel: NDArray[np.float64], repeat: int) -> dict[str, Any]
         "estimated_px": round(assessment.estimate.length_px, 2),
         "method": done.method,
         "overshoot": round(done.overshoot, 5),
+        "wiener_balance": None if done.balance is None else round(done.balance, 4),
+        "measured_quanta": None if done.noise_quanta is None else round(done.noise_quanta),
+        "rl_steps": done.rl_iterations,
         "estimate_s": _median_s(lambda: assess_motion(blurred, 0.2, policy), repeat),
         "deconvolve_s": node_s,
         "skimage_richardson_lucy_10_s": peer_s,
@@ -80,7 +87,9 @@ def _scene(img: F32, kernel: NDArray[np.float64], repeat: int) -> dict[str, Any]
     }
 
 
-def run(size: int = 2048, repeat: int = 3, motion_px: float = 20.0) -> dict[str, Any]:
+def run(
+    size: int = 2048, repeat: int = 3, motion_px: float = 20.0, quanta: float | None = 1e4
+) -> dict[str, Any]:
     from models.blur import linear_kernel
     from models.tune_deconvolution import collimate
 
@@ -91,7 +100,8 @@ def run(size: int = 2048, repeat: int = 3, motion_px: float = 20.0) -> dict[str,
         "size": size,
         "motion_px": motion_px,
         "repeat": repeat,
-        "scenes": {name: _scene(img, kernel, repeat) for name, img in scenes.items()},
+        "noise_quanta_per_pixel": quanta,
+        "scenes": {name: _scene(img, kernel, repeat, quanta) for name, img in scenes.items()},
     }
 
 
@@ -100,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--quanta", type=float, default=1e4, help="Poisson quanta/px after the blur (0: none)"
+    )
     args = ap.parse_args(argv)
-    res = run(args.size, args.repeat)
+    res = run(args.size, args.repeat, quanta=args.quanta or None)
     text = json.dumps(res, indent=1)
     print(text)
     if args.out is not None:
