@@ -98,7 +98,7 @@ class MotionPolicy:
     ringing_limit: float | None = DEFAULT_RINGING_LIMIT
     rl_fallback_iterations: int = DEFAULT_RL_FALLBACK_ITERATIONS
     # More steps for a quieter frame (rl_fallback_iterations at the noisiest), up to the maximum.
-    rl_fallback_follows_noise: bool = True
+    rl_fallback_follows_noise: bool = False
     rl_fallback_max_iterations: int = 40
     # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel at
     # full exposure; scaled with the pixel area); None: none (models.blur_estimate).

@@ -323,7 +323,7 @@ class BlurGateSettings(Strict):
     ringing_limit: float | None = Field(0.01, ge=0, le=1)
     rl_fallback_steps: int = Field(10, ge=1, le=100)
     # ... more of them for a quieter frame: steps * (measured quanta / 6e3) ** 0.6, up to the max
-    rl_fallback_follows_noise: bool = True
+    rl_fallback_follows_noise: bool = False
     rl_fallback_max_steps: int = Field(40, ge=1, le=200)
     # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel,
     # scaled with the pixel area): a noiseless frame is weighed as a real detector's; null: none
