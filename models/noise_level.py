@@ -58,6 +58,34 @@ def white_noise_variance(exposure: NDArray[np.floating], patch: int = PATCH) -> 
     return min(medians)
 
 
+def signal_power_across(
+    exposure: NDArray[np.floating],
+    motion_angle_deg: float,
+    band: tuple[float, float] = (0.06, 0.14),
+    patch: int = PATCH,
+) -> float:
+    """Power of the anatomy per frequency bin across the motion (±15° of the perpendicular), in
+    ``band`` cycles/px, less the white noise: motion blur leaves that direction untouched, so this
+    is the sharp image's own spectrum there (an experiment's feature; docs/models.md)."""
+    e = np.asarray(exposure, dtype=np.float64)
+    patch = min(patch, *e.shape)
+    patch -= patch % 2
+    power = welch_power(e, patch, max_patches=256)
+    win = np.outer(np.hanning(patch), np.hanning(patch))
+    power = power / float((win**2).sum())
+    f = np.fft.fftfreq(patch)
+    fy, fx = f[:, None], f[None, :]
+    r = np.hypot(fx, fy)
+    # angle of each frequency vector (0..180); the motion's blur acts along its own direction
+    ang = np.mod(np.degrees(np.arctan2(fy, fx)), 180.0)
+    # (the kernel's angle counts with the image's y axis up; the FFT's rows run down)
+    across = np.mod(90.0 - motion_angle_deg, 180.0)
+    d = np.abs(((ang - across) + 90.0) % 180.0 - 90.0)
+    sel = (r >= band[0]) & (r <= band[1]) & (d <= 15.0)
+    noise = white_noise_variance(e, patch)
+    return max(float(np.median(power[sel])) - noise, 1e-30)
+
+
 def quanta_per_pixel(exposure: NDArray[np.floating], patch: int = PATCH) -> float:
     """Quanta per pixel at exposure 1 that explain the white noise of ``exposure`` (Poisson:
     variance = mean exposure / N); ``inf`` for a frame without measurable noise."""

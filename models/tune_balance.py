@@ -53,7 +53,7 @@ from models.blur import (
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray, split_by_patient
 from models.deconvolve import pad_for_fft, richardson_lucy_steps, wiener_exposure
-from models.noise_level import quanta_per_pixel
+from models.noise_level import quanta_per_pixel, signal_power_across, white_noise_variance
 from models.tune_deconvolution import collimate
 
 F32 = NDArray[np.float32]
@@ -151,6 +151,8 @@ def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict
                             "estimated_px": a.estimate.length_px,
                             "confidence": a.estimate.confidence,
                             "specificity": a.estimate.specificity,
+                            "noise_variance": white_noise_variance(e),
+                            "signal_across": signal_power_across(e, a.estimate.angle_deg),
                         }
                         if a.blurred and command == "grid":
                             psf = a.estimate.kernel()
