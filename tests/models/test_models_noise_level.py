@@ -169,3 +169,16 @@ def test_a_long_poorly_fitting_motion_sets_a_floor_under_the_regulariser() -> No
     floor = mismatch_floor(a.estimate, policy)
     assert floor > policy.balance_range[0]
     assert deconvolve(blurred, a, policy).balance == pytest.approx(floor)
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, 120.0])
+def test_the_anatomy_across_the_motion_keeps_its_power(angle: float) -> None:
+    from models.blur import convolve
+    from models.noise_level import signal_power_across
+
+    rng = np.random.default_rng(10)
+    texture = rng.standard_normal((384, 384)) + 10.0  # white "anatomy", power 1 per bin
+    blurred = convolve(texture, linear_kernel(15.0, angle))
+    across = signal_power_across(blurred, angle)
+    along = signal_power_across(blurred, angle + 90.0)  # the perpendicular of the wrong angle
+    assert across > 0.6 and along < 0.3 * across
