@@ -40,7 +40,13 @@ from models.blur import (
     to_exposure,
     trajectory_kernel,
 )
-from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvolve
+from models.deblur import (
+    MotionAssessment,
+    MotionPolicy,
+    assess_motion,
+    deconvolve,
+    wiener_balance,
+)
 from models.deblur_data import load_gray, split_by_patient
 from models.deconvolve import richardson_lucy, wiener_exposure
 
@@ -123,7 +129,8 @@ def methods(policy: MotionPolicy) -> dict[str, Method]:
     out: dict[str, Method] = {}
 
     def wiener_rl(n: int) -> Callable[[F64, F64], F64]:
-        return lambda e, k: wiener_exposure(e, k, policy.balance, policy.power, n)
+        # the node's regulariser (it follows the noise measured in the image since 0.6.0)
+        return lambda e, k: wiener_exposure(e, k, wiener_balance(e, policy)[0], policy.power, n)
 
     for n in (0, 2, 3, 5):
         out[f"wiener_rl{n}"] = _in_exposure(wiener_rl(n))
