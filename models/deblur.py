@@ -42,7 +42,7 @@ from models.deconvolve import (
     richardson_lucy,
     wiener_exposure,
 )
-from models.noise_level import quanta_per_pixel
+from models.noise_level import quanta_per_pixel, signal_power_across, white_noise_variance
 
 #: Overshoot share above which the Wiener result is replaced by Richardson-Lucy (docs/models.md).
 DEFAULT_RINGING_LIMIT: float | None = 0.01
@@ -61,6 +61,11 @@ RL_EXPONENT = 0.6
 #: The regulariser's floor for a kernel that may not be the true one: ``floor · (L / 10 px) ** 2 ·
 #: ((1 - confidence) / 0.2) ** 3`` (long motion with a poor straight fit: most likely a curved path
 #: the straight kernel misses, whose error a smaller λ amplifies like noise; docs/models.md).
+#: The signal-aware regulariser (experiment, off by default): ``SNR_BALANCE · (z / SNR_REFERENCE)
+#: ** balance_exponent``, z the white noise variance over the anatomy's power across the motion
+#: at 0.06-0.14 cycles/px (the Wiener filter's own noise-to-signal ratio; docs/models.md).
+SNR_BALANCE = 0.03
+SNR_REFERENCE = 0.00347
 MISMATCH_LENGTH_EXPONENT = 2.0
 MISMATCH_FIT_EXPONENT = 3.0
 
@@ -90,6 +95,9 @@ class MotionPolicy:
     # The least λ for a long motion with a poor straight fit (None: no such floor); see
     # mismatch_floor().
     balance_mismatch_floor: float | None = None
+    # Set λ by the noise-to-signal ratio (noise over the anatomy's power across the motion)
+    # instead of by the noise alone (needs balance_follows_noise).
+    balance_signal_aware: bool = False
     power: float = DEFAULT_POWER
     log_range: float = 3.0
     rl_iterations: int = DEFAULT_RL_ITERATIONS
@@ -211,7 +219,7 @@ def mismatch_floor(estimate: MotionEstimate, policy: MotionPolicy) -> float:
 
 
 def wiener_balance(
-    exposure: NDArray[np.floating], policy: MotionPolicy
+    exposure: NDArray[np.floating], policy: MotionPolicy, motion_angle_deg: float | None = None
 ) -> tuple[float, float | None]:
     """The Wiener regulariser for this linear-exposure image, and the noise it was set by.
 
@@ -231,6 +239,9 @@ def wiener_balance(
     if not math.isfinite(n):
         return lo, n
     lam = policy.balance * (BALANCE_REFERENCE_QUANTA / n) ** policy.balance_exponent
+    if policy.balance_signal_aware and motion_angle_deg is not None:
+        z = white_noise_variance(exposure) / signal_power_across(exposure, motion_angle_deg)
+        lam = SNR_BALANCE * (z / SNR_REFERENCE) ** policy.balance_exponent
     return float(min(max(lam, lo), hi)), n
 
 
@@ -255,7 +266,7 @@ def deconvolve(
     if psf.size == 1:
         return Deconvolution(a, "none", 0.0)
     e = to_exposure(a.astype(np.float64), policy.log_range)
-    balance, quanta = wiener_balance(e, policy)
+    balance, quanta = wiener_balance(e, policy, assessment.estimate.angle_deg)
     if policy.balance_follows_noise:
         balance = max(balance, mismatch_floor(assessment.estimate, policy))
     w = wiener_exposure(e, psf, balance, policy.power, policy.rl_iterations)

@@ -13,6 +13,8 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
 - ``floor-validate``: the validation images, open and collimated, the noise-following λ without
   and with the floor for a doubtful kernel (:func:`models.deblur.mismatch_floor`), as
   ``gain_fixed`` / ``gain_noise``.
+- ``snr-validate``: the validation images, open and collimated, λ by the noise alone and by the
+  noise-to-signal ratio (``balance_signal_aware``), as ``gain_fixed`` / ``gain_noise``.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -114,6 +116,11 @@ def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict
         compared = {
             "fixed": dataclasses.replace(policy, balance_mismatch_floor=None),
             "noise": dataclasses.replace(policy, balance_mismatch_floor=0.01),
+        }
+    if command == "snr-validate":
+        compared = {
+            "fixed": policy,
+            "noise": dataclasses.replace(policy, balance_signal_aware=True),
         }
     if command == "rl-validate":
         compared = {
@@ -218,7 +225,16 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
-        "command", choices=("grid", "rl", "validate", "rl-validate", "floor-validate", "summary")
+        "command",
+        choices=(
+            "grid",
+            "rl",
+            "validate",
+            "rl-validate",
+            "floor-validate",
+            "snr-validate",
+            "summary",
+        ),
     )
     ap.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
     ap.add_argument("--out", type=Path, help="grid / validate: where the rows go (JSON)")
