@@ -56,7 +56,7 @@ from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray, split_by_patient
 from models.deconvolve import pad_for_fft, richardson_lucy_steps, wiener_exposure
 from models.noise_level import quanta_per_pixel, signal_power_across, white_noise_variance
-from models.tune_deconvolution import collimate
+from models.tune_deconvolution import centre_crop, collimate
 
 F32 = NDArray[np.float32]
 
@@ -68,13 +68,6 @@ LENGTHS = {"0.6": (6.0, 10.0), "0.2": (10.0, 20.0)}
 #: Images the regulariser was fitted on (the first of the training list) and validation images.
 FIT_IMAGES = 20
 VALIDATION_IMAGES = 24
-
-
-def _crop(a: F32, c: int) -> F32:
-    h, w = a.shape
-    c = min(c, h, w)
-    y, x = (h - c) // 2, (w - c) // 2
-    return np.ascontiguousarray(a[y : y + c, x : x + c])
 
 
 def image_lists(data: Path) -> tuple[list[str], list[str]]:
@@ -92,9 +85,9 @@ def scenes(
     base: F32, rng: np.random.Generator, collimated: bool
 ) -> Iterator[tuple[str, float, F32]]:
     """(scale, pixel spacing mm, sharp image) of one 640 px radiograph."""
-    up = _crop(np.clip(zoom(base, 3.0, order=3), 0.0, 1.0).astype(np.float32), 768)
+    up = centre_crop(np.clip(zoom(base, 3.0, order=3), 0.0, 1.0).astype(np.float32), 768)
     detector = np.clip(up + rng.normal(0.0, 0.004, up.shape), 0.0, 1.0).astype(np.float32)
-    for scale, spacing, sharp in (("0.6", 0.6, _crop(base, 384)), ("0.2", 0.2, detector)):
+    for scale, spacing, sharp in (("0.6", 0.6, centre_crop(base, 384)), ("0.2", 0.2, detector)):
         yield f"{scale}/open", spacing, sharp
         if collimated:
             yield f"{scale}/collimated", spacing, collimate(sharp)

@@ -67,7 +67,8 @@ class Case(NamedTuple):
     blurred: F32
 
 
-def _crop(a: F32, c: int) -> F32:
+def centre_crop(a: F32, c: int) -> F32:
+    """The centred c×c part of ``a`` (c capped at its sides), contiguous."""
     h, w = a.shape
     c = min(c, h, w)
     y, x = (h - c) // 2, (w - c) // 2
@@ -94,9 +95,11 @@ def make_cases(data: Path, images: int, seed: int = 7) -> list[Case]:
         base = load_gray(data / name).astype(np.float32) / 255.0
         for scale in ("0.6mm", "0.2mm"):
             if scale == "0.6mm":
-                open_, spacing = _crop(base, 384), 0.6
+                open_, spacing = centre_crop(base, 384), 0.6
             else:
-                up = _crop(np.clip(zoom(base, 3.0, order=3), 0.0, 1.0).astype(np.float32), 1024)
+                up = centre_crop(
+                    np.clip(zoom(base, 3.0, order=3), 0.0, 1.0).astype(np.float32), 1024
+                )
                 noisy = up + rng.normal(0.0, 0.004, up.shape)
                 open_, spacing = np.clip(noisy, 0.0, 1.0).astype(np.float32), 0.2
             for scene, sharp in (("open", open_), ("collimated", collimate(open_))):

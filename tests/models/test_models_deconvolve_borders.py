@@ -18,16 +18,12 @@ from node.pipeline.preprocess import (
     stored_bit_range,
     to_unit_stored_range,
 )
-from tests.support.synthetic import make_cr
+from tests.support.synthetic import make_cr, power_law_field
 
 
 def _field(n: int, seed: int) -> np.ndarray:
     """A radiograph-like 1/f^1.4 field in [0.15, 0.85] with an unexposed band (a hard edge)."""
-    rng = np.random.default_rng(seed)
-    f = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
-    f[0, 0] = 1.0
-    img = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((n, n))) / f**1.4))
-    img = 0.15 + 0.7 * (img - img.min()) / (img.max() - img.min())
+    img = power_law_field(n, seed, 1.4, 0.15, 0.85)
     img[:, :60] = 0.0
     return img
 

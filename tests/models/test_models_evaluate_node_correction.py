@@ -7,16 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from models import evaluate_node_correction as enc
-from tests.support.synthetic import make_cr
+from tests.support.synthetic import make_cr, power_law_field
 
 
 def _radiograph_like(n: int) -> np.ndarray:
-    rng = np.random.default_rng(4)
-    f = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
-    f[0, 0] = 1.0
-    img = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((n, n))) / f**1.4))
-    out: np.ndarray = 0.15 + 0.7 * (img - img.min()) / (img.max() - img.min())
-    return out
+    return power_law_field(n, 4, 1.4, 0.15, 0.85)
 
 
 def _field_frame(tmp_path: Path) -> Path:

@@ -20,15 +20,12 @@ from models.deblur import (
     wiener_balance,
 )
 from models.noise_level import quanta_per_pixel
+from tests.support.synthetic import power_law_field
 
 
 def _radiograph(n: int, seed: int) -> np.ndarray:
     """A radiograph-like field: 1/f^1.3 anatomy with fine texture, grey values 0.2-0.8."""
-    rng = np.random.default_rng(seed)
-    f = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
-    f[0, 0] = 1.0
-    img = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((n, n))) / f**1.3))
-    return (0.2 + 0.6 * (img - img.min()) / (img.max() - img.min())).astype(np.float32)
+    return power_law_field(n, seed, 1.3, 0.2, 0.8).astype(np.float32)
 
 
 @pytest.mark.parametrize("quanta", [3e3, 1e4, 1e5])

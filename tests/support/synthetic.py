@@ -15,6 +15,16 @@ PATIENT_NAME = "SYNTHETIC^PATIENT"
 PATIENT_ID = "SYN-0001"
 
 
+def power_law_field(n: int, seed: int, exponent: float, lo: float, hi: float) -> np.ndarray:
+    """A radiograph-like n² field: white noise shaped to a 1/f^exponent spectrum, grey lo..hi."""
+    rng = np.random.default_rng(seed)
+    f = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
+    f[0, 0] = 1.0
+    img = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((n, n))) / f**exponent))
+    out: np.ndarray = lo + (hi - lo) * (img - img.min()) / (img.max() - img.min())
+    return out
+
+
 def chest_like(rows: int, cols: int, seed: int = 0) -> np.ndarray:
     """A smooth chest-like picture in [0, 1] (two dark lungs, bright mediastinum, ribs)."""
     rng = np.random.default_rng(seed)
