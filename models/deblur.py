@@ -42,7 +42,7 @@ from models.deconvolve import (
     richardson_lucy,
     wiener_exposure,
 )
-from models.noise_level import quanta_per_pixel, signal_power_across, white_noise_variance
+from models.noise_level import quanta_per_pixel, signal_power_across
 
 #: Overshoot share above which the Wiener result is replaced by Richardson-Lucy (docs/models.md).
 DEFAULT_RINGING_LIMIT: float | None = 0.01
@@ -61,13 +61,13 @@ RL_EXPONENT = 0.6
 #: The regulariser's floor for a kernel that may not be the true one: ``floor · (L / 10 px) ** 2 ·
 #: ((1 - confidence) / 0.2) ** 3`` (long motion with a poor straight fit: most likely a curved path
 #: the straight kernel misses, whose error a smaller λ amplifies like noise; docs/models.md).
+MISMATCH_LENGTH_EXPONENT = 2.0
+MISMATCH_FIT_EXPONENT = 3.0
 #: The signal-aware regulariser (experiment, off by default): ``SNR_BALANCE · (z / SNR_REFERENCE)
 #: ** balance_exponent``, z the white noise variance over the anatomy's power across the motion
 #: at 0.06-0.14 cycles/px (the Wiener filter's own noise-to-signal ratio; docs/models.md).
 SNR_BALANCE = 0.03
 SNR_REFERENCE = 0.00347
-MISMATCH_LENGTH_EXPONENT = 2.0
-MISMATCH_FIT_EXPONENT = 3.0
 
 F32 = NDArray[np.float32]
 Decision = Literal["sharp", "blurred", "severe"]
@@ -218,6 +218,14 @@ def mismatch_floor(estimate: MotionEstimate, policy: MotionPolicy) -> float:
     return float(min(floor, policy.balance_range[1]))
 
 
+def _measured_quanta(exposure: NDArray[np.floating]) -> float | None:
+    """:func:`models.noise_level.quanta_per_pixel`, or None for an image too small to measure."""
+    try:
+        return quanta_per_pixel(exposure)
+    except ValueError:
+        return None
+
+
 def wiener_balance(
     exposure: NDArray[np.floating], policy: MotionPolicy, motion_angle_deg: float | None = None
 ) -> tuple[float, float | None]:
@@ -229,18 +237,16 @@ def wiener_balance(
     regularisation: a frame blurred without added noise gets about a tenth of the λ that suits
     Poisson noise of 10⁴ quanta/px.
     """
-    if not policy.balance_follows_noise:
-        return policy.balance, None
-    try:
-        n = quanta_per_pixel(exposure)
-    except ValueError:  # too small to measure: the fixed value
+    n = _measured_quanta(exposure) if policy.balance_follows_noise else None
+    if n is None:  # not asked for, or too small to measure: the fixed value
         return policy.balance, None
     lo, hi = policy.balance_range
     if not math.isfinite(n):
         return lo, n
     lam = policy.balance * (BALANCE_REFERENCE_QUANTA / n) ** policy.balance_exponent
     if policy.balance_signal_aware and motion_angle_deg is not None:
-        z = white_noise_variance(exposure) / signal_power_across(exposure, motion_angle_deg)
+        noise_variance = float(np.mean(exposure)) / n
+        z = noise_variance / signal_power_across(exposure, motion_angle_deg)
         lam = SNR_BALANCE * (z / SNR_REFERENCE) ** policy.balance_exponent
     return float(min(max(lam, lo), hi)), n
 
@@ -275,10 +281,7 @@ def deconvolve(
     steps = 0
     if allow_fallback and policy.ringing_limit is not None and over > policy.ringing_limit:
         if quanta is None and policy.rl_fallback_follows_noise:
-            try:
-                quanta = quanta_per_pixel(e)
-            except ValueError:
-                quanta = None
+            quanta = _measured_quanta(e)
         steps = rl_fallback_iterations(quanta, policy)
         w = richardson_lucy(e, psf, steps)
         method = "richardson-lucy"

@@ -34,20 +34,24 @@ SECTORS = 24
 PATCH = 64
 
 
-def white_noise_variance(exposure: NDArray[np.floating], patch: int = PATCH) -> float:
-    """Variance of the white noise in ``exposure`` (per pixel), read in its quietest direction."""
-    e = np.asarray(exposure, dtype=np.float64)
+def _spectrum(e: F64, patch: int) -> tuple[F64, F64, F64]:
+    """Welch power of ``e`` scaled so white noise of variance s² reads s² in every bin, with each
+    bin's radius (cycles/px) and angle (0..180°, the FFT's rows running down)."""
     patch = min(patch, *e.shape)
     patch -= patch % 2
     if patch < 16:
         raise ValueError(f"image {e.shape} too small to measure its noise")
     power = welch_power(e, patch, max_patches=256)
     win = np.outer(np.hanning(patch), np.hanning(patch))
-    power = power / float((win**2).sum())  # white noise of variance s² -> s² in every bin
+    power = power / float((win**2).sum())
     f = np.fft.fftfreq(patch)
     fy, fx = f[:, None], f[None, :]
-    r = np.hypot(fx, fy)
-    ang = np.mod(np.degrees(np.arctan2(fy, fx)), 180.0)
+    r: F64 = np.hypot(fx, fy)
+    ang: F64 = np.mod(np.degrees(np.arctan2(fy, fx)), 180.0)
+    return power, r, ang
+
+
+def _quietest(power: F64, r: F64, ang: F64) -> float:
     ring = (r >= RING[0]) & (r <= RING[1])
     sector = np.minimum((ang / (180.0 / SECTORS)).astype(int), SECTORS - 1)
     medians = [
@@ -56,6 +60,11 @@ def white_noise_variance(exposure: NDArray[np.floating], patch: int = PATCH) -> 
         if np.any(ring & (sector == s))
     ]
     return min(medians)
+
+
+def white_noise_variance(exposure: NDArray[np.floating], patch: int = PATCH) -> float:
+    """Variance of the white noise in ``exposure`` (per pixel), read in its quietest direction."""
+    return _quietest(*_spectrum(np.asarray(exposure, dtype=np.float64), patch))
 
 
 def signal_power_across(
@@ -67,23 +76,12 @@ def signal_power_across(
     """Power of the anatomy per frequency bin across the motion (±15° of the perpendicular), in
     ``band`` cycles/px, less the white noise: motion blur leaves that direction untouched, so this
     is the sharp image's own spectrum there (an experiment's feature; docs/models.md)."""
-    e = np.asarray(exposure, dtype=np.float64)
-    patch = min(patch, *e.shape)
-    patch -= patch % 2
-    power = welch_power(e, patch, max_patches=256)
-    win = np.outer(np.hanning(patch), np.hanning(patch))
-    power = power / float((win**2).sum())
-    f = np.fft.fftfreq(patch)
-    fy, fx = f[:, None], f[None, :]
-    r = np.hypot(fx, fy)
-    # angle of each frequency vector (0..180); the motion's blur acts along its own direction
-    ang = np.mod(np.degrees(np.arctan2(fy, fx)), 180.0)
+    power, r, ang = _spectrum(np.asarray(exposure, dtype=np.float64), patch)
     # (the kernel's angle counts with the image's y axis up; the FFT's rows run down)
     across = np.mod(90.0 - motion_angle_deg, 180.0)
     d = np.abs(((ang - across) + 90.0) % 180.0 - 90.0)
     sel = (r >= band[0]) & (r <= band[1]) & (d <= 15.0)
-    noise = white_noise_variance(e, patch)
-    return max(float(np.median(power[sel])) - noise, 1e-30)
+    return max(float(np.median(power[sel])) - _quietest(power, r, ang), 1e-30)
 
 
 def quanta_per_pixel(exposure: NDArray[np.floating], patch: int = PATCH) -> float:
