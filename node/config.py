@@ -305,9 +305,8 @@ class BlurGateSettings(Strict):
     # image size, assumed_field_mm over the longer side, kept within 0.1-0.7 mm (docs/models.md)
     assumed_pixel_spacing_mm: float | None = Field(None, ge=0.02, le=2.0)
     assumed_field_mm: float = Field(430.0, gt=0, le=1000)  # long side of the field then assumed
-    wiener_balance: float = Field(
-        0.1, gt=0
-    )  # regularisation of the deconvolution (at 1e4 quanta/px)
+    # regularisation of the deconvolution (at 1e4 quanta/px of noise)
+    wiener_balance: float = Field(0.1, gt=0)
     # ... scaled to the noise measured in each image, (1e4 / quanta) ** exponent, within min-max
     wiener_balance_follows_noise: bool = True
     wiener_balance_exponent: float = Field(0.7, ge=0, le=2)

@@ -62,6 +62,8 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
         described["balance_range"] = list(policy.balance_range)
         if policy.balance_mismatch_floor is not None:
             described["balance_mismatch_floor"] = policy.balance_mismatch_floor
+        if policy.balance_signal_aware:
+            described["balance_signal_aware"] = True
     if policy.rl_iterations:
         described["rl_iterations"] = policy.rl_iterations
     if policy.ringing_limit is not None:
