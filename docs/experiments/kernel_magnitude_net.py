@@ -43,6 +43,7 @@ from models.blur_estimate import welch_power  # noqa: E402
 from models.deblur import MotionPolicy, assess_motion, wiener_balance  # noqa: E402
 from models.deblur_data import load_gray, split_by_patient  # noqa: E402
 from models.deconvolve import wiener_exposure  # noqa: E402
+from models.kernel_shape import magnitude_distance  # noqa: E402
 from models.noise_level import quanta_per_pixel  # noqa: E402
 from models.tune_balance import image_lists, scenes  # noqa: E402
 
@@ -153,10 +154,6 @@ def train(args: argparse.Namespace) -> None:
             torch.save(net.state_dict(), args.out)
 
 
-def rel(a: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.linalg.norm(a - ref) / np.linalg.norm(ref))
-
-
 def evaluate(args: argparse.Namespace) -> None:
     net = Net()
     net.load_state_dict(torch.load(args.net))
@@ -213,7 +210,7 @@ def evaluate(args: argparse.Namespace) -> None:
                             "err_net": float(
                                 np.linalg.norm(mag_np - true_mag) / np.linalg.norm(true_mag)
                             ),
-                            "fit_straight": rel(magnitude_of(ks), mag_np),
+                            "fit_straight": magnitude_distance(mag_np, ks),
                             "measured_quanta": quanta_per_pixel(e),
                         }
                         for label, first in (("pr", None), ("pr_s", ks)):
@@ -221,7 +218,7 @@ def evaluate(args: argparse.Namespace) -> None:
                             g1, t1 = gain(kr)
                             g2, t2 = gain(kr[::-1, ::-1].copy())
                             row[label] = g1 if t1 <= t2 else g2
-                            row["fit_" + label] = rel(magnitude_of(kr), mag_np)
+                            row["fit_" + label] = magnitude_distance(mag_np, kr)
                         rows.append(row)
                         for key in ("straight", "true", "pr", "pr_s", "err_net"):
                             res.setdefault(f"{kind} {px:g}px q={q} {key}", []).append(row[key])

@@ -30,21 +30,17 @@ from models.blur_estimate import welch_power
 from models.deblur import MotionPolicy, assess_motion, wiener_balance
 from models.deblur_data import load_gray
 from models.deconvolve import wiener_exposure
+from models.kernel_shape import GRID, magnitude_of
+from models.kernel_shape import total_variation as tv
 from models.tune_balance import image_lists, scenes
 
 POLICY = MotionPolicy()
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cxr-radiographs-mhh"
-N = 64
+N = GRID
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b) ** 2)))
-
-
-def magnitude_of(k: np.ndarray) -> np.ndarray:
-    big = np.zeros((N, N))
-    big[: k.shape[0], : k.shape[1]] = k
-    return np.abs(np.fft.fft2(big))
 
 
 def retrieve(
@@ -127,11 +123,6 @@ def blind_magnitude_constrained(e: np.ndarray, angle_deg: float, length: float) 
     k2 = np.real(np.fft.fft2(a))
     k2 /= k2[0, 0]
     return np.sqrt(np.clip(k2, 0, None))
-
-
-def tv(r: np.ndarray) -> float:
-    gy, gx = np.gradient(r)
-    return float(np.hypot(gx, gy)[8:-8, 8:-8].mean())
 
 
 def main() -> None:
