@@ -18,6 +18,8 @@ One function chain, used by ``models.evaluate``, the blur gate and the node's co
    ``balance`` at 10⁴ quanta/px, less for a quieter frame, more for a noisier one. A sharp image,
    or one whose motion
    could not be estimated with confidence, is returned **unchanged** (no correction by guesswork).
+   Given a learned kernel magnitude (``magnitude``, :mod:`models.kernel_shape`), the straight
+   kernel is replaced by one retrieved from it where the motion was not straight (curved paths).
 
 Lengths are in pixels of the image as given; millimetres through ``pixel_spacing_mm`` (Imager Pixel
 Spacing / Pixel Spacing of the header, or an assumed value the caller reports).
@@ -41,6 +43,12 @@ from models.deconvolve import (
     overshoot_fraction,
     richardson_lucy,
     wiener_exposure,
+)
+from models.kernel_shape import (
+    FINEST_SPACING_MM,
+    KernelShape,
+    MagnitudeEstimator,
+    shape_kernel,
 )
 from models.noise_level import quanta_per_pixel, signal_power_across
 
@@ -111,6 +119,9 @@ class MotionPolicy:
     # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel at
     # full exposure; scaled with the pixel area); None: none (models.blur_estimate).
     noise_floor_quanta: float | None = 1e5
+    # The kernel shape step (given a learned magnitude) only for frames with pixels at least this
+    # large (None: every frame, block-averaged to the network's scale; lost at detector scale).
+    shape_finest_spacing_mm: float | None = FINEST_SPACING_MM
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,12 @@ class Deconvolution:
     balance: float | None = None  # the Wiener regulariser used (None when not run)
     noise_quanta: float | None = None  # the measured noise, quanta per pixel (None: not measured)
     rl_iterations: int = 0  # Richardson-Lucy steps of the fallback (0 when not run)
+    shape: KernelShape | None = None  # the kernel shape step's finding (None when not run)
+
+    @property
+    def curved(self) -> bool:
+        """Whether the kernel retrieved from the learned magnitude replaced the straight one."""
+        return self.shape is not None and self.shape.replaced
 
 
 def rl_fallback_iterations(noise_quanta: float | None, policy: MotionPolicy) -> int:
@@ -257,13 +274,15 @@ def deconvolve(
     policy: MotionPolicy,
     *,
     allow_fallback: bool = True,
+    magnitude: MagnitudeEstimator | None = None,
 ) -> Deconvolution:
     """Correct an image the assessment calls blurred; return a sharp one unchanged.
 
     The Wiener filter (plus ``policy.rl_iterations`` Richardson-Lucy steps) first; where it rings
     (:func:`models.deconvolve.overshoot_fraction` above ``policy.ringing_limit``) and
     ``allow_fallback``, Richardson-Lucy from a flat start instead, which stays positive and does
-    not ring at hard edges but sharpens open anatomy less.
+    not ring at hard edges but sharpens open anatomy less. With ``magnitude`` the kernel shape
+    step (:func:`models.kernel_shape.shape_kernel`) may replace the straight kernel first.
     """
     a = np.asarray(image01, dtype=np.float32)
     if not assessment.blurred:
@@ -275,6 +294,21 @@ def deconvolve(
     balance, quanta = wiener_balance(e, policy, assessment.estimate.angle_deg)
     if policy.balance_follows_noise:
         balance = max(balance, mismatch_floor(assessment.estimate, policy))
+    shape = None
+    if magnitude is not None:
+        est = assessment.estimate
+        shape = shape_kernel(
+            e,
+            est.length_px,
+            est.angle_deg,
+            assessment.pixel_spacing_mm,
+            magnitude,
+            lambda small: wiener_balance(small, policy)[0],
+            policy.log_range,
+            policy.power,
+            finest_spacing_mm=policy.shape_finest_spacing_mm,
+        )
+        psf = shape.kernel
     w = wiener_exposure(e, psf, balance, policy.power, policy.rl_iterations)
     over = overshoot_fraction(w, e)
     method: Literal["wiener", "richardson-lucy"] = "wiener"
@@ -286,7 +320,7 @@ def deconvolve(
         w = richardson_lucy(e, psf, steps)
         method = "richardson-lucy"
     out = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0).astype(np.float32)
-    return Deconvolution(out, method, over, balance, quanta, steps)
+    return Deconvolution(out, method, over, balance, quanta, steps, shape)
 
 
 def correct(

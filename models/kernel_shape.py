@@ -19,20 +19,38 @@ a learned estimate of the blurred image's spectrum; the experiment is
    is further than τ from the straight kernel's, τ = 0.25 for a quiet frame (N̂ ≥ 5·10⁴
    quanta/px) and 0.4 otherwise.
 
-**Not used by the node yet** (see docs/models.md for what is missing: the network in ONNX,
-detector-scale frames, the node's own validation and the test split).
+4. :func:`shape_kernel` — the whole step for one frame at any pixel size: the frame is
+   block-averaged towards the network's 0.6 mm scale (and so that the motion is at most 14 px
+   there; frames with pixels finer than 0.4 mm keep the straight kernel by default: at detector
+   scale the step lost on training images), the magnitude estimated (a :data:`MagnitudeEstimator`: the ONNX model
+   ``models/weights/kernel-magnitude`` in the node, :mod:`models.kernel_magnitude_net` in
+   training), compared with the straight kernel's, and where the rule says so the retrieved
+   kernel is oriented and scaled back to the frame's pixels (thinned to a one-pixel path).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import shift
+from scipy.ndimage import shift, zoom
+from skimage.morphology import skeletonize
 
-from models.blur import from_exposure
+from models.blur import from_exposure, linear_kernel
+from models.blur_estimate import welch_power
 from models.deconvolve import wiener_exposure
+from models.noise_level import quanta_per_pixel
 
+F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
+#: The learned magnitude: :func:`spectrum_input` (64², float32) → |K| on the same grid, centred
+#: (``fftshift``), as the network returns it.
+MagnitudeEstimator = Callable[[F32], NDArray[np.floating]]
 
 #: Grid of the magnitude and of the retrieval (the learned estimate's Welch patch).
 GRID = 64
@@ -40,6 +58,27 @@ GRID = 64
 QUIET_THRESHOLD = 0.25
 NOISY_THRESHOLD = 0.4
 QUIET_FROM_QUANTA = 5e4
+#: The network's scale: a frame is block-averaged towards this pixel size, and further until the
+#: motion is at most MAX_NET_LENGTH_PX there (its training: 0.6 mm crops, 3-14 px of motion).
+NET_SPACING_MM = 0.6
+MAX_NET_LENGTH_PX = 14.0
+#: Shorter motion at the network's scale keeps the straight kernel (a path of under 3 px has
+#: no shape to find).
+MIN_NET_LENGTH_PX = 3.0
+#: Frames with finer pixels keep the straight kernel: at detector scale (block-averaged to the
+#: network's scale) the step lost on training images (docs/models.md).
+FINEST_SPACING_MM = 0.4
+#: Seed of the phase retrieval's random starts: the node gives the same answer every time.
+RETRIEVAL_SEED = 0
+
+
+def spectrum_input(exposure: NDArray[np.floating]) -> F32:
+    """The network's input: the Welch log power spectrum (64² patches) of the mean-removed
+    linear exposure, centred (``fftshift``) and standardised."""
+    e = np.asarray(exposure, dtype=np.float64)
+    lp = np.log(np.fft.fftshift(welch_power(e - e.mean(), GRID)) + 1e-12)
+    out: F32 = ((lp - lp.mean()) / (lp.std() + 1e-9)).astype(np.float32)
+    return out
 
 
 def magnitude_of(kernel: F64, grid: int = GRID) -> F64:
@@ -145,3 +184,125 @@ def choose_orientation(
         return total_variation(np.clip(from_exposure(w, log_range), 0.0, 1.0))
 
     return kernel if tv(kernel) <= tv(mirrored) else mirrored
+
+
+def magnitude_from_session(session: Any) -> MagnitudeEstimator:
+    """The estimator of an ONNX Runtime session of a ``kernel_magnitude`` model (input
+    [N, 1, 64, 64] spectrum, first output [N, 1, 64, 64] centred magnitude)."""
+    name = session.get_inputs()[0].name
+
+    def estimate(spectrum: F32) -> NDArray[np.floating]:
+        x = np.asarray(spectrum, dtype=np.float32)[None, None]
+        out: F64 = np.asarray(session.run(None, {name: x})[0], dtype=np.float64)[0, 0]
+        return out
+
+    return estimate
+
+
+def load_magnitude_model(folder: Path) -> MagnitudeEstimator:
+    """The bundled (or any) ``kernel_magnitude`` model folder run on the CPU by ONNX Runtime
+    (training and evaluation; the node loads it through ``node.pipeline.infer``)."""
+    import onnxruntime as ort
+
+    from models.manifest import load_manifest
+
+    manifest, path = load_manifest(folder)
+    if manifest.task != "kernel_magnitude":
+        raise ValueError(f"{manifest.display_name} is a {manifest.task} model")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return magnitude_from_session(
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    )
+
+
+def reduction_factor(length_px: float, pixel_spacing_mm: float) -> int:
+    """Block size that brings a frame to about the network's 0.6 mm and the motion to ≤ 14 px."""
+    if pixel_spacing_mm <= 0 or not math.isfinite(length_px):
+        raise ValueError("pixel spacing must be positive and the length finite")
+    f = max(1, round(NET_SPACING_MM / pixel_spacing_mm))
+    return max(f, math.ceil(length_px / MAX_NET_LENGTH_PX))
+
+
+def block_mean(a: NDArray[np.floating], f: int) -> F64:
+    """Mean over ``f``×``f`` blocks (the last partial row/column of blocks dropped)."""
+    x = np.asarray(a, dtype=np.float64)
+    if f <= 1:
+        return x
+    h, w = (x.shape[0] // f) * f, (x.shape[1] // f) * f
+    out: F64 = x[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    return out
+
+
+def upscale_kernel(kernel: F64, f: int) -> F64:
+    """A kernel found on ``f``-times coarser pixels, on the frame's own: enlarged (linear
+    interpolation), then thinned to its one-pixel skeleton (a motion path is a curve, not a band
+    ``f`` px wide: the band would make the deconvolution over-sharpen), weighted by the enlarged
+    values; centred, sum 1."""
+    if f <= 1:
+        return centre_on_centroid(kernel)
+    big = np.clip(zoom(np.pad(kernel, 1), f, order=1), 0.0, None)
+    support = big > 0.2 * float(big.max())
+    thin = skeletonize(support)
+    path = big * thin if thin.any() and float((big * thin).sum()) > 0 else big
+    return centre_on_centroid(path)
+
+
+@dataclass(frozen=True)
+class KernelShape:
+    """What the shape step found for one frame."""
+
+    kernel: F64  # the kernel to deconvolve with, on the frame's pixels
+    replaced: bool  # True: the retrieved kernel; False: the straight estimate
+    distance: float  # predicted magnitude's distance from the straight kernel's (nan: not run)
+    threshold: float  # τ it was compared with (nan: not run)
+    factor: int  # block size of the network's scale
+    reason: str  # why the straight kernel was kept, or "" when replaced
+
+
+def shape_kernel(
+    exposure: NDArray[np.floating],
+    length_px: float,
+    angle_deg: float,
+    pixel_spacing_mm: float,
+    magnitude: MagnitudeEstimator,
+    balance_for: Callable[[F64], float],
+    log_range: float,
+    power: float = 1.0,
+    *,
+    finest_spacing_mm: float | None = FINEST_SPACING_MM,
+) -> KernelShape:
+    """The kernel of a frame whose straight estimate is ``length_px`` at ``angle_deg``: the
+    straight one, or the one retrieved from the learned magnitude where the validated rule
+    (:func:`shape_threshold`) says the motion was not straight.
+
+    ``balance_for`` gives the Wiener regulariser for an exposure image (the orientation is
+    chosen by restoring the frame at the network's scale with it). Frames with pixels finer than
+    ``finest_spacing_mm`` keep the straight kernel (None: every frame, block-averaged to the
+    network's scale; an experiment that lost at detector scale).
+    """
+    straight = linear_kernel(length_px, angle_deg)
+    f = reduction_factor(length_px, pixel_spacing_mm)
+    nan = float("nan")
+    if finest_spacing_mm is not None and pixel_spacing_mm < finest_spacing_mm:
+        return KernelShape(straight, False, nan, nan, f, "pixels finer than the shape step's")
+    small = block_mean(exposure, f)
+    length = length_px / f
+    if length < MIN_NET_LENGTH_PX:
+        return KernelShape(straight, False, nan, nan, f, "motion too short for a shape")
+    if min(small.shape) < 2 * GRID:
+        return KernelShape(straight, False, nan, nan, f, "frame too small for the spectrum")
+    try:
+        quanta: float | None = quanta_per_pixel(small)
+    except ValueError:
+        quanta = None
+    mag = np.fft.ifftshift(np.asarray(magnitude(spectrum_input(small)), dtype=np.float64))
+    if mag.shape != (GRID, GRID) or not np.all(np.isfinite(mag)) or float(mag.max()) <= 0:
+        return KernelShape(straight, False, nan, nan, f, "no usable magnitude")
+    distance = magnitude_distance(mag, linear_kernel(length, angle_deg))
+    tau = shape_threshold(quanta)
+    if not distance > tau:
+        return KernelShape(straight, False, distance, tau, f, "magnitude fits straight motion")
+    found, _ = retrieve_kernel(mag, length / 2 + 2, np.random.default_rng(RETRIEVAL_SEED))
+    oriented = choose_orientation(small, found, balance_for(small), log_range, power)
+    return KernelShape(upscale_kernel(oriented, f), True, distance, tau, f, "")

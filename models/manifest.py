@@ -55,7 +55,11 @@ class InputSpec(BaseModel):
     dtype: Literal["float32"] = "float32"
     # classifier_unit: as shown (VOI), then models.intensity.classifier_unit (squash to size²,
     # 0.5-99.5 percentile stretch): the one mapping of training, evaluation and the node.
-    intensity: Literal["stored_range", "voi_window", "classifier_unit"] = "stored_range"
+    # welch_log_spectrum (kernel_magnitude models): not pixels but the normalised Welch log power
+    # spectrum of the linear exposure (models.kernel_shape.spectrum_input).
+    intensity: Literal["stored_range", "voi_window", "classifier_unit", "welch_log_spectrum"] = (
+        "stored_range"
+    )
     mean: float = 0.0
     std: float = 1.0
     # Fixed square input (classifier) or None for any size (generator).
@@ -103,7 +107,7 @@ class ModelManifest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
     name: str
-    task: Literal["deblur", "classify"]
+    task: Literal["deblur", "classify", "kernel_magnitude"]
     version: str
     architecture: str
     file: str  # ONNX file name, relative to the manifest's folder
@@ -113,7 +117,8 @@ class ModelManifest(BaseModel):
     description: str = ""
     input: InputSpec
     # Output names in the ONNX graph: deblur -> {"image": ...};
-    # classify -> {"probabilities": [N, C], "cam": [N, C, h, w]}.
+    # classify -> {"probabilities": [N, C], "cam": [N, C, h, w]};
+    # kernel_magnitude -> {"magnitude": [N, 1, 64, 64]}.
     outputs: dict[str, str]
     tile: TileSpec | None = None
     labels: list[Label] = []

@@ -15,6 +15,10 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   ``gain_fixed`` / ``gain_noise``.
 - ``snr-validate``: the validation images, open and collimated, λ by the noise alone and by the
   noise-to-signal ratio (``balance_signal_aware``), as ``gain_fixed`` / ``gain_noise``.
+- ``shape-validate``: the validation images, open and collimated, at 0.6 mm (the step does not
+  run on finer pixels), the straight
+  kernel (``gain_fixed``) against the kernel shape step with the bundled learned magnitude
+  (``gain_noise``; :func:`models.kernel_shape.shape_kernel`).
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -55,6 +59,7 @@ from models.blur import (
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray, split_by_patient
 from models.deconvolve import pad_for_fft, richardson_lucy_steps, wiener_exposure
+from models.kernel_shape import load_magnitude_model
 from models.noise_level import quanta_per_pixel, signal_power_across, white_noise_variance
 from models.tune_deconvolution import centre_crop, collimate
 
@@ -66,6 +71,8 @@ RL_STEPS = (5, 10, 20, 40, 80)
 NOISE: tuple[float | None, ...] = (None, 1e5, 3e4, 1e4, 3e3)
 LENGTHS = {"0.6": (6.0, 10.0), "0.2": (10.0, 20.0)}
 #: Images the regulariser was fitted on (the first of the training list) and validation images.
+#: The learned kernel magnitude of the shape step (``shape-validate``).
+BUNDLED_MAGNITUDE = Path(__file__).resolve().parent / "weights" / "kernel-magnitude"
 FIT_IMAGES = 20
 VALIDATION_IMAGES = 24
 
@@ -115,6 +122,10 @@ def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict
             "fixed": policy,
             "noise": dataclasses.replace(policy, balance_signal_aware=True),
         }
+    magnitude = None
+    if command == "shape-validate":  # the straight kernel against the shape step
+        compared = {"fixed": policy, "noise": policy}
+        magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
     if command == "rl-validate":
         compared = {
             "fixed": dataclasses.replace(policy, rl_fallback_follows_noise=False),
@@ -127,6 +138,9 @@ def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict
         base = load_gray(data / name).astype(np.float32) / 255.0
         for scene, spacing, sharp in scenes(base, rng, collimated=command != "grid"):
             if command in ("rl", "rl-validate") and scene.endswith("/open"):
+                continue
+            # the shape step does not run on finer pixels (models.kernel_shape.FINEST_SPACING_MM)
+            if command == "shape-validate" and spacing < (policy.shape_finest_spacing_mm or 0):
                 continue
             for kind in ("straight", "curved"):
                 for px in LENGTHS[scene.split("/")[0]]:
@@ -164,11 +178,17 @@ def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict
                             row.update(_rl_gains(sharp, b, a.estimate.kernel(), policy.log_range))
                         elif a.blurred:
                             for label, pol in compared.items():
-                                d = deconvolve(b, a, pol)
+                                d = deconvolve(
+                                    b, a, pol, magnitude=magnitude if label == "noise" else None
+                                )
                                 row[f"gain_{label}"] = _psnr(sharp, d.image) - base_psnr
                                 row[f"method_{label}"] = d.method
                                 row[f"balance_{label}"] = d.balance
                                 row[f"rl_steps_{label}"] = d.rl_iterations
+                                if d.shape is not None:
+                                    row["shape_replaced"] = d.shape.replaced
+                                    row["shape_distance"] = d.shape.distance
+                                    row["shape_factor"] = d.shape.factor
                         rows.append(row)
         print(f"{name}: {len(rows)} cases, {time.time() - t0:.0f} s", flush=True)
         out.write_text(json.dumps(rows))
@@ -226,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             "rl-validate",
             "floor-validate",
             "snr-validate",
+            "shape-validate",
             "summary",
         ),
     )

@@ -29,7 +29,13 @@ from node.ops.http import create_http_app
 from node.pipeline.analyse import Models
 from node.pipeline.blur_gate import policy as blur_policy
 from node.pipeline.correct import Corrector
-from node.pipeline.infer import Classifier, Deblurrer, ModelLoadError, load_model
+from node.pipeline.infer import (
+    Classifier,
+    Deblurrer,
+    KernelMagnitude,
+    ModelLoadError,
+    load_model,
+)
 from node.pipeline.outputs import producer_for
 from node.pipeline.scope import ScopeFlags
 from node.pipeline.worker import Loop, WorkerContext, process_job
@@ -54,7 +60,12 @@ def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
         if m.deblur is not None
         else None
     )
-    corrector = Corrector(blur_policy(settings.blur_gate), generator)
+    magnitude = (
+        KernelMagnitude(load_model(m.kernel_shape, "cpu", m.intra_op_threads, m.verify_sha256))
+        if m.kernel_shape is not None and generator is None
+        else None
+    )
+    corrector = Corrector(blur_policy(settings.blur_gate), generator, magnitude)
     classify = load_model(m.classify, m.providers, m.intra_op_threads, m.verify_sha256)
     if metrics is not None:
         metrics.models_loaded.labels(

@@ -111,6 +111,15 @@ class ModelSettings(Strict):
     # learned weights.
     deblur: Path | None = None
     classify: Path = BUNDLED_MODELS / "classify-demo"
+    # The learned kernel magnitude of the curved-motion shape step of the blind Wiener correction
+    # (models/kernel_shape.py); null (or "off"): the straight-motion kernel only.
+    kernel_shape: Path | None = None
+
+    @field_validator("kernel_shape", mode="before")
+    @classmethod
+    def _kernel_shape(cls, v: object) -> object:
+        # YAML reads a bare off as false
+        return None if v is None or v is False or v == "off" else _bundled(v)
 
     @field_validator("deblur", mode="before")
     @classmethod

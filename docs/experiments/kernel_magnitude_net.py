@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -43,6 +42,7 @@ from models.blur_estimate import welch_power  # noqa: E402
 from models.deblur import MotionPolicy, assess_motion, wiener_balance  # noqa: E402
 from models.deblur_data import load_gray, split_by_patient  # noqa: E402
 from models.deconvolve import wiener_exposure  # noqa: E402
+from models.kernel_magnitude_net import KernelMagnitudeNet as Net  # noqa: E402
 from models.kernel_shape import magnitude_distance  # noqa: E402
 from models.noise_level import quanta_per_pixel  # noqa: E402
 from models.tune_balance import image_lists, scenes  # noqa: E402
@@ -88,35 +88,6 @@ def bank(args: argparse.Namespace) -> None:
         if i % 500 == 0:
             print(i, f"{time.time() - t0:.0f} s", flush=True)
     np.savez(args.out, x=np.stack(xs), y=np.stack(ys))
-
-
-class Net(nn.Module):
-    """A small U-Net on the 64² log spectrum: 64² → 32² → 16² (dilated) and back, with skips."""
-
-    def __init__(self, ch: int = 16) -> None:
-        super().__init__()
-
-        def block(i: int, o: int, d: int = 1) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(i, o, 3, padding=d, dilation=d), nn.GELU())
-
-        self.e1 = nn.Sequential(block(1, ch), block(ch, ch))
-        self.e2 = nn.Sequential(nn.Conv2d(ch, 2 * ch, 3, 2, 1), nn.GELU(), block(2 * ch, 2 * ch))
-        self.e3 = nn.Sequential(
-            nn.Conv2d(2 * ch, 4 * ch, 3, 2, 1),
-            nn.GELU(),
-            *(block(4 * ch, 4 * ch, d) for d in (1, 2, 4, 2)),
-        )
-        self.u2 = nn.ConvTranspose2d(4 * ch, 2 * ch, 2, 2)
-        self.d2 = nn.Sequential(block(4 * ch, 2 * ch), block(2 * ch, 2 * ch))
-        self.u1 = nn.ConvTranspose2d(2 * ch, ch, 2, 2)
-        self.d1 = nn.Sequential(block(2 * ch, ch), nn.Conv2d(ch, 1, 3, padding=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.e1(x)
-        b = self.e2(a)
-        c = self.e3(b)
-        d = self.d2(torch.cat([self.u2(c), b], 1))
-        return torch.sigmoid(self.d1(torch.cat([self.u1(d), a], 1)))
 
 
 def train(args: argparse.Namespace) -> None:

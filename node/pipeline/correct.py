@@ -14,6 +14,11 @@ Two ways to correct, chosen by ``models.deblur`` in the settings:
   removes what deconvolution leaves (ringing, noise). One of one channel is a generator run on
   the blurred image alone (the old ``deblur-demo``).
 
+The blind Wiener correction may take a **kernel shape step** (``models.kernel_shape``, setting
+``models.kernel_shape``): a learned kernel magnitude, phase retrieval and the orientation by total
+variation replace the straight kernel where the motion was curved (version
+:data:`SHAPED_VERSION`; the SR says "curved motion").
+
 Either way an image the estimate does not call blurred comes back **unchanged**: no correction by
 guesswork. :attr:`Correction.applied` and :attr:`Correction.method` say what was done.
 """
@@ -30,8 +35,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, deconvolve
-from models.manifest import device_uid_for
-from node.pipeline.infer import Deblurrer
+from models.manifest import ModelManifest, device_uid_for
+from node.pipeline.infer import Deblurrer, KernelMagnitude
 from node.pipeline.results.inputs import ModelInfo
 
 F32 = NDArray[np.float32]
@@ -39,13 +44,17 @@ log = logging.getLogger(__name__)
 
 WIENER_NAME = "sharpray-blind-wiener"
 WIENER_VERSION = "0.6.0"
+#: The version with the curved-motion shape step (a learned kernel magnitude, models.kernel_shape).
+SHAPED_VERSION = "0.7.0"
 
 
-def wiener_info(policy: MotionPolicy) -> ModelInfo:
-    """The identity of the blind Wiener correction under ``policy``."""
+def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) -> ModelInfo:
+    """The identity of the blind Wiener correction under ``policy``, with the kernel shape step
+    of the ``magnitude`` model where one is given."""
+    version = WIENER_VERSION if magnitude is None else SHAPED_VERSION
     described: dict[str, object] = {
         "name": WIENER_NAME,
-        "version": WIENER_VERSION,
+        "version": version,
         "balance": policy.balance,
         "power": policy.power,
         "log_range": policy.log_range,
@@ -64,6 +73,9 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
             described["balance_mismatch_floor"] = policy.balance_mismatch_floor
         if policy.balance_signal_aware:
             described["balance_signal_aware"] = True
+    if magnitude is not None:
+        described["kernel_magnitude"] = [magnitude.name, magnitude.version, magnitude.sha256]
+        described["shape_finest_spacing_mm"] = policy.shape_finest_spacing_mm
     if policy.rl_iterations:
         described["rl_iterations"] = policy.rl_iterations
     if policy.ringing_limit is not None:
@@ -74,11 +86,18 @@ def wiener_info(policy: MotionPolicy) -> ModelInfo:
     params = json.dumps(described, sort_keys=True)
     return ModelInfo(
         name=WIENER_NAME,
-        version=WIENER_VERSION,
+        version=version,
         device_uid=device_uid_for(hashlib.sha256(params.encode()).hexdigest()),
         demonstration_only=True,
         description=(
-            "Blind straight-motion estimate (spectral template) and Wiener deconvolution"
+            "Blind straight-motion estimate (spectral template)"
+            + (
+                f", curved paths retrieved from a learned kernel magnitude ({magnitude.name} "
+                f"{magnitude.version})"
+                if magnitude is not None
+                else ""
+            )
+            + " and Wiener deconvolution"
             + (" regularised by the measured noise" if policy.balance_follows_noise else "")
             + (
                 f" with {policy.rl_iterations} Richardson-Lucy steps"
@@ -132,9 +151,17 @@ def refiner_policy_mismatch(trained_on: object, policy: MotionPolicy) -> list[st
 class Corrector:
     """Corrects a [0, 1] image (stored range, bright = dense) given its motion assessment."""
 
-    def __init__(self, policy: MotionPolicy, generator: Deblurrer | None = None) -> None:
+    def __init__(
+        self,
+        policy: MotionPolicy,
+        generator: Deblurrer | None = None,
+        magnitude: KernelMagnitude | None = None,
+    ) -> None:
         self.policy = policy
         self.generator = generator
+        if generator is not None and magnitude is not None:
+            raise ValueError("the kernel shape step belongs to the blind Wiener correction only")
+        self.magnitude = magnitude
         if generator is not None and generator.refines_correction:
             m = generator.model.manifest
             differs = refiner_policy_mismatch(m.training.get("correction_policy"), policy)
@@ -148,7 +175,7 @@ class Corrector:
         self.info = (
             ModelInfo.from_manifest(generator.model.manifest)
             if generator is not None
-            else wiener_info(policy)
+            else wiener_info(policy, magnitude.model.manifest if magnitude is not None else None)
         )
 
     def refines_at(self, pixel_spacing_mm: float) -> bool:
@@ -190,7 +217,9 @@ class Corrector:
             )
         if self.generator is not None:
             return Correction(self.generator(a), True, f"{self.info.name} generator ({what})")
-        done = deconvolve(a, motion, self.policy)
+        done = deconvolve(a, motion, self.policy, magnitude=self.magnitude)
+        if done.curved:
+            what = f"{motion.motion_mm:.1f} mm curved motion (kernel retrieved from its magnitude)"
         if done.method == "richardson-lucy":
             how = (
                 f"Richardson-Lucy deconvolution ({done.rl_iterations} steps; the "

@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 from skimage.transform import resize
 
+from models.kernel_shape import magnitude_from_session
 from models.manifest import ModelManifest, load_manifest
 from models.tiling import run_tiled
 
@@ -130,6 +131,23 @@ class Deblurrer:
             batch_size=self.batch,
         )
         return np.clip(out, 0.0, 1.0)
+
+
+class KernelMagnitude:
+    """The learned kernel magnitude of the shape step: the 64² Welch log spectrum of the blurred
+    exposure (``models.kernel_shape.spectrum_input``) -> |K| on the same grid, centred."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        if model.manifest.task != "kernel_magnitude":
+            raise ModelLoadError(
+                f"model {model.manifest.name} is a {model.manifest.task} model, "
+                "not kernel_magnitude"
+            )
+        self.model = model
+        self._estimate = magnitude_from_session(model.session)
+
+    def __call__(self, spectrum: np.ndarray) -> np.ndarray:
+        return self._estimate(spectrum)
 
 
 @dataclass(frozen=True)

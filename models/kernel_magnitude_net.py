@@ -1,0 +1,163 @@
+"""The learned kernel magnitude: a small U-Net from the Welch log spectrum to |K|, and its export.
+
+The network reads the blurred image's Welch log power spectrum (64², in linear exposure,
+:func:`models.kernel_shape.spectrum_input`) and returns the motion kernel's magnitude |K| on the
+same grid (centred, ``fftshift``), in [0, 1]. :mod:`models.kernel_shape` recovers the kernel
+from it (phase retrieval, orientation by total variation) where it differs from the straight
+estimate (docs/models.md, "Curved motion: magnitude, phase and the mirror image").
+
+Training (bank of simulated crops, MHH training patients only) is the experiment
+``docs/experiments/kernel_magnitude_net.py``; this module holds the network and exports a
+checkpoint to the ONNX model the node runs (ONNX Runtime, never torch):
+
+``python -m models.kernel_magnitude_net --checkpoint models/checkpoints/kernel-magnitude-net.pt
+--out models/weights/kernel-magnitude``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.export import MODEL_FILE, OPSET, check_parity
+from models.manifest import (
+    InputSpec,
+    ModelManifest,
+    device_uid_for,
+    sha256_of,
+    write_manifest,
+)
+
+NAME = "sharpray-kernel-magnitude"
+VERSION = "0.1.0"
+GRID = 64
+
+
+class KernelMagnitudeNet(nn.Module):
+    """A small U-Net on the 64² log spectrum: 64² → 32² → 16² (dilated) and back, with skips."""
+
+    def __init__(self, ch: int = 16) -> None:
+        super().__init__()
+
+        def block(i: int, o: int, d: int = 1) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(i, o, 3, padding=d, dilation=d), nn.GELU())
+
+        self.e1 = nn.Sequential(block(1, ch), block(ch, ch))
+        self.e2 = nn.Sequential(nn.Conv2d(ch, 2 * ch, 3, 2, 1), nn.GELU(), block(2 * ch, 2 * ch))
+        self.e3 = nn.Sequential(
+            nn.Conv2d(2 * ch, 4 * ch, 3, 2, 1),
+            nn.GELU(),
+            *(block(4 * ch, 4 * ch, d) for d in (1, 2, 4, 2)),
+        )
+        self.u2 = nn.ConvTranspose2d(4 * ch, 2 * ch, 2, 2)
+        self.d2 = nn.Sequential(block(4 * ch, 2 * ch), block(2 * ch, 2 * ch))
+        self.u1 = nn.ConvTranspose2d(2 * ch, ch, 2, 2)
+        self.d1 = nn.Sequential(block(2 * ch, ch), nn.Conv2d(ch, 1, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.e1(x)
+        b = self.e2(a)
+        c = self.e3(b)
+        d = self.d2(torch.cat([self.u2(c), b], 1))
+        return torch.sigmoid(self.d1(torch.cat([self.u1(d), a], 1)))
+
+
+def load_checkpoint(path: Path) -> KernelMagnitudeNet:
+    net = KernelMagnitudeNet()
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return net.eval()
+
+
+def export_kernel_magnitude(
+    net: KernelMagnitudeNet,
+    out_dir: Path,
+    *,
+    version: str = VERSION,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> ModelManifest:
+    """``out_dir/model.onnx`` (input ``image`` [N, 1, 64, 64], output ``magnitude``) and its
+    manifest, after checking ONNX Runtime against PyTorch."""
+    net = net.float().cpu().eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / MODEL_FILE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            net,
+            (torch.zeros(1, 1, GRID, GRID),),
+            str(path),
+            input_names=["image"],
+            output_names=["magnitude"],
+            dynamic_axes={"image": {0: "N"}, "magnitude": {0: "N"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    parity = check_parity(net, path, [(1, 1, GRID, GRID), (3, 1, GRID, GRID)], ["magnitude"])
+    sha = sha256_of(path)
+    manifest = ModelManifest(
+        name=NAME,
+        task="kernel_magnitude",
+        version=version,
+        architecture=(
+            "U-Net (16/32/64 channels, dilated bottleneck) from the 64x64 Welch log power "
+            "spectrum of the blurred linear exposure to the motion kernel's magnitude |K| "
+            "(centred, sigmoid)"
+        ),
+        file=MODEL_FILE,
+        sha256=sha,
+        device_uid=device_uid_for(sha),
+        demonstration_only=True,
+        description=(
+            "Kernel magnitude for the curved-motion shape step of the blind correction; "
+            "trained on simulated motion over public radiographs, not validated clinically."
+        ),
+        input=InputSpec(
+            intensity="welch_log_spectrum", mean=0.0, std=1.0, size=GRID, multiple_of=1
+        ),
+        outputs={"magnitude": "magnitude"},
+        training=training or {},
+        metrics={**(metrics or {}), "onnx_parity_rel_l2": parity["magnitude"]},
+        opset=OPSET,
+    )
+    write_manifest(manifest, out_dir)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", type=Path, required=True, help="state dict (.pt)")
+    ap.add_argument("--out", type=Path, required=True, help="model folder to write")
+    ap.add_argument("--version", default=VERSION)
+    ap.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="the checkpoint's JSON record (data, validation) copied into the manifest",
+    )
+    args = ap.parse_args(argv)
+    record: dict[str, Any] = (
+        json.loads(args.record.read_text(encoding="utf-8")) if args.record else {}
+    )
+    m = export_kernel_magnitude(
+        load_checkpoint(args.checkpoint),
+        args.out,
+        version=args.version,
+        training={k: record[k] for k in ("data", "reproduce", "machine") if k in record},
+        metrics={
+            k: record[k] for k in ("bank_holdout_magnitude_error", "validation") if k in record
+        },
+    )
+    print(f"{m.display_name} -> {args.out} (parity {m.metrics['onnx_parity_rel_l2']:.2e})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

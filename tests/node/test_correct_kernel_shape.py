@@ -1,0 +1,91 @@
+"""The correction step with the kernel shape step: the bundled learned kernel magnitude (ONNX),
+the node's settings, and what the result objects say (version, Device UID, the method)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.blur import NoiseSpec, simulate_motion_blur, to_exposure, trajectory_kernel
+from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.kernel_shape import magnitude_of, spectrum_input
+from node.config import BUNDLED_MODELS, load_settings
+from node.pipeline.correct import SHAPED_VERSION, WIENER_VERSION, Corrector, wiener_info
+from node.pipeline.infer import Deblurrer, KernelMagnitude, ModelLoadError, load_model
+from tests.support.synthetic import chest_like, power_law_field
+
+BUNDLED = BUNDLED_MODELS / "kernel-magnitude"
+
+
+@pytest.fixture(scope="module")
+def magnitude() -> KernelMagnitude:
+    return KernelMagnitude(load_model(BUNDLED, "cpu", 1, True))
+
+
+def _blurred_curved(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mixed = 0.7 * chest_like(384, 384, seed) + 0.3 * power_law_field(384, seed, 1.25, 0.0, 1.0)
+    sharp = np.clip(mixed, 0.0, 1.0).astype(np.float32)
+    k = trajectory_kernel(10.0, np.random.default_rng(seed), curvature=1.0)
+    return sharp, k, simulate_motion_blur(sharp, k, np.random.default_rng(9), noise=NoiseSpec(None))
+
+
+def test_the_bundled_network_reads_a_kernel_magnitude_off_the_spectrum(
+    magnitude: KernelMagnitude,
+) -> None:
+    _, k, blurred = _blurred_curved(4)
+    out = np.asarray(magnitude(spectrum_input(to_exposure(blurred.astype(np.float64), 3.0))))
+    assert out.shape == (64, 64) and np.all((out >= 0) & (out <= 1))
+    truth = np.fft.fftshift(magnitude_of(k))
+    flat = np.full_like(truth, truth.mean())
+    # closer to the true magnitude than a magnitude without any structure
+    assert np.linalg.norm(out - truth) < 0.6 * np.linalg.norm(flat - truth)
+
+
+def test_the_shape_step_changes_the_identity_and_is_said(magnitude: KernelMagnitude) -> None:
+    policy = MotionPolicy()
+    plain, shaped = wiener_info(policy), Corrector(policy, None, magnitude).info
+    assert (plain.version, shaped.version) == (WIENER_VERSION, SHAPED_VERSION)
+    assert plain.device_uid != shaped.device_uid
+    assert "learned kernel magnitude (sharpray-kernel-magnitude" in (shaped.description or "")
+    assert "learned kernel magnitude" not in (plain.description or "")
+    sharp, _, blurred = _blurred_curved(4)
+    motion = assess_motion(blurred, 0.6, policy)
+    assert motion.blurred
+    out = Corrector(policy, None, magnitude)(blurred, motion)
+    done = deconvolve(blurred, motion, policy, magnitude=magnitude)
+    assert out.applied and np.array_equal(out.image, done.image)
+    assert done.shape is not None
+    assert ("curved motion" in out.method) == done.curved
+    # on finer pixels the step does not run: the same image as without it
+    fine = assess_motion(blurred, 0.2, policy)
+    if fine.blurred:
+        same = Corrector(policy, None, magnitude)(blurred, fine)
+        assert np.array_equal(same.image, Corrector(policy)(blurred, fine).image)
+        assert "curved" not in same.method
+
+
+def test_wrong_models_and_combinations_are_refused(
+    magnitude: KernelMagnitude, tiny_models: dict[str, Path]
+) -> None:
+    refiner = Deblurrer(load_model(tiny_models["refiner"], "cpu", 1, True))
+    with pytest.raises(ModelLoadError, match="not kernel_magnitude"):
+        KernelMagnitude(refiner.model)
+    with pytest.raises(ValueError, match="blind Wiener correction only"):
+        Corrector(MotionPolicy(), refiner, magnitude)
+
+
+def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) -> None:
+    from node.app import load_models
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models:\n  kernel_shape: kernel-magnitude\n")
+    s = load_settings(cfg, environ={})
+    assert s.models.kernel_shape == BUNDLED
+    models = load_models(s)
+    assert models.deblur.magnitude is not None
+    assert models.deblur.info.version == SHAPED_VERSION
+    for off in ("off", "null"):
+        cfg.write_text(f"models:\n  kernel_shape: {off}\n")
+        assert load_settings(cfg, environ={}).models.kernel_shape is None
