@@ -49,3 +49,43 @@ def test_training_writes_a_checkpoint_and_resumes(tmp_path: Path) -> None:
     assert again == first
     after = load_checkpoint(out).state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_rule_figures_of_a_validation() -> None:
+    from models.train_kernel_magnitude import shape_summary
+
+    def row(kind: str, q: float | None, fixed: float, noise: float) -> dict[str, object]:
+        return {
+            "scene": "s",
+            "kind": kind,
+            "px": 6.0,
+            "quanta": q,
+            "flagged": True,
+            "gain_fixed": fixed,
+            "gain_noise": noise,
+        }
+
+    rows = [
+        row("curved", None, 1.0, 3.0),
+        row("curved", None, 2.0, 2.0),
+        row("straight", 1e4, 2.0, 1.8),
+        {"scene": "s", "kind": "straight", "px": 6.0, "quanta": None, "flagged": False},
+    ]
+    s = shape_summary(rows)
+    assert s["cases"] == 3
+    assert s["curved_noiseless"] == 1.0
+    assert s["largest_group_fall"] == -0.2
+    assert s["all"] == round((2.0 + 0.0 - 0.2) / 3, 3)
+    assert s["groups"]["s curved 6px q=None"] == {"cases": 2, "straight": 1.5, "shape": 2.5}
+
+
+def test_random_collimation_adds_flat_bands_and_keeps_the_rest() -> None:
+    from models.train_kernel_magnitude import random_collimation
+
+    img = np.full((100, 120), 0.5, dtype=np.float32)
+    for seed in range(5):
+        out = random_collimation(img, np.random.default_rng(seed))
+        assert out.shape == img.shape and img.max() == 0.5  # the input is left alone
+        edges = [out[0, 60], out[-1, 60], out[50, 0], out[50, -1]]
+        assert sum(e < 0.06 for e in edges) >= 1  # at least one unexposed band
+        assert float((out == 0.5).mean()) > 0.3  # most of the anatomy is still there
