@@ -12,7 +12,9 @@ Timed (median of ``--repeat``): the blind estimate (:func:`models.deblur.assess_
 node's deconvolution (:func:`models.deblur.deconvolve`) and, as the peer, scikit-image's
 ``richardson_lucy`` (10 iterations, its default FFT convolution) with the same kernel on the same
 exposure image. Reported as seconds and the ratio peer / node (above 1: the node is faster).
-Nothing is asserted; the issue's bar is 10 s per 2048² frame on 2 CPU cores.
+Also the kernel shape step's cost where it runs (a 640² frame at 0.6 mm/px, curved motion; it
+does not run on detector-scale pixels). Nothing is asserted; the issue's bar is 10 s per 2048²
+frame on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -87,6 +89,35 @@ def _scene(
     }
 
 
+def shape_step(repeat: int, quanta: float | None, size: int = 640) -> dict[str, Any]:
+    """The kernel shape step's cost where it runs: a ``size``² frame at 0.6 mm/px blurred by a
+    curved 10 px path; the deconvolution with and without the bundled learned magnitude."""
+    from models.blur import NoiseSpec, simulate_motion_blur, trajectory_kernel
+    from models.deblur import MotionPolicy, assess_motion, deconvolve
+    from models.kernel_shape import load_magnitude_model
+    from models.tune_balance import BUNDLED_MAGNITUDE
+
+    policy = MotionPolicy()
+    magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
+    kernel = trajectory_kernel(10.0, np.random.default_rng(2), curvature=1.0)
+    blurred = simulate_motion_blur(
+        frame(size, 3), kernel, np.random.default_rng(1), noise=NoiseSpec(quanta)
+    )
+    a = assess_motion(blurred, 0.6, policy)
+    done = deconvolve(blurred, a, policy, magnitude=magnitude)
+    plain_s = _median_s(lambda: deconvolve(blurred, a, policy), repeat)
+    shaped_s = _median_s(lambda: deconvolve(blurred, a, policy, magnitude=magnitude), repeat)
+    return {
+        "size": size,
+        "pixel_spacing_mm": 0.6,
+        "decision": a.decision,
+        "replaced": done.curved,
+        "deconvolve_s": plain_s,
+        "deconvolve_with_shape_step_s": shaped_s,
+        "shape_step_s": round(shaped_s - plain_s, 3),
+    }
+
+
 def run(
     size: int = 2048, repeat: int = 3, motion_px: float = 20.0, quanta: float | None = 1e4
 ) -> dict[str, Any]:
@@ -102,6 +133,7 @@ def run(
         "repeat": repeat,
         "noise_quanta_per_pixel": quanta,
         "scenes": {name: _scene(img, kernel, repeat, quanta) for name, img in scenes.items()},
+        "shape_step": shape_step(repeat, quanta),
     }
 
 

@@ -104,7 +104,13 @@ def _psnr(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
     return float(peak_signal_noise_ratio(a, b, data_range=1.0))
 
 
-def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict[str, Any]]:
+def run(
+    data: Path,
+    command: str,
+    part: tuple[int, int],
+    out: Path,
+    magnitude_folder: Path = BUNDLED_MAGNITUDE,
+) -> list[dict[str, Any]]:
     fit, validation = image_lists(data)
     names = (validation if command.endswith("validate") else fit)[part[0] :: part[1]]
     policy = MotionPolicy()
@@ -125,7 +131,7 @@ def run(data: Path, command: str, part: tuple[int, int], out: Path) -> list[dict
     magnitude = None
     if command == "shape-validate":  # the straight kernel against the shape step
         compared = {"fixed": policy, "noise": policy}
-        magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
+        magnitude = load_magnitude_model(magnitude_folder)
     if command == "rl-validate":
         compared = {
             "fixed": dataclasses.replace(policy, rl_fallback_follows_noise=False),
@@ -254,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="grid / validate: where the rows go (JSON)")
     ap.add_argument("--part", default="0/1", help="I/K: every K-th image from the I-th")
     ap.add_argument("--rows", nargs="*", type=Path, default=[], help="summary: validate rows")
+    ap.add_argument(
+        "--magnitude",
+        type=Path,
+        default=BUNDLED_MAGNITUDE,
+        help="shape-validate: the kernel_magnitude model folder (default: the bundled one)",
+    )
     args = ap.parse_args(argv)
     if args.command == "summary":
         rows: list[dict[str, Any]] = []
@@ -264,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         ap.error("--out is needed")
     i, k = (int(v) for v in args.part.split("/"))
-    run(args.data, args.command, (i, k), args.out)
+    run(args.data, args.command, (i, k), args.out, args.magnitude)
     return 0
 
 

@@ -20,3 +20,7 @@ def test_correction_bench_times_both_paths_against_skimage(tmp_path: Path) -> No
         assert abs(scene["estimated_px"] - res["motion_px"]) <= 2
         assert scene["deconvolve_s"] > 0 and scene["skimage_richardson_lucy_10_s"] > 0
         assert scene["peer_over_node"] > 0
+    shape = res["shape_step"]
+    assert shape["pixel_spacing_mm"] == 0.6 and shape["decision"] in ("blurred", "severe")
+    assert shape["deconvolve_s"] > 0 and shape["deconvolve_with_shape_step_s"] > 0
+    assert isinstance(shape["replaced"], bool)
