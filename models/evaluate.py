@@ -26,6 +26,9 @@ ones, the error of the estimated motion in mm:
   correction, then the RRDBNet refiner given the blurred image and that correction, only where
   the estimate calls the image blurred and the pixel size is in the refiner's range (manifest
   ``intended_use.pixel_spacing_mm``; elsewhere the Wiener correction alone, as in the node);
+* ``blind_wiener_node_shape``: the node with the kernel shape step (``--kernel-shape``, a
+  ``kernel_magnitude`` model; :func:`models.kernel_shape.shape_kernel`): a curved path's
+  kernel retrieved from the learned magnitude where it differs from the straight estimate;
 * ``deblur_demo_generator``: the old ESRGAN generator (``--deblur``), tiled as the node ran it.
 
 ``--figures DIR`` writes 2× zooms of one severe case per scale and motion kind.
@@ -258,6 +261,7 @@ def evaluate_deblur(
     figures: Path | None = None,
     refiner: Path | None = None,
     photons: float | None = 1e4,
+    kernel_shape: Path | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error."""
     import dataclasses
@@ -299,6 +303,14 @@ def evaluate_deblur(
             return ref(c.blurred, wiener) if lo <= c.spacing_mm <= hi else wiener
 
         methods["blind_wiener_refiner"] = (refined, True)
+    if kernel_shape is not None:
+        from models.kernel_shape import load_magnitude_model
+
+        magnitude = load_magnitude_model(kernel_shape)
+        methods["blind_wiener_node_shape"] = (
+            lambda c, a: deconvolve(c.blurred, a, policy, magnitude=magnitude).image,
+            True,
+        )
     if deblur is not None:
         model = OnnxDeblur(deblur)
         methods["deblur_demo_generator"] = (lambda c, a: model(c.blurred), False)
@@ -499,6 +511,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--refiner", type=Path, default=here / "deblur-refiner", help="refiner of the correction"
     )
+    ap.add_argument(
+        "--kernel-shape",
+        type=Path,
+        default=here / "kernel-magnitude",
+        help="learned kernel magnitude of the shape step",
+    )
     ap.add_argument("--classify", type=Path, default=here / "classify-demo")
     ap.add_argument("--crop", type=int, default=384, help="centred crop for deblurring (0 = whole)")
     ap.add_argument("--max-images", type=int, default=0)
@@ -511,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     deblur = args.deblur if (args.deblur / "manifest.json").is_file() else None
     refiner = args.refiner if (args.refiner / "manifest.json").is_file() else None
+    shape = args.kernel_shape if (args.kernel_shape / "manifest.json").is_file() else None
     result: dict[str, Any] = {}
     if args.radiographs is not None or args.dicoms is not None:
         result["deblur"] = evaluate_deblur(
@@ -522,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             args.figures,
             refiner,
             args.photons or None,
+            shape,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

@@ -65,6 +65,12 @@ def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
         if m.kernel_shape is not None and generator is None
         else None
     )
+    if m.kernel_shape is not None and generator is not None:
+        log.info(
+            "models.kernel_shape is not used with models.deblur %s: the shape step belongs to "
+            "the blind Wiener correction",
+            generator.model.manifest.display_name,
+        )
     corrector = Corrector(blur_policy(settings.blur_gate), generator, magnitude)
     classify = load_model(m.classify, m.providers, m.intra_op_threads, m.verify_sha256)
     if metrics is not None:

@@ -42,6 +42,7 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
         "richardson_lucy_oracle_kernel",
         "blind_wiener_gated",
         "blind_wiener_node",
+        "blind_wiener_node_shape",
         "deblur_demo_generator",
     } <= set(methods)
     node = methods["blind_wiener_node"]
