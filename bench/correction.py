@@ -92,9 +92,14 @@ def _scene(
 def shape_step(repeat: int, quanta: float | None, size: int = 640) -> dict[str, Any]:
     """The kernel shape step's cost where it runs: a ``size``² frame at 0.6 mm/px blurred by a
     curved 10 px path; the deconvolution with and without the bundled learned magnitude."""
-    from models.blur import NoiseSpec, simulate_motion_blur, trajectory_kernel
+    from models.blur import NoiseSpec, simulate_motion_blur, to_exposure, trajectory_kernel
     from models.deblur import MotionPolicy, assess_motion, deconvolve
-    from models.kernel_shape import load_magnitude_model
+    from models.kernel_shape import (
+        choose_orientation,
+        load_magnitude_model,
+        retrieve_kernel,
+        spectrum_input,
+    )
     from models.tune_balance import BUNDLED_MAGNITUDE
 
     policy = MotionPolicy()
@@ -107,6 +112,16 @@ def shape_step(repeat: int, quanta: float | None, size: int = 640) -> dict[str, 
     done = deconvolve(blurred, a, policy, magnitude=magnitude)
     plain_s = _median_s(lambda: deconvolve(blurred, a, policy), repeat)
     shaped_s = _median_s(lambda: deconvolve(blurred, a, policy, magnitude=magnitude), repeat)
+    # what a replaced kernel costs on top: the retrieval from the predicted magnitude and the
+    # orientation (two Wiener restorations), whether or not the rule replaced it here
+    e = to_exposure(blurred.astype(np.float64), policy.log_range)
+    mag = np.fft.ifftshift(np.asarray(magnitude(spectrum_input(e)), dtype=np.float64))
+
+    def retrieve_and_orient() -> object:
+        k, _ = retrieve_kernel(mag, a.estimate.length_px / 2 + 2, np.random.default_rng(0))
+        return choose_orientation(e, k, 0.01, policy.log_range)
+
+    retrieval_s = _median_s(retrieve_and_orient, repeat)
     return {
         "size": size,
         "pixel_spacing_mm": 0.6,
@@ -115,6 +130,7 @@ def shape_step(repeat: int, quanta: float | None, size: int = 640) -> dict[str, 
         "deconvolve_s": plain_s,
         "deconvolve_with_shape_step_s": shaped_s,
         "shape_step_s": round(shaped_s - plain_s, 3),
+        "retrieval_and_orientation_s": retrieval_s,
     }
 
 

@@ -24,3 +24,4 @@ def test_correction_bench_times_both_paths_against_skimage(tmp_path: Path) -> No
     assert shape["pixel_spacing_mm"] == 0.6 and shape["decision"] in ("blurred", "severe")
     assert shape["deconvolve_s"] > 0 and shape["deconvolve_with_shape_step_s"] > 0
     assert isinstance(shape["replaced"], bool)
+    assert shape["retrieval_and_orientation_s"] > 0
