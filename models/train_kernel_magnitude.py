@@ -211,7 +211,12 @@ def train(bank_file: Path, out: Path, steps: int, seed: int = 0) -> dict[str, fl
 
 
 def validate_kermany(
-    shared: Path, magnitude_folder: Path, images: int, out: Path, spacing_mm: float = 0.6
+    shared: Path,
+    magnitude_folder: Path,
+    images: int,
+    out: Path,
+    spacing_mm: float = 0.6,
+    first: int = 0,
 ) -> list[dict[str, Any]]:
     """The shape step against the straight kernel on :func:`kermany_validation` images (whole
     224 px frames; ``spacing_mm`` assumed, as the node assumes a spacing for a header without
@@ -221,7 +226,7 @@ def validate_kermany(
     magnitude = load_magnitude_model(magnitude_folder)
     data = shared / "kermany-full"
     rows: list[dict[str, Any]] = []
-    for name in kermany_validation(data)[:images]:
+    for name in kermany_validation(data)[first : first + images]:
         rng = np.random.default_rng(zlib.crc32(f"kermany-validate/{name}".encode()))
         sharp = load_gray(data / name).astype(np.float32) / 255.0
         for kind in ("straight", "curved"):
@@ -241,6 +246,7 @@ def validate_kermany(
                         "px": px,
                         "quanta": q,
                         "flagged": a.blurred,
+                        "estimated_px": a.estimate.length_px,
                     }
                     if a.blurred:
                         base = psnr(sharp, b)
@@ -255,14 +261,18 @@ def validate_kermany(
     return rows
 
 
-def shape_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def shape_summary(rows: list[dict[str, Any]], least_px: float = 0.0) -> dict[str, Any]:
     """Per group (scene, kind, length, noise) the straight and the shaped mean gain; overall,
-    the curved-without-noise difference and the largest fall of a group (the rule's figures)."""
+    the curved-without-noise difference and the largest fall of a group (the rule's figures).
+    ``least_px``: the shape step as if it kept the straight kernel for an estimated motion
+    shorter than this (at 0.6 mm/px the network's scale: ``MIN_NET_LENGTH_PX``)."""
     groups: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
         if r.get("flagged") and "gain_noise" in r:
             key = f"{r['scene']} {r['kind']} {r['px']:g}px q={r['quanta']}"
-            groups.setdefault(key, []).append((r["gain_fixed"], r["gain_noise"]))
+            short = least_px > 0 and float(r["estimated_px"]) < least_px
+            shaped = r["gain_fixed"] if short else r["gain_noise"]
+            groups.setdefault(key, []).append((r["gain_fixed"], shaped))
     table = {
         k: {
             "cases": len(v),
@@ -301,17 +311,21 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--shared", type=Path, default=SHARED)
     v.add_argument("--magnitude", type=Path, required=True, help="kernel_magnitude model folder")
     v.add_argument("--images", type=int, default=24)
+    v.add_argument("--first", type=int, default=0, help="from this validation image on")
     v.add_argument("--out", type=Path, required=True)
     m = sub.add_parser("summary")
     m.add_argument("--rows", nargs="+", type=Path, required=True)
+    m.add_argument(
+        "--least-px", type=float, default=0.0, help="straight kernel below this estimated motion"
+    )
     args = ap.parse_args(argv)
     if args.cmd == "validate-kermany":
-        validate_kermany(args.shared, args.magnitude, args.images, args.out)
+        validate_kermany(args.shared, args.magnitude, args.images, args.out, first=args.first)
     elif args.cmd == "summary":
         rows: list[dict[str, Any]] = []
         for f in args.rows:
             rows += json.loads(f.read_text(encoding="utf-8"))
-        print(json.dumps(shape_summary(rows), indent=1))
+        print(json.dumps(shape_summary(rows, args.least_px), indent=1))
     elif args.cmd == "bank":
         bank(args.shared, args.samples, args.out)
     else:

@@ -18,7 +18,8 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
 - ``shape-validate``: the validation images, open and collimated, at 0.6 mm (the step does not
   run on finer pixels), the straight
   kernel (``gain_fixed``) against the kernel shape step with the bundled learned magnitude
-  (``gain_noise``; :func:`models.kernel_shape.shape_kernel`).
+  (``gain_noise``; :func:`models.kernel_shape.shape_kernel`); ``shape-fit`` the same on the
+  fitting images.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -129,7 +130,7 @@ def run(
             "noise": dataclasses.replace(policy, balance_signal_aware=True),
         }
     magnitude = None
-    if command == "shape-validate":  # the straight kernel against the shape step
+    if command in ("shape-validate", "shape-fit"):  # the straight kernel against the shape step
         compared = {"fixed": policy, "noise": policy}
         magnitude = load_magnitude_model(magnitude_folder)
     if command == "rl-validate":
@@ -146,7 +147,8 @@ def run(
             if command in ("rl", "rl-validate") and scene.endswith("/open"):
                 continue
             # the shape step does not run on finer pixels (models.kernel_shape.FINEST_SPACING_MM)
-            if command == "shape-validate" and spacing < (policy.shape_finest_spacing_mm or 0):
+            shape = command in ("shape-validate", "shape-fit")
+            if shape and spacing < (policy.shape_finest_spacing_mm or 0):
                 continue
             for kind in ("straight", "curved"):
                 for px in LENGTHS[scene.split("/")[0]]:
@@ -253,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             "floor-validate",
             "snr-validate",
             "shape-validate",
+            "shape-fit",
             "summary",
         ),
     )
