@@ -54,7 +54,9 @@ def test_training_writes_a_checkpoint_and_resumes(tmp_path: Path) -> None:
 def test_the_rule_figures_of_a_validation() -> None:
     from models.train_kernel_magnitude import shape_summary
 
-    def row(kind: str, q: float | None, fixed: float, noise: float) -> dict[str, object]:
+    def row(
+        kind: str, q: float | None, fixed: float, noise: float, est: float = 6.0
+    ) -> dict[str, object]:
         return {
             "scene": "s",
             "kind": kind,
@@ -63,12 +65,13 @@ def test_the_rule_figures_of_a_validation() -> None:
             "flagged": True,
             "gain_fixed": fixed,
             "gain_noise": noise,
+            "estimated_px": est,
         }
 
     rows = [
         row("curved", None, 1.0, 3.0),
         row("curved", None, 2.0, 2.0),
-        row("straight", 1e4, 2.0, 1.8),
+        row("straight", 1e4, 2.0, 1.8, est=3.5),
         {"scene": "s", "kind": "straight", "px": 6.0, "quanta": None, "flagged": False},
     ]
     s = shape_summary(rows)
@@ -77,6 +80,9 @@ def test_the_rule_figures_of_a_validation() -> None:
     assert s["largest_group_fall"] == -0.2
     assert s["all"] == round((2.0 + 0.0 - 0.2) / 3, 3)
     assert s["groups"]["s curved 6px q=None"] == {"cases": 2, "straight": 1.5, "shape": 2.5}
+    # the straight kernel kept below 4 px of estimated motion: the straight case no longer falls
+    floor = shape_summary(rows, least_px=4.0)
+    assert floor["largest_group_fall"] == 0.0 and floor["curved_noiseless"] == 1.0
 
 
 def test_random_collimation_adds_flat_bands_and_keeps_the_rest() -> None:
