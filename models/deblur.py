@@ -122,6 +122,9 @@ class MotionPolicy:
     # The kernel shape step (given a learned magnitude) only for frames with pixels at least this
     # large (None: every frame, block-averaged to the network's scale; lost at detector scale).
     shape_finest_spacing_mm: float | None = FINEST_SPACING_MM
+    # Experiment: use the retrieved kernel only where its restoration is also smoother (lower
+    # total variation) than the straight kernel's.
+    shape_arbitrate: bool = False
 
 
 @dataclass(frozen=True)
@@ -307,6 +310,7 @@ def deconvolve(
             policy.log_range,
             policy.power,
             finest_spacing_mm=policy.shape_finest_spacing_mm,
+            arbitrate=policy.shape_arbitrate,
         )
         psf = shape.kernel
     w = wiener_exposure(e, psf, balance, policy.power, policy.rl_iterations)

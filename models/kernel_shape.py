@@ -172,18 +172,24 @@ def total_variation(image: F64, margin: int = 8) -> float:
     return float(g.mean())
 
 
+def restored_variation(
+    exposure: F64, kernel: F64, balance: float, log_range: float, power: float = 1.0
+) -> float:
+    """Total variation of ``exposure`` restored with ``kernel`` (Wiener in linear exposure), in
+    grey values."""
+    w = wiener_exposure(exposure, kernel, balance, power)
+    return total_variation(np.clip(from_exposure(w, log_range), 0.0, 1.0))
+
+
 def choose_orientation(
     exposure: F64, kernel: F64, balance: float, log_range: float, power: float = 1.0
 ) -> F64:
     """``kernel`` or its point reflection, whichever restores ``exposure`` (Wiener in linear
     exposure) to grey values with the lower total variation."""
     mirrored = np.ascontiguousarray(kernel[::-1, ::-1])
-
-    def tv(psf: F64) -> float:
-        w = wiener_exposure(exposure, psf, balance, power)
-        return total_variation(np.clip(from_exposure(w, log_range), 0.0, 1.0))
-
-    return kernel if tv(kernel) <= tv(mirrored) else mirrored
+    tv_kept = restored_variation(exposure, kernel, balance, log_range, power)
+    tv_mirrored = restored_variation(exposure, mirrored, balance, log_range, power)
+    return kernel if tv_kept <= tv_mirrored else mirrored
 
 
 def magnitude_from_session(session: Any) -> MagnitudeEstimator:
@@ -271,6 +277,7 @@ def shape_kernel(
     power: float = 1.0,
     *,
     finest_spacing_mm: float | None = FINEST_SPACING_MM,
+    arbitrate: bool = False,
 ) -> KernelShape:
     """The kernel of a frame whose straight estimate is ``length_px`` at ``angle_deg``: the
     straight one, or the one retrieved from the learned magnitude where the validated rule
@@ -279,7 +286,9 @@ def shape_kernel(
     ``balance_for`` gives the Wiener regulariser for an exposure image (the orientation is
     chosen by restoring the frame at the network's scale with it). Frames with pixels finer than
     ``finest_spacing_mm`` keep the straight kernel (None: every frame, block-averaged to the
-    network's scale; an experiment that lost at detector scale).
+    network's scale; an experiment that lost at detector scale). ``arbitrate`` (an experiment):
+    the retrieved kernel is used only where its restoration also has a lower total variation than
+    the straight kernel's.
     """
     straight = linear_kernel(length_px, angle_deg)
     f = reduction_factor(length_px, pixel_spacing_mm)
@@ -304,5 +313,14 @@ def shape_kernel(
     if not distance > tau:
         return KernelShape(straight, False, distance, tau, f, "magnitude fits straight motion")
     found, _ = retrieve_kernel(mag, length / 2 + 2, np.random.default_rng(RETRIEVAL_SEED))
-    oriented = choose_orientation(small, found, balance_for(small), log_range, power)
+    lam = balance_for(small)
+    oriented = choose_orientation(small, found, lam, log_range, power)
+    if arbitrate:
+        line = linear_kernel(length, angle_deg)
+        if restored_variation(small, line, lam, log_range, power) <= restored_variation(
+            small, oriented, lam, log_range, power
+        ):
+            return KernelShape(
+                straight, False, distance, tau, f, "straight kernel restores smoother"
+            )
     return KernelShape(upscale_kernel(oriented, f), True, distance, tau, f, "")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import time
 import zlib
@@ -217,12 +218,14 @@ def validate_kermany(
     out: Path,
     spacing_mm: float = 0.6,
     first: int = 0,
+    arbitrate: bool = False,
 ) -> list[dict[str, Any]]:
     """The shape step against the straight kernel on :func:`kermany_validation` images (whole
     224 px frames; ``spacing_mm`` assumed, as the node assumes a spacing for a header without
     one): straight and curved paths of 4 / 7 px, the noise levels of the bank. Rows as
     ``models.tune_balance shape-validate``'s (``gain_fixed`` straight, ``gain_noise`` shaped)."""
     policy = MotionPolicy()
+    shaping = dataclasses.replace(policy, shape_arbitrate=arbitrate)
     magnitude = load_magnitude_model(magnitude_folder)
     data = shared / "kermany-full"
     rows: list[dict[str, Any]] = []
@@ -251,7 +254,7 @@ def validate_kermany(
                     if a.blurred:
                         base = psnr(sharp, b)
                         plain = deconvolve(b, a, policy)
-                        shaped = deconvolve(b, a, policy, magnitude=magnitude)
+                        shaped = deconvolve(b, a, shaping, magnitude=magnitude)
                         row["gain_fixed"] = psnr(sharp, plain.image) - base
                         row["gain_noise"] = psnr(sharp, shaped.image) - base
                         row["shape_replaced"] = shaped.curved
@@ -312,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--magnitude", type=Path, required=True, help="kernel_magnitude model folder")
     v.add_argument("--images", type=int, default=24)
     v.add_argument("--first", type=int, default=0, help="from this validation image on")
+    v.add_argument("--arbitrate", action="store_true", help="MotionPolicy.shape_arbitrate")
     v.add_argument("--out", type=Path, required=True)
     m = sub.add_parser("summary")
     m.add_argument("--rows", nargs="+", type=Path, required=True)
@@ -320,7 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.cmd == "validate-kermany":
-        validate_kermany(args.shared, args.magnitude, args.images, args.out, first=args.first)
+        validate_kermany(
+            args.shared,
+            args.magnitude,
+            args.images,
+            args.out,
+            first=args.first,
+            arbitrate=args.arbitrate,
+        )
     elif args.cmd == "summary":
         rows: list[dict[str, Any]] = []
         for f in args.rows:

@@ -111,6 +111,7 @@ def run(
     part: tuple[int, int],
     out: Path,
     magnitude_folder: Path = BUNDLED_MAGNITUDE,
+    arbitrate: bool = False,
 ) -> list[dict[str, Any]]:
     fit, validation = image_lists(data)
     names = (validation if command.endswith("validate") else fit)[part[0] :: part[1]]
@@ -131,7 +132,10 @@ def run(
         }
     magnitude = None
     if command in ("shape-validate", "shape-fit"):  # the straight kernel against the shape step
-        compared = {"fixed": policy, "noise": policy}
+        compared = {
+            "fixed": policy,
+            "noise": dataclasses.replace(policy, shape_arbitrate=arbitrate),
+        }
         magnitude = load_magnitude_model(magnitude_folder)
     if command == "rl-validate":
         compared = {
@@ -264,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--part", default="0/1", help="I/K: every K-th image from the I-th")
     ap.add_argument("--rows", nargs="*", type=Path, default=[], help="summary: validate rows")
     ap.add_argument(
+        "--arbitrate",
+        action="store_true",
+        help="shape-validate/-fit: the retrieved kernel only where it also restores smoother",
+    )
+    ap.add_argument(
         "--magnitude",
         type=Path,
         default=BUNDLED_MAGNITUDE,
@@ -279,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         ap.error("--out is needed")
     i, k = (int(v) for v in args.part.split("/"))
-    run(args.data, args.command, (i, k), args.out, args.magnitude)
+    run(args.data, args.command, (i, k), args.out, args.magnitude, args.arbitrate)
     return 0
 
 
