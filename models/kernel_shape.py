@@ -1,4 +1,5 @@
-"""A motion kernel's shape from its magnitude: phase retrieval and the mirror image (numpy only).
+"""A motion kernel's shape from its magnitude: phase retrieval and the mirror image (numpy; the
+learned magnitude through ONNX Runtime).
 
 The straight-motion estimate (:mod:`models.blur_estimate`) cannot follow a curved path, and what a
 curved path needs is the kernel's *phase*: its magnitude |K| alone restores nothing, and its mirror

@@ -1,6 +1,6 @@
 """Train the learned kernel magnitude (:class:`models.kernel_magnitude_net.KernelMagnitudeNet`).
 
-Two commands:
+Commands:
 
 - ``bank``: simulated cases from the radiographs of ``../shared/data`` — MHH training patients
   (``cxr-radiographs-mhh``, 256–384 px crops and whole 640 px frames, 3–14 px of motion) and
@@ -57,13 +57,13 @@ LOG_RANGE = 3.0
 COLLIMATED_SHARE = 0.35
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(peak_signal_noise_ratio(a, b, data_range=1.0))
-
-
 #: Every KERMANY_VALIDATION_STEP-th Kermany training image (from the offset) is a validation image.
 KERMANY_VALIDATION_STEP = 50
 KERMANY_VALIDATION_OFFSET = 25
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(peak_signal_noise_ratio(a, b, data_range=1.0))
 
 
 def _kermany_train(data: Path) -> list[tuple[str, str]]:
