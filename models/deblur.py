@@ -46,6 +46,7 @@ from models.deconvolve import (
 )
 from models.kernel_shape import (
     FINEST_SPACING_MM,
+    SMALLEST_FRAME_PX,
     KernelShape,
     MagnitudeEstimator,
     shape_kernel,
@@ -122,6 +123,8 @@ class MotionPolicy:
     # The kernel shape step (given a learned magnitude) only for frames with pixels at least this
     # large (None: every frame, block-averaged to the network's scale; lost at detector scale).
     shape_finest_spacing_mm: float | None = FINEST_SPACING_MM
+    # ... and for frames whose shorter side at the network's scale is at least this many pixels.
+    shape_smallest_frame_px: int = SMALLEST_FRAME_PX
     # Experiment: use the retrieved kernel only where its restoration is also smoother (lower
     # total variation) than the straight kernel's.
     shape_arbitrate: bool = False
@@ -310,6 +313,7 @@ def deconvolve(
             policy.log_range,
             policy.power,
             finest_spacing_mm=policy.shape_finest_spacing_mm,
+            smallest_frame_px=policy.shape_smallest_frame_px,
             arbitrate=policy.shape_arbitrate,
         )
         psf = shape.kernel

@@ -69,6 +69,9 @@ MIN_NET_LENGTH_PX = 3.0
 #: Frames with finer pixels keep the straight kernel: at detector scale (block-averaged to the
 #: network's scale) the step lost on training images (docs/models.md).
 FINEST_SPACING_MM = 0.4
+#: Frames whose shorter side at the network's scale is under this keep the straight kernel: the
+#: Welch spectrum of a small frame averages few patches, and its magnitude is too noisy to read.
+SMALLEST_FRAME_PX = 2 * GRID
 #: Seed of the phase retrieval's random starts: the node gives the same answer every time.
 RETRIEVAL_SEED = 0
 
@@ -278,6 +281,7 @@ def shape_kernel(
     power: float = 1.0,
     *,
     finest_spacing_mm: float | None = FINEST_SPACING_MM,
+    smallest_frame_px: int = SMALLEST_FRAME_PX,
     arbitrate: bool = False,
 ) -> KernelShape:
     """The kernel of a frame whose straight estimate is ``length_px`` at ``angle_deg``: the
@@ -287,7 +291,9 @@ def shape_kernel(
     ``balance_for`` gives the Wiener regulariser for an exposure image (the orientation is
     chosen by restoring the frame at the network's scale with it). Frames with pixels finer than
     ``finest_spacing_mm`` keep the straight kernel (None: every frame, block-averaged to the
-    network's scale; an experiment that lost at detector scale). ``arbitrate`` (an experiment):
+    network's scale; an experiment that lost at detector scale), and frames whose shorter side
+    there is under ``smallest_frame_px`` (at least two of the spectrum's patches). ``arbitrate``
+    (an experiment):
     the retrieved kernel is used only where its restoration also has a lower total variation than
     the straight kernel's.
     """
@@ -300,7 +306,7 @@ def shape_kernel(
     length = length_px / f
     if length < MIN_NET_LENGTH_PX:
         return KernelShape(straight, False, nan, nan, f, "motion too short for a shape")
-    if min(small.shape) < 2 * GRID:
+    if min(small.shape) < max(smallest_frame_px, 2 * GRID):
         return KernelShape(straight, False, nan, nan, f, "frame too small for the spectrum")
     try:
         quanta: float | None = quanta_per_pixel(small)

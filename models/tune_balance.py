@@ -75,6 +75,8 @@ LENGTHS = {"0.6": (6.0, 10.0), "0.2": (10.0, 20.0)}
 #: The learned kernel magnitude of the shape step (``shape-validate``).
 BUNDLED_MAGNITUDE = Path(__file__).resolve().parent / "weights" / "kernel-magnitude"
 FIT_IMAGES = 20
+#: Side of the centred crop of the 0.6 mm scenes.
+CROP_PX = 384
 VALIDATION_IMAGES = 24
 
 
@@ -90,12 +92,13 @@ def image_lists(data: Path) -> tuple[list[str], list[str]]:
 
 
 def scenes(
-    base: F32, rng: np.random.Generator, collimated: bool
+    base: F32, rng: np.random.Generator, collimated: bool, crop: int = CROP_PX
 ) -> Iterator[tuple[str, float, F32]]:
-    """(scale, pixel spacing mm, sharp image) of one 640 px radiograph."""
+    """(scale, pixel spacing mm, sharp image) of one 640 px radiograph; at 0.6 mm its centred
+    ``crop``² square."""
     up = centre_crop(np.clip(zoom(base, 3.0, order=3), 0.0, 1.0).astype(np.float32), 768)
     detector = np.clip(up + rng.normal(0.0, 0.004, up.shape), 0.0, 1.0).astype(np.float32)
-    for scale, spacing, sharp in (("0.6", 0.6, centre_crop(base, 384)), ("0.2", 0.2, detector)):
+    for scale, spacing, sharp in (("0.6", 0.6, centre_crop(base, crop)), ("0.2", 0.2, detector)):
         yield f"{scale}/open", spacing, sharp
         if collimated:
             yield f"{scale}/collimated", spacing, collimate(sharp)
@@ -112,6 +115,8 @@ def run(
     out: Path,
     magnitude_folder: Path = BUNDLED_MAGNITUDE,
     arbitrate: bool = False,
+    crop: int = CROP_PX,
+    smallest_frame_px: int | None = None,
 ) -> list[dict[str, Any]]:
     fit, validation = image_lists(data)
     names = (validation if command.endswith("validate") else fit)[part[0] :: part[1]]
@@ -134,7 +139,11 @@ def run(
     if command in ("shape-validate", "shape-fit"):  # the straight kernel against the shape step
         compared = {
             "fixed": policy,
-            "noise": dataclasses.replace(policy, shape_arbitrate=arbitrate),
+            "noise": dataclasses.replace(
+                policy,
+                shape_arbitrate=arbitrate,
+                shape_smallest_frame_px=smallest_frame_px or policy.shape_smallest_frame_px,
+            ),
         }
         magnitude = load_magnitude_model(magnitude_folder)
     if command == "rl-validate":
@@ -147,7 +156,7 @@ def run(
     for name in names:
         rng = np.random.default_rng(_seed(name, command))
         base = load_gray(data / name).astype(np.float32) / 255.0
-        for scene, spacing, sharp in scenes(base, rng, collimated=command != "grid"):
+        for scene, spacing, sharp in scenes(base, rng, command != "grid", crop):
             if command in ("rl", "rl-validate") and scene.endswith("/open"):
                 continue
             # the shape step does not run on finer pixels (models.kernel_shape.FINEST_SPACING_MM)
@@ -278,6 +287,14 @@ def main(argv: list[str] | None = None) -> int:
         default=BUNDLED_MAGNITUDE,
         help="shape-validate: the kernel_magnitude model folder (default: the bundled one)",
     )
+    ap.add_argument(
+        "--crop", type=int, default=CROP_PX, help="side of the 0.6 mm scenes' centred crop (px)"
+    )
+    ap.add_argument(
+        "--smallest-frame",
+        type=int,
+        help="shape-validate/-fit: the step's smallest frame side (px; default: the policy's)",
+    )
     args = ap.parse_args(argv)
     if args.command == "summary":
         rows: list[dict[str, Any]] = []
@@ -288,7 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         ap.error("--out is needed")
     i, k = (int(v) for v in args.part.split("/"))
-    run(args.data, args.command, (i, k), args.out, args.magnitude, args.arbitrate)
+    run(
+        args.data,
+        args.command,
+        (i, k),
+        args.out,
+        args.magnitude,
+        args.arbitrate,
+        args.crop,
+        args.smallest_frame,
+    )
     return 0
 
 
