@@ -16,7 +16,8 @@ from models.blur import (
     to_exposure,
     trajectory_kernel,
 )
-from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.blur_estimate import MotionEstimate
+from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvolve
 from models.kernel_shape import (
     block_mean,
     centre_on_centroid,
@@ -198,3 +199,29 @@ def test_scale_helpers() -> None:
     assert abs(float(spec.mean())) < 1e-4 and float(spec.std()) == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(ValueError):
         reduction_factor(10.0, 0.0)
+
+
+def test_frames_smaller_than_the_policy_s_least_side_keep_the_straight_kernel() -> None:
+    """A 224 px frame (Kermany's size): with the least frame side above it the step does not
+    run, through ``deconvolve`` too, and the output is the straight kernel's."""
+    policy = MotionPolicy()
+    sharp = _textured(6)[80:304, 80:304]
+    true = trajectory_kernel(10.0, np.random.default_rng(5), curvature=1.0)
+    blurred = simulate_motion_blur(sharp, true, np.random.default_rng(6), noise=NoiseSpec(None))
+    # the straight estimate as the gate would pass it (at 224 px it is not found reliably)
+    estimate = MotionEstimate(10.0, 0.0, 0.7, specificity=0.2)
+    motion = MotionAssessment(estimate, 0.6, "blurred")
+    e = to_exposure(blurred.astype(np.float64), policy.log_range)
+
+    def balance(_: np.ndarray) -> float:
+        return 0.01
+
+    ran = shape_kernel(e, 10.0, 0.0, 0.6, _oracle(true), balance, 3.0)
+    assert ran.replaced
+    small = shape_kernel(e, 10.0, 0.0, 0.6, _oracle(true), balance, 3.0, smallest_frame_px=225)
+    assert not small.replaced and small.reason == "frame too small for the spectrum"
+    assert deconvolve(blurred, motion, policy, magnitude=_oracle(true)).curved
+    strict = replace(policy, shape_smallest_frame_px=225)
+    done = deconvolve(blurred, motion, strict, magnitude=_oracle(true))
+    assert done.shape is not None and not done.curved
+    assert np.array_equal(done.image, deconvolve(blurred, motion, strict).image)
