@@ -70,8 +70,9 @@ MIN_NET_LENGTH_PX = 3.0
 #: network's scale) the step lost on training images (docs/models.md).
 FINEST_SPACING_MM = 0.4
 #: Frames whose shorter side at the network's scale is under this keep the straight kernel: the
-#: Welch spectrum of a small frame averages few patches, and its magnitude is too noisy to read.
-SMALLEST_FRAME_PX = 2 * GRID
+#: Welch spectrum of a small frame averages few patches (a 224 px frame 36 of 64², a 384 px one
+#: 121), and on fitting images 224² and 288² crops lost where 384² did not (docs/models.md).
+SMALLEST_FRAME_PX = 384
 #: Seed of the phase retrieval's random starts: the node gives the same answer every time.
 RETRIEVAL_SEED = 0
 

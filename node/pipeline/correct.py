@@ -76,6 +76,7 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
     if magnitude is not None:
         described["kernel_magnitude"] = [magnitude.name, magnitude.version, magnitude.sha256]
         described["shape_finest_spacing_mm"] = policy.shape_finest_spacing_mm
+        described["shape_smallest_frame_px"] = policy.shape_smallest_frame_px
     if policy.rl_iterations:
         described["rl_iterations"] = policy.rl_iterations
     if policy.ringing_limit is not None:

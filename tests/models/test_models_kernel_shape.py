@@ -164,7 +164,15 @@ def test_detector_scale_frames_keep_the_straight_kernel_unless_asked() -> None:
     assert np.array_equal(kept.kernel, linear_kernel(18.0, 0.0))
     coarse = trajectory_kernel(6.0, np.random.default_rng(4), curvature=1.0)
     run = shape_kernel(
-        blurred, 18.0, 0.0, 0.2, _oracle(coarse), balance, 3.0, finest_spacing_mm=None
+        blurred,
+        18.0,
+        0.0,
+        0.2,
+        _oracle(coarse),
+        balance,
+        3.0,
+        finest_spacing_mm=None,
+        smallest_frame_px=128,
     )
     assert run.factor == 3 and run.replaced
     assert run.kernel.shape[0] > 12 and run.kernel.sum() == pytest.approx(1.0)
@@ -178,7 +186,9 @@ def test_too_short_motion_and_an_unusable_magnitude_keep_the_straight_kernel() -
 
     short = shape_kernel(e, 2.5, 0.0, 0.6, _oracle(linear_kernel(2.5, 0.0)), balance, 3.0)
     assert not short.replaced and "too short" in short.reason
-    broken = shape_kernel(e, 8.0, 0.0, 0.6, lambda s: np.full((64, 64), np.nan), balance, 3.0)
+    broken = shape_kernel(
+        e, 8.0, 0.0, 0.6, lambda s: np.full((64, 64), np.nan), balance, 3.0, smallest_frame_px=128
+    )
     assert not broken.replaced and broken.reason == "no usable magnitude"
 
 
@@ -202,9 +212,10 @@ def test_scale_helpers() -> None:
 
 
 def test_frames_smaller_than_the_policy_s_least_side_keep_the_straight_kernel() -> None:
-    """A 224 px frame (Kermany's size): with the least frame side above it the step does not
-    run, through ``deconvolve`` too, and the output is the straight kernel's."""
+    """A 224 px frame (Kermany's size) keeps the straight kernel by default (the least side is
+    384 px), through ``deconvolve`` too; with a smaller least side the step runs."""
     policy = MotionPolicy()
+    assert policy.shape_smallest_frame_px == 384
     sharp = _textured(6)[80:304, 80:304]
     true = trajectory_kernel(10.0, np.random.default_rng(5), curvature=1.0)
     blurred = simulate_motion_blur(sharp, true, np.random.default_rng(6), noise=NoiseSpec(None))
@@ -216,12 +227,12 @@ def test_frames_smaller_than_the_policy_s_least_side_keep_the_straight_kernel() 
     def balance(_: np.ndarray) -> float:
         return 0.01
 
-    ran = shape_kernel(e, 10.0, 0.0, 0.6, _oracle(true), balance, 3.0)
-    assert ran.replaced
-    small = shape_kernel(e, 10.0, 0.0, 0.6, _oracle(true), balance, 3.0, smallest_frame_px=225)
+    small = shape_kernel(e, 10.0, 0.0, 0.6, _oracle(true), balance, 3.0)
     assert not small.replaced and small.reason == "frame too small for the spectrum"
-    assert deconvolve(blurred, motion, policy, magnitude=_oracle(true)).curved
-    strict = replace(policy, shape_smallest_frame_px=225)
-    done = deconvolve(blurred, motion, strict, magnitude=_oracle(true))
+    ran = shape_kernel(e, 10.0, 0.0, 0.6, _oracle(true), balance, 3.0, smallest_frame_px=128)
+    assert ran.replaced
+    done = deconvolve(blurred, motion, policy, magnitude=_oracle(true))
     assert done.shape is not None and not done.curved
-    assert np.array_equal(done.image, deconvolve(blurred, motion, strict).image)
+    assert np.array_equal(done.image, deconvolve(blurred, motion, policy).image)
+    loose = replace(policy, shape_smallest_frame_px=128)
+    assert deconvolve(blurred, motion, loose, magnitude=_oracle(true)).curved
