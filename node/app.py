@@ -65,7 +65,11 @@ def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
         if m.kernel_shape is not None and generator is None
         else None
     )
-    if m.kernel_shape is not None and generator is not None:
+    if (
+        m.kernel_shape is not None
+        and generator is not None
+        and "kernel_shape" in m.model_fields_set
+    ):
         log.info(
             "models.kernel_shape is not used with models.deblur %s: the shape step belongs to "
             "the blind Wiener correction",

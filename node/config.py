@@ -112,8 +112,9 @@ class ModelSettings(Strict):
     deblur: Path | None = None
     classify: Path = BUNDLED_MODELS / "classify-demo"
     # The learned kernel magnitude of the curved-motion shape step of the blind Wiener correction
-    # (models/kernel_shape.py); null (or "off"): the straight-motion kernel only.
-    kernel_shape: Path | None = None
+    # (models/kernel_shape.py; the bundled one by default); null (or "off"): the straight-motion
+    # kernel only.
+    kernel_shape: Path | None = BUNDLED_MODELS / "kernel-magnitude"
 
     @field_validator("kernel_shape", mode="before")
     @classmethod

@@ -89,3 +89,11 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     for off in ("off", "null"):
         cfg.write_text(f"models:\n  kernel_shape: {off}\n")
         assert load_settings(cfg, environ={}).models.kernel_shape is None
+    # the default (since the fourth round, docs/models.md): the bundled model, 0.7.0
+    cfg.write_text("models: {}\n")
+    default = load_settings(cfg, environ={})
+    assert default.models.kernel_shape == BUNDLED
+    assert load_models(default).deblur.info.version == SHAPED_VERSION
+    off_by_env = load_settings(cfg, environ={"SHARPRAY_MODELS__KERNEL_SHAPE": "off"})
+    assert off_by_env.models.kernel_shape is None
+    assert load_models(off_by_env).deblur.info.version == WIENER_VERSION
