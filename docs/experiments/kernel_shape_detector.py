@@ -22,6 +22,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import zoom
 from skimage.metrics import peak_signal_noise_ratio
 
 import models.kernel_shape as ks
@@ -29,6 +30,7 @@ from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, trajecto
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray
 from models.tune_balance import BUNDLED_MAGNITUDE, image_lists, scenes
+from models.tune_deconvolution import centre_crop
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -43,11 +45,21 @@ def main() -> None:
     ap.add_argument("--magnitude", type=Path, default=BUNDLED_MAGNITUDE)
     ap.add_argument("--first", type=int, default=2)
     ap.add_argument("--last", type=int, default=5)
+    ap.add_argument(
+        "--crop",
+        type=int,
+        default=768,
+        help="side of the 0.2 mm scene (768 as tune_balance; 1536 is nearer a detector frame)",
+    )
     args = ap.parse_args()
     fit, _ = image_lists(DATA)
     magnitude = ks.load_magnitude_model(args.magnitude)
     policy = MotionPolicy()
-    everywhere = dataclasses.replace(policy, shape_finest_spacing_mm=None)
+    # every frame, whatever its pixels and size (the node keeps frames under 384 px at the
+    # network's scale straight: a 768² crop block-averaged ×3 is 256 px)
+    everywhere = dataclasses.replace(
+        policy, shape_finest_spacing_mm=None, shape_smallest_frame_px=2 * ks.GRID
+    )
     res: dict[str, list[list[float]]] = {}
     for name in fit[args.first : args.last]:
         rng = np.random.default_rng(zlib.crc32(f"detector/{name}".encode()))
@@ -55,6 +67,13 @@ def main() -> None:
         for scene, spacing, sharp in scenes(base, rng, collimated=False):
             if not scene.startswith("0.2"):
                 continue
+            if args.crop != 768:
+                up = np.clip(zoom(base, 3.0, order=3), 0.0, 1.0)
+                big = centre_crop(up.astype(np.float32), args.crop)
+                texture = np.random.default_rng(zlib.crc32(name.encode())).normal(
+                    0.0, 0.004, big.shape
+                )
+                sharp = np.clip(big + texture, 0.0, 1.0).astype(np.float32)
             for kind in ("curved", "straight"):
                 for px in (10.0, 20.0):
                     for q in (None, 3e4, 1e4):
