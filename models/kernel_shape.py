@@ -22,8 +22,9 @@ a learned estimate of the blurred image's spectrum; the experiment is
 
 4. :func:`shape_kernel` — the whole step for one frame at any pixel size: the frame is
    block-averaged towards the network's 0.6 mm scale (and so that the motion is at most 14 px
-   there; frames with pixels finer than 0.4 mm keep the straight kernel by default: at detector
-   scale the step lost on training images), the magnitude estimated (a :data:`MagnitudeEstimator`: the ONNX model
+   there; frames with pixels finer than 0.4 mm, or under 384 px there, keep the straight kernel
+   by default: on training images the step lost at detector scale and on small frames), the
+   magnitude estimated (a :data:`MagnitudeEstimator`: the ONNX model
    ``models/weights/kernel-magnitude`` in the node, :mod:`models.kernel_magnitude_net` in
    training), compared with the straight kernel's, and where the rule says so the retrieved
    kernel is oriented and scaled back to the frame's pixels (thinned to a one-pixel path).
@@ -292,11 +293,10 @@ def shape_kernel(
     ``balance_for`` gives the Wiener regulariser for an exposure image (the orientation is
     chosen by restoring the frame at the network's scale with it). Frames with pixels finer than
     ``finest_spacing_mm`` keep the straight kernel (None: every frame, block-averaged to the
-    network's scale; an experiment that lost at detector scale), and frames whose shorter side
-    there is under ``smallest_frame_px`` (at least two of the spectrum's patches). ``arbitrate``
-    (an experiment):
-    the retrieved kernel is used only where its restoration also has a lower total variation than
-    the straight kernel's.
+    network's scale; an experiment that lost at detector scale), and so do frames whose shorter
+    side there is under ``smallest_frame_px`` (never under two of the spectrum's patches, 128 px).
+    ``arbitrate`` (an experiment): the retrieved kernel is used only where its restoration also
+    has a lower total variation than the straight kernel's.
     """
     straight = linear_kernel(length_px, angle_deg)
     f = reduction_factor(length_px, pixel_spacing_mm)

@@ -24,7 +24,7 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
 
-Cases: 384² crops at 0.6 mm/px (6 / 10 px of motion) and ×3 upsampled 768² crops with a faint
+Cases: 384² crops at 0.6 mm/px (``--crop`` another side; 6 / 10 px of motion) and ×3 upsampled 768² crops with a faint
 detector texture at 0.2 mm/px (10 / 20 px), straight and curved, noise none / 10⁵ / 3·10⁴ / 10⁴ /
 3·10³ quanta per pixel.
 

@@ -14,8 +14,8 @@ Two ways to correct, chosen by ``models.deblur`` in the settings:
   removes what deconvolution leaves (ringing, noise). One of one channel is a generator run on
   the blurred image alone (the old ``deblur-demo``).
 
-The blind Wiener correction may take a **kernel shape step** (``models.kernel_shape``, setting
-``models.kernel_shape``): a learned kernel magnitude, phase retrieval and the orientation by total
+The blind Wiener correction takes a **kernel shape step** by default (``models.kernel_shape``,
+setting ``models.kernel_shape``; ``off`` leaves it out): a learned kernel magnitude, phase retrieval and the orientation by total
 variation replace the straight kernel where the motion was curved (version
 :data:`SHAPED_VERSION`; the SR says "curved motion").
 
