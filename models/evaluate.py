@@ -73,6 +73,7 @@ from models.blur import (
 )
 from models.deblur_data import load_gray, split_by_patient
 from models.deconvolve import pad_for_fft
+from models.kernel_shape import kernel_error
 from models.manifest import ModelManifest, load_manifest
 from models.metrics import binary_metrics
 from models.tiling import run_tiled, tile_starts
@@ -223,8 +224,13 @@ def make_cases(
     return cases
 
 
-def _scores(cases: list[Case], outs: list[F32], est_mm: list[float] | None) -> dict[str, Any]:
-    per: dict[str, list[tuple[float, float, float, float]]] = {}
+def _scores(
+    cases: list[Case],
+    outs: list[F32],
+    est_mm: list[float] | None,
+    kernel_err: list[float] | None = None,
+) -> dict[str, Any]:
+    per: dict[str, list[tuple[float, float, float, float, float]]] = {}
     for i, (c, o) in enumerate(zip(cases, outs, strict=True)):
         p = float(peak_signal_noise_ratio(c.sharp, o, data_range=1.0))
         s = float(structural_similarity(c.sharp, o, data_range=1.0))
@@ -236,7 +242,8 @@ def _scores(cases: list[Case], outs: list[F32], est_mm: list[float] | None) -> d
             f"{c.scale}/all",
             "all",
         ):
-            per.setdefault(key, []).append((p - p0, s - s0, err, p))
+            kerr = kernel_err[i] if kernel_err is not None else float("nan")
+            per.setdefault(key, []).append((p - p0, s - s0, err, p, kerr))
     out: dict[str, Any] = {}
     for k, vals in sorted(per.items()):
         v = np.array(vals)
@@ -248,6 +255,8 @@ def _scores(cases: list[Case], outs: list[F32], est_mm: list[float] | None) -> d
         }
         if est_mm is not None:
             row["motion_error_mm_median"] = round(float(np.median(v[:, 2])), 3)
+        if kernel_err is not None:
+            row["kernel_error_median"] = round(float(np.median(v[:, 4])), 3)
         out[k] = row
     return out
 
@@ -273,6 +282,11 @@ def evaluate_deblur(
     fixed = dataclasses.replace(policy, balance_follows_noise=False)
     assessments = [assess_motion(c.blurred, c.spacing_mm, policy) for c in cases]
     est_mm = [a.motion_mm if a.blurred else 0.0 for a in assessments]
+    # the kernel each blind method deconvolved with (none: a point) against the true one
+    point = np.ones((1, 1))
+    straight_kernels = [a.estimate.kernel() if a.blurred else point for a in assessments]
+    used_kernels: dict[str, list[NDArray[np.float64]]] = {}
+    kernel_errors: dict[str, list[float]] = {}
     methods: dict[str, tuple[Any, bool]] = {
         "blurred_input": (lambda c, a: c.blurred, False),
         "unsharp_mask": (lambda c, a: _unsharp(c.blurred, c.kernel), False),
@@ -307,10 +321,17 @@ def evaluate_deblur(
         from models.kernel_shape import load_magnitude_model
 
         magnitude = load_magnitude_model(kernel_shape)
-        methods["blind_wiener_node_shape"] = (
-            lambda c, a: deconvolve(c.blurred, a, policy, magnitude=magnitude).image,
-            True,
-        )
+        shaped_kernels = used_kernels.setdefault("blind_wiener_node_shape", [])
+
+        def shaped(c: Case, a: Any) -> F32:
+            d = deconvolve(c.blurred, a, policy, magnitude=magnitude)
+            k = d.shape.kernel if d.shape is not None else None
+            shaped_kernels.append(
+                k if k is not None else a.estimate.kernel() if a.blurred else point
+            )
+            return d.image
+
+        methods["blind_wiener_node_shape"] = (shaped, True)
     if deblur is not None:
         model = OnnxDeblur(deblur)
         methods["deblur_demo_generator"] = (lambda c, a: model(c.blurred), False)
@@ -333,8 +354,17 @@ def evaluate_deblur(
             np.asarray(fn(c, a), dtype=np.float32) for c, a in zip(cases, assessments, strict=True)
         ]
         outputs[name] = outs
+        if name in ("blind_wiener_ungated", "blind_wiener_node"):
+            used_kernels[name] = [
+                a.estimate.kernel() if name == "blind_wiener_ungated" else k
+                for a, k in zip(assessments, straight_kernels, strict=True)
+            ]
+        if name in used_kernels:
+            kernel_errors[name] = [
+                kernel_error(k, c.kernel) for k, c in zip(used_kernels[name], cases, strict=True)
+            ]
         result["methods"][name] = {
-            **_scores(cases, outs, est_mm if blind else None),
+            **_scores(cases, outs, est_mm if blind else None, kernel_errors.get(name)),
             "seconds_per_image": round((time.perf_counter() - t) / max(1, len(cases)), 3),
         }
         print(name, json.dumps(result["methods"][name]["all"]), flush=True)

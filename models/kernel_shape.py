@@ -104,6 +104,20 @@ def magnitude_distance(magnitude: F64, kernel: F64) -> float:
     return float(np.linalg.norm(magnitude_of(kernel, ref.shape[0]) - ref) / np.linalg.norm(ref))
 
 
+def kernel_error(estimate: NDArray[np.floating], truth: NDArray[np.floating]) -> float:
+    """How far an estimated kernel is from the true one, whatever their placement: 1 − the
+    largest normalised cross-correlation over all shifts (0: the same shape; a mirror image of a
+    curved path, a wrong length or direction score above 0; 1: no overlap at any shift)."""
+    a = np.clip(np.asarray(estimate, dtype=np.float64), 0.0, None)
+    b = np.clip(np.asarray(truth, dtype=np.float64), 0.0, None)
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na <= 0 or nb <= 0:
+        raise ValueError("a kernel has no positive mass")
+    h, w = a.shape[0] + b.shape[0], a.shape[1] + b.shape[1]
+    corr = np.fft.irfft2(np.fft.rfft2(a, (h, w)) * np.conj(np.fft.rfft2(b, (h, w))), (h, w))
+    return float(1.0 - min(1.0, float(corr.max()) / (na * nb)))
+
+
 def shape_threshold(measured_quanta: float | None) -> float:
     """τ of the validated rule: 0.25 for a quiet frame (or noise too low to measure), else 0.4."""
     if measured_quanta is None or measured_quanta >= QUIET_FROM_QUANTA:

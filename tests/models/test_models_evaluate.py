@@ -50,6 +50,10 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
         for strength in ("mild", "moderate", "severe"):
             assert node[f"0.6mm/{kind}/{strength}"]["n"] == 1
     assert "motion_error_mm_median" in node["all"]
+    # the kernel each blind method used against the true one (models.kernel_shape.kernel_error)
+    for name in ("blind_wiener_ungated", "blind_wiener_node", "blind_wiener_node_shape"):
+        assert 0.0 <= methods[name]["all"]["kernel_error_median"] <= 1.0
+    assert "kernel_error_median" not in methods["wiener_oracle_kernel"]["all"]
     assert methods["blurred_input"]["all"]["psnr_gain_db"] == 0.0
     clf = m["classifier"]
     assert {"clean", "blurred", "corrected"} <= set(clf)

@@ -22,6 +22,7 @@ from models.kernel_shape import (
     block_mean,
     centre_on_centroid,
     choose_orientation,
+    kernel_error,
     magnitude_distance,
     magnitude_of,
     reduction_factor,
@@ -236,3 +237,20 @@ def test_frames_smaller_than_the_policy_s_least_side_keep_the_straight_kernel() 
     assert np.array_equal(done.image, deconvolve(blurred, motion, policy).image)
     loose = replace(policy, shape_smallest_frame_px=128)
     assert deconvolve(blurred, motion, loose, magnitude=_oracle(true)).curved
+
+
+def test_kernel_error_measures_shape_not_placement() -> None:
+    curved = trajectory_kernel(10.0, np.random.default_rng(3), curvature=1.0)
+    assert kernel_error(curved, curved) == pytest.approx(0.0, abs=1e-9)
+    moved = np.pad(curved, ((3, 0), (0, 5)))  # the same kernel elsewhere on a larger canvas
+    assert kernel_error(moved, curved) == pytest.approx(0.0, abs=1e-9)
+    mirrored = curved[::-1, ::-1]
+    line = linear_kernel(10.0, 0.0)
+    assert 0.0 < kernel_error(mirrored, curved) < 1.0
+    # a straight line of the right length and direction is closer than one across it
+    assert kernel_error(line, linear_kernel(10.0, 5.0)) < kernel_error(
+        line, linear_kernel(10.0, 90.0)
+    )
+    assert kernel_error(np.ones((1, 1)), line) > 0.5  # "no motion" against 10 px of it
+    with pytest.raises(ValueError, match="no positive mass"):
+        kernel_error(np.zeros((3, 3)), line)
