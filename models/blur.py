@@ -151,6 +151,16 @@ def trajectory_kernel(
     return _rasterise(pts)
 
 
+def motion_kernel(kind: str, length_px: float, rng: np.random.Generator) -> FloatArray:
+    """A ``"straight"`` kernel in a random direction or a ``"curved"`` random trajectory, of
+    ``length_px``: the two kinds of motion every evaluation and validation here draws."""
+    if kind == "straight":
+        return linear_kernel(length_px, float(rng.uniform(0.0, 180.0)))
+    if kind == "curved":
+        return trajectory_kernel(length_px, rng)
+    raise ValueError(f"motion kind must be 'straight' or 'curved', not {kind!r}")
+
+
 def random_kernel(
     rng: np.random.Generator,
     min_length_px: float,
@@ -159,9 +169,7 @@ def random_kernel(
 ) -> FloatArray:
     """A linear (probability ``p_linear``) or random-trajectory kernel, length uniform in the range."""
     length = float(rng.uniform(min_length_px, max_length_px))
-    if rng.random() < p_linear:
-        return linear_kernel(length, float(rng.uniform(0.0, 180.0)))
-    return trajectory_kernel(length, rng)
+    return motion_kernel("straight" if rng.random() < p_linear else "curved", length, rng)
 
 
 def to_exposure(image01: FloatArray | F32Array, log_range: float) -> FloatArray:

@@ -65,11 +65,10 @@ from skimage.restoration import richardson_lucy, wiener
 from models.blur import (
     NoiseSpec,
     from_exposure,
-    linear_kernel,
+    motion_kernel,
     random_kernel,
     simulate_motion_blur,
     to_exposure,
-    trajectory_kernel,
 )
 from models.deblur_data import load_gray, split_by_patient
 from models.deconvolve import pad_for_fft
@@ -159,12 +158,6 @@ STRENGTHS_MM_DETECTOR = {"mild": 1.0, "moderate": 2.0, "severe": 4.0}
 DETECTOR_CROP = 1024
 
 
-def _kernel(kind: str, length: float, rng: np.random.Generator) -> NDArray[np.float64]:
-    if kind == "straight":
-        return linear_kernel(length, float(rng.uniform(0.0, 180.0)))
-    return trajectory_kernel(length, rng)
-
-
 def _crop(a: F32, c: int | None) -> F32:
     if c is None:
         return a
@@ -197,7 +190,7 @@ def make_cases(
             a = _crop(load_gray(radiographs / name).astype(np.float32) / 255.0, crop)
             for kind in ("straight", "curved"):
                 for strength, px in STRENGTHS_PX_06.items():
-                    k = _kernel(kind, px, rng)
+                    k = motion_kernel(kind, px, rng)
                     b = simulate_motion_blur(a, k, rng, noise=noise)
                     cases.append(Case(name, "0.6mm", kind, strength, px * 0.6, 0.6, k, a, b))
     if dicoms is not None:
@@ -216,7 +209,7 @@ def make_cases(
             a = _crop(to_unit_stored_range(r), DETECTOR_CROP)
             for kind in ("straight", "curved"):
                 for strength, mm in STRENGTHS_MM_DETECTOR.items():
-                    k = _kernel(kind, mm / sp, rng)
+                    k = motion_kernel(kind, mm / sp, rng)
                     b = simulate_motion_blur(a, k, rng, noise=noise)
                     cases.append(Case(f.name, "detector", kind, strength, mm, sp, k, a, b))
             if max_images and len(seen) >= max_images:
@@ -284,9 +277,10 @@ def evaluate_deblur(
     est_mm = [a.motion_mm if a.blurred else 0.0 for a in assessments]
     # the kernel each blind method deconvolved with (none: a point) against the true one
     point = np.ones((1, 1))
-    straight_kernels = [a.estimate.kernel() if a.blurred else point for a in assessments]
-    used_kernels: dict[str, list[NDArray[np.float64]]] = {}
-    kernel_errors: dict[str, list[float]] = {}
+    used_kernels: dict[str, list[NDArray[np.float64]]] = {
+        "blind_wiener_ungated": [a.estimate.kernel() for a in assessments],
+        "blind_wiener_node": [a.estimate.kernel() if a.blurred else point for a in assessments],
+    }
     methods: dict[str, tuple[Any, bool]] = {
         "blurred_input": (lambda c, a: c.blurred, False),
         "unsharp_mask": (lambda c, a: _unsharp(c.blurred, c.kernel), False),
@@ -354,17 +348,13 @@ def evaluate_deblur(
             np.asarray(fn(c, a), dtype=np.float32) for c, a in zip(cases, assessments, strict=True)
         ]
         outputs[name] = outs
-        if name in ("blind_wiener_ungated", "blind_wiener_node"):
-            used_kernels[name] = [
-                a.estimate.kernel() if name == "blind_wiener_ungated" else k
-                for a, k in zip(assessments, straight_kernels, strict=True)
-            ]
-        if name in used_kernels:
-            kernel_errors[name] = [
-                kernel_error(k, c.kernel) for k, c in zip(used_kernels[name], cases, strict=True)
-            ]
+        kernel_errors = (
+            [kernel_error(k, c.kernel) for k, c in zip(used_kernels[name], cases, strict=True)]
+            if name in used_kernels
+            else None
+        )
         result["methods"][name] = {
-            **_scores(cases, outs, est_mm if blind else None, kernel_errors.get(name)),
+            **_scores(cases, outs, est_mm if blind else None, kernel_errors),
             "seconds_per_image": round((time.perf_counter() - t) / max(1, len(cases)), 3),
         }
         print(name, json.dumps(result["methods"][name]["all"]), flush=True)

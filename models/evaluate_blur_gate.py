@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, trajectory_kernel
+from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionPolicy, assess_motion
 from models.deblur_data import load_gray, split_by_patient
 from models.metrics import roc_auc
@@ -158,11 +158,7 @@ def evaluate(data: Path, limit: int = 0, seed: int = 0) -> dict[str, Any]:
         ev, hits, errs, hit_flags = [], 0, [], []
         for i, (_, img, sp) in enumerate(cases):
             length = mm / sp
-            k = (
-                linear_kernel(length, float(rng.uniform(0, 180)))
-                if i % 2 == 0
-                else trajectory_kernel(length, rng)
-            )
+            k = motion_kernel("straight" if i % 2 == 0 else "curved", length, rng)
             b = simulate_motion_blur(img, k, rng, noise=NoiseSpec(20000.0))
             a = assess_motion(b, sp, pol)
             ev.append(a.estimate.specificity)

@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, trajectory_kernel
+from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 
 if TYPE_CHECKING:  # the node is imported where it runs, not when models is imported
     from node.pipeline.preprocess import Radiograph
@@ -166,11 +166,7 @@ def run(sources: list[Source], seed: int = 0, blur_log_range: float | None = 3.0
     for src_ in sources:
         for kind in ("straight", "curved"):
             for length in src_.lengths_px:
-                psf = (
-                    linear_kernel(length, float(rng.uniform(0, 180)))
-                    if kind == "straight"
-                    else trajectory_kernel(length, rng)
-                )
+                psf = motion_kernel(kind, length, rng)
                 for noise in ("noiseless", "poisson1e4"):
                     spec = NoiseSpec(1e4) if noise == "poisson1e4" else None
                     blurred = simulate_motion_blur(

@@ -40,6 +40,7 @@ from skimage.metrics import peak_signal_noise_ratio
 from models.blur import (
     NoiseSpec,
     linear_kernel,
+    motion_kernel,
     simulate_motion_blur,
     to_exposure,
     trajectory_kernel,
@@ -234,11 +235,7 @@ def validate_kermany(
         sharp = load_gray(data / name).astype(np.float32) / 255.0
         for kind in ("straight", "curved"):
             for px in (4.0, 7.0):
-                k = (
-                    linear_kernel(px, float(rng.uniform(0.0, 180.0)))
-                    if kind == "straight"
-                    else trajectory_kernel(px, rng)
-                )
+                k = motion_kernel(kind, px, rng)
                 for q in NOISE:
                     b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
                     a = assess_motion(b, spacing_mm, policy)

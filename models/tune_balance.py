@@ -52,10 +52,9 @@ from skimage.metrics import peak_signal_noise_ratio
 from models.blur import (
     NoiseSpec,
     from_exposure,
-    linear_kernel,
+    motion_kernel,
     simulate_motion_blur,
     to_exposure,
-    trajectory_kernel,
 )
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray, split_by_patient
@@ -165,11 +164,7 @@ def run(
                 continue
             for kind in ("straight", "curved"):
                 for px in LENGTHS[scene.split("/")[0]]:
-                    k = (
-                        linear_kernel(px, float(rng.uniform(0.0, 180.0)))
-                        if kind == "straight"
-                        else trajectory_kernel(px, rng)
-                    )
+                    k = motion_kernel(kind, px, rng)
                     for q in NOISE:
                         b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
                         a = assess_motion(b, spacing, policy)

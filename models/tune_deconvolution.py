@@ -35,10 +35,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from models.blur import (
     NoiseSpec,
     from_exposure,
-    linear_kernel,
+    motion_kernel,
     simulate_motion_blur,
     to_exposure,
-    trajectory_kernel,
 )
 from models.deblur import (
     MotionAssessment,
@@ -105,11 +104,7 @@ def make_cases(data: Path, images: int, seed: int = 7) -> list[Case]:
             for scene, sharp in (("open", open_), ("collimated", collimate(open_))):
                 for kind in ("straight", "curved"):
                     for strength, px in zip(STRENGTH_NAMES, STRENGTHS[scale], strict=True):
-                        k = (
-                            linear_kernel(px, float(rng.uniform(0.0, 180.0)))
-                            if kind == "straight"
-                            else trajectory_kernel(px, rng)
-                        )
+                        k = motion_kernel(kind, px, rng)
                         b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(1e4))
                         cases.append(Case(f"{scale}/{scene}", kind, strength, spacing, sharp, b))
     return cases

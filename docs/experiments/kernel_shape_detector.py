@@ -26,7 +26,7 @@ from scipy.ndimage import zoom
 from skimage.metrics import peak_signal_noise_ratio
 
 import models.kernel_shape as ks
-from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, trajectory_kernel
+from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray
 from models.tune_balance import BUNDLED_MAGNITUDE, image_lists, scenes
@@ -77,11 +77,7 @@ def main() -> None:
             for kind in ("curved", "straight"):
                 for px in (10.0, 20.0):
                     for q in (None, 3e4, 1e4):
-                        k = (
-                            trajectory_kernel(px, rng)
-                            if kind == "curved"
-                            else linear_kernel(px, float(rng.uniform(0, 180)))
-                        )
+                        k = motion_kernel(kind, px, rng)
                         b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
                         a = assess_motion(b, spacing, policy)
                         if not a.blurred:

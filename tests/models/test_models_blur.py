@@ -9,6 +9,7 @@ from models.blur import (
     blur_length_px,
     from_exposure,
     linear_kernel,
+    motion_kernel,
     motion_mm,
     random_kernel,
     simulate_motion_blur,
@@ -125,3 +126,13 @@ def test_quantum_noise_statistics_and_seed() -> None:
     assert 0.0 <= out.min() and out.max() <= 1.0 and out.std() > 0
     with pytest.raises(ValueError):
         simulate_motion_blur(np.zeros((4, 4)), linear_kernel(3), None, noise=NoiseSpec(100.0))
+
+
+def test_motion_kernel_draws_the_two_kinds_as_the_evaluations_always_did() -> None:
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    assert np.array_equal(
+        motion_kernel("straight", 8.0, a), linear_kernel(8.0, float(b.uniform(0.0, 180.0)))
+    )
+    assert np.array_equal(motion_kernel("curved", 8.0, a), trajectory_kernel(8.0, b))
+    with pytest.raises(ValueError, match="straight' or 'curved"):
+        motion_kernel("sideways", 8.0, a)
