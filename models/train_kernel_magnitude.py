@@ -48,7 +48,7 @@ from models.blur import (
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray, split_by_patient
 from models.kernel_magnitude_net import KernelMagnitudeNet
-from models.kernel_shape import load_magnitude_model, magnitude_of, spectrum_input
+from models.kernel_shape import GRID, load_magnitude_model, magnitude_of, spectrum_input
 from models.tune_balance import image_lists
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -61,6 +61,9 @@ COLLIMATED_SHARE = 0.35
 #: Every KERMANY_VALIDATION_STEP-th Kermany training image (from the offset) is a validation image.
 KERMANY_VALIDATION_STEP = 50
 KERMANY_VALIDATION_OFFSET = 25
+#: The least frame side the step was validated with on Kermany's 224 px frames (the node's
+#: default, 384, keeps all of them straight: validate-kermany would measure nothing).
+AS_BUILT_SMALLEST_FRAME_PX = 2 * GRID
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -220,13 +223,16 @@ def validate_kermany(
     spacing_mm: float = 0.6,
     first: int = 0,
     arbitrate: bool = False,
+    smallest_frame_px: int = AS_BUILT_SMALLEST_FRAME_PX,
 ) -> list[dict[str, Any]]:
     """The shape step against the straight kernel on :func:`kermany_validation` images (whole
     224 px frames; ``spacing_mm`` assumed, as the node assumes a spacing for a header without
     one): straight and curved paths of 4 / 7 px, the noise levels of the bank. Rows as
     ``models.tune_balance shape-validate``'s (``gain_fixed`` straight, ``gain_noise`` shaped)."""
     policy = MotionPolicy()
-    shaping = dataclasses.replace(policy, shape_arbitrate=arbitrate)
+    shaping = dataclasses.replace(
+        policy, shape_arbitrate=arbitrate, shape_smallest_frame_px=smallest_frame_px
+    )
     magnitude = load_magnitude_model(magnitude_folder)
     data = shared / "kermany-full"
     rows: list[dict[str, Any]] = []
@@ -313,6 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--images", type=int, default=24)
     v.add_argument("--first", type=int, default=0, help="from this validation image on")
     v.add_argument("--arbitrate", action="store_true", help="MotionPolicy.shape_arbitrate")
+    v.add_argument(
+        "--smallest-frame",
+        type=int,
+        default=AS_BUILT_SMALLEST_FRAME_PX,
+        help="the step's least frame side (px; default 128, as the step was built: the node's "
+        "384 keeps every 224 px Kermany frame straight)",
+    )
     v.add_argument("--out", type=Path, required=True)
     m = sub.add_parser("summary")
     m.add_argument("--rows", nargs="+", type=Path, required=True)
@@ -328,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             first=args.first,
             arbitrate=args.arbitrate,
+            smallest_frame_px=args.smallest_frame,
         )
     elif args.cmd == "summary":
         rows: list[dict[str, Any]] = []

@@ -15,6 +15,7 @@ if str(REPO) not in sys.path:
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 MHH = SHARED_DATA / "cxr-radiographs-mhh"
 LABELED = SHARED_DATA / "cxr-labeled"
+KERMANY = SHARED_DATA / "kermany-full"
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 import torch
+from conftest import KERMANY
 
 from models.kernel_magnitude_net import export_kernel_magnitude, load_checkpoint
 from models.manifest import load_manifest
@@ -95,3 +97,18 @@ def test_random_collimation_adds_flat_bands_and_keeps_the_rest() -> None:
         edges = [out[0, 60], out[-1, 60], out[50, 0], out[50, -1]]
         assert sum(e < 0.06 for e in edges) >= 1  # at least one unexposed band
         assert float((out == 0.5).mean()) > 0.3  # most of the anatomy is still there
+
+
+@pytest.mark.skipif(not (KERMANY / "labels.csv").is_file(), reason=f"shared data absent: {KERMANY}")
+def test_validate_kermany_runs_the_step_as_built_not_at_the_node_s_least_side(
+    tmp_path: Path,
+) -> None:
+    """The node keeps frames under 384 px straight, so at that side the validation on Kermany's
+    224 px frames measures nothing (shaped = straight): by default it runs the step as built."""
+    from models.train_kernel_magnitude import AS_BUILT_SMALLEST_FRAME_PX, validate_kermany
+
+    assert AS_BUILT_SMALLEST_FRAME_PX < 224
+    node = validate_kermany(KERMANY.parent, BUNDLED, 1, tmp_path / "n.json", smallest_frame_px=384)
+    flagged = [r for r in node if r["flagged"]]
+    assert flagged and all(r["gain_noise"] == r["gain_fixed"] for r in flagged)
+    assert not any(r["shape_replaced"] for r in flagged)
