@@ -128,6 +128,12 @@ class MotionPolicy:
     # Experiment: use the retrieved kernel only where its restoration is also smoother (lower
     # total variation) than the straight kernel's.
     shape_arbitrate: bool = False
+    # How a retrieved kernel is inverted (the fifth round, docs/models.md): the Wiener λ times
+    # this factor, then this many Richardson-Lucy steps from the Wiener result; or (rl_only > 0)
+    # Richardson-Lucy from a flat start with that many steps instead of the Wiener filter.
+    shape_balance_factor: float = 1.0
+    shape_rl_iterations: int = 0
+    shape_rl_only: int = 0
 
 
 @dataclass(frozen=True)
@@ -281,6 +287,7 @@ def deconvolve(
     *,
     allow_fallback: bool = True,
     magnitude: MagnitudeEstimator | None = None,
+    shape: KernelShape | None = None,
 ) -> Deconvolution:
     """Correct an image the assessment calls blurred; return a sharp one unchanged.
 
@@ -288,7 +295,9 @@ def deconvolve(
     (:func:`models.deconvolve.overshoot_fraction` above ``policy.ringing_limit``) and
     ``allow_fallback``, Richardson-Lucy from a flat start instead, which stays positive and does
     not ring at hard edges but sharpens open anatomy less. With ``magnitude`` the kernel shape
-    step (:func:`models.kernel_shape.shape_kernel`) may replace the straight kernel first.
+    step (:func:`models.kernel_shape.shape_kernel`) may replace the straight kernel first, and a
+    replaced kernel is inverted as ``policy.shape_*`` say; ``shape`` is that step's finding when
+    it is already known (the same frame deconvolved under several policies).
     """
     a = np.asarray(image01, dtype=np.float32)
     if not assessment.blurred:
@@ -300,8 +309,7 @@ def deconvolve(
     balance, quanta = wiener_balance(e, policy, assessment.estimate.angle_deg)
     if policy.balance_follows_noise:
         balance = max(balance, mismatch_floor(assessment.estimate, policy))
-    shape = None
-    if magnitude is not None:
+    if shape is None and magnitude is not None:
         est = assessment.estimate
         shape = shape_kernel(
             e,
@@ -316,8 +324,19 @@ def deconvolve(
             smallest_frame_px=policy.shape_smallest_frame_px,
             arbitrate=policy.shape_arbitrate,
         )
+    rl_after = policy.rl_iterations
+    if shape is not None:
         psf = shape.kernel
-    w = wiener_exposure(e, psf, balance, policy.power, policy.rl_iterations)
+        if shape.replaced:
+            if policy.shape_rl_only > 0:
+                r = richardson_lucy(e, psf, policy.shape_rl_only)
+                out = np.clip(from_exposure(r, policy.log_range), 0.0, 1.0).astype(np.float32)
+                return Deconvolution(
+                    out, "richardson-lucy", 0.0, None, quanta, policy.shape_rl_only, shape
+                )
+            balance *= policy.shape_balance_factor
+            rl_after += policy.shape_rl_iterations
+    w = wiener_exposure(e, psf, balance, policy.power, rl_after)
     over = overshoot_fraction(w, e)
     method: Literal["wiener", "richardson-lucy"] = "wiener"
     steps = 0

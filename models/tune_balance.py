@@ -20,6 +20,10 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   kernel (``gain_fixed``) against the kernel shape step with the bundled learned magnitude
   (``gain_noise``; :func:`models.kernel_shape.shape_kernel`); ``shape-fit`` the same on the
   fitting images.
+- ``shape-filter-fit`` / ``shape-filter-validate``: the fitting / validation images as in
+  ``shape-fit``; where the shape step replaced the kernel, every candidate of
+  :data:`SHAPE_FILTERS` (how a retrieved kernel is inverted) on that same kernel, as
+  ``gain_<candidate>``; ``filter-summary`` compares them with the as-built filter.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -70,6 +74,15 @@ GRID = (0.003, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
 RL_STEPS = (5, 10, 20, 40, 80)
 NOISE: tuple[float | None, ...] = (None, 1e5, 3e4, 1e4, 3e3)
 LENGTHS = {"0.6": (6.0, 10.0), "0.2": (10.0, 20.0)}
+#: The fifth round's candidates for inverting a retrieved kernel (docs/models.md): label ->
+#: (λ factor, Richardson-Lucy steps after the Wiener filter, Richardson-Lucy steps from a flat
+#: start instead of it). ``c1_n0`` is the filter as built.
+SHAPE_FILTERS: dict[str, tuple[float, int, int]] = {
+    **{f"c{c:g}_n{n}": (c, n, 0) for c in (0.5, 0.7, 1.0, 1.4, 2.0) for n in (0, 3, 10)},
+    "rl10": (1.0, 0, 10),
+    "rl20": (1.0, 0, 20),
+}
+AS_BUILT_FILTER = "c1_n0"
 #: Images the regulariser was fitted on (the first of the training list) and validation images.
 #: The learned kernel magnitude of the shape step (``shape-validate``).
 BUNDLED_MAGNITUDE = Path(__file__).resolve().parent / "weights" / "kernel-magnitude"
@@ -135,6 +148,14 @@ def run(
             "noise": dataclasses.replace(policy, balance_signal_aware=True),
         }
     magnitude = None
+    filters = {
+        label: dataclasses.replace(
+            policy, shape_balance_factor=c, shape_rl_iterations=n, shape_rl_only=flat
+        )
+        for label, (c, n, flat) in SHAPE_FILTERS.items()
+    }
+    if command.startswith("shape-filter"):
+        magnitude = load_magnitude_model(magnitude_folder)
     if command in ("shape-validate", "shape-fit"):  # the straight kernel against the shape step
         compared = {
             "fixed": policy,
@@ -159,7 +180,7 @@ def run(
             if command in ("rl", "rl-validate") and scene.endswith("/open"):
                 continue
             # the shape step does not run on finer pixels (models.kernel_shape.FINEST_SPACING_MM)
-            shape = command in ("shape-validate", "shape-fit")
+            shape = command.startswith("shape-")
             if shape and spacing < (policy.shape_finest_spacing_mm or 0):
                 continue
             for kind in ("straight", "curved"):
@@ -192,6 +213,15 @@ def run(
                                 row[f"gain_{lam}"] = _psnr(sharp, o) - base_psnr
                         elif a.blurred and command == "rl":
                             row.update(_rl_gains(sharp, b, a.estimate.kernel(), policy.log_range))
+                        elif a.blurred and command.startswith("shape-filter"):
+                            d = deconvolve(b, a, policy, magnitude=magnitude)
+                            row["shape_replaced"] = d.shape is not None and d.shape.replaced
+                            row[f"gain_{AS_BUILT_FILTER}"] = _psnr(sharp, d.image) - base_psnr
+                            if row["shape_replaced"]:
+                                for label, pol in filters.items():
+                                    if label != AS_BUILT_FILTER:
+                                        v = deconvolve(b, a, pol, shape=d.shape).image
+                                        row[f"gain_{label}"] = _psnr(sharp, v) - base_psnr
                         elif a.blurred:
                             for label, pol in compared.items():
                                 d = deconvolve(
@@ -251,6 +281,39 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
+def summarise_filters(rows: list[dict[str, Any]], tolerance: float = 0.15) -> dict[str, Any]:
+    """The fifth round's comparison over the cases whose kernel was replaced: per candidate the
+    mean gain, its difference from the as-built filter, the largest group fall (scene × kind ×
+    length × noise) and whether that fall is within ``tolerance``; the best admissible one."""
+    replaced = [r for r in rows if r.get("shape_replaced")]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in replaced:
+        groups.setdefault(f"{r['scene']} {r['kind']} {r['px']:g} {r['quanta']}", []).append(r)
+    built = AS_BUILT_FILTER
+    out: dict[str, Any] = {"cases": len(replaced), "candidates": {}}
+    for label in SHAPE_FILTERS:
+        if not replaced:
+            break
+        falls = {
+            key: float(np.mean([r[f"gain_{label}"] - r[f"gain_{built}"] for r in rs]))
+            for key, rs in groups.items()
+        }
+        worst = min(falls, key=lambda k: falls[k])
+        out["candidates"][label] = {
+            "mean": round(float(np.mean([r[f"gain_{label}"] for r in replaced])), 3),
+            "delta": round(
+                float(np.mean([r[f"gain_{label}"] - r[f"gain_{built}"] for r in replaced])), 3
+            ),
+            "worst_group": worst,
+            "worst_fall": round(falls[worst], 3),
+            "admissible": falls[worst] >= -tolerance,
+        }
+    admissible = {k: v for k, v in out["candidates"].items() if v["admissible"]}
+    if admissible:
+        out["best"] = max(admissible, key=lambda k: admissible[k]["mean"])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -264,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
             "snr-validate",
             "shape-validate",
             "shape-fit",
+            "shape-filter-fit",
+            "shape-filter-validate",
             "summary",
+            "filter-summary",
         ),
     )
     ap.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
@@ -296,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
         for f in args.rows:
             rows += json.loads(f.read_text())
         print(json.dumps(summarise(rows), indent=1))
+        return 0
+    if args.command == "filter-summary":
+        rows = []
+        for f in args.rows:
+            rows += json.loads(f.read_text())
+        print(json.dumps(summarise_filters(rows), indent=1))
         return 0
     if args.out is None:
         ap.error("--out is needed")

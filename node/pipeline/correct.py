@@ -77,6 +77,12 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
         described["kernel_magnitude"] = [magnitude.name, magnitude.version, magnitude.sha256]
         described["shape_finest_spacing_mm"] = policy.shape_finest_spacing_mm
         described["shape_smallest_frame_px"] = policy.shape_smallest_frame_px
+        if policy.shape_balance_factor != 1.0:
+            described["shape_balance_factor"] = policy.shape_balance_factor
+        if policy.shape_rl_iterations:
+            described["shape_rl_iterations"] = policy.shape_rl_iterations
+        if policy.shape_rl_only:
+            described["shape_rl_only"] = policy.shape_rl_only
     if policy.rl_iterations:
         described["rl_iterations"] = policy.rl_iterations
     if policy.ringing_limit is not None:

@@ -137,6 +137,37 @@ def test_given_the_true_magnitude_the_node_deconvolves_curved_motion_better() ->
     assert np.array_equal(arbitrated.image, straight.image)
 
 
+def test_a_replaced_kernel_is_inverted_as_the_policy_says_and_a_known_shape_is_reused() -> None:
+    """The fifth round's candidates act on replaced kernels only, on the same retrieved kernel."""
+    policy = MotionPolicy()
+    sharp = _textured(4)
+    true = trajectory_kernel(10.0, np.random.default_rng(1), curvature=1.0)
+    blurred = simulate_motion_blur(sharp, true, np.random.default_rng(2), noise=NoiseSpec(None))
+    motion = assess_motion(blurred, 0.6, policy)
+    built = deconvolve(blurred, motion, policy, magnitude=_oracle(true))
+    assert built.curved and built.shape is not None and built.balance is not None
+    # the finding passed in gives the same result without the network
+    again = deconvolve(blurred, motion, policy, shape=built.shape)
+    assert np.array_equal(again.image, built.image)
+    doubled = deconvolve(
+        blurred, motion, replace(policy, shape_balance_factor=2.0), shape=built.shape
+    )
+    assert doubled.balance == pytest.approx(2 * built.balance)
+    assert not np.array_equal(doubled.image, built.image)
+    with_rl = deconvolve(blurred, motion, replace(policy, shape_rl_iterations=3), shape=built.shape)
+    assert with_rl.method == "wiener" and not np.array_equal(with_rl.image, built.image)
+    flat = deconvolve(blurred, motion, replace(policy, shape_rl_only=10), shape=built.shape)
+    assert flat.method == "richardson-lucy" and flat.rl_iterations == 10 and flat.curved
+    for result in (doubled, with_rl, flat):  # the retrieved kernel still beats the straight one
+        straight = deconvolve(blurred, motion, policy)
+        assert _psnr(sharp, result.image) > _psnr(sharp, straight.image)
+    # a kernel that was not replaced is inverted as built whatever the shape_* settings say
+    kept = replace(built.shape, kernel=motion.estimate.kernel(), replaced=False)
+    loose = replace(policy, shape_balance_factor=2.0, shape_rl_iterations=3, shape_rl_only=10)
+    straight = deconvolve(blurred, motion, policy)
+    assert np.array_equal(deconvolve(blurred, motion, loose, shape=kept).image, straight.image)
+
+
 def test_a_straight_magnitude_keeps_the_straight_kernel() -> None:
     policy = MotionPolicy()
     sharp = _textured(5)

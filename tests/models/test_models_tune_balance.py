@@ -1,0 +1,49 @@
+"""models.tune_balance: the fifth round's comparison of how a retrieved kernel is inverted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from models.tune_balance import AS_BUILT_FILTER, SHAPE_FILTERS, summarise_filters
+
+
+def _row(scene: str, gains: dict[str, float], replaced: bool = True) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "scene": scene,
+        "kind": "curved",
+        "px": 10.0,
+        "quanta": None,
+        "shape_replaced": replaced,
+        f"gain_{AS_BUILT_FILTER}": 1.0,
+    }
+    if replaced:
+        row.update({f"gain_{label}": gains.get(label, 1.0) for label in SHAPE_FILTERS})
+    return row
+
+
+def test_the_best_candidate_is_the_highest_mean_among_those_no_group_of_which_falls_too_far() -> (
+    None
+):
+    rows = [
+        # rl10 gains most on average but loses 0.5 dB in the collimated group: not admissible
+        _row("0.6/open", {"rl10": 3.0, "c1.4_n3": 1.5}),
+        _row("0.6/open", {"rl10": 3.0, "c1.4_n3": 1.5}),
+        _row("0.6/collimated", {"rl10": 0.5, "c1.4_n3": 0.9}),
+        _row("0.6/open", {"rl10": 9.9}, replaced=False),  # not replaced: not counted
+    ]
+    out = summarise_filters(rows)
+    assert out["cases"] == 3
+    rl10 = out["candidates"]["rl10"]
+    assert rl10["mean"] == pytest.approx(6.5 / 3, abs=1e-3)
+    assert rl10["worst_group"].startswith("0.6/collimated")
+    assert rl10["worst_fall"] == pytest.approx(-0.5) and not rl10["admissible"]
+    assert out["candidates"]["c1.4_n3"]["delta"] == pytest.approx(0.3, abs=1e-3)
+    assert out["candidates"][AS_BUILT_FILTER]["delta"] == 0.0
+    assert out["best"] == "c1.4_n3"
+
+
+def test_no_replaced_case_no_candidate() -> None:
+    out = summarise_filters([_row("0.6/open", {}, replaced=False)])
+    assert out == {"cases": 0, "candidates": {}}
