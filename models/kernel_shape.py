@@ -137,10 +137,13 @@ def centre_on_centroid(k: F64) -> F64:
     ys, xs = np.nonzero(k > 1e-6)
     half = int(np.ceil(max(np.abs(ys - cy).max(), np.abs(xs - cx).max()))) + 1
     size = 2 * half + 1
-    canvas = np.zeros((max(k.shape[0], size) + size, max(k.shape[1], size) + size))
+    # the kernel placed with a margin: scipy's shift drops input at the array's edge, and a
+    # kernel cropped tightly to its path has mass there
+    m = 2
+    canvas = np.zeros((max(k.shape[0], size) + size + 2 * m, max(k.shape[1], size) + size + 2 * m))
     c = canvas.shape[0] // 2, canvas.shape[1] // 2
-    canvas[: k.shape[0], : k.shape[1]] = k
-    moved = shift(canvas, (c[0] - cy, c[1] - cx), order=1)
+    canvas[m : m + k.shape[0], m : m + k.shape[1]] = k
+    moved = shift(canvas, (c[0] - cy - m, c[1] - cx - m), order=1)
     sub = np.clip(moved[c[0] - half : c[0] + half + 1, c[1] - half : c[1] + half + 1], 0.0, None)
     out: F64 = sub / sub.sum()
     return out
