@@ -148,13 +148,15 @@ def run(
             "noise": dataclasses.replace(policy, balance_signal_aware=True),
         }
     magnitude = None
-    filters = {
-        label: dataclasses.replace(
-            policy, shape_balance_factor=c, shape_rl_iterations=n, shape_rl_only=flat
-        )
-        for label, (c, n, flat) in SHAPE_FILTERS.items()
-    }
-    if command.startswith("shape-filter"):
+    filters: dict[str, MotionPolicy] = {}
+    if command.startswith("shape-filter"):  # every candidate but the as-built filter
+        filters = {
+            label: dataclasses.replace(
+                policy, shape_balance_factor=c, shape_rl_iterations=n, shape_rl_only=flat
+            )
+            for label, (c, n, flat) in SHAPE_FILTERS.items()
+            if label != AS_BUILT_FILTER
+        }
         magnitude = load_magnitude_model(magnitude_folder)
     if command in ("shape-validate", "shape-fit"):  # the straight kernel against the shape step
         compared = {
@@ -219,9 +221,8 @@ def run(
                             row[f"gain_{AS_BUILT_FILTER}"] = _psnr(sharp, d.image) - base_psnr
                             if row["shape_replaced"]:
                                 for label, pol in filters.items():
-                                    if label != AS_BUILT_FILTER:
-                                        v = deconvolve(b, a, pol, shape=d.shape).image
-                                        row[f"gain_{label}"] = _psnr(sharp, v) - base_psnr
+                                    v = deconvolve(b, a, pol, shape=d.shape).image
+                                    row[f"gain_{label}"] = _psnr(sharp, v) - base_psnr
                         elif a.blurred:
                             for label, pol in compared.items():
                                 d = deconvolve(
@@ -357,17 +358,12 @@ def main(argv: list[str] | None = None) -> int:
         help="shape-validate/-fit: the step's smallest frame side (px; default: the policy's)",
     )
     args = ap.parse_args(argv)
-    if args.command == "summary":
+    if args.command in ("summary", "filter-summary"):
         rows: list[dict[str, Any]] = []
         for f in args.rows:
             rows += json.loads(f.read_text())
-        print(json.dumps(summarise(rows), indent=1))
-        return 0
-    if args.command == "filter-summary":
-        rows = []
-        for f in args.rows:
-            rows += json.loads(f.read_text())
-        print(json.dumps(summarise_filters(rows), indent=1))
+        summary = summarise(rows) if args.command == "summary" else summarise_filters(rows)
+        print(json.dumps(summary, indent=1))
         return 0
     if args.out is None:
         ap.error("--out is needed")

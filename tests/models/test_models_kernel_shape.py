@@ -117,13 +117,21 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
-def test_given_the_true_magnitude_the_node_deconvolves_curved_motion_better() -> None:
-    """The whole step inside ``deconvolve``: straight estimate, rule, retrieval, orientation."""
-    policy = MotionPolicy()
+def _curved_case(
+    policy: MotionPolicy,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, MotionAssessment]:
+    """A textured frame blurred without noise by a curved 10 px path: (sharp, true kernel,
+    blurred, the node's motion assessment at 0.6 mm)."""
     sharp = _textured(4)
     true = trajectory_kernel(10.0, np.random.default_rng(1), curvature=1.0)
     blurred = simulate_motion_blur(sharp, true, np.random.default_rng(2), noise=NoiseSpec(None))
-    motion = assess_motion(blurred, 0.6, policy)
+    return sharp, true, blurred, assess_motion(blurred, 0.6, policy)
+
+
+def test_given_the_true_magnitude_the_node_deconvolves_curved_motion_better() -> None:
+    """The whole step inside ``deconvolve``: straight estimate, rule, retrieval, orientation."""
+    policy = MotionPolicy()
+    sharp, true, blurred, motion = _curved_case(policy)
     assert motion.blurred
     straight = deconvolve(blurred, motion, policy)
     shaped = deconvolve(blurred, motion, policy, magnitude=_oracle(true))
@@ -145,10 +153,7 @@ def test_given_the_true_magnitude_the_node_deconvolves_curved_motion_better() ->
 def test_a_replaced_kernel_is_inverted_as_the_policy_says_and_a_known_shape_is_reused() -> None:
     """The fifth round's candidates act on replaced kernels only, on the same retrieved kernel."""
     policy = MotionPolicy()
-    sharp = _textured(4)
-    true = trajectory_kernel(10.0, np.random.default_rng(1), curvature=1.0)
-    blurred = simulate_motion_blur(sharp, true, np.random.default_rng(2), noise=NoiseSpec(None))
-    motion = assess_motion(blurred, 0.6, policy)
+    sharp, true, blurred, motion = _curved_case(policy)
     built = deconvolve(blurred, motion, policy, magnitude=_oracle(true))
     assert built.curved and built.shape is not None and built.balance is not None
     # the finding passed in gives the same result without the network
