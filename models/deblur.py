@@ -52,6 +52,7 @@ from models.kernel_shape import (
     shape_kernel,
 )
 from models.noise_level import quanta_per_pixel, signal_power_across
+from models.shrinkage import shrink, subband_noise
 
 #: Overshoot share above which the Wiener result is replaced by Richardson-Lucy (docs/models.md).
 DEFAULT_RINGING_LIMIT: float | None = 0.01
@@ -134,6 +135,11 @@ class MotionPolicy:
     shape_balance_factor: float = 1.0
     shape_rl_iterations: int = 0
     shape_rl_only: int = 0
+    #: The sixth round (docs/models.md, "Noise removal after the deconvolution"): the Wiener λ
+    #: times ``wiener_balance_factor``, and the result's noise shrunk in a wavelet domain
+    #: (:mod:`models.shrinkage`) where ``shrinkage`` (not after the Richardson-Lucy fallback).
+    wiener_balance_factor: float = 1.0
+    shrinkage: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,7 @@ class Deconvolution:
     noise_quanta: float | None = None  # the measured noise, quanta per pixel (None: not measured)
     rl_iterations: int = 0  # Richardson-Lucy steps of the fallback (0 when not run)
     shape: KernelShape | None = None  # the kernel shape step's finding (None when not run)
+    shrunk: bool = False  # the Wiener result's noise shrunk (models.shrinkage)
 
     @property
     def curved(self) -> bool:
@@ -297,7 +304,8 @@ def deconvolve(
     not ring at hard edges but sharpens open anatomy less. With ``magnitude`` the kernel shape
     step (:func:`models.kernel_shape.shape_kernel`) may replace the straight kernel first, and a
     replaced kernel is inverted as ``policy.shape_*`` say; ``shape`` is that step's finding when
-    it is already known (the same frame deconvolved under several policies).
+    it is already known (the same frame deconvolved under several policies). With
+    ``policy.shrinkage`` the Wiener result's noise is then shrunk (:mod:`models.shrinkage`).
     """
     a = np.asarray(image01, dtype=np.float32)
     if not assessment.blurred:
@@ -309,6 +317,7 @@ def deconvolve(
     balance, quanta = wiener_balance(e, policy, assessment.estimate.angle_deg)
     if policy.balance_follows_noise:
         balance = max(balance, mismatch_floor(assessment.estimate, policy))
+    balance *= policy.wiener_balance_factor
     if shape is None and magnitude is not None:
         est = assessment.estimate
         shape = shape_kernel(
@@ -346,8 +355,16 @@ def deconvolve(
         steps = rl_fallback_iterations(quanta, policy)
         w = richardson_lucy(e, psf, steps)
         method = "richardson-lucy"
+    shrunk = False
+    if policy.shrinkage and method == "wiener":
+        if quanta is None:
+            quanta = _measured_quanta(e)
+        if quanta is not None and math.isfinite(quanta) and quanta > 0:
+            sigmas = subband_noise(psf, balance, policy.power, float(np.mean(e)) / quanta)
+            w = shrink(w, e, sigmas)
+            shrunk = True
     out = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0).astype(np.float32)
-    return Deconvolution(out, method, over, balance, quanta, steps, shape)
+    return Deconvolution(out, method, over, balance, quanta, steps, shape, shrunk)
 
 
 def correct(

@@ -24,6 +24,11 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   ``shape-fit``; where the shape step replaced the kernel, every candidate of
   :data:`SHAPE_FILTERS` (how a retrieved kernel is inverted) on that same kernel, as
   ``gain_<candidate>``; ``filter-summary`` compares them with the as-built filter.
+- ``shrink-fit`` / ``shrink-validate``: the fitting / validation images, the ``validate``
+  design; for every flagged case the node's :func:`models.deblur.deconvolve` under every candidate
+  of :data:`SHRINK_FILTERS` (a smaller λ, wavelet shrinkage of the noise after the Wiener filter)
+  on the same kernel, as ``gain_<candidate>``; ``shrink-summary`` compares them with the node as
+  built.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -83,6 +88,14 @@ SHAPE_FILTERS: dict[str, tuple[float, int, int]] = {
     "rl20": (1.0, 0, 20),
 }
 AS_BUILT_FILTER = "c1_n0"
+#: The sixth round's candidates (docs/models.md, "Noise removal after the deconvolution"): label
+#: -> (λ factor for every Wiener filter, wavelet shrinkage after it). ``f1_plain`` is as built.
+SHRINK_FILTERS: dict[str, tuple[float, bool]] = {
+    f"f{f:g}_{'shrink' if on else 'plain'}": (f, on)
+    for f in (1.0, 0.7, 0.5, 0.35, 0.25)
+    for on in (False, True)
+}
+AS_BUILT_SHRINK = "f1_plain"
 #: Images the regulariser was fitted on (the first of the training list) and validation images.
 #: The learned kernel magnitude of the shape step (``shape-validate``).
 BUNDLED_MAGNITUDE = Path(__file__).resolve().parent / "weights" / "kernel-magnitude"
@@ -158,6 +171,13 @@ def run(
             if label != AS_BUILT_FILTER
         }
         magnitude = load_magnitude_model(magnitude_folder)
+    if command.startswith("shrink-"):  # every candidate but the node as built
+        filters = {
+            label: dataclasses.replace(policy, wiener_balance_factor=f, shrinkage=on)
+            for label, (f, on) in SHRINK_FILTERS.items()
+            if label != AS_BUILT_SHRINK
+        }
+        magnitude = load_magnitude_model(magnitude_folder)
     if command in ("shape-validate", "shape-fit"):  # the straight kernel against the shape step
         compared = {
             "fixed": policy,
@@ -215,6 +235,15 @@ def run(
                                 row[f"gain_{lam}"] = _psnr(sharp, o) - base_psnr
                         elif a.blurred and command == "rl":
                             row.update(_rl_gains(sharp, b, a.estimate.kernel(), policy.log_range))
+                        elif a.blurred and command.startswith("shrink-"):
+                            d = deconvolve(b, a, policy, magnitude=magnitude)
+                            row["shape_replaced"] = d.shape is not None and d.shape.replaced
+                            row[f"gain_{AS_BUILT_SHRINK}"] = _psnr(sharp, d.image) - base_psnr
+                            row[f"method_{AS_BUILT_SHRINK}"] = d.method
+                            for label, pol in filters.items():
+                                c = deconvolve(b, a, pol, shape=d.shape)
+                                row[f"gain_{label}"] = _psnr(sharp, c.image) - base_psnr
+                                row[f"method_{label}"] = c.method
                         elif a.blurred and command.startswith("shape-filter"):
                             d = deconvolve(b, a, policy, magnitude=magnitude)
                             row["shape_replaced"] = d.shape is not None and d.shape.replaced
@@ -282,18 +311,26 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def summarise_filters(rows: list[dict[str, Any]], tolerance: float = 0.15) -> dict[str, Any]:
-    """The fifth round's comparison over the cases whose kernel was replaced: per candidate the
-    mean gain, its difference from the as-built filter, the largest group fall (scene × kind ×
-    length × noise) and whether that fall is within ``tolerance``; the best admissible one."""
-    replaced = [r for r in rows if r.get("shape_replaced")]
+def summarise_filters(
+    rows: list[dict[str, Any]],
+    tolerance: float = 0.15,
+    candidates: tuple[str, ...] = tuple(SHAPE_FILTERS),
+    built: str = AS_BUILT_FILTER,
+    replaced_only: bool = True,
+) -> dict[str, Any]:
+    """A round's comparison of ``candidates`` with the filter as ``built``, over the cases whose
+    kernel was replaced (fifth round) or all flagged cases (``replaced_only=False``, sixth): per
+    candidate the mean gain, its difference from as built, the largest group fall (scene × kind
+    × length × noise) and whether that fall is within ``tolerance``; the best admissible one."""
+    cases = [
+        r for r in rows if f"gain_{built}" in r and (r.get("shape_replaced") or not replaced_only)
+    ]
     groups: dict[str, list[dict[str, Any]]] = {}
-    for r in replaced:
+    for r in cases:
         groups.setdefault(f"{r['scene']} {r['kind']} {r['px']:g} {r['quanta']}", []).append(r)
-    built = AS_BUILT_FILTER
-    out: dict[str, Any] = {"cases": len(replaced), "candidates": {}}
-    for label in SHAPE_FILTERS:
-        if not replaced:
+    out: dict[str, Any] = {"cases": len(cases), "candidates": {}}
+    for label in candidates:
+        if not cases:
             break
         falls = {
             key: float(np.mean([r[f"gain_{label}"] - r[f"gain_{built}"] for r in rs]))
@@ -301,9 +338,9 @@ def summarise_filters(rows: list[dict[str, Any]], tolerance: float = 0.15) -> di
         }
         worst = min(falls, key=lambda k: falls[k])
         out["candidates"][label] = {
-            "mean": round(float(np.mean([r[f"gain_{label}"] for r in replaced])), 3),
+            "mean": round(float(np.mean([r[f"gain_{label}"] for r in cases])), 3),
             "delta": round(
-                float(np.mean([r[f"gain_{label}"] - r[f"gain_{built}"] for r in replaced])), 3
+                float(np.mean([r[f"gain_{label}"] - r[f"gain_{built}"] for r in cases])), 3
             ),
             "worst_group": worst,
             "worst_fall": round(falls[worst], 3),
@@ -330,8 +367,11 @@ def main(argv: list[str] | None = None) -> int:
             "shape-fit",
             "shape-filter-fit",
             "shape-filter-validate",
+            "shrink-fit",
+            "shrink-validate",
             "summary",
             "filter-summary",
+            "shrink-summary",
         ),
     )
     ap.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
@@ -358,11 +398,18 @@ def main(argv: list[str] | None = None) -> int:
         help="shape-validate/-fit: the step's smallest frame side (px; default: the policy's)",
     )
     args = ap.parse_args(argv)
-    if args.command in ("summary", "filter-summary"):
+    if args.command in ("summary", "filter-summary", "shrink-summary"):
         rows: list[dict[str, Any]] = []
         for f in args.rows:
             rows += json.loads(f.read_text())
-        summary = summarise(rows) if args.command == "summary" else summarise_filters(rows)
+        if args.command == "summary":
+            summary: dict[str, Any] = summarise(rows)
+        elif args.command == "filter-summary":
+            summary = summarise_filters(rows)
+        else:
+            summary = summarise_filters(
+                rows, candidates=tuple(SHRINK_FILTERS), built=AS_BUILT_SHRINK, replaced_only=False
+            )
         print(json.dumps(summary, indent=1))
         return 0
     if args.out is None:
