@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from models.tune_balance import AS_BUILT_FILTER, SHAPE_FILTERS, summarise_filters
+from models.tune_balance import (
+    AS_BUILT_FILTER,
+    AS_BUILT_SHRINK,
+    SHAPE_FILTERS,
+    SHRINK_FILTERS,
+    summarise_filters,
+)
 
 
 def _row(scene: str, gains: dict[str, float], replaced: bool = True) -> dict[str, Any]:
@@ -47,3 +53,24 @@ def test_the_best_candidate_is_the_highest_mean_among_those_no_group_of_which_fa
 def test_no_replaced_case_no_candidate() -> None:
     out = summarise_filters([_row("0.6/open", {}, replaced=False)])
     assert out == {"cases": 0, "candidates": {}}
+
+
+def test_the_sixth_round_counts_every_flagged_case_against_the_node_as_built() -> None:
+    def row(scene: str, gains: dict[str, float]) -> dict[str, Any]:
+        r: dict[str, Any] = {"scene": scene, "kind": "straight", "px": 6.0, "quanta": 1e4}
+        r.update({f"gain_{label}": gains.get(label, 1.0) for label in SHRINK_FILTERS})
+        return r
+
+    rows = [
+        row("0.6/open", {"f1_shrink": 1.4, "f0.5_plain": 2.0}),
+        row("0.2/open", {"f1_shrink": 1.2, "f0.5_plain": 0.5}),
+        {"scene": "0.6/open", "kind": "straight", "px": 6.0, "quanta": 1e4},  # not flagged
+    ]
+    out = summarise_filters(
+        rows, candidates=tuple(SHRINK_FILTERS), built=AS_BUILT_SHRINK, replaced_only=False
+    )
+    assert out["cases"] == 2
+    assert out["candidates"]["f0.5_plain"]["mean"] == pytest.approx(1.25)
+    assert not out["candidates"]["f0.5_plain"]["admissible"]  # 0.2/open falls 0.5 dB
+    assert out["candidates"]["f1_shrink"]["delta"] == pytest.approx(0.3)
+    assert out["best"] == "f1_shrink"
