@@ -29,6 +29,9 @@ ones, the error of the estimated motion in mm:
 * ``blind_wiener_node_shape``: the node with the kernel shape step (``--kernel-shape``, a
   ``kernel_magnitude`` model; :func:`models.kernel_shape.shape_kernel`): a curved path's
   kernel retrieved from the learned magnitude where it differs from the straight estimate;
+* ``blind_wiener_node_shrink``: the node with the sixth round's candidate
+  (``--shrinkage-factor F``): the Wiener λ times F, then the noise shrunk in a wavelet domain
+  (:mod:`models.shrinkage`);
 * ``deblur_demo_generator``: the old ESRGAN generator (``--deblur``), tiled as the node ran it.
 
 ``--figures DIR`` writes 2× zooms of one severe case per scale and motion kind.
@@ -264,11 +267,17 @@ def evaluate_deblur(
     refiner: Path | None = None,
     photons: float | None = 1e4,
     kernel_shape: Path | None = None,
+    shrinkage_factor: float | None = None,
 ) -> dict[str, Any]:
-    """Every method on every case; PSNR/SSIM gains over the blurred input, motion error."""
+    """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
+
+    ``shrinkage_factor``: also the node with the sixth round's candidate (the Wiener λ times this
+    factor, then the noise shrunk in a wavelet domain; docs/models.md), as
+    ``blind_wiener_node_shrink``, with the kernel shape step where ``kernel_shape`` is given."""
     import dataclasses
 
     from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
+    from models.kernel_shape import load_magnitude_model
 
     cases = make_cases(radiographs, dicoms, crop, max_images, photons=photons)
     policy = MotionPolicy()
@@ -311,21 +320,30 @@ def evaluate_deblur(
             return ref(c.blurred, wiener) if lo <= c.spacing_mm <= hi else wiener
 
         methods["blind_wiener_refiner"] = (refined, True)
-    if kernel_shape is not None:
-        from models.kernel_shape import load_magnitude_model
+    magnitude = load_magnitude_model(kernel_shape) if kernel_shape is not None else None
 
-        magnitude = load_magnitude_model(kernel_shape)
-        shaped_kernels = used_kernels.setdefault("blind_wiener_node_shape", [])
+    def node_with(pol: MotionPolicy, label: str) -> Any:
+        """The node's correction under ``pol`` (shape step included), recording its kernels."""
+        kernels = used_kernels.setdefault(label, [])
 
-        def shaped(c: Case, a: Any) -> F32:
-            d = deconvolve(c.blurred, a, policy, magnitude=magnitude)
+        def corrected(c: Case, a: Any) -> F32:
+            d = deconvolve(c.blurred, a, pol, magnitude=magnitude)
             k = d.shape.kernel if d.shape is not None else None
-            shaped_kernels.append(
-                k if k is not None else a.estimate.kernel() if a.blurred else point
-            )
+            kernels.append(k if k is not None else a.estimate.kernel() if a.blurred else point)
             return d.image
 
-        methods["blind_wiener_node_shape"] = (shaped, True)
+        return corrected
+
+    if magnitude is not None:
+        methods["blind_wiener_node_shape"] = (node_with(policy, "blind_wiener_node_shape"), True)
+    if shrinkage_factor is not None:
+        shrinking = dataclasses.replace(
+            policy, wiener_balance_factor=shrinkage_factor, shrinkage=True
+        )
+        methods["blind_wiener_node_shrink"] = (
+            node_with(shrinking, "blind_wiener_node_shrink"),
+            True,
+        )
     if deblur is not None:
         model = OnnxDeblur(deblur)
         methods["deblur_demo_generator"] = (lambda c, a: model(c.blurred), False)
@@ -543,6 +561,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--photons", type=float, default=1e4, help="Poisson quanta/px after the blur (0 = none)"
     )
+    ap.add_argument(
+        "--shrinkage-factor",
+        type=float,
+        default=None,
+        help="also the node with noise shrinkage after a Wiener filter of λ times this factor",
+    )
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -562,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
             refiner,
             args.photons or None,
             shape,
+            args.shrinkage_factor,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares
