@@ -52,7 +52,6 @@ from models.kernel_shape import (
     shape_kernel,
 )
 from models.noise_level import quanta_per_pixel, signal_power_across
-from models.shrinkage import shrink, subband_noise
 
 #: Overshoot share above which the Wiener result is replaced by Richardson-Lucy (docs/models.md).
 DEFAULT_RINGING_LIMIT: float | None = 0.01
@@ -135,11 +134,16 @@ class MotionPolicy:
     shape_balance_factor: float = 1.0
     shape_rl_iterations: int = 0
     shape_rl_only: int = 0
-    #: The sixth round (docs/models.md, "Noise removal after the deconvolution"): the Wiener λ
-    #: times ``wiener_balance_factor``, and the result's noise shrunk in a wavelet domain
-    #: (:mod:`models.shrinkage`) where ``shrinkage`` (not after the Richardson-Lucy fallback).
+    #: The sixth round (docs/models.md, "Noise removal after the deconvolution"; tried, not
+    #: adopted): the Wiener λ times ``wiener_balance_factor``, and the result's noise shrunk in a
+    #: wavelet domain (:mod:`models.shrinkage`, needs the train extra's PyWavelets) where
+    #: ``shrinkage`` (not after the Richardson-Lucy fallback).
     wiener_balance_factor: float = 1.0
     shrinkage: bool = False
+    #: The seventh round (docs/models.md, "A smaller λ where the kernel was checked"): the Wiener
+    #: λ times this factor wherever the shape step read the frame's kernel magnitude
+    #: (:attr:`models.kernel_shape.KernelShape.checked`).
+    checked_balance_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -336,6 +340,8 @@ def deconvolve(
     rl_after = policy.rl_iterations
     if shape is not None:
         psf = shape.kernel
+        if shape.checked:
+            balance *= policy.checked_balance_factor
         if shape.replaced:
             if policy.shape_rl_only > 0:
                 r = richardson_lucy(e, psf, policy.shape_rl_only)
@@ -360,6 +366,9 @@ def deconvolve(
         if quanta is None:
             quanta = _measured_quanta(e)
         if quanta is not None and math.isfinite(quanta) and quanta > 0:
+            # an experiment's step (off in the node), its library in the train extra only
+            from models.shrinkage import shrink, subband_noise
+
             sigmas = subband_noise(psf, balance, policy.power, float(np.mean(e)) / quanta)
             w = shrink(w, e, sigmas)
             shrunk = True

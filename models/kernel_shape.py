@@ -288,6 +288,12 @@ class KernelShape:
     factor: int  # block size of the network's scale
     reason: str  # why the straight kernel was kept, or "" when replaced
 
+    @property
+    def checked(self) -> bool:
+        """Whether the learned magnitude was read for this frame: its kernel is then either the
+        straight estimate confirmed or one retrieved from the magnitude."""
+        return math.isfinite(self.distance)
+
 
 def shape_kernel(
     exposure: NDArray[np.floating],

@@ -16,7 +16,7 @@ round in docs/models.md):
    ``window``² mean of d² less σ², at least 0) — the Wiener filter again, now local;
 3. the inverse transform, scaled back.
 
-numpy, scipy and PyWavelets only (the node imports it).
+numpy, scipy and PyWavelets (the train extra: an experiment, off in the node).
 """
 
 from __future__ import annotations

@@ -29,6 +29,10 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   of :data:`SHRINK_FILTERS` (a smaller λ, wavelet shrinkage of the noise after the Wiener filter)
   on the same kernel, as ``gain_<candidate>``; ``shrink-summary`` compares them with the node as
   built.
+- ``shape-balance-fit`` / ``shape-balance-validate``: the seventh round; the ``shape-validate``
+  design, the node as built (``gain_fixed``) against the same with λ times
+  :data:`CHECKED_BALANCE_FACTOR` wherever the shape step read the kernel's magnitude
+  (``gain_noise``); ``shrink-summary --rows … --built fixed`` compares them.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -96,6 +100,9 @@ SHRINK_FILTERS: dict[str, tuple[float, bool]] = {
     for on in (False, True)
 }
 AS_BUILT_SHRINK = "f1_plain"
+#: The seventh round's candidate (docs/models.md): the Wiener λ times this factor wherever the
+#: shape step read the kernel's magnitude, chosen on the sixth round's fitting rows at 0.6 mm.
+CHECKED_BALANCE_FACTOR = 0.5
 #: Images the regulariser was fitted on (the first of the training list) and validation images.
 #: The learned kernel magnitude of the shape step (``shape-validate``).
 BUNDLED_MAGNITUDE = Path(__file__).resolve().parent / "weights" / "kernel-magnitude"
@@ -178,6 +185,12 @@ def run(
             if label != AS_BUILT_SHRINK
         }
         magnitude = load_magnitude_model(magnitude_folder)
+    if command in ("shape-balance-fit", "shape-balance-validate"):  # seventh round, both shaped
+        compared = {
+            "fixed": policy,
+            "noise": dataclasses.replace(policy, checked_balance_factor=CHECKED_BALANCE_FACTOR),
+        }
+        magnitude = load_magnitude_model(magnitude_folder)
     if command in ("shape-validate", "shape-fit"):  # the straight kernel against the shape step
         compared = {
             "fixed": policy,
@@ -255,7 +268,12 @@ def run(
                         elif a.blurred:
                             for label, pol in compared.items():
                                 d = deconvolve(
-                                    b, a, pol, magnitude=magnitude if label == "noise" else None
+                                    b,
+                                    a,
+                                    pol,
+                                    magnitude=magnitude
+                                    if label == "noise" or command.startswith("shape-balance")
+                                    else None,
                                 )
                                 row[f"gain_{label}"] = _psnr(sharp, d.image) - base_psnr
                                 row[f"method_{label}"] = d.method
@@ -369,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             "shape-filter-validate",
             "shrink-fit",
             "shrink-validate",
+            "shape-balance-fit",
+            "shape-balance-validate",
             "summary",
             "filter-summary",
             "shrink-summary",
@@ -378,6 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="grid / validate: where the rows go (JSON)")
     ap.add_argument("--part", default="0/1", help="I/K: every K-th image from the I-th")
     ap.add_argument("--rows", nargs="*", type=Path, default=[], help="summary: validate rows")
+    ap.add_argument(
+        "--built",
+        choices=(AS_BUILT_SHRINK, "fixed"),
+        default=AS_BUILT_SHRINK,
+        help="shrink-summary: the rows' as-built label (fixed: a two-way comparison's rows)",
+    )
     ap.add_argument(
         "--arbitrate",
         action="store_true",
@@ -406,6 +432,10 @@ def main(argv: list[str] | None = None) -> int:
             summary: dict[str, Any] = summarise(rows)
         elif args.command == "filter-summary":
             summary = summarise_filters(rows)
+        elif args.built == "fixed":  # a two-way comparison's rows (gain_fixed / gain_noise)
+            summary = summarise_filters(
+                rows, candidates=("fixed", "noise"), built="fixed", replaced_only=False
+            )
         else:
             summary = summarise_filters(
                 rows, candidates=tuple(SHRINK_FILTERS), built=AS_BUILT_SHRINK, replaced_only=False
