@@ -190,6 +190,26 @@ def test_a_straight_magnitude_keeps_the_straight_kernel() -> None:
     assert np.array_equal(done.image, deconvolve(blurred, motion, policy).image)
 
 
+def test_the_seventh_rounds_factor_acts_wherever_the_magnitude_was_read() -> None:
+    """``checked_balance_factor``: on a confirmed straight kernel and on a retrieved one, never
+    where the step did not read the magnitude (detector-scale pixels, small frames)."""
+    policy = MotionPolicy()
+    halved = replace(policy, checked_balance_factor=0.5)
+    _, true, blurred, motion = _curved_case(policy)
+    built = deconvolve(blurred, motion, policy, magnitude=_oracle(true))
+    assert built.shape is not None and built.shape.checked and built.shape.replaced
+    assert built.balance is not None
+    confirmed = replace(built.shape, kernel=motion.estimate.kernel(), replaced=False)
+    for shape in (built.shape, confirmed):
+        done = deconvolve(blurred, motion, halved, shape=shape)
+        assert done.balance == pytest.approx(0.5 * built.balance)
+    unread = replace(confirmed, distance=float("nan"), reason="pixels finer than the shape step's")
+    assert not unread.checked
+    kept = deconvolve(blurred, motion, halved, shape=unread)
+    assert kept.balance == pytest.approx(built.balance)
+    assert np.array_equal(kept.image, deconvolve(blurred, motion, policy).image)
+
+
 def test_detector_scale_frames_keep_the_straight_kernel_unless_asked() -> None:
     """At finer pixels than 0.4 mm the step lost on training images: not run by default; the
     experiment block-averages the frame to the network's scale and scales the kernel back."""
