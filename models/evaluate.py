@@ -32,6 +32,9 @@ ones, the error of the estimated motion in mm:
 * ``blind_wiener_node_shrink``: the node with the sixth round's candidate
   (``--shrinkage-factor F``): the Wiener λ times F, then the noise shrunk in a wavelet domain
   (:mod:`models.shrinkage`);
+* ``blind_wiener_node_checked``: the node with the seventh round's candidate
+  (``--checked-balance-factor F``): the Wiener λ times F where the shape step read the kernel's
+  magnitude;
 * ``deblur_demo_generator``: the old ESRGAN generator (``--deblur``), tiled as the node ran it.
 
 ``--figures DIR`` writes 2× zooms of one severe case per scale and motion kind.
@@ -268,12 +271,15 @@ def evaluate_deblur(
     photons: float | None = 1e4,
     kernel_shape: Path | None = None,
     shrinkage_factor: float | None = None,
+    checked_balance_factor: float | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
 
     ``shrinkage_factor``: also the node with the sixth round's candidate (the Wiener λ times this
     factor, then the noise shrunk in a wavelet domain; docs/models.md), as
-    ``blind_wiener_node_shrink``, with the kernel shape step where ``kernel_shape`` is given."""
+    ``blind_wiener_node_shrink``, with the kernel shape step where ``kernel_shape`` is given;
+    ``checked_balance_factor``: also the node with the seventh round's (λ times this factor
+    where the shape step read the kernel's magnitude), as ``blind_wiener_node_checked``."""
     import dataclasses
 
     from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
@@ -342,6 +348,12 @@ def evaluate_deblur(
         )
         methods["blind_wiener_node_shrink"] = (
             node_with(shrinking, "blind_wiener_node_shrink"),
+            True,
+        )
+    if checked_balance_factor is not None:
+        checking = dataclasses.replace(policy, checked_balance_factor=checked_balance_factor)
+        methods["blind_wiener_node_checked"] = (
+            node_with(checking, "blind_wiener_node_checked"),
             True,
         )
     if deblur is not None:
@@ -567,6 +579,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="also the node with noise shrinkage after a Wiener filter of λ times this factor",
     )
+    ap.add_argument(
+        "--checked-balance-factor",
+        type=float,
+        default=None,
+        help="also the node with λ times this factor where the shape step read the magnitude",
+    )
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -587,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
             args.photons or None,
             shape,
             args.shrinkage_factor,
+            args.checked_balance_factor,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

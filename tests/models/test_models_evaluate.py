@@ -30,6 +30,8 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
             "128",
             "--shrinkage-factor",
             "0.7",
+            "--checked-balance-factor",
+            "0.5",
             "--out",
             str(tmp_path),
         ]
@@ -46,6 +48,7 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
         "blind_wiener_node",
         "blind_wiener_node_shape",
         "blind_wiener_node_shrink",
+        "blind_wiener_node_checked",
         "deblur_demo_generator",
     } <= set(methods)
     node = methods["blind_wiener_node"]
@@ -55,7 +58,7 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
     assert "motion_error_mm_median" in node["all"]
     # the kernel each blind method used against the true one (models.kernel_shape.kernel_error)
     blind = ("blind_wiener_ungated", "blind_wiener_node", "blind_wiener_node_shape")
-    for name in (*blind, "blind_wiener_node_shrink"):
+    for name in (*blind, "blind_wiener_node_shrink", "blind_wiener_node_checked"):
         assert 0.0 <= methods[name]["all"]["kernel_error_median"] <= 1.0
     assert "kernel_error_median" not in methods["wiener_oracle_kernel"]["all"]
     assert methods["blurred_input"]["all"]["psnr_gain_db"] == 0.0
