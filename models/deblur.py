@@ -55,6 +55,9 @@ from models.noise_level import quanta_per_pixel, signal_power_across
 
 #: Overshoot share above which the Wiener result is replaced by Richardson-Lucy (docs/models.md).
 DEFAULT_RINGING_LIMIT: float | None = 0.01
+#: The Wiener λ's factor where the kernel shape step read the kernel's magnitude (the seventh
+#: round, docs/models.md).
+DEFAULT_CHECKED_BALANCE_FACTOR = 0.5
 DEFAULT_RL_FALLBACK_ITERATIONS = 10
 #: The noise-following regulariser: ``balance · (REFERENCE / N̂) ** exponent`` within a range,
 #: N̂ the measured quanta per pixel; fitted on training images (docs/models.md, "The regulariser
@@ -140,10 +143,10 @@ class MotionPolicy:
     #: ``shrinkage`` (not after the Richardson-Lucy fallback).
     wiener_balance_factor: float = 1.0
     shrinkage: bool = False
-    #: The seventh round (docs/models.md, "A smaller λ where the kernel was checked"): the Wiener
-    #: λ times this factor wherever the shape step read the frame's kernel magnitude
-    #: (:attr:`models.kernel_shape.KernelShape.checked`).
-    checked_balance_factor: float = 1.0
+    #: The seventh round (docs/models.md, "A smaller λ where the kernel was checked"; the node's
+    #: default since sharpray-blind-wiener 0.8.0): the Wiener λ times this factor wherever the
+    #: shape step read the frame's kernel magnitude (:attr:`models.kernel_shape.KernelShape.checked`).
+    checked_balance_factor: float = DEFAULT_CHECKED_BALANCE_FACTOR
 
 
 @dataclass(frozen=True)

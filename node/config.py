@@ -325,6 +325,9 @@ class BlurGateSettings(Strict):
     # ... at least floor * (motion px / 10) ** 2 * ((1 - fit confidence) / 0.2) ** 3: a long motion
     # the straight kernel fits poorly (a curved path) is regularised more; null: no such floor
     wiener_balance_mismatch_floor: float | None = Field(None, gt=0, le=1)
+    # ... times this where the kernel shape step read the frame's kernel magnitude (pixels of
+    # 0.4 mm or more, frames of at least 384 px at 0.6 mm): a checked kernel needs less (1: as 0.7.0)
+    wiener_balance_checked_factor: float = Field(0.5, gt=0, le=4)
     wiener_power: float = Field(1.0, ge=0, le=2)  # 0 constant, 2 gradient (Laplacian) penalty
     richardson_lucy_steps: int = Field(0, ge=0, le=50)  # after the Wiener filter; 0 = Wiener only
     # Wiener result outside the data's range on more than this share of pixels (ringing at hard

@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 
 WIENER_NAME = "sharpray-blind-wiener"
 WIENER_VERSION = "0.6.0"
-#: The version with the curved-motion shape step (a learned kernel magnitude, models.kernel_shape).
-SHAPED_VERSION = "0.7.0"
+#: The version with the curved-motion shape step (a learned kernel magnitude, models.kernel_shape);
+#: 0.8.0: the regulariser halved where that step read the kernel's magnitude (0.7.0: not).
+SHAPED_VERSION = "0.8.0"
 
 
 def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) -> ModelInfo:
@@ -77,6 +78,8 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
         described["kernel_magnitude"] = [magnitude.name, magnitude.version, magnitude.sha256]
         described["shape_finest_spacing_mm"] = policy.shape_finest_spacing_mm
         described["shape_smallest_frame_px"] = policy.shape_smallest_frame_px
+        if policy.checked_balance_factor != 1.0:
+            described["checked_balance_factor"] = policy.checked_balance_factor
         if policy.shape_balance_factor != 1.0:
             described["shape_balance_factor"] = policy.shape_balance_factor
         if policy.shape_rl_iterations:
@@ -106,6 +109,11 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
             )
             + " and Wiener deconvolution"
             + (" regularised by the measured noise" if policy.balance_follows_noise else "")
+            + (
+                f" (times {policy.checked_balance_factor:g} where the kernel's shape was checked)"
+                if magnitude is not None and policy.checked_balance_factor != 1.0
+                else ""
+            )
             + (
                 f" with {policy.rl_iterations} Richardson-Lucy steps"
                 if policy.rl_iterations

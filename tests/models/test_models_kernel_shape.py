@@ -130,7 +130,9 @@ def _curved_case(
 
 def test_given_the_true_magnitude_the_node_deconvolves_curved_motion_better() -> None:
     """The whole step inside ``deconvolve``: straight estimate, rule, retrieval, orientation."""
-    policy = MotionPolicy()
+    # the λ of a checked kernel as of an unchecked one (0.7.0), so that a kept straight kernel's
+    # output can be compared with the step's absence
+    policy = MotionPolicy(checked_balance_factor=1.0)
     sharp, true, blurred, motion = _curved_case(policy)
     assert motion.blurred
     straight = deconvolve(blurred, motion, policy)
@@ -152,7 +154,7 @@ def test_given_the_true_magnitude_the_node_deconvolves_curved_motion_better() ->
 
 def test_a_replaced_kernel_is_inverted_as_the_policy_says_and_a_known_shape_is_reused() -> None:
     """The fifth round's candidates act on replaced kernels only, on the same retrieved kernel."""
-    policy = MotionPolicy()
+    policy = MotionPolicy(checked_balance_factor=1.0)  # as the round ran: 0.7.0
     sharp, true, blurred, motion = _curved_case(policy)
     built = deconvolve(blurred, motion, policy, magnitude=_oracle(true))
     assert built.curved and built.shape is not None and built.balance is not None
@@ -187,14 +189,19 @@ def test_a_straight_magnitude_keeps_the_straight_kernel() -> None:
     done = deconvolve(blurred, motion, policy, magnitude=_oracle(true))
     assert done.shape is not None and not done.curved
     assert done.shape.reason == "magnitude fits straight motion"
-    assert np.array_equal(done.image, deconvolve(blurred, motion, policy).image)
+    assert np.array_equal(done.shape.kernel, motion.estimate.kernel())
+    # the straight kernel, confirmed: as without the step but for the checked kernel's λ
+    as_070 = replace(policy, checked_balance_factor=1.0)
+    confirmed = deconvolve(blurred, motion, as_070, magnitude=_oracle(true))
+    assert np.array_equal(confirmed.image, deconvolve(blurred, motion, policy).image)
 
 
 def test_the_seventh_rounds_factor_acts_wherever_the_magnitude_was_read() -> None:
     """``checked_balance_factor``: on a confirmed straight kernel and on a retrieved one, never
     where the step did not read the magnitude (detector-scale pixels, small frames)."""
-    policy = MotionPolicy()
-    halved = replace(policy, checked_balance_factor=0.5)
+    policy = MotionPolicy(checked_balance_factor=1.0)  # sharpray-blind-wiener 0.7.0
+    halved = replace(policy, checked_balance_factor=0.5)  # 0.8.0, the default
+    assert MotionPolicy().checked_balance_factor == 0.5
     _, true, blurred, motion = _curved_case(policy)
     built = deconvolve(blurred, motion, policy, magnitude=_oracle(true))
     assert built.shape is not None and built.shape.checked and built.shape.replaced

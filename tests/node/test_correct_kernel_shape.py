@@ -66,6 +66,33 @@ def test_the_shape_step_changes_the_identity_and_is_said(magnitude: KernelMagnit
         assert "curved" not in same.method
 
 
+def test_the_checked_kernels_regulariser_is_a_setting_in_the_identity_and_the_text(
+    tmp_path: Path, magnitude: KernelMagnitude
+) -> None:
+    """0.8.0: λ halved where the shape step read the magnitude; ``1`` gives 0.7.0's filter."""
+    from node.pipeline.blur_gate import policy as policy_of
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("blur_gate:\n  wiener_balance_checked_factor: 1.0\n")
+    as_070 = policy_of(load_settings(cfg, environ={}).blur_gate)
+    cfg.write_text("models: {}\n")
+    default = policy_of(load_settings(cfg, environ={}).blur_gate)
+    assert (default.checked_balance_factor, as_070.checked_balance_factor) == (0.5, 1.0)
+    new, old = Corrector(default, None, magnitude), Corrector(as_070, None, magnitude)
+    assert new.info.device_uid != old.info.device_uid
+    assert "times 0.5 where the kernel's shape was checked" in (new.info.description or "")
+    assert "where the kernel's shape was checked" not in (old.info.description or "")
+    # the straight-kernel correction (no shape step) has nothing to halve: the same identity
+    assert wiener_info(default).device_uid == wiener_info(as_070).device_uid
+    _, _, blurred = _blurred_curved(4)
+    motion = assess_motion(blurred, 0.6, default)
+    a, b = new(blurred, motion), old(blurred, motion)
+    assert a.applied and b.applied and not np.array_equal(a.image, b.image)
+    # the SR's text names the regulariser actually used: half of 0.7.0's
+    used = [float(m.method.split("regularisation ")[1].split(" ")[0]) for m in (a, b)]
+    assert used[0] == pytest.approx(0.5 * used[1], rel=0.01)
+
+
 def test_wrong_models_and_combinations_are_refused(
     magnitude: KernelMagnitude, tiny_models: dict[str, Path]
 ) -> None:
