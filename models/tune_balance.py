@@ -149,6 +149,7 @@ def run(
     arbitrate: bool = False,
     crop: int = CROP_PX,
     smallest_frame_px: int | None = None,
+    blur_log_range: float | None = 3.0,
 ) -> list[dict[str, Any]]:
     fit, validation = image_lists(data)
     names = (validation if command.endswith("validate") else fit)[part[0] :: part[1]]
@@ -224,7 +225,9 @@ def run(
                 for px in LENGTHS[scene.split("/")[0]]:
                     k = motion_kernel(kind, px, rng)
                     for q in NOISE:
-                        b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
+                        b = simulate_motion_blur(
+                            sharp, k, rng, log_range=blur_log_range, noise=NoiseSpec(q)
+                        )
                         a = assess_motion(b, spacing, policy)
                         e = to_exposure(b.astype(np.float64), policy.log_range)
                         base_psnr = _psnr(sharp, b)
@@ -425,6 +428,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="shape-validate/-fit: the step's smallest frame side (px; default: the policy's)",
     )
+    ap.add_argument(
+        "--blur-log-range",
+        default="3",
+        help="decades of the blur model's grey-to-exposure mapping; 'none': blur the grey values "
+        "themselves, as an evaluator with another blur model might",
+    )
     args = ap.parse_args(argv)
     if args.command in ("summary", "filter-summary", "shrink-summary"):
         rows: list[dict[str, Any]] = []
@@ -456,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         args.arbitrate,
         args.crop,
         args.smallest_frame,
+        None if args.blur_log_range == "none" else float(args.blur_log_range),
     )
     return 0
 
