@@ -86,6 +86,10 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
             described["shape_rl_iterations"] = policy.shape_rl_iterations
         if policy.shape_rl_only:
             described["shape_rl_only"] = policy.shape_rl_only
+    if policy.wiener_balance_factor != 1.0:  # experiments' settings (models.tune_balance)
+        described["wiener_balance_factor"] = policy.wiener_balance_factor
+    if policy.shrinkage:
+        described["shrinkage"] = True
     if policy.rl_iterations:
         described["rl_iterations"] = policy.rl_iterations
     if policy.ringing_limit is not None:
