@@ -31,8 +31,8 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   built.
 - ``shape-balance-fit`` / ``shape-balance-validate``: the seventh round; the ``shape-validate``
   design, the node as built (``gain_fixed``) against the same with λ times
-  :data:`CHECKED_BALANCE_FACTOR` wherever the shape step read the kernel's magnitude
-  (``gain_noise``); ``shrink-summary --rows … --built fixed`` compares them.
+  :data:`models.deblur.DEFAULT_CHECKED_BALANCE_FACTOR` wherever the shape step read the kernel's
+  magnitude (``gain_noise``); ``shrink-summary --rows … --built fixed`` compares them.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -69,7 +69,12 @@ from models.blur import (
     simulate_motion_blur,
     to_exposure,
 )
-from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur import (
+    DEFAULT_CHECKED_BALANCE_FACTOR,
+    MotionPolicy,
+    assess_motion,
+    deconvolve,
+)
 from models.deblur_data import load_gray, split_by_patient
 from models.deconvolve import pad_for_fft, richardson_lucy_steps, wiener_exposure
 from models.kernel_shape import load_magnitude_model
@@ -100,9 +105,6 @@ SHRINK_FILTERS: dict[str, tuple[float, bool]] = {
     for on in (False, True)
 }
 AS_BUILT_SHRINK = "f1_plain"
-#: The seventh round's candidate (docs/models.md): the Wiener λ times this factor wherever the
-#: shape step read the kernel's magnitude, chosen on the sixth round's fitting rows at 0.6 mm.
-CHECKED_BALANCE_FACTOR = 0.5
 #: Images the regulariser was fitted on (the first of the training list) and validation images.
 #: The learned kernel magnitude of the shape step (``shape-validate``).
 BUNDLED_MAGNITUDE = Path(__file__).resolve().parent / "weights" / "kernel-magnitude"
@@ -191,7 +193,10 @@ def run(
     if command in ("shape-balance-fit", "shape-balance-validate"):  # seventh round, both shaped
         compared = {
             "fixed": policy,
-            "noise": dataclasses.replace(policy, checked_balance_factor=CHECKED_BALANCE_FACTOR),
+            # the candidate, chosen on the sixth round's fitting rows, is 0.8.0's default since
+            "noise": dataclasses.replace(
+                policy, checked_balance_factor=DEFAULT_CHECKED_BALANCE_FACTOR
+            ),
         }
         magnitude = load_magnitude_model(magnitude_folder)
     if command in ("shape-validate", "shape-fit"):  # the straight kernel against the shape step
@@ -253,23 +258,19 @@ def run(
                                 row[f"gain_{lam}"] = _psnr(sharp, o) - base_psnr
                         elif a.blurred and command == "rl":
                             row.update(_rl_gains(sharp, b, a.estimate.kernel(), policy.log_range))
-                        elif a.blurred and command.startswith("shrink-"):
+                        elif a.blurred and filters:  # a round's candidates on one kernel
+                            # the fifth round's act on replaced kernels only, the sixth's on all
+                            shrinking = command.startswith("shrink-")
+                            built = AS_BUILT_SHRINK if shrinking else AS_BUILT_FILTER
                             d = deconvolve(b, a, policy, magnitude=magnitude)
                             row["shape_replaced"] = d.shape is not None and d.shape.replaced
-                            row[f"gain_{AS_BUILT_SHRINK}"] = _psnr(sharp, d.image) - base_psnr
-                            row[f"method_{AS_BUILT_SHRINK}"] = d.method
-                            for label, pol in filters.items():
-                                c = deconvolve(b, a, pol, shape=d.shape)
-                                row[f"gain_{label}"] = _psnr(sharp, c.image) - base_psnr
-                                row[f"method_{label}"] = c.method
-                        elif a.blurred and command.startswith("shape-filter"):
-                            d = deconvolve(b, a, policy, magnitude=magnitude)
-                            row["shape_replaced"] = d.shape is not None and d.shape.replaced
-                            row[f"gain_{AS_BUILT_FILTER}"] = _psnr(sharp, d.image) - base_psnr
-                            if row["shape_replaced"]:
+                            row[f"gain_{built}"] = _psnr(sharp, d.image) - base_psnr
+                            row[f"method_{built}"] = d.method
+                            if shrinking or row["shape_replaced"]:
                                 for label, pol in filters.items():
-                                    v = deconvolve(b, a, pol, shape=d.shape).image
-                                    row[f"gain_{label}"] = _psnr(sharp, v) - base_psnr
+                                    c = deconvolve(b, a, pol, shape=d.shape)
+                                    row[f"gain_{label}"] = _psnr(sharp, c.image) - base_psnr
+                                    row[f"method_{label}"] = c.method
                         elif a.blurred:
                             for label, pol in compared.items():
                                 d = deconvolve(

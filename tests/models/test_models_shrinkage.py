@@ -40,8 +40,7 @@ def test_the_subbands_noise_is_that_of_white_noise_through_the_same_filter() -> 
     for expected, details in zip(sigmas, coeffs[1:], strict=True):
         for s, d in zip(expected, details, strict=True):
             assert float(np.std(d)) == pytest.approx(s, rel=0.05)
-    # the Wiener filter amplifies the noise it restores: finest subbands noisier than the input's
-    # share, and σ grows with the noise's standard deviation
+    # σ grows with the noise's standard deviation (four times the variance: twice the σ)
     doubled = subband_noise(KERNEL, 0.05, 1.0, 16e-4)
     assert doubled[-1][0] == pytest.approx(2 * sigmas[-1][0], rel=1e-6)
 
