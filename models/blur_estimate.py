@@ -144,12 +144,24 @@ def _match_scores(r: F64, phi: F64, resid: F64, weights: F64, lengths: F64, eta:
 
 
 def _estimate_at(
-    sig: F64, scale: int, max_length: float, patch: int, eta: float, floor_quanta: float | None
+    sig: F64,
+    scale: int,
+    max_length: float,
+    patch: int,
+    eta: float,
+    floor_quanta: float | None,
+    noise_variance: float | None = None,
 ) -> MotionEstimate:
     small = _block_mean(sig, scale)
     pch = min(patch, *small.shape)
     pch -= pch % 2
     power = welch_power(small, pch)
+    if noise_variance:
+        # The white noise the frame carries (variance per native pixel; a block mean of scale²
+        # pixels has 1/scale² of it) is taken out, so that the motion's dips are weighed as in the
+        # noise-free frame; the floor below is then all the noise the estimate assumes.
+        white = noise_variance / (scale * scale) * float((np.hanning(pch) ** 2).sum() ** 2)
+        power = np.maximum(power - white, 0.0)
     if floor_quanta:
         # The white power of quantum noise at floor_quanta per pixel (exposure 1), as the block
         # mean of scale² pixels sees it: a frame without noise is weighed as if it had that much.
@@ -188,6 +200,7 @@ def estimate_motion(
     search_max_px: float = 20.0,
     eta: float = 0.02,
     noise_floor_quanta: float | None = None,
+    noise_variance: float | None = None,
 ) -> MotionEstimate:
     """Estimate straight motion blur (length px, angle °) of a grey image (bright = dense, [0, 1]).
 
@@ -204,13 +217,20 @@ def estimate_motion(
     read beyond 0.45 cycles/px; in a frame without noise that "floor" is the blurred anatomy
     itself and the weights go wrong (long curved motion was found in 6 of 18 noiseless frames,
     15 of 18 with noise). A real detector always has at least this floor.
+
+    ``noise_variance``: the white noise variance per pixel measured in the frame's linear exposure
+    (:func:`models.noise_level.white_noise_variance`); its power is subtracted from the spectrum
+    first (spectral subtraction, floored at 0), so that short motion, whose first dip lies where a
+    noisy frame's spectrum is mostly noise, is found as in a frame without noise (the eighth round,
+    docs/models.md). ``None``: nothing subtracted.
     """
     a = np.asarray(image01, dtype=np.float64)
     sig = to_exposure(a, log_range) if log_range is not None else a
     coarse = max(1, math.ceil(max_length / search_max_px))
     while coarse > 1 and min(a.shape) // coarse < patch:
         coarse -= 1
-    found = [_estimate_at(sig, 1, min(max_length, search_max_px), patch, eta, noise_floor_quanta)]
+    floor, noise = noise_floor_quanta, noise_variance
+    found = [_estimate_at(sig, 1, min(max_length, search_max_px), patch, eta, floor, noise)]
     if coarse > 1:
-        found.append(_estimate_at(sig, coarse, max_length, patch, eta, noise_floor_quanta))
+        found.append(_estimate_at(sig, coarse, max_length, patch, eta, floor, noise))
     return max(found, key=lambda e: e.specificity)

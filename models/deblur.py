@@ -51,7 +51,7 @@ from models.kernel_shape import (
     MagnitudeEstimator,
     shape_kernel,
 )
-from models.noise_level import quanta_per_pixel, signal_power_across
+from models.noise_level import quanta_per_pixel, signal_power_across, white_noise_variance
 
 #: Overshoot share above which the Wiener result is replaced by Richardson-Lucy (docs/models.md).
 DEFAULT_RINGING_LIMIT: float | None = 0.01
@@ -147,6 +147,9 @@ class MotionPolicy:
     #: default since sharpray-blind-wiener 0.8.0): the Wiener λ times this factor wherever the
     #: shape step read the frame's kernel magnitude (:attr:`models.kernel_shape.KernelShape.checked`).
     checked_balance_factor: float = DEFAULT_CHECKED_BALANCE_FACTOR
+    #: The eighth round (docs/models.md, "Short motion in noisy frames"): the motion estimate
+    #: subtracts the white noise measured in the frame from its spectrum before the fit.
+    estimate_subtracts_noise: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,8 +204,18 @@ def assess_motion(
         if policy.noise_floor_quanta
         else None
     )
+    noise = None
+    if policy.estimate_subtracts_noise:
+        try:
+            noise = white_noise_variance(to_exposure(np.asarray(image01), policy.log_range))
+        except ValueError:  # too small to measure: nothing subtracted
+            noise = None
     est = estimate_motion(
-        image01, max_length=max_px, log_range=policy.log_range, noise_floor_quanta=floor
+        image01,
+        max_length=max_px,
+        log_range=policy.log_range,
+        noise_floor_quanta=floor,
+        noise_variance=noise,
     )
     return MotionAssessment(est, pixel_spacing_mm, decide(est, pixel_spacing_mm, policy))
 
