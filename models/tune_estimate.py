@@ -82,7 +82,9 @@ def case_row(
     return row
 
 
-def run(data: Path, part: tuple[int, int], out: Path, magnitude_folder: Path) -> list[dict[str, Any]]:
+def run(
+    data: Path, part: tuple[int, int], out: Path, magnitude_folder: Path
+) -> list[dict[str, Any]]:
     _, validation = image_lists(data)
     names = validation[part[0] :: part[1]]
     policies = candidates()

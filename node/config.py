@@ -340,6 +340,9 @@ class BlurGateSettings(Strict):
     # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel,
     # scaled with the pixel area): a noiseless frame is weighed as a real detector's; null: none
     noise_floor_quanta: float | None = Field(1e5, gt=0)
+    # The motion estimate takes the white noise measured in the frame out of its spectrum first,
+    # so short motion in a noisy frame is found as in a quiet one (docs/models.md, eighth round)
+    motion_estimate_subtracts_noise: bool = False
     notify_to: list[str] = []  # destinations of the fast image-quality notice SR (e.g. sender)
     notice_series_number: int = Field(9010, ge=0)
     notice_sc: bool = False  # also a colour SC with a banner (series notice_series_number + 1)

@@ -67,6 +67,8 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
         described["strong_fit_min_specificity"] = policy.strong_fit_min_specificity
     if policy.noise_floor_quanta is not None:
         described["noise_floor_quanta"] = policy.noise_floor_quanta
+    if policy.estimate_subtracts_noise:
+        described["estimate_subtracts_noise"] = True
     if policy.balance_follows_noise:
         described["balance_exponent"] = policy.balance_exponent
         described["balance_range"] = list(policy.balance_range)
@@ -104,7 +106,9 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
         device_uid=device_uid_for(hashlib.sha256(params.encode()).hexdigest()),
         demonstration_only=True,
         description=(
-            "Blind straight-motion estimate (spectral template)"
+            "Blind straight-motion estimate (spectral template"
+            + (", measured noise subtracted" if policy.estimate_subtracts_noise else "")
+            + ")"
             + (
                 f", curved paths retrieved from a learned kernel magnitude ({magnitude.name} "
                 f"{magnitude.version})"

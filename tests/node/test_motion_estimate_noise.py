@@ -1,0 +1,39 @@
+"""The motion estimate's noise subtraction (the eighth round, docs/models.md) as a node setting:
+config → policy, the identity and text of the correction, and the gate's decision it changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur
+from models.deblur import assess_motion
+from node.config import load_settings
+from node.pipeline.blur_gate import policy as policy_of
+from node.pipeline.correct import wiener_info
+from tests.support.synthetic import chest_like, power_law_field
+
+
+def test_the_setting_reaches_the_estimate_and_the_identity(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("blur_gate:\n  motion_estimate_subtracts_noise: true\n")
+    on = policy_of(load_settings(cfg, environ={}).blur_gate)
+    cfg.write_text("blur_gate:\n  motion_estimate_subtracts_noise: false\n")
+    off = policy_of(load_settings(cfg, environ={}).blur_gate)
+    assert on.estimate_subtracts_noise and not off.estimate_subtracts_noise
+    a, b = wiener_info(on), wiener_info(off)
+    assert a.device_uid != b.device_uid
+    assert "measured noise subtracted" in (a.description or "")
+    assert "measured noise subtracted" not in (b.description or "")
+
+    mixed = 0.5 * chest_like(512, 512, 2) + 0.5 * power_law_field(512, 2, 1.25, 0.0, 1.0)
+    sharp = np.clip(mixed, 0.0, 1.0).astype(np.float32)
+    rng = np.random.default_rng(5)
+    noisy = simulate_motion_blur(sharp, linear_kernel(4.0, 70.0), rng, noise=NoiseSpec(3e3))
+    found, missed = assess_motion(noisy, 0.6, on), assess_motion(noisy, 0.6, off)
+    assert (found.decision, missed.decision) == ("blurred", "sharp")  # 2.4 mm of motion
+    assert found.estimate.length_px == pytest.approx(4.0, abs=0.8)
+    still = simulate_motion_blur(sharp, np.ones((1, 1)), rng, noise=NoiseSpec(3e3))
+    assert assess_motion(still, 0.6, on).decision == "sharp"
