@@ -272,6 +272,7 @@ def evaluate_deblur(
     kernel_shape: Path | None = None,
     shrinkage_factor: float | None = None,
     checked_balance_factor: float | None = None,
+    subtract_noise: bool = False,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
 
@@ -279,7 +280,9 @@ def evaluate_deblur(
     factor, then the noise shrunk in a wavelet domain; docs/models.md), as
     ``blind_wiener_node_shrink``, with the kernel shape step where ``kernel_shape`` is given;
     ``checked_balance_factor``: also the node with the seventh round's (λ times this factor
-    where the shape step read the kernel's magnitude), as ``blind_wiener_node_checked``."""
+    where the shape step read the kernel's magnitude), as ``blind_wiener_node_checked``;
+    ``subtract_noise``: also the node whose motion estimate subtracts the frame's measured noise
+    (the eighth round), as ``blind_wiener_node_subtract``, judged on its own estimates."""
     import dataclasses
 
     from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
@@ -340,6 +343,28 @@ def evaluate_deblur(
 
         return corrected
 
+    own_mm: dict[str, list[float]] = {}  # methods that estimate the motion themselves
+
+    def node_estimating(pol: MotionPolicy, label: str) -> Any:
+        """The node under ``pol`` from its own motion estimate on, recording kernels and mm."""
+        kernels, mm = used_kernels.setdefault(label, []), own_mm.setdefault(label, [])
+
+        def corrected(c: Case, _: Any) -> F32:
+            a = assess_motion(c.blurred, c.spacing_mm, pol)
+            mm.append(a.motion_mm if a.blurred else 0.0)
+            d = deconvolve(c.blurred, a, pol, magnitude=magnitude)
+            k = d.shape.kernel if d.shape is not None else None
+            kernels.append(k if k is not None else a.estimate.kernel() if a.blurred else point)
+            return d.image
+
+        return corrected
+
+    if subtract_noise:
+        subtracting = dataclasses.replace(policy, estimate_subtracts_noise=True)
+        methods["blind_wiener_node_subtract"] = (
+            node_estimating(subtracting, "blind_wiener_node_subtract"),
+            True,
+        )
     if magnitude is not None:
         methods["blind_wiener_node_shape"] = (node_with(policy, "blind_wiener_node_shape"), True)
     if shrinkage_factor is not None:
@@ -384,7 +409,7 @@ def evaluate_deblur(
             else None
         )
         result["methods"][name] = {
-            **_scores(cases, outs, est_mm if blind else None, kernel_errors),
+            **_scores(cases, outs, own_mm.get(name, est_mm) if blind else None, kernel_errors),
             "seconds_per_image": round((time.perf_counter() - t) / max(1, len(cases)), 3),
         }
         print(name, json.dumps(result["methods"][name]["all"]), flush=True)
@@ -585,6 +610,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="also the node with λ times this factor where the shape step read the magnitude",
     )
+    ap.add_argument(
+        "--subtract-noise",
+        action="store_true",
+        help="also the node whose motion estimate subtracts the measured noise (eighth round)",
+    )
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -606,6 +636,7 @@ def main(argv: list[str] | None = None) -> int:
             shape,
             args.shrinkage_factor,
             args.checked_balance_factor,
+            args.subtract_noise,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -41,11 +42,16 @@ MOTIONS_MM = (0.5, 1.0, 2.0)
 SPACING_MM = {"cxr-radiographs-mhh": 0.6, "kermany-full": 0.9, "nih1024": 0.4, "nih64": 6.0}
 
 
-def _policy() -> MotionPolicy:
+def _policy(subtract_noise: bool | None = None) -> MotionPolicy:
+    """The node's defaults; ``subtract_noise`` set: with or without the estimate's noise
+    subtraction (the eighth round, docs/models.md)."""
     from node.config import BlurGateSettings
     from node.pipeline.blur_gate import policy
 
-    return policy(BlurGateSettings())
+    pol = policy(BlurGateSettings())
+    if subtract_noise is None:
+        return pol
+    return dataclasses.replace(pol, estimate_subtracts_noise=subtract_noise)
 
 
 def _dicoms(data: Path) -> list[tuple[str, F32, float]]:
@@ -77,8 +83,10 @@ def _pngs(data: Path, limit: int) -> dict[str, list[Path]]:
     return {k: (v[:limit] if limit else v) for k, v in sets.items()}
 
 
-def evaluate(data: Path, limit: int = 0, seed: int = 0) -> dict[str, Any]:
-    pol = _policy()
+def evaluate(
+    data: Path, limit: int = 0, seed: int = 0, subtract_noise: bool | None = None
+) -> dict[str, Any]:
+    pol = _policy(subtract_noise)
     rng = np.random.default_rng(seed)
     result: dict[str, Any] = {
         "policy": {
@@ -86,6 +94,7 @@ def evaluate(data: Path, limit: int = 0, seed: int = 0) -> dict[str, Any]:
             "severe_from_mm": pol.severe_from_mm,
             "min_specificity": pol.min_specificity,
             "max_motion_mm": pol.max_motion_mm,
+            "estimate_subtracts_noise": pol.estimate_subtracts_noise,
         },
         "false_alarms": {},
         "detection": {},
@@ -193,8 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument(
+        "--subtract-noise",
+        choices=("on", "off"),
+        default=None,
+        help="the estimate with / without the measured noise subtracted (default: as configured)",
+    )
     args = ap.parse_args(argv)
-    result = evaluate(args.data, args.limit)
+    sub = None if args.subtract_noise is None else args.subtract_noise == "on"
+    result = evaluate(args.data, args.limit, subtract_noise=sub)
     text = json.dumps(result, indent=1)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ runs/estimate/rows-*.json``.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import hashlib
 import json
@@ -29,9 +30,9 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionPolicy, assess_motion, deconvolve
-from models.deblur_data import load_gray
+from models.deblur_data import load_gray, split_by_patient
 from models.kernel_shape import MagnitudeEstimator, load_magnitude_model
-from models.tune_balance import BUNDLED_MAGNITUDE, image_lists, scenes
+from models.tune_balance import BUNDLED_MAGNITUDE, VALIDATION_IMAGES, image_lists, scenes
 
 #: Motion lengths (px) per scale; 0 is the sharp scene (do no harm).
 LENGTHS = {"0.6": (0.0, 3.0, 6.0, 10.0), "0.2": (0.0, 5.0, 10.0, 20.0)}
@@ -82,11 +83,26 @@ def case_row(
     return row
 
 
+def images(data: Path, which: str) -> list[str]:
+    """``fit``: tune_balance's fitting images; ``validation``: its validation images; ``fresh``:
+    the training images of patients outside the fit that neither uses (a second validation)."""
+    fit, validation = image_lists(data)
+    if which == "fit":
+        return fit
+    if which == "validation":
+        return validation
+    train = split_by_patient(data, 0.2, 0).train
+    with (data / "metadata.csv").open(newline="", encoding="utf-8") as f:
+        patient = {row["path"]: row["patient_id"] for row in csv.DictReader(f)}
+    seen = {patient[n] for n in fit}
+    used = set(validation)
+    return [n for n in train if patient[n] not in seen and n not in used][:VALIDATION_IMAGES]
+
+
 def run(
-    data: Path, part: tuple[int, int], out: Path, magnitude_folder: Path
+    data: Path, part: tuple[int, int], out: Path, magnitude_folder: Path, which: str = "validation"
 ) -> list[dict[str, Any]]:
-    _, validation = image_lists(data)
-    names = validation[part[0] :: part[1]]
+    names = images(data, which)[part[0] :: part[1]]
     policies = candidates()
     magnitude = load_magnitude_model(magnitude_folder)
     rows: list[dict[str, Any]] = []
@@ -156,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--part", default="0/1", help="I/K: every K-th validation image from the I-th")
     ap.add_argument("--magnitude", type=Path, default=BUNDLED_MAGNITUDE)
     ap.add_argument("--rows", nargs="*", type=Path, default=[])
+    ap.add_argument("--images", choices=("fit", "validation", "fresh"), default="validation")
     args = ap.parse_args(argv)
     if args.command == "summary":
         rows: list[dict[str, Any]] = []
@@ -164,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summarise(rows), indent=1))
         return 0
     i, k = (int(x) for x in args.part.split("/"))
-    run(args.data, (i, k), args.out, args.magnitude)
+    run(args.data, (i, k), args.out, args.magnitude, args.images)
     return 0
 
 

@@ -32,6 +32,7 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
             "0.7",
             "--checked-balance-factor",
             "0.5",
+            "--subtract-noise",
             "--out",
             str(tmp_path),
         ]
@@ -49,6 +50,7 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
         "blind_wiener_node_shape",
         "blind_wiener_node_shrink",
         "blind_wiener_node_checked",
+        "blind_wiener_node_subtract",
         "deblur_demo_generator",
     } <= set(methods)
     node = methods["blind_wiener_node"]
@@ -58,8 +60,11 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
     assert "motion_error_mm_median" in node["all"]
     # the kernel each blind method used against the true one (models.kernel_shape.kernel_error)
     blind = ("blind_wiener_ungated", "blind_wiener_node", "blind_wiener_node_shape")
-    for name in (*blind, "blind_wiener_node_shrink", "blind_wiener_node_checked"):
+    others = ("blind_wiener_node_shrink", "blind_wiener_node_checked", "blind_wiener_node_subtract")
+    for name in (*blind, *others):
         assert 0.0 <= methods[name]["all"]["kernel_error_median"] <= 1.0
+    # the eighth round's candidate estimates the motion itself: its own error column
+    assert "motion_error_mm_median" in methods["blind_wiener_node_subtract"]["all"]
     assert "kernel_error_median" not in methods["wiener_oracle_kernel"]["all"]
     assert methods["blurred_input"]["all"]["psnr_gain_db"] == 0.0
     clf = m["classifier"]
