@@ -83,6 +83,7 @@ SNR_REFERENCE = 0.00347
 
 F32 = NDArray[np.float32]
 Decision = Literal["sharp", "blurred", "severe"]
+NoiseSubtraction = Literal["never", "always", "second_look"]
 
 
 @dataclass(frozen=True)
@@ -147,9 +148,11 @@ class MotionPolicy:
     #: default since sharpray-blind-wiener 0.8.0): the Wiener λ times this factor wherever the
     #: shape step read the frame's kernel magnitude (:attr:`models.kernel_shape.KernelShape.checked`).
     checked_balance_factor: float = DEFAULT_CHECKED_BALANCE_FACTOR
-    #: The eighth round (docs/models.md, "Short motion in noisy frames"): the motion estimate
-    #: subtracts the white noise measured in the frame from its spectrum before the fit.
-    estimate_subtracts_noise: bool = False
+    #: The eighth and ninth rounds (docs/models.md, "Short motion in noisy frames"): the white
+    #: noise measured in the frame taken out of the estimate's spectrum before the fit —
+    #: ``never``; ``always`` (the eighth round); ``second_look``: only where the estimate without
+    #: it finds no motion (the ninth round).
+    estimate_noise_subtraction: NoiseSubtraction = "never"
 
 
 @dataclass(frozen=True)
@@ -204,20 +207,32 @@ def assess_motion(
         if policy.noise_floor_quanta
         else None
     )
-    noise = None
-    if policy.estimate_subtracts_noise:
-        try:
-            noise = white_noise_variance(to_exposure(np.asarray(image01), policy.log_range))
-        except ValueError:  # too small to measure: nothing subtracted
-            noise = None
-    est = estimate_motion(
-        image01,
-        max_length=max_px,
-        log_range=policy.log_range,
-        noise_floor_quanta=floor,
-        noise_variance=noise,
-    )
-    return MotionAssessment(est, pixel_spacing_mm, decide(est, pixel_spacing_mm, policy))
+    mode = policy.estimate_noise_subtraction
+
+    def estimate(subtract: bool) -> MotionEstimate:
+        noise = None
+        if subtract:
+            try:
+                noise = white_noise_variance(to_exposure(np.asarray(image01), policy.log_range))
+            except ValueError:  # too small to measure: nothing subtracted
+                noise = None
+        return estimate_motion(
+            image01,
+            max_length=max_px,
+            log_range=policy.log_range,
+            noise_floor_quanta=floor,
+            noise_variance=noise,
+        )
+
+    est = estimate(mode == "always")
+    decision = decide(est, pixel_spacing_mm, policy)
+    if mode == "second_look" and decision == "sharp":
+        # no motion found: look again with the frame's noise taken out of the spectrum (short
+        # motion whose dips the noise fills); where that finds none either, the first estimate
+        second = estimate(True)
+        if decide(second, pixel_spacing_mm, policy) != "sharp":
+            est, decision = second, decide(second, pixel_spacing_mm, policy)
+    return MotionAssessment(est, pixel_spacing_mm, decision)
 
 
 @dataclass(frozen=True)

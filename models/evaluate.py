@@ -59,7 +59,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
@@ -82,6 +82,9 @@ from models.kernel_shape import kernel_error
 from models.manifest import ModelManifest, load_manifest
 from models.metrics import binary_metrics
 from models.tiling import run_tiled, tile_starts
+
+if TYPE_CHECKING:
+    from models.deblur import NoiseSubtraction
 
 F32 = NDArray[np.float32]
 LOG_RANGE = 3.0
@@ -272,7 +275,7 @@ def evaluate_deblur(
     kernel_shape: Path | None = None,
     shrinkage_factor: float | None = None,
     checked_balance_factor: float | None = None,
-    subtract_noise: bool = False,
+    subtract_noise: NoiseSubtraction | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
 
@@ -282,7 +285,8 @@ def evaluate_deblur(
     ``checked_balance_factor``: also the node with the seventh round's (λ times this factor
     where the shape step read the kernel's magnitude), as ``blind_wiener_node_checked``;
     ``subtract_noise``: also the node whose motion estimate subtracts the frame's measured noise
-    (the eighth round), as ``blind_wiener_node_subtract``, judged on its own estimates."""
+    so (``always``: the eighth round, ``second_look``: the ninth), as
+    ``blind_wiener_node_subtract``, judged on its own estimates."""
     import dataclasses
 
     from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
@@ -359,8 +363,8 @@ def evaluate_deblur(
 
         return corrected
 
-    if subtract_noise:
-        subtracting = dataclasses.replace(policy, estimate_subtracts_noise=True)
+    if subtract_noise is not None:
+        subtracting = dataclasses.replace(policy, estimate_noise_subtraction=subtract_noise)
         methods["blind_wiener_node_subtract"] = (
             node_estimating(subtracting, "blind_wiener_node_subtract"),
             True,
@@ -612,8 +616,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--subtract-noise",
-        action="store_true",
-        help="also the node whose motion estimate subtracts the measured noise (eighth round)",
+        choices=("never", "always", "second_look"),
+        default=None,
+        help="also the node whose motion estimate subtracts the measured noise so",
     )
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--out", type=Path, required=True)

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
-from models.deblur import MotionPolicy, assess_motion
+from models.deblur import MotionPolicy, NoiseSubtraction, assess_motion
 from models.deblur_data import load_gray, split_by_patient
 from models.metrics import roc_auc
 
@@ -42,16 +42,16 @@ MOTIONS_MM = (0.5, 1.0, 2.0)
 SPACING_MM = {"cxr-radiographs-mhh": 0.6, "kermany-full": 0.9, "nih1024": 0.4, "nih64": 6.0}
 
 
-def _policy(subtract_noise: bool | None = None) -> MotionPolicy:
-    """The node's defaults; ``subtract_noise`` set: with or without the estimate's noise
-    subtraction (the eighth round, docs/models.md)."""
+def _policy(subtract_noise: NoiseSubtraction | None = None) -> MotionPolicy:
+    """The node's defaults; ``subtract_noise`` set: with that noise subtraction of the estimate
+    (the eighth and ninth rounds, docs/models.md)."""
     from node.config import BlurGateSettings
     from node.pipeline.blur_gate import policy
 
     pol = policy(BlurGateSettings())
     if subtract_noise is None:
         return pol
-    return dataclasses.replace(pol, estimate_subtracts_noise=subtract_noise)
+    return dataclasses.replace(pol, estimate_noise_subtraction=subtract_noise)
 
 
 def _dicoms(data: Path) -> list[tuple[str, F32, float]]:
@@ -84,7 +84,7 @@ def _pngs(data: Path, limit: int) -> dict[str, list[Path]]:
 
 
 def evaluate(
-    data: Path, limit: int = 0, seed: int = 0, subtract_noise: bool | None = None
+    data: Path, limit: int = 0, seed: int = 0, subtract_noise: NoiseSubtraction | None = None
 ) -> dict[str, Any]:
     pol = _policy(subtract_noise)
     rng = np.random.default_rng(seed)
@@ -94,7 +94,7 @@ def evaluate(
             "severe_from_mm": pol.severe_from_mm,
             "min_specificity": pol.min_specificity,
             "max_motion_mm": pol.max_motion_mm,
-            "estimate_subtracts_noise": pol.estimate_subtracts_noise,
+            "estimate_noise_subtraction": pol.estimate_noise_subtraction,
         },
         "false_alarms": {},
         "detection": {},
@@ -204,13 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument(
         "--subtract-noise",
-        choices=("on", "off"),
+        choices=("never", "always", "second_look"),
         default=None,
-        help="the estimate with / without the measured noise subtracted (default: as configured)",
+        help="the estimate's noise subtraction (default: as configured)",
     )
     args = ap.parse_args(argv)
-    sub = None if args.subtract_noise is None else args.subtract_noise == "on"
-    result = evaluate(args.data, args.limit, subtract_noise=sub)
+    result = evaluate(args.data, args.limit, subtract_noise=args.subtract_noise)
     text = json.dumps(result, indent=1)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

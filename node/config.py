@@ -342,7 +342,8 @@ class BlurGateSettings(Strict):
     noise_floor_quanta: float | None = Field(1e5, gt=0)
     # The motion estimate takes the white noise measured in the frame out of its spectrum first,
     # so short motion in a noisy frame is found as in a quiet one (docs/models.md, eighth round)
-    motion_estimate_subtracts_noise: bool = False
+    # (always), or only where it finds no motion without doing so (second_look); never: not at all
+    motion_estimate_noise_subtraction: Literal["never", "always", "second_look"] = "never"
     notify_to: list[str] = []  # destinations of the fast image-quality notice SR (e.g. sender)
     notice_series_number: int = Field(9010, ge=0)
     notice_sc: bool = False  # also a colour SC with a banner (series notice_series_number + 1)

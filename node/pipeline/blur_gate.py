@@ -177,7 +177,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         rl_fallback_follows_noise=settings.rl_fallback_follows_noise,
         rl_fallback_max_iterations=settings.rl_fallback_max_steps,
         noise_floor_quanta=settings.noise_floor_quanta,
-        estimate_subtracts_noise=settings.motion_estimate_subtracts_noise,
+        estimate_noise_subtraction=settings.motion_estimate_noise_subtraction,
     )
 
 

@@ -47,6 +47,11 @@ WIENER_VERSION = "0.6.0"
 #: The version with the curved-motion shape step (a learned kernel magnitude, models.kernel_shape);
 #: 0.8.0: the regulariser halved where that step read the kernel's magnitude (0.7.0: not).
 SHAPED_VERSION = "0.8.0"
+_NOISE_WORDS = {
+    "never": "",
+    "always": ", measured noise subtracted",
+    "second_look": ", looked at again with the measured noise subtracted where it found none",
+}
 
 
 def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) -> ModelInfo:
@@ -67,8 +72,8 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
         described["strong_fit_min_specificity"] = policy.strong_fit_min_specificity
     if policy.noise_floor_quanta is not None:
         described["noise_floor_quanta"] = policy.noise_floor_quanta
-    if policy.estimate_subtracts_noise:
-        described["estimate_subtracts_noise"] = True
+    if policy.estimate_noise_subtraction != "never":
+        described["estimate_noise_subtraction"] = policy.estimate_noise_subtraction
     if policy.balance_follows_noise:
         described["balance_exponent"] = policy.balance_exponent
         described["balance_range"] = list(policy.balance_range)
@@ -107,7 +112,7 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
         demonstration_only=True,
         description=(
             "Blind straight-motion estimate (spectral template"
-            + (", measured noise subtracted" if policy.estimate_subtracts_noise else "")
+            + _NOISE_WORDS[policy.estimate_noise_subtraction]
             + ")"
             + (
                 f", curved paths retrieved from a learned kernel magnitude ({magnitude.name} "

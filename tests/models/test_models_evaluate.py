@@ -33,6 +33,7 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
             "--checked-balance-factor",
             "0.5",
             "--subtract-noise",
+            "second_look",
             "--out",
             str(tmp_path),
         ]

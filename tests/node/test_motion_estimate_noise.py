@@ -18,15 +18,19 @@ from tests.support.synthetic import chest_like, power_law_field
 
 def test_the_setting_reaches_the_estimate_and_the_identity(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("blur_gate:\n  motion_estimate_subtracts_noise: true\n")
+    cfg.write_text("blur_gate:\n  motion_estimate_noise_subtraction: always\n")
     on = policy_of(load_settings(cfg, environ={}).blur_gate)
-    cfg.write_text("blur_gate:\n  motion_estimate_subtracts_noise: false\n")
+    cfg.write_text("blur_gate:\n  motion_estimate_noise_subtraction: never\n")
     off = policy_of(load_settings(cfg, environ={}).blur_gate)
-    assert on.estimate_subtracts_noise and not off.estimate_subtracts_noise
+    assert (on.estimate_noise_subtraction, off.estimate_noise_subtraction) == ("always", "never")
     a, b = wiener_info(on), wiener_info(off)
     assert a.device_uid != b.device_uid
     assert "measured noise subtracted" in (a.description or "")
     assert "measured noise subtracted" not in (b.description or "")
+    cfg.write_text("blur_gate:\n  motion_estimate_noise_subtraction: second_look\n")
+    look = wiener_info(policy_of(load_settings(cfg, environ={}).blur_gate))
+    assert look.device_uid not in (a.device_uid, b.device_uid)
+    assert "again with the measured noise subtracted where it found none" in (look.description or "")
 
     mixed = 0.5 * chest_like(512, 512, 2) + 0.5 * power_law_field(512, 2, 1.25, 0.0, 1.0)
     sharp = np.clip(mixed, 0.0, 1.0).astype(np.float32)
