@@ -30,7 +30,9 @@ def test_the_setting_reaches_the_estimate_and_the_identity(tmp_path: Path) -> No
     cfg.write_text("blur_gate:\n  motion_estimate_noise_subtraction: second_look\n")
     look = wiener_info(policy_of(load_settings(cfg, environ={}).blur_gate))
     assert look.device_uid not in (a.device_uid, b.device_uid)
-    assert "again with the measured noise subtracted where it found none" in (look.description or "")
+    assert "again with the measured noise subtracted where it found none" in (
+        look.description or ""
+    )
 
     mixed = 0.5 * chest_like(512, 512, 2) + 0.5 * power_law_field(512, 2, 1.25, 0.0, 1.0)
     sharp = np.clip(mixed, 0.0, 1.0).astype(np.float32)
