@@ -45,7 +45,8 @@ MAX_GROUP_LOSS = 0.15
 
 def candidates() -> dict[str, MotionPolicy]:
     """The node as built and the candidate."""
-    built = MotionPolicy()
+    # sharpray-blind-wiener 0.8.0: the estimate without any noise subtraction
+    built = MotionPolicy(estimate_noise_subtraction="never")
     return {
         "built": built,
         "subtract": dataclasses.replace(built, estimate_noise_subtraction="always"),
