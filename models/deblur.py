@@ -44,6 +44,7 @@ from models.deconvolve import (
     richardson_lucy,
     wiener_exposure,
 )
+from models.jpeg_history import decoded_jpeg
 from models.kernel_shape import (
     FINEST_SPACING_MM,
     SMALLEST_FRAME_PX,
@@ -153,6 +154,9 @@ class MotionPolicy:
     #: ``never``; ``always`` (the eighth round); ``second_look``: only where the estimate without
     #: it finds no motion (the ninth round).
     estimate_noise_subtraction: NoiseSubtraction = "never"
+    #: ... never in an 8-bit image that still carries a JPEG codec's quantisation
+    #: (:mod:`models.jpeg_history`): the noise measured there is the codec's (the tenth round).
+    noise_subtraction_skips_jpeg: bool = True
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,8 @@ def assess_motion(
             noise_variance=noise,
         )
 
+    if mode != "never" and policy.noise_subtraction_skips_jpeg and decoded_jpeg(image01):
+        mode = "never"
     est = estimate(mode == "always")
     decision = decide(est, pixel_spacing_mm, policy)
     if mode == "second_look" and decision == "sharp":

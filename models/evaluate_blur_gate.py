@@ -42,13 +42,15 @@ MOTIONS_MM = (0.5, 1.0, 2.0)
 SPACING_MM = {"cxr-radiographs-mhh": 0.6, "kermany-full": 0.9, "nih1024": 0.4, "nih64": 6.0}
 
 
-def _policy(subtract_noise: NoiseSubtraction | None = None) -> MotionPolicy:
+def _policy(
+    subtract_noise: NoiseSubtraction | None = None, jpeg_guard: bool = True
+) -> MotionPolicy:
     """The node's defaults; ``subtract_noise`` set: with that noise subtraction of the estimate
     (the eighth and ninth rounds, docs/models.md)."""
     from node.config import BlurGateSettings
     from node.pipeline.blur_gate import policy
 
-    pol = policy(BlurGateSettings())
+    pol = dataclasses.replace(policy(BlurGateSettings()), noise_subtraction_skips_jpeg=jpeg_guard)
     if subtract_noise is None:
         return pol
     return dataclasses.replace(pol, estimate_noise_subtraction=subtract_noise)
@@ -84,9 +86,13 @@ def _pngs(data: Path, limit: int) -> dict[str, list[Path]]:
 
 
 def evaluate(
-    data: Path, limit: int = 0, seed: int = 0, subtract_noise: NoiseSubtraction | None = None
+    data: Path,
+    limit: int = 0,
+    seed: int = 0,
+    subtract_noise: NoiseSubtraction | None = None,
+    jpeg_guard: bool = True,
 ) -> dict[str, Any]:
-    pol = _policy(subtract_noise)
+    pol = _policy(subtract_noise, jpeg_guard)
     rng = np.random.default_rng(seed)
     result: dict[str, Any] = {
         "policy": {
@@ -95,6 +101,7 @@ def evaluate(
             "min_specificity": pol.min_specificity,
             "max_motion_mm": pol.max_motion_mm,
             "estimate_noise_subtraction": pol.estimate_noise_subtraction,
+            "noise_subtraction_skips_jpeg": pol.noise_subtraction_skips_jpeg,
         },
         "false_alarms": {},
         "detection": {},
@@ -208,8 +215,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the estimate's noise subtraction (default: as configured)",
     )
+    ap.add_argument(
+        "--no-jpeg-guard",
+        action="store_true",
+        help="subtract the noise in decoded JPEGs too (as the ninth round ran)",
+    )
     args = ap.parse_args(argv)
-    result = evaluate(args.data, args.limit, subtract_noise=args.subtract_noise)
+    result = evaluate(
+        args.data, args.limit, subtract_noise=args.subtract_noise, jpeg_guard=not args.no_jpeg_guard
+    )
     text = json.dumps(result, indent=1)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
