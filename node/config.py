@@ -344,6 +344,9 @@ class BlurGateSettings(Strict):
     # so short motion in a noisy frame is found as in a quiet one (docs/models.md, eighth round)
     # (always), or only where it finds no motion without doing so (second_look); never: not at all
     motion_estimate_noise_subtraction: Literal["never", "always", "second_look"] = "never"
+    # ... never in an 8-bit frame that still carries a JPEG codec's quantisation (its "noise" is
+    # the codec's, not the detector's; docs/models.md, tenth round)
+    noise_subtraction_skips_jpeg: bool = True
     notify_to: list[str] = []  # destinations of the fast image-quality notice SR (e.g. sender)
     notice_series_number: int = Field(9010, ge=0)
     notice_sc: bool = False  # also a colour SC with a banner (series notice_series_number + 1)

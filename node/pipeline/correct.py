@@ -74,6 +74,7 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
         described["noise_floor_quanta"] = policy.noise_floor_quanta
     if policy.estimate_noise_subtraction != "never":
         described["estimate_noise_subtraction"] = policy.estimate_noise_subtraction
+        described["noise_subtraction_skips_jpeg"] = policy.noise_subtraction_skips_jpeg
     if policy.balance_follows_noise:
         described["balance_exponent"] = policy.balance_exponent
         described["balance_range"] = list(policy.balance_range)

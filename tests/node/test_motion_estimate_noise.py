@@ -30,6 +30,13 @@ def test_the_setting_reaches_the_estimate_and_the_identity(tmp_path: Path) -> No
     cfg.write_text("blur_gate:\n  motion_estimate_noise_subtraction: second_look\n")
     look = wiener_info(policy_of(load_settings(cfg, environ={}).blur_gate))
     assert look.device_uid not in (a.device_uid, b.device_uid)
+    cfg.write_text(
+        "blur_gate:\n  motion_estimate_noise_subtraction: second_look\n"
+        "  noise_subtraction_skips_jpeg: false\n"
+    )
+    bare = policy_of(load_settings(cfg, environ={}).blur_gate)
+    assert not bare.noise_subtraction_skips_jpeg and on.noise_subtraction_skips_jpeg
+    assert wiener_info(bare).device_uid != look.device_uid
     assert "again with the measured noise subtracted where it found none" in (
         look.description or ""
     )
