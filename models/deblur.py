@@ -152,8 +152,8 @@ class MotionPolicy:
     #: The eighth and ninth rounds (docs/models.md, "Short motion in noisy frames"): the white
     #: noise measured in the frame taken out of the estimate's spectrum before the fit —
     #: ``never``; ``always`` (the eighth round); ``second_look``: only where the estimate without
-    #: it finds no motion (the ninth round).
-    estimate_noise_subtraction: NoiseSubtraction = "never"
+    #: it finds no motion (the ninth round; the node's default since sharpray-blind-wiener 0.9.0).
+    estimate_noise_subtraction: NoiseSubtraction = "second_look"
     #: ... never in an 8-bit image that still carries a JPEG codec's quantisation
     #: (:mod:`models.jpeg_history`): the noise measured there is the codec's (the tenth round).
     noise_subtraction_skips_jpeg: bool = True

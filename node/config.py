@@ -343,7 +343,7 @@ class BlurGateSettings(Strict):
     # The motion estimate takes the white noise measured in the frame out of its spectrum first,
     # so short motion in a noisy frame is found as in a quiet one (docs/models.md, eighth round)
     # (always), or only where it finds no motion without doing so (second_look); never: not at all
-    motion_estimate_noise_subtraction: Literal["never", "always", "second_look"] = "never"
+    motion_estimate_noise_subtraction: Literal["never", "always", "second_look"] = "second_look"
     # ... never in an 8-bit frame that still carries a JPEG codec's quantisation (its "noise" is
     # the codec's, not the detector's; docs/models.md, tenth round)
     noise_subtraction_skips_jpeg: bool = True

@@ -43,10 +43,13 @@ F32 = NDArray[np.float32]
 log = logging.getLogger(__name__)
 
 WIENER_NAME = "sharpray-blind-wiener"
-WIENER_VERSION = "0.6.0"
+#: 0.6.1: 0.6.0 with the motion estimate's second look (the noise taken out of its spectrum where
+#: it finds no motion; ``blur_gate.motion_estimate_noise_subtraction``).
+WIENER_VERSION = "0.6.1"
 #: The version with the curved-motion shape step (a learned kernel magnitude, models.kernel_shape);
-#: 0.8.0: the regulariser halved where that step read the kernel's magnitude (0.7.0: not).
-SHAPED_VERSION = "0.8.0"
+#: 0.8.0: the regulariser halved where that step read the kernel's magnitude (0.7.0: not);
+#: 0.9.0: the estimate's second look, as for 0.6.1.
+SHAPED_VERSION = "0.9.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",

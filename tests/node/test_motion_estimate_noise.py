@@ -12,7 +12,7 @@ from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur
 from models.deblur import assess_motion
 from node.config import load_settings
 from node.pipeline.blur_gate import policy as policy_of
-from node.pipeline.correct import wiener_info
+from node.pipeline.correct import WIENER_VERSION, wiener_info
 from tests.support.synthetic import chest_like, power_law_field
 
 
@@ -23,6 +23,11 @@ def test_the_setting_reaches_the_estimate_and_the_identity(tmp_path: Path) -> No
     cfg.write_text("blur_gate:\n  motion_estimate_noise_subtraction: never\n")
     off = policy_of(load_settings(cfg, environ={}).blur_gate)
     assert (on.estimate_noise_subtraction, off.estimate_noise_subtraction) == ("always", "never")
+    cfg.write_text("models: {}\n")
+    default = policy_of(load_settings(cfg, environ={}).blur_gate)  # since 0.9.0 (tenth round)
+    assert default.estimate_noise_subtraction == "second_look"
+    assert default.noise_subtraction_skips_jpeg
+    assert wiener_info(default).version == WIENER_VERSION == "0.6.1"
     a, b = wiener_info(on), wiener_info(off)
     assert a.device_uid != b.device_uid
     assert "measured noise subtracted" in (a.description or "")
