@@ -159,22 +159,35 @@ def test_richardson_lucy_replaces_a_wiener_result_that_rings_at_hard_edges() -> 
     assert results == {"open": "wiener", "collimated": "richardson-lucy"}
 
 
+def _against_08(mode: str) -> tuple[np.ndarray, MotionPolicy, MotionPolicy, np.random.Generator]:
+    """The phantom, sharpray-blind-wiener 0.8.0's estimate (no noise subtraction) and ``mode``."""
+    built = MotionPolicy(estimate_noise_subtraction="never")
+    return (
+        phantom(),
+        built,
+        dataclasses.replace(built, estimate_noise_subtraction=mode),
+        np.random.default_rng(0),
+    )
+
+
+def _noisy(sharp: np.ndarray, length: float, rng: np.random.Generator) -> np.ndarray:
+    """Straight motion at 30° with Poisson noise of 3·10³ quanta/px (none for length 0)."""
+    k = linear_kernel(length, 30.0) if length else np.ones((1, 1))
+    return simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(3e3))
+
+
 def test_subtracting_the_measured_noise_finds_short_motion_in_a_noisy_frame() -> None:
     """3 px of motion at 3·10³ quanta/px: its first dip (0.33 cycles/px) lies where the spectrum
     is mostly noise; with the measured noise taken out the length and direction are found, a
     sharp frame with the same noise stays sharp (the eighth round, docs/models.md)."""
-    sharp = phantom()
-    built = MotionPolicy(estimate_noise_subtraction="never")  # sharpray-blind-wiener 0.8.0
-    subtracting = dataclasses.replace(built, estimate_noise_subtraction="always")
-    rng = np.random.default_rng(0)
-    blurred = simulate_motion_blur(sharp, linear_kernel(3.0, 30.0), rng, noise=NoiseSpec(3e3))
+    sharp, built, subtracting, rng = _against_08("always")
+    blurred = _noisy(sharp, 3.0, rng)
     plain, sub = assess_motion(blurred, 0.6, built), assess_motion(blurred, 0.6, subtracting)
     assert abs(plain.estimate.length_px - 3.0) > 1.5  # the noise stretches the plain estimate
     assert sub.estimate.length_px == pytest.approx(3.0, abs=0.8)
     assert abs((sub.estimate.angle_deg - 30.0 + 90) % 180 - 90) < 6
     assert sub.decision == "blurred"
-    still = simulate_motion_blur(sharp, np.ones((1, 1)), rng, noise=NoiseSpec(3e3))
-    assert assess_motion(still, 0.6, subtracting).decision == "sharp"
+    assert assess_motion(_noisy(sharp, 0.0, rng), 0.6, subtracting).decision == "sharp"
     # a frame without noise: next to nothing is subtracted, the estimate stays where it was
     quiet = simulate_motion_blur(sharp, linear_kernel(7.0, 30.0), rng)
     a, b = (assess_motion(quiet, 0.6, p).estimate for p in (built, subtracting))
@@ -185,16 +198,12 @@ def test_subtracting_the_measured_noise_finds_short_motion_in_a_noisy_frame() ->
 def test_the_second_look_subtracts_the_noise_only_where_the_plain_estimate_finds_nothing() -> None:
     """The ninth round: motion the plain estimate finds keeps its estimate (to the digit); short
     motion it misses in the noise is looked at again with the noise taken out."""
-    sharp = phantom()
-    built = MotionPolicy(estimate_noise_subtraction="never")  # sharpray-blind-wiener 0.8.0
-    looking = dataclasses.replace(built, estimate_noise_subtraction="second_look")
-    rng = np.random.default_rng(0)
-    long = simulate_motion_blur(sharp, linear_kernel(7.0, 30.0), rng, noise=NoiseSpec(3e3))
+    sharp, built, looking, rng = _against_08("second_look")
+    long = _noisy(sharp, 7.0, rng)
     a, b = assess_motion(long, 0.6, built), assess_motion(long, 0.6, looking)
     assert a.blurred and a == b
-    short = simulate_motion_blur(sharp, linear_kernel(3.0, 30.0), rng, noise=NoiseSpec(3e3))
+    short = _noisy(sharp, 3.0, rng)
     a, b = assess_motion(short, 0.6, built), assess_motion(short, 0.6, looking)
     assert a.decision == "sharp" and b.decision == "blurred"
     assert b.estimate.length_px == pytest.approx(3.0, abs=0.8)
-    still = simulate_motion_blur(sharp, np.ones((1, 1)), rng, noise=NoiseSpec(3e3))
-    assert assess_motion(still, 0.6, looking).decision == "sharp"
+    assert assess_motion(_noisy(sharp, 0.0, rng), 0.6, looking).decision == "sharp"
