@@ -236,8 +236,9 @@ def assess_motion(
         # no motion found: look again with the frame's noise taken out of the spectrum (short
         # motion whose dips the noise fills); where that finds none either, the first estimate
         second = estimate(True)
-        if decide(second, pixel_spacing_mm, policy) != "sharp":
-            est, decision = second, decide(second, pixel_spacing_mm, policy)
+        second_decision = decide(second, pixel_spacing_mm, policy)
+        if second_decision != "sharp":
+            est, decision = second, second_decision
     return MotionAssessment(est, pixel_spacing_mm, decision)
 
 

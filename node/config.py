@@ -340,9 +340,10 @@ class BlurGateSettings(Strict):
     # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel,
     # scaled with the pixel area): a noiseless frame is weighed as a real detector's; null: none
     noise_floor_quanta: float | None = Field(1e5, gt=0)
-    # The motion estimate takes the white noise measured in the frame out of its spectrum first,
-    # so short motion in a noisy frame is found as in a quiet one (docs/models.md, eighth round)
-    # (always), or only where it finds no motion without doing so (second_look); never: not at all
+    # The white noise measured in the frame taken out of the motion estimate's spectrum, so that
+    # short motion in a noisy frame is found as in a quiet one (docs/models.md, eighth to tenth
+    # rounds): second_look, only where the estimate without it finds no motion (0.9.0); always;
+    # never (0.8.0)
     motion_estimate_noise_subtraction: Literal["never", "always", "second_look"] = "second_look"
     # ... never in an 8-bit frame that still carries a JPEG codec's quantisation (its "noise" is
     # the codec's, not the detector's; docs/models.md, tenth round)
