@@ -1,16 +1,18 @@
-"""The eighth round (docs/models.md, "Short motion in noisy frames"): the motion estimate with the
-frame's measured white noise subtracted from its spectrum, against the node as built.
+"""The eighth and ninth rounds (docs/models.md, "Short motion in noisy frames"): the motion
+estimate with the frame's measured white noise subtracted from its spectrum (``subtract``: always;
+``second_look``: only where the estimate without it finds no motion), against
+sharpray-blind-wiener 0.8.0's estimate (``built``: no subtraction).
 
 Everything the node does follows from its estimate (the gate's decision, the kernel, the
-correction), so the two are compared **whole**: each assesses and corrects every case with its own
+correction), so the candidates are compared **whole**: each assesses and corrects every case with its own
 estimate, and a case it leaves uncorrected gains 0 dB (the node returns it unchanged). Cases: the
-validation images of :mod:`models.tune_balance` (training patients the regulariser's fit never
-saw), its scenes (384² at 0.6 mm/px and ×3 upsampled 768² at 0.2 mm/px, open and collimated),
+fitting or validation images of :mod:`models.tune_balance`, or fresh training images neither uses
+(:func:`images`), its scenes (384² at 0.6 mm/px and ×3 upsampled 768² at 0.2 mm/px, open and collimated),
 sharp and blurred by straight and curved motion of :data:`LENGTHS` pixels, at :data:`NOISE`.
 
 Usage: ``python -m models.tune_estimate run --data ../shared/data/cxr-radiographs-mhh --out
-runs/estimate/rows-0.json --part 0/2``, then ``python -m models.tune_estimate summary --rows
-runs/estimate/rows-*.json``.
+runs/estimate/rows-0.json --part 0/2 [--images fit|validation|fresh]``, then ``python -m
+models.tune_estimate summary --rows runs/estimate/rows-*.json [--candidate second_look]``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ MAX_GROUP_LOSS = 0.15
 
 
 def candidates() -> dict[str, MotionPolicy]:
-    """The node as built and the candidate."""
+    """0.8.0's estimate (``built``) and the two candidates."""
     # sharpray-blind-wiener 0.8.0: the estimate without any noise subtraction
     built = MotionPolicy(estimate_noise_subtraction="never")
     return {
