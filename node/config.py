@@ -345,8 +345,8 @@ class BlurGateSettings(Strict):
     # rounds): second_look, only where the estimate without it finds no motion (0.9.0); always;
     # never (0.8.0)
     motion_estimate_noise_subtraction: Literal["never", "always", "second_look"] = "second_look"
-    # ... never in an 8-bit frame that still carries a JPEG codec's quantisation (its "noise" is
-    # the codec's, not the detector's; docs/models.md, tenth round)
+    # ... never in a frame a lossy codec made (an 8-bit decoded JPEG; the header's Lossy Image
+    # Compression or transfer syntax): its "noise" is the codec's (docs/models.md, tenth round)
     noise_subtraction_skips_jpeg: bool = True
     notify_to: list[str] = []  # destinations of the fast image-quality notice SR (e.g. sender)
     notice_series_number: int = Field(9010, ge=0)

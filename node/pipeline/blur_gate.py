@@ -26,6 +26,7 @@ motion blur", ``SR-BLUR-BLURRED`` "Motion blurred", ``SR-BLUR-SEVERE`` "Severely
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -222,6 +223,41 @@ def assumed_spacing_mm(shape: tuple[int, ...], settings: BlurGateSettings) -> fl
     return float(np.clip(settings.assumed_field_mm / max(shape), lo, hi))
 
 
+#: Transfer syntaxes whose codec may have been lossy (JPEG baseline / extended, JPEG-LS
+#: near-lossless, JPEG 2000 and HTJ2K that allow loss), unless the header says otherwise.
+LOSSY_SYNTAXES = frozenset(
+    {
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.1.2.4.51",
+        "1.2.840.10008.1.2.4.81",
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.4.93",
+        "1.2.840.10008.1.2.4.203",
+    }
+)
+
+
+def lossy_compressed(ds: pydicom.Dataset) -> bool:
+    """Whether the header says the pixels went through a lossy codec: Lossy Image Compression
+    (0028,2110) "01", or, where that attribute is absent, a transfer syntax that allows loss."""
+    flag = str(ds.get("LossyImageCompression", "") or "").strip()
+    if flag in ("00", "01"):
+        return flag == "01"
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta is not None else ""
+    return syntax in LOSSY_SYNTAXES
+
+
+def motion_policy_for(ds: pydicom.Dataset, settings: BlurGateSettings) -> MotionPolicy:
+    """:func:`policy` for this image: no noise subtraction in the estimate where the header says
+    a lossy codec made the pixels (``noise_subtraction_skips_jpeg``: the noise there is the
+    codec's, as in the decoded JPEGs ``models.jpeg_history`` finds from the pixels alone)."""
+    pol = policy(settings)
+    if settings.noise_subtraction_skips_jpeg and lossy_compressed(ds):
+        return dataclasses.replace(pol, estimate_noise_subtraction="never")
+    return pol
+
+
 def assess_radiograph(r: Radiograph, settings: BlurGateSettings) -> BlurAssessment:
     """Estimate the motion on the image the correction works on (stored range, bright = dense)."""
     t0 = time.perf_counter()
@@ -236,7 +272,7 @@ def assess_radiograph(r: Radiograph, settings: BlurGateSettings) -> BlurAssessme
     motion = assess_motion(
         unit,
         spacing if spacing is not None else assumed_spacing_mm(unit.shape, settings),
-        policy(settings),
+        motion_policy_for(r.ds, settings),
     )
     return BlurAssessment(motion, assumed, time.perf_counter() - t0)
 

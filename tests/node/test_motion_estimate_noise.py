@@ -55,3 +55,36 @@ def test_the_setting_reaches_the_estimate_and_the_identity(tmp_path: Path) -> No
     assert found.estimate.length_px == pytest.approx(4.0, abs=0.8)
     still = simulate_motion_blur(sharp, np.ones((1, 1)), rng, noise=NoiseSpec(3e3))
     assert assess_motion(still, 0.6, on).decision == "sharp"
+
+
+def test_the_header_of_a_lossy_frame_turns_the_noise_subtraction_off(tmp_path: Path) -> None:
+    """A frame a lossy codec made (JPEG baseline here, Lossy Image Compression "01") gets 0.8.0's
+    estimate; an uncompressed one, or one whose header says "00", the configured one."""
+    import pydicom
+
+    from node.pipeline.blur_gate import lossy_compressed, motion_policy_for
+    from tests.support.paths import TEST_DATA
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models: {}\n")
+    settings = load_settings(cfg, environ={}).blur_gate
+    jpeg = pydicom.dcmread(TEST_DATA / "sc_chest_jpeg_baseline.dcm", stop_before_pixels=True)
+    assert lossy_compressed(jpeg)
+    assert motion_policy_for(jpeg, settings).estimate_noise_subtraction == "never"
+    # a Kermany JPEG wrapped as DX, stored uncompressed: its header says it was lossy once
+    kermany = pydicom.dcmread(
+        TEST_DATA / "dx_pediatric_chest_pneumonia.dcm", stop_before_pixels=True
+    )
+    assert kermany.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1" and lossy_compressed(
+        kermany
+    )
+    plain = pydicom.dcmread(TEST_DATA / "dx_canine_thorax.dcm", stop_before_pixels=True)
+    assert not lossy_compressed(plain)  # uncompressed, "00"
+    assert motion_policy_for(plain, settings).estimate_noise_subtraction == "second_look"
+    del plain.LossyImageCompression  # no statement: the (uncompressed) transfer syntax decides
+    assert not lossy_compressed(plain)
+    jpeg.LossyImageCompression = "00"
+    assert not lossy_compressed(jpeg)
+    cfg.write_text("blur_gate:\n  noise_subtraction_skips_jpeg: false\n")
+    bare = load_settings(cfg, environ={}).blur_gate
+    assert motion_policy_for(kermany, bare).estimate_noise_subtraction == "second_look"
