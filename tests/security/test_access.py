@@ -170,9 +170,15 @@ def test_serve_logs_every_address_it_listens_on(
 ) -> None:
     node = NodeProcess(tmp_path, node_config(tmp_path, tiny_models, None)).start()
     try:
+        # /healthz answers as soon as the HTTP port is open; the lines that say so may follow it
+        dimse_line = f"listening on 127.0.0.1:{node.dimse_port}"
+        http_line = f"HTTP listening on {node.http_url} (/healthz, /metrics"
+        wait_for(
+            lambda: (dimse_line in node.log_text() and http_line in node.log_text()) or None,
+            10,
+            "the listening lines",
+        )
         log = node.log_text()
-        assert f"listening on 127.0.0.1:{node.dimse_port}" in log
-        assert f"HTTP listening on {node.http_url} (/healthz, /metrics" in log
         assert "alembic" not in log  # migrations are quiet unless -v
         # the HTTP access log: a line per request, never the query string (patient names)
         httpx.get(f"{node.http_url}/healthz", timeout=10)
