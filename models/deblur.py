@@ -228,11 +228,13 @@ def assess_motion(
             noise_variance=noise,
         )
 
-    if mode != "never" and policy.noise_subtraction_skips_jpeg and decoded_jpeg(image01):
-        mode = "never"
-    est = estimate(mode == "always")
+    def may_subtract() -> bool:
+        """The noise may be taken out: not in a decoded JPEG (its noise is the codec's)."""
+        return not (policy.noise_subtraction_skips_jpeg and decoded_jpeg(image01))
+
+    est = estimate(mode == "always" and may_subtract())
     decision = decide(est, pixel_spacing_mm, policy)
-    if mode == "second_look" and decision == "sharp":
+    if mode == "second_look" and decision == "sharp" and may_subtract():
         # no motion found: look again with the frame's noise taken out of the spectrum (short
         # motion whose dips the noise fills); where that finds none either, the first estimate
         second = estimate(True)

@@ -350,16 +350,13 @@ def evaluate_deblur(
     own_mm: dict[str, list[float]] = {}  # methods that estimate the motion themselves
 
     def node_estimating(pol: MotionPolicy, label: str) -> Any:
-        """The node under ``pol`` from its own motion estimate on, recording kernels and mm."""
-        kernels, mm = used_kernels.setdefault(label, []), own_mm.setdefault(label, [])
+        """:func:`node_with` from its own motion estimate under ``pol`` on, recording the mm."""
+        mm, correct_with = own_mm.setdefault(label, []), node_with(pol, label)
 
         def corrected(c: Case, _: Any) -> F32:
             a = assess_motion(c.blurred, c.spacing_mm, pol)
             mm.append(a.motion_mm if a.blurred else 0.0)
-            d = deconvolve(c.blurred, a, pol, magnitude=magnitude)
-            k = d.shape.kernel if d.shape is not None else None
-            kernels.append(k if k is not None else a.estimate.kernel() if a.blurred else point)
-            return d.image
+            return correct_with(c, a)  # type: ignore[no-any-return]
 
         return corrected
 
