@@ -164,14 +164,55 @@ def holdout_error(net: KernelMagnitudeNet, x: torch.Tensor, y: torch.Tensor) -> 
     return float(err.mean())
 
 
-def train(bank_file: Path, out: Path, steps: int, seed: int = 0) -> dict[str, float]:
-    d = np.load(bank_file)
-    x = torch.from_numpy(d["x"])[:, None]
-    y = torch.from_numpy(d["y"])[:, None]
-    nval = len(x) // 10
+def negate_frequency(a: torch.Tensor, dim: int) -> torch.Tensor:
+    """An ``fftshift``-ed spectrum with the frequency along ``dim`` negated (f → −f): the
+    spectrum of the mirrored image. A plain flip would map f to −f − 1 on an even grid."""
+    return a.flip(dim).roll(1, dim)
+
+
+def dihedral(a: torch.Tensor, which: int) -> torch.Tensor:
+    """One of the 8 symmetries of the square (``which`` 0–7) applied to ``fftshift``-ed spectra
+    [..., n, n]: mirroring or turning the image by 90° does the same to its power spectrum and to
+    its motion kernel's magnitude, so each is another valid case."""
+    if which & 1:
+        a = negate_frequency(a, -1)
+    if which & 2:
+        a = negate_frequency(a, -2)
+    if which & 4:
+        a = a.transpose(-1, -2)
+    return a
+
+
+def load_banks(banks: list[Path]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(x, y, n_holdout): the banks concatenated; the first tenth of the *first* bank is the
+    holdout (so a bank added later leaves the earlier holdout, and its figure, as they were)."""
+    xs, ys = [], []
+    for f in banks:
+        d = np.load(f)
+        xs.append(torch.from_numpy(d["x"])[:, None])
+        ys.append(torch.from_numpy(d["y"])[:, None])
+    return torch.cat(xs), torch.cat(ys), len(xs[0]) // 10
+
+
+def train(
+    banks: list[Path],
+    out: Path,
+    steps: int,
+    seed: int = 0,
+    lr: float = 1e-3,
+    init: Path | None = None,
+    augment: str = "flip",
+) -> dict[str, float]:
+    """Train (or resume) the magnitude network on ``banks``: Adam at ``lr``, cosine to 0 over
+    ``steps``, batch 32, MSE on |K|; ``init``: start from those weights (a warm start);
+    ``augment``: ``flip`` (the second network's: every other batch mirrored, as a plain flip)
+    or ``dihedral`` (each batch one of the 8 symmetries, the frequencies negated exactly)."""
+    x, y, nval = load_banks(banks)
     torch.manual_seed(seed)
     net = KernelMagnitudeNet()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    if init is not None:
+        net.load_state_dict(torch.load(init, weights_only=True))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     state_file = out.with_suffix(".state.pt")
     start = 0
@@ -187,7 +228,10 @@ def train(bank_file: Path, out: Path, steps: int, seed: int = 0) -> dict[str, fl
     for step in range(start, steps):
         idx = torch.randint(nval, len(x), (32,))
         xb, yb = x[idx], y[idx]
-        if step % 2:  # the spectrum is point-symmetric: a flip is a valid other case
+        if augment == "dihedral":
+            which = int(torch.randint(8, ()))
+            xb, yb = dihedral(xb, which), dihedral(yb, which)
+        elif step % 2:  # the spectrum is point-symmetric: a flip is a valid other case
             xb, yb = xb.flip(-1), yb.flip(-1)
         loss = torch.mean((net(xb) - yb) ** 2)
         opt.zero_grad()
@@ -309,10 +353,16 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--shared", type=Path, default=SHARED)
     b.add_argument("--samples", type=int, default=12000)
     b.add_argument("--out", type=Path, required=True)
+    b.add_argument("--seed", type=int, default=11, help="another seed draws other cases")
     t = sub.add_parser("train")
-    t.add_argument("--bank", type=Path, required=True)
+    t.add_argument(
+        "--bank", nargs="+", type=Path, required=True, help="the first one's first tenth: holdout"
+    )
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--init", type=Path, default=None, help="start from these weights")
+    t.add_argument("--augment", choices=("flip", "dihedral"), default="flip")
     v = sub.add_parser("validate-kermany")
     v.add_argument("--shared", type=Path, default=SHARED)
     v.add_argument("--magnitude", type=Path, required=True, help="kernel_magnitude model folder")
@@ -349,9 +399,12 @@ def main(argv: list[str] | None = None) -> int:
             rows += json.loads(f.read_text(encoding="utf-8"))
         print(json.dumps(shape_summary(rows, args.least_px), indent=1))
     elif args.cmd == "bank":
-        bank(args.shared, args.samples, args.out)
+        bank(args.shared, args.samples, args.out, seed=args.seed)
     else:
-        print(json.dumps(train(args.bank, args.out, args.steps)))
+        result = train(
+            args.bank, args.out, args.steps, lr=args.lr, init=args.init, augment=args.augment
+        )
+        print(json.dumps(result))
     return 0
 
 

@@ -33,6 +33,10 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   design, the node as built (``gain_fixed``) against the same with λ times
   :data:`models.deblur.DEFAULT_CHECKED_BALANCE_FACTOR` wherever the shape step read the kernel's
   magnitude (``gain_noise``); ``shrink-summary --rows … --built fixed`` compares them.
+- ``shape-net-fit`` / ``shape-net-validate``: the eleventh round; the ``shape-validate`` design,
+  the node as built (sharpray-blind-wiener 0.9.0) with the bundled magnitude network
+  (``gain_fixed``) against the same with the network of ``--magnitude`` (``gain_noise``);
+  ``shrink-summary --rows … --built fixed`` compares them.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -173,6 +177,14 @@ def run(
             "noise": dataclasses.replace(policy, balance_signal_aware=True),
         }
     magnitude = None
+    candidate_magnitude = None
+    if command in ("shape-net-fit", "shape-net-validate"):
+        # the eleventh round: the node as built (sharpray-blind-wiener 0.9.0) with the bundled
+        # magnitude network against the same with another one (``--magnitude``)
+        policy = MotionPolicy()
+        compared = {"fixed": policy, "noise": policy}
+        magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
+        candidate_magnitude = load_magnitude_model(magnitude_folder)
     filters: dict[str, MotionPolicy] = {}
     if command.startswith("shape-filter"):  # every candidate but the as-built filter
         filters = {
@@ -214,6 +226,12 @@ def run(
             "fixed": dataclasses.replace(policy, rl_fallback_follows_noise=False),
             "noise": dataclasses.replace(policy, rl_fallback_follows_noise=True),
         }
+    # the magnitude network each compared label's shape step reads (none: the straight kernel)
+    magnitudes: dict[str, Any] = {"noise": magnitude} if magnitude is not None else {}
+    if command.startswith("shape-balance"):
+        magnitudes["fixed"] = magnitude
+    if candidate_magnitude is not None:
+        magnitudes = {"fixed": magnitude, "noise": candidate_magnitude}
     rows: list[dict[str, Any]] = []
     t0 = time.time()
     for name in names:
@@ -273,14 +291,7 @@ def run(
                                     row[f"method_{label}"] = c.method
                         elif a.blurred:
                             for label, pol in compared.items():
-                                d = deconvolve(
-                                    b,
-                                    a,
-                                    pol,
-                                    magnitude=magnitude
-                                    if label == "noise" or command.startswith("shape-balance")
-                                    else None,
-                                )
+                                d = deconvolve(b, a, pol, magnitude=magnitudes.get(label))
                                 row[f"gain_{label}"] = _psnr(sharp, d.image) - base_psnr
                                 row[f"method_{label}"] = d.method
                                 row[f"balance_{label}"] = d.balance
@@ -395,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             "shrink-validate",
             "shape-balance-fit",
             "shape-balance-validate",
+            "shape-net-fit",
+            "shape-net-validate",
             "summary",
             "filter-summary",
             "shrink-summary",
@@ -419,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         "--magnitude",
         type=Path,
         default=BUNDLED_MAGNITUDE,
-        help="shape-validate: the kernel_magnitude model folder (default: the bundled one)",
+        help="shape-validate: the kernel_magnitude model folder (default: the bundled one); "
+        "shape-net-*: the candidate network's",
     )
     ap.add_argument(
         "--crop", type=int, default=CROP_PX, help="side of the 0.6 mm scenes' centred crop (px)"
