@@ -425,40 +425,53 @@ def wiener_blind(img: F32, kernel: NDArray[np.float64], policy: Any) -> F32:
     return wiener_fn(img, kernel, policy.balance, policy.power, policy.log_range)
 
 
-def _figures(cases: list[Case], outputs: dict[str, list[F32]], folder: Path) -> None:
-    """One PNG per scale and motion kind (severe strength): a 2× zoom of a central region."""
-    from PIL import Image, ImageDraw
+def _figures(
+    cases: list[Case],
+    outputs: dict[str, list[F32]],
+    folder: Path,
+    strengths: tuple[str, ...] = tuple(STRENGTHS_PX_06),
+) -> list[Path]:
+    """One PNG per scale, motion kind and strength: a 2× zoom of a region left of and above the
+    centre (ribs and vessels in a frontal chest), the first image's case; returns the files."""
 
     folder.mkdir(parents=True, exist_ok=True)
+    written = []
     for scale in ("0.6mm", "detector"):
         for kind in ("straight", "curved"):
-            idx = [
-                i
-                for i, c in enumerate(cases)
-                if c.scale == scale and c.kind == kind and c.strength == "severe"
-            ]
-            if not idx:
-                continue
-            i = idx[0]
-            c = cases[i]
-            h, w = c.sharp.shape
-            z = 96 if scale == "0.6mm" else 160
-            y0, x0 = h // 2 - z // 2 - h // 8, w // 2 - z // 2 - w // 6
-            panels = [("sharp", c.sharp)] + [(n, o[i]) for n, o in outputs.items()]
-            tiles = []
-            for label, im in panels:
-                crop = np.clip(im[y0 : y0 + z, x0 : x0 + z], 0, 1)
-                t = Image.fromarray(np.rint(crop * 255).astype(np.uint8)).resize(
-                    (2 * z, 2 * z), Image.Resampling.NEAREST
-                )
-                canvas = Image.new("L", (2 * z, 2 * z + 16), 0)
-                canvas.paste(t, (0, 16))
-                ImageDraw.Draw(canvas).text((2, 2), label[:30], fill=255)
-                tiles.append(canvas)
-            sheet = Image.new("L", (len(tiles) * (2 * z + 4), 2 * z + 16), 0)
-            for j, t in enumerate(tiles):
-                sheet.paste(t, (j * (2 * z + 4), 0))
-            sheet.save(folder / f"deblur-{scale}-{kind}-severe.png")
+            for strength in strengths:
+                idx = [
+                    i
+                    for i, c in enumerate(cases)
+                    if c.scale == scale and c.kind == kind and c.strength == strength
+                ]
+                if not idx:
+                    continue
+                written.append(folder / f"deblur-{scale}-{kind}-{strength}.png")
+                _figure_sheet(cases[idx[0]], idx[0], outputs, scale).save(written[-1])
+    return written
+
+
+def _figure_sheet(c: Case, i: int, outputs: dict[str, list[F32]], scale: str) -> Any:
+    from PIL import Image, ImageDraw
+
+    h, w = c.sharp.shape
+    z = 96 if scale == "0.6mm" else 160
+    y0, x0 = h // 2 - z // 2 - h // 8, w // 2 - z // 2 - w // 6
+    panels = [("sharp", c.sharp)] + [(n, o[i]) for n, o in outputs.items()]
+    tiles = []
+    for label, im in panels:
+        crop = np.clip(im[y0 : y0 + z, x0 : x0 + z], 0, 1)
+        t = Image.fromarray(np.rint(crop * 255).astype(np.uint8)).resize(
+            (2 * z, 2 * z), Image.Resampling.NEAREST
+        )
+        canvas = Image.new("L", (2 * z, 2 * z + 16), 0)
+        canvas.paste(t, (0, 16))
+        ImageDraw.Draw(canvas).text((2, 2), label[:30], fill=255)
+        tiles.append(canvas)
+    sheet = Image.new("L", (len(tiles) * (2 * z + 4), 2 * z + 16), 0)
+    for j, t in enumerate(tiles):
+        sheet.paste(t, (j * (2 * z + 4), 0))
+    return sheet
 
 
 def evaluate_classifier(

@@ -34,11 +34,22 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
             "0.5",
             "--subtract-noise",
             "second_look",
+            "--figures",
+            str(tmp_path / "figures"),
             "--out",
             str(tmp_path),
         ]
     )
     assert rc == 0
+    # a picture of every strength, not only the severe one: sharp, then one panel per method
+    from PIL import Image
+
+    sheets = sorted((tmp_path / "figures").glob("*.png"))
+    assert [p.name for p in sheets] == sorted(
+        f"deblur-0.6mm-{kind}-{strength}.png"
+        for kind in ("straight", "curved")
+        for strength in ("mild", "moderate", "severe")
+    )
     m = json.loads((tmp_path / "metrics.json").read_text())
     methods = m["deblur"]["methods"]
     assert {
@@ -68,6 +79,8 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
     assert "motion_error_mm_median" in methods["blind_wiener_node_subtract"]["all"]
     assert "kernel_error_median" not in methods["wiener_oracle_kernel"]["all"]
     assert methods["blurred_input"]["all"]["psnr_gain_db"] == 0.0
+    with Image.open(sheets[0]) as sheet:
+        assert sheet.size[0] == (1 + len(methods)) * (2 * 96 + 4)
     clf = m["classifier"]
     assert {"clean", "blurred", "corrected"} <= set(clf)
     assert len(clf["clean"]["accuracy_ci95"]) == 2

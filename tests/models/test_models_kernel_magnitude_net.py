@@ -43,14 +43,66 @@ def test_training_writes_a_checkpoint_and_resumes(tmp_path: Path) -> None:
     y = rng.random((40, 64, 64)).astype(np.float32)
     np.savez(bank, x=x, y=y)
     out = tmp_path / "k.pt"
-    first = train(bank, out, steps=3)
+    first = train([bank], out, steps=3)
     assert out.exists() and out.with_suffix(".state.pt").exists()
     assert 0 < first["bank_holdout_magnitude_error"] < 10
     before = load_checkpoint(out).state_dict()
-    again = train(bank, out, steps=3)  # resumed after the last step: nothing left to do
+    again = train([bank], out, steps=3)  # resumed after the last step: nothing left to do
     assert again == first
     after = load_checkpoint(out).state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_dihedral_symmetries_are_those_of_the_mirrored_and_turned_kernel() -> None:
+    """Each augmentation of a magnitude is exactly the magnitude of the kernel mirrored or
+    transposed the same way (a plain flip of the centred grid is not: f goes to −f − 1)."""
+    from models.blur import trajectory_kernel
+    from models.kernel_shape import magnitude_of
+    from models.train_kernel_magnitude import dihedral
+
+    k = trajectory_kernel(9.0, np.random.default_rng(3))
+
+    def centred(kernel: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.fft.fftshift(magnitude_of(np.ascontiguousarray(kernel))))
+
+    m = centred(k)
+    expected = {
+        0: k,
+        1: k[:, ::-1],
+        2: k[::-1, :],
+        3: k[::-1, ::-1],
+        4: k.T,
+        5: k[:, ::-1].T,
+        6: k[::-1, :].T,
+    }
+    for which, kernel in expected.items():
+        assert torch.allclose(dihedral(m, which), centred(kernel), atol=1e-12), which
+    assert not torch.allclose(m.flip(-1), centred(k[:, ::-1]), atol=1e-3)  # the old "mirror"
+
+
+def test_training_on_several_banks_from_a_warm_start_keeps_the_first_bank_s_holdout(
+    tmp_path: Path,
+) -> None:
+    from models.kernel_magnitude_net import KernelMagnitudeNet
+    from models.train_kernel_magnitude import load_banks
+
+    rng = np.random.default_rng(1)
+    banks = []
+    for i, n in enumerate((30, 50)):
+        banks.append(tmp_path / f"b{i}.npz")
+        x = rng.standard_normal((n, 64, 64)).astype(np.float32)
+        np.savez(banks[-1], x=x, y=rng.random((n, 64, 64)).astype(np.float32))
+    x, _, nval = load_banks(banks)
+    assert len(x) == 80 and nval == 3  # a tenth of the first bank, whatever follows it
+    assert torch.equal(x[:3, 0], torch.from_numpy(np.load(banks[0])["x"][:3]))
+    init = tmp_path / "init.pt"
+    torch.save(KernelMagnitudeNet().state_dict(), init)
+    out = tmp_path / "k.pt"
+    r = train(banks, out, steps=2, lr=1e-4, init=init, augment="dihedral")
+    assert out.exists() and 0 < r["bank_holdout_magnitude_error"] < 10
+    start = torch.load(init, weights_only=True)
+    trained = load_checkpoint(out).state_dict()
+    assert any(not torch.equal(start[k], trained[k]) for k in start)  # it moved from the start
 
 
 def test_the_rule_figures_of_a_validation() -> None:
