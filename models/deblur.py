@@ -133,6 +133,9 @@ class MotionPolicy:
     # Experiment: use the retrieved kernel only where its restoration is also smoother (lower
     # total variation) than the straight kernel's.
     shape_arbitrate: bool = False
+    # τ of the shape step for a quiet and a noisy frame (None: the validated rule's 0.25 / 0.4,
+    # models.kernel_shape.shape_threshold); the twelfth round's candidates.
+    shape_thresholds: tuple[float, float] | None = None
     # How a retrieved kernel is inverted (the fifth round, docs/models.md): the Wiener λ times
     # this factor, then this many Richardson-Lucy steps from the Wiener result; or (rl_only > 0)
     # Richardson-Lucy from a flat start with that many steps instead of the Wiener filter.
@@ -376,6 +379,7 @@ def deconvolve(
             finest_spacing_mm=policy.shape_finest_spacing_mm,
             smallest_frame_px=policy.shape_smallest_frame_px,
             arbitrate=policy.shape_arbitrate,
+            thresholds=policy.shape_thresholds,
         )
     rl_after = policy.rl_iterations
     if shape is not None:

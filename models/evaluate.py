@@ -276,6 +276,7 @@ def evaluate_deblur(
     shrinkage_factor: float | None = None,
     checked_balance_factor: float | None = None,
     subtract_noise: NoiseSubtraction | None = None,
+    kernel_shape_candidate: Path | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
 
@@ -286,7 +287,9 @@ def evaluate_deblur(
     where the shape step read the kernel's magnitude), as ``blind_wiener_node_checked``;
     ``subtract_noise``: also the node whose motion estimate subtracts the frame's measured noise
     so (``always``: the eighth round, ``second_look``: the ninth), as
-    ``blind_wiener_node_subtract``, judged on its own estimates."""
+    ``blind_wiener_node_subtract``, judged on its own estimates; ``kernel_shape_candidate``: also
+    the node with another learned magnitude in its shape step (the eleventh round), as
+    ``blind_wiener_node_shape_candidate``."""
     import dataclasses
 
     from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
@@ -335,12 +338,13 @@ def evaluate_deblur(
         methods["blind_wiener_refiner"] = (refined, True)
     magnitude = load_magnitude_model(kernel_shape) if kernel_shape is not None else None
 
-    def node_with(pol: MotionPolicy, label: str) -> Any:
-        """The node's correction under ``pol`` (shape step included), recording its kernels."""
+    def node_with(pol: MotionPolicy, label: str, mag: Any = magnitude) -> Any:
+        """The node's correction under ``pol`` (shape step with ``mag`` included), recording its
+        kernels."""
         kernels = used_kernels.setdefault(label, [])
 
         def corrected(c: Case, a: Any) -> F32:
-            d = deconvolve(c.blurred, a, pol, magnitude=magnitude)
+            d = deconvolve(c.blurred, a, pol, magnitude=mag)
             k = d.shape.kernel if d.shape is not None else None
             kernels.append(k if k is not None else a.estimate.kernel() if a.blurred else point)
             return d.image
@@ -380,6 +384,15 @@ def evaluate_deblur(
         checking = dataclasses.replace(policy, checked_balance_factor=checked_balance_factor)
         methods["blind_wiener_node_checked"] = (
             node_with(checking, "blind_wiener_node_checked"),
+            True,
+        )
+    if kernel_shape_candidate is not None:
+        methods["blind_wiener_node_shape_candidate"] = (
+            node_with(
+                policy,
+                "blind_wiener_node_shape_candidate",
+                load_magnitude_model(kernel_shape_candidate),
+            ),
             True,
         )
     if deblur is not None:
@@ -606,6 +619,12 @@ def main(argv: list[str] | None = None) -> int:
         default=here / "kernel-magnitude",
         help="learned kernel magnitude of the shape step",
     )
+    ap.add_argument(
+        "--kernel-shape-candidate",
+        type=Path,
+        default=None,
+        help="also the node with this learned kernel magnitude in its shape step",
+    )
     ap.add_argument("--classify", type=Path, default=here / "classify-demo")
     ap.add_argument("--crop", type=int, default=384, help="centred crop for deblurring (0 = whole)")
     ap.add_argument("--max-images", type=int, default=0)
@@ -652,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
             args.shrinkage_factor,
             args.checked_balance_factor,
             args.subtract_noise,
+            args.kernel_shape_candidate,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

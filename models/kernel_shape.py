@@ -118,11 +118,15 @@ def kernel_error(estimate: NDArray[np.floating], truth: NDArray[np.floating]) ->
     return float(1.0 - min(1.0, float(corr.max()) / (na * nb)))
 
 
-def shape_threshold(measured_quanta: float | None) -> float:
-    """τ of the validated rule: 0.25 for a quiet frame (or noise too low to measure), else 0.4."""
+def shape_threshold(
+    measured_quanta: float | None, thresholds: tuple[float, float] | None = None
+) -> float:
+    """τ of the validated rule: 0.25 for a quiet frame (or noise too low to measure), else 0.4;
+    ``thresholds`` (quiet, noisy) in their place where given."""
+    quiet, noisy = thresholds or (QUIET_THRESHOLD, NOISY_THRESHOLD)
     if measured_quanta is None or measured_quanta >= QUIET_FROM_QUANTA:
-        return QUIET_THRESHOLD
-    return NOISY_THRESHOLD
+        return quiet
+    return noisy
 
 
 def centre_on_centroid(k: F64) -> F64:
@@ -308,6 +312,7 @@ def shape_kernel(
     finest_spacing_mm: float | None = FINEST_SPACING_MM,
     smallest_frame_px: int = SMALLEST_FRAME_PX,
     arbitrate: bool = False,
+    thresholds: tuple[float, float] | None = None,
 ) -> KernelShape:
     """The kernel of a frame whose straight estimate is ``length_px`` at ``angle_deg``: the
     straight one, or the one retrieved from the learned magnitude where the validated rule
@@ -319,7 +324,8 @@ def shape_kernel(
     network's scale; an experiment that lost at detector scale), and so do frames whose shorter
     side there is under ``smallest_frame_px`` (never under two of the spectrum's patches, 128 px).
     ``arbitrate`` (an experiment): the retrieved kernel is used only where its restoration also
-    has a lower total variation than the straight kernel's.
+    has a lower total variation than the straight kernel's. ``thresholds``: τ for a quiet and a
+    noisy frame instead of the validated rule's (:func:`shape_threshold`).
     """
     straight = linear_kernel(length_px, angle_deg)
     f = reduction_factor(length_px, pixel_spacing_mm)
@@ -340,7 +346,7 @@ def shape_kernel(
     if mag.shape != (GRID, GRID) or not np.all(np.isfinite(mag)) or float(mag.max()) <= 0:
         return KernelShape(straight, False, nan, nan, f, "no usable magnitude")
     distance = magnitude_distance(mag, linear_kernel(length, angle_deg))
-    tau = shape_threshold(quanta)
+    tau = shape_threshold(quanta, thresholds)
     if not distance > tau:
         return KernelShape(straight, False, distance, tau, f, "magnitude fits straight motion")
     found, _ = retrieve_kernel(mag, length / 2 + 2, np.random.default_rng(RETRIEVAL_SEED))

@@ -37,6 +37,11 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   the node as built (sharpray-blind-wiener 0.9.0) with the bundled magnitude network
   (``gain_fixed``) against the same with the network of ``--magnitude`` (``gain_noise``);
   ``shrink-summary --rows … --built fixed`` compares them.
+- ``shape-tau-fit`` / ``shape-tau-validate``: the twelfth round; the ``shape-validate`` design,
+  the node as built with the bundled magnitude network; fit: its kernel never replaced
+  (``gain_fixed``) and always replaced (``gain_noise``), ``tau-summary`` then gives every
+  candidate τ pair (:data:`TAU_QUIET` × :data:`TAU_NOISY`); validate: as built against the pair
+  of ``--tau QUIET NOISY``, compared by ``shrink-summary --built fixed``.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -56,6 +61,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,6 +162,7 @@ def run(
     crop: int = CROP_PX,
     smallest_frame_px: int | None = None,
     blur_log_range: float | None = 3.0,
+    thresholds: tuple[float, float] | None = None,
 ) -> list[dict[str, Any]]:
     fit, validation = image_lists(data)
     names = (validation if command.endswith("validate") else fit)[part[0] :: part[1]]
@@ -185,6 +192,23 @@ def run(
         compared = {"fixed": policy, "noise": policy}
         magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
         candidate_magnitude = load_magnitude_model(magnitude_folder)
+    if command == "shape-tau-fit":
+        # the twelfth round's fitting rows: the node as built with the bundled (or --magnitude)
+        # network, its kernel never replaced (``fixed``: the straight kernel, λ halved as where
+        # the magnitude was read) and always replaced (``noise``); every τ follows from these
+        policy = MotionPolicy()
+        compared = {
+            "fixed": dataclasses.replace(policy, shape_thresholds=(math.inf, math.inf)),
+            "noise": dataclasses.replace(policy, shape_thresholds=(0.0, 0.0)),
+        }
+        magnitude = load_magnitude_model(magnitude_folder)
+    if command == "shape-tau-validate":
+        policy = MotionPolicy()
+        compared = {
+            "fixed": policy,
+            "noise": dataclasses.replace(policy, shape_thresholds=thresholds),
+        }
+        magnitude = load_magnitude_model(magnitude_folder)
     filters: dict[str, MotionPolicy] = {}
     if command.startswith("shape-filter"):  # every candidate but the as-built filter
         filters = {
@@ -228,7 +252,7 @@ def run(
         }
     # the magnitude network each compared label's shape step reads (none: the straight kernel)
     magnitudes: dict[str, Any] = {"noise": magnitude} if magnitude is not None else {}
-    if command.startswith("shape-balance"):
+    if command.startswith(("shape-balance", "shape-tau")):
         magnitudes["fixed"] = magnitude
     if candidate_magnitude is not None:
         magnitudes = {"fixed": magnitude, "noise": candidate_magnitude}
@@ -387,6 +411,59 @@ def summarise_filters(
     return out
 
 
+#: The twelfth round's candidates: τ for a quiet frame and for a noisy one (the validated rule's
+#: 0.25 / 0.4 is the node as built).
+TAU_QUIET = (0.15, 0.2, 0.25)
+TAU_NOISY = (0.25, 0.3, 0.35, 0.4)
+AS_BUILT_TAU = (0.25, 0.4)
+
+
+def summarise_thresholds(rows: list[dict[str, Any]], tolerance: float = 0.1) -> dict[str, Any]:
+    """The twelfth round's choice from ``shape-tau-fit`` rows: for every (τ quiet, τ noisy) of the
+    grid, each flagged case takes its always-replaced gain where its magnitude distance exceeds
+    the τ of its measured noise (:func:`models.kernel_shape.shape_threshold`), else its
+    never-replaced gain; per pair the mean, its difference from the pair as built, the largest
+    group fall (scene × kind × length × noise) against as built; the best pair whose fall is
+    within ``tolerance``."""
+    from models.kernel_shape import shape_threshold
+
+    cases = [r for r in rows if r["flagged"] and "gain_fixed" in r and "shape_distance" in r]
+
+    def gain(r: dict[str, Any], pair: tuple[float, float]) -> float:
+        replaced = r["shape_distance"] > shape_threshold(r["measured_quanta"], pair)
+        return float(r["gain_noise"] if replaced else r["gain_fixed"])
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in cases:
+        groups.setdefault(f"{r['scene']} {r['kind']} {r['px']:g} {r['quanta']}", []).append(r)
+    out: dict[str, Any] = {"cases": len(cases), "pairs": {}}
+    for pair in [(q, n) for q in TAU_QUIET for n in TAU_NOISY]:
+        falls = {
+            k: float(np.mean([gain(r, pair) - gain(r, AS_BUILT_TAU) for r in rs]))
+            for k, rs in groups.items()
+        }
+        worst = min(falls, key=lambda k: falls[k]) if falls else ""
+        out["pairs"][f"{pair[0]:g}/{pair[1]:g}"] = {
+            "mean": round(float(np.mean([gain(r, pair) for r in cases])), 3) if cases else 0.0,
+            "delta": round(
+                float(np.mean([gain(r, pair) - gain(r, AS_BUILT_TAU) for r in cases])), 3
+            )
+            if cases
+            else 0.0,
+            "replaced": sum(
+                r["shape_distance"] > shape_threshold(r["measured_quanta"], pair) for r in cases
+            ),
+            "worst_group": worst,
+            "worst_fall": round(falls[worst], 3) if falls else 0.0,
+            "admissible": (falls[worst] if falls else 0.0) >= -tolerance,
+        }
+    admissible = {k: v for k, v in out["pairs"].items() if v["admissible"]}
+    built = f"{AS_BUILT_TAU[0]:g}/{AS_BUILT_TAU[1]:g}"
+    if admissible:  # a tie with the pair as built keeps it
+        out["best"] = max(admissible, key=lambda k: (admissible[k]["mean"], k == built))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -408,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
             "shape-balance-validate",
             "shape-net-fit",
             "shape-net-validate",
+            "shape-tau-fit",
+            "shape-tau-validate",
+            "tau-summary",
             "summary",
             "filter-summary",
             "shrink-summary",
@@ -449,7 +529,20 @@ def main(argv: list[str] | None = None) -> int:
         help="decades of the blur model's grey-to-exposure mapping; 'none': blur the grey values "
         "themselves, as an evaluator with another blur model might",
     )
+    ap.add_argument(
+        "--tau",
+        nargs=2,
+        type=float,
+        metavar=("QUIET", "NOISY"),
+        help="shape-tau-validate: the candidate τ for a quiet and a noisy frame",
+    )
     args = ap.parse_args(argv)
+    if args.command == "tau-summary":
+        rows_t: list[dict[str, Any]] = []
+        for f in args.rows:
+            rows_t += json.loads(f.read_text())
+        print(json.dumps(summarise_thresholds(rows_t), indent=1))
+        return 0
     if args.command in ("summary", "filter-summary", "shrink-summary"):
         rows: list[dict[str, Any]] = []
         for f in args.rows:
@@ -481,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         args.crop,
         args.smallest_frame,
         None if args.blur_log_range == "none" else float(args.blur_log_range),
+        tuple(args.tau) if args.tau else None,
     )
     return 0
 

@@ -48,8 +48,10 @@ WIENER_NAME = "sharpray-blind-wiener"
 WIENER_VERSION = "0.6.1"
 #: The version with the curved-motion shape step (a learned kernel magnitude, models.kernel_shape);
 #: 0.8.0: the regulariser halved where that step read the kernel's magnitude (0.7.0: not);
-#: 0.9.0: the estimate's second look, as for 0.6.1.
-SHAPED_VERSION = "0.9.0"
+#: 0.9.0: the estimate's second look, as for 0.6.1; 0.10.0: the bundled magnitude network's third
+#: version (sharpray-kernel-magnitude 0.3.0, the eleventh round; the network's name, version and
+#: checksum are in the Device UID and the description whichever network is configured).
+SHAPED_VERSION = "0.10.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from conftest import LABELED, MHH
 
+BUNDLED_MAGNITUDE = Path(__file__).resolve().parents[2] / "models" / "weights" / "kernel-magnitude"
+
 
 @pytest.mark.skipif(
     not (MHH / "metadata.csv").is_file() or not (LABELED / "labels.csv").is_file(),
@@ -34,6 +36,8 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
             "0.5",
             "--subtract-noise",
             "second_look",
+            "--kernel-shape-candidate",
+            str(BUNDLED_MAGNITUDE),
             "--figures",
             str(tmp_path / "figures"),
             "--out",
@@ -63,8 +67,15 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
         "blind_wiener_node_shrink",
         "blind_wiener_node_checked",
         "blind_wiener_node_subtract",
+        "blind_wiener_node_shape_candidate",
         "deblur_demo_generator",
     } <= set(methods)
+    # the same network as candidate: the same correction, case for case
+    shape, candidate = (
+        methods["blind_wiener_node_shape"],
+        methods["blind_wiener_node_shape_candidate"],
+    )
+    assert candidate["all"] == shape["all"]
     node = methods["blind_wiener_node"]
     for kind in ("straight", "curved"):
         for strength in ("mild", "moderate", "severe"):

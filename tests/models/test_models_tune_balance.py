@@ -74,3 +74,49 @@ def test_the_sixth_round_counts_every_flagged_case_against_the_node_as_built() -
     assert not out["candidates"]["f0.5_plain"]["admissible"]  # 0.2/open falls 0.5 dB
     assert out["candidates"]["f1_shrink"]["delta"] == pytest.approx(0.3)
     assert out["best"] == "f1_shrink"
+
+
+def test_the_twelfth_round_simulates_every_threshold_from_never_and_always_replaced_rows() -> None:
+    from models.kernel_shape import QUIET_FROM_QUANTA, shape_threshold
+    from models.tune_balance import AS_BUILT_TAU, summarise_thresholds
+
+    assert shape_threshold(None) == AS_BUILT_TAU[0] and shape_threshold(1e3) == AS_BUILT_TAU[1]
+    assert shape_threshold(1e3, (0.1, 0.2)) == 0.2 and shape_threshold(1e6, (0.1, 0.2)) == 0.1
+
+    def row(scene: str, q: float, distance: float, never: float, always: float) -> dict[str, Any]:
+        return {
+            "scene": scene,
+            "kind": "curved",
+            "px": 10.0,
+            "quanta": q,
+            "measured_quanta": q,
+            "flagged": True,
+            "shape_distance": distance,
+            "gain_fixed": never,
+            "gain_noise": always,
+        }
+
+    noisy = QUIET_FROM_QUANTA / 5
+    rows = [
+        # a noisy case at distance 0.32: replaced from τ noisy 0.3 down, and it gains 1 dB there
+        row("0.6/open", noisy, 0.32, 1.0, 2.0),
+        # a noisy collimated case at 0.27: replaced at τ 0.25 only, where it loses 0.5 dB
+        row("0.6/collimated", noisy, 0.27, 1.0, 0.5),
+        # a quiet case at 0.3: replaced by every quiet τ
+        row("0.6/open", 10 * QUIET_FROM_QUANTA, 0.3, 1.0, 3.0),
+        {"scene": "0.6/open", "kind": "curved", "px": 6.0, "quanta": None, "flagged": False},
+    ]
+    out = summarise_thresholds(rows)
+    assert out["cases"] == 3
+    built = out["pairs"]["0.25/0.4"]
+    assert built["delta"] == 0.0 and built["replaced"] == 1
+    assert built["mean"] == pytest.approx((1.0 + 1.0 + 3.0) / 3, abs=1e-3)
+    better = out["pairs"]["0.25/0.3"]
+    assert better["replaced"] == 2 and better["delta"] == pytest.approx(1 / 3, abs=1e-3)
+    worse = out["pairs"]["0.25/0.25"]
+    assert worse["worst_group"].startswith("0.6/collimated")
+    assert worse["worst_fall"] == pytest.approx(-0.5) and not worse["admissible"]
+    assert out["best"] in {"0.15/0.3", "0.2/0.3", "0.25/0.3"}
+    assert out["pairs"][out["best"]]["mean"] == better["mean"]
+    # where nothing differs, the pair as built is kept
+    assert summarise_thresholds(rows[2:3])["best"] == "0.25/0.4"
