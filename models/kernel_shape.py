@@ -18,7 +18,7 @@ a learned estimate of the blurred image's spectrum; the experiment is
 3. :func:`shape_threshold` / :func:`magnitude_distance` — the rule validated on training images
    (second round): use the retrieved kernel instead of the straight one only where the magnitude
    is further than τ from the straight kernel's, τ = 0.25 for a quiet frame (N̂ ≥ 5·10⁴
-   quanta/px) and 0.4 otherwise.
+   quanta/px) and 0.3 otherwise (0.4 until the twelfth round chose 0.3 for the third network).
 
 4. :func:`shape_kernel` — the whole step for one frame at any pixel size: the frame is
    block-averaged towards the network's 0.6 mm scale (and so that the motion is at most 14 px
@@ -56,9 +56,10 @@ MagnitudeEstimator = Callable[[F32], NDArray[np.floating]]
 
 #: Grid of the magnitude and of the retrieval (the learned estimate's Welch patch).
 GRID = 64
-#: τ for a quiet frame, for a noisy one, and the measured noise that separates them.
+#: τ for a quiet frame, for a noisy one, and the measured noise that separates them (0.4 for a
+#: noisy frame until the third network: the twelfth round, docs/models.md, chose 0.3 for it).
 QUIET_THRESHOLD = 0.25
-NOISY_THRESHOLD = 0.4
+NOISY_THRESHOLD = 0.3
 QUIET_FROM_QUANTA = 5e4
 #: The network's scale: a frame is block-averaged towards this pixel size, and further until the
 #: motion is at most MAX_NET_LENGTH_PX there (its training: 0.6 mm crops, 3-14 px of motion).
@@ -121,7 +122,7 @@ def kernel_error(estimate: NDArray[np.floating], truth: NDArray[np.floating]) ->
 def shape_threshold(
     measured_quanta: float | None, thresholds: tuple[float, float] | None = None
 ) -> float:
-    """τ of the validated rule: 0.25 for a quiet frame (or noise too low to measure), else 0.4;
+    """τ of the validated rule: 0.25 for a quiet frame (or noise too low to measure), else 0.3;
     ``thresholds`` (quiet, noisy) in their place where given."""
     quiet, noisy = thresholds or (QUIET_THRESHOLD, NOISY_THRESHOLD)
     if measured_quanta is None or measured_quanta >= QUIET_FROM_QUANTA:

@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, deconvolve
+from models.kernel_shape import NOISY_THRESHOLD, QUIET_THRESHOLD
 from models.manifest import ModelManifest, device_uid_for
 from node.pipeline.infer import Deblurrer, KernelMagnitude
 from node.pipeline.results.inputs import ModelInfo
@@ -50,7 +51,8 @@ WIENER_VERSION = "0.6.1"
 #: 0.8.0: the regulariser halved where that step read the kernel's magnitude (0.7.0: not);
 #: 0.9.0: the estimate's second look, as for 0.6.1; 0.10.0: the bundled magnitude network's third
 #: version (sharpray-kernel-magnitude 0.3.0, the eleventh round; the network's name, version and
-#: checksum are in the Device UID and the description whichever network is configured).
+#: checksum are in the Device UID and the description whichever network is configured) and the
+#: shape step's τ for a noisy frame 0.4 → 0.3 (the twelfth round).
 SHAPED_VERSION = "0.10.0"
 _NOISE_WORDS = {
     "never": "",
@@ -89,6 +91,9 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
             described["balance_signal_aware"] = True
     if magnitude is not None:
         described["kernel_magnitude"] = [magnitude.name, magnitude.version, magnitude.sha256]
+        described["shape_thresholds"] = list(
+            policy.shape_thresholds or (QUIET_THRESHOLD, NOISY_THRESHOLD)
+        )
         described["shape_finest_spacing_mm"] = policy.shape_finest_spacing_mm
         described["shape_smallest_frame_px"] = policy.shape_smallest_frame_px
         if policy.checked_balance_factor != 1.0:

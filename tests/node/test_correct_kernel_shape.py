@@ -3,6 +3,7 @@ the node's settings, and what the result objects say (version, Device UID, the m
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,16 @@ def test_the_shape_step_changes_the_identity_and_is_said(magnitude: KernelMagnit
     assert plain.device_uid != shaped.device_uid
     assert "learned kernel magnitude (sharpray-kernel-magnitude" in (shaped.description or "")
     assert "learned kernel magnitude" not in (plain.description or "")
+    # the shape step's τ is part of the identity: the twelfth round's 0.3 for a noisy frame
+    # is not the 0.4 of before
+    earlier = Corrector(dataclasses.replace(policy, shape_thresholds=(0.25, 0.4)), None, magnitude)
+    assert earlier.info.device_uid != shaped.device_uid
+    assert (
+        Corrector(
+            dataclasses.replace(policy, shape_thresholds=(0.25, 0.3)), None, magnitude
+        ).info.device_uid
+        == shaped.device_uid
+    )
     sharp, _, blurred = _blurred_curved(4)
     motion = assess_motion(blurred, 0.6, policy)
     assert motion.blurred
