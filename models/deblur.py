@@ -133,7 +133,7 @@ class MotionPolicy:
     # Experiment: use the retrieved kernel only where its restoration is also smoother (lower
     # total variation) than the straight kernel's.
     shape_arbitrate: bool = False
-    # τ of the shape step for a quiet and a noisy frame (None: the validated rule's 0.25 / 0.4,
+    # τ of the shape step for a quiet and a noisy frame (None: the validated rule's 0.25 / 0.3,
     # models.kernel_shape.shape_threshold); the twelfth round's candidates.
     shape_thresholds: tuple[float, float] | None = None
     # How a retrieved kernel is inverted (the fifth round, docs/models.md): the Wiener λ times
