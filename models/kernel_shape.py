@@ -119,12 +119,17 @@ def kernel_error(estimate: NDArray[np.floating], truth: NDArray[np.floating]) ->
     return float(1.0 - min(1.0, float(corr.max()) / (na * nb)))
 
 
+def effective_thresholds(thresholds: tuple[float, float] | None) -> tuple[float, float]:
+    """(τ quiet, τ noisy): ``thresholds`` where given, else the validated rule's."""
+    return thresholds or (QUIET_THRESHOLD, NOISY_THRESHOLD)
+
+
 def shape_threshold(
     measured_quanta: float | None, thresholds: tuple[float, float] | None = None
 ) -> float:
     """τ of the validated rule: 0.25 for a quiet frame (or noise too low to measure), else 0.3;
     ``thresholds`` (quiet, noisy) in their place where given."""
-    quiet, noisy = thresholds or (QUIET_THRESHOLD, NOISY_THRESHOLD)
+    quiet, noisy = effective_thresholds(thresholds)
     if measured_quanta is None or measured_quanta >= QUIET_FROM_QUANTA:
         return quiet
     return noisy

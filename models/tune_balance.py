@@ -428,46 +428,43 @@ def summarise_thresholds(rows: list[dict[str, Any]], tolerance: float = 0.1) -> 
     """The twelfth round's choice from ``shape-tau-fit`` rows: for every (τ quiet, τ noisy) of the
     grid, each flagged case takes its always-replaced gain where its magnitude distance exceeds
     the τ of its measured noise (:func:`models.kernel_shape.shape_threshold`), else its
-    never-replaced gain; per pair the mean, its difference from the pair as built, the largest
-    group fall (scene × kind × length × noise) against as built; the best pair whose fall is
-    within ``tolerance``."""
+    never-replaced gain; then :func:`summarise_filters` against the pair as built (mean, Δ, the
+    largest group fall, admissible within ``tolerance``; the pair as built listed first, so that
+    a tie keeps it), with the number of kernels each pair replaces."""
     from models.kernel_shape import shape_threshold
 
-    cases = [r for r in rows if r["flagged"] and "gain_fixed" in r and "shape_distance" in r]
+    def label(pair: tuple[float, float]) -> str:
+        return f"{pair[0]:g}/{pair[1]:g}"
 
-    def gain(r: dict[str, Any], pair: tuple[float, float]) -> float:
-        replaced = r["shape_distance"] > shape_threshold(r["measured_quanta"], pair)
-        return float(r["gain_noise"] if replaced else r["gain_fixed"])
-
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in cases:
-        groups.setdefault(f"{r['scene']} {r['kind']} {r['px']:g} {r['quanta']}", []).append(r)
-    out: dict[str, Any] = {"cases": len(cases), "pairs": {}}
-    for pair in [(q, n) for q in TAU_QUIET for n in TAU_NOISY]:
-        falls = {
-            k: float(np.mean([gain(r, pair) - gain(r, AS_BUILT_TAU) for r in rs]))
-            for k, rs in groups.items()
-        }
-        worst = min(falls, key=lambda k: falls[k]) if falls else ""
-        out["pairs"][f"{pair[0]:g}/{pair[1]:g}"] = {
-            "mean": round(float(np.mean([gain(r, pair) for r in cases])), 3) if cases else 0.0,
-            "delta": round(
-                float(np.mean([gain(r, pair) - gain(r, AS_BUILT_TAU) for r in cases])), 3
-            )
-            if cases
-            else 0.0,
-            "replaced": sum(
-                r["shape_distance"] > shape_threshold(r["measured_quanta"], pair) for r in cases
-            ),
-            "worst_group": worst,
-            "worst_fall": round(falls[worst], 3) if falls else 0.0,
-            "admissible": (falls[worst] if falls else 0.0) >= -tolerance,
-        }
-    admissible = {k: v for k, v in out["pairs"].items() if v["admissible"]}
-    built = f"{AS_BUILT_TAU[0]:g}/{AS_BUILT_TAU[1]:g}"
-    if admissible:  # a tie with the pair as built keeps it
-        out["best"] = max(admissible, key=lambda k: (admissible[k]["mean"], k == built))
-    return out
+    pairs = [AS_BUILT_TAU] + [
+        (q, n) for q in TAU_QUIET for n in TAU_NOISY if (q, n) != AS_BUILT_TAU
+    ]
+    cases = []
+    replaced = dict.fromkeys(map(label, pairs), 0)
+    for r in rows:
+        if not (r["flagged"] and "gain_fixed" in r and "shape_distance" in r):
+            continue
+        case = dict(r)
+        for pair in pairs:
+            swapped = r["shape_distance"] > shape_threshold(r["measured_quanta"], pair)
+            case[f"gain_{label(pair)}"] = r["gain_noise"] if swapped else r["gain_fixed"]
+            replaced[label(pair)] += swapped
+        cases.append(case)
+    built = label(AS_BUILT_TAU)
+    out = summarise_filters(
+        cases,
+        tolerance,
+        candidates=tuple(map(label, pairs)),
+        built=built,
+        replaced_only=False,
+    )
+    result: dict[str, Any] = {
+        "cases": out["cases"],
+        "pairs": {k: {**v, "replaced": replaced[k]} for k, v in out["candidates"].items()},
+    }
+    if "best" in out:
+        result["best"] = out["best"]
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -543,18 +540,14 @@ def main(argv: list[str] | None = None) -> int:
         help="shape-tau-validate: the candidate τ for a quiet and a noisy frame",
     )
     args = ap.parse_args(argv)
-    if args.command == "tau-summary":
-        rows_t: list[dict[str, Any]] = []
-        for f in args.rows:
-            rows_t += json.loads(f.read_text())
-        print(json.dumps(summarise_thresholds(rows_t), indent=1))
-        return 0
-    if args.command in ("summary", "filter-summary", "shrink-summary"):
+    if args.command in ("summary", "filter-summary", "shrink-summary", "tau-summary"):
         rows: list[dict[str, Any]] = []
         for f in args.rows:
             rows += json.loads(f.read_text())
-        if args.command == "summary":
-            summary: dict[str, Any] = summarise(rows)
+        if args.command == "tau-summary":
+            summary: dict[str, Any] = summarise_thresholds(rows)
+        elif args.command == "summary":
+            summary = summarise(rows)
         elif args.command == "filter-summary":
             summary = summarise_filters(rows)
         elif args.built == "fixed":  # a two-way comparison's rows (gain_fixed / gain_noise)

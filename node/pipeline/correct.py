@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, deconvolve
-from models.kernel_shape import NOISY_THRESHOLD, QUIET_THRESHOLD
+from models.kernel_shape import effective_thresholds
 from models.manifest import ModelManifest, device_uid_for
 from node.pipeline.infer import Deblurrer, KernelMagnitude
 from node.pipeline.results.inputs import ModelInfo
@@ -91,9 +91,7 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
             described["balance_signal_aware"] = True
     if magnitude is not None:
         described["kernel_magnitude"] = [magnitude.name, magnitude.version, magnitude.sha256]
-        described["shape_thresholds"] = list(
-            policy.shape_thresholds or (QUIET_THRESHOLD, NOISY_THRESHOLD)
-        )
+        described["shape_thresholds"] = list(effective_thresholds(policy.shape_thresholds))
         described["shape_finest_spacing_mm"] = policy.shape_finest_spacing_mm
         described["shape_smallest_frame_px"] = policy.shape_smallest_frame_px
         if policy.checked_balance_factor != 1.0:
