@@ -69,10 +69,13 @@ def _block_mean(a: F64, f: int) -> F64:
     return out
 
 
-def welch_power(a: F64, patch: int, step: int | None = None, max_patches: int = 64) -> F64:
-    """Mean power spectrum of Hann-windowed, mean-removed ``patch``² windows of ``a``."""
+def welch_windows(
+    shape: tuple[int, ...], patch: int, step: int | None = None, max_patches: int = 64
+) -> list[tuple[int, int]]:
+    """Top-left corners of the ``patch``² windows :func:`welch_power` averages over ``shape``:
+    half-overlapping, and only the ``max_patches`` nearest the centre when there are more."""
     step = step or patch // 2
-    h, w = a.shape
+    h, w = shape[0], shape[1]
     if h < patch or w < patch:
         raise ValueError(f"image {h}x{w} smaller than the {patch} px analysis window")
     ys = list(range(0, h - patch + 1, step))
@@ -83,6 +86,13 @@ def welch_power(a: F64, patch: int, step: int | None = None, max_patches: int = 
         cy, cx = (h - patch) / 2, (w - patch) / 2
         pairs.sort(key=lambda p: (p[0] - cy) ** 2 + (p[1] - cx) ** 2)
         pairs = pairs[:max_patches]
+    return pairs
+
+
+def welch_power(a: F64, patch: int, step: int | None = None, max_patches: int = 64) -> F64:
+    """Mean power spectrum of Hann-windowed, mean-removed ``patch``² windows of ``a``
+    (:func:`welch_windows`)."""
+    pairs = welch_windows(a.shape, patch, step, max_patches)
     win = np.outer(np.hanning(patch), np.hanning(patch))
     acc = np.zeros((patch, patch), dtype=np.float64)
     for y, x in pairs:

@@ -157,6 +157,10 @@ class MotionPolicy:
     #: ``never``; ``always`` (the eighth round); ``second_look``: only where the estimate without
     #: it finds no motion (the ninth round; the node's default since sharpray-blind-wiener 0.9.0).
     estimate_noise_subtraction: NoiseSubtraction = "second_look"
+    #: The thirteenth round (docs/models.md, "The noise measured where it is read"): the measured
+    #: noise N̂ divides the mean exposure of the windows the noise was read in, not the whole
+    #: frame's (:func:`models.noise_level.quanta_per_pixel`); False: as up to 0.10.0.
+    noise_mean_where_read: bool = False
     #: ... never in an 8-bit image that still carries a JPEG codec's quantisation
     #: (:mod:`models.jpeg_history`): the noise measured there is the codec's (the tenth round).
     noise_subtraction_skips_jpeg: bool = True
@@ -301,10 +305,10 @@ def mismatch_floor(estimate: MotionEstimate, policy: MotionPolicy) -> float:
     return float(min(floor, policy.balance_range[1]))
 
 
-def _measured_quanta(exposure: NDArray[np.floating]) -> float | None:
+def _measured_quanta(exposure: NDArray[np.floating], policy: MotionPolicy) -> float | None:
     """:func:`models.noise_level.quanta_per_pixel`, or None for an image too small to measure."""
     try:
-        return quanta_per_pixel(exposure)
+        return quanta_per_pixel(exposure, where_read=policy.noise_mean_where_read)
     except ValueError:
         return None
 
@@ -320,7 +324,7 @@ def wiener_balance(
     regularisation: a frame blurred without added noise gets about a tenth of the λ that suits
     Poisson noise of 10⁴ quanta/px.
     """
-    n = _measured_quanta(exposure) if policy.balance_follows_noise else None
+    n = _measured_quanta(exposure, policy) if policy.balance_follows_noise else None
     if n is None:  # not asked for, or too small to measure: the fixed value
         return policy.balance, None
     lo, hi = policy.balance_range
@@ -380,6 +384,7 @@ def deconvolve(
             smallest_frame_px=policy.shape_smallest_frame_px,
             arbitrate=policy.shape_arbitrate,
             thresholds=policy.shape_thresholds,
+            noise_where_read=policy.noise_mean_where_read,
         )
     rl_after = policy.rl_iterations
     if shape is not None:
@@ -401,14 +406,14 @@ def deconvolve(
     steps = 0
     if allow_fallback and policy.ringing_limit is not None and over > policy.ringing_limit:
         if quanta is None and policy.rl_fallback_follows_noise:
-            quanta = _measured_quanta(e)
+            quanta = _measured_quanta(e, policy)
         steps = rl_fallback_iterations(quanta, policy)
         w = richardson_lucy(e, psf, steps)
         method = "richardson-lucy"
     shrunk = False
     if policy.shrinkage and method == "wiener":
         if quanta is None:
-            quanta = _measured_quanta(e)
+            quanta = _measured_quanta(e, policy)
         if quanta is not None and math.isfinite(quanta) and quanta > 0:
             # an experiment's step (off in the node), its library in the train extra only
             from models.shrinkage import shrink, subband_noise

@@ -319,6 +319,7 @@ def shape_kernel(
     smallest_frame_px: int = SMALLEST_FRAME_PX,
     arbitrate: bool = False,
     thresholds: tuple[float, float] | None = None,
+    noise_where_read: bool = True,
 ) -> KernelShape:
     """The kernel of a frame whose straight estimate is ``length_px`` at ``angle_deg``: the
     straight one, or the one retrieved from the learned magnitude where the validated rule
@@ -331,7 +332,9 @@ def shape_kernel(
     side there is under ``smallest_frame_px`` (never under two of the spectrum's patches, 128 px).
     ``arbitrate`` (an experiment): the retrieved kernel is used only where its restoration also
     has a lower total variation than the straight kernel's. ``thresholds``: τ for a quiet and a
-    noisy frame instead of the validated rule's (:func:`shape_threshold`).
+    noisy frame instead of the validated rule's (:func:`shape_threshold`). ``noise_where_read``:
+    the frame's noise measured against the exposure where it is read
+    (:func:`models.noise_level.quanta_per_pixel`).
     """
     straight = linear_kernel(length_px, angle_deg)
     f = reduction_factor(length_px, pixel_spacing_mm)
@@ -345,7 +348,7 @@ def shape_kernel(
     if min(small.shape) < max(smallest_frame_px, 2 * GRID):
         return KernelShape(straight, False, nan, nan, f, "frame too small for the spectrum")
     try:
-        quanta: float | None = quanta_per_pixel(small)
+        quanta: float | None = quanta_per_pixel(small, where_read=noise_where_read)
     except ValueError:
         quanta = None
     mag = np.fft.ifftshift(np.asarray(magnitude(spectrum_input(small)), dtype=np.float64))

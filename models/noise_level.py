@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from models.blur_estimate import welch_power
+from models.blur_estimate import welch_power, welch_windows
 
 F64 = NDArray[np.float64]
 
@@ -32,16 +32,23 @@ RING = (0.3, 0.48)
 SECTORS = 24
 #: Analysis window (px).
 PATCH = 64
+#: At most this many windows, those nearest the frame's centre (:func:`welch_windows`).
+MAX_WINDOWS = 256
+
+
+def _window_side(shape: tuple[int, ...], patch: int) -> int:
+    patch = min(patch, *shape)
+    patch -= patch % 2
+    if patch < 16:
+        raise ValueError(f"image {shape} too small to measure its noise")
+    return patch
 
 
 def _spectrum(e: F64, patch: int) -> tuple[F64, F64, F64]:
     """Welch power of ``e`` scaled so white noise of variance s² reads s² in every bin, with each
     bin's radius (cycles/px) and angle (0..180°, the FFT's rows running down)."""
-    patch = min(patch, *e.shape)
-    patch -= patch % 2
-    if patch < 16:
-        raise ValueError(f"image {e.shape} too small to measure its noise")
-    power = welch_power(e, patch, max_patches=256)
+    patch = _window_side(e.shape, patch)
+    power = welch_power(e, patch, max_patches=MAX_WINDOWS)
     win = np.outer(np.hanning(patch), np.hanning(patch))
     power = power / float((win**2).sum())
     f = np.fft.fftfreq(patch)
@@ -84,11 +91,34 @@ def signal_power_across(
     return max(float(np.median(power[sel])) - _quietest(power, r, ang), 1e-30)
 
 
-def quanta_per_pixel(exposure: NDArray[np.floating], patch: int = PATCH) -> float:
+def mean_where_read(exposure: NDArray[np.floating], patch: int = PATCH) -> float:
+    """Mean exposure of the windows :func:`white_noise_variance` reads the noise in (on a frame
+    larger than about 9 windows a side, its central part only)."""
+    e = np.asarray(exposure, dtype=np.float64)
+    side = _window_side(e.shape, patch)
+    means = [
+        float(e[y : y + side, x : x + side].mean())
+        for y, x in welch_windows(e.shape, side, None, MAX_WINDOWS)
+    ]
+    return float(np.mean(means))
+
+
+def quanta_per_pixel(
+    exposure: NDArray[np.floating], patch: int = PATCH, *, where_read: bool = True
+) -> float:
     """Quanta per pixel at exposure 1 that explain the white noise of ``exposure`` (Poisson:
-    variance = mean exposure / N); ``inf`` for a frame without measurable noise."""
+    variance = mean exposure / N); ``inf`` for a frame without measurable noise.
+
+    The mean exposure is taken over the windows the noise variance was read in
+    (:func:`mean_where_read`): Poisson variance follows the local exposure, and on a large frame
+    those windows are its centre (a chest's mediastinum and spine: dense, less exposure, less
+    noise), so the whole frame's mean over the centre's variance overstated N (by 1.3× on
+    fitting frames of a detector's size; docs/models.md, "The noise measured where it is read").
+    ``where_read=False`` divides the whole frame's mean instead (sharpray-blind-wiener ≤ 0.10.0).
+    """
     e = np.asarray(exposure, dtype=np.float64)
     var = white_noise_variance(e, patch)
     if var <= 0.0 or not math.isfinite(var):
         return math.inf
-    return float(np.mean(e)) / var
+    mean = mean_where_read(e, patch) if where_read else float(np.mean(e))
+    return mean / var

@@ -42,6 +42,13 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   (``gain_fixed``) and always replaced (``gain_noise``), ``tau-summary`` then gives every
   candidate τ pair (:data:`TAU_QUIET` × :data:`TAU_NOISY`); validate: as built against the pair
   of ``--tau QUIET NOISY``, compared by ``shrink-summary --built fixed``.
+- ``where-read-validate``: the thirteenth round; the validation images as *whole* frames (640 px
+  at 0.6 mm/px, 6 / 10 px of motion, and ×3 upsampled with the faint texture at 0.2 mm/px, 1 / 2
+  / 4 mm = 5 / 10 / 20 px, the size of a detector's frame), the node as built
+  (sharpray-blind-wiener 0.10.0, ``gain_fixed``) against the same with the noise measured
+  against the exposure where it is read (``noise_mean_where_read``, ``gain_noise``); each row
+  has both noise measures. ``shrink-summary --built fixed`` compares them, ``noise-summary``
+  gives the measures' ratio to the truth.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -155,6 +162,19 @@ def scenes(
             yield f"{scale}/collimated", spacing, collimate(sharp)
 
 
+#: The thirteenth round's motion at 0.2 mm/px on whole frames (px: 1 / 2 / 4 mm).
+WHOLE_LENGTHS_02 = (5.0, 10.0, 20.0)
+
+
+def whole_scenes(base: F32, rng: np.random.Generator) -> Iterator[tuple[str, float, F32]]:
+    """The thirteenth round's scenes: the whole 640 px frame at 0.6 mm/px and the whole frame ×3
+    upsampled with :func:`scenes`' faint texture at 0.2 mm/px (as large as a detector's)."""
+    up = np.clip(zoom(base, 3.0, order=3), 0.0, 1.0)
+    detector = np.clip(up + rng.normal(0.0, 0.004, up.shape), 0.0, 1.0).astype(np.float32)
+    yield "0.6/whole", 0.6, base
+    yield "0.2/whole", 0.2, detector
+
+
 def _psnr(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
     return float(peak_signal_noise_ratio(a, b, data_range=1.0))
 
@@ -258,6 +278,15 @@ def run(
             ),
         }
         magnitude = load_magnitude_model(magnitude_folder)
+    if command == "where-read-validate":
+        # the thirteenth round: the node as built (0.10.0) against the same with the noise
+        # measured against the exposure where it is read
+        policy = MotionPolicy()
+        compared = {
+            "fixed": policy,
+            "noise": dataclasses.replace(policy, noise_mean_where_read=True),
+        }
+        magnitude = load_magnitude_model(magnitude_folder)
     if command == "rl-validate":
         compared = {
             "fixed": dataclasses.replace(policy, rl_fallback_follows_noise=False),
@@ -265,7 +294,7 @@ def run(
         }
     # the magnitude network each compared label's shape step reads (none: the straight kernel)
     magnitudes: dict[str, Any] = {"noise": magnitude} if magnitude is not None else {}
-    if command.startswith(("shape-balance", "shape-tau")):
+    if command.startswith(("shape-balance", "shape-tau", "where-read")):
         magnitudes["fixed"] = magnitude
     if candidate_magnitude is not None:
         magnitudes = {"fixed": magnitude, "noise": candidate_magnitude}
@@ -274,7 +303,9 @@ def run(
     for name in names:
         rng = np.random.default_rng(_seed(name, command))
         base = load_gray(data / name).astype(np.float32) / 255.0
-        for scene, spacing, sharp in scenes(base, rng, command != "grid", crop):
+        whole = command.startswith("where-read")
+        framed = whole_scenes(base, rng) if whole else scenes(base, rng, command != "grid", crop)
+        for scene, spacing, sharp in framed:
             if command in ("rl", "rl-validate") and scene.endswith("/open"):
                 continue
             # the shape step does not run on finer pixels (models.kernel_shape.FINEST_SPACING_MM)
@@ -282,7 +313,10 @@ def run(
             if shape and spacing < (policy.shape_finest_spacing_mm or 0):
                 continue
             for kind in ("straight", "curved"):
-                for px in LENGTHS[scene.split("/")[0]]:
+                lengths: tuple[float, ...] = LENGTHS[scene.split("/")[0]]
+                if whole and spacing < 0.6:
+                    lengths = WHOLE_LENGTHS_02
+                for px in lengths:
                     k = motion_kernel(kind, px, rng)
                     for q in NOISE:
                         b = simulate_motion_blur(
@@ -298,7 +332,8 @@ def run(
                             "px": px,
                             "quanta": q,
                             "flagged": a.blurred,
-                            "measured_quanta": quanta_per_pixel(e),
+                            "measured_quanta": quanta_per_pixel(e, where_read=False),
+                            "measured_quanta_where_read": quanta_per_pixel(e),
                             "estimated_px": a.estimate.length_px,
                             "confidence": a.estimate.confidence,
                             "specificity": a.estimate.specificity,
@@ -424,6 +459,27 @@ def summarise_filters(
     return out
 
 
+def summarise_noise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per scene and noise level (with noise added): the median ratio of the measured noise
+    (quanta per pixel) to the truth, the frame's mean exposure (as up to 0.10.0) and the
+    exposure where the noise is read (the thirteenth round's)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["quanta"] is not None and "measured_quanta_where_read" in r:
+            groups.setdefault(f"{r['scene']} {r['quanta']:g}", []).append(r)
+    return {
+        key: {
+            "cases": len(rs),
+            "frame_mean": round(float(np.median([r["measured_quanta"] for r in rs])) / q, 3),
+            "where_read": round(
+                float(np.median([r["measured_quanta_where_read"] for r in rs])) / q, 3
+            ),
+        }
+        for key, rs in sorted(groups.items())
+        for q in [float(rs[0]["quanta"])]
+    }
+
+
 def summarise_thresholds(rows: list[dict[str, Any]], tolerance: float = 0.1) -> dict[str, Any]:
     """The twelfth round's choice from ``shape-tau-fit`` rows: for every (τ quiet, τ noisy) of the
     grid, each flagged case takes its always-replaced gain where its magnitude distance exceeds
@@ -490,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
             "shape-net-validate",
             "shape-tau-fit",
             "shape-tau-validate",
+            "where-read-validate",
+            "noise-summary",
             "tau-summary",
             "summary",
             "filter-summary",
@@ -540,12 +598,15 @@ def main(argv: list[str] | None = None) -> int:
         help="shape-tau-validate: the candidate τ for a quiet and a noisy frame",
     )
     args = ap.parse_args(argv)
-    if args.command in ("summary", "filter-summary", "shrink-summary", "tau-summary"):
+    summaries = ("summary", "filter-summary", "shrink-summary", "tau-summary", "noise-summary")
+    if args.command in summaries:
         rows: list[dict[str, Any]] = []
         for f in args.rows:
             rows += json.loads(f.read_text())
         if args.command == "tau-summary":
             summary: dict[str, Any] = summarise_thresholds(rows)
+        elif args.command == "noise-summary":
+            summary = summarise_noise(rows)
         elif args.command == "summary":
             summary = summarise(rows)
         elif args.command == "filter-summary":
