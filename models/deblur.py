@@ -161,6 +161,12 @@ class MotionPolicy:
     #: noise N̂ divides the mean exposure of the windows the noise was read in, not the whole
     #: frame's (:func:`models.noise_level.quanta_per_pixel`); False: as up to 0.10.0.
     noise_mean_where_read: bool = False
+    #: The fourteenth round (docs/models.md, "λ by the motion's length"): the noise-following λ
+    #: times (estimated length / ``balance_reference_length_px``) ** -exponent, within
+    #: ``balance_range`` (a short motion's kernel zeros lie where the anatomy is faint and want
+    #: more regularisation, a long one's less); 0: no such factor.
+    balance_length_exponent: float = 0.0
+    balance_reference_length_px: float = 10.0
     #: ... never in an 8-bit image that still carries a JPEG codec's quantisation
     #: (:mod:`models.jpeg_history`): the noise measured there is the codec's (the tenth round).
     noise_subtraction_skips_jpeg: bool = True
@@ -338,6 +344,14 @@ def wiener_balance(
     return float(min(max(lam, lo), hi)), n
 
 
+def length_scaled_balance(balance: float, length_px: float, policy: MotionPolicy) -> float:
+    """``balance`` times (``length_px`` / the policy's reference length) to the minus
+    ``balance_length_exponent``, kept within ``balance_range``."""
+    ratio = max(length_px, 1.0) / policy.balance_reference_length_px
+    lo, hi = policy.balance_range
+    return float(min(max(balance * ratio**-policy.balance_length_exponent, lo), hi))
+
+
 def deconvolve(
     image01: NDArray[np.floating],
     assessment: MotionAssessment,
@@ -368,6 +382,8 @@ def deconvolve(
     balance, quanta = wiener_balance(e, policy, assessment.estimate.angle_deg)
     if policy.balance_follows_noise:
         balance = max(balance, mismatch_floor(assessment.estimate, policy))
+        if policy.balance_length_exponent:
+            balance = length_scaled_balance(balance, assessment.estimate.length_px, policy)
     balance *= policy.wiener_balance_factor
     if shape is None and magnitude is not None:
         est = assessment.estimate

@@ -162,6 +162,10 @@ def scenes(
             yield f"{scale}/collimated", spacing, collimate(sharp)
 
 
+#: The fourteenth round's candidates: the exponent of λ's length factor, with the noise measured
+#: where it is read (``w0`` that measure alone; the node as built, 0.10.0, is ``built``).
+LENGTH_EXPONENTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+LENGTH_FILTERS = {f"w{g:g}": g for g in LENGTH_EXPONENTS}
 #: The thirteenth round's motion at 0.2 mm/px on whole frames (px: 1 / 2 / 4 mm).
 WHOLE_LENGTHS_02 = (5.0, 10.0, 20.0)
 
@@ -190,9 +194,11 @@ def run(
     smallest_frame_px: int | None = None,
     blur_log_range: float | None = 3.0,
     thresholds: tuple[float, float] | None = None,
+    length_exponent: float = 0.0,
+    max_images: int | None = None,
 ) -> list[dict[str, Any]]:
     fit, validation = image_lists(data)
-    names = (validation if command.endswith("validate") else fit)[part[0] :: part[1]]
+    names = (validation if command.endswith("validate") else fit)[:max_images][part[0] :: part[1]]
     # every round here, the seventh's included, compared candidates with sharpray-blind-wiener
     # 0.7.0 (the λ not yet halved where the kernel was checked): its commands keep that base
     # and τ 0.25 / 0.4 (the twelfth round's as built; exact figures also need the network of
@@ -287,6 +293,26 @@ def run(
             "noise": dataclasses.replace(policy, noise_mean_where_read=True),
         }
         magnitude = load_magnitude_model(magnitude_folder)
+    if command == "length-fit":
+        # the fourteenth round's fitting rows: the node as built (0.10.0) and every candidate
+        # length exponent with the noise measured where it is read, on the same kernel
+        policy = MotionPolicy()
+        filters = {
+            label: dataclasses.replace(
+                policy, noise_mean_where_read=True, balance_length_exponent=g
+            )
+            for label, g in LENGTH_FILTERS.items()
+        }
+        magnitude = load_magnitude_model(magnitude_folder)
+    if command == "length-validate":
+        policy = MotionPolicy()
+        compared = {
+            "fixed": policy,
+            "noise": dataclasses.replace(
+                policy, noise_mean_where_read=True, balance_length_exponent=length_exponent
+            ),
+        }
+        magnitude = load_magnitude_model(magnitude_folder)
     if command == "rl-validate":
         compared = {
             "fixed": dataclasses.replace(policy, rl_fallback_follows_noise=False),
@@ -294,7 +320,7 @@ def run(
         }
     # the magnitude network each compared label's shape step reads (none: the straight kernel)
     magnitudes: dict[str, Any] = {"noise": magnitude} if magnitude is not None else {}
-    if command.startswith(("shape-balance", "shape-tau", "where-read")):
+    if command.startswith(("shape-balance", "shape-tau", "where-read", "length-validate")):
         magnitudes["fixed"] = magnitude
     if candidate_magnitude is not None:
         magnitudes = {"fixed": magnitude, "noise": candidate_magnitude}
@@ -303,7 +329,7 @@ def run(
     for name in names:
         rng = np.random.default_rng(_seed(name, command))
         base = load_gray(data / name).astype(np.float32) / 255.0
-        whole = command.startswith("where-read")
+        whole = command.startswith(("where-read", "length-"))
         framed = whole_scenes(base, rng) if whole else scenes(base, rng, command != "grid", crop)
         for scene, spacing, sharp in framed:
             if command in ("rl", "rl-validate") and scene.endswith("/open"):
@@ -350,8 +376,10 @@ def run(
                             row.update(_rl_gains(sharp, b, a.estimate.kernel(), policy.log_range))
                         elif a.blurred and filters:  # a round's candidates on one kernel
                             # the fifth round's act on replaced kernels only, the sixth's on all
-                            shrinking = command.startswith("shrink-")
-                            built = AS_BUILT_SHRINK if shrinking else AS_BUILT_FILTER
+                            shrinking = command.startswith(("shrink-", "length-"))
+                            built = AS_BUILT_FILTER
+                            if shrinking:
+                                built = "built" if whole else AS_BUILT_SHRINK
                             d = deconvolve(b, a, policy, magnitude=magnitude)
                             row["shape_replaced"] = d.shape is not None and d.shape.replaced
                             row[f"gain_{built}"] = _psnr(sharp, d.image) - base_psnr
@@ -547,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
             "shape-tau-fit",
             "shape-tau-validate",
             "where-read-validate",
+            "length-fit",
+            "length-validate",
             "noise-summary",
             "tau-summary",
             "summary",
@@ -560,9 +590,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", nargs="*", type=Path, default=[], help="summary: validate rows")
     ap.add_argument(
         "--built",
-        choices=(AS_BUILT_SHRINK, "fixed"),
+        choices=(AS_BUILT_SHRINK, "fixed", "built"),
         default=AS_BUILT_SHRINK,
-        help="shrink-summary: the rows' as-built label (fixed: a two-way comparison's rows)",
+        help="shrink-summary: the rows' as-built label (fixed: a two-way comparison's rows; "
+        "built: length-fit's)",
     )
     ap.add_argument(
         "--arbitrate",
@@ -597,6 +628,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("QUIET", "NOISY"),
         help="shape-tau-validate: the candidate τ for a quiet and a noisy frame",
     )
+    ap.add_argument(
+        "--length-exponent",
+        type=float,
+        default=0.0,
+        help="length-validate: the candidate exponent of λ's length factor",
+    )
+    ap.add_argument("--max-images", type=int, help="only the first so many images of the set")
     args = ap.parse_args(argv)
     summaries = ("summary", "filter-summary", "shrink-summary", "tau-summary", "noise-summary")
     if args.command in summaries:
@@ -611,6 +649,14 @@ def main(argv: list[str] | None = None) -> int:
             summary = summarise(rows)
         elif args.command == "filter-summary":
             summary = summarise_filters(rows)
+        elif args.built == "built":  # the fourteenth round's fitting rows
+            summary = summarise_filters(
+                rows,
+                tolerance=0.05,
+                candidates=("built", *LENGTH_FILTERS),
+                built="built",
+                replaced_only=False,
+            )
         elif args.built == "fixed":  # a two-way comparison's rows (gain_fixed / gain_noise)
             summary = summarise_filters(
                 rows, candidates=("fixed", "noise"), built="fixed", replaced_only=False
@@ -635,6 +681,8 @@ def main(argv: list[str] | None = None) -> int:
         args.smallest_frame,
         None if args.blur_log_range == "none" else float(args.blur_log_range),
         tuple(args.tau) if args.tau else None,
+        args.length_exponent,
+        args.max_images,
     )
     return 0
 

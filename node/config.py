@@ -320,6 +320,9 @@ class BlurGateSettings(Strict):
     # ... scaled to the noise measured in each image, (1e4 / quanta) ** exponent, within min-max
     wiener_balance_follows_noise: bool = True
     wiener_balance_exponent: float = Field(0.7, ge=0, le=2)
+    # the noise measured against the mean exposure of the windows it is read in (a large
+    # frame's centre); false: the whole frame's mean, as up to 0.10.0 (docs/models.md)
+    noise_measured_where_read: bool = False
     wiener_balance_min: float = Field(0.01, gt=0)
     wiener_balance_max: float = Field(0.4, gt=0)
     # ... at least floor * (motion px / 10) ** 2 * ((1 - fit confidence) / 0.2) ** 3: a long motion

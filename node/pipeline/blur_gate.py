@@ -168,6 +168,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         balance=settings.wiener_balance,
         balance_follows_noise=settings.wiener_balance_follows_noise,
         balance_exponent=settings.wiener_balance_exponent,
+        noise_mean_where_read=settings.noise_measured_where_read,
         balance_range=(settings.wiener_balance_min, settings.wiener_balance_max),
         balance_mismatch_floor=settings.wiener_balance_mismatch_floor,
         checked_balance_factor=settings.wiener_balance_checked_factor,

@@ -179,3 +179,39 @@ def test_the_anatomy_across_the_motion_keeps_its_power(angle: float) -> None:
     across = signal_power_across(blurred, angle)
     along = signal_power_across(blurred, angle + 90.0)  # the perpendicular of the wrong angle
     assert across > 0.6 and along < 0.3 * across
+
+
+def _dense_centre_frame(n: int) -> np.ndarray:
+    """A large frame's exposure: bright all round, a dense (little-exposed) band down its centre
+    like a chest's mediastinum and spine."""
+    x = np.abs(np.arange(n) - n / 2) / (n / 2)
+    return np.tile(np.where(x < 0.35, 0.08, 0.6), (n, 1))
+
+
+def test_on_a_large_frame_the_noise_is_measured_against_the_exposure_where_it_is_read() -> None:
+    # Poisson noise of 10⁴ quanta/px on a 1536² frame: its variance is read in the 256 windows
+    # nearest the centre (the dense band), so the whole frame's mean over it overstates N.
+    from models.noise_level import mean_where_read
+
+    rng = np.random.default_rng(11)
+    e = _dense_centre_frame(1536)
+    noisy = rng.poisson(e * 1e4) / 1e4
+    assert mean_where_read(noisy) < 0.5 * float(noisy.mean())
+    assert quanta_per_pixel(noisy) == pytest.approx(1e4, rel=0.2)
+    assert quanta_per_pixel(noisy, where_read=False) > 2.5e4  # as up to 0.10.0
+    # a frame small enough for every window to be read: both measures agree
+    small = noisy[:, 500:1036][:384]
+    assert quanta_per_pixel(small) == pytest.approx(
+        quanta_per_pixel(small, where_read=False), rel=1e-3
+    )
+
+
+def test_the_policy_chooses_the_noise_measure_of_the_regulariser() -> None:
+    rng = np.random.default_rng(12)
+    noisy = rng.poisson(_dense_centre_frame(1536) * 1e4) / 1e4
+    old = dataclasses.replace(MotionPolicy(), noise_mean_where_read=False)
+    new = dataclasses.replace(MotionPolicy(), noise_mean_where_read=True)
+    lam_old, n_old = wiener_balance(noisy, old)
+    lam_new, n_new = wiener_balance(noisy, new)
+    assert n_new == pytest.approx(1e4, rel=0.2) and n_old is not None and n_old > 2.5e4
+    assert lam_new == pytest.approx(old.balance, rel=0.15) and lam_old < 0.6 * lam_new
