@@ -323,6 +323,9 @@ class BlurGateSettings(Strict):
     # the noise measured against the mean exposure of the windows it is read in (a large
     # frame's centre); false: the whole frame's mean, as up to 0.10.0 (docs/models.md)
     noise_measured_where_read: bool = False
+    # ... times (estimated motion px / 10) ** -exponent: more for a short motion, less for a long
+    # one (docs/models.md, fourteenth round); 0: the noise alone
+    wiener_balance_length_exponent: float = Field(0.0, ge=0, le=2)
     wiener_balance_min: float = Field(0.01, gt=0)
     wiener_balance_max: float = Field(0.4, gt=0)
     # ... at least floor * (motion px / 10) ** 2 * ((1 - fit confidence) / 0.2) ** 3: a long motion

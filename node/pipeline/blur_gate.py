@@ -169,6 +169,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         balance_follows_noise=settings.wiener_balance_follows_noise,
         balance_exponent=settings.wiener_balance_exponent,
         noise_mean_where_read=settings.noise_measured_where_read,
+        balance_length_exponent=settings.wiener_balance_length_exponent,
         balance_range=(settings.wiener_balance_min, settings.wiener_balance_max),
         balance_mismatch_floor=settings.wiener_balance_mismatch_floor,
         checked_balance_factor=settings.wiener_balance_checked_factor,

@@ -89,6 +89,11 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
             described["balance_mismatch_floor"] = policy.balance_mismatch_floor
         if policy.balance_signal_aware:
             described["balance_signal_aware"] = True
+        if policy.noise_mean_where_read:
+            described["noise_mean_where_read"] = True
+        if policy.balance_length_exponent:
+            described["balance_length_exponent"] = policy.balance_length_exponent
+            described["balance_reference_length_px"] = policy.balance_reference_length_px
     if magnitude is not None:
         described["kernel_magnitude"] = [magnitude.name, magnitude.version, magnitude.sha256]
         described["shape_thresholds"] = list(effective_thresholds(policy.shape_thresholds))

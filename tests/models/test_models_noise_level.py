@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,3 +216,26 @@ def test_the_policy_chooses_the_noise_measure_of_the_regulariser() -> None:
     lam_new, n_new = wiener_balance(noisy, new)
     assert n_new == pytest.approx(1e4, rel=0.2) and n_old is not None and n_old > 2.5e4
     assert lam_new == pytest.approx(old.balance, rel=0.15) and lam_old < 0.6 * lam_new
+
+
+def test_the_noise_measure_and_the_length_factor_are_settings_in_the_identity(
+    tmp_path: Path,
+) -> None:
+    from node.config import load_settings
+    from node.pipeline.blur_gate import policy as policy_of
+    from node.pipeline.correct import wiener_info
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models: {}\n")
+    default = policy_of(load_settings(cfg, environ={}).blur_gate)
+    cfg.write_text(
+        "blur_gate:\n  noise_measured_where_read: true\n  wiener_balance_length_exponent: 0.5\n"
+    )
+    other = policy_of(load_settings(cfg, environ={}).blur_gate)
+    assert other.noise_mean_where_read != default.noise_mean_where_read
+    assert other.balance_length_exponent == 0.5 != default.balance_length_exponent
+    assert wiener_info(other).device_uid != wiener_info(default).device_uid
+    # through the environment, as the evaluation commands compare them
+    env = {"SHARPRAY_BLUR_GATE__WIENER_BALANCE_LENGTH_EXPONENT": "0.25"}
+    cfg.write_text("models: {}\n")
+    assert policy_of(load_settings(cfg, environ=env).blur_gate).balance_length_exponent == 0.25

@@ -122,3 +122,64 @@ def test_the_twelfth_round_simulates_every_threshold_from_never_and_always_repla
     assert out["pairs"][out["best"]]["mean"] == better["mean"]
     # where nothing differs, the pair as built is kept
     assert summarise_thresholds(rows[2:3])["best"] == "0.25/0.4"
+
+
+def test_the_thirteenth_round_reports_both_noise_measures_against_the_truth() -> None:
+    from models.tune_balance import summarise_noise
+
+    def row(scene: str, q: float | None, frame: float, where: float) -> dict[str, Any]:
+        return {
+            "scene": scene,
+            "quanta": q,
+            "measured_quanta": frame,
+            "measured_quanta_where_read": where,
+        }
+
+    rows = [
+        row("0.2/whole", 1e4, 1.3e4, 1.05e4),
+        row("0.2/whole", 1e4, 1.2e4, 1.01e4),
+        row("0.2/whole", 1e4, 1.1e4, 0.97e4),
+        row("0.2/whole", None, 4e7, 3e7),  # no noise added: no truth to compare with
+        row("0.6/whole", 3e3, 3.3e3, 3.0e3),
+    ]
+    out = summarise_noise(rows)
+    assert set(out) == {"0.2/whole 10000", "0.6/whole 3000"}
+    assert out["0.2/whole 10000"] == {"cases": 3, "frame_mean": 1.2, "where_read": 1.01}
+    assert out["0.6/whole 3000"]["where_read"] == pytest.approx(1.0)
+
+
+def test_the_fourteenth_round_scales_the_regulariser_by_the_motions_length() -> None:
+    import dataclasses
+
+    from models.deblur import MotionPolicy, length_scaled_balance
+
+    policy = dataclasses.replace(MotionPolicy(), balance_length_exponent=0.5)
+    assert length_scaled_balance(0.1, 10.0, policy) == pytest.approx(0.1)  # the reference
+    assert length_scaled_balance(0.1, 2.5, policy) == pytest.approx(0.2)  # short: more
+    assert length_scaled_balance(0.1, 40.0, policy) == pytest.approx(0.05)  # long: less
+    lo, hi = policy.balance_range
+    assert length_scaled_balance(0.3, 1.0, policy) == hi  # within the range
+    assert length_scaled_balance(0.011, 90.0, policy) == lo
+    assert length_scaled_balance(0.1, 0.2, policy) == length_scaled_balance(0.1, 1.0, policy)
+
+
+def test_a_length_exponent_changes_what_the_deconvolution_is_regularised_with() -> None:
+    import dataclasses
+
+    import numpy as np
+
+    from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur
+    from models.deblur import MotionPolicy, assess_motion, deconvolve
+    from tests.support.synthetic import power_law_field
+
+    sharp = power_law_field(320, 3, 1.3, 0.2, 0.8).astype(np.float32)
+    rng = np.random.default_rng(4)
+    blurred = simulate_motion_blur(sharp, linear_kernel(20.0, 30.0), rng, noise=NoiseSpec(1e4))
+    plain = MotionPolicy()
+    scaled = dataclasses.replace(plain, balance_length_exponent=1.0)
+    a = assess_motion(blurred, 0.2, plain)
+    assert a.blurred and a.estimate.length_px > 15
+    lam_plain = deconvolve(blurred, a, plain).balance
+    lam_scaled = deconvolve(blurred, a, scaled).balance
+    assert lam_plain is not None and lam_scaled is not None
+    assert lam_scaled == pytest.approx(lam_plain * 10.0 / a.estimate.length_px, rel=1e-6)
