@@ -161,10 +161,10 @@ class MotionPolicy:
     #: noise N̂ divides the mean exposure of the windows the noise was read in, not the whole
     #: frame's (:func:`models.noise_level.quanta_per_pixel`); False: as up to 0.10.0.
     noise_mean_where_read: bool = False
-    #: The fourteenth round (docs/models.md, "λ by the motion's length"): the noise-following λ
-    #: times (estimated length / ``balance_reference_length_px``) ** -exponent, within
-    #: ``balance_range`` (a short motion's kernel zeros lie where the anatomy is faint and want
-    #: more regularisation, a long one's less); 0: no such factor.
+    #: The fourteenth and fifteenth rounds (docs/models.md, "λ by the motion's length"): the
+    #: noise-following λ times (estimated length / ``balance_reference_length_px``) ** -exponent
+    #: before ``balance_range`` is applied (a short motion's kernel zeros lie where the anatomy
+    #: is faint and want more regularisation, a long one's less); 0: no such factor.
     balance_length_exponent: float = 0.0
     balance_reference_length_px: float = 10.0
     #: ... never in an 8-bit image that still carries a JPEG codec's quantisation
@@ -320,7 +320,10 @@ def _measured_quanta(exposure: NDArray[np.floating], policy: MotionPolicy) -> fl
 
 
 def wiener_balance(
-    exposure: NDArray[np.floating], policy: MotionPolicy, motion_angle_deg: float | None = None
+    exposure: NDArray[np.floating],
+    policy: MotionPolicy,
+    motion_angle_deg: float | None = None,
+    motion_length_px: float | None = None,
 ) -> tuple[float, float | None]:
     """The Wiener regulariser for this linear-exposure image, and the noise it was set by.
 
@@ -328,7 +331,9 @@ def wiener_balance(
     noise N̂ (quanta per pixel, :func:`models.noise_level.quanta_per_pixel`):
     ``balance · (10⁴ / N̂) ** balance_exponent`` within ``balance_range``. Less noise, less
     regularisation: a frame blurred without added noise gets about a tenth of the λ that suits
-    Poisson noise of 10⁴ quanta/px.
+    Poisson noise of 10⁴ quanta/px. With ``balance_length_exponent``, times
+    :func:`length_factor` of ``motion_length_px`` before the range is applied (a frame without
+    noise keeps the least λ whatever the motion's length).
     """
     n = _measured_quanta(exposure, policy) if policy.balance_follows_noise else None
     if n is None:  # not asked for, or too small to measure: the fixed value
@@ -341,15 +346,17 @@ def wiener_balance(
         noise_variance = float(np.mean(exposure)) / n
         z = noise_variance / signal_power_across(exposure, motion_angle_deg)
         lam = SNR_BALANCE * (z / SNR_REFERENCE) ** policy.balance_exponent
+    lam *= length_factor(motion_length_px, policy)
     return float(min(max(lam, lo), hi)), n
 
 
-def length_scaled_balance(balance: float, length_px: float, policy: MotionPolicy) -> float:
-    """``balance`` times (``length_px`` / the policy's reference length) to the minus
-    ``balance_length_exponent``, kept within ``balance_range``."""
+def length_factor(length_px: float | None, policy: MotionPolicy) -> float:
+    """(``length_px`` / the policy's reference length) to the minus ``balance_length_exponent``:
+    the noise-following λ's factor for a motion that long (1 without an exponent or a length)."""
+    if not policy.balance_length_exponent or length_px is None:
+        return 1.0
     ratio = max(length_px, 1.0) / policy.balance_reference_length_px
-    lo, hi = policy.balance_range
-    return float(min(max(balance * ratio**-policy.balance_length_exponent, lo), hi))
+    return float(ratio**-policy.balance_length_exponent)
 
 
 def deconvolve(
@@ -379,14 +386,12 @@ def deconvolve(
     if psf.size == 1:
         return Deconvolution(a, "none", 0.0)
     e = to_exposure(a.astype(np.float64), policy.log_range)
-    balance, quanta = wiener_balance(e, policy, assessment.estimate.angle_deg)
+    est = assessment.estimate
+    balance, quanta = wiener_balance(e, policy, est.angle_deg, est.length_px)
     if policy.balance_follows_noise:
-        balance = max(balance, mismatch_floor(assessment.estimate, policy))
-        if policy.balance_length_exponent:
-            balance = length_scaled_balance(balance, assessment.estimate.length_px, policy)
+        balance = max(balance, mismatch_floor(est, policy))
     balance *= policy.wiener_balance_factor
     if shape is None and magnitude is not None:
-        est = assessment.estimate
         shape = shape_kernel(
             e,
             est.length_px,

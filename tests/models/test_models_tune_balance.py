@@ -148,19 +148,27 @@ def test_the_thirteenth_round_reports_both_noise_measures_against_the_truth() ->
     assert out["0.6/whole 3000"]["where_read"] == pytest.approx(1.0)
 
 
-def test_the_fourteenth_round_scales_the_regulariser_by_the_motions_length() -> None:
+def test_the_regulariser_is_scaled_by_the_motions_length_before_its_range() -> None:
     import dataclasses
 
-    from models.deblur import MotionPolicy, length_scaled_balance
+    import numpy as np
+
+    from models.deblur import MotionPolicy, length_factor, wiener_balance
 
     policy = dataclasses.replace(MotionPolicy(), balance_length_exponent=0.5)
-    assert length_scaled_balance(0.1, 10.0, policy) == pytest.approx(0.1)  # the reference
-    assert length_scaled_balance(0.1, 2.5, policy) == pytest.approx(0.2)  # short: more
-    assert length_scaled_balance(0.1, 40.0, policy) == pytest.approx(0.05)  # long: less
-    lo, hi = policy.balance_range
-    assert length_scaled_balance(0.3, 1.0, policy) == hi  # within the range
-    assert length_scaled_balance(0.011, 90.0, policy) == lo
-    assert length_scaled_balance(0.1, 0.2, policy) == length_scaled_balance(0.1, 1.0, policy)
+    assert length_factor(10.0, policy) == pytest.approx(1.0)  # the reference length
+    assert length_factor(2.5, policy) == pytest.approx(2.0)  # short: more
+    assert length_factor(40.0, policy) == pytest.approx(0.5)  # long: less
+    assert length_factor(0.2, policy) == length_factor(1.0, policy)
+    assert length_factor(None, policy) == 1.0 == length_factor(40.0, MotionPolicy())
+    rng = np.random.default_rng(5)
+    noisy = rng.poisson(np.full((256, 256), 0.4) * 1e4) / 1e4
+    lam, _ = wiener_balance(noisy, policy)
+    assert wiener_balance(noisy, policy, None, 40.0)[0] == pytest.approx(lam / 2)
+    # a frame without noise keeps the least λ, however short its motion
+    flat = np.full((256, 256), 0.4)
+    lo = policy.balance_range[0]
+    assert wiener_balance(flat, policy, None, 2.0)[0] == lo
 
 
 def test_a_length_exponent_changes_what_the_deconvolution_is_regularised_with() -> None:
