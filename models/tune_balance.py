@@ -49,6 +49,10 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   against the exposure where it is read (``noise_mean_where_read``, ``gain_noise``); each row
   has both noise measures. ``shrink-summary --built fixed`` compares them, ``noise-summary``
   gives the measures' ratio to the truth.
+- ``whole-grid``: the fitting images as whole frames (the thirteenth round's scenes), the
+  ``grid`` design (the node's estimate and gate, the Wiener filter alone at every λ of
+  :data:`GRID`); ``law-summary`` then scores every λ law of :func:`balance_law` on these rows
+  (gains interpolated between the grid's λ) against the node's as built.
 - ``validate``: training images of patients *not* among the grid's, open and collimated scenes;
   the node's whole :func:`models.deblur.deconvolve` (Richardson–Lucy fallback included) with the
   fixed λ and with the noise-following one.
@@ -293,6 +297,8 @@ def run(
             "noise": dataclasses.replace(policy, noise_mean_where_read=True),
         }
         magnitude = load_magnitude_model(magnitude_folder)
+    if command == "whole-grid":  # the node's estimate and gate as built (0.10.0)
+        policy = MotionPolicy()
     if command == "length-fit":
         # the fourteenth round's fitting rows: the node as built (0.10.0) and every candidate
         # length exponent with the noise measured where it is read, on the same kernel
@@ -329,7 +335,7 @@ def run(
     for name in names:
         rng = np.random.default_rng(_seed(name, command))
         base = load_gray(data / name).astype(np.float32) / 255.0
-        whole = command.startswith(("where-read", "length-"))
+        whole = command.startswith(("where-read", "length-", "whole-grid"))
         framed = whole_scenes(base, rng) if whole else scenes(base, rng, command != "grid", crop)
         for scene, spacing, sharp in framed:
             if command in ("rl", "rl-validate") and scene.endswith("/open"):
@@ -366,7 +372,7 @@ def run(
                             "noise_variance": white_noise_variance(e),
                             "signal_across": signal_power_across(e, a.estimate.angle_deg),
                         }
-                        if a.blurred and command == "grid":
+                        if a.blurred and command in ("grid", "whole-grid"):
                             psf = a.estimate.kernel()
                             for lam in GRID:
                                 w = wiener_exposure(e, psf, lam, policy.power)
@@ -508,6 +514,75 @@ def summarise_noise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     }
 
 
+#: The λ laws ``law-summary`` searches: coefficient at 10⁴ quanta/px and 10 px, noise exponent,
+#: length exponent, and the noise measure (``frame``: the whole frame's mean, as built).
+LAW_COEFFICIENTS = (0.05, 0.07, 0.1, 0.14, 0.2)
+LAW_NOISE_EXPONENTS = (0.5, 0.6, 0.7, 0.8)
+LAW_LENGTH_EXPONENTS = (0.0, 0.25, 0.5, 0.75)
+AS_BUILT_LAW = (0.1, 0.7, 0.0, "frame")
+
+
+def balance_law(
+    row: dict[str, Any], law: tuple[float, float, float, str], bounds: tuple[float, float]
+) -> float:
+    """λ for one ``whole-grid`` row under ``law`` = (coefficient, noise exponent, length
+    exponent, measure): coefficient · (10⁴ / N̂) ** noise exponent · (L̂ / 10 px) ** −length
+    exponent, within ``bounds`` (as :func:`models.deblur.wiener_balance` would set it)."""
+    c, p, g, measure = law
+    n = row["measured_quanta" if measure == "frame" else "measured_quanta_where_read"]
+    if not math.isfinite(n) or n <= 0:
+        return bounds[0]
+    lam = c * (1e4 / n) ** p * (max(row["estimated_px"], 1.0) / 10.0) ** -g
+    return float(min(max(lam, bounds[0]), bounds[1]))
+
+
+def gain_at(row: dict[str, Any], lam: float) -> float:
+    """A ``grid`` row's PSNR gain at ``lam``, linear in log λ between the grid's values."""
+    xs = np.log(np.array(GRID))
+    ys = np.array([row[f"gain_{g}"] for g in GRID])
+    return float(np.interp(math.log(lam), xs, ys))
+
+
+def summarise_laws(
+    rows: list[dict[str, Any]], tolerance: float = 0.05, top: int = 8
+) -> dict[str, Any]:
+    """Every λ law of the search grid scored on ``whole-grid`` rows: mean gain over the flagged
+    cases, its difference from the law as built and the worst group's (scene × kind × length ×
+    noise) fall; the ``top`` best admissible ones (worst fall within ``tolerance``)."""
+    bounds = (0.01, 0.4)
+    cases = [r for r in rows if r["flagged"] and f"gain_{GRID[0]}" in r]
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(cases):
+        groups.setdefault(f"{r['scene']} {r['kind']} {r['px']:g} {r['quanta']}", []).append(i)
+    built = np.array([gain_at(r, balance_law(r, AS_BUILT_LAW, bounds)) for r in cases])
+    scored: list[dict[str, Any]] = []
+    for c in LAW_COEFFICIENTS:
+        for p in LAW_NOISE_EXPONENTS:
+            for g in LAW_LENGTH_EXPONENTS:
+                for measure in ("frame", "where_read"):
+                    law = (c, p, g, measure)
+                    gains = np.array([gain_at(r, balance_law(r, law, bounds)) for r in cases])
+                    falls = {k: float(np.mean(gains[ix] - built[ix])) for k, ix in groups.items()}
+                    worst = min(falls, key=lambda k: falls[k])
+                    scored.append(
+                        {
+                            "law": list(law),
+                            "mean": round(float(gains.mean()), 3),
+                            "delta": round(float((gains - built).mean()), 3),
+                            "worst_group": worst,
+                            "worst_fall": round(falls[worst], 3),
+                        }
+                    )
+    admissible = [x for x in scored if x["worst_fall"] >= -tolerance]
+    admissible.sort(key=lambda x: -x["mean"])
+    return {
+        "cases": len(cases),
+        "built_mean": round(float(built.mean()), 3) if cases else None,
+        "best_admissible": admissible[:top],
+        "best_any": sorted(scored, key=lambda x: -x["mean"])[:3],
+    }
+
+
 def summarise_thresholds(rows: list[dict[str, Any]], tolerance: float = 0.1) -> dict[str, Any]:
     """The twelfth round's choice from ``shape-tau-fit`` rows: for every (τ quiet, τ noisy) of the
     grid, each flagged case takes its always-replaced gain where its magnitude distance exceeds
@@ -577,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
             "where-read-validate",
             "length-fit",
             "length-validate",
+            "whole-grid",
+            "law-summary",
             "noise-summary",
             "tau-summary",
             "summary",
@@ -636,7 +713,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--max-images", type=int, help="only the first so many images of the set")
     args = ap.parse_args(argv)
-    summaries = ("summary", "filter-summary", "shrink-summary", "tau-summary", "noise-summary")
+    summaries = (
+        "summary",
+        "filter-summary",
+        "shrink-summary",
+        "tau-summary",
+        "noise-summary",
+        "law-summary",
+    )
     if args.command in summaries:
         rows: list[dict[str, Any]] = []
         for f in args.rows:
@@ -645,6 +729,8 @@ def main(argv: list[str] | None = None) -> int:
             summary: dict[str, Any] = summarise_thresholds(rows)
         elif args.command == "noise-summary":
             summary = summarise_noise(rows)
+        elif args.command == "law-summary":
+            summary = summarise_laws(rows)
         elif args.command == "summary":
             summary = summarise(rows)
         elif args.command == "filter-summary":

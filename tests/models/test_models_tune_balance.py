@@ -191,3 +191,41 @@ def test_a_length_exponent_changes_what_the_deconvolution_is_regularised_with() 
     lam_scaled = deconvolve(blurred, a, scaled).balance
     assert lam_plain is not None and lam_scaled is not None
     assert lam_scaled == pytest.approx(lam_plain * 10.0 / a.estimate.length_px, rel=1e-6)
+
+
+def test_a_lambda_law_is_scored_by_interpolating_each_cases_grid() -> None:
+    import math
+
+    from models.tune_balance import AS_BUILT_LAW, GRID, balance_law, gain_at, summarise_laws
+
+    def row(px: float, quanta: float, peak: float, scene: str = "0.2/whole") -> dict[str, Any]:
+        # a gain curve over log λ with its best at ``peak``
+        r: dict[str, Any] = {
+            "scene": scene,
+            "kind": "straight",
+            "px": px,
+            "quanta": quanta,
+            "flagged": True,
+            "measured_quanta": quanta * 1.3,  # the frame's mean overstates N
+            "measured_quanta_where_read": quanta,
+            "estimated_px": px,
+        }
+        r.update({f"gain_{g}": 2.0 - (math.log(g) - math.log(peak)) ** 2 for g in GRID})
+        return r
+
+    r = row(10.0, 1e4, 0.1)
+    assert balance_law(r, (0.1, 0.7, 0.0, "where_read"), (0.01, 0.4)) == pytest.approx(0.1)
+    assert balance_law(r, AS_BUILT_LAW, (0.01, 0.4)) == pytest.approx(0.1 / 1.3**0.7)
+    assert balance_law(row(40.0, 1e4, 0.1), (0.1, 0.7, 0.5, "where_read"), (0.01, 0.4)) == (
+        pytest.approx(0.05)
+    )
+    assert gain_at(r, 0.1) == pytest.approx(2.0)
+    assert gain_at(r, 0.07) < 2.0 and gain_at(r, 1.0) == gain_at(r, GRID[-1])
+    # every case's best λ is the where-read law's: it wins, and no group falls
+    q = 1e4 / 2 ** (1 / 0.7)  # the noise at which the law gives 0.2, a grid value
+    rows = [row(10.0, 1e4, 0.1), row(10.0, q, 0.2)]
+    out = summarise_laws(rows)
+    assert out["cases"] == 2
+    best = out["best_admissible"][0]
+    assert best["law"] == [0.1, 0.7, 0.0, "where_read"] and best["delta"] > 0
+    assert best["worst_fall"] >= 0
