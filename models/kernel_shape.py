@@ -319,7 +319,7 @@ def shape_kernel(
     smallest_frame_px: int = SMALLEST_FRAME_PX,
     arbitrate: bool = False,
     thresholds: tuple[float, float] | None = None,
-    noise_where_read: bool = True,
+    noise_where_read: bool = False,
 ) -> KernelShape:
     """The kernel of a frame whose straight estimate is ``length_px`` at ``angle_deg``: the
     straight one, or the one retrieved from the learned magnitude where the validated rule

@@ -104,17 +104,17 @@ def mean_where_read(exposure: NDArray[np.floating], patch: int = PATCH) -> float
 
 
 def quanta_per_pixel(
-    exposure: NDArray[np.floating], patch: int = PATCH, *, where_read: bool = True
+    exposure: NDArray[np.floating], patch: int = PATCH, *, where_read: bool = False
 ) -> float:
     """Quanta per pixel at exposure 1 that explain the white noise of ``exposure`` (Poisson:
     variance = mean exposure / N); ``inf`` for a frame without measurable noise.
 
-    The mean exposure is taken over the windows the noise variance was read in
-    (:func:`mean_where_read`): Poisson variance follows the local exposure, and on a large frame
-    those windows are its centre (a chest's mediastinum and spine: dense, less exposure, less
-    noise), so the whole frame's mean over the centre's variance overstated N (by 1.3× on
-    fitting frames of a detector's size; docs/models.md, "The noise measured where it is read").
-    ``where_read=False`` divides the whole frame's mean instead (sharpray-blind-wiener ≤ 0.10.0).
+    As the node is built, the whole frame's mean exposure over the variance. ``where_read``:
+    the mean exposure of the windows the variance was read in (:func:`mean_where_read`) instead.
+    Poisson variance follows the local exposure, and on a large frame those windows are its
+    centre (a chest's mediastinum and spine: dense, less exposure, less noise), so the whole
+    frame's mean overstates N (by 1.3× on fitting frames of a detector's size; docs/models.md,
+    "The noise measured where it is read": the truer measure, not adopted by its round).
     """
     e = np.asarray(exposure, dtype=np.float64)
     var = white_noise_variance(e, patch)

@@ -365,7 +365,7 @@ def run(
                             "quanta": q,
                             "flagged": a.blurred,
                             "measured_quanta": quanta_per_pixel(e, where_read=False),
-                            "measured_quanta_where_read": quanta_per_pixel(e),
+                            "measured_quanta_where_read": quanta_per_pixel(e, where_read=True),
                             "estimated_px": a.estimate.length_px,
                             "confidence": a.estimate.confidence,
                             "specificity": a.estimate.specificity,
