@@ -49,6 +49,11 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   against the exposure where it is read (``noise_mean_where_read``, ``gain_noise``); each row
   has both noise measures. ``shrink-summary --built fixed`` compares them, ``noise-summary``
   gives the measures' ratio to the truth.
+- ``length-fit`` / ``length-validate``: the fourteenth and fifteenth rounds; the
+  ``where-read-validate`` design on the fitting (``--max-images``) / validation images; fit: the
+  node as built (``gain_built``) and, on the same kernel, the measure where read with every λ
+  length exponent of :data:`LENGTH_EXPONENTS` (``gain_w<γ>``; ``shrink-summary --built built``
+  chooses); validate: as built against ``--length-exponent`` (``shrink-summary --built fixed``).
 - ``whole-grid``: the fitting images as whole frames (the thirteenth round's scenes), the
   ``grid`` design (the node's estimate and gate, the Wiener filter alone at every λ of
   :data:`GRID`); ``law-summary`` then scores every λ law of :func:`balance_law` on these rows
