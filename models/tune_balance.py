@@ -188,6 +188,34 @@ def whole_scenes(base: F32, rng: np.random.Generator) -> Iterator[tuple[str, flo
     yield "0.2/whole", 0.2, detector
 
 
+@dataclasses.dataclass(frozen=True)
+class WholeCase:
+    """One case of the thirteenth round's design: a whole frame, its motion and its blur."""
+
+    scene: str
+    spacing_mm: float
+    sharp: F32
+    kind: str
+    px: float
+    quanta: float | None
+    blurred: F32
+
+
+def whole_frame_cases(base: F32, rng: np.random.Generator) -> Iterator[WholeCase]:
+    """Every case of the thirteenth round's design for one 640 px radiograph, in the order (and
+    with the draws of ``rng``) its commands make them: :func:`whole_scenes`, straight and curved
+    motion (6 / 10 px at 0.6 mm, :data:`WHOLE_LENGTHS_02` at 0.2 mm), every noise of
+    :data:`NOISE`, blurred in linear exposure."""
+    for scene, spacing, sharp in whole_scenes(base, rng):
+        lengths = LENGTHS["0.6"] if spacing >= 0.6 else WHOLE_LENGTHS_02
+        for kind in ("straight", "curved"):
+            for px in lengths:
+                k = motion_kernel(kind, px, rng)
+                for q in NOISE:
+                    b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
+                    yield WholeCase(scene, spacing, sharp, kind, px, q, b)
+
+
 def _psnr(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
     return float(peak_signal_noise_ratio(a, b, data_range=1.0))
 

@@ -32,20 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from models.blur import NoiseSpec, from_exposure, motion_kernel, simulate_motion_blur, to_exposure
+from models.blur import from_exposure, to_exposure
 from models.deblur import MotionPolicy, assess_motion, wiener_balance
 from models.deblur_data import load_gray
 from models.deconvolve import pad_for_fft, psf_to_otf
 from models.noise_level import quanta_per_pixel
-from models.tune_balance import (
-    GRID,
-    LENGTHS,
-    NOISE,
-    WHOLE_LENGTHS_02,
-    gain_at,
-    image_lists,
-    whole_scenes,
-)
+from models.tune_balance import GRID, gain_at, image_lists, whole_frame_cases
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cxr-radiographs-mhh"
 TAUS = (0.8, 1.0, 1.25, 1.6)
@@ -90,35 +82,29 @@ def run(names: list[str], out: Path) -> None:
     for name in names:
         rng = np.random.default_rng(zlib.crc32(f"discrepancy/{name}".encode()))
         base = load_gray(DATA / name).astype(np.float32) / 255.0
-        for scene, spacing, sharp in whole_scenes(base, rng):
-            lengths = LENGTHS["0.6"] if spacing >= 0.6 else WHOLE_LENGTHS_02
-            for kind in ("straight", "curved"):
-                for px in lengths:
-                    k = motion_kernel(kind, px, rng)
-                    for q in NOISE:
-                        b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
-                        a = assess_motion(b, spacing, policy)
-                        if not a.blurred:
-                            continue
-                        e = to_exposure(b.astype(np.float64), 3.0)
-                        p0 = psnr(sharp, b)
-                        row: dict[str, Any] = {
-                            "image": name,
-                            "scene": scene,
-                            "kind": kind,
-                            "px": px,
-                            "quanta": q,
-                            "estimated_px": a.estimate.length_px,
-                            "lambda_node": wiener_balance(e, policy)[0],
-                        }
-                        nq = quanta_per_pixel(e, where_read=True)
-                        row["sigma2"] = float(np.mean(e)) / nq if math.isfinite(nq) else 0.0
-                        fam = wiener_family(e, a.estimate.kernel())
-                        for lam, (restored, res) in zip(GRID, fam, strict=True):
-                            o = np.clip(from_exposure(restored, 3.0), 0.0, 1.0)
-                            row[f"gain_{lam}"] = psnr(sharp, o) - p0
-                            row[f"resid_{lam}"] = res
-                        rows.append(row)
+        for c in whole_frame_cases(base, rng):
+            a = assess_motion(c.blurred, c.spacing_mm, policy)
+            if not a.blurred:
+                continue
+            e = to_exposure(c.blurred.astype(np.float64), 3.0)
+            p0 = psnr(c.sharp, c.blurred)
+            row: dict[str, Any] = {
+                "image": name,
+                "scene": c.scene,
+                "kind": c.kind,
+                "px": c.px,
+                "quanta": c.quanta,
+                "estimated_px": a.estimate.length_px,
+                "lambda_node": wiener_balance(e, policy)[0],
+            }
+            nq = quanta_per_pixel(e, where_read=True)
+            row["sigma2"] = float(np.mean(e)) / nq if math.isfinite(nq) else 0.0
+            fam = wiener_family(e, a.estimate.kernel())
+            for lam, (restored, res) in zip(GRID, fam, strict=True):
+                o = np.clip(from_exposure(restored, 3.0), 0.0, 1.0)
+                row[f"gain_{lam}"] = psnr(c.sharp, o) - p0
+                row[f"resid_{lam}"] = res
+            rows.append(row)
         print(f"{name}: {len(rows)} flagged cases, {time.time() - t0:.0f} s", flush=True)
         out.write_text(json.dumps(rows))
 

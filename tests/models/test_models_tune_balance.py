@@ -229,3 +229,22 @@ def test_a_lambda_law_is_scored_by_interpolating_each_cases_grid() -> None:
     best = out["best_admissible"][0]
     assert best["law"] == [0.1, 0.7, 0.0, "where_read"] and best["delta"] > 0
     assert best["worst_fall"] >= 0
+
+
+def test_the_whole_frame_design_has_every_scene_motion_and_noise() -> None:
+    import numpy as np
+
+    from models.tune_balance import NOISE, WHOLE_LENGTHS_02, whole_frame_cases
+    from tests.support.synthetic import power_law_field
+
+    base = power_law_field(96, 1, 1.3, 0.2, 0.8).astype(np.float32)
+    cases = list(whole_frame_cases(base, np.random.default_rng(0)))
+    assert len(cases) == (2 * 2 + 2 * len(WHOLE_LENGTHS_02)) * len(NOISE)
+    at_06 = [c for c in cases if c.scene == "0.6/whole"]
+    at_02 = [c for c in cases if c.scene == "0.2/whole"]
+    assert {c.px for c in at_06} == {6.0, 10.0} and {c.px for c in at_02} == set(WHOLE_LENGTHS_02)
+    assert at_06[0].sharp.shape == (96, 96) and at_02[0].sharp.shape == (288, 288)
+    assert all(c.blurred.shape == c.sharp.shape for c in cases)
+    # the same draws give the same cases (the rounds' rows are reproducible)
+    again = list(whole_frame_cases(base, np.random.default_rng(0)))
+    assert all(np.array_equal(a.blurred, b.blurred) for a, b in zip(cases, again, strict=True))
