@@ -579,40 +579,44 @@ def gain_at(row: dict[str, Any], lam: float) -> float:
 def summarise_laws(
     rows: list[dict[str, Any]], tolerance: float = 0.05, top: int = 8
 ) -> dict[str, Any]:
-    """Every λ law of the search grid scored on ``whole-grid`` rows: mean gain over the flagged
+    """Every λ law of the search grid scored on ``whole-grid`` rows by :func:`summarise_filters`
+    (each case's gain at the law's λ, against the law as built): mean gain over the flagged
     cases, its difference from the law as built and the worst group's (scene × kind × length ×
     noise) fall; the ``top`` best admissible ones (worst fall within ``tolerance``)."""
     bounds = (0.01, 0.4)
-    cases = [r for r in rows if r["flagged"] and f"gain_{GRID[0]}" in r]
-    groups: dict[str, list[int]] = {}
-    for i, r in enumerate(cases):
-        groups.setdefault(f"{r['scene']} {r['kind']} {r['px']:g} {r['quanta']}", []).append(i)
-    built = np.array([gain_at(r, balance_law(r, AS_BUILT_LAW, bounds)) for r in cases])
-    scored: list[dict[str, Any]] = []
-    for c in LAW_COEFFICIENTS:
-        for p in LAW_NOISE_EXPONENTS:
-            for g in LAW_LENGTH_EXPONENTS:
-                for measure in ("frame", "where_read"):
-                    law = (c, p, g, measure)
-                    gains = np.array([gain_at(r, balance_law(r, law, bounds)) for r in cases])
-                    falls = {k: float(np.mean(gains[ix] - built[ix])) for k, ix in groups.items()}
-                    worst = min(falls, key=lambda k: falls[k])
-                    scored.append(
-                        {
-                            "law": list(law),
-                            "mean": round(float(gains.mean()), 3),
-                            "delta": round(float((gains - built).mean()), 3),
-                            "worst_group": worst,
-                            "worst_fall": round(falls[worst], 3),
-                        }
-                    )
-    admissible = [x for x in scored if x["worst_fall"] >= -tolerance]
-    admissible.sort(key=lambda x: -x["mean"])
+    laws = {
+        f"{c:g}/{p:g}/{g:g}/{measure}": (c, p, g, measure)
+        for c in LAW_COEFFICIENTS
+        for p in LAW_NOISE_EXPONENTS
+        for g in LAW_LENGTH_EXPONENTS
+        for measure in ("frame", "where_read")
+    }
+    built = "as built"
+    cases = []
+    for r in rows:
+        if r["flagged"] and f"gain_{GRID[0]}" in r:
+            case = {k: r[k] for k in ("scene", "kind", "px", "quanta")}
+            case[f"gain_{built}"] = gain_at(r, balance_law(r, AS_BUILT_LAW, bounds))
+            for label, law in laws.items():
+                case[f"gain_{label}"] = gain_at(r, balance_law(r, law, bounds))
+            cases.append(case)
+    out = summarise_filters(
+        cases, tolerance, candidates=tuple(laws), built=built, replaced_only=False
+    )
+    fields = ("mean", "delta", "worst_group", "worst_fall")
+    scored = [
+        ({"law": list(laws[label]), **{k: v[k] for k in fields}}, v["admissible"])
+        for label, v in out["candidates"].items()
+    ]
+    admissible = [x for x, ok in scored if ok]
+    every = [x for x, _ in scored]
     return {
         "cases": len(cases),
-        "built_mean": round(float(built.mean()), 3) if cases else None,
-        "best_admissible": admissible[:top],
-        "best_any": sorted(scored, key=lambda x: -x["mean"])[:3],
+        "built_mean": round(float(np.mean([c[f"gain_{built}"] for c in cases])), 3)
+        if cases
+        else None,
+        "best_admissible": sorted(admissible, key=lambda x: -x["mean"])[:top],
+        "best_any": sorted(every, key=lambda x: -x["mean"])[:3],
     }
 
 
