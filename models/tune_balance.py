@@ -179,6 +179,12 @@ LENGTH_FILTERS = {f"w{g:g}": g for g in LENGTH_EXPONENTS}
 WHOLE_LENGTHS_02 = (5.0, 10.0, 20.0)
 
 
+def scene_lengths(scene: str) -> tuple[float, ...]:
+    """The motion lengths (px) of a scene: :data:`LENGTHS` by its scale, and
+    :data:`WHOLE_LENGTHS_02` for the thirteenth round's whole frames at 0.2 mm/px."""
+    return WHOLE_LENGTHS_02 if scene == "0.2/whole" else LENGTHS[scene.split("/")[0]]
+
+
 def whole_scenes(base: F32, rng: np.random.Generator) -> Iterator[tuple[str, float, F32]]:
     """The thirteenth round's scenes: the whole 640 px frame at 0.6 mm/px and the whole frame ×3
     upsampled with :func:`scenes`' faint texture at 0.2 mm/px (as large as a detector's)."""
@@ -207,9 +213,8 @@ def whole_frame_cases(base: F32, rng: np.random.Generator) -> Iterator[WholeCase
     motion (6 / 10 px at 0.6 mm, :data:`WHOLE_LENGTHS_02` at 0.2 mm), every noise of
     :data:`NOISE`, blurred in linear exposure."""
     for scene, spacing, sharp in whole_scenes(base, rng):
-        lengths = LENGTHS["0.6"] if spacing >= 0.6 else WHOLE_LENGTHS_02
         for kind in ("straight", "curved"):
-            for px in lengths:
+            for px in scene_lengths(scene):
                 k = motion_kernel(kind, px, rng)
                 for q in NOISE:
                     b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
@@ -378,10 +383,7 @@ def run(
             if shape and spacing < (policy.shape_finest_spacing_mm or 0):
                 continue
             for kind in ("straight", "curved"):
-                lengths: tuple[float, ...] = LENGTHS[scene.split("/")[0]]
-                if whole and spacing < 0.6:
-                    lengths = WHOLE_LENGTHS_02
-                for px in lengths:
+                for px in scene_lengths(scene):
                     k = motion_kernel(kind, px, rng)
                     for q in NOISE:
                         b = simulate_motion_blur(
