@@ -367,6 +367,7 @@ def deconvolve(
     allow_fallback: bool = True,
     magnitude: MagnitudeEstimator | None = None,
     shape: KernelShape | None = None,
+    detector_magnitude: MagnitudeEstimator | None = None,
 ) -> Deconvolution:
     """Correct an image the assessment calls blurred; return a sharp one unchanged.
 
@@ -406,6 +407,7 @@ def deconvolve(
             arbitrate=policy.shape_arbitrate,
             thresholds=policy.shape_thresholds,
             noise_where_read=policy.noise_mean_where_read,
+            detector_magnitude=detector_magnitude,
         )
     rl_after = policy.rl_iterations
     if shape is not None:

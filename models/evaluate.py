@@ -277,6 +277,7 @@ def evaluate_deblur(
     checked_balance_factor: float | None = None,
     subtract_noise: NoiseSubtraction | None = None,
     kernel_shape_candidate: Path | None = None,
+    detector_shape_candidate: Path | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
 
@@ -289,7 +290,9 @@ def evaluate_deblur(
     so (``always``: the eighth round, ``second_look``: the ninth), as
     ``blind_wiener_node_subtract``, judged on its own estimates; ``kernel_shape_candidate``: also
     the node with another learned magnitude in its shape step (the eleventh round), as
-    ``blind_wiener_node_shape_candidate``."""
+    ``blind_wiener_node_shape_candidate``; ``detector_shape_candidate``: also the node whose
+    shape step runs at pixels finer than 0.4 mm with this native-pixel magnitude (the sixteenth
+    round), as ``blind_wiener_node_detector_shape``."""
     import dataclasses
 
     from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
@@ -338,13 +341,13 @@ def evaluate_deblur(
         methods["blind_wiener_refiner"] = (refined, True)
     magnitude = load_magnitude_model(kernel_shape) if kernel_shape is not None else None
 
-    def node_with(pol: MotionPolicy, label: str, mag: Any = magnitude) -> Any:
-        """The node's correction under ``pol`` (shape step with ``mag`` included), recording its
-        kernels."""
+    def node_with(pol: MotionPolicy, label: str, mag: Any = magnitude, det: Any = None) -> Any:
+        """The node's correction under ``pol`` (shape step with ``mag`` included, and ``det`` at
+        detector scale), recording its kernels."""
         kernels = used_kernels.setdefault(label, [])
 
         def corrected(c: Case, a: Any) -> F32:
-            d = deconvolve(c.blurred, a, pol, magnitude=mag)
+            d = deconvolve(c.blurred, a, pol, magnitude=mag, detector_magnitude=det)
             k = d.shape.kernel if d.shape is not None else None
             kernels.append(k if k is not None else a.estimate.kernel() if a.blurred else point)
             return d.image
@@ -392,6 +395,15 @@ def evaluate_deblur(
                 policy,
                 "blind_wiener_node_shape_candidate",
                 load_magnitude_model(kernel_shape_candidate),
+            ),
+            True,
+        )
+    if detector_shape_candidate is not None and magnitude is not None:
+        methods["blind_wiener_node_detector_shape"] = (
+            node_with(
+                policy,
+                "blind_wiener_node_detector_shape",
+                det=load_magnitude_model(detector_shape_candidate),
             ),
             True,
         )
@@ -625,6 +637,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="also the node with this learned kernel magnitude in its shape step",
     )
+    ap.add_argument(
+        "--detector-shape-candidate",
+        type=Path,
+        default=None,
+        help="also the node whose shape step runs at pixels finer than 0.4 mm with this "
+        "native-pixel kernel magnitude",
+    )
     ap.add_argument("--classify", type=Path, default=here / "classify-demo")
     ap.add_argument("--crop", type=int, default=384, help="centred crop for deblurring (0 = whole)")
     ap.add_argument("--max-images", type=int, default=0)
@@ -672,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
             args.checked_balance_factor,
             args.subtract_noise,
             args.kernel_shape_candidate,
+            args.detector_shape_candidate,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

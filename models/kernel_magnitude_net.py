@@ -36,6 +36,8 @@ from models.manifest import (
 
 NAME = "sharpray-kernel-magnitude"
 VERSION = "0.1.0"
+#: The native-pixel network for frames with pixels finer than 0.4 mm (models.kernel_shape).
+DETECTOR_NAME = "sharpray-kernel-magnitude-detector"
 GRID = 64
 
 
@@ -81,6 +83,7 @@ def export_kernel_magnitude(
     version: str = VERSION,
     training: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    name: str = NAME,
 ) -> ModelManifest:
     """``out_dir/model.onnx`` (input ``image`` [N, 1, 64, 64], output ``magnitude``) and its
     manifest, after checking ONNX Runtime against PyTorch."""
@@ -103,7 +106,7 @@ def export_kernel_magnitude(
     parity = check_parity(net, path, [(1, 1, GRID, GRID), (3, 1, GRID, GRID)], ["magnitude"])
     sha = sha256_of(path)
     manifest = ModelManifest(
-        name=NAME,
+        name=name,
         task="kernel_magnitude",
         version=version,
         architecture=(
@@ -137,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="model folder to write")
     ap.add_argument("--version", default=VERSION)
     ap.add_argument(
+        "--name", default=NAME, help=f"model name (the detector-scale network: {DETECTOR_NAME})"
+    )
+    ap.add_argument(
         "--record",
         type=Path,
         default=None,
@@ -150,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         load_checkpoint(args.checkpoint),
         args.out,
         version=args.version,
+        name=args.name,
         training={k: record[k] for k in ("data", "reproduce", "machine") if k in record},
         metrics={
             k: record[k] for k in ("bank_holdout_magnitude_error", "validation") if k in record

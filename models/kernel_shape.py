@@ -75,6 +75,12 @@ FINEST_SPACING_MM = 0.4
 #: Welch spectrum of a small frame averages few patches (a 224 px frame 36 of 64², a 384 px one
 #: 121), and on fitting images 224² and 288² crops lost where 384² did not (docs/models.md).
 SMALLEST_FRAME_PX = 384
+#: The native-pixel (detector) network's scale: frames with pixels finer than FINEST_SPACING_MM
+#: are block-averaged towards DETECTOR_SPACING_MM only (block size 1 from 0.14 mm on), and further
+#: until the motion is at most DETECTOR_MAX_LENGTH_PX (its training: 0.2 / 0.3 mm scenes, 4-32
+#: px of motion; the retrieval's disc, radius L/2 + 2, stays inside half the 64² grid).
+DETECTOR_SPACING_MM = 0.2
+DETECTOR_MAX_LENGTH_PX = 32.0
 #: Seed of the phase retrieval's random starts: the node gives the same answer every time.
 RETRIEVAL_SEED = 0
 
@@ -263,6 +269,15 @@ def reduction_factor(length_px: float, pixel_spacing_mm: float) -> int:
     return max(f, math.ceil(length_px / MAX_NET_LENGTH_PX))
 
 
+def detector_reduction_factor(length_px: float, pixel_spacing_mm: float) -> int:
+    """Block size that brings a fine-pixel frame to about the native network's 0.2 mm (1 from
+    0.14 mm on) and the motion to ≤ 32 px there."""
+    if pixel_spacing_mm <= 0 or not math.isfinite(length_px):
+        raise ValueError("pixel spacing must be positive and the length finite")
+    f = max(1, round(DETECTOR_SPACING_MM / pixel_spacing_mm))
+    return max(f, math.ceil(length_px / DETECTOR_MAX_LENGTH_PX))
+
+
 def block_mean(a: NDArray[np.floating], f: int) -> F64:
     """Mean over ``f``×``f`` blocks (the last partial row/column of blocks dropped)."""
     x = np.asarray(a, dtype=np.float64)
@@ -320,6 +335,7 @@ def shape_kernel(
     arbitrate: bool = False,
     thresholds: tuple[float, float] | None = None,
     noise_where_read: bool = False,
+    detector_magnitude: MagnitudeEstimator | None = None,
 ) -> KernelShape:
     """The kernel of a frame whose straight estimate is ``length_px`` at ``angle_deg``: the
     straight one, or the one retrieved from the learned magnitude where the validated rule
@@ -334,13 +350,18 @@ def shape_kernel(
     has a lower total variation than the straight kernel's. ``thresholds``: τ for a quiet and a
     noisy frame instead of the validated rule's (:func:`shape_threshold`). ``noise_where_read``:
     the frame's noise measured against the exposure where it is read
-    (:func:`models.noise_level.quanta_per_pixel`).
+    (:func:`models.noise_level.quanta_per_pixel`). ``detector_magnitude``: the native-pixel
+    network for frames with pixels finer than ``finest_spacing_mm`` (block-averaged only by
+    :func:`detector_reduction_factor`); without it they keep the straight kernel.
     """
     straight = linear_kernel(length_px, angle_deg)
     f = reduction_factor(length_px, pixel_spacing_mm)
     nan = float("nan")
     if finest_spacing_mm is not None and pixel_spacing_mm < finest_spacing_mm:
-        return KernelShape(straight, False, nan, nan, f, "pixels finer than the shape step's")
+        if detector_magnitude is None:
+            return KernelShape(straight, False, nan, nan, f, "pixels finer than the shape step's")
+        magnitude = detector_magnitude
+        f = detector_reduction_factor(length_px, pixel_spacing_mm)
     small = block_mean(exposure, f)
     length = length_px / f
     if length < MIN_NET_LENGTH_PX:

@@ -47,9 +47,20 @@ from models.blur import (
 )
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray, split_by_patient
+from models.detector_texture import continued
 from models.kernel_magnitude_net import KernelMagnitudeNet
-from models.kernel_shape import GRID, load_magnitude_model, magnitude_of, spectrum_input
+from models.kernel_shape import (
+    DETECTOR_MAX_LENGTH_PX,
+    GRID,
+    effective_thresholds,
+    load_magnitude_model,
+    magnitude_of,
+    shape_threshold,
+    spectrum_input,
+)
+from models.noise_level import quanta_per_pixel
 from models.tune_balance import image_lists
+from models.tune_deconvolution import collimate
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 NOISE: tuple[float | None, ...] = (None, 1e5, 3e4, 1e4, 3e3)
@@ -149,6 +160,48 @@ def bank(shared: Path, samples: int, out: Path, seed: int = 11) -> None:
         xs.append(spectrum_input(to_exposure(b.astype(np.float64), LOG_RANGE)))
         ys.append(np.fft.fftshift(magnitude_of(k)).astype(np.float32))
         if i % 1000 == 0:
+            print(f"bank {i}/{samples} {time.time() - t0:.0f} s", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, x=np.stack(xs), y=np.stack(ys))
+
+
+def bank_detector(
+    shared: Path, samples: int, out: Path, seed: int = 21, cases_per_scene: int = 40
+) -> None:
+    """Cases at detector scale for the native-pixel network: the MHH images :func:`bank` may use,
+    as detector-like scenes (:func:`models.detector_texture.continued`: ×3 upsampled to 0.2 mm,
+    one scene in three ×2 to 0.3 mm, 1536² at most), ``cases_per_scene`` cases from each: a
+    512–1024 px crop, a third with collimation bands, 4–32 px of curved (70 %) or straight
+    motion, noise as :func:`bank`; input and target as there."""
+    mhh, _ = bank_sources(shared)
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    t0 = time.time()
+    scene: np.ndarray | None = None
+    for i in range(samples):
+        if i % cases_per_scene == 0:
+            name = mhh[int(rng.integers(len(mhh)))]
+            up = 2 if rng.random() < 1 / 3 else 3
+            base = load_gray(name).astype(np.float32) / 255.0
+            scene = continued(base, 1536, int(rng.integers(2**31)), up=up)
+        assert scene is not None
+        c = int(rng.integers(512, min(1024, *scene.shape) + 1))
+        y0 = int(rng.integers(0, scene.shape[0] - c + 1))
+        x0 = int(rng.integers(0, scene.shape[1] - c + 1))
+        img = scene[y0 : y0 + c, x0 : x0 + c]
+        if rng.random() < COLLIMATED_SHARE:
+            img = random_collimation(img, rng)
+        length = float(rng.uniform(4.0, DETECTOR_MAX_LENGTH_PX))
+        k = (
+            trajectory_kernel(length, rng)
+            if rng.random() < 0.7
+            else linear_kernel(length, float(rng.uniform(0, 180)))
+        )
+        q = NOISE[int(rng.integers(len(NOISE)))]
+        b = simulate_motion_blur(img, k, rng, noise=NoiseSpec(q))
+        xs.append(spectrum_input(to_exposure(b.astype(np.float64), LOG_RANGE)))
+        ys.append(np.fft.fftshift(magnitude_of(k)).astype(np.float32))
+        if i % 500 == 0:
             print(f"bank {i}/{samples} {time.time() - t0:.0f} s", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, x=np.stack(xs), y=np.stack(ys))
@@ -311,6 +364,114 @@ def validate_kermany(
     return rows
 
 
+DETECTOR_LENGTHS_MM = (1.0, 2.0, 4.0)
+DETECTOR_NOISE: tuple[float | None, ...] = (None, 3e4, 1e4)
+
+
+def validate_detector(
+    shared: Path,
+    detector_folder: Path,
+    images: int,
+    out: Path,
+    *,
+    fitting: bool = False,
+    first: int = 0,
+    side: int = 1024,
+    collimated: bool = True,
+) -> list[dict[str, Any]]:
+    """The native-pixel shape step at detector scale on ``models.tune_balance``'s validation (or,
+    ``fitting``, fitting) images as detector-like scenes (:func:`models.detector_texture.
+    continued`, ×3 to 0.2 mm, ``side``² centre; open and, ``collimated``, with
+    :func:`models.tune_deconvolution.collimate`): straight and curved motion of 1 / 2 / 4 mm
+    (5 / 10 / 20 px), noise none / 3·10⁴ / 10⁴. Per flagged case the node as built (no shape
+    step at these pixels: ``gain_fixed``), the straight kernel with the step's λ (read, kept:
+    ``gain_checked``) and the retrieved kernel (``gain_retrieved``), with the predicted
+    magnitude's distance from the straight kernel's and the frame's τ class (``quiet``), so that
+    :func:`detector_summary` can score any τ."""
+    policy = MotionPolicy()
+    magnitude = load_magnitude_model(detector_folder)
+    always = dataclasses.replace(policy, shape_thresholds=(0.0, 0.0))
+    mhh = shared / "cxr-radiographs-mhh"
+    fit, validation = image_lists(mhh)
+    names = (fit if fitting else validation)[first : first + images]
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        seed = zlib.crc32(f"detector-validate/{name}".encode())
+        rng = np.random.default_rng(seed)
+        base = load_gray(mhh / name).astype(np.float32) / 255.0
+        open_scene = continued(base, side, seed)
+        scenes = [("0.2/open", open_scene)]
+        if collimated:
+            scenes.append(("0.2/collimated", collimate(open_scene)))
+        for scene, sharp in scenes:
+            for kind in ("straight", "curved"):
+                for mm in DETECTOR_LENGTHS_MM:
+                    k = motion_kernel(kind, mm / 0.2, rng)
+                    for q in DETECTOR_NOISE:
+                        b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
+                        a = assess_motion(b, 0.2, policy)
+                        row: dict[str, Any] = {
+                            "image": name,
+                            "scene": scene,
+                            "kind": kind,
+                            "px": mm / 0.2,
+                            "quanta": q,
+                            "flagged": a.blurred,
+                            "estimated_px": a.estimate.length_px,
+                        }
+                        if a.blurred:
+                            p0 = psnr(sharp, b)
+                            built = deconvolve(b, a, policy)
+                            forced = deconvolve(
+                                b, a, always, magnitude=magnitude, detector_magnitude=magnitude
+                            )
+                            row["gain_fixed"] = psnr(sharp, built.image) - p0
+                            shape = forced.shape
+                            if shape is not None and shape.checked:
+                                kept = dataclasses.replace(
+                                    shape, kernel=a.estimate.kernel(), replaced=False
+                                )
+                                checked = deconvolve(b, a, policy, shape=kept)
+                                row["gain_checked"] = psnr(sharp, checked.image) - p0
+                                row["gain_retrieved"] = psnr(sharp, forced.image) - p0
+                                row["distance"] = shape.distance
+                                row["quiet"] = shape_threshold(_frame_quanta(b)) == shape_threshold(
+                                    None
+                                )
+                        rows.append(row)
+        out.write_text(json.dumps(rows))
+        print(name, len(rows), flush=True)
+    return rows
+
+
+def _frame_quanta(image01: np.ndarray) -> float | None:
+    try:
+        return quanta_per_pixel(to_exposure(image01.astype(np.float64), LOG_RANGE))
+    except ValueError:
+        return None
+
+
+def detector_summary(
+    rows: list[dict[str, Any]], thresholds: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """:func:`validate_detector`'s rows scored as the step with τ ``thresholds`` (quiet, noisy;
+    the validated rule's where None) would run: the retrieved kernel where the distance is
+    above τ, the straight one with the step's λ where the step read the frame and kept it, the
+    node as built where it did not run; then :func:`shape_summary`'s figures."""
+    quiet, noisy = effective_thresholds(thresholds)
+    scored = []
+    for r in rows:
+        r = dict(r)
+        if r.get("flagged"):
+            if "distance" in r:
+                tau = quiet if r["quiet"] else noisy
+                r["gain_noise"] = r["gain_retrieved"] if r["distance"] > tau else r["gain_checked"]
+            else:
+                r["gain_noise"] = r["gain_fixed"]
+        scored.append(r)
+    return shape_summary(scored)
+
+
 def shape_summary(rows: list[dict[str, Any]], least_px: float = 0.0) -> dict[str, Any]:
     """Per group (scene, kind, length, noise) the straight and the shaped mean gain; overall,
     the curved-without-noise difference and the largest fall of a group (the rule's figures).
@@ -333,6 +494,7 @@ def shape_summary(rows: list[dict[str, Any]], least_px: float = 0.0) -> dict[str
     }
     every = [x for v in groups.values() for x in v]
     curved = [x for k, v in groups.items() if " curved " in k and k.endswith("q=None") for x in v]
+    curved_all = [x for k, v in groups.items() if " curved " in k for x in v]
 
     def diff(v: list[tuple[float, float]]) -> float:
         return round(float(np.mean([b - a for a, b in v])), 3) if v else float("nan")
@@ -342,6 +504,7 @@ def shape_summary(rows: list[dict[str, Any]], least_px: float = 0.0) -> dict[str
         "cases": len(every),
         "all": diff(every),
         "curved_noiseless": diff(curved),
+        "curved": diff(curved_all),
         "largest_group_fall": min((diff(v) for v in groups.values()), default=float("nan")),
     }
 
@@ -354,6 +517,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--samples", type=int, default=12000)
     b.add_argument("--out", type=Path, required=True)
     b.add_argument("--seed", type=int, default=11, help="another seed draws other cases")
+    b.add_argument(
+        "--detector",
+        action="store_true",
+        help="detector-scale cases for the native-pixel network (bank_detector; seed 21 default)",
+    )
     t = sub.add_parser("train")
     t.add_argument(
         "--bank", nargs="+", type=Path, required=True, help="the first one's first tenth: holdout"
@@ -377,6 +545,17 @@ def main(argv: list[str] | None = None) -> int:
         "384 keeps every 224 px Kermany frame straight)",
     )
     v.add_argument("--out", type=Path, required=True)
+    d = sub.add_parser("validate-detector")
+    d.add_argument("--shared", type=Path, default=SHARED)
+    d.add_argument("--magnitude", type=Path, required=True, help="the native-pixel model folder")
+    d.add_argument("--images", type=int, default=24)
+    d.add_argument("--first", type=int, default=0)
+    d.add_argument("--fitting", action="store_true", help="tune_balance's fitting images")
+    d.add_argument("--open-only", action="store_true", help="no collimated scenes")
+    d.add_argument("--out", type=Path, required=True)
+    ds = sub.add_parser("detector-summary")
+    ds.add_argument("--rows", nargs="+", type=Path, required=True)
+    ds.add_argument("--thresholds", nargs=2, type=float, default=None, help="τ quiet, noisy")
     m = sub.add_parser("summary")
     m.add_argument("--rows", nargs="+", type=Path, required=True)
     m.add_argument(
@@ -393,13 +572,32 @@ def main(argv: list[str] | None = None) -> int:
             arbitrate=args.arbitrate,
             smallest_frame_px=args.smallest_frame,
         )
+    elif args.cmd == "validate-detector":
+        validate_detector(
+            args.shared,
+            args.magnitude,
+            args.images,
+            args.out,
+            fitting=args.fitting,
+            first=args.first,
+            collimated=not args.open_only,
+        )
+    elif args.cmd == "detector-summary":
+        rows_d: list[dict[str, Any]] = []
+        for f in args.rows:
+            rows_d += json.loads(f.read_text(encoding="utf-8"))
+        th = tuple(args.thresholds) if args.thresholds else None
+        print(json.dumps(detector_summary(rows_d, th), indent=1))
     elif args.cmd == "summary":
         rows: list[dict[str, Any]] = []
         for f in args.rows:
             rows += json.loads(f.read_text(encoding="utf-8"))
         print(json.dumps(shape_summary(rows, args.least_px), indent=1))
     elif args.cmd == "bank":
-        bank(args.shared, args.samples, args.out, seed=args.seed)
+        if args.detector:
+            bank_detector(args.shared, args.samples, args.out, seed=args.seed)
+        else:
+            bank(args.shared, args.samples, args.out, seed=args.seed)
     else:
         result = train(
             args.bank, args.out, args.steps, lr=args.lr, init=args.init, augment=args.augment

@@ -75,7 +75,19 @@ def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
             "the blind Wiener correction",
             generator.model.manifest.display_name,
         )
-    corrector = Corrector(blur_policy(settings.blur_gate), generator, magnitude)
+    detector_magnitude = (
+        KernelMagnitude(
+            load_model(m.kernel_shape_detector, "cpu", m.intra_op_threads, m.verify_sha256)
+        )
+        if m.kernel_shape_detector is not None and magnitude is not None
+        else None
+    )
+    if m.kernel_shape_detector is not None and magnitude is None:
+        log.info(
+            "models.kernel_shape_detector is not used: it belongs to the shape step of the blind "
+            "Wiener correction (models.kernel_shape off, or models.deblur set)"
+        )
+    corrector = Corrector(blur_policy(settings.blur_gate), generator, magnitude, detector_magnitude)
     classify = load_model(m.classify, m.providers, m.intra_op_threads, m.verify_sha256)
     if metrics is not None:
         metrics.models_loaded.labels(

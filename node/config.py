@@ -115,8 +115,12 @@ class ModelSettings(Strict):
     # (models/kernel_shape.py; the bundled one by default); null (or "off"): the straight-motion
     # kernel only.
     kernel_shape: Path | None = BUNDLED_MODELS / "kernel-magnitude"
+    # The native-pixel kernel magnitude of the same step for frames with pixels finer than 0.4 mm
+    # (detector scale; used only with kernel_shape); null (or "off"): those keep the straight
+    # kernel.
+    kernel_shape_detector: Path | None = None
 
-    @field_validator("kernel_shape", mode="before")
+    @field_validator("kernel_shape", "kernel_shape_detector", mode="before")
     @classmethod
     def _kernel_shape(cls, v: object) -> object:
         # YAML reads a bare off as false

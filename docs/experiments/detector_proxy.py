@@ -24,50 +24,16 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import zoom
 from skimage.metrics import peak_signal_noise_ratio
 
-from models.blur import NoiseSpec, from_exposure, motion_kernel, simulate_motion_blur, to_exposure
+from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionPolicy, assess_motion, correct
 from models.deblur_data import load_gray
 from models.deconvolve import wiener
+from models.detector_texture import continued
 from models.tune_balance import image_lists
-from models.tune_deconvolution import centre_crop
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cxr-radiographs-mhh"
-UP = 3  # 0.6 mm -> 0.2 mm
-
-
-def power_law(img: np.ndarray) -> tuple[float, float]:
-    """(β, log c) of the power spectral density ``c · f^−β`` of ``img``'s exposure (per pixel,
-    f in cycles/px; fitted on a Hann-windowed periodogram over 0.05–0.45 cycles/px)."""
-    e = to_exposure(img.astype(np.float64), 3.0)
-    e = e - e.mean()
-    n = min(e.shape) - min(e.shape) % 2
-    p = np.abs(np.fft.fft2(e[:n, :n] * np.outer(np.hanning(n), np.hanning(n)))) ** 2
-    f = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
-    sel = (f > 0.05) & (f < 0.45)
-    slope, icpt = np.polyfit(np.log(f[sel]), np.log(p[sel]), 1)
-    window_energy = float((np.outer(np.hanning(n), np.hanning(n)) ** 2).sum())
-    return float(-slope), float(icpt) - float(np.log(window_energy))
-
-
-def continued(base: np.ndarray, side: int, seed: int) -> np.ndarray:
-    """The frame ×3 upsampled (centred ``side``² crop) with its power law continued above the
-    upsampled content's cut-off (1/6 cycles/px on the 0.2 mm grid)."""
-    beta, icpt = power_law(base)
-    up = centre_crop(np.clip(zoom(base, float(UP), order=3), 0.0, 1.0).astype(np.float32), side)
-    e = to_exposure(up.astype(np.float64), 3.0)
-    f = np.hypot(np.fft.fftfreq(side)[:, None], np.fft.fftfreq(side)[None, :])
-    f0 = f * UP  # the same spatial frequency in cycles per 0.6 mm pixel
-    f0[0, 0] = 1.0
-    # the density at f0 in the finer grid's units (UP² · S(UP f)), only where upsampling left
-    # nothing; white noise of unit variance per pixel shaped by its square root
-    amp = np.sqrt(UP**2 * np.exp(icpt) * f0 ** (-beta)) * (f > 1.0 / (2 * UP))
-    white = np.fft.fft2(np.random.default_rng(seed).standard_normal((side, side)))
-    field = np.real(np.fft.ifft2(white * amp))
-    out = from_exposure(np.clip(e + field, 1e-6, None), 3.0)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 def main() -> None:

@@ -54,6 +54,9 @@ WIENER_VERSION = "0.6.1"
 #: checksum are in the Device UID and the description whichever network is configured) and the
 #: shape step's τ for a noisy frame 0.4 → 0.3 (the twelfth round).
 SHAPED_VERSION = "0.10.0"
+#: The version whose shape step also runs at pixels finer than 0.4 mm, with a native-pixel
+#: magnitude network (models.kernel_magnitude_net.DETECTOR_NAME; the sixteenth round).
+DETECTOR_SHAPED_VERSION = "0.11.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -61,10 +64,23 @@ _NOISE_WORDS = {
 }
 
 
-def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) -> ModelInfo:
+def wiener_info(
+    policy: MotionPolicy,
+    magnitude: ModelManifest | None = None,
+    detector: ModelManifest | None = None,
+) -> ModelInfo:
     """The identity of the blind Wiener correction under ``policy``, with the kernel shape step
-    of the ``magnitude`` model where one is given."""
-    version = WIENER_VERSION if magnitude is None else SHAPED_VERSION
+    of the ``magnitude`` model where one is given (and of the ``detector`` model at pixels finer
+    than 0.4 mm)."""
+    if detector is not None and magnitude is None:
+        raise ValueError("the detector-scale magnitude belongs to the shape step")
+    version = (
+        WIENER_VERSION
+        if magnitude is None
+        else SHAPED_VERSION
+        if detector is None
+        else DETECTOR_SHAPED_VERSION
+    )
     described: dict[str, object] = {
         "name": WIENER_NAME,
         "version": version,
@@ -96,6 +112,12 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
             described["balance_reference_length_px"] = policy.balance_reference_length_px
     if magnitude is not None:
         described["kernel_magnitude"] = [magnitude.name, magnitude.version, magnitude.sha256]
+        if detector is not None:
+            described["kernel_magnitude_detector"] = [
+                detector.name,
+                detector.version,
+                detector.sha256,
+            ]
         described["shape_thresholds"] = list(effective_thresholds(policy.shape_thresholds))
         described["shape_finest_spacing_mm"] = policy.shape_finest_spacing_mm
         described["shape_smallest_frame_px"] = policy.shape_smallest_frame_px
@@ -130,7 +152,14 @@ def wiener_info(policy: MotionPolicy, magnitude: ModelManifest | None = None) ->
             + ")"
             + (
                 f", curved paths retrieved from a learned kernel magnitude ({magnitude.name} "
-                f"{magnitude.version})"
+                f"{magnitude.version}"
+                + (
+                    f"; {detector.name} {detector.version} at pixels finer than "
+                    f"{policy.shape_finest_spacing_mm:g} mm"
+                    if detector is not None and policy.shape_finest_spacing_mm is not None
+                    else ""
+                )
+                + ")"
                 if magnitude is not None
                 else ""
             )
@@ -198,12 +227,16 @@ class Corrector:
         policy: MotionPolicy,
         generator: Deblurrer | None = None,
         magnitude: KernelMagnitude | None = None,
+        detector_magnitude: KernelMagnitude | None = None,
     ) -> None:
         self.policy = policy
         self.generator = generator
         if generator is not None and magnitude is not None:
             raise ValueError("the kernel shape step belongs to the blind Wiener correction only")
+        if detector_magnitude is not None and magnitude is None:
+            raise ValueError("the detector-scale magnitude belongs to the kernel shape step")
         self.magnitude = magnitude
+        self.detector_magnitude = detector_magnitude
         if generator is not None and generator.refines_correction:
             m = generator.model.manifest
             differs = refiner_policy_mismatch(m.training.get("correction_policy"), policy)
@@ -217,7 +250,11 @@ class Corrector:
         self.info = (
             ModelInfo.from_manifest(generator.model.manifest)
             if generator is not None
-            else wiener_info(policy, magnitude.model.manifest if magnitude is not None else None)
+            else wiener_info(
+                policy,
+                magnitude.model.manifest if magnitude is not None else None,
+                detector_magnitude.model.manifest if detector_magnitude is not None else None,
+            )
         )
 
     def refines_at(self, pixel_spacing_mm: float) -> bool:
@@ -259,7 +296,13 @@ class Corrector:
             )
         if self.generator is not None:
             return Correction(self.generator(a), True, f"{self.info.name} generator ({what})")
-        done = deconvolve(a, motion, self.policy, magnitude=self.magnitude)
+        done = deconvolve(
+            a,
+            motion,
+            self.policy,
+            magnitude=self.magnitude,
+            detector_magnitude=self.detector_magnitude,
+        )
         if done.curved:
             what = f"{motion.motion_mm:.1f} mm curved motion (kernel retrieved from its magnitude)"
         if done.method == "richardson-lucy":

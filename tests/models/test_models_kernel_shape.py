@@ -22,6 +22,7 @@ from models.kernel_shape import (
     block_mean,
     centre_on_centroid,
     choose_orientation,
+    detector_reduction_factor,
     kernel_error,
     magnitude_distance,
     magnitude_of,
@@ -244,6 +245,49 @@ def test_detector_scale_frames_keep_the_straight_kernel_unless_asked() -> None:
     )
     assert run.factor == 3 and run.replaced
     assert run.kernel.shape[0] > 12 and run.kernel.sum() == pytest.approx(1.0)
+
+
+def test_a_native_pixel_magnitude_runs_the_step_at_detector_scale() -> None:
+    """With a detector-scale network the step runs on the frame's own pixels (no block-averaging
+    from 0.14 mm on), and the 0.6 mm network is not asked."""
+    e = to_exposure(chest_like(600, 600, 6), 3.0)
+    true = trajectory_kernel(18.0, np.random.default_rng(4), curvature=1.0)
+    blurred = convolve(e, true)
+
+    def balance(_: np.ndarray) -> float:
+        return 0.01
+
+    def coarse_network(_: np.ndarray) -> np.ndarray:
+        raise AssertionError("the 0.6 mm network must not read a detector-scale frame")
+
+    run = shape_kernel(
+        blurred, 18.0, 0.0, 0.2, coarse_network, balance, 3.0, detector_magnitude=_oracle(true)
+    )
+    assert run.factor == 1 and run.replaced and run.checked
+    assert kernel_error(run.kernel, true) < 0.15
+    assert kernel_error(linear_kernel(18.0, 0.0), true) > 2 * kernel_error(run.kernel, true)
+    # a straight path read as straight keeps the straight kernel (the rule's τ as at 0.6 mm)
+    line = linear_kernel(18.0, 30.0)
+    kept = shape_kernel(
+        convolve(e, line),
+        18.0,
+        30.0,
+        0.2,
+        coarse_network,
+        balance,
+        3.0,
+        detector_magnitude=_oracle(line),
+    )
+    assert kept.checked and not kept.replaced
+
+
+def test_detector_scale_helpers() -> None:
+    assert detector_reduction_factor(10.0, 0.2) == 1
+    assert detector_reduction_factor(10.0, 0.15) == 1
+    assert detector_reduction_factor(10.0, 0.1) == 2  # towards the network's 0.2 mm
+    assert detector_reduction_factor(40.0, 0.2) == 2  # and the motion at most 32 px
+    with pytest.raises(ValueError):
+        detector_reduction_factor(float("nan"), 0.2)
 
 
 def test_too_short_motion_and_an_unusable_magnitude_keep_the_straight_kernel() -> None:

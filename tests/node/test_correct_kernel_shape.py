@@ -13,7 +13,13 @@ from models.blur import NoiseSpec, simulate_motion_blur, to_exposure, trajectory
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.kernel_shape import magnitude_of, spectrum_input
 from node.config import BUNDLED_MODELS, load_settings
-from node.pipeline.correct import SHAPED_VERSION, WIENER_VERSION, Corrector, wiener_info
+from node.pipeline.correct import (
+    DETECTOR_SHAPED_VERSION,
+    SHAPED_VERSION,
+    WIENER_VERSION,
+    Corrector,
+    wiener_info,
+)
 from node.pipeline.infer import Deblurrer, KernelMagnitude, ModelLoadError, load_model
 from tests.support.synthetic import chest_like, power_law_field
 
@@ -135,3 +141,49 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     off_by_env = load_settings(cfg, environ={"SHARPRAY_MODELS__KERNEL_SHAPE": "off"})
     assert off_by_env.models.kernel_shape is None
     assert load_models(off_by_env).deblur.info.version == WIENER_VERSION
+
+
+def test_a_detector_scale_magnitude_runs_on_fine_pixels_and_changes_the_identity(
+    magnitude: KernelMagnitude,
+) -> None:
+    """The sixteenth round's step at pixels finer than 0.4 mm: its own network (here the
+    bundled one stands in for it), its own version and Device UID, said in the description."""
+    policy = MotionPolicy()
+    shaped = Corrector(policy, None, magnitude)
+    both = Corrector(policy, None, magnitude, magnitude)
+    assert both.info.version == DETECTOR_SHAPED_VERSION != shaped.info.version
+    assert both.info.device_uid != shaped.info.device_uid
+    assert "at pixels finer than 0.4 mm" in (both.info.description or "")
+    with pytest.raises(ValueError, match="shape step"):
+        Corrector(policy, None, None, magnitude)
+    with pytest.raises(ValueError, match="shape step"):
+        wiener_info(policy, None, magnitude.model.manifest)
+    _, _, blurred = _blurred_curved(4)
+    fine = assess_motion(blurred, 0.2, policy)
+    assert fine.blurred
+    out = both(blurred, fine)
+    done = deconvolve(blurred, fine, policy, magnitude=magnitude, detector_magnitude=magnitude)
+    assert done.shape is not None and done.shape.checked  # the step read the frame
+    assert out.applied and np.array_equal(out.image, done.image)
+    # without the detector network the same frame keeps the straight kernel, unread
+    plain = deconvolve(blurred, fine, policy, magnitude=magnitude)
+    assert plain.shape is not None and not plain.shape.checked
+
+
+def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path: Path) -> None:
+    from node.app import load_models
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models:\n  kernel_shape_detector: kernel-magnitude\n")
+    s = load_settings(cfg, environ={})
+    assert s.models.kernel_shape_detector == BUNDLED
+    loaded = load_models(s).deblur
+    assert loaded.detector_magnitude is not None
+    assert loaded.info.version == DETECTOR_SHAPED_VERSION
+    cfg.write_text("models:\n  kernel_shape: off\n  kernel_shape_detector: kernel-magnitude\n")
+    alone = load_models(load_settings(cfg, environ={})).deblur
+    assert alone.magnitude is None and alone.detector_magnitude is None
+    assert alone.info.version == WIENER_VERSION
+    for off in ("off", "null"):
+        cfg.write_text(f"models:\n  kernel_shape_detector: {off}\n")
+        assert load_settings(cfg, environ={}).models.kernel_shape_detector is None
