@@ -472,6 +472,32 @@ def detector_summary(
     return shape_summary(scored)
 
 
+TAU_GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
+
+
+def detector_tau_choice(
+    rows: list[dict[str, Any]], grid: tuple[float, ...] = TAU_GRID, max_fall: float = 0.05
+) -> dict[str, Any]:
+    """Every τ pair (quiet, noisy) of ``grid`` scored by :func:`detector_summary`; the choice of
+    the sixteenth round's rule: the best mean over the flagged cases among the pairs whose
+    largest group fall is at most ``max_fall`` dB (None: no such pair)."""
+    scores = []
+    for quiet in grid:
+        for noisy in grid:
+            summary = detector_summary(rows, (quiet, noisy))
+            scores.append(
+                {
+                    "thresholds": [quiet, noisy],
+                    "all": summary["all"],
+                    "curved": summary["curved"],
+                    "largest_group_fall": summary["largest_group_fall"],
+                }
+            )
+    admissible = [x for x in scores if x["largest_group_fall"] >= -max_fall]
+    best = max(admissible, key=lambda x: x["all"]) if admissible else None
+    return {"chosen": best, "pairs": sorted(scores, key=lambda x: -x["all"])}
+
+
 def shape_summary(rows: list[dict[str, Any]], least_px: float = 0.0) -> dict[str, Any]:
     """Per group (scene, kind, length, noise) the straight and the shaped mean gain; overall,
     the curved-without-noise difference and the largest fall of a group (the rule's figures).
@@ -556,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = sub.add_parser("detector-summary")
     ds.add_argument("--rows", nargs="+", type=Path, required=True)
     ds.add_argument("--thresholds", nargs=2, type=float, default=None, help="τ quiet, noisy")
+    ds.add_argument("--choose", action="store_true", help="every τ pair and the round's choice")
     m = sub.add_parser("summary")
     m.add_argument("--rows", nargs="+", type=Path, required=True)
     m.add_argument(
@@ -587,7 +614,8 @@ def main(argv: list[str] | None = None) -> int:
         for f in args.rows:
             rows_d += json.loads(f.read_text(encoding="utf-8"))
         th = tuple(args.thresholds) if args.thresholds else None
-        print(json.dumps(detector_summary(rows_d, th), indent=1))
+        found = detector_tau_choice(rows_d) if args.choose else detector_summary(rows_d, th)
+        print(json.dumps(found, indent=1))
     elif args.cmd == "summary":
         rows: list[dict[str, Any]] = []
         for f in args.rows:

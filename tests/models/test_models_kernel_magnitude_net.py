@@ -164,3 +164,56 @@ def test_validate_kermany_runs_the_step_as_built_not_at_the_node_s_least_side(
     flagged = [r for r in node if r["flagged"]]
     assert flagged and all(r["gain_noise"] == r["gain_fixed"] for r in flagged)
     assert not any(r["shape_replaced"] for r in flagged)
+
+
+def test_the_detector_rows_are_scored_at_any_threshold_and_the_round_s_choice() -> None:
+    """The sixteenth round's rows hold the straight kernel unread (the node as built), read and
+    kept, and retrieved; a τ pair picks one of the last two by the predicted distance."""
+    from models.train_kernel_magnitude import detector_summary, detector_tau_choice
+
+    def row(kind: str, distance: float, quiet: bool, **gains: float) -> dict[str, object]:
+        return {
+            "scene": "0.2/open",
+            "kind": kind,
+            "px": 10.0,
+            "quanta": None if quiet else 1e4,
+            "flagged": True,
+            "estimated_px": 10.0,
+            "distance": distance,
+            "quiet": quiet,
+            **gains,
+        }
+
+    rows = [
+        row("curved", 0.5, True, gain_fixed=1.0, gain_checked=1.1, gain_retrieved=3.0),
+        row("straight", 0.22, True, gain_fixed=2.0, gain_checked=2.1, gain_retrieved=1.0),
+        row("straight", 0.45, False, gain_fixed=1.0, gain_checked=1.0, gain_retrieved=0.8),
+        {"scene": "0.2/open", "kind": "curved", "px": 10.0, "quanta": 1e4, "flagged": True}
+        | {"estimated_px": 9.0, "gain_fixed": 0.5},  # the step did not read this frame
+    ]
+    low = detector_summary(rows, (0.2, 0.4))  # every read frame replaced
+    assert low["groups"]["0.2/open curved 10px q=None"]["shape"] == 3.0
+    assert low["groups"]["0.2/open straight 10px q=None"]["shape"] == 1.0
+    assert low["groups"]["0.2/open straight 10px q=10000.0"]["shape"] == 0.8
+    assert low["groups"]["0.2/open curved 10px q=10000.0"]["shape"] == 0.5  # as built
+    high = detector_summary(rows, (0.3, 0.5))  # the straight ones kept, with the step's λ
+    assert high["groups"]["0.2/open straight 10px q=None"]["shape"] == 2.1
+    assert high["largest_group_fall"] == 0.0
+    choice = detector_tau_choice(rows, grid=(0.2, 0.3, 0.5))
+    assert choice["chosen"]["thresholds"] in ([0.3, 0.5],)
+    assert len(choice["pairs"]) == 9
+    assert detector_tau_choice(rows, grid=(0.2,))["chosen"] is None  # every pair falls by 1 dB
+
+
+@pytest.mark.skipif(not (KERMANY / "labels.csv").is_file(), reason=f"shared data absent: {KERMANY}")
+def test_the_detector_bank_holds_spectra_and_true_magnitudes(tmp_path: Path) -> None:
+    from models.kernel_shape import GRID
+    from models.train_kernel_magnitude import bank_detector
+
+    out = tmp_path / "b.npz"
+    bank_detector(KERMANY.parent, 3, out, seed=1, cases_per_scene=2)
+    d = np.load(out)
+    assert d["x"].shape == d["y"].shape == (3, GRID, GRID)
+    assert np.allclose(d["x"].reshape(3, -1).std(axis=1), 1.0, atol=1e-3)  # standardised
+    # |K| centred: 1 at zero frequency, the grid's centre after fftshift
+    assert np.allclose(d["y"][:, GRID // 2, GRID // 2], 1.0)
