@@ -75,11 +75,11 @@ FINEST_SPACING_MM = 0.4
 #: Welch spectrum of a small frame averages few patches (a 224 px frame 36 of 64², a 384 px one
 #: 121), and on fitting images 224² and 288² crops lost where 384² did not (docs/models.md).
 SMALLEST_FRAME_PX = 384
-#: The native-pixel (detector) network's scale: frames with pixels finer than FINEST_SPACING_MM
-#: are block-averaged towards DETECTOR_SPACING_MM only (block size 1 from 0.14 mm on), and further
-#: until the motion is at most DETECTOR_MAX_LENGTH_PX (its training: 0.2 / 0.3 mm scenes, 4-32
-#: px of motion; the retrieval's disc, radius L/2 + 2, stays inside half the 64² grid).
-DETECTOR_SPACING_MM = 0.2
+#: The native-pixel (detector) network's reach: frames with pixels finer than FINEST_SPACING_MM
+#: are block-averaged only until the motion is at most DETECTOR_MAX_LENGTH_PX (its training: 0.2 /
+#: 0.3 mm scenes, 4-32 px of motion; the retrieval's disc, radius L/2 + 2, stays inside half the
+#: 64² grid). Not towards a pixel size: a kernel found on coarser pixels and scaled back loses
+#: most of what it would give (docs/experiments/detector_shape_bound.py).
 DETECTOR_MAX_LENGTH_PX = 32.0
 #: Seed of the phase retrieval's random starts: the node gives the same answer every time.
 RETRIEVAL_SEED = 0
@@ -270,12 +270,11 @@ def reduction_factor(length_px: float, pixel_spacing_mm: float) -> int:
 
 
 def detector_reduction_factor(length_px: float, pixel_spacing_mm: float) -> int:
-    """Block size that brings a fine-pixel frame to about the native network's 0.2 mm (1 from
-    0.14 mm on) and the motion to ≤ 32 px there."""
+    """Block size for the native-pixel network: 1 (the frame's own pixels) unless the motion is
+    longer than 32 px, then the least that brings it to ≤ 32 px."""
     if pixel_spacing_mm <= 0 or not math.isfinite(length_px):
         raise ValueError("pixel spacing must be positive and the length finite")
-    f = max(1, round(DETECTOR_SPACING_MM / pixel_spacing_mm))
-    return max(f, math.ceil(length_px / DETECTOR_MAX_LENGTH_PX))
+    return max(1, math.ceil(length_px / DETECTOR_MAX_LENGTH_PX))
 
 
 def block_mean(a: NDArray[np.floating], f: int) -> F64:
@@ -351,8 +350,9 @@ def shape_kernel(
     noisy frame instead of the validated rule's (:func:`shape_threshold`). ``noise_where_read``:
     the frame's noise measured against the exposure where it is read
     (:func:`models.noise_level.quanta_per_pixel`). ``detector_magnitude``: the native-pixel
-    network for frames with pixels finer than ``finest_spacing_mm`` (block-averaged only by
-    :func:`detector_reduction_factor`); without it they keep the straight kernel.
+    network for frames with pixels finer than ``finest_spacing_mm`` (at their own pixels, or
+    block-averaged by :func:`detector_reduction_factor` for long motion); without it they keep
+    the straight kernel.
     """
     straight = linear_kernel(length_px, angle_deg)
     f = reduction_factor(length_px, pixel_spacing_mm)

@@ -248,8 +248,8 @@ def test_detector_scale_frames_keep_the_straight_kernel_unless_asked() -> None:
 
 
 def test_a_native_pixel_magnitude_runs_the_step_at_detector_scale() -> None:
-    """With a detector-scale network the step runs on the frame's own pixels (no block-averaging
-    from 0.14 mm on), and the 0.6 mm network is not asked."""
+    """With a detector-scale network the step runs on the frame's own pixels, and the 0.6 mm
+    network is not asked."""
     e = to_exposure(chest_like(600, 600, 6), 3.0)
     true = trajectory_kernel(18.0, np.random.default_rng(4), curvature=1.0)
     blurred = convolve(e, true)
@@ -284,8 +284,9 @@ def test_a_native_pixel_magnitude_runs_the_step_at_detector_scale() -> None:
 def test_detector_scale_helpers() -> None:
     assert detector_reduction_factor(10.0, 0.2) == 1
     assert detector_reduction_factor(10.0, 0.15) == 1
-    assert detector_reduction_factor(10.0, 0.1) == 2  # towards the network's 0.2 mm
-    assert detector_reduction_factor(40.0, 0.2) == 2  # and the motion at most 32 px
+    assert detector_reduction_factor(10.0, 0.1) == 1  # the frame's own pixels, whatever they are
+    assert detector_reduction_factor(40.0, 0.2) == 2  # unless the motion is over 32 px
+    assert detector_reduction_factor(70.0, 0.1) == 3
     with pytest.raises(ValueError):
         detector_reduction_factor(float("nan"), 0.2)
 
