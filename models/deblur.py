@@ -136,6 +136,9 @@ class MotionPolicy:
     # τ of the shape step for a quiet and a noisy frame (None: the validated rule's 0.25 / 0.3,
     # models.kernel_shape.shape_threshold); the twelfth round's candidates.
     shape_thresholds: tuple[float, float] | None = None
+    # ... and at detector scale, where a native-pixel magnitude is given (None: the sixteenth
+    # round's 0.25 / 0.25, models.kernel_shape.DETECTOR_THRESHOLDS).
+    shape_detector_thresholds: tuple[float, float] | None = None
     # How a retrieved kernel is inverted (the fifth round, docs/models.md): the Wiener λ times
     # this factor, then this many Richardson-Lucy steps from the Wiener result; or (rl_only > 0)
     # Richardson-Lucy from a flat start with that many steps instead of the Wiener filter.
@@ -408,6 +411,7 @@ def deconvolve(
             thresholds=policy.shape_thresholds,
             noise_where_read=policy.noise_mean_where_read,
             detector_magnitude=detector_magnitude,
+            detector_thresholds=policy.shape_detector_thresholds,
         )
     rl_after = policy.rl_iterations
     if shape is not None:

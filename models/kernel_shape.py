@@ -81,6 +81,9 @@ SMALLEST_FRAME_PX = 384
 #: 64² grid). Not towards a pixel size: a kernel found on coarser pixels and scaled back loses
 #: most of what it would give (docs/experiments/detector_shape_bound.py).
 DETECTOR_MAX_LENGTH_PX = 32.0
+#: τ of the step at detector scale for a quiet and a noisy frame (the sixteenth round's choice on
+#: fitting images, docs/models.md).
+DETECTOR_THRESHOLDS = (0.25, 0.25)
 #: Seed of the phase retrieval's random starts: the node gives the same answer every time.
 RETRIEVAL_SEED = 0
 
@@ -335,6 +338,7 @@ def shape_kernel(
     thresholds: tuple[float, float] | None = None,
     noise_where_read: bool = False,
     detector_magnitude: MagnitudeEstimator | None = None,
+    detector_thresholds: tuple[float, float] | None = None,
 ) -> KernelShape:
     """The kernel of a frame whose straight estimate is ``length_px`` at ``angle_deg``: the
     straight one, or the one retrieved from the learned magnitude where the validated rule
@@ -352,7 +356,8 @@ def shape_kernel(
     (:func:`models.noise_level.quanta_per_pixel`). ``detector_magnitude``: the native-pixel
     network for frames with pixels finer than ``finest_spacing_mm`` (at their own pixels, or
     block-averaged by :func:`detector_reduction_factor` for long motion); without it they keep
-    the straight kernel.
+    the straight kernel; there τ is ``detector_thresholds`` (quiet, noisy; None:
+    :data:`DETECTOR_THRESHOLDS`).
     """
     straight = linear_kernel(length_px, angle_deg)
     f = reduction_factor(length_px, pixel_spacing_mm)
@@ -362,6 +367,7 @@ def shape_kernel(
             return KernelShape(straight, False, nan, nan, f, "pixels finer than the shape step's")
         magnitude = detector_magnitude
         f = detector_reduction_factor(length_px, pixel_spacing_mm)
+        thresholds = detector_thresholds or DETECTOR_THRESHOLDS
     small = block_mean(exposure, f)
     length = length_px / f
     if length < MIN_NET_LENGTH_PX:

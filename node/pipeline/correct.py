@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, deconvolve
-from models.kernel_shape import effective_thresholds
+from models.kernel_shape import DETECTOR_THRESHOLDS, effective_thresholds
 from models.manifest import ModelManifest, device_uid_for
 from node.pipeline.infer import Deblurrer, KernelMagnitude
 from node.pipeline.results.inputs import ModelInfo
@@ -118,6 +118,9 @@ def wiener_info(
                 detector.version,
                 detector.sha256,
             ]
+            described["shape_detector_thresholds"] = list(
+                policy.shape_detector_thresholds or DETECTOR_THRESHOLDS
+            )
         described["shape_thresholds"] = list(effective_thresholds(policy.shape_thresholds))
         described["shape_finest_spacing_mm"] = policy.shape_finest_spacing_mm
         described["shape_smallest_frame_px"] = policy.shape_smallest_frame_px

@@ -19,6 +19,7 @@ from models.blur import (
 from models.blur_estimate import MotionEstimate
 from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvolve
 from models.kernel_shape import (
+    DETECTOR_THRESHOLDS,
     block_mean,
     centre_on_centroid,
     choose_orientation,
@@ -264,6 +265,19 @@ def test_a_native_pixel_magnitude_runs_the_step_at_detector_scale() -> None:
         blurred, 18.0, 0.0, 0.2, coarse_network, balance, 3.0, detector_magnitude=_oracle(true)
     )
     assert run.factor == 1 and run.replaced and run.checked
+    assert run.threshold == DETECTOR_THRESHOLDS[0]  # its own τ, not the 0.6 mm step's
+    strict = shape_kernel(
+        blurred,
+        18.0,
+        0.0,
+        0.2,
+        coarse_network,
+        balance,
+        3.0,
+        detector_magnitude=_oracle(true),
+        detector_thresholds=(0.99, 0.99),
+    )
+    assert strict.checked and not strict.replaced and strict.threshold == 0.99
     assert kernel_error(run.kernel, true) < 0.15
     assert kernel_error(linear_kernel(18.0, 0.0), true) > 2 * kernel_error(run.kernel, true)
     # a straight path read as straight keeps the straight kernel (the rule's τ as at 0.6 mm)

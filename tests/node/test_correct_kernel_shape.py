@@ -154,6 +154,10 @@ def test_a_detector_scale_magnitude_runs_on_fine_pixels_and_changes_the_identity
     assert both.info.version == DETECTOR_SHAPED_VERSION != shaped.info.version
     assert both.info.device_uid != shaped.info.device_uid
     assert "at pixels finer than 0.4 mm" in (both.info.description or "")
+    other_tau = dataclasses.replace(policy, shape_detector_thresholds=(0.3, 0.3))
+    assert Corrector(other_tau, None, magnitude, magnitude).info.device_uid != both.info.device_uid
+    # the detector τ means nothing without the detector network: the identity stays
+    assert Corrector(other_tau, None, magnitude).info.device_uid == shaped.info.device_uid
     with pytest.raises(ValueError, match="shape step"):
         Corrector(policy, None, None, magnitude)
     with pytest.raises(ValueError, match="shape step"):
