@@ -134,6 +134,46 @@ def shape_step(repeat: int, quanta: float | None, size: int = 640) -> dict[str, 
     }
 
 
+def detector_shape_step(
+    repeat: int, quanta: float | None, size: int = 2048, folder: Path | None = None
+) -> dict[str, Any] | None:
+    """The shape step at detector scale (the sixteenth round): a ``size``² frame at 0.2 mm/px
+    blurred by a curved 20 px (4 mm) path; the node's deconvolution without and with the
+    native-pixel magnitude (``folder``: the bundled one; None where it is absent)."""
+    from models.blur import NoiseSpec, simulate_motion_blur, trajectory_kernel
+    from models.deblur import MotionPolicy, assess_motion, deconvolve
+    from models.kernel_shape import load_magnitude_model
+    from models.tune_balance import BUNDLED_MAGNITUDE
+
+    folder = folder or BUNDLED_MAGNITUDE.parent / "kernel-magnitude-detector"
+    if not (folder / "manifest.json").is_file():
+        return None
+    policy = MotionPolicy()
+    magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
+    detector = load_magnitude_model(folder)
+    kernel = trajectory_kernel(20.0, np.random.default_rng(2), curvature=1.0)
+    blurred = simulate_motion_blur(
+        frame(size, 3), kernel, np.random.default_rng(1), noise=NoiseSpec(quanta)
+    )
+    a = assess_motion(blurred, 0.2, policy)
+
+    def shaped() -> Any:
+        return deconvolve(blurred, a, policy, magnitude=magnitude, detector_magnitude=detector)
+
+    done = shaped()
+    plain_s = _median_s(lambda: deconvolve(blurred, a, policy, magnitude=magnitude), repeat)
+    shaped_s = _median_s(shaped, repeat)
+    return {
+        "size": size,
+        "pixel_spacing_mm": 0.2,
+        "decision": a.decision,
+        "replaced": done.curved,
+        "deconvolve_s": plain_s,
+        "deconvolve_with_detector_shape_step_s": shaped_s,
+        "detector_shape_step_s": round(shaped_s - plain_s, 3),
+    }
+
+
 def run(
     size: int = 2048, repeat: int = 3, motion_px: float = 20.0, quanta: float | None = 1e4
 ) -> dict[str, Any]:
@@ -150,6 +190,7 @@ def run(
         "noise_quanta_per_pixel": quanta,
         "scenes": {name: _scene(img, kernel, repeat, quanta) for name, img in scenes.items()},
         "shape_step": shape_step(repeat, quanta),
+        "detector_shape_step": detector_shape_step(repeat, quanta, size),
     }
 
 
