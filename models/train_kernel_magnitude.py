@@ -452,12 +452,15 @@ def _frame_quanta(image01: np.ndarray) -> float | None:
 
 
 def detector_summary(
-    rows: list[dict[str, Any]], thresholds: tuple[float, float] | None = None
+    rows: list[dict[str, Any]],
+    thresholds: tuple[float, float] | None = None,
+    least_px: float = 0.0,
 ) -> dict[str, Any]:
     """:func:`validate_detector`'s rows scored as the step with τ ``thresholds`` (quiet, noisy;
     the validated rule's where None) would run: the retrieved kernel where the distance is
     above τ, the straight one with the step's λ where the step read the frame and kept it, the
-    node as built where it did not run; then :func:`shape_summary`'s figures."""
+    node as built where it did not run (and, ``least_px``, where the estimated motion is
+    shorter than that); then :func:`shape_summary`'s figures."""
     quiet, noisy = effective_thresholds(thresholds)
     scored = []
     for r in rows:
@@ -469,30 +472,36 @@ def detector_summary(
             else:
                 r["gain_noise"] = r["gain_fixed"]
         scored.append(r)
-    return shape_summary(scored)
+    return shape_summary(scored, least_px)
 
 
 TAU_GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
 
 
 def detector_tau_choice(
-    rows: list[dict[str, Any]], grid: tuple[float, ...] = TAU_GRID, max_fall: float = 0.05
+    rows: list[dict[str, Any]],
+    grid: tuple[float, ...] = TAU_GRID,
+    max_fall: float = 0.05,
+    least_grid: tuple[float, ...] = (0.0,),
 ) -> dict[str, Any]:
-    """Every τ pair (quiet, noisy) of ``grid`` scored by :func:`detector_summary`; the choice of
-    the sixteenth round's rule: the best mean over the flagged cases among the pairs whose
-    largest group fall is at most ``max_fall`` dB (None: no such pair)."""
+    """Every τ pair (quiet, noisy) of ``grid`` (and least estimated motion of ``least_grid``)
+    scored by :func:`detector_summary`; the choice of the sixteenth round's rule: the best mean
+    over the flagged cases among the pairs whose largest group fall is at most ``max_fall`` dB
+    (None: no such pair)."""
     scores = []
-    for quiet in grid:
-        for noisy in grid:
-            summary = detector_summary(rows, (quiet, noisy))
-            scores.append(
-                {
-                    "thresholds": [quiet, noisy],
-                    "all": summary["all"],
-                    "curved": summary["curved"],
-                    "largest_group_fall": summary["largest_group_fall"],
-                }
-            )
+    for least in least_grid:
+        for quiet in grid:
+            for noisy in grid:
+                summary = detector_summary(rows, (quiet, noisy), least)
+                scores.append(
+                    {
+                        "thresholds": [quiet, noisy],
+                        "least_px": least,
+                        "all": summary["all"],
+                        "curved": summary["curved"],
+                        "largest_group_fall": summary["largest_group_fall"],
+                    }
+                )
     admissible = [x for x in scores if x["largest_group_fall"] >= -max_fall]
     best = max(admissible, key=lambda x: x["all"]) if admissible else None
     return {"chosen": best, "pairs": sorted(scores, key=lambda x: -x["all"])}
@@ -583,6 +592,13 @@ def main(argv: list[str] | None = None) -> int:
     ds.add_argument("--rows", nargs="+", type=Path, required=True)
     ds.add_argument("--thresholds", nargs=2, type=float, default=None, help="τ quiet, noisy")
     ds.add_argument("--choose", action="store_true", help="every τ pair and the round's choice")
+    ds.add_argument(
+        "--least-px",
+        nargs="+",
+        type=float,
+        default=[0.0],
+        help="straight kernel, unread, below this estimated motion (several: --choose over them)",
+    )
     m = sub.add_parser("summary")
     m.add_argument("--rows", nargs="+", type=Path, required=True)
     m.add_argument(
@@ -614,7 +630,11 @@ def main(argv: list[str] | None = None) -> int:
         for f in args.rows:
             rows_d += json.loads(f.read_text(encoding="utf-8"))
         th = tuple(args.thresholds) if args.thresholds else None
-        found = detector_tau_choice(rows_d) if args.choose else detector_summary(rows_d, th)
+        found = (
+            detector_tau_choice(rows_d, least_grid=tuple(args.least_px))
+            if args.choose
+            else detector_summary(rows_d, th, args.least_px[0])
+        )
         print(json.dumps(found, indent=1))
     elif args.cmd == "summary":
         rows: list[dict[str, Any]] = []
