@@ -139,6 +139,8 @@ class MotionPolicy:
     # ... and at detector scale, where a native-pixel magnitude is given (None: the sixteenth
     # round's 0.25 / 0.25, models.kernel_shape.DETECTOR_THRESHOLDS).
     shape_detector_thresholds: tuple[float, float] | None = None
+    # ... and there the step does not run for motion estimated shorter than this (px).
+    shape_detector_least_px: float = 0.0
     # How a retrieved kernel is inverted (the fifth round, docs/models.md): the Wiener λ times
     # this factor, then this many Richardson-Lucy steps from the Wiener result; or (rl_only > 0)
     # Richardson-Lucy from a flat start with that many steps instead of the Wiener filter.
@@ -412,6 +414,7 @@ def deconvolve(
             noise_where_read=policy.noise_mean_where_read,
             detector_magnitude=detector_magnitude,
             detector_thresholds=policy.shape_detector_thresholds,
+            detector_least_px=policy.shape_detector_least_px,
         )
     rl_after = policy.rl_iterations
     if shape is not None:

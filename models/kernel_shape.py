@@ -339,6 +339,7 @@ def shape_kernel(
     noise_where_read: bool = False,
     detector_magnitude: MagnitudeEstimator | None = None,
     detector_thresholds: tuple[float, float] | None = None,
+    detector_least_px: float = 0.0,
 ) -> KernelShape:
     """The kernel of a frame whose straight estimate is ``length_px`` at ``angle_deg``: the
     straight one, or the one retrieved from the learned magnitude where the validated rule
@@ -357,7 +358,8 @@ def shape_kernel(
     network for frames with pixels finer than ``finest_spacing_mm`` (at their own pixels, or
     block-averaged by :func:`detector_reduction_factor` for long motion); without it they keep
     the straight kernel; there τ is ``detector_thresholds`` (quiet, noisy; None:
-    :data:`DETECTOR_THRESHOLDS`).
+    :data:`DETECTOR_THRESHOLDS`), and motion estimated shorter than ``detector_least_px``
+    keeps the straight kernel unread.
     """
     straight = linear_kernel(length_px, angle_deg)
     f = reduction_factor(length_px, pixel_spacing_mm)
@@ -365,6 +367,8 @@ def shape_kernel(
     if finest_spacing_mm is not None and pixel_spacing_mm < finest_spacing_mm:
         if detector_magnitude is None:
             return KernelShape(straight, False, nan, nan, f, "pixels finer than the shape step's")
+        if length_px < detector_least_px:
+            return KernelShape(straight, False, nan, nan, 1, "motion too short for a shape")
         magnitude = detector_magnitude
         f = detector_reduction_factor(length_px, pixel_spacing_mm)
         thresholds = detector_thresholds or DETECTOR_THRESHOLDS

@@ -121,6 +121,8 @@ def wiener_info(
             described["shape_detector_thresholds"] = list(
                 policy.shape_detector_thresholds or DETECTOR_THRESHOLDS
             )
+            if policy.shape_detector_least_px:
+                described["shape_detector_least_px"] = policy.shape_detector_least_px
         described["shape_thresholds"] = list(effective_thresholds(policy.shape_thresholds))
         described["shape_finest_spacing_mm"] = policy.shape_finest_spacing_mm
         described["shape_smallest_frame_px"] = policy.shape_smallest_frame_px

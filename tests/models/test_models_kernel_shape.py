@@ -278,6 +278,18 @@ def test_a_native_pixel_magnitude_runs_the_step_at_detector_scale() -> None:
         detector_thresholds=(0.99, 0.99),
     )
     assert strict.checked and not strict.replaced and strict.threshold == 0.99
+    short = shape_kernel(
+        blurred,
+        18.0,
+        0.0,
+        0.2,
+        coarse_network,
+        balance,
+        3.0,
+        detector_magnitude=_oracle(true),
+        detector_least_px=20.0,
+    )
+    assert not short.checked and "too short" in short.reason  # unread: the node as built
     assert kernel_error(run.kernel, true) < 0.15
     assert kernel_error(linear_kernel(18.0, 0.0), true) > 2 * kernel_error(run.kernel, true)
     # a straight path read as straight keeps the straight kernel (the rule's τ as at 0.6 mm)
