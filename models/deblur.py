@@ -141,6 +141,10 @@ class MotionPolicy:
     shape_detector_thresholds: tuple[float, float] | None = None
     # ... and there the step does not run for motion estimated shorter than this (px).
     shape_detector_least_px: float = 0.0
+    # At detector scale, where the Wiener result with a retrieved kernel rings (the
+    # Richardson-Lucy fallback), the frame is corrected as without the shape step (the
+    # eighteenth round's candidate).
+    shape_detector_fallback_unshaped: bool = False
     # How a retrieved kernel is inverted (the fifth round, docs/models.md): the Wiener λ times
     # this factor, then this many Richardson-Lucy steps from the Wiener result; or (rl_only > 0)
     # Richardson-Lucy from a flat start with that many steps instead of the Wiener filter.
@@ -435,6 +439,23 @@ def deconvolve(
     method: Literal["wiener", "richardson-lucy"] = "wiener"
     steps = 0
     if allow_fallback and policy.ringing_limit is not None and over > policy.ringing_limit:
+        finest = policy.shape_finest_spacing_mm
+        if (
+            shape is not None
+            and shape.replaced
+            and policy.shape_detector_fallback_unshaped
+            and finest is not None
+            and assessment.pixel_spacing_mm < finest
+        ):
+            unshaped = KernelShape(
+                assessment.estimate.kernel(),
+                False,
+                float("nan"),
+                float("nan"),
+                shape.factor,
+                "the retrieved kernel's Wiener result rang: corrected without the shape step",
+            )
+            return deconvolve(image01, assessment, policy, shape=unshaped)
         if quanta is None and policy.rl_fallback_follows_noise:
             quanta = _measured_quanta(e, policy)
         steps = rl_fallback_iterations(quanta, policy)

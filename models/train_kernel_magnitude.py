@@ -434,6 +434,7 @@ def validate_detector(
                                 checked = deconvolve(b, a, policy, shape=kept)
                                 row["gain_checked"] = psnr(sharp, checked.image) - p0
                                 row["gain_retrieved"] = psnr(sharp, forced.image) - p0
+                                row["retrieved_method"] = forced.method
                                 row["distance"] = shape.distance
                                 row["quiet"] = shape_threshold(_frame_quanta(b)) == shape_threshold(
                                     None
@@ -455,12 +456,15 @@ def detector_summary(
     rows: list[dict[str, Any]],
     thresholds: tuple[float, float] | None = None,
     least_px: float = 0.0,
+    fallback_unshaped: bool = False,
 ) -> dict[str, Any]:
     """:func:`validate_detector`'s rows scored as the step with τ ``thresholds`` (quiet, noisy;
     the validated rule's where None) would run: the retrieved kernel where the distance is
     above τ, the straight one with the step's λ where the step read the frame and kept it, the
     node as built where it did not run (and, ``least_px``, where the estimated motion is
-    shorter than that); then :func:`shape_summary`'s figures."""
+    shorter than that; and, ``fallback_unshaped``, where the retrieved kernel's Wiener result
+    rang: ``MotionPolicy.shape_detector_fallback_unshaped``); then :func:`shape_summary`'s
+    figures."""
     quiet, noisy = effective_thresholds(thresholds)
     scored = []
     for r in rows:
@@ -468,7 +472,10 @@ def detector_summary(
         if r.get("flagged"):
             if "distance" in r:
                 tau = quiet if r["quiet"] else noisy
-                r["gain_noise"] = r["gain_retrieved"] if r["distance"] > tau else r["gain_checked"]
+                retrieved = r["gain_retrieved"]
+                if fallback_unshaped and r.get("retrieved_method") == "richardson-lucy":
+                    retrieved = r["gain_fixed"]
+                r["gain_noise"] = retrieved if r["distance"] > tau else r["gain_checked"]
             else:
                 r["gain_noise"] = r["gain_fixed"]
         scored.append(r)
@@ -483,6 +490,7 @@ def detector_tau_choice(
     grid: tuple[float, ...] = TAU_GRID,
     max_fall: float = 0.05,
     least_grid: tuple[float, ...] = (0.0,),
+    fallback_unshaped: bool = False,
 ) -> dict[str, Any]:
     """Every τ pair (quiet, noisy) of ``grid`` (and least estimated motion of ``least_grid``)
     scored by :func:`detector_summary`; the choice of the sixteenth round's rule: the best mean
@@ -492,7 +500,7 @@ def detector_tau_choice(
     for least in least_grid:
         for quiet in grid:
             for noisy in grid:
-                summary = detector_summary(rows, (quiet, noisy), least)
+                summary = detector_summary(rows, (quiet, noisy), least, fallback_unshaped)
                 scores.append(
                     {
                         "thresholds": [quiet, noisy],
@@ -593,6 +601,11 @@ def main(argv: list[str] | None = None) -> int:
     ds.add_argument("--thresholds", nargs=2, type=float, default=None, help="τ quiet, noisy")
     ds.add_argument("--choose", action="store_true", help="every τ pair and the round's choice")
     ds.add_argument(
+        "--fallback-unshaped",
+        action="store_true",
+        help="where the retrieved kernel's Wiener result rang, as without the step",
+    )
+    ds.add_argument(
         "--least-px",
         nargs="+",
         type=float,
@@ -631,9 +644,11 @@ def main(argv: list[str] | None = None) -> int:
             rows_d += json.loads(f.read_text(encoding="utf-8"))
         th = tuple(args.thresholds) if args.thresholds else None
         found = (
-            detector_tau_choice(rows_d, least_grid=tuple(args.least_px))
+            detector_tau_choice(
+                rows_d, least_grid=tuple(args.least_px), fallback_unshaped=args.fallback_unshaped
+            )
             if args.choose
-            else detector_summary(rows_d, th, args.least_px[0])
+            else detector_summary(rows_d, th, args.least_px[0], args.fallback_unshaped)
         )
         print(json.dumps(found, indent=1))
     elif args.cmd == "summary":
