@@ -203,6 +203,15 @@ def test_the_detector_rows_are_scored_at_any_threshold_and_the_round_s_choice() 
     assert choice["chosen"]["thresholds"] in ([0.3, 0.5],)
     assert len(choice["pairs"]) == 9
     assert detector_tau_choice(rows, grid=(0.2,))["chosen"] is None  # every pair falls by 1 dB
+    # the eighteenth round's candidate: where the retrieved kernel's Wiener result rang, the
+    # frame as without the step (the node as built)
+    rows[1]["retrieved_method"] = "richardson-lucy"
+    unshaped = detector_summary(rows, (0.2, 0.4), fallback_unshaped=True)
+    assert unshaped["groups"]["0.2/open straight 10px q=None"]["shape"] == 2.0
+    assert (
+        detector_summary(rows, (0.2, 0.4))["groups"]["0.2/open straight 10px q=None"]["shape"]
+        == 1.0
+    )
 
 
 @pytest.mark.skipif(not (KERMANY / "labels.csv").is_file(), reason=f"shared data absent: {KERMANY}")

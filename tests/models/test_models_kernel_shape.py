@@ -392,3 +392,30 @@ def test_kernel_error_measures_shape_not_placement() -> None:
     assert kernel_error(np.ones((1, 1)), line) > 0.5  # "no motion" against 10 px of it
     with pytest.raises(ValueError, match="no positive mass"):
         kernel_error(np.zeros((3, 3)), line)
+
+
+def test_where_the_retrieved_kernel_rings_the_candidate_corrects_as_without_the_step() -> None:
+    """The eighteenth round's candidate: at detector scale a frame whose Wiener result with the
+    retrieved kernel rings is corrected exactly as the node without the shape step would."""
+    from models.tune_deconvolution import collimate
+
+    sharp = collimate(_textured(4).repeat(2, 0).repeat(2, 1))  # 768², hard bands and a marker
+    true = trajectory_kernel(10.0, np.random.default_rng(4), curvature=1.0)
+    blurred = simulate_motion_blur(sharp, true, np.random.default_rng(4), noise=NoiseSpec(None))
+    policy = MotionPolicy()
+    a = assess_motion(blurred, 0.2, policy)
+    assert a.blurred
+    oracle = _oracle(true)
+    shaped = deconvolve(blurred, a, policy, magnitude=oracle, detector_magnitude=oracle)
+    assert shaped.curved and shaped.method == "richardson-lucy"  # it rang
+    candidate = replace(policy, shape_detector_fallback_unshaped=True)
+    done = deconvolve(blurred, a, candidate, magnitude=oracle, detector_magnitude=oracle)
+    built = deconvolve(blurred, a, policy)
+    assert not done.curved and np.array_equal(done.image, built.image)
+    assert done.shape is not None and "rang" in done.shape.reason
+    # at 0.6 mm the flag changes nothing: it is the detector-scale step's
+    coarse = assess_motion(blurred, 0.6, policy)
+    if coarse.blurred:
+        one = deconvolve(blurred, coarse, policy, magnitude=oracle)
+        two = deconvolve(blurred, coarse, candidate, magnitude=oracle)
+        assert np.array_equal(one.image, two.image)
