@@ -18,15 +18,26 @@ from models.train_kernel_magnitude import train
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT = REPO / "models" / "checkpoints" / "kernel-magnitude-net-3.pt"
 BUNDLED = REPO / "models" / "weights" / "kernel-magnitude"
+DETECTOR_CHECKPOINT = REPO / "models" / "checkpoints" / "kernel-magnitude-detector-net.pt"
+DETECTOR_BUNDLED = REPO / "models" / "weights" / "kernel-magnitude-detector"
 
 
-def test_the_bundled_model_is_the_committed_checkpoint_exported(tmp_path: Path) -> None:
-    net = load_checkpoint(CHECKPOINT)
-    manifest = export_kernel_magnitude(net, tmp_path / "m")
+@pytest.mark.parametrize(
+    ("checkpoint", "bundled_folder", "name"),
+    [
+        (CHECKPOINT, BUNDLED, "sharpray-kernel-magnitude"),
+        (DETECTOR_CHECKPOINT, DETECTOR_BUNDLED, "sharpray-kernel-magnitude-detector"),
+    ],
+)
+def test_the_bundled_model_is_the_committed_checkpoint_exported(
+    tmp_path: Path, checkpoint: Path, bundled_folder: Path, name: str
+) -> None:
+    net = load_checkpoint(checkpoint)
+    manifest = export_kernel_magnitude(net, tmp_path / "m", name=name)
     assert manifest.task == "kernel_magnitude" and manifest.input.size == 64
     assert float(manifest.metrics["onnx_parity_rel_l2"]) < 1e-3  # type: ignore[arg-type]
-    bundled, path = load_manifest(BUNDLED)  # sha256 checked
-    assert bundled.task == "kernel_magnitude"
+    bundled, path = load_manifest(bundled_folder)  # sha256 checked
+    assert bundled.task == "kernel_magnitude" and bundled.name == name
     x = np.random.default_rng(0).standard_normal((2, 1, 64, 64)).astype(np.float32)
     (out,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
         None, {"image": x}
