@@ -123,6 +123,8 @@ def wiener_info(
             )
             if policy.shape_detector_least_px:
                 described["shape_detector_least_px"] = policy.shape_detector_least_px
+            if policy.shape_detector_fallback_unshaped:
+                described["shape_detector_fallback_unshaped"] = True
         described["shape_thresholds"] = list(effective_thresholds(policy.shape_thresholds))
         described["shape_finest_spacing_mm"] = policy.shape_finest_spacing_mm
         described["shape_smallest_frame_px"] = policy.shape_smallest_frame_px
