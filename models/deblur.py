@@ -143,8 +143,8 @@ class MotionPolicy:
     shape_detector_least_px: float = 0.0
     # At detector scale, where the Wiener result with a retrieved kernel rings (the
     # Richardson-Lucy fallback), the frame is corrected as without the shape step (the
-    # eighteenth round's candidate).
-    shape_detector_fallback_unshaped: bool = False
+    # eighteenth round; False: as the sixteenth round's candidate).
+    shape_detector_fallback_unshaped: bool = True
     # How a retrieved kernel is inverted (the fifth round, docs/models.md): the Wiener λ times
     # this factor, then this many Richardson-Lucy steps from the Wiener result; or (rl_only > 0)
     # Richardson-Lucy from a flat start with that many steps instead of the Wiener filter.

@@ -390,7 +390,14 @@ def validate_detector(
     :func:`detector_summary` can score any τ."""
     policy = MotionPolicy()
     magnitude = load_magnitude_model(detector_folder)
-    always = dataclasses.replace(policy, shape_thresholds=(0.0, 0.0))
+    # every read frame's kernel replaced, whatever path it then takes (the summary applies τ and
+    # the eighteenth round's fallback rule)
+    always = dataclasses.replace(
+        policy,
+        shape_thresholds=(0.0, 0.0),
+        shape_detector_thresholds=(0.0, 0.0),
+        shape_detector_fallback_unshaped=False,
+    )
     mhh = shared / "cxr-radiographs-mhh"
     fit, validation = image_lists(mhh)
     names = (fit if fitting else validation)[first : first + images]

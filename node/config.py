@@ -116,9 +116,9 @@ class ModelSettings(Strict):
     # kernel only.
     kernel_shape: Path | None = BUNDLED_MODELS / "kernel-magnitude"
     # The native-pixel kernel magnitude of the same step for frames with pixels finer than 0.4 mm
-    # (detector scale; used only with kernel_shape); null (or "off"): those keep the straight
-    # kernel.
-    kernel_shape_detector: Path | None = None
+    # (detector scale; used only with kernel_shape; the bundled one by default since the
+    # eighteenth round); null (or "off"): those keep the straight kernel (0.10.0).
+    kernel_shape_detector: Path | None = BUNDLED_MODELS / "kernel-magnitude-detector"
 
     @field_validator("kernel_shape", "kernel_shape_detector", mode="before")
     @classmethod
