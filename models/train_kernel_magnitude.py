@@ -131,6 +131,23 @@ def random_collimation(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def bank_case(
+    img: np.ndarray, length: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One bank case of a (collimated or not) frame: a curved (70 %) or straight path of
+    ``length`` px, one of the noise levels; (the blurred frame's spectrum input, the kernel's
+    centred |K|)."""
+    k = (
+        trajectory_kernel(length, rng)
+        if rng.random() < 0.7
+        else linear_kernel(length, float(rng.uniform(0, 180)))
+    )
+    q = NOISE[int(rng.integers(len(NOISE)))]
+    b = simulate_motion_blur(img, k, rng, noise=NoiseSpec(q))
+    x = spectrum_input(to_exposure(b.astype(np.float64), LOG_RANGE))
+    return x, np.fft.fftshift(magnitude_of(k)).astype(np.float32)
+
+
 def bank(shared: Path, samples: int, out: Path, seed: int = 11) -> None:
     mhh, kermany = bank_sources(shared)
     rng = np.random.default_rng(seed)
@@ -150,15 +167,9 @@ def bank(shared: Path, samples: int, out: Path, seed: int = 11) -> None:
             length = float(rng.uniform(3.0, 10.0))
         if rng.random() < COLLIMATED_SHARE:
             img = random_collimation(img, rng)
-        k = (
-            trajectory_kernel(length, rng)
-            if rng.random() < 0.7
-            else linear_kernel(length, float(rng.uniform(0, 180)))
-        )
-        q = NOISE[int(rng.integers(len(NOISE)))]
-        b = simulate_motion_blur(img, k, rng, noise=NoiseSpec(q))
-        xs.append(spectrum_input(to_exposure(b.astype(np.float64), LOG_RANGE)))
-        ys.append(np.fft.fftshift(magnitude_of(k)).astype(np.float32))
+        x, y = bank_case(img, length, rng)
+        xs.append(x)
+        ys.append(y)
         if i % 1000 == 0:
             print(f"bank {i}/{samples} {time.time() - t0:.0f} s", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -192,15 +203,9 @@ def bank_detector(
         if rng.random() < COLLIMATED_SHARE:
             img = random_collimation(img, rng)
         length = float(rng.uniform(4.0, DETECTOR_MAX_LENGTH_PX))
-        k = (
-            trajectory_kernel(length, rng)
-            if rng.random() < 0.7
-            else linear_kernel(length, float(rng.uniform(0, 180)))
-        )
-        q = NOISE[int(rng.integers(len(NOISE)))]
-        b = simulate_motion_blur(img, k, rng, noise=NoiseSpec(q))
-        xs.append(spectrum_input(to_exposure(b.astype(np.float64), LOG_RANGE)))
-        ys.append(np.fft.fftshift(magnitude_of(k)).astype(np.float32))
+        x, y = bank_case(img, length, rng)
+        xs.append(x)
+        ys.append(y)
         if i % 500 == 0:
             print(f"bank {i}/{samples} {time.time() - t0:.0f} s", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
