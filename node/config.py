@@ -116,9 +116,10 @@ class ModelSettings(Strict):
     # kernel only.
     kernel_shape: Path | None = BUNDLED_MODELS / "kernel-magnitude"
     # The native-pixel kernel magnitude of the same step for frames with pixels finer than 0.4 mm
-    # (detector scale; used only with kernel_shape; the bundled one by default since the
-    # eighteenth round); null (or "off"): those keep the straight kernel (0.10.0).
-    kernel_shape_detector: Path | None = BUNDLED_MODELS / "kernel-magnitude-detector"
+    # (detector scale; used only with kernel_shape; bundled, off by default: on the test split's
+    # real frames with noise it lost, docs/models.md); null (or "off"): those keep the straight
+    # kernel (0.10.0).
+    kernel_shape_detector: Path | None = None
 
     @field_validator("kernel_shape", "kernel_shape_detector", mode="before")
     @classmethod

@@ -137,9 +137,9 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     cfg.write_text("models: {}\n")
     default = load_settings(cfg, environ={})
     assert default.models.kernel_shape == BUNDLED
-    # since the eighteenth round the detector-scale network too: 0.11.0
-    assert default.models.kernel_shape_detector == BUNDLED_MODELS / "kernel-magnitude-detector"
-    assert load_models(default).deblur.info.version == DETECTOR_SHAPED_VERSION
+    # the detector-scale network is bundled but off (the eighteenth round's test split): 0.10.0
+    assert default.models.kernel_shape_detector is None
+    assert load_models(default).deblur.info.version == SHAPED_VERSION
     off_by_env = load_settings(cfg, environ={"SHARPRAY_MODELS__KERNEL_SHAPE": "off"})
     assert off_by_env.models.kernel_shape is None
     assert load_models(off_by_env).deblur.info.version == WIENER_VERSION
