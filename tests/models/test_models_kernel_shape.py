@@ -402,13 +402,14 @@ def test_where_the_retrieved_kernel_rings_the_candidate_corrects_as_without_the_
     sharp = collimate(_textured(4).repeat(2, 0).repeat(2, 1))  # 768², hard bands and a marker
     true = trajectory_kernel(10.0, np.random.default_rng(4), curvature=1.0)
     blurred = simulate_motion_blur(sharp, true, np.random.default_rng(4), noise=NoiseSpec(None))
-    policy = MotionPolicy()
+    policy = replace(MotionPolicy(), shape_detector_fallback_unshaped=False)  # the sixteenth's
     a = assess_motion(blurred, 0.2, policy)
     assert a.blurred
     oracle = _oracle(true)
     shaped = deconvolve(blurred, a, policy, magnitude=oracle, detector_magnitude=oracle)
     assert shaped.curved and shaped.method == "richardson-lucy"  # it rang
-    candidate = replace(policy, shape_detector_fallback_unshaped=True)
+    candidate = MotionPolicy()  # the eighteenth round's rule is the policy's default
+    assert candidate.shape_detector_fallback_unshaped
     done = deconvolve(blurred, a, candidate, magnitude=oracle, detector_magnitude=oracle)
     built = deconvolve(blurred, a, policy)
     assert not done.curved and np.array_equal(done.image, built.image)
