@@ -118,6 +118,11 @@ class MotionPolicy:
     # Where the Wiener result overshoots the data's range on more than this share of pixels
     # (ringing at hard edges), Richardson-Lucy from a flat start is used instead; None: never.
     ringing_limit: float | None = DEFAULT_RINGING_LIMIT
+    #: Where the noise-following λ lies below this, whether the Wiener result rings is judged on
+    #: the Wiener result at this λ instead (the limit was set with λ 0.1 for every frame; a quiet
+    #: frame's smaller λ alone need not send it to the fallback; the nineteenth round,
+    #: docs/models.md). None: judged on the result itself.
+    ringing_reference_balance: float | None = None
     rl_fallback_iterations: int = DEFAULT_RL_FALLBACK_ITERATIONS
     # More steps for a quieter frame (rl_fallback_iterations at the noisiest), up to the maximum.
     rl_fallback_follows_noise: bool = False
@@ -436,6 +441,11 @@ def deconvolve(
             rl_after += policy.shape_rl_iterations
     w = wiener_exposure(e, psf, balance, policy.power, rl_after)
     over = overshoot_fraction(w, e)
+    reference = policy.ringing_reference_balance
+    limit = policy.ringing_limit
+    if reference is not None and limit is not None and balance < reference and over > limit:
+        # the ringing judged at the reference λ: does the frame ring, or only the smaller λ?
+        over = overshoot_fraction(wiener_exposure(e, psf, reference, policy.power, rl_after), e)
     method: Literal["wiener", "richardson-lucy"] = "wiener"
     steps = 0
     if allow_fallback and policy.ringing_limit is not None and over > policy.ringing_limit:

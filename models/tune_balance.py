@@ -54,6 +54,10 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   node as built (``gain_built``) and, on the same kernel, the measure where read with every λ
   length exponent of :data:`LENGTH_EXPONENTS` (``gain_w<γ>``; ``shrink-summary --built built``
   chooses); validate: as built against ``--length-exponent`` (``shrink-summary --built fixed``).
+- ``ringing-fit`` / ``ringing-validate``: the nineteenth round; the ``validate`` design (open and
+  collimated scenes) on the fitting / validation images, the node as built (0.10.0,
+  ``gain_fixed``) against the same with the ringing judged at the reference λ
+  (``ringing_reference_balance``, ``gain_noise``); ``shrink-summary --built fixed`` compares them.
 - ``whole-grid``: the fitting images as whole frames (the thirteenth round's scenes), the
   ``grid`` design (the node's estimate and gate, the Wiener filter alone at every λ of
   :data:`GRID`); ``law-summary`` then scores every λ law of :func:`balance_law` on these rows
@@ -102,7 +106,12 @@ from models.deblur import (
     deconvolve,
 )
 from models.deblur_data import load_gray, split_by_patient
-from models.deconvolve import pad_for_fft, richardson_lucy_steps, wiener_exposure
+from models.deconvolve import (
+    DEFAULT_BALANCE,
+    pad_for_fft,
+    richardson_lucy_steps,
+    wiener_exposure,
+)
 from models.kernel_shape import load_magnitude_model
 from models.noise_level import quanta_per_pixel, signal_power_across, white_noise_variance
 from models.tune_deconvolution import centre_crop, collimate
@@ -335,6 +344,15 @@ def run(
             "noise": dataclasses.replace(policy, noise_mean_where_read=True),
         }
         magnitude = load_magnitude_model(magnitude_folder)
+    if command in ("ringing-fit", "ringing-validate"):
+        # the nineteenth round: the node as built (0.10.0) against the same with the ringing
+        # judged at the reference λ where the noise-following one is smaller
+        policy = MotionPolicy()
+        compared = {
+            "fixed": policy,
+            "noise": dataclasses.replace(policy, ringing_reference_balance=DEFAULT_BALANCE),
+        }
+        magnitude = load_magnitude_model(magnitude_folder)
     if command == "whole-grid":  # the node's estimate and gate as built (0.10.0)
         policy = MotionPolicy()
     if command == "length-fit":
@@ -364,7 +382,9 @@ def run(
         }
     # the magnitude network each compared label's shape step reads (none: the straight kernel)
     magnitudes: dict[str, Any] = {"noise": magnitude} if magnitude is not None else {}
-    if command.startswith(("shape-balance", "shape-tau", "where-read", "length-validate")):
+    if command.startswith(
+        ("shape-balance", "shape-tau", "where-read", "length-validate", "ringing-")
+    ):
         magnitudes["fixed"] = magnitude
     if candidate_magnitude is not None:
         magnitudes = {"fixed": magnitude, "noise": candidate_magnitude}
@@ -691,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
             "where-read-validate",
             "length-fit",
             "length-validate",
+            "ringing-fit",
+            "ringing-validate",
             "whole-grid",
             "law-summary",
             "noise-summary",
