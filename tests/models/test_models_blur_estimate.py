@@ -207,3 +207,48 @@ def test_the_second_look_subtracts_the_noise_only_where_the_plain_estimate_finds
     assert a.decision == "sharp" and b.decision == "blurred"
     assert b.estimate.length_px == pytest.approx(3.0, abs=0.8)
     assert assess_motion(_noisy(sharp, 0.0, rng), 0.6, looking).decision == "sharp"
+
+
+def test_ringing_judged_at_the_reference_balance_where_a_quiet_frame_has_a_smaller_one() -> None:
+    """The nineteenth round's candidate: a noiseless frame's λ (the floor, 0.01) overshoots more
+    than λ 0.1 on the same anatomy; with ``ringing_reference_balance`` the fallback is decided on
+    the Wiener result at 0.1, so a limit between the two keeps the frame's own Wiener result,
+    while hard edges still ring at the reference and a noisy frame's larger λ changes nothing."""
+    from dataclasses import replace
+
+    from models.blur import to_exposure
+    from models.deconvolve import overshoot_fraction, wiener_exposure
+    from models.tune_deconvolution import collimate
+
+    k = linear_kernel(14.0, 20.0)
+    sharp = phantom(320)
+    quiet = simulate_motion_blur(sharp, k, np.random.default_rng(6))
+    built = MotionPolicy()
+    a = assess_motion(quiet, 0.2, built)
+    assert a.blurred
+    own = deconvolve(quiet, a, replace(built, ringing_limit=None))
+    assert own.balance is not None and own.balance < 0.1
+    e = to_exposure(quiet.astype(np.float64), built.log_range)
+    at_reference = overshoot_fraction(wiener_exposure(e, a.estimate.kernel(), 0.1), e)
+    assert at_reference < own.overshoot  # the smaller λ overshoots more
+    limit = float(np.sqrt(max(at_reference, 1e-9) * own.overshoot))  # between the two
+    policy = replace(built, ringing_limit=limit)
+    candidate = replace(policy, ringing_reference_balance=0.1)
+    assert deconvolve(quiet, a, policy).method == "richardson-lucy"
+    kept = deconvolve(quiet, a, candidate)
+    assert kept.method == "wiener" and kept.overshoot == pytest.approx(at_reference)
+    assert np.array_equal(kept.image, own.image)
+    # hard edges ring at the reference λ as well: the fallback stays
+    edges = simulate_motion_blur(collimate(sharp), k, np.random.default_rng(6), noise=None)
+    a_edges = assess_motion(edges, 0.2, built)
+    assert a_edges.blurred
+    assert deconvolve(edges, a_edges, replace(built, ringing_reference_balance=0.1)).method == (
+        "richardson-lucy"
+    )
+    # a noisy frame's λ is at least the reference: judged on its own result, as built
+    noisy = simulate_motion_blur(sharp, k, np.random.default_rng(7), noise=NoiseSpec(3e3))
+    a_noisy = assess_motion(noisy, 0.2, built)
+    d_built = deconvolve(noisy, a_noisy, built)
+    assert d_built.balance is not None and d_built.balance >= 0.1
+    d_candidate = deconvolve(noisy, a_noisy, replace(built, ringing_reference_balance=0.1))
+    assert np.array_equal(d_built.image, d_candidate.image)
