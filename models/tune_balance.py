@@ -58,6 +58,8 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   collimated scenes) on the fitting / validation images, the node as built (0.10.0,
   ``gain_fixed``) against the same with the ringing judged at the reference λ
   (``ringing_reference_balance``, ``gain_noise``); ``shrink-summary --built fixed`` compares them.
+  ``ringing-whole-fit`` / ``ringing-whole-validate``: the same on the ``where-read-validate``
+  design (whole frames; ``--max-images`` the first images only).
 - ``whole-grid``: the fitting images as whole frames (the thirteenth round's scenes), the
   ``grid`` design (the node's estimate and gate, the Wiener filter alone at every λ of
   :data:`GRID`); ``law-summary`` then scores every λ law of :func:`balance_law` on these rows
@@ -344,7 +346,7 @@ def run(
             "noise": dataclasses.replace(policy, noise_mean_where_read=True),
         }
         magnitude = load_magnitude_model(magnitude_folder)
-    if command in ("ringing-fit", "ringing-validate"):
+    if command.startswith("ringing-"):
         # the nineteenth round: the node as built (0.10.0) against the same with the ringing
         # judged at the reference λ where the noise-following one is smaller
         policy = MotionPolicy()
@@ -393,7 +395,7 @@ def run(
     for name in names:
         rng = np.random.default_rng(_seed(name, command))
         base = load_gray(data / name).astype(np.float32) / 255.0
-        whole = command.startswith(("where-read", "length-", "whole-grid"))
+        whole = command.startswith(("where-read", "length-", "whole-grid", "ringing-whole"))
         framed = whole_scenes(base, rng) if whole else scenes(base, rng, command != "grid", crop)
         for scene, spacing, sharp in framed:
             if command in ("rl", "rl-validate") and scene.endswith("/open"):
@@ -713,6 +715,8 @@ def main(argv: list[str] | None = None) -> int:
             "length-validate",
             "ringing-fit",
             "ringing-validate",
+            "ringing-whole-fit",
+            "ringing-whole-validate",
             "whole-grid",
             "law-summary",
             "noise-summary",
