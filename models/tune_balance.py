@@ -436,7 +436,7 @@ def run(
                                 o = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0)
                                 row[f"gain_{lam}"] = _psnr(sharp, o) - base_psnr
                         elif a.blurred and command == "rl":
-                            row.update(_rl_gains(sharp, b, a.estimate.kernel(), policy.log_range))
+                            row.update(rl_gains(sharp, b, a.estimate.kernel(), policy.log_range))
                         elif a.blurred and filters:  # a round's candidates on one kernel
                             # the fifth round's act on replaced kernels only, the sixth's on all
                             shrinking = command.startswith(("shrink-", "length-"))
@@ -469,21 +469,31 @@ def run(
     return rows
 
 
-def _rl_gains(
-    sharp: F32, blurred: F32, psf: NDArray[np.float64], log_range: float
+def rl_gains(
+    sharp: F32,
+    blurred: F32,
+    psf: NDArray[np.float64],
+    log_range: float,
+    steps: tuple[int, ...] = RL_STEPS,
+    start: F32 | None = None,
+    prefix: str = "gain_rl",
 ) -> dict[str, float]:
-    """PSNR gain of Richardson-Lucy from a flat start after each of :data:`RL_STEPS` steps."""
+    """PSNR gain of Richardson-Lucy after each of ``steps`` steps (``prefix`` + the count), from
+    a flat start or from ``start`` (a grey image, e.g. a Wiener result)."""
     e = to_exposure(blurred.astype(np.float64), log_range)
     ep, pad = pad_for_fft(e, psf)
-    u = np.full_like(ep, float(ep.mean()))
+    if start is None:
+        u = np.full_like(ep, float(ep.mean()))
+    else:
+        u = np.pad(to_exposure(start.astype(np.float64), log_range), pad, mode="reflect")
     done, out = 0, {}
     base = _psnr(sharp, blurred)
-    for n in RL_STEPS:
+    for n in steps:
         u = richardson_lucy_steps(ep, u, psf, n - done)
         done = n
         r = u[pad : pad + e.shape[0], pad : pad + e.shape[1]]
         o = np.clip(from_exposure(r, log_range), 0.0, 1.0)
-        out[f"gain_rl{n}"] = _psnr(sharp, o) - base
+        out[f"{prefix}{n}"] = _psnr(sharp, o) - base
     return out
 
 

@@ -24,12 +24,11 @@ from typing import Any
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio
 
-from models.blur import NoiseSpec, from_exposure, motion_kernel, simulate_motion_blur, to_exposure
+from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray
-from models.deconvolve import pad_for_fft, richardson_lucy_steps
 from models.kernel_shape import load_magnitude_model
-from models.tune_balance import BUNDLED_MAGNITUDE, image_lists
+from models.tune_balance import BUNDLED_MAGNITUDE, image_lists, rl_gains
 from models.tune_deconvolution import centre_crop
 
 STEPS = (5, 10, 20, 40)
@@ -40,25 +39,6 @@ NOISE = (None, 3e4, 1e4)
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(a, b, data_range=1.0))
-
-
-def rl_gains(sharp, blurred, psf, start, log_range, steps, prefix):
-    e = to_exposure(blurred.astype(np.float64), log_range)
-    ep, pad = pad_for_fft(e, psf)
-    if start is None:
-        u = np.full_like(ep, float(ep.mean()))
-    else:
-        s = to_exposure(start.astype(np.float64), log_range)
-        u = np.pad(s, pad, mode="reflect")
-    base = psnr(sharp, blurred)
-    done, out = 0, {}
-    for n in steps:
-        u = richardson_lucy_steps(ep, u, psf, n - done)
-        done = n
-        r = u[pad : pad + e.shape[0], pad : pad + e.shape[1]]
-        o = np.clip(from_exposure(r, log_range), 0.0, 1.0)
-        out[f"{prefix}{n}"] = psnr(sharp, o) - base
-    return out
 
 
 def run(data: Path, part: tuple[int, int], out: Path) -> None:
@@ -81,16 +61,16 @@ def run(data: Path, part: tuple[int, int], out: Path) -> None:
                     row["flagged"] = a.blurred
                     base = psnr(sharp, b)
                     row.update(
-                        rl_gains(sharp, b, k.astype(np.float64), None, 3.0, (10,), "oracle_rl")
+                        rl_gains(sharp, b, k.astype(np.float64), 3.0, (10,), prefix="oracle_rl")
                     )
                     if a.blurred:
                         d = deconvolve(b, a, policy, magnitude=magnitude)
                         row["node"] = psnr(sharp, d.image) - base
                         row["method"] = d.method
                         psf = d.shape.kernel if d.shape is not None else a.estimate.kernel()
-                        row.update(rl_gains(sharp, b, psf, None, 3.0, STEPS, "rl"))
+                        row.update(rl_gains(sharp, b, psf, 3.0, STEPS, prefix="rl"))
                         if d.method == "wiener":
-                            row.update(rl_gains(sharp, b, psf, d.image, 3.0, AFTER, "after"))
+                            row.update(rl_gains(sharp, b, psf, 3.0, AFTER, d.image, "after"))
                     rows.append(row)
         print(f"{name}: {len(rows)} rows, {time.time() - t0:.0f} s", flush=True)
         out.write_text(json.dumps(rows))
