@@ -58,6 +58,10 @@ from models.rrdbnet import (
 OPSET = 17
 MODEL_FILE = "model.onnx"
 PARITY_TOLERANCE = 1e-4
+#: The class activation map is shown as an 8-bit overlay, where one grey level is 3.9e-3 of its
+#: range; an ensemble of float16-stored members reaches 1.6-3.4e-4 on it (0.7.0, docs/models.md),
+#: so the map's own bound is 1e-3, a quarter of one displayed level.
+CAM_PARITY_TOLERANCE = 1e-3
 DEMO_DESCRIPTION = (
     "Demonstration model, not for diagnostic use. Trained briefly on a small public data set; "
     "not validated clinically."
@@ -160,8 +164,10 @@ def check_parity(
     output_names: list[str],
     seed: int = 0,
     tolerance: float = PARITY_TOLERANCE,
+    tolerances: dict[str, float] | None = None,
 ) -> dict[str, float]:
-    """Worst relative L2 error per output over random inputs of ``shapes``; raises above tolerance."""
+    """Worst relative L2 error per output over random inputs of ``shapes``; raises above
+    ``tolerance`` (or an output's own in ``tolerances``)."""
     sess = _session(onnx_path)
     gen = torch.Generator().manual_seed(seed)
     worst = dict.fromkeys(output_names, 0.0)
@@ -175,9 +181,12 @@ def check_parity(
         for name, r, o in zip(output_names, refs, outs, strict=True):
             err = rel_l2(np.asarray(o), r.numpy())
             worst[name] = max(worst[name], err)
-    bad = {k: v for k, v in worst.items() if not v < tolerance}
+    bound = {k: (tolerances or {}).get(k, tolerance) for k in worst}
+    bad = {k: v for k, v in worst.items() if not v < bound[k]}
     if bad:
-        raise ParityError(f"ONNX/PyTorch parity failed for {onnx_path}: {bad} (tol {tolerance})")
+        raise ParityError(
+            f"ONNX/PyTorch parity failed for {onnx_path}: {bad} (tol {[bound[k] for k in bad]})"
+        )
     return worst
 
 
@@ -290,7 +299,13 @@ def export_classify(
     )
     if weights_fp16:
         store_weights_fp16(onnx_path)
-    parity = check_parity(wrapper, onnx_path, [(1, 1, size, size), (2, 1, size, size)], outputs)
+    parity = check_parity(
+        wrapper,
+        onnx_path,
+        [(1, 1, size, size), (2, 1, size, size)],
+        outputs,
+        tolerances={"cam": CAM_PARITY_TOLERANCE},
+    )
     sha = sha256_of(onnx_path)
     manifest = ModelManifest(
         name=name,

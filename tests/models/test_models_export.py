@@ -79,6 +79,13 @@ def test_parity_failure_raises(tmp_path: Path) -> None:
             p.add_(0.5)
     with pytest.raises(ParityError):
         check_parity(other, tmp_path / "g" / "model.onnx", [(1, 1, 32, 32)], ["corrected"])
+    # an output's own bound (the CAM's, since 0.7.0) replaces the common one for that output only
+    path, shapes = tmp_path / "g" / "model.onnx", [(1, 1, 32, 32)]
+    worst = check_parity(other, path, shapes, ["corrected"], tolerances={"corrected": 1e9})
+    assert worst["corrected"] > 1e-4
+    with pytest.raises(ParityError):
+        check_parity(other, path, shapes, ["corrected"], tolerance=1e9, tolerances={"corrected": 0})
+    assert check_parity(g, path, shapes, ["corrected"], tolerances={"other": 0})["corrected"] < 1e-4
 
 
 def test_refiner_export_two_channels_cli_and_rebuilt_from_onnx(tmp_path: Path) -> None:
