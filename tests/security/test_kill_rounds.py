@@ -1,4 +1,5 @@
-"""Three rounds of SIGKILL at random moments while dcmtk storescu sends a 200-instance batch.
+"""Three rounds of SIGKILL at random moments while dcmtk storescu sends a 200-instance batch
+(each after a random number of acknowledged instances, up to half of what is pending).
 
 Like a modality, storescu sends again what was not acknowledged. After the last restart every
 instance that got a success status is stored, indexed, processed, and its results are in Orthanc
@@ -89,7 +90,16 @@ def test_three_sigkills_during_a_batch_lose_nothing_and_deliver_once(
             node.start()
             pending = [f for f in files if f not in acknowledged]
             modality = Modality(node.dimse_port, pending)
-            time.sleep(rng.uniform(0.5, 4.0))  # the random moment of the crash, not a wait
+            # the random moment of the crash: after a random share of what is pending has been
+            # acknowledged (polled, so a fast machine cannot finish the batch first)
+            crash_after = rng.randint(1, max(1, len(pending) // 2))
+            deadline = time.monotonic() + 120
+            while (
+                len(modality.acknowledged) < crash_after
+                and modality.proc.poll() is None
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.005)
             node.kill()
             modality.wait()
             acknowledged |= modality.acknowledged
