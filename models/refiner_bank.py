@@ -29,8 +29,9 @@ from numpy.typing import NDArray
 from skimage.transform import rescale
 
 from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, trajectory_kernel
-from models.deblur import MotionPolicy, assess_motion, correct
+from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_images, split_by_patient
+from models.kernel_shape import MagnitudeEstimator, load_magnitude_model
 
 F32 = NDArray[np.float32]
 F16 = NDArray[np.float16]
@@ -76,14 +77,28 @@ def kernel_for(draw: Draw, spacing_mm: float, rng: np.random.Generator) -> NDArr
 
 
 def make_example(
-    sharp: F32, spacing_mm: float, draw: Draw, rng: np.random.Generator, policy: MotionPolicy
+    sharp: F32,
+    spacing_mm: float,
+    draw: Draw,
+    rng: np.random.Generator,
+    policy: MotionPolicy,
+    magnitude: MagnitudeEstimator | None = None,
 ) -> tuple[F32, F32, bool]:
-    """Whole-image (blurred, node correction, corrected?) for one draw."""
+    """Whole-image (blurred, node correction, corrected?) for one draw.
+
+    Without ``magnitude`` the correction is the Wiener filter alone (no Richardson–Lucy fallback,
+    no shape step: what the first refiner was trained on); with it, the node's correction as
+    shipped (the kernel shape step with that magnitude, the fallback where the filter rings).
+    """
     k = kernel_for(draw, spacing_mm, rng)
     blurred = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(photons=draw.photons))
     blurred = np.asarray(blurred, dtype=np.float32)
     assessment = assess_motion(blurred, spacing_mm, policy)
-    return blurred, correct(blurred, assessment, policy), assessment.blurred
+    if magnitude is None:
+        done = deconvolve(blurred, assessment, policy, allow_fallback=False)
+    else:
+        done = deconvolve(blurred, assessment, policy, magnitude=magnitude)
+    return blurred, done.image, assessment.blurred
 
 
 def random_crops(
@@ -108,6 +123,7 @@ def build(
     seed: int,
     names: list[str] | None = None,
     scales: tuple[float, ...] = SCALES,
+    magnitude: MagnitudeEstimator | None = None,
 ) -> dict[str, int]:
     """Write one shard per (training image, scale); existing shards are kept."""
     out.mkdir(parents=True, exist_ok=True)
@@ -136,7 +152,9 @@ def build(
             # Fewer exposures of the large upsampled copies: each costs (factor)² more to assess.
             for _ in range(max(2, round(draws_per_image / max(1.0, factor) ** 1.2))):
                 draw = random_draw(rng)
-                blurred, corrected, applied = make_example(sharp, spacing, draw, rng, policy)
+                blurred, corrected, applied = make_example(
+                    sharp, spacing, draw, rng, policy, magnitude
+                )
                 if applied:
                     crops += random_crops((blurred, corrected, sharp), crop, crops_per_draw, rng)
                 meta.append([draw.motion_mm or 0.0, float(draw.straight), float(applied)])
@@ -183,6 +201,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="first N training images only")
     ap.add_argument("--part", default="0/1", help="I/N: every N-th image from the I-th (parallel)")
+    ap.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=list(SCALES),
+        help="rescale factors of each image (1 = native 0.6 mm/px, 3 = 0.2 mm/px upsampled)",
+    )
+    ap.add_argument(
+        "--kernel-shape",
+        type=Path,
+        default=None,
+        help="kernel_magnitude model folder: correct as the node ships (shape step, fallback); "
+        "without it the Wiener filter alone",
+    )
     args = ap.parse_args(argv)
     names = split_by_patient(args.data).train
     if args.limit:
@@ -190,8 +222,17 @@ def main(argv: list[str] | None = None) -> int:
     i, n = (int(v) for v in args.part.split("/"))
     names = names[i::n]
     t = time.time()
+    magnitude = load_magnitude_model(args.kernel_shape) if args.kernel_shape else None
     counts = build(
-        args.data, args.out, args.draws, args.crop, args.crops_per_draw, args.seed, names
+        args.data,
+        args.out,
+        args.draws,
+        args.crop,
+        args.crops_per_draw,
+        args.seed,
+        names,
+        tuple(args.scales),
+        magnitude,
     )
     counts["seconds"] = round(time.time() - t)
     print(json.dumps(counts))
