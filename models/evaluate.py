@@ -326,20 +326,28 @@ def evaluate_deblur(
         # sharpray-blind-wiener 0.5.0: the node with one fixed regulariser
         "blind_wiener_node_fixed_balance": (lambda c, a: correct(c.blurred, a, fixed), True),
     }
+    magnitude = load_magnitude_model(kernel_shape) if kernel_shape is not None else None
     if refiner is not None:
         ref = OnnxDeblur(refiner)
 
         use = ref.manifest.intended_use
         lo, hi = use.pixel_spacing_mm if use and use.pixel_spacing_mm else (0.0, float("inf"))
+        # a refiner of the node's correction as shipped refines the shape step's output (with
+        # the fallback); an older one the Wiener filter alone
+        on_node = ref.manifest.training.get("refines") == "node_correction"
+        if on_node and magnitude is None:
+            raise ValueError("this refiner refines the node's shape step: give --kernel-shape")
 
         def refined(c: Case, a: Any) -> F32:
             if not a.blurred:
                 return c.blurred
-            wiener = deconvolve(c.blurred, a, policy, allow_fallback=False).image
-            return ref(c.blurred, wiener) if lo <= c.spacing_mm <= hi else wiener
+            if on_node:
+                base = deconvolve(c.blurred, a, policy, magnitude=magnitude).image
+            else:
+                base = deconvolve(c.blurred, a, policy, allow_fallback=False).image
+            return ref(c.blurred, base) if lo <= c.spacing_mm <= hi else base
 
         methods["blind_wiener_refiner"] = (refined, True)
-    magnitude = load_magnitude_model(kernel_shape) if kernel_shape is not None else None
 
     def node_with(pol: MotionPolicy, label: str, mag: Any = magnitude, det: Any = None) -> Any:
         """The node's correction under ``pol`` (shape step with ``mag`` included, and ``det`` at

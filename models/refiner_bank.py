@@ -171,6 +171,33 @@ def build(
     return counts
 
 
+def describe_bank(
+    scales: tuple[float, ...], draws: int, kernel_shape: Path | None
+) -> dict[str, object]:
+    """What a bank holds, written as ``bank.json`` beside its shards and read by the training
+    (:mod:`models.train_refiner`) into the refiner's manifest: which correction it refines."""
+    described: dict[str, object] = {
+        "scales_mm_per_px": [round(NATIVE_SPACING_MM / f, 4) for f in scales],
+        "draws_per_image": draws,
+        "motion_mm": list(MOTION_MM),
+        "refines": "wiener" if kernel_shape is None else "node_correction",
+    }
+    if kernel_shape is not None:
+        m = json.loads((kernel_shape / "manifest.json").read_text())
+        described["kernel_magnitude"] = {"name": m["name"], "version": m["version"]}
+    return described
+
+
+def read_description(folder: Path) -> dict[str, object]:
+    """``bank.json`` of a bank; banks built before it existed refined the Wiener filter alone at
+    0.2 / 0.3 / 0.6 mm/px."""
+    path = folder / "bank.json"
+    if path.exists():
+        described: dict[str, object] = json.loads(path.read_text())
+        return described
+    return describe_bank(SCALES, 6, None)
+
+
 def load_bank(folder: Path, names: set[str] | None = None) -> tuple[F16, F32]:
     """All crops [N, 3, S, S] (blurred, correction, sharp) and their pixel spacing [N]."""
     crops, spacing = [], []
@@ -223,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     names = names[i::n]
     t = time.time()
     magnitude = load_magnitude_model(args.kernel_shape) if args.kernel_shape else None
+    args.out.mkdir(parents=True, exist_ok=True)
+    described = describe_bank(tuple(args.scales), args.draws, args.kernel_shape)
+    (args.out / "bank.json").write_text(json.dumps(described, indent=1) + "\n")
     counts = build(
         args.data,
         args.out,

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from models.deblur import MotionPolicy
-from models.refiner_bank import load_bank
+from models.refiner_bank import load_bank, read_description
 from models.rrdbnet import CONFIGS, build_generator
 from models.training import TrainingRun, add_run_arguments, save_atomic
 
@@ -94,6 +94,30 @@ def validation_psnr(
     return float(np.mean(ps)), float(np.mean(base))
 
 
+def validation_gains(
+    model: torch.nn.Module, val: NDArray[np.float16], device: torch.device
+) -> dict[str, float]:
+    """Per-crop PSNR gain (dB) of the refiner over the correction on every validation crop: its
+    mean, median, and the share of crops it made worse (the twentieth round's rule)."""
+    gains = []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(val), 8):
+            a = torch.from_numpy(val[i : i + 8].astype(np.float32)).to(device)
+            pred = model(a[:, :2]).clamp(0, 1)
+            for p, w, t in zip(pred, a[:, 1:2], a[:, 2:3], strict=True):
+                mse_p = max(float(F.mse_loss(p, t)), 1e-12)
+                mse_w = max(float(F.mse_loss(w, t)), 1e-12)
+                gains.append(10 * math.log10(mse_w / mse_p))
+    g = np.asarray(gains)
+    return {
+        "crops": len(g),
+        "mean_gain_db": round(float(g.mean()), 4),
+        "median_gain_db": round(float(np.median(g)), 4),
+        "share_worse": round(float((g < 0).mean()), 4),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -112,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_run_arguments(ap)
     ap.add_argument("--smoke", action="store_true", help="two tiny steps, to test the pipeline")
+    ap.add_argument(
+        "--validate",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="no training: the checkpoint's gain on every validation crop, to OUT/validation.json",
+    )
     args = ap.parse_args(argv)
     if args.smoke:
         args.config, args.patch, args.batch, args.steps, args.val_every = "tiny", 64, 2, 2, 1
@@ -126,6 +157,18 @@ def main(argv: list[str] | None = None) -> int:
         val, _ = load_bank(args.bank, val_names)
         val = val[np.random.default_rng(1).permutation(len(val))[:64]]
         return names, train, val, len(val_names)
+
+    if args.validate is not None:
+        ck = torch.load(args.validate, map_location=device, weights_only=False)
+        model = build_generator(str(ck["config"]), in_channels=2).to(device)
+        model.load_state_dict(ck["state_dict"])
+        names = bank_names(args.bank)
+        every, _ = load_bank(args.bank, {n for n in names if is_validation(n)} or set(names[:1]))
+        result = {"checkpoint": str(args.validate), "step": ck["step"]}
+        result.update(validation_gains(model, every, device))
+        (out / "validation.json").write_text(json.dumps(result, indent=1) + "\n")
+        log(json.dumps(result))
+        return 0
 
     names, train_crops, val_crops, n_val = read_bank()
     model = build_generator(args.config, in_channels=2).to(device)
@@ -149,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         f"batch {args.batch}, device {device}"
     )
 
+    bank = read_description(args.bank)
+    refines = str(bank["refines"])
+    scales = [float(v) for v in bank["scales_mm_per_px"]]  # type: ignore[attr-defined]
+
     def checkpoint(val_psnr: float | None = None) -> dict[str, object]:
         return {
             "state_dict": model.state_dict(),
@@ -162,11 +209,25 @@ def main(argv: list[str] | None = None) -> int:
             "best_val_psnr": best,
             "val_psnr": val_psnr,
             "training": {
-                "data": "cxr-radiographs-mhh training patients (models.refiner_bank), "
-                "at 0.2/0.3/0.6 mm/px; validation: 1 image in 10 by name hash",
+                "data": "cxr-radiographs-mhh training patients (models.refiner_bank), at "
+                + "/".join(f"{v:g}" for v in scales)
+                + " mm/px; validation: 1 image in 10 by name hash",
                 "kernels": "0.5-6 mm through the pixel spacing, straight or curved, 10% none; "
                 "only exposures the node corrects",
-                "input": "blurred + models.deblur.correct on the whole image (the node's)",
+                "input": (
+                    "blurred + the node's correction as shipped (shape step, fallback) on the "
+                    "whole image"
+                    if refines == "node_correction"
+                    else "blurred + the Wiener filter alone (no fallback) on the whole image"
+                ),
+                # which correction it refines: "wiener" (the filter alone) or "node_correction"
+                # (the node's, with the kernel shape step of kernel_magnitude)
+                "refines": refines,
+                **(
+                    {"kernel_magnitude": bank["kernel_magnitude"]}
+                    if "kernel_magnitude" in bank
+                    else {}
+                ),
                 "loss": f"L1 + {args.w_grad} gradient L1",
                 # the correction it refines: the node's must use the same parameters
                 "correction_policy": asdict(MotionPolicy()),

@@ -62,12 +62,13 @@ def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
     )
     magnitude = (
         KernelMagnitude(load_model(m.kernel_shape, "cpu", m.intra_op_threads, m.verify_sha256))
-        if m.kernel_shape is not None and generator is None
+        if m.kernel_shape is not None and (generator is None or generator.refines_node_correction)
         else None
     )
     if (
         m.kernel_shape is not None
         and generator is not None
+        and not generator.refines_node_correction
         and "kernel_shape" in m.model_fields_set
     ):
         log.info(

@@ -11,8 +11,10 @@ Two ways to correct, chosen by ``models.deblur`` in the settings:
 * a model folder: an ONNX model (:class:`node.pipeline.infer.Deblurrer`). One of two input
   channels is a **refiner** (trained by ``models.train_refiner``): the blind
   Wiener correction above first, then the refiner given the blurred image and that correction
-  removes what deconvolution leaves (ringing, noise). One of one channel is a generator run on
-  the blurred image alone (the old ``deblur-demo``).
+  removes what deconvolution leaves (ringing, noise). A refiner whose manifest says it refines
+  the node's correction (``training.refines: node_correction``) is given the correction as
+  shipped, with the kernel shape step and the fallback; an older one the Wiener filter alone.
+  One of one channel is a generator run on the blurred image alone (the old ``deblur-demo``).
 
 The blind Wiener correction takes a **kernel shape step** by default (``models.kernel_shape``,
 setting ``models.kernel_shape``; ``off`` leaves it out): a learned kernel magnitude, phase retrieval and the orientation by total
@@ -226,6 +228,18 @@ def refiner_policy_mismatch(trained_on: object, policy: MotionPolicy) -> list[st
     ]
 
 
+def shape_step_mismatch(trained_on: object, magnitude: ModelManifest | None) -> list[str]:
+    """How the kernel shape step a refiner of the node's correction was trained with (its
+    manifest's ``training.kernel_magnitude``) differs from the node's; empty when they agree."""
+    if not isinstance(trained_on, dict):
+        return []
+    want = f"{trained_on.get('name')} {trained_on.get('version')}"
+    if magnitude is None:
+        return [f"kernel shape step with {want} (trained) vs none (node: models.kernel_shape off)"]
+    have = f"{magnitude.name} {magnitude.version}"
+    return [] if want == have else [f"kernel magnitude {want} (trained) vs {have} (node)"]
+
+
 class Corrector:
     """Corrects a [0, 1] image (stored range, bright = dense) given its motion assessment."""
 
@@ -238,7 +252,11 @@ class Corrector:
     ) -> None:
         self.policy = policy
         self.generator = generator
-        if generator is not None and magnitude is not None:
+        if (
+            generator is not None
+            and magnitude is not None
+            and not generator.refines_node_correction
+        ):
             raise ValueError("the kernel shape step belongs to the blind Wiener correction only")
         if detector_magnitude is not None and magnitude is None:
             raise ValueError("the detector-scale magnitude belongs to the kernel shape step")
@@ -247,6 +265,11 @@ class Corrector:
         if generator is not None and generator.refines_correction:
             m = generator.model.manifest
             differs = refiner_policy_mismatch(m.training.get("correction_policy"), policy)
+            if generator.refines_node_correction:
+                differs += shape_step_mismatch(
+                    m.training.get("kernel_magnitude"),
+                    magnitude.model.manifest if magnitude is not None else None,
+                )
             if differs:
                 log.warning(
                     "refiner %s was trained on another Wiener correction than the node's "
@@ -282,27 +305,35 @@ class Corrector:
         a = np.asarray(unit, dtype=np.float32)
         if not motion.blurred:
             return Correction(a, False, "not corrected: no relevant motion found")
-        e = motion.estimate
-        what = f"{motion.motion_mm:.1f} mm straight motion at {e.angle_deg:.0f} degrees"
-        steps = self.policy.rl_iterations
-        how = "Wiener deconvolution" + (f" and {steps} Richardson-Lucy steps" if steps else "")
+        what, how = _straight_words(motion, self.policy)
         if self.generator is not None and self.generator.refines_correction:
-            # the refiner was trained on the Wiener filter's output: no fallback here
-            wiener = deconvolve(a, motion, self.policy, allow_fallback=False).image
+            if self.generator.refines_node_correction:
+                # trained on the node's correction as shipped: shape step and fallback included
+                base, said = self._deconvolved(a, motion)
+            else:
+                # trained on the Wiener filter's output: no fallback here
+                base = deconvolve(a, motion, self.policy, allow_fallback=False).image
+                said = f"{how} of {what}"
             if not self.refines_at(motion.pixel_spacing_mm):
                 return Correction(
-                    wiener,
+                    base,
                     True,
-                    f"{how} of {what} (not refined: "
+                    f"{said} (not refined: "
                     f"{motion.pixel_spacing_mm:g} mm pixels are outside {self.info.name}'s range)",
                 )
             return Correction(
-                self.generator(a, wiener),
+                self.generator(a, base),
                 True,
-                f"{how} of {what}, refined by {self.info.name}",
+                f"{said}, refined by {self.info.name}",
             )
         if self.generator is not None:
             return Correction(self.generator(a), True, f"{self.info.name} generator ({what})")
+        image, said = self._deconvolved(a, motion)
+        return Correction(image, True, said)
+
+    def _deconvolved(self, a: F32, motion: MotionAssessment) -> tuple[F32, str]:
+        """The blind correction as shipped (shape step, fallback) and what the SR says of it."""
+        what, how = _straight_words(motion, self.policy)
         done = deconvolve(
             a,
             motion,
@@ -317,7 +348,16 @@ class Corrector:
                 f"Richardson-Lucy deconvolution ({done.rl_iterations} steps; the "
                 "Wiener filter rang at hard edges)"
             )
-        return Correction(done.image, True, f"{how} of {what}{_regularisation(done)}")
+        return done.image, f"{how} of {what}{_regularisation(done)}"
+
+
+def _straight_words(motion: MotionAssessment, policy: MotionPolicy) -> tuple[str, str]:
+    """What the SR says of the motion (as estimated straight) and of the Wiener filter."""
+    e = motion.estimate
+    what = f"{motion.motion_mm:.1f} mm straight motion at {e.angle_deg:.0f} degrees"
+    steps = policy.rl_iterations
+    how = "Wiener deconvolution" + (f" and {steps} Richardson-Lucy steps" if steps else "")
+    return what, how
 
 
 def _regularisation(done: Deconvolution) -> str:

@@ -110,6 +110,15 @@ class Deblurrer:
     def refines_correction(self) -> bool:
         return self.channels == 2
 
+    @property
+    def refines_node_correction(self) -> bool:
+        """A refiner of the node's correction as shipped (the kernel shape step and the
+        Richardson-Lucy fallback), not of the Wiener filter alone: its manifest's
+        ``training.refines`` says ``node_correction`` (``models.refiner_bank --kernel-shape``)."""
+        return self.refines_correction and (
+            self.model.manifest.training.get("refines") == "node_correction"
+        )
+
     def _run(self, batch: np.ndarray) -> np.ndarray:
         m = self.model.manifest.input
         x = ((batch - m.mean) / m.std).astype(np.float32)

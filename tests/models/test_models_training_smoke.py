@@ -112,6 +112,36 @@ def test_refiner_bank_then_training_smoke_and_resume(tmp_path: Path) -> None:
         assert torch.allclose(net(x), x[:, 1:], atol=0.05)
 
 
+@pytest.mark.skipif(not (MHH / "metadata.csv").is_file(), reason=f"shared data absent: {MHH}")
+def test_refiner_bank_of_the_node_correction_is_recorded_in_the_refiner(tmp_path: Path) -> None:
+    """A bank made with the shape step (--kernel-shape) says so in bank.json; the refiner trained
+    on it records which correction it refines and which magnitude, and --validate measures every
+    validation crop."""
+    from models import refiner_bank, train_refiner
+
+    bank = tmp_path / "bank"
+    magnitude = Path(__file__).resolve().parents[2] / "models" / "weights" / "kernel-magnitude"
+    args = ["--data", str(MHH), "--out", str(bank), "--limit", "2", "--draws", "8"]
+    assert refiner_bank.main([*args, "--scales", "1", "--kernel-shape", str(magnitude)]) == 0
+    described = json.loads((bank / "bank.json").read_text())
+    assert described["refines"] == "node_correction"
+    assert described["scales_mm_per_px"] == [0.6]
+    assert described["kernel_magnitude"]["name"] == "sharpray-kernel-magnitude"
+
+    out = tmp_path / "run"
+    run = ["--bank", str(bank), "--out", str(out), "--smoke", "--threads", "1"]
+    assert train_refiner.main(run) == 0
+    training = torch.load(out / "best.pt", weights_only=False)["training"]
+    assert training["refines"] == "node_correction"
+    assert training["kernel_magnitude"] == described["kernel_magnitude"]
+    assert "0.6 mm/px" in training["data"]
+    assert train_refiner.main([*run, "--validate", str(out / "best.pt")]) == 0
+    checked = json.loads((out / "validation.json").read_text())
+    crops, _ = refiner_bank.load_bank(bank)
+    assert 0 < checked["crops"] <= len(crops)
+    assert 0.0 <= checked["share_worse"] <= 1.0
+
+
 @pytest.mark.skipif(not (LABELED / "labels.csv").is_file(), reason=f"shared data absent: {LABELED}")
 def test_train_classifier_with_weight_averaging_keeps_the_average(tmp_path: Path) -> None:
     from models import train_classifier

@@ -176,3 +176,51 @@ def test_a_correction_that_rings_at_hard_edges_says_richardson_lucy(refiner: Deb
     assert np.array_equal(out.image, done.image)
     refined = Corrector(policy, refiner)(blurred, motion)
     assert refined.method.startswith("Wiener deconvolution of")
+
+
+def test_a_refiner_of_the_node_correction_refines_the_correction_as_shipped(
+    refiner: Deblurrer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refiner whose manifest says ``training.refines: node_correction`` is given what the node
+    ships (the kernel shape step with its magnitude, the Richardson-Lucy fallback where the filter
+    rings), and the SR text says both; a Wiener-only refiner still refuses the shape step; a
+    shape step other than the one it was trained with is named in a warning."""
+    from dataclasses import replace
+
+    from models.deblur import deconvolve
+    from models.tune_deconvolution import collimate
+    from node.config import BUNDLED_MODELS
+    from node.pipeline.infer import KernelMagnitude
+
+    magnitude = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude", "cpu", 1, True))
+    trained = {"name": magnitude.model.manifest.name, "version": magnitude.model.manifest.version}
+    with pytest.raises(ValueError, match="shape step"):
+        Corrector(MotionPolicy(), refiner, magnitude)
+    m = refiner.model.manifest
+    training = {**m.training, "refines": "node_correction", "kernel_magnitude": trained}
+    refiner.model = replace(refiner.model, manifest=m.model_copy(update={"training": training}))
+    assert refiner.refines_node_correction
+
+    policy = MotionPolicy()
+    with caplog.at_level("WARNING", logger="node.pipeline.correct"):
+        corrector = Corrector(policy, refiner, magnitude)
+        assert not caplog.records
+    blurred = simulate_motion_blur(
+        collimate(_image()),
+        linear_kernel(12.0, 30.0),
+        np.random.default_rng(1),
+        noise=NoiseSpec(3e4),
+    ).astype(np.float32)
+    motion = assess_motion(blurred, 0.3, policy)
+    assert motion.blurred, motion
+    done = deconvolve(blurred, motion, policy, magnitude=magnitude)
+    assert done.method == "richardson-lucy"  # the fallback, which a Wiener-only refiner never gets
+    out = corrector(blurred, motion)
+    np.testing.assert_array_equal(out.image, refiner(blurred, done.image))
+    assert out.method.startswith("Richardson-Lucy deconvolution (")
+    assert out.method.endswith(", refined by sharpray-deblur-refiner-test")
+
+    with caplog.at_level("WARNING", logger="node.pipeline.correct"):
+        Corrector(policy, refiner)
+    assert "kernel shape step with sharpray-kernel-magnitude" in caplog.text
+    assert "vs none (node: models.kernel_shape off)" in caplog.text
