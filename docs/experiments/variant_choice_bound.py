@@ -1,0 +1,162 @@
+"""How much a local choice among deconvolutions could give at ≈0.6 mm/px: a bound (fitting images).
+
+A refiner given only the blurred image and the node's correction cannot know the kernel better
+than the node did. DWDN-style, it could be given several deconvolutions and choose locally. Before
+building that, the bound: per flagged case (the 20 fitting images of ``models.tune_balance``,
+384² centred crops at 0.6 mm/px, straight and curved 3 / 6 / 10 px, noise none / 3·10⁴ / 10⁴),
+the PSNR gain of the node's correction, of each variant (the node's kernel with λ ×0.5 / ×2; the
+straight estimate without the shape step; the straight estimate ×0.8 / ×1.25 in length), and of
+an **oracle choice** that takes, in every 16×16 block, whichever of them is closest to the sharp
+image (a bound no network reaches: it sees the truth). The true-kernel Wiener oracle beside.
+
+``PYTHONPATH=. python docs/experiments/variant_choice_bound.py --out runs/vc-0.json --part 0/2``
+(and ``1/2``), then ``--summary runs/vc-*.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio
+
+from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
+from models.blur_estimate import MotionEstimate
+from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur_data import load_gray
+from models.evaluate import wiener_blind
+from models.kernel_shape import load_magnitude_model
+from models.tune_balance import BUNDLED_MAGNITUDE, image_lists
+from models.tune_deconvolution import centre_crop
+
+LENGTHS = (3.0, 6.0, 10.0)
+NOISE = (None, 3e4, 1e4)
+BLOCK = 16
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(peak_signal_noise_ratio(a, b, data_range=1.0))
+
+
+def block_choice(sharp: np.ndarray, variants: list[np.ndarray]) -> np.ndarray:
+    """In each BLOCK² block, the variant with the least squared error against the truth."""
+    out = np.empty_like(variants[0])
+    h, w = sharp.shape
+    for y in range(0, h, BLOCK):
+        for x in range(0, w, BLOCK):
+            sl = (slice(y, y + BLOCK), slice(x, x + BLOCK))
+            errs = [float(np.mean((v[sl] - sharp[sl]) ** 2)) for v in variants]
+            out[sl] = variants[int(np.argmin(errs))][sl]
+    return out
+
+
+def run(data: Path, part: tuple[int, int], out: Path) -> None:
+    fit, _ = image_lists(data)
+    names = fit[part[0] :: part[1]]
+    policy = MotionPolicy()
+    magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
+    rows: list[dict[str, Any]] = []
+    t0 = time.time()
+    for name in names:
+        rng = np.random.default_rng(sum(map(ord, name)))
+        sharp = centre_crop(load_gray(data / name).astype(np.float32) / 255.0, 384)
+        for kind in ("straight", "curved"):
+            for px in LENGTHS:
+                k = motion_kernel(kind, px, rng)
+                for q in NOISE:
+                    b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q)).astype(np.float32)
+                    a = assess_motion(b, 0.6, policy)
+                    row: dict[str, Any] = {"image": name, "kind": kind, "px": px, "quanta": q}
+                    row["flagged"] = a.blurred
+                    rows.append(row)
+                    if not a.blurred:
+                        continue
+                    base = psnr(sharp, b)
+                    node = deconvolve(b, a, policy, magnitude=magnitude)
+                    variants = {"node": node.image}
+                    for f in (0.5, 2.0):
+                        pol = dataclasses.replace(policy, wiener_balance_factor=f)
+                        variants[f"lambda_x{f:g}"] = deconvolve(
+                            b, a, pol, magnitude=magnitude, shape=node.shape
+                        ).image
+                    variants["straight"] = deconvolve(b, a, policy).image
+                    for f in (0.8, 1.25):
+                        est = a.estimate
+                        longer = dataclasses.replace(a, estimate=_scaled(est, f))
+                        variants[f"straight_x{f:g}"] = deconvolve(b, longer, policy).image
+                    for key, v in variants.items():
+                        row[key] = psnr(sharp, v) - base
+                    row["choice"] = psnr(sharp, block_choice(sharp, list(variants.values()))) - base
+                    row["choice_node_lambda"] = (
+                        psnr(
+                            sharp,
+                            block_choice(
+                                sharp, [variants[k] for k in ("node", "lambda_x0.5", "lambda_x2")]
+                            ),
+                        )
+                        - base
+                    )
+                    row["oracle_wiener"] = (
+                        psnr(sharp, wiener_blind(b, k.astype(np.float64), policy)) - base
+                    )
+        print(f"{name}: {len(rows)} rows, {time.time() - t0:.0f} s", flush=True)
+        out.write_text(json.dumps(rows))
+
+
+def _scaled(est: MotionEstimate, factor: float) -> MotionEstimate:
+    return dataclasses.replace(est, length_px=max(1.0, est.length_px * factor))
+
+
+KEYS = (
+    "node",
+    "lambda_x0.5",
+    "lambda_x2",
+    "straight",
+    "straight_x0.8",
+    "straight_x1.25",
+    "choice_node_lambda",
+    "choice",
+    "oracle_wiener",
+)
+
+
+def summary(paths: list[Path]) -> None:
+    rows = [r for p in paths for r in json.loads(p.read_text())]
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if not r["flagged"]:
+            continue
+        q = "none" if r["quanta"] is None else f"{r['quanta']:.0e}"
+        groups[f"{r['kind']} {r['px']:g}px {q}"].append(r)
+        groups[f"{r['kind']} all"].append(r)
+        groups["all"].append(r)
+    print(f"{'group':24s}   n " + " ".join(f"{k[:13]:>13s}" for k in KEYS))
+    for g in sorted(groups):
+        rs = groups[g]
+        vals = [np.mean([r[k] for r in rs]) for k in KEYS]
+        print(f"{g:24s} {len(rs):3d} " + " ".join(f"{v:+13.2f}" for v in vals))
+    print(f"flagged {sum(r['flagged'] for r in rows)} of {len(rows)}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
+    p.add_argument("--out", type=Path)
+    p.add_argument("--part", default="0/1")
+    p.add_argument("--summary", nargs="*", type=Path)
+    a = p.parse_args()
+    if a.summary:
+        summary(a.summary)
+        return
+    i, k = (int(x) for x in a.part.split("/"))
+    run(a.data, (i, k), a.out)
+
+
+if __name__ == "__main__":
+    main()
