@@ -28,7 +28,7 @@ Spacing / Pixel Spacing of the header, or an assumed value the caller reports).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -484,6 +484,48 @@ def deconvolve(
             shrunk = True
     out = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0).astype(np.float32)
     return Deconvolution(out, method, over, balance, quanta, steps, shape, shrunk)
+
+
+def refiner_inputs(
+    blurred: NDArray[np.floating],
+    assessment: MotionAssessment,
+    policy: MotionPolicy,
+    magnitude: MagnitudeEstimator | None,
+    balance_factors: tuple[float, ...] = (),
+    detector_magnitude: MagnitudeEstimator | None = None,
+    *,
+    fallback: bool = True,
+) -> tuple[list[F32], Deconvolution]:
+    """What a refiner is given, and the correction it refines.
+
+    The inputs: the blurred image, the deconvolutions with the Wiener λ times each of
+    ``balance_factors`` (the same kernel: the shape step's finding reused), and last the
+    correction (a refiner's output is a residual on that one). The correction is the node's as
+    shipped: the shape step with ``magnitude`` where one is given, the Richardson–Lucy fallback
+    where the filter rings and ``fallback`` (a refiner of the Wiener filter alone: ``False``).
+    """
+    a = np.asarray(blurred, dtype=np.float32)
+    done = deconvolve(
+        a,
+        assessment,
+        policy,
+        allow_fallback=fallback,
+        magnitude=magnitude,
+        detector_magnitude=detector_magnitude,
+    )
+    variants = [
+        deconvolve(
+            a,
+            assessment,
+            replace(policy, wiener_balance_factor=f * policy.wiener_balance_factor),
+            allow_fallback=fallback,
+            magnitude=magnitude,
+            shape=done.shape,
+            detector_magnitude=detector_magnitude,
+        ).image
+        for f in balance_factors
+    ]
+    return [a, *variants, done.image], done
 
 
 def correct(

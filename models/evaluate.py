@@ -105,15 +105,16 @@ class OnnxDeblur:
         self.sess = session(path)
         self.out = self.manifest.outputs.get("image", self.sess.get_outputs()[0].name)
 
-    def __call__(self, image: F32, correction: F32 | None = None) -> F32:
-        """``image`` alone for a generator; with the node's ``correction`` for a refiner."""
+    def __call__(self, image: F32, *rest: F32) -> F32:
+        """``image`` alone for a generator; for a refiner its other inputs after it (the
+        deconvolutions at other λ, then the node's correction: :func:`refiner_inputs`)."""
         m: ModelManifest = self.manifest
         if m.input.channels == 1:
             stack = image
-        elif correction is None:
-            raise ValueError(f"{m.name} refines a correction: pass it")
+        elif len(rest) != m.input.channels - 1:
+            raise ValueError(f"{m.name} takes {m.input.channels} input channels: pass them")
         else:
-            stack = np.stack([image, correction])
+            stack = np.stack([image, *rest])
         tile = m.tile.size if m.tile else 512
         overlap = m.tile.overlap if m.tile else 32
 
@@ -295,7 +296,7 @@ def evaluate_deblur(
     round), as ``blind_wiener_node_detector_shape``."""
     import dataclasses
 
-    from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
+    from models.deblur import MotionPolicy, assess_motion, correct, deconvolve, refiner_inputs
     from models.kernel_shape import load_magnitude_model
 
     cases = make_cases(radiographs, dicoms, crop, max_images, photons=photons)
@@ -338,14 +339,16 @@ def evaluate_deblur(
         if on_node and magnitude is None:
             raise ValueError("this refiner refines the node's shape step: give --kernel-shape")
 
+        factors = ref.manifest.variant_balance_factors
+
         def refined(c: Case, a: Any) -> F32:
             if not a.blurred:
                 return c.blurred
-            if on_node:
-                base = deconvolve(c.blurred, a, policy, magnitude=magnitude).image
-            else:
-                base = deconvolve(c.blurred, a, policy, allow_fallback=False).image
-            return ref(c.blurred, base) if lo <= c.spacing_mm <= hi else base
+            shape_with = magnitude if on_node else None
+            if not lo <= c.spacing_mm <= hi:
+                return refiner_inputs(c.blurred, a, policy, shape_with, fallback=on_node)[1].image
+            inputs, _ = refiner_inputs(c.blurred, a, policy, shape_with, factors, fallback=on_node)
+            return ref(*inputs)
 
         methods["blind_wiener_refiner"] = (refined, True)
 

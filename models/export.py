@@ -209,8 +209,6 @@ def export_deblur(
     blind Wiener correction) to ``out_dir/model.onnx`` with a checked manifest."""
     model = model.float().cpu().eval()
     channels = model.in_channels
-    if channels not in (1, 2):
-        raise ValueError(f"a deblur model takes 1 or 2 input channels, not {channels}")
     onnx_path = out_dir / MODEL_FILE
     _onnx_export(
         fold_residual_scaling(model),  # the same function; parity is checked against ``model``
@@ -227,6 +225,10 @@ def export_deblur(
         "global residual"
         if channels == 1
         else "refiner of the blind Wiener correction: inputs blurred image + correction, "
+        "output = correction + residual"
+        if channels == 2
+        else "refiner of the blind Wiener correction: inputs blurred image + "
+        f"{channels - 2} deconvolutions at other Wiener λ + correction, "
         "output = correction + residual"
     )
     manifest = ModelManifest(
@@ -248,7 +250,7 @@ def export_deblur(
             std=1.0,
             size=None,
             multiple_of=4,
-            channels=2 if channels == 2 else 1,
+            channels=channels,
         ),
         outputs={"image": "corrected"},
         tile=tile or TileSpec(size=512, overlap=32),

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MANIFEST_NAME = "manifest.json"
 
@@ -48,10 +48,11 @@ class InputSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = "image"
     layout: Literal["NCHW"] = "NCHW"
-    # 1: the image. 2 (deblur models only, "refiners"): the blurred image and the node's blind
-    # Wiener correction of it (models.deblur.correct), stacked in that order; the node computes
-    # the correction first and runs such a model only where it corrects.
-    channels: Literal[1, 2] = 1
+    # 1: the image. 2 or more (deblur models only, "refiners"): the blurred image, the node's
+    # deconvolutions with its Wiener λ times each of training.variant_balance_factors, and last
+    # the correction it refines (models.deblur.refiner_inputs), stacked in that order; the node
+    # computes them first and runs such a model only where it corrects.
+    channels: int = Field(1, ge=1, le=8)
     dtype: Literal["float32"] = "float32"
     # classifier_unit: as shown (VOI), then models.intensity.classifier_unit (squash to size²,
     # 0.5-99.5 percentile stretch): the one mapping of training, evaluation and the node.
@@ -133,6 +134,33 @@ class ModelManifest(BaseModel):
     @property
     def display_name(self) -> str:
         return f"{self.name} {self.version}"
+
+    @model_validator(mode="after")
+    def _channels_are_said(self) -> ModelManifest:
+        """More than one input channel only for a refiner, and each channel beyond the blurred
+        image and the correction named by a factor of ``training.variant_balance_factors``."""
+        channels = self.input.channels
+        if channels > 1 and self.task != "deblur":
+            raise ValueError(f"a {self.task} model takes 1 input channel, not {channels}")
+        factors = self.training.get("variant_balance_factors", [])
+        if not isinstance(factors, list) or not all(
+            isinstance(f, (int, float)) and f > 0 for f in factors
+        ):
+            raise ValueError("training.variant_balance_factors must be a list of positive numbers")
+        if channels > 2 and len(factors) != channels - 2:
+            raise ValueError(
+                f"a refiner of {channels} input channels needs {channels - 2} "
+                f"training.variant_balance_factors, not {len(factors)}"
+            )
+        if channels <= 2 and factors:
+            raise ValueError(f"variant_balance_factors given for {channels} input channel(s)")
+        return self
+
+    @property
+    def variant_balance_factors(self) -> tuple[float, ...]:
+        """The Wiener λ factors of a refiner's extra input deconvolutions (empty: none)."""
+        factors = self.training.get("variant_balance_factors", [])
+        return tuple(float(f) for f in factors) if isinstance(factors, list) else ()
 
 
 class ManifestError(ValueError):

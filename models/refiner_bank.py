@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from skimage.transform import rescale
 
 from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, trajectory_kernel
-from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur import MotionPolicy, assess_motion, refiner_inputs
 from models.deblur_data import load_images, split_by_patient
 from models.kernel_shape import MagnitudeEstimator, load_magnitude_model
 
@@ -83,28 +83,29 @@ def make_example(
     rng: np.random.Generator,
     policy: MotionPolicy,
     magnitude: MagnitudeEstimator | None = None,
-) -> tuple[F32, F32, bool]:
-    """Whole-image (blurred, node correction, corrected?) for one draw.
+    balance_factors: tuple[float, ...] = (),
+) -> tuple[list[F32], bool]:
+    """Whole-image inputs of the refiner and whether the node corrected, for one draw.
 
     Without ``magnitude`` the correction is the Wiener filter alone (no Richardson–Lucy fallback,
     no shape step: what the first refiner was trained on); with it, the node's correction as
     shipped (the kernel shape step with that magnitude, the fallback where the filter rings).
+    The inputs are ``[blurred, *variants, correction]`` (:func:`refiner_inputs`).
     """
     k = kernel_for(draw, spacing_mm, rng)
     blurred = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(photons=draw.photons))
     blurred = np.asarray(blurred, dtype=np.float32)
     assessment = assess_motion(blurred, spacing_mm, policy)
-    if magnitude is None:
-        done = deconvolve(blurred, assessment, policy, allow_fallback=False)
-    else:
-        done = deconvolve(blurred, assessment, policy, magnitude=magnitude)
-    return blurred, done.image, assessment.blurred
+    inputs, _ = refiner_inputs(
+        blurred, assessment, policy, magnitude, balance_factors, fallback=magnitude is not None
+    )
+    return inputs, assessment.blurred
 
 
 def random_crops(
-    images: tuple[F32, F32, F32], size: int, count: int, rng: np.random.Generator
+    images: tuple[F32, ...], size: int, count: int, rng: np.random.Generator
 ) -> list[F16]:
-    """``count`` crops [3, size, size] at the same place in all three images."""
+    """``count`` crops [C, size, size] at the same place in all the images."""
     h, w = images[0].shape
     out = []
     for _ in range(count):
@@ -124,8 +125,10 @@ def build(
     names: list[str] | None = None,
     scales: tuple[float, ...] = SCALES,
     magnitude: MagnitudeEstimator | None = None,
+    balance_factors: tuple[float, ...] = (),
 ) -> dict[str, int]:
-    """Write one shard per (training image, scale); existing shards are kept."""
+    """Write one shard per (training image, scale); existing shards are kept. A crop's channels
+    are the refiner's inputs (:func:`refiner_inputs`), then the sharp image."""
     out.mkdir(parents=True, exist_ok=True)
     policy = MotionPolicy()
     if names is None:
@@ -152,16 +155,17 @@ def build(
             # Fewer exposures of the large upsampled copies: each costs (factor)² more to assess.
             for _ in range(max(2, round(draws_per_image / max(1.0, factor) ** 1.2))):
                 draw = random_draw(rng)
-                blurred, corrected, applied = make_example(
-                    sharp, spacing, draw, rng, policy, magnitude
+                inputs, applied = make_example(
+                    sharp, spacing, draw, rng, policy, magnitude, balance_factors
                 )
                 if applied:
-                    crops += random_crops((blurred, corrected, sharp), crop, crops_per_draw, rng)
+                    crops += random_crops((*inputs, sharp), crop, crops_per_draw, rng)
                 meta.append([draw.motion_mm or 0.0, float(draw.straight), float(applied)])
                 counts["corrected"] += int(applied)
                 counts["draws"] += 1
             tmp = shard.with_suffix(".tmp.npz")
-            stacked = np.stack(crops) if crops else np.zeros((0, 3, crop, crop), np.float16)
+            channels = 3 + len(balance_factors)
+            stacked = np.stack(crops) if crops else np.zeros((0, channels, crop, crop), np.float16)
             np.savez(
                 tmp, crops=stacked, meta=np.asarray(meta, np.float32), spacing=np.float32(spacing)
             )
@@ -172,7 +176,10 @@ def build(
 
 
 def describe_bank(
-    scales: tuple[float, ...], draws: int, kernel_shape: Path | None
+    scales: tuple[float, ...],
+    draws: int,
+    kernel_shape: Path | None,
+    balance_factors: tuple[float, ...] = (),
 ) -> dict[str, object]:
     """What a bank holds, written as ``bank.json`` beside its shards and read by the training
     (:mod:`models.train_refiner`) into the refiner's manifest: which correction it refines."""
@@ -181,6 +188,7 @@ def describe_bank(
         "draws_per_image": draws,
         "motion_mm": list(MOTION_MM),
         "refines": "wiener" if kernel_shape is None else "node_correction",
+        "variant_balance_factors": list(balance_factors),
     }
     if kernel_shape is not None:
         m = json.loads((kernel_shape / "manifest.json").read_text())
@@ -199,7 +207,8 @@ def read_description(folder: Path) -> dict[str, object]:
 
 
 def load_bank(folder: Path, names: set[str] | None = None) -> tuple[F16, F32]:
-    """All crops [N, 3, S, S] (blurred, correction, sharp) and their pixel spacing [N]."""
+    """All crops [N, C, S, S] (the refiner's inputs, the correction last of them, then the sharp
+    image) and their pixel spacing [N]."""
     crops, spacing = [], []
     for shard in sorted(folder.glob("*_x*.npz")):
         if shard.name.endswith(".tmp.npz"):
@@ -242,6 +251,13 @@ def main(argv: list[str] | None = None) -> int:
         help="kernel_magnitude model folder: correct as the node ships (shape step, fallback); "
         "without it the Wiener filter alone",
     )
+    ap.add_argument(
+        "--variant-balance-factors",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also give the refiner the deconvolution with the Wiener λ times each of these",
+    )
     args = ap.parse_args(argv)
     names = split_by_patient(args.data).train
     if args.limit:
@@ -251,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     t = time.time()
     magnitude = load_magnitude_model(args.kernel_shape) if args.kernel_shape else None
     args.out.mkdir(parents=True, exist_ok=True)
-    described = describe_bank(tuple(args.scales), args.draws, args.kernel_shape)
+    factors = tuple(args.variant_balance_factors)
+    described = describe_bank(tuple(args.scales), args.draws, args.kernel_shape, factors)
     (args.out / "bank.json").write_text(json.dumps(described, indent=1) + "\n")
     counts = build(
         args.data,
@@ -263,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         names,
         tuple(args.scales),
         magnitude,
+        factors,
     )
     counts["seconds"] = round(time.time() - t)
     print(json.dumps(counts))

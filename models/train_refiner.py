@@ -57,9 +57,10 @@ def bank_names(bank: Path) -> list[str]:
 def batch_from(
     crops: NDArray[np.float16], rng: np.random.Generator, size: int, patch: int
 ) -> tuple[F32, F32]:
-    """Random patches, rotated/flipped alike in all channels: ([B,2,p,p] input, [B,1,p,p] target)."""
+    """Random patches, rotated/flipped alike in all channels: ([B,C-1,p,p] input, [B,1,p,p]
+    target; the correction is the input's last channel)."""
     idx = rng.integers(0, len(crops), size)
-    out = np.empty((size, 3, patch, patch), np.float32)
+    out = np.empty((size, crops.shape[1], patch, patch), np.float32)
     s = crops.shape[-1]
     for j, i in enumerate(idx):
         y, x = (int(v) for v in rng.integers(0, s - patch + 1, 2))
@@ -68,7 +69,7 @@ def batch_from(
         if rng.random() < 0.5:
             a = a[:, :, ::-1]
         out[j] = a
-    return out[:, :2], out[:, 2:]
+    return out[:, :-1], out[:, -1:]
 
 
 def gradient_l1(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -86,8 +87,8 @@ def validation_psnr(
     with torch.no_grad():
         for i in range(0, len(val), 8):
             a = torch.from_numpy(val[i : i + 8].astype(np.float32)).to(device)
-            pred = model(a[:, :2]).clamp(0, 1)
-            for p, w, t in zip(pred, a[:, 1:2], a[:, 2:3], strict=True):
+            pred = model(a[:, :-1]).clamp(0, 1)
+            for p, w, t in zip(pred, a[:, -2:-1], a[:, -1:], strict=True):
                 ps.append(-10 * math.log10(max(float(F.mse_loss(p, t)), 1e-12)))
                 base.append(-10 * math.log10(max(float(F.mse_loss(w, t)), 1e-12)))
     model.train()
@@ -104,8 +105,8 @@ def validation_gains(
     with torch.no_grad():
         for i in range(0, len(val), 8):
             a = torch.from_numpy(val[i : i + 8].astype(np.float32)).to(device)
-            pred = model(a[:, :2]).clamp(0, 1)
-            for p, w, t in zip(pred, a[:, 1:2], a[:, 2:3], strict=True):
+            pred = model(a[:, :-1]).clamp(0, 1)
+            for p, w, t in zip(pred, a[:, -2:-1], a[:, -1:], strict=True):
                 mse_p = max(float(F.mse_loss(p, t)), 1e-12)
                 mse_w = max(float(F.mse_loss(w, t)), 1e-12)
                 gains.append(10 * math.log10(mse_w / mse_p))
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.validate is not None:
         ck = torch.load(args.validate, map_location=device, weights_only=False)
-        model = build_generator(str(ck["config"]), in_channels=2).to(device)
+        model = build_generator(str(ck["config"]), in_channels=int(ck["in_channels"])).to(device)
         model.load_state_dict(ck["state_dict"])
         names = bank_names(args.bank)
         every, _ = load_bank(args.bank, {n for n in names if is_validation(n)} or set(names[:1]))
@@ -171,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     names, train_crops, val_crops, n_val = read_bank()
-    model = build_generator(args.config, in_channels=2).to(device)
+    in_channels = int(train_crops.shape[1]) - 1
+    model = build_generator(args.config, in_channels=in_channels).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.steps, eta_min=args.lr / 20)
     rng = np.random.default_rng(args.seed)
@@ -187,13 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         rng.bit_generator.state = ck["rng"]
         log(f"resumed at step {step}")
     log(
-        f"refiner {args.config} (2 channels): {len(train_crops)} training crops, "
+        f"refiner {args.config} ({in_channels} channels): {len(train_crops)} training crops, "
         f"{len(val_crops)} validation crops ({n_val} images); patch {args.patch}, "
         f"batch {args.batch}, device {device}"
     )
 
     bank = read_description(args.bank)
     refines = str(bank["refines"])
+    factors = [float(f) for f in bank.get("variant_balance_factors", [])]  # type: ignore[attr-defined]
     scales = [float(v) for v in bank["scales_mm_per_px"]]  # type: ignore[attr-defined]
 
     def checkpoint(val_psnr: float | None = None) -> dict[str, object]:
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             "elapsed_s": run.elapsed(),
             "rng": rng.bit_generator.state,
             "config": args.config,
-            "in_channels": 2,
+            "in_channels": in_channels,
             "best_val_psnr": best,
             "val_psnr": val_psnr,
             "training": {
@@ -214,15 +217,18 @@ def main(argv: list[str] | None = None) -> int:
                 + " mm/px; validation: 1 image in 10 by name hash",
                 "kernels": "0.5-6 mm through the pixel spacing, straight or curved, 10% none; "
                 "only exposures the node corrects",
-                "input": (
-                    "blurred + the node's correction as shipped (shape step, fallback) on the "
-                    "whole image"
+                "input": "blurred + "
+                + "".join(f"the deconvolution at Wiener λ x{f:g} + " for f in factors)
+                + (
+                    "the node's correction as shipped (shape step, fallback) on the whole image"
                     if refines == "node_correction"
-                    else "blurred + the Wiener filter alone (no fallback) on the whole image"
+                    else "the Wiener filter alone (no fallback) on the whole image"
                 ),
                 # which correction it refines: "wiener" (the filter alone) or "node_correction"
                 # (the node's, with the kernel shape step of kernel_magnitude)
                 "refines": refines,
+                # the deconvolutions at other Wiener λ given beside the correction
+                **({"variant_balance_factors": factors} if factors else {}),
                 **(
                     {"kernel_magnitude": bank["kernel_magnitude"]}
                     if "kernel_magnitude" in bank
@@ -250,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             opt.step()
             sched.step()
             step += 1
-            losses.append((float(loss.item()), F.l1_loss(x[:, 1:], y).item()))
+            losses.append((float(loss.item()), F.l1_loss(x[:, -1:], y).item()))
             if step % 50 == 0 or args.smoke:
                 arr = np.asarray(losses[-50:])
                 log(

@@ -36,7 +36,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, deconvolve
+from models.deblur import (
+    Deconvolution,
+    MotionAssessment,
+    MotionPolicy,
+    deconvolve,
+    refiner_inputs,
+)
 from models.kernel_shape import DETECTOR_THRESHOLDS, effective_thresholds
 from models.manifest import ModelManifest, device_uid_for
 from node.pipeline.infer import Deblurrer, KernelMagnitude
@@ -307,22 +313,36 @@ class Corrector:
             return Correction(a, False, "not corrected: no relevant motion found")
         what, how = _straight_words(motion, self.policy)
         if self.generator is not None and self.generator.refines_correction:
-            if self.generator.refines_node_correction:
-                # trained on the node's correction as shipped: shape step and fallback included
-                base, said = self._deconvolved(a, motion)
-            else:
-                # trained on the Wiener filter's output: no fallback here
-                base = deconvolve(a, motion, self.policy, allow_fallback=False).image
-                said = f"{how} of {what}"
+            # a refiner of the node's correction as shipped gets the shape step and the fallback;
+            # one trained on the Wiener filter's output alone gets that, without the fallback
+            on_node = self.generator.refines_node_correction
             if not self.refines_at(motion.pixel_spacing_mm):
+                base, said = (
+                    self._deconvolved(a, motion)
+                    if on_node
+                    else (
+                        deconvolve(a, motion, self.policy, allow_fallback=False).image,
+                        f"{how} of {what}",
+                    )
+                )
                 return Correction(
                     base,
                     True,
                     f"{said} (not refined: "
                     f"{motion.pixel_spacing_mm:g} mm pixels are outside {self.info.name}'s range)",
                 )
+            inputs, done = refiner_inputs(
+                a,
+                motion,
+                self.policy,
+                self.magnitude if on_node else None,
+                self.generator.variant_balance_factors,
+                self.detector_magnitude if on_node else None,
+                fallback=on_node,
+            )
+            said = self._said(motion, done) if on_node else f"{how} of {what}"
             return Correction(
-                self.generator(a, base),
+                self.generator(a, inputs[-1], inputs[1:-1]),
                 True,
                 f"{said}, refined by {self.info.name}",
             )
@@ -333,7 +353,6 @@ class Corrector:
 
     def _deconvolved(self, a: F32, motion: MotionAssessment) -> tuple[F32, str]:
         """The blind correction as shipped (shape step, fallback) and what the SR says of it."""
-        what, how = _straight_words(motion, self.policy)
         done = deconvolve(
             a,
             motion,
@@ -341,6 +360,11 @@ class Corrector:
             magnitude=self.magnitude,
             detector_magnitude=self.detector_magnitude,
         )
+        return done.image, self._said(motion, done)
+
+    def _said(self, motion: MotionAssessment, done: Deconvolution) -> str:
+        """What the SR says of the blind correction ``done``."""
+        what, how = _straight_words(motion, self.policy)
         if done.curved:
             what = f"{motion.motion_mm:.1f} mm curved motion (kernel retrieved from its magnitude)"
         if done.method == "richardson-lucy":
@@ -348,7 +372,7 @@ class Corrector:
                 f"Richardson-Lucy deconvolution ({done.rl_iterations} steps; the "
                 "Wiener filter rang at hard edges)"
             )
-        return done.image, f"{how} of {what}{_regularisation(done)}"
+        return f"{how} of {what}{_regularisation(done)}"
 
 
 def _straight_words(motion: MotionAssessment, policy: MotionPolicy) -> tuple[str, str]:

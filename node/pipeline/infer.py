@@ -9,6 +9,7 @@ CPU answers (a silent CPU fallback is a 100x slowdown nobody sees).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,12 @@ class Deblurrer:
 
     @property
     def refines_correction(self) -> bool:
-        return self.channels == 2
+        return self.channels >= 2
+
+    @property
+    def variant_balance_factors(self) -> tuple[float, ...]:
+        """The Wiener λ factors of the deconvolutions a refiner is given beside the correction."""
+        return self.model.manifest.variant_balance_factors
 
     @property
     def refines_node_correction(self) -> bool:
@@ -125,12 +131,25 @@ class Deblurrer:
         (y,) = self.model.session.run([self.output_name], {self.input_name: x})
         return np.asarray(y, dtype=np.float32) * m.std + m.mean
 
-    def __call__(self, unit: np.ndarray, correction: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        unit: np.ndarray,
+        correction: np.ndarray | None = None,
+        variants: Sequence[np.ndarray] = (),
+    ) -> np.ndarray:
+        """The generator's output on ``unit``; a refiner's on ``unit``, the ``variants``
+        (deconvolutions at its :attr:`variant_balance_factors`) and the ``correction``."""
         image = unit.astype(np.float32)
         if self.refines_correction:
             if correction is None or correction.shape != unit.shape:
                 raise ValueError("a refiner needs the correction of the same shape as the image")
-            image = np.stack([image, correction.astype(np.float32)])
+            if len(variants) != self.channels - 2 or any(v.shape != unit.shape for v in variants):
+                raise ValueError(
+                    f"this refiner needs {self.channels - 2} deconvolutions beside the "
+                    "correction, of the image's shape"
+                )
+            image = np.stack([image, *(v.astype(np.float32) for v in variants), correction])
+            image = image.astype(np.float32)
         out = run_tiled(
             image,
             self._run,

@@ -70,3 +70,32 @@ def test_device_uid_is_dicom_uid() -> None:
     assert uid.startswith("2.25.") and len(uid) <= 64
     assert all(part.isdigit() for part in uid.split("."))
     assert device_uid_for("cd" * 32) != uid
+
+
+def test_a_refiner_names_each_extra_input_channel(tmp_path: Path) -> None:
+    """More than two input channels only with one Wiener λ factor per extra deconvolution; more
+    than one channel only for a deblur model."""
+    from pydantic import ValidationError
+
+    m = _manifest(tmp_path)
+    four = InputSpec(multiple_of=4, channels=4)
+    ok = m.model_copy(update={"input": four, "training": {"variant_balance_factors": [0.5, 2]}})
+    checked = ModelManifest.model_validate(ok.model_dump())
+    assert checked.variant_balance_factors == (0.5, 2.0)
+    assert m.variant_balance_factors == ()
+    for training, message in (
+        ({}, "needs 2 training.variant_balance_factors, not 0"),
+        ({"variant_balance_factors": [0.5]}, "needs 2"),
+        ({"variant_balance_factors": [0.5, -1]}, "positive numbers"),
+    ):
+        bad = ok.model_copy(update={"training": training}).model_dump()
+        with pytest.raises(ValidationError, match=message):
+            ModelManifest.model_validate(bad)
+    two = m.model_copy(
+        update={"input": InputSpec(channels=2), "training": {"variant_balance_factors": [2]}}
+    )
+    with pytest.raises(ValidationError, match="given for 2 input channel"):
+        ModelManifest.model_validate(two.model_dump())
+    classify = m.model_copy(update={"task": "classify", "input": InputSpec(channels=2)})
+    with pytest.raises(ValidationError, match="classify model takes 1 input channel"):
+        ModelManifest.model_validate(classify.model_dump())

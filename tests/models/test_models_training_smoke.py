@@ -141,6 +141,27 @@ def test_refiner_bank_of_the_node_correction_is_recorded_in_the_refiner(tmp_path
     assert 0 < checked["crops"] <= len(crops)
     assert 0.0 <= checked["share_worse"] <= 1.0
 
+    # with the deconvolutions at λ x0.5 and x2: the same exposures, two more channels before the
+    # correction; a refiner of four input channels that says so in its manifest
+    more = tmp_path / "bank-variants"
+    args = ["--data", str(MHH), "--out", str(more), "--limit", "2", "--draws", "8", "--scales"]
+    variants = ["--kernel-shape", str(magnitude), "--variant-balance-factors", "0.5", "2"]
+    assert refiner_bank.main([*args, "1", *variants]) == 0
+    wide, _ = refiner_bank.load_bank(more)
+    assert wide.shape[1] == 5
+    np.testing.assert_array_equal(wide[:, [0, 3, 4]], crops)
+    assert json.loads((more / "bank.json").read_text())["variant_balance_factors"] == [0.5, 2.0]
+    out4 = tmp_path / "run4"
+    assert train_refiner.main(["--bank", str(more), "--out", str(out4), "--smoke"]) == 0
+    ck = torch.load(out4 / "best.pt", weights_only=False)
+    assert ck["in_channels"] == 4 and ck["training"]["variant_balance_factors"] == [0.5, 2.0]
+    from models import export
+
+    onnx = tmp_path / "onnx4"
+    assert export.main(["deblur", "--checkpoint", str(out4 / "best.pt"), "--out", str(onnx)]) == 0
+    manifest, _ = load_manifest(onnx)
+    assert manifest.input.channels == 4 and manifest.variant_balance_factors == (0.5, 2.0)
+
 
 @pytest.mark.skipif(not (LABELED / "labels.csv").is_file(), reason=f"shared data absent: {LABELED}")
 def test_train_classifier_with_weight_averaging_keeps_the_average(tmp_path: Path) -> None:

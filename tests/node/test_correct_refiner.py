@@ -224,3 +224,62 @@ def test_a_refiner_of_the_node_correction_refines_the_correction_as_shipped(
         Corrector(policy, refiner)
     assert "kernel shape step with sharpray-kernel-magnitude" in caplog.text
     assert "vs none (node: models.kernel_shape off)" in caplog.text
+
+
+def test_a_refiner_given_deconvolutions_at_other_lambda_gets_them_before_the_correction(
+    tmp_path: Path,
+) -> None:
+    """A refiner of four input channels (manifest: variant_balance_factors 0.5 and 2) is given
+    the blurred image, the node's deconvolutions with λ ×0.5 and ×2 (the same kernel) and last
+    the correction as shipped; its output is exactly the ONNX model's on that stack."""
+    from dataclasses import replace
+
+    import torch
+
+    from models.deblur import deconvolve
+    from models.export import export_deblur
+    from models.rrdbnet import build_generator
+    from node.config import BUNDLED_MODELS
+    from node.pipeline.infer import KernelMagnitude
+
+    magnitude = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude", "cpu", 1, True))
+    torch.manual_seed(7)
+    folder = tmp_path / "refiner4"
+    export_deblur(
+        build_generator("tiny", in_channels=4),
+        folder,
+        name="sharpray-deblur-refiner4-test",
+        version="0.0.0-test",
+        config_name="tiny",
+        training={"refines": "node_correction", "variant_balance_factors": [0.5, 2.0]},
+        parity_shapes=((1, 4, 64, 64),),
+    )
+    refiner = Deblurrer(load_model(folder, "cpu", 1, True))
+    assert refiner.channels == 4 and refiner.refines_node_correction
+    assert refiner.variant_balance_factors == (0.5, 2.0)
+
+    policy = MotionPolicy()
+    blurred = simulate_motion_blur(
+        _image(6), linear_kernel(12.0, 30.0), np.random.default_rng(3), noise=NoiseSpec(3e4)
+    ).astype(np.float32)
+    motion = assess_motion(blurred, 0.3, policy)
+    assert motion.blurred, motion
+    out = Corrector(policy, refiner, magnitude)(blurred, motion)
+
+    done = deconvolve(blurred, motion, policy, magnitude=magnitude)
+    lower, higher = (
+        deconvolve(
+            blurred,
+            motion,
+            replace(policy, wiener_balance_factor=f),
+            magnitude=magnitude,
+            shape=done.shape,
+        ).image
+        for f in (0.5, 2.0)
+    )
+    # λ ×0.5 sharpens (and amplifies noise) more than the correction, λ ×2 less
+    assert np.std(np.diff(lower)) > np.std(np.diff(done.image)) > np.std(np.diff(higher))
+    np.testing.assert_array_equal(out.image, refiner(blurred, done.image, [lower, higher]))
+    assert out.method.endswith(", refined by sharpray-deblur-refiner4-test")
+    with pytest.raises(ValueError, match="2 deconvolutions beside the correction"):
+        refiner(blurred, done.image)
