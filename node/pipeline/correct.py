@@ -311,48 +311,35 @@ class Corrector:
         a = np.asarray(unit, dtype=np.float32)
         if not motion.blurred:
             return Correction(a, False, "not corrected: no relevant motion found")
-        what, how = _straight_words(motion, self.policy)
-        if self.generator is not None and self.generator.refines_correction:
+        g = self.generator
+        if g is not None and g.refines_correction:
             # a refiner of the node's correction as shipped gets the shape step and the fallback;
             # one trained on the Wiener filter's output alone gets that, without the fallback
-            on_node = self.generator.refines_node_correction
-            if not self.refines_at(motion.pixel_spacing_mm):
-                base, said = (
-                    self._deconvolved(a, motion)
-                    if on_node
-                    else (
-                        deconvolve(a, motion, self.policy, allow_fallback=False).image,
-                        f"{how} of {what}",
-                    )
-                )
-                return Correction(
-                    base,
-                    True,
-                    f"{said} (not refined: "
-                    f"{motion.pixel_spacing_mm:g} mm pixels are outside {self.info.name}'s range)",
-                )
+            on_node = g.refines_node_correction
+            refine = self.refines_at(motion.pixel_spacing_mm)
             inputs, done = refiner_inputs(
                 a,
                 motion,
                 self.policy,
                 self.magnitude if on_node else None,
-                self.generator.variant_balance_factors,
+                g.variant_balance_factors if refine else (),
                 self.detector_magnitude if on_node else None,
                 fallback=on_node,
             )
-            said = self._said(motion, done) if on_node else f"{how} of {what}"
+            said = self._said(motion, done)
+            if not refine:
+                return Correction(
+                    done.image,
+                    True,
+                    f"{said} (not refined: "
+                    f"{motion.pixel_spacing_mm:g} mm pixels are outside {self.info.name}'s range)",
+                )
             return Correction(
-                self.generator(a, inputs[-1], inputs[1:-1]),
-                True,
-                f"{said}, refined by {self.info.name}",
+                g(a, done.image, inputs[1:-1]), True, f"{said}, refined by {self.info.name}"
             )
-        if self.generator is not None:
-            return Correction(self.generator(a), True, f"{self.info.name} generator ({what})")
-        image, said = self._deconvolved(a, motion)
-        return Correction(image, True, said)
-
-    def _deconvolved(self, a: F32, motion: MotionAssessment) -> tuple[F32, str]:
-        """The blind correction as shipped (shape step, fallback) and what the SR says of it."""
+        if g is not None:
+            what, _ = _straight_words(motion, self.policy)
+            return Correction(g(a), True, f"{self.info.name} generator ({what})")
         done = deconvolve(
             a,
             motion,
@@ -360,7 +347,7 @@ class Corrector:
             magnitude=self.magnitude,
             detector_magnitude=self.detector_magnitude,
         )
-        return done.image, self._said(motion, done)
+        return Correction(done.image, True, self._said(motion, done))
 
     def _said(self, motion: MotionAssessment, done: Deconvolution) -> str:
         """What the SR says of the blind correction ``done``."""
