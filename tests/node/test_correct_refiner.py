@@ -3,6 +3,7 @@ given the blurred image and that correction; a sharp image still comes back unto
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -283,3 +284,27 @@ def test_a_refiner_given_deconvolutions_at_other_lambda_gets_them_before_the_cor
     assert out.method.endswith(", refined by sharpray-deblur-refiner4-test")
     with pytest.raises(ValueError, match="2 deconvolutions beside the correction"):
         refiner(blurred, done.image)
+
+
+def test_the_node_loads_the_shape_step_for_a_refiner_of_its_correction_only(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    """``models.deblur`` set to a refiner: the node loads the kernel shape step beside it only
+    when the refiner's manifest says it refines the node's correction."""
+    import shutil
+
+    from node.app import load_models
+    from node.config import load_settings
+
+    folder = tmp_path / "node-refiner"
+    shutil.copytree(tiny_models["refiner"], folder)
+    manifest = folder / "manifest.json"
+    described = json.loads(manifest.read_text())
+    described["training"]["refines"] = "node_correction"
+    manifest.write_text(json.dumps(described))
+    cfg = tmp_path / "c.yaml"
+    for model, shaped in ((tiny_models["refiner"], False), (folder, True)):
+        cfg.write_text(f"models:\n  deblur: {model}\n")
+        corrector = load_models(load_settings(cfg, environ={})).deblur
+        assert corrector.generator is not None
+        assert (corrector.magnitude is not None) is shaped
