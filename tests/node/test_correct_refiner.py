@@ -1,5 +1,6 @@
-"""The correction step with a refiner model (two input channels): Wiener first, then the refiner
-given the blurred image and that correction; a sharp image still comes back untouched."""
+"""The correction step with a refiner model (two or more input channels): the blind correction
+first, then the refiner given the blurred image (the deconvolutions at other λ where its manifest
+names them) and that correction; a sharp image still comes back untouched."""
 
 from __future__ import annotations
 
