@@ -78,21 +78,30 @@ def gradient_l1(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return dx.abs().mean() + dy.abs().mean()
 
 
-def validation_psnr(
+def per_crop_mse(
     model: torch.nn.Module, val: NDArray[np.float16], device: torch.device
-) -> tuple[float, float]:
-    """Mean PSNR (dB, range 1) of the refiner and of the correction alone on the validation crops."""
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Mean squared error against the sharp image of the refiner's output and of the correction
+    alone, per validation crop (floored at 1e-12)."""
+    refined, alone = [], []
     model.eval()
-    ps, base = [], []
     with torch.no_grad():
         for i in range(0, len(val), 8):
             a = torch.from_numpy(val[i : i + 8].astype(np.float32)).to(device)
             pred = model(a[:, :-1]).clamp(0, 1)
             for p, w, t in zip(pred, a[:, -2:-1], a[:, -1:], strict=True):
-                ps.append(-10 * math.log10(max(float(F.mse_loss(p, t)), 1e-12)))
-                base.append(-10 * math.log10(max(float(F.mse_loss(w, t)), 1e-12)))
+                refined.append(max(float(F.mse_loss(p, t)), 1e-12))
+                alone.append(max(float(F.mse_loss(w, t)), 1e-12))
     model.train()
-    return float(np.mean(ps)), float(np.mean(base))
+    return np.asarray(refined), np.asarray(alone)
+
+
+def validation_psnr(
+    model: torch.nn.Module, val: NDArray[np.float16], device: torch.device
+) -> tuple[float, float]:
+    """Mean PSNR (dB, range 1) of the refiner and of the correction alone on the validation crops."""
+    refined, alone = per_crop_mse(model, val, device)
+    return float(np.mean(-10 * np.log10(refined))), float(np.mean(-10 * np.log10(alone)))
 
 
 def validation_gains(
@@ -100,17 +109,8 @@ def validation_gains(
 ) -> dict[str, float]:
     """Per-crop PSNR gain (dB) of the refiner over the correction on every validation crop: its
     mean, median, and the share of crops it made worse (the twentieth round's rule)."""
-    gains = []
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(val), 8):
-            a = torch.from_numpy(val[i : i + 8].astype(np.float32)).to(device)
-            pred = model(a[:, :-1]).clamp(0, 1)
-            for p, w, t in zip(pred, a[:, -2:-1], a[:, -1:], strict=True):
-                mse_p = max(float(F.mse_loss(p, t)), 1e-12)
-                mse_w = max(float(F.mse_loss(w, t)), 1e-12)
-                gains.append(10 * math.log10(mse_w / mse_p))
-    g = np.asarray(gains)
+    refined, alone = per_crop_mse(model, val, device)
+    g = 10 * np.log10(alone / refined)
     return {
         "crops": len(g),
         "mean_gain_db": round(float(g.mean()), 4),
