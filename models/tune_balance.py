@@ -36,7 +36,8 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
 - ``shape-net-fit`` / ``shape-net-validate``: the eleventh round; the ``shape-validate`` design,
   the node as built (sharpray-blind-wiener 0.9.0) with the bundled magnitude network
   (``gain_fixed``) against the same with the network of ``--magnitude`` (``gain_noise``);
-  ``shrink-summary --rows … --built fixed`` compares them.
+  ``shrink-summary --rows … --built fixed`` compares them. ``--tau`` sets τ for both (default
+  the eleventh round's 0.25 / 0.4; the twenty-second round: 0.25 / 0.3, as built since 0.10.0).
 - ``shape-tau-fit`` / ``shape-tau-validate``: the twelfth round; the ``shape-validate`` design,
   the node as built with the bundled magnitude network; fit: its kernel never replaced
   (``gain_fixed``) and always replaced (``gain_noise``), ``tau-summary`` then gives every
@@ -279,8 +280,9 @@ def run(
     candidate_magnitude = None
     if command in ("shape-net-fit", "shape-net-validate"):
         # the eleventh round: the node as built (sharpray-blind-wiener 0.9.0) with the bundled
-        # magnitude network against the same with another one (``--magnitude``)
-        policy = MotionPolicy(shape_thresholds=AS_BUILT_TAU)
+        # magnitude network against the same with another one (``--magnitude``); the
+        # twenty-second round with τ as built since 0.10.0 (``--tau 0.25 0.3``)
+        policy = MotionPolicy(shape_thresholds=thresholds or AS_BUILT_TAU)
         compared = {"fixed": policy, "noise": policy}
         magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
         candidate_magnitude = load_magnitude_model(magnitude_folder)
@@ -778,7 +780,8 @@ def main(argv: list[str] | None = None) -> int:
         nargs=2,
         type=float,
         metavar=("QUIET", "NOISY"),
-        help="shape-tau-validate: the candidate τ for a quiet and a noisy frame",
+        help="shape-tau-validate: the candidate τ for a quiet and a noisy frame; shape-net-*: "
+        "τ for both networks (default 0.25 / 0.4, the eleventh round's)",
     )
     ap.add_argument(
         "--length-exponent",
