@@ -510,6 +510,28 @@ def _figure_sheet(c: Case, i: int, outputs: dict[str, list[F32]], scale: str) ->
     return sheet
 
 
+def pneumonia_probabilities(
+    sess: ort.InferenceSession, manifest: ModelManifest, images: list[F32], batch: int = 16
+) -> NDArray[np.float64]:
+    """P(pneumonia) for grey images in [0, 1], fed as the node feeds the classifier
+    (:func:`models.intensity.percentile_stretch`, then :func:`models.intensity.classifier_input`
+    with the manifest's normalisation), in batches."""
+    from models.intensity import classifier_input, percentile_stretch
+
+    size = manifest.input.size or 224
+    x = np.concatenate(
+        [
+            classifier_input(percentile_stretch(a), size, manifest.input.mean, manifest.input.std)
+            for a in images
+        ]
+    )
+    out = []
+    for i in range(0, len(x), batch):
+        (p,) = sess.run([manifest.outputs["probabilities"]], {"image": x[i : i + batch]})
+        out.append(np.asarray(p)[:, 1])
+    return np.concatenate(out).astype(np.float64)
+
+
 def evaluate_classifier(
     labels_csv: Path, split: str, classify: Path, deblur: Path | None, seed: int = 7
 ) -> dict[str, Any]:
@@ -518,14 +540,12 @@ def evaluate_classifier(
     blurred-then-corrected (the node's blind Wiener correction, or the ``deblur`` generator);
     every figure with its 95 % bootstrap interval, at the manifest's operating threshold."""
     from models.deblur import MotionPolicy, assess_motion, correct
-    from models.intensity import classifier_unit, percentile_stretch
     from models.kermany import read_kermany
     from models.metrics import bootstrap_ci, expected_calibration_error, reliability
 
     samples = read_kermany(labels_csv, split)
     manifest, path = load_manifest(classify)
     sess = session(path)
-    size = manifest.input.size or 224
     thr = manifest.operating_threshold
     y = np.array([s.label for s in samples])
     raw = [load_gray(labels_csv.parent / s.path).astype(np.float32) / 255.0 for s in samples]
@@ -548,15 +568,7 @@ def evaluate_classifier(
         return correct(b, assess_motion(b, spacing, policy), policy)
 
     def probs(images: list[F32]) -> NDArray[np.float64]:
-        units = [classifier_unit(percentile_stretch(a), size) for a in images]
-        x = (np.stack(units)[:, None] - manifest.input.mean) / manifest.input.std
-        out = []
-        for i in range(0, len(x), 16):
-            (p,) = sess.run(
-                [manifest.outputs["probabilities"]], {"image": x[i : i + 16].astype(np.float32)}
-            )
-            out.append(np.asarray(p)[:, 1])
-        return np.concatenate(out).astype(np.float64)
+        return pneumonia_probabilities(sess, manifest, images)
 
     def report(p: NDArray[np.float64]) -> dict[str, Any]:
         m: dict[str, Any] = binary_metrics(y, p, thr)

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from models.deblur_data import load_gray
-from models.intensity import classifier_input, classifier_unit
+from models.evaluate import pneumonia_probabilities
+from models.intensity import classifier_input, classifier_unit, percentile_stretch
 from models.manifest import load_manifest
 from node.pipeline.preprocess import decode, to_unit_voi
 from tests.support.synthetic import chest_like, make_cr
@@ -61,6 +62,33 @@ def test_png_and_its_dicom_wrapping_give_the_same_input_and_probability(
         for x in (train, node)
     ]
     assert probs[0] == pytest.approx(probs[1], abs=1e-3)
+
+
+def test_evaluation_batches_give_the_node_path_probability(
+    tmp_path: Path, test_models: dict[str, Path]
+) -> None:
+    """models.evaluate's batched probabilities are what the node path gives image by image."""
+    chest = chest_like(200, 240, seed=1).astype(np.float32)
+    noise = np.random.default_rng(0).random((200, 240)).astype(np.float32)
+    images = [chest, 1 - chest, noise]
+    manifest, path = load_manifest(test_models["classify"])
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    size = manifest.input.size or 224
+    single = [
+        sess.run(
+            ["probabilities"],
+            {
+                "image": classifier_input(
+                    percentile_stretch(a), size, manifest.input.mean, manifest.input.std
+                )
+            },
+        )[0][0, 1]
+        for a in images
+    ]
+    batched = pneumonia_probabilities(sess, manifest, images, batch=2)
+    assert batched.shape == (3,)
+    assert np.allclose(batched, single, atol=1e-6)
+    assert np.unique(batched).size == 3  # each image its own probability, in its own place
 
 
 def test_stretch_ignores_bit_depth_and_offset() -> None:
