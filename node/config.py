@@ -118,7 +118,7 @@ class ModelSettings(Strict):
     # The native-pixel kernel magnitude of the same step for frames with pixels finer than 0.4 mm
     # (detector scale; used only with kernel_shape; bundled, off by default: on the test split's
     # real frames with noise it lost, docs/models.md); null (or "off"): those keep the straight
-    # kernel (0.10.0).
+    # kernel (0.12.0).
     kernel_shape_detector: Path | None = None
 
     @field_validator("kernel_shape", "kernel_shape_detector", mode="before")

@@ -60,11 +60,13 @@ WIENER_VERSION = "0.6.1"
 #: 0.9.0: the estimate's second look, as for 0.6.1; 0.10.0: the bundled magnitude network's third
 #: version (sharpray-kernel-magnitude 0.3.0, the eleventh round; the network's name, version and
 #: checksum are in the Device UID and the description whichever network is configured) and the
-#: shape step's τ for a noisy frame 0.4 → 0.3 (the twelfth round).
-SHAPED_VERSION = "0.10.0"
+#: shape step's τ for a noisy frame 0.4 → 0.3 (the twelfth round); 0.12.0: the fourth network
+#: (sharpray-kernel-magnitude 0.4.0, the twenty-second round).
+SHAPED_VERSION = "0.12.0"
 #: The version whose shape step also runs at pixels finer than 0.4 mm, with a native-pixel
-#: magnitude network (models.kernel_magnitude_net.DETECTOR_NAME; the sixteenth round).
-DETECTOR_SHAPED_VERSION = "0.11.0"
+#: magnitude network (models.kernel_magnitude_net.DETECTOR_NAME; the sixteenth round): 0.11.0
+#: beside the third network, 0.13.0 beside the fourth.
+DETECTOR_SHAPED_VERSION = "0.13.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",

@@ -16,7 +16,7 @@ from models.manifest import load_manifest
 from models.train_kernel_magnitude import train
 
 REPO = Path(__file__).resolve().parents[2]
-CHECKPOINT = REPO / "models" / "checkpoints" / "kernel-magnitude-net-3.pt"
+CHECKPOINT = REPO / "models" / "checkpoints" / "kernel-magnitude-net-4.pt"
 BUNDLED = REPO / "models" / "weights" / "kernel-magnitude"
 DETECTOR_CHECKPOINT = REPO / "models" / "checkpoints" / "kernel-magnitude-detector-net.pt"
 DETECTOR_BUNDLED = REPO / "models" / "weights" / "kernel-magnitude-detector"

@@ -137,7 +137,7 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     cfg.write_text("models: {}\n")
     default = load_settings(cfg, environ={})
     assert default.models.kernel_shape == BUNDLED
-    # the detector-scale network is bundled but off (the eighteenth round's test split): 0.10.0
+    # the detector-scale network is bundled but off (the eighteenth round's test split): 0.12.0
     assert default.models.kernel_shape_detector is None
     assert load_models(default).deblur.info.version == SHAPED_VERSION
     off_by_env = load_settings(cfg, environ={"SHARPRAY_MODELS__KERNEL_SHAPE": "off"})
