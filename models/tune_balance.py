@@ -250,6 +250,7 @@ def run(
     thresholds: tuple[float, float] | None = None,
     length_exponent: float = 0.0,
     max_images: int | None = None,
+    built_thresholds: tuple[float, float] = AS_BUILT_TAU,
 ) -> list[dict[str, Any]]:
     fit, validation = image_lists(data)
     names = (validation if command.endswith("validate") else fit)[:max_images][part[0] :: part[1]]
@@ -297,7 +298,9 @@ def run(
         }
         magnitude = load_magnitude_model(magnitude_folder)
     if command == "shape-tau-validate":
-        policy = MotionPolicy(shape_thresholds=AS_BUILT_TAU)
+        # the twelfth round against τ 0.25 / 0.4; the twenty-third against 0.25 / 0.3
+        # (``--built-tau``)
+        policy = MotionPolicy(shape_thresholds=built_thresholds)
         compared = {
             "fixed": policy,
             "noise": dataclasses.replace(policy, shape_thresholds=thresholds),
@@ -656,21 +659,24 @@ def summarise_laws(
     }
 
 
-def summarise_thresholds(rows: list[dict[str, Any]], tolerance: float = 0.1) -> dict[str, Any]:
-    """The twelfth round's choice from ``shape-tau-fit`` rows: for every (τ quiet, τ noisy) of the
-    grid, each flagged case takes its always-replaced gain where its magnitude distance exceeds
-    the τ of its measured noise (:func:`models.kernel_shape.shape_threshold`), else its
-    never-replaced gain; then :func:`summarise_filters` against the pair as built (mean, Δ, the
-    largest group fall, admissible within ``tolerance``; the pair as built listed first, so that
-    a tie keeps it), with the number of kernels each pair replaces."""
+def summarise_thresholds(
+    rows: list[dict[str, Any]],
+    tolerance: float = 0.1,
+    built_pair: tuple[float, float] = AS_BUILT_TAU,
+) -> dict[str, Any]:
+    """The twelfth (and twenty-third) round's choice from ``shape-tau-fit`` rows: for every
+    (τ quiet, τ noisy) of the grid, each flagged case takes its always-replaced gain where its
+    magnitude distance exceeds the τ of its measured noise
+    (:func:`models.kernel_shape.shape_threshold`), else its never-replaced gain; then
+    :func:`summarise_filters` against ``built_pair`` (mean, Δ, the largest group fall, admissible
+    within ``tolerance``; the pair as built listed first, so that a tie keeps it), with the number
+    of kernels each pair replaces."""
     from models.kernel_shape import shape_threshold
 
     def label(pair: tuple[float, float]) -> str:
         return f"{pair[0]:g}/{pair[1]:g}"
 
-    pairs = [AS_BUILT_TAU] + [
-        (q, n) for q in TAU_QUIET for n in TAU_NOISY if (q, n) != AS_BUILT_TAU
-    ]
+    pairs = [built_pair] + [(q, n) for q in TAU_QUIET for n in TAU_NOISY if (q, n) != built_pair]
     cases = []
     replaced = dict.fromkeys(map(label, pairs), 0)
     for r in rows:
@@ -682,7 +688,7 @@ def summarise_thresholds(rows: list[dict[str, Any]], tolerance: float = 0.1) -> 
             case[f"gain_{label(pair)}"] = r["gain_noise"] if swapped else r["gain_fixed"]
             replaced[label(pair)] += swapped
         cases.append(case)
-    built = label(AS_BUILT_TAU)
+    built = label(built_pair)
     out = summarise_filters(
         cases,
         tolerance,
@@ -784,6 +790,15 @@ def main(argv: list[str] | None = None) -> int:
         "τ for both networks (default 0.25 / 0.4, the eleventh round's)",
     )
     ap.add_argument(
+        "--built-tau",
+        nargs=2,
+        type=float,
+        metavar=("QUIET", "NOISY"),
+        default=list(AS_BUILT_TAU),
+        help="tau-summary / shape-tau-validate: τ as built, the pair compared against (default "
+        "the twelfth round's 0.25 / 0.4; the twenty-third: 0.25 / 0.3)",
+    )
+    ap.add_argument(
         "--length-exponent",
         type=float,
         default=0.0,
@@ -804,7 +819,7 @@ def main(argv: list[str] | None = None) -> int:
         for f in args.rows:
             rows += json.loads(f.read_text())
         if args.command == "tau-summary":
-            summary: dict[str, Any] = summarise_thresholds(rows)
+            summary: dict[str, Any] = summarise_thresholds(rows, built_pair=tuple(args.built_tau))
         elif args.command == "noise-summary":
             summary = summarise_noise(rows)
         elif args.command == "law-summary":
@@ -847,6 +862,7 @@ def main(argv: list[str] | None = None) -> int:
         tuple(args.tau) if args.tau else None,
         args.length_exponent,
         args.max_images,
+        (args.built_tau[0], args.built_tau[1]),
     )
     return 0
 

@@ -122,6 +122,11 @@ def test_the_twelfth_round_simulates_every_threshold_from_never_and_always_repla
     assert out["pairs"][out["best"]]["mean"] == better["mean"]
     # where nothing differs, the pair as built is kept
     assert summarise_thresholds(rows[2:3])["best"] == "0.25/0.4"
+    # the twenty-third round compares against τ as built since 0.10.0
+    since = summarise_thresholds(rows, built_pair=(0.25, 0.3))
+    assert since["pairs"]["0.25/0.3"]["delta"] == 0.0
+    assert since["pairs"]["0.25/0.4"]["delta"] == pytest.approx(-1 / 3, abs=1e-3)
+    assert summarise_thresholds(rows[2:3], built_pair=(0.25, 0.3))["best"] == "0.25/0.3"
 
 
 def test_the_thirteenth_round_reports_both_noise_measures_against_the_truth() -> None:
