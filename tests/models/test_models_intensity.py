@@ -64,10 +64,11 @@ def test_png_and_its_dicom_wrapping_give_the_same_input_and_probability(
     assert probs[0] == pytest.approx(probs[1], abs=1e-3)
 
 
-def test_evaluation_batches_give_the_node_path_probability(
+def test_evaluation_batches_give_the_one_by_one_probability(
     tmp_path: Path, test_models: dict[str, Path]
 ) -> None:
-    """models.evaluate's batched probabilities are what the node path gives image by image."""
+    """models.evaluate's batched probabilities are those of the same images fed one by one through
+    classifier_input (the node's function), after evaluation's percentile stretch of the file."""
     chest = chest_like(200, 240, seed=1).astype(np.float32)
     noise = np.random.default_rng(0).random((200, 240)).astype(np.float32)
     images = [chest, 1 - chest, noise]
