@@ -781,23 +781,23 @@ def main(argv: list[str] | None = None) -> int:
         help="decades of the blur model's grey-to-exposure mapping; 'none': blur the grey values "
         "themselves, as an evaluator with another blur model might",
     )
-    ap.add_argument(
-        "--tau",
-        nargs=2,
-        type=float,
-        metavar=("QUIET", "NOISY"),
-        help="shape-tau-validate: the candidate τ for a quiet and a noisy frame; shape-net-*: "
-        "τ for both networks (default 0.25 / 0.4, the eleventh round's)",
-    )
-    ap.add_argument(
-        "--built-tau",
-        nargs=2,
-        type=float,
-        metavar=("QUIET", "NOISY"),
-        default=list(AS_BUILT_TAU),
-        help="tau-summary / shape-tau-validate: τ as built, the pair compared against (default "
-        "the twelfth round's 0.25 / 0.4; the twenty-third: 0.25 / 0.3)",
-    )
+    for flag, default, text in (
+        (
+            "--tau",
+            None,
+            "shape-tau-validate: the candidate τ for a quiet and a noisy frame; shape-net-*: τ for "
+            "both networks (default 0.25 / 0.4, the eleventh round's)",
+        ),
+        (
+            "--built-tau",
+            list(AS_BUILT_TAU),
+            "tau-summary / shape-tau-validate: τ as built, the pair compared against (default the "
+            "twelfth round's 0.25 / 0.4; the twenty-third: 0.25 / 0.3)",
+        ),
+    ):
+        ap.add_argument(
+            flag, nargs=2, type=float, metavar=("QUIET", "NOISY"), default=default, help=text
+        )
     ap.add_argument(
         "--length-exponent",
         type=float,
