@@ -513,9 +513,10 @@ def _figure_sheet(c: Case, i: int, outputs: dict[str, list[F32]], scale: str) ->
 def pneumonia_probabilities(
     sess: ort.InferenceSession, manifest: ModelManifest, images: list[F32], batch: int = 16
 ) -> NDArray[np.float64]:
-    """P(pneumonia) for grey images in [0, 1], fed as the node feeds the classifier
-    (:func:`models.intensity.percentile_stretch`, then :func:`models.intensity.classifier_input`
-    with the manifest's normalisation), in batches."""
+    """P(pneumonia) for grey images in [0, 1], in batches: each image stretched
+    (:func:`models.intensity.percentile_stretch`, as evaluation always fed the files), then
+    :func:`models.intensity.classifier_input` — the node's own function — with the manifest's
+    normalisation."""
     from models.intensity import classifier_input, percentile_stretch
 
     size = manifest.input.size or 224
