@@ -806,6 +806,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--max-images", type=int, help="only the first so many images of the set")
     args = ap.parse_args(argv)
+    built_tau: tuple[float, float] = (args.built_tau[0], args.built_tau[1])
     summaries = (
         "summary",
         "filter-summary",
@@ -819,7 +820,7 @@ def main(argv: list[str] | None = None) -> int:
         for f in args.rows:
             rows += json.loads(f.read_text())
         if args.command == "tau-summary":
-            summary: dict[str, Any] = summarise_thresholds(rows, built_pair=tuple(args.built_tau))
+            summary: dict[str, Any] = summarise_thresholds(rows, built_pair=built_tau)
         elif args.command == "noise-summary":
             summary = summarise_noise(rows)
         elif args.command == "law-summary":
@@ -862,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
         tuple(args.tau) if args.tau else None,
         args.length_exponent,
         args.max_images,
-        (args.built_tau[0], args.built_tau[1]),
+        built_tau,
     )
     return 0
 
