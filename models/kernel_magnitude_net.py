@@ -76,8 +76,42 @@ def load_checkpoint(path: Path) -> KernelMagnitudeNet:
     return net.eval()
 
 
+def average_weights(paths: list[Path]) -> KernelMagnitudeNet:
+    """One network whose every weight is the mean of the checkpoints' (a "weight average":
+    meaningful for networks of one lineage, e.g. one fine-tuned from the other)."""
+    states = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
+    net = KernelMagnitudeNet()
+    net.load_state_dict({k: sum(s[k] for s in states) / len(states) for k in states[0]})
+    return net.eval()
+
+
+class MeanOfNetworks(nn.Module):
+    """The mean of several magnitude networks' outputs, exported as one graph."""
+
+    def __init__(self, nets: list[KernelMagnitudeNet]) -> None:
+        super().__init__()
+        if not nets:
+            raise ValueError("MeanOfNetworks needs at least one network")
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([n(x) for n in self.nets]).mean(0)
+
+
+def combine_checkpoints(paths: list[Path], how: str) -> nn.Module:
+    """One checkpoint as it is; several as their weight average (``how="weights"``) or the mean
+    of their outputs (``how="outputs"``)."""
+    if len(paths) == 1:
+        return load_checkpoint(paths[0])
+    if how == "weights":
+        return average_weights(paths)
+    if how == "outputs":
+        return MeanOfNetworks([load_checkpoint(p) for p in paths]).eval()
+    raise ValueError(f"unknown way to combine checkpoints: {how!r}")
+
+
 def export_kernel_magnitude(
-    net: KernelMagnitudeNet,
+    net: nn.Module,
     out_dir: Path,
     *,
     version: str = VERSION,
@@ -110,7 +144,12 @@ def export_kernel_magnitude(
         task="kernel_magnitude",
         version=version,
         architecture=(
-            "U-Net (16/32/64 channels, dilated bottleneck) from the 64x64 Welch log power "
+            (
+                f"the mean of the outputs of {len(net.nets)} networks, each a "
+                if isinstance(net, MeanOfNetworks)
+                else ""
+            )
+            + "U-Net (16/32/64 channels, dilated bottleneck) from the 64x64 Welch log power "
             "spectrum of the blurred linear exposure to the motion kernel's magnitude |K| "
             "(centred, sigmoid)"
         ),
@@ -136,7 +175,19 @@ def export_kernel_magnitude(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", type=Path, required=True, help="state dict (.pt)")
+    ap.add_argument(
+        "--checkpoint",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="state dict (.pt); several are combined as --combine says",
+    )
+    ap.add_argument(
+        "--combine",
+        choices=("weights", "outputs"),
+        default="weights",
+        help="several checkpoints: their weight average, or the mean of their outputs",
+    )
     ap.add_argument("--out", type=Path, required=True, help="model folder to write")
     ap.add_argument("--version", default=VERSION)
     ap.add_argument(
@@ -153,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         json.loads(args.record.read_text(encoding="utf-8")) if args.record else {}
     )
     m = export_kernel_magnitude(
-        load_checkpoint(args.checkpoint),
+        combine_checkpoints(args.checkpoint, args.combine),
         args.out,
         version=args.version,
         name=args.name,

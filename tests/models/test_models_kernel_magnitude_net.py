@@ -11,7 +11,13 @@ import pytest
 import torch
 from conftest import KERMANY
 
-from models.kernel_magnitude_net import export_kernel_magnitude, load_checkpoint
+from models.kernel_magnitude_net import (
+    KernelMagnitudeNet,
+    combine_checkpoints,
+    export_kernel_magnitude,
+    load_checkpoint,
+)
+from models.kernel_magnitude_net import main as export_main
 from models.manifest import load_manifest
 from models.train_kernel_magnitude import train
 
@@ -45,6 +51,38 @@ def test_the_bundled_model_is_the_committed_checkpoint_exported(
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
     assert np.abs(out - ref).max() < 1e-4
+
+
+def test_two_checkpoints_combine_by_their_weights_or_their_outputs(tmp_path: Path) -> None:
+    paths = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        paths.append(tmp_path / f"n{seed}.pt")
+        torch.save(KernelMagnitudeNet().state_dict(), paths[-1])
+    a, b = (load_checkpoint(p) for p in paths)
+    averaged = combine_checkpoints(paths, "weights")
+    assert isinstance(averaged, KernelMagnitudeNet)
+    for name, w in averaged.state_dict().items():
+        assert torch.allclose(w, (a.state_dict()[name] + b.state_dict()[name]) / 2)
+    x = torch.from_numpy(
+        np.random.default_rng(0).standard_normal((2, 1, 64, 64)).astype(np.float32)
+    )
+    with torch.no_grad():
+        mean_of_outputs = (a(x) + b(x)) / 2
+        assert torch.allclose(combine_checkpoints(paths, "outputs")(x), mean_of_outputs)
+        assert not torch.allclose(averaged(x), mean_of_outputs, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown way"):
+        combine_checkpoints(paths, "median")
+    # the export of the output mean runs in ONNX Runtime as one graph
+    out = tmp_path / "mean"
+    argv = ["--checkpoint", *map(str, paths), "--combine", "outputs", "--out", str(out)]
+    assert export_main(argv) == 0
+    manifest, path = load_manifest(out)
+    assert manifest.architecture.startswith("the mean of the outputs of 2 networks")
+    (onnx_out,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"image": x.numpy()}
+    )
+    assert np.abs(onnx_out - mean_of_outputs.numpy()).max() < 1e-4
 
 
 def test_training_writes_a_checkpoint_and_resumes(tmp_path: Path) -> None:
