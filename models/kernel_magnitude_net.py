@@ -12,6 +12,9 @@ checkpoint to the ONNX model the node runs (ONNX Runtime, never torch):
 
 ``python -m models.kernel_magnitude_net --checkpoint models/checkpoints/kernel-magnitude-net.pt
 --out models/weights/kernel-magnitude``
+
+Several checkpoints (``--checkpoint A.pt B.pt``) are exported as their weight average
+(``--combine weights``) or as the mean of their outputs in one graph (``--combine outputs``).
 """
 
 from __future__ import annotations
