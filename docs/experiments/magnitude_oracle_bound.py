@@ -1,0 +1,136 @@
+"""How much a truer kernel magnitude could still give the node at ≈0.6 mm/px: a bound (fitting images).
+
+Four magnitude networks have lowered the held-out magnitude error 0.163 → 0.112, and the node's
+validation gain per network fell with it (docs/models.md, the twenty-fourth and twenty-fifth
+rounds). Before another network: what would the node gain with the **true** magnitude in place
+of the learned one, everything else as built (the phase retrieval, the orientation by total
+variation, τ, λ, the Richardson–Lucy fallback)? Per flagged case (the 20 fitting images of
+``models.tune_balance``, 384² centred crops at 0.6 mm/px, straight and curved 3 / 6 / 10 px,
+noise none / 3·10⁴ / 10⁴), the PSNR gain of:
+
+- ``node``: the node as built (the bundled magnitude network, τ 0.25 / 0.3);
+- ``true_magnitude``: the same with the case's true |K| as the "network's" output;
+- ``true_magnitude_always``: the same with τ 0 (the retrieved kernel used wherever it was read);
+- ``oracle_wiener``: the true kernel's Wiener filter (``models.evaluate.wiener_blind``).
+
+``PYTHONPATH=. python docs/experiments/magnitude_oracle_bound.py --out runs/mo-0.json --part 0/2``
+(and ``1/2``), then ``--summary runs/mo-*.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio
+
+from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
+from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur_data import load_gray
+from models.evaluate import wiener_blind
+from models.kernel_shape import load_magnitude_model, magnitude_of
+from models.tune_balance import BUNDLED_MAGNITUDE, image_lists
+from models.tune_deconvolution import centre_crop
+
+LENGTHS = (3.0, 6.0, 10.0)
+NOISE = (None, 3e4, 1e4)
+AS_BUILT_TAU = (0.25, 0.3)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(peak_signal_noise_ratio(a, b, data_range=1.0))
+
+
+def true_magnitude(kernel: np.ndarray) -> Any:
+    """An estimator that returns the kernel's own centred |K|, whatever spectrum it is given."""
+    m = np.fft.fftshift(magnitude_of(kernel.astype(np.float64)))
+
+    def estimate(spectrum: np.ndarray) -> np.ndarray:
+        return m
+
+    return estimate
+
+
+def run(data: Path, part: tuple[int, int], out: Path) -> None:
+    fit, _ = image_lists(data)
+    names = fit[part[0] :: part[1]]
+    policy = MotionPolicy(shape_thresholds=AS_BUILT_TAU)
+    always = dataclasses.replace(policy, shape_thresholds=(0.0, 0.0))
+    magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
+    rows: list[dict[str, Any]] = []
+    t0 = time.time()
+    for name in names:
+        rng = np.random.default_rng(sum(map(ord, name)))
+        sharp = centre_crop(load_gray(data / name).astype(np.float32) / 255.0, 384)
+        for kind in ("straight", "curved"):
+            for px in LENGTHS:
+                k = motion_kernel(kind, px, rng)
+                for q in NOISE:
+                    b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q)).astype(np.float32)
+                    a = assess_motion(b, 0.6, policy)
+                    row: dict[str, Any] = {"image": name, "kind": kind, "px": px, "quanta": q}
+                    row["flagged"] = a.blurred
+                    rows.append(row)
+                    if not a.blurred:
+                        continue
+                    base = psnr(sharp, b)
+                    truth = true_magnitude(k)
+                    for key, pol, mag in (
+                        ("node", policy, magnitude),
+                        ("true_magnitude", policy, truth),
+                        ("true_magnitude_always", always, truth),
+                    ):
+                        d = deconvolve(b, a, pol, magnitude=mag)
+                        row[key] = psnr(sharp, d.image) - base
+                        row[f"{key}_replaced"] = d.shape is not None and d.shape.replaced
+                    row["oracle_wiener"] = (
+                        psnr(sharp, wiener_blind(b, k.astype(np.float64), policy)) - base
+                    )
+        print(f"{name}: {len(rows)} rows, {time.time() - t0:.0f} s", flush=True)
+        out.write_text(json.dumps(rows))
+
+
+KEYS = ("node", "true_magnitude", "true_magnitude_always", "oracle_wiener")
+
+
+def summary(paths: list[Path]) -> None:
+    rows = [r for p in paths for r in json.loads(p.read_text())]
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if not r["flagged"]:
+            continue
+        q = "none" if r["quanta"] is None else f"{r['quanta']:.0e}"
+        groups[f"{r['kind']} {r['px']:g}px {q}"].append(r)
+        groups[f"{r['kind']} all"].append(r)
+        groups["all"].append(r)
+    print(f"{'group':24s}   n " + " ".join(f"{k[:16]:>16s}" for k in KEYS) + "  replaced n/t/a")
+    for g in sorted(groups):
+        rs = groups[g]
+        vals = [np.mean([r[k] for r in rs]) for k in KEYS]
+        rep = "/".join(str(sum(r[f"{k}_replaced"] for r in rs)) for k in KEYS[:3])
+        print(f"{g:24s} {len(rs):3d} " + " ".join(f"{v:+16.2f}" for v in vals) + f"  {rep}")
+    print(f"flagged {sum(r['flagged'] for r in rows)} of {len(rows)}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
+    p.add_argument("--out", type=Path)
+    p.add_argument("--part", default="0/1")
+    p.add_argument("--summary", nargs="*", type=Path)
+    a = p.parse_args()
+    if a.summary:
+        summary(a.summary)
+        return
+    i, k = (int(x) for x in a.part.split("/"))
+    run(a.data, (i, k), a.out)
+
+
+if __name__ == "__main__":
+    main()
