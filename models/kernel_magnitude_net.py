@@ -14,7 +14,8 @@ checkpoint to the ONNX model the node runs (ONNX Runtime, never torch):
 --out models/weights/kernel-magnitude``
 
 Several checkpoints (``--checkpoint A.pt B.pt``) are exported as their weight average
-(``--combine weights``) or as the mean of their outputs in one graph (``--combine outputs``).
+(``--combine weights``) or as the mean of their outputs in one graph (``--combine outputs``);
+``--symmetry-average`` reads each spectrum under the eight symmetries of the square and averages.
 """
 
 from __future__ import annotations
@@ -73,6 +74,52 @@ class KernelMagnitudeNet(nn.Module):
         return torch.sigmoid(self.d1(torch.cat([self.u1(d), a], 1)))
 
 
+def negate_frequency(a: torch.Tensor, dim: int) -> torch.Tensor:
+    """An ``fftshift``-ed spectrum with the frequency along ``dim`` negated (f → −f): the
+    spectrum of the mirrored image. A plain flip would map f to −f − 1 on an even grid."""
+    n = a.shape[dim]
+    index = (-torch.arange(n, device=a.device)) % n  # a gather: exported to ONNX as one
+    return a.index_select(dim, index)
+
+
+def dihedral(a: torch.Tensor, which: int) -> torch.Tensor:
+    """One of the 8 symmetries of the square (``which`` 0–7) applied to ``fftshift``-ed spectra
+    [..., n, n]: mirroring or turning the image by 90° does the same to its power spectrum and to
+    its motion kernel's magnitude, so each is another valid case."""
+    if which & 1:
+        a = negate_frequency(a, -1)
+    if which & 2:
+        a = negate_frequency(a, -2)
+    if which & 4:
+        a = a.transpose(-1, -2)
+    return a
+
+
+def dihedral_inverse(a: torch.Tensor, which: int) -> torch.Tensor:
+    """The symmetry that undoes :func:`dihedral` ``which`` (the transpose first, then the same
+    negations: they commute with each other)."""
+    if which & 4:
+        a = a.transpose(-1, -2)
+    if which & 1:
+        a = negate_frequency(a, -1)
+    if which & 2:
+        a = negate_frequency(a, -2)
+    return a
+
+
+class SymmetryAverage(nn.Module):
+    """A magnitude network read eight ways: the spectrum under each symmetry of the square, the
+    answer turned back, the eight averaged (the networks were trained with these symmetries)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [dihedral_inverse(self.net(dihedral(x, w)), w) for w in range(8)]
+        return torch.stack(outs).mean(0)
+
+
 def load_checkpoint(path: Path) -> KernelMagnitudeNet:
     net = KernelMagnitudeNet()
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -125,6 +172,7 @@ def export_kernel_magnitude(
     """``out_dir/model.onnx`` (input ``image`` [N, 1, 64, 64], output ``magnitude``) and its
     manifest, after checking ONNX Runtime against PyTorch."""
     net = net.float().cpu().eval()
+    inner = net.net if isinstance(net, SymmetryAverage) else net
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MODEL_FILE
     with warnings.catch_warnings():
@@ -148,8 +196,14 @@ def export_kernel_magnitude(
         version=version,
         architecture=(
             (
-                f"the mean of the outputs of {len(net.nets)} networks, each a "
-                if isinstance(net, MeanOfNetworks)
+                "averaged over the 8 symmetries of the square (spectrum turned, answer turned "
+                "back): "
+                if isinstance(net, SymmetryAverage)
+                else ""
+            )
+            + (
+                f"the mean of the outputs of {len(inner.nets)} networks, each a "
+                if isinstance(inner, MeanOfNetworks)
                 else ""
             )
             + "U-Net (16/32/64 channels, dilated bottleneck) from the 64x64 Welch log power "
@@ -191,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         default="weights",
         help="several checkpoints: their weight average, or the mean of their outputs",
     )
+    ap.add_argument(
+        "--symmetry-average",
+        action="store_true",
+        help="read each spectrum under the 8 symmetries of the square and average the answers",
+    )
     ap.add_argument("--out", type=Path, required=True, help="model folder to write")
     ap.add_argument("--version", default=VERSION)
     ap.add_argument(
@@ -206,8 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     record: dict[str, Any] = (
         json.loads(args.record.read_text(encoding="utf-8")) if args.record else {}
     )
+    net = combine_checkpoints(args.checkpoint, args.combine)
+    if args.symmetry_average:
+        net = SymmetryAverage(net)
     m = export_kernel_magnitude(
-        combine_checkpoints(args.checkpoint, args.combine),
+        net,
         args.out,
         version=args.version,
         name=args.name,

@@ -48,7 +48,7 @@ from models.blur import (
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray, split_by_patient
 from models.detector_texture import continued
-from models.kernel_magnitude_net import KernelMagnitudeNet
+from models.kernel_magnitude_net import KernelMagnitudeNet, dihedral
 from models.kernel_shape import (
     DETECTOR_MAX_LENGTH_PX,
     GRID,
@@ -220,25 +220,6 @@ def holdout_error(net: KernelMagnitudeNet, x: torch.Tensor, y: torch.Tensor) -> 
             y, dim=(1, 2, 3)
         )
     return float(err.mean())
-
-
-def negate_frequency(a: torch.Tensor, dim: int) -> torch.Tensor:
-    """An ``fftshift``-ed spectrum with the frequency along ``dim`` negated (f → −f): the
-    spectrum of the mirrored image. A plain flip would map f to −f − 1 on an even grid."""
-    return a.flip(dim).roll(1, dim)
-
-
-def dihedral(a: torch.Tensor, which: int) -> torch.Tensor:
-    """One of the 8 symmetries of the square (``which`` 0–7) applied to ``fftshift``-ed spectra
-    [..., n, n]: mirroring or turning the image by 90° does the same to its power spectrum and to
-    its motion kernel's magnitude, so each is another valid case."""
-    if which & 1:
-        a = negate_frequency(a, -1)
-    if which & 2:
-        a = negate_frequency(a, -2)
-    if which & 4:
-        a = a.transpose(-1, -2)
-    return a
 
 
 def load_banks(banks: list[Path]) -> tuple[torch.Tensor, torch.Tensor, int]:

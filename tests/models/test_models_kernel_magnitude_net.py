@@ -10,10 +10,14 @@ import onnxruntime as ort
 import pytest
 import torch
 from conftest import KERMANY
+from torch import nn
 
 from models.kernel_magnitude_net import (
     KernelMagnitudeNet,
+    SymmetryAverage,
     combine_checkpoints,
+    dihedral,
+    dihedral_inverse,
     export_kernel_magnitude,
     load_checkpoint,
 )
@@ -85,6 +89,35 @@ def test_two_checkpoints_combine_by_their_weights_or_their_outputs(tmp_path: Pat
     assert np.abs(onnx_out - mean_of_outputs.numpy()).max() < 1e-4
 
 
+def test_the_symmetry_average_reads_eight_ways_and_turns_each_answer_back(
+    tmp_path: Path,
+) -> None:
+    a = torch.from_numpy(np.random.default_rng(1).standard_normal((2, 1, 64, 64)))
+    for which in range(8):
+        assert torch.equal(dihedral_inverse(dihedral(a, which), which), a), which
+    # an identity "network" comes back unchanged; a network that mirrors does not survive
+    assert torch.allclose(SymmetryAverage(nn.Identity())(a), a)
+    net = KernelMagnitudeNet().eval()
+    averaged = SymmetryAverage(net).eval()
+    x = a.float()
+    with torch.no_grad():
+        expected = sum(dihedral_inverse(net(dihedral(x, w)), w) for w in range(8)) / 8
+        got = averaged(x)
+        assert torch.allclose(got, expected, atol=1e-6)
+        # the average is itself symmetric: a turned spectrum gives the turned answer
+        assert torch.allclose(averaged(dihedral(x, 5)), dihedral(got, 5), atol=1e-5)
+    torch.save(net.state_dict(), tmp_path / "n.pt")
+    out = tmp_path / "sym"
+    argv = ["--checkpoint", str(tmp_path / "n.pt"), "--symmetry-average", "--out", str(out)]
+    assert export_main(argv) == 0
+    manifest, path = load_manifest(out)
+    assert manifest.architecture.startswith("averaged over the 8 symmetries")
+    (onnx_out,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"image": x.numpy()}
+    )
+    assert np.abs(onnx_out - got.numpy()).max() < 1e-4
+
+
 def test_training_writes_a_checkpoint_and_resumes(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     bank = tmp_path / "bank.npz"
@@ -106,8 +139,8 @@ def test_the_dihedral_symmetries_are_those_of_the_mirrored_and_turned_kernel() -
     """Each augmentation of a magnitude is exactly the magnitude of the kernel mirrored or
     transposed the same way (a plain flip of the centred grid is not: f goes to −f − 1)."""
     from models.blur import trajectory_kernel
+    from models.kernel_magnitude_net import dihedral
     from models.kernel_shape import magnitude_of
-    from models.train_kernel_magnitude import dihedral
 
     k = trajectory_kernel(9.0, np.random.default_rng(3))
 
