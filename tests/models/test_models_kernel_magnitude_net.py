@@ -95,7 +95,7 @@ def test_the_symmetry_average_reads_eight_ways_and_turns_each_answer_back(
     a = torch.from_numpy(np.random.default_rng(1).standard_normal((2, 1, 64, 64)))
     for which in range(8):
         assert torch.equal(dihedral_inverse(dihedral(a, which), which), a), which
-    # an identity "network" comes back unchanged; a network that mirrors does not survive
+    # an identity "network" comes back unchanged
     assert torch.allclose(SymmetryAverage(nn.Identity())(a), a)
     net = KernelMagnitudeNet().eval()
     averaged = SymmetryAverage(net).eval()
