@@ -19,7 +19,6 @@ noise none / 3·10⁴ / 10⁴), the PSNR gain of:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -27,8 +26,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import fitting_cases
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio
+from fitting_cases import psnr
 
 from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionPolicy, assess_motion, deconvolve
@@ -41,10 +41,6 @@ from models.tune_deconvolution import centre_crop
 LENGTHS = (3.0, 6.0, 10.0)
 NOISE = (None, 3e4, 1e4)
 AS_BUILT_TAU = (0.25, 0.3)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(peak_signal_noise_ratio(a, b, data_range=1.0))
 
 
 def true_magnitude(kernel: np.ndarray) -> Any:
@@ -118,19 +114,5 @@ def summary(paths: list[Path]) -> None:
     print(f"flagged {sum(r['flagged'] for r in rows)} of {len(rows)}")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
-    p.add_argument("--out", type=Path)
-    p.add_argument("--part", default="0/1")
-    p.add_argument("--summary", nargs="*", type=Path)
-    a = p.parse_args()
-    if a.summary:
-        summary(a.summary)
-        return
-    i, k = (int(x) for x in a.part.split("/"))
-    run(a.data, (i, k), a.out)
-
-
 if __name__ == "__main__":
-    main()
+    fitting_cases.main(run, summary)

@@ -14,15 +14,15 @@ true kernel (10 steps, the evaluation's oracle). PSNR gain over the blurred inpu
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import fitting_cases
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio
+from fitting_cases import psnr
 
 from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionPolicy, assess_motion, deconvolve
@@ -35,10 +35,6 @@ STEPS = (5, 10, 20, 40)
 AFTER = (2, 5)
 LENGTHS = (3.0, 6.0, 10.0)
 NOISE = (None, 3e4, 1e4)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(peak_signal_noise_ratio(a, b, data_range=1.0))
 
 
 def run(data: Path, part: tuple[int, int], out: Path) -> None:
@@ -95,19 +91,5 @@ def summary(paths: list[Path]) -> None:
     print(f"flagged {sum(r['flagged'] for r in rows)} of {total}")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
-    p.add_argument("--out", type=Path)
-    p.add_argument("--part", default="0/1")
-    p.add_argument("--summary", nargs="*", type=Path)
-    a = p.parse_args()
-    if a.summary:
-        summary(a.summary)
-        return
-    i, k = (int(x) for x in a.part.split("/"))
-    run(a.data, (i, k), a.out)
-
-
 if __name__ == "__main__":
-    main()
+    fitting_cases.main(run, summary)

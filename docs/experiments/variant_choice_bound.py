@@ -15,7 +15,6 @@ image (a bound no network reaches: it sees the truth). The true-kernel Wiener or
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -23,8 +22,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import fitting_cases
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio
+from fitting_cases import psnr
 
 from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.blur_estimate import MotionEstimate
@@ -38,10 +38,6 @@ from models.tune_deconvolution import centre_crop
 LENGTHS = (3.0, 6.0, 10.0)
 NOISE = (None, 3e4, 1e4)
 BLOCK = 16
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(peak_signal_noise_ratio(a, b, data_range=1.0))
 
 
 def block_choice(sharp: np.ndarray, variants: list[np.ndarray]) -> np.ndarray:
@@ -144,19 +140,5 @@ def summary(paths: list[Path]) -> None:
     print(f"flagged {sum(r['flagged'] for r in rows)} of {len(rows)}")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
-    p.add_argument("--out", type=Path)
-    p.add_argument("--part", default="0/1")
-    p.add_argument("--summary", nargs="*", type=Path)
-    a = p.parse_args()
-    if a.summary:
-        summary(a.summary)
-        return
-    i, k = (int(x) for x in a.part.split("/"))
-    run(a.data, (i, k), a.out)
-
-
 if __name__ == "__main__":
-    main()
+    fitting_cases.main(run, summary)
