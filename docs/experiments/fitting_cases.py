@@ -1,5 +1,7 @@
 """What the fitting-image experiments share (``short_motion_rl``, ``variant_choice_bound``,
-``magnitude_oracle_bound``): their PSNR and their command line — ``--part I/K`` runs every K-th
+``magnitude_oracle_bound``): their cases — the 20 fitting images of ``models.tune_balance``,
+384² centred crops at 0.6 mm/px, straight and curved 3 / 6 / 10 px, noise none / 3·10⁴ / 10⁴,
+each assessed by the node — their PSNR and their command line: ``--part I/K`` runs every K-th
 fitting image from the I-th into ``--out``, ``--summary ROWS…`` prints the rows' table.
 
 Imported by those scripts as a sibling module (``python docs/experiments/NAME.py`` puts this
@@ -8,11 +10,61 @@ folder first on the path)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio
+
+from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
+from models.deblur import MotionAssessment, MotionPolicy, assess_motion
+from models.deblur_data import load_gray
+from models.tune_balance import image_lists
+from models.tune_deconvolution import centre_crop
+
+LENGTHS = (3.0, 6.0, 10.0)
+NOISE = (None, 3e4, 1e4)
+
+
+@dataclass(frozen=True)
+class Case:
+    image: str
+    kind: str
+    px: float
+    quanta: float | None
+    sharp: np.ndarray
+    blurred: np.ndarray
+    kernel: np.ndarray
+    assessment: MotionAssessment
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "kind": self.kind,
+            "px": self.px,
+            "quanta": self.quanta,
+            "flagged": self.assessment.blurred,
+        }
+
+
+def names(data: Path, part: tuple[int, int]) -> list[str]:
+    """Every ``part[1]``-th fitting image from the ``part[0]``-th."""
+    fit, _ = image_lists(data)
+    return fit[part[0] :: part[1]]
+
+
+def cases(data: Path, name: str, policy: MotionPolicy) -> Iterator[Case]:
+    """The image's 18 cases, in a fixed order from a seed of its name."""
+    rng = np.random.default_rng(sum(map(ord, name)))
+    sharp = centre_crop(load_gray(data / name).astype(np.float32) / 255.0, 384)
+    for kind in ("straight", "curved"):
+        for px in LENGTHS:
+            k = motion_kernel(kind, px, rng)
+            for q in NOISE:
+                b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
+                yield Case(name, kind, px, q, sharp, b, k, assess_motion(b, 0.6, policy))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

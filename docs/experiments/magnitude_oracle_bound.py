@@ -30,16 +30,11 @@ import fitting_cases
 import numpy as np
 from fitting_cases import psnr
 
-from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
-from models.deblur import MotionPolicy, assess_motion, deconvolve
-from models.deblur_data import load_gray
+from models.deblur import MotionPolicy, deconvolve
 from models.evaluate import wiener_blind
 from models.kernel_shape import load_magnitude_model, magnitude_of
-from models.tune_balance import BUNDLED_MAGNITUDE, image_lists
-from models.tune_deconvolution import centre_crop
+from models.tune_balance import BUNDLED_MAGNITUDE
 
-LENGTHS = (3.0, 6.0, 10.0)
-NOISE = (None, 3e4, 1e4)
 AS_BUILT_TAU = (0.25, 0.3)
 
 
@@ -54,40 +49,29 @@ def true_magnitude(kernel: np.ndarray) -> Any:
 
 
 def run(data: Path, part: tuple[int, int], out: Path) -> None:
-    fit, _ = image_lists(data)
-    names = fit[part[0] :: part[1]]
     policy = MotionPolicy(shape_thresholds=AS_BUILT_TAU)
     always = dataclasses.replace(policy, shape_thresholds=(0.0, 0.0))
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
     rows: list[dict[str, Any]] = []
     t0 = time.time()
-    for name in names:
-        rng = np.random.default_rng(sum(map(ord, name)))
-        sharp = centre_crop(load_gray(data / name).astype(np.float32) / 255.0, 384)
-        for kind in ("straight", "curved"):
-            for px in LENGTHS:
-                k = motion_kernel(kind, px, rng)
-                for q in NOISE:
-                    b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q)).astype(np.float32)
-                    a = assess_motion(b, 0.6, policy)
-                    row: dict[str, Any] = {"image": name, "kind": kind, "px": px, "quanta": q}
-                    row["flagged"] = a.blurred
-                    rows.append(row)
-                    if not a.blurred:
-                        continue
-                    base = psnr(sharp, b)
-                    truth = true_magnitude(k)
-                    for key, pol, mag in (
-                        ("node", policy, magnitude),
-                        ("true_magnitude", policy, truth),
-                        ("true_magnitude_always", always, truth),
-                    ):
-                        d = deconvolve(b, a, pol, magnitude=mag)
-                        row[key] = psnr(sharp, d.image) - base
-                        row[f"{key}_replaced"] = d.shape is not None and d.shape.replaced
-                    row["oracle_wiener"] = (
-                        psnr(sharp, wiener_blind(b, k.astype(np.float64), policy)) - base
-                    )
+    for name in fitting_cases.names(data, part):
+        for c in fitting_cases.cases(data, name, policy):
+            sharp, b, a, k = c.sharp, c.blurred, c.assessment, c.kernel
+            row = c.row()
+            rows.append(row)
+            if not a.blurred:
+                continue
+            base = psnr(sharp, b)
+            truth = true_magnitude(k)
+            for key, pol, mag in (
+                ("node", policy, magnitude),
+                ("true_magnitude", policy, truth),
+                ("true_magnitude_always", always, truth),
+            ):
+                d = deconvolve(b, a, pol, magnitude=mag)
+                row[key] = psnr(sharp, d.image) - base
+                row[f"{key}_replaced"] = d.shape is not None and d.shape.replaced
+            row["oracle_wiener"] = psnr(sharp, wiener_blind(b, k.astype(np.float64), policy)) - base
         print(f"{name}: {len(rows)} rows, {time.time() - t0:.0f} s", flush=True)
         out.write_text(json.dumps(rows))
 

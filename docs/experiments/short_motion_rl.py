@@ -24,50 +24,36 @@ import fitting_cases
 import numpy as np
 from fitting_cases import psnr
 
-from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
-from models.deblur import MotionPolicy, assess_motion, deconvolve
-from models.deblur_data import load_gray
+from models.deblur import MotionPolicy, deconvolve
 from models.kernel_shape import load_magnitude_model
-from models.tune_balance import BUNDLED_MAGNITUDE, image_lists, rl_gains
-from models.tune_deconvolution import centre_crop
+from models.tune_balance import BUNDLED_MAGNITUDE, rl_gains
 
 STEPS = (5, 10, 20, 40)
 AFTER = (2, 5)
-LENGTHS = (3.0, 6.0, 10.0)
-NOISE = (None, 3e4, 1e4)
 
 
 def run(data: Path, part: tuple[int, int], out: Path) -> None:
-    fit, _ = image_lists(data)
-    names = fit[part[0] :: part[1]]
     policy = MotionPolicy()
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
     rows: list[dict[str, Any]] = []
     t0 = time.time()
-    for name in names:
-        rng = np.random.default_rng(sum(map(ord, name)))
-        sharp = centre_crop(load_gray(data / name).astype(np.float32) / 255.0, 384)
-        for kind in ("straight", "curved"):
-            for px in LENGTHS:
-                k = motion_kernel(kind, px, rng)
-                for q in NOISE:
-                    b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
-                    a = assess_motion(b, 0.6, policy)
-                    row: dict[str, Any] = {"image": name, "kind": kind, "px": px, "quanta": q}
-                    row["flagged"] = a.blurred
-                    base = psnr(sharp, b)
-                    row.update(
-                        rl_gains(sharp, b, k.astype(np.float64), 3.0, (10,), prefix="oracle_rl")
-                    )
-                    if a.blurred:
-                        d = deconvolve(b, a, policy, magnitude=magnitude)
-                        row["node"] = psnr(sharp, d.image) - base
-                        row["method"] = d.method
-                        psf = d.shape.kernel if d.shape is not None else a.estimate.kernel()
-                        row.update(rl_gains(sharp, b, psf, 3.0, STEPS, prefix="rl"))
-                        if d.method == "wiener":
-                            row.update(rl_gains(sharp, b, psf, 3.0, AFTER, d.image, "after"))
-                    rows.append(row)
+    for name in fitting_cases.names(data, part):
+        for c in fitting_cases.cases(data, name, policy):
+            sharp, b, a = c.sharp, c.blurred, c.assessment
+            row = c.row()
+            base = psnr(sharp, b)
+            row.update(
+                rl_gains(sharp, b, c.kernel.astype(np.float64), 3.0, (10,), prefix="oracle_rl")
+            )
+            if a.blurred:
+                d = deconvolve(b, a, policy, magnitude=magnitude)
+                row["node"] = psnr(sharp, d.image) - base
+                row["method"] = d.method
+                psf = d.shape.kernel if d.shape is not None else a.estimate.kernel()
+                row.update(rl_gains(sharp, b, psf, 3.0, STEPS, prefix="rl"))
+                if d.method == "wiener":
+                    row.update(rl_gains(sharp, b, psf, 3.0, AFTER, d.image, "after"))
+            rows.append(row)
         print(f"{name}: {len(rows)} rows, {time.time() - t0:.0f} s", flush=True)
         out.write_text(json.dumps(rows))
 

@@ -26,17 +26,12 @@ import fitting_cases
 import numpy as np
 from fitting_cases import psnr
 
-from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.blur_estimate import MotionEstimate
-from models.deblur import MotionPolicy, assess_motion, deconvolve
-from models.deblur_data import load_gray
+from models.deblur import MotionPolicy, deconvolve
 from models.evaluate import wiener_blind
 from models.kernel_shape import load_magnitude_model
-from models.tune_balance import BUNDLED_MAGNITUDE, image_lists
-from models.tune_deconvolution import centre_crop
+from models.tune_balance import BUNDLED_MAGNITUDE
 
-LENGTHS = (3.0, 6.0, 10.0)
-NOISE = (None, 3e4, 1e4)
 BLOCK = 16
 
 
@@ -53,54 +48,43 @@ def block_choice(sharp: np.ndarray, variants: list[np.ndarray]) -> np.ndarray:
 
 
 def run(data: Path, part: tuple[int, int], out: Path) -> None:
-    fit, _ = image_lists(data)
-    names = fit[part[0] :: part[1]]
     policy = MotionPolicy()
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
     rows: list[dict[str, Any]] = []
     t0 = time.time()
-    for name in names:
-        rng = np.random.default_rng(sum(map(ord, name)))
-        sharp = centre_crop(load_gray(data / name).astype(np.float32) / 255.0, 384)
-        for kind in ("straight", "curved"):
-            for px in LENGTHS:
-                k = motion_kernel(kind, px, rng)
-                for q in NOISE:
-                    b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q)).astype(np.float32)
-                    a = assess_motion(b, 0.6, policy)
-                    row: dict[str, Any] = {"image": name, "kind": kind, "px": px, "quanta": q}
-                    row["flagged"] = a.blurred
-                    rows.append(row)
-                    if not a.blurred:
-                        continue
-                    base = psnr(sharp, b)
-                    node = deconvolve(b, a, policy, magnitude=magnitude)
-                    variants = {"node": node.image}
-                    for f in (0.5, 2.0):
-                        pol = dataclasses.replace(policy, wiener_balance_factor=f)
-                        variants[f"lambda_x{f:g}"] = deconvolve(
-                            b, a, pol, magnitude=magnitude, shape=node.shape
-                        ).image
-                    variants["straight"] = deconvolve(b, a, policy).image
-                    for f in (0.8, 1.25):
-                        est = a.estimate
-                        longer = dataclasses.replace(a, estimate=_scaled(est, f))
-                        variants[f"straight_x{f:g}"] = deconvolve(b, longer, policy).image
-                    for key, v in variants.items():
-                        row[key] = psnr(sharp, v) - base
-                    row["choice"] = psnr(sharp, block_choice(sharp, list(variants.values()))) - base
-                    row["choice_node_lambda"] = (
-                        psnr(
-                            sharp,
-                            block_choice(
-                                sharp, [variants[k] for k in ("node", "lambda_x0.5", "lambda_x2")]
-                            ),
-                        )
-                        - base
-                    )
-                    row["oracle_wiener"] = (
-                        psnr(sharp, wiener_blind(b, k.astype(np.float64), policy)) - base
-                    )
+    for name in fitting_cases.names(data, part):
+        for c in fitting_cases.cases(data, name, policy):
+            sharp, b, a, k = c.sharp, c.blurred, c.assessment, c.kernel
+            row = c.row()
+            rows.append(row)
+            if not a.blurred:
+                continue
+            base = psnr(sharp, b)
+            node = deconvolve(b, a, policy, magnitude=magnitude)
+            variants = {"node": node.image}
+            for f in (0.5, 2.0):
+                pol = dataclasses.replace(policy, wiener_balance_factor=f)
+                variants[f"lambda_x{f:g}"] = deconvolve(
+                    b, a, pol, magnitude=magnitude, shape=node.shape
+                ).image
+            variants["straight"] = deconvolve(b, a, policy).image
+            for f in (0.8, 1.25):
+                est = a.estimate
+                longer = dataclasses.replace(a, estimate=_scaled(est, f))
+                variants[f"straight_x{f:g}"] = deconvolve(b, longer, policy).image
+            for key, v in variants.items():
+                row[key] = psnr(sharp, v) - base
+            row["choice"] = psnr(sharp, block_choice(sharp, list(variants.values()))) - base
+            row["choice_node_lambda"] = (
+                psnr(
+                    sharp,
+                    block_choice(
+                        sharp, [variants[k] for k in ("node", "lambda_x0.5", "lambda_x2")]
+                    ),
+                )
+                - base
+            )
+            row["oracle_wiener"] = psnr(sharp, wiener_blind(b, k.astype(np.float64), policy)) - base
         print(f"{name}: {len(rows)} rows, {time.time() - t0:.0f} s", flush=True)
         out.write_text(json.dumps(rows))
 
