@@ -10,6 +10,9 @@ folder first on the path)."""
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +72,37 @@ def cases(data: Path, name: str, policy: MotionPolicy) -> Iterator[Case]:
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(a, b, data_range=1.0))
+
+
+def collect(
+    data: Path,
+    part: tuple[int, int],
+    out: Path,
+    policy: MotionPolicy,
+    measure: Callable[[Case], dict[str, Any]],
+) -> None:
+    """Every case's row (:meth:`Case.row` and what ``measure`` adds to it), written to ``out``
+    after each image."""
+    rows: list[dict[str, Any]] = []
+    t0 = time.time()
+    for name in names(data, part):
+        rows += [{**c.row(), **measure(c)} for c in cases(data, name, policy)]
+        print(f"{name}: {len(rows)} rows, {time.time() - t0:.0f} s", flush=True)
+        out.write_text(json.dumps(rows))
+
+
+def flagged_groups(paths: list[Path], kinds: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """The flagged rows of ``paths`` by kind × length × noise, by kind (``kinds``) and all."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in (r for p in paths for r in json.loads(p.read_text())):
+        if not r["flagged"]:
+            continue
+        q = "none" if r["quanta"] is None else f"{r['quanta']:.0e}"
+        groups[f"{r['kind']} {r['px']:g}px {q}"].append(r)
+        if kinds:
+            groups[f"{r['kind']} all"].append(r)
+        groups["all"].append(r)
+    return groups
 
 
 def main(

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -52,28 +50,26 @@ def run(data: Path, part: tuple[int, int], out: Path) -> None:
     policy = MotionPolicy(shape_thresholds=AS_BUILT_TAU)
     always = dataclasses.replace(policy, shape_thresholds=(0.0, 0.0))
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
-    rows: list[dict[str, Any]] = []
-    t0 = time.time()
-    for name in fitting_cases.names(data, part):
-        for c in fitting_cases.cases(data, name, policy):
-            sharp, b, a, k = c.sharp, c.blurred, c.assessment, c.kernel
-            row = c.row()
-            rows.append(row)
-            if not a.blurred:
-                continue
-            base = psnr(sharp, b)
-            truth = true_magnitude(k)
-            for key, pol, mag in (
-                ("node", policy, magnitude),
-                ("true_magnitude", policy, truth),
-                ("true_magnitude_always", always, truth),
-            ):
-                d = deconvolve(b, a, pol, magnitude=mag)
-                row[key] = psnr(sharp, d.image) - base
-                row[f"{key}_replaced"] = d.shape is not None and d.shape.replaced
-            row["oracle_wiener"] = psnr(sharp, wiener_blind(b, k.astype(np.float64), policy)) - base
-        print(f"{name}: {len(rows)} rows, {time.time() - t0:.0f} s", flush=True)
-        out.write_text(json.dumps(rows))
+
+    def measure(c: fitting_cases.Case) -> dict[str, Any]:
+        if not c.assessment.blurred:
+            return {}
+        base = psnr(c.sharp, c.blurred)
+        truth = true_magnitude(c.kernel)
+        row: dict[str, Any] = {}
+        for key, pol, mag in (
+            ("node", policy, magnitude),
+            ("true_magnitude", policy, truth),
+            ("true_magnitude_always", always, truth),
+        ):
+            d = deconvolve(c.blurred, c.assessment, pol, magnitude=mag)
+            row[key] = psnr(c.sharp, d.image) - base
+            row[f"{key}_replaced"] = d.shape is not None and d.shape.replaced
+        oracle = wiener_blind(c.blurred, c.kernel.astype(np.float64), policy)
+        row["oracle_wiener"] = psnr(c.sharp, oracle) - base
+        return row
+
+    fitting_cases.collect(data, part, out, policy, measure)
 
 
 KEYS = ("node", "true_magnitude", "true_magnitude_always", "oracle_wiener")
@@ -81,14 +77,7 @@ KEYS = ("node", "true_magnitude", "true_magnitude_always", "oracle_wiener")
 
 def summary(paths: list[Path]) -> None:
     rows = [r for p in paths for r in json.loads(p.read_text())]
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        if not r["flagged"]:
-            continue
-        q = "none" if r["quanta"] is None else f"{r['quanta']:.0e}"
-        groups[f"{r['kind']} {r['px']:g}px {q}"].append(r)
-        groups[f"{r['kind']} all"].append(r)
-        groups["all"].append(r)
+    groups = fitting_cases.flagged_groups(paths)
     print(f"{'group':24s}   n " + " ".join(f"{k[:16]:>16s}" for k in KEYS) + "  replaced n/t/a")
     for g in sorted(groups):
         rs = groups[g]

@@ -15,8 +15,6 @@ true kernel (10 steps, the evaluation's oracle). PSNR gain over the blurred inpu
 from __future__ import annotations
 
 import json
-import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -35,39 +33,28 @@ AFTER = (2, 5)
 def run(data: Path, part: tuple[int, int], out: Path) -> None:
     policy = MotionPolicy()
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
-    rows: list[dict[str, Any]] = []
-    t0 = time.time()
-    for name in fitting_cases.names(data, part):
-        for c in fitting_cases.cases(data, name, policy):
-            sharp, b, a = c.sharp, c.blurred, c.assessment
-            row = c.row()
-            base = psnr(sharp, b)
-            row.update(
-                rl_gains(sharp, b, c.kernel.astype(np.float64), 3.0, (10,), prefix="oracle_rl")
-            )
-            if a.blurred:
-                d = deconvolve(b, a, policy, magnitude=magnitude)
-                row["node"] = psnr(sharp, d.image) - base
-                row["method"] = d.method
-                psf = d.shape.kernel if d.shape is not None else a.estimate.kernel()
-                row.update(rl_gains(sharp, b, psf, 3.0, STEPS, prefix="rl"))
-                if d.method == "wiener":
-                    row.update(rl_gains(sharp, b, psf, 3.0, AFTER, d.image, "after"))
-            rows.append(row)
-        print(f"{name}: {len(rows)} rows, {time.time() - t0:.0f} s", flush=True)
-        out.write_text(json.dumps(rows))
+
+    def measure(c: fitting_cases.Case) -> dict[str, Any]:
+        sharp, b, a = c.sharp, c.blurred, c.assessment
+        base = psnr(sharp, b)
+        row = rl_gains(sharp, b, c.kernel.astype(np.float64), 3.0, (10,), prefix="oracle_rl")
+        if a.blurred:
+            d = deconvolve(b, a, policy, magnitude=magnitude)
+            row["node"] = psnr(sharp, d.image) - base
+            row["method"] = d.method
+            psf = d.shape.kernel if d.shape is not None else a.estimate.kernel()
+            row.update(rl_gains(sharp, b, psf, 3.0, STEPS, prefix="rl"))
+            if d.method == "wiener":
+                row.update(rl_gains(sharp, b, psf, 3.0, AFTER, d.image, "after"))
+        return row
+
+    fitting_cases.collect(data, part, out, policy, measure)
 
 
 def summary(paths: list[Path]) -> None:
     rows = [r for p in paths for r in json.loads(p.read_text())]
     keys = ["node", *(f"rl{n}" for n in STEPS), *(f"after{n}" for n in AFTER), "oracle_rl10"]
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        if not r["flagged"]:
-            continue
-        q = "none" if r["quanta"] is None else f"{r['quanta']:.0e}"
-        groups[f"{r['kind']} {r['px']:g}px {q}"].append(r)
-        groups["all"].append(r)
+    groups = fitting_cases.flagged_groups(paths, kinds=False)
     print("group n " + " ".join(keys))
     for g in sorted(groups):
         rs = [r for r in groups[g] if "after2" in r]

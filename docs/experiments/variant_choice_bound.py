@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -50,43 +48,33 @@ def block_choice(sharp: np.ndarray, variants: list[np.ndarray]) -> np.ndarray:
 def run(data: Path, part: tuple[int, int], out: Path) -> None:
     policy = MotionPolicy()
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
-    rows: list[dict[str, Any]] = []
-    t0 = time.time()
-    for name in fitting_cases.names(data, part):
-        for c in fitting_cases.cases(data, name, policy):
-            sharp, b, a, k = c.sharp, c.blurred, c.assessment, c.kernel
-            row = c.row()
-            rows.append(row)
-            if not a.blurred:
-                continue
-            base = psnr(sharp, b)
-            node = deconvolve(b, a, policy, magnitude=magnitude)
-            variants = {"node": node.image}
-            for f in (0.5, 2.0):
-                pol = dataclasses.replace(policy, wiener_balance_factor=f)
-                variants[f"lambda_x{f:g}"] = deconvolve(
-                    b, a, pol, magnitude=magnitude, shape=node.shape
-                ).image
-            variants["straight"] = deconvolve(b, a, policy).image
-            for f in (0.8, 1.25):
-                est = a.estimate
-                longer = dataclasses.replace(a, estimate=_scaled(est, f))
-                variants[f"straight_x{f:g}"] = deconvolve(b, longer, policy).image
-            for key, v in variants.items():
-                row[key] = psnr(sharp, v) - base
-            row["choice"] = psnr(sharp, block_choice(sharp, list(variants.values()))) - base
-            row["choice_node_lambda"] = (
-                psnr(
-                    sharp,
-                    block_choice(
-                        sharp, [variants[k] for k in ("node", "lambda_x0.5", "lambda_x2")]
-                    ),
-                )
-                - base
-            )
-            row["oracle_wiener"] = psnr(sharp, wiener_blind(b, k.astype(np.float64), policy)) - base
-        print(f"{name}: {len(rows)} rows, {time.time() - t0:.0f} s", flush=True)
-        out.write_text(json.dumps(rows))
+
+    def measure(c: fitting_cases.Case) -> dict[str, Any]:
+        sharp, b, a = c.sharp, c.blurred, c.assessment
+        if not a.blurred:
+            return {}
+        base = psnr(sharp, b)
+        node = deconvolve(b, a, policy, magnitude=magnitude)
+        variants = {"node": node.image}
+        for f in (0.5, 2.0):
+            pol = dataclasses.replace(policy, wiener_balance_factor=f)
+            variants[f"lambda_x{f:g}"] = deconvolve(
+                b, a, pol, magnitude=magnitude, shape=node.shape
+            ).image
+        variants["straight"] = deconvolve(b, a, policy).image
+        for f in (0.8, 1.25):
+            longer = dataclasses.replace(a, estimate=_scaled(a.estimate, f))
+            variants[f"straight_x{f:g}"] = deconvolve(b, longer, policy).image
+        row = {key: psnr(sharp, v) - base for key, v in variants.items()}
+        row["choice"] = psnr(sharp, block_choice(sharp, list(variants.values()))) - base
+        near = [variants[k] for k in ("node", "lambda_x0.5", "lambda_x2")]
+        row["choice_node_lambda"] = psnr(sharp, block_choice(sharp, near)) - base
+        row["oracle_wiener"] = (
+            psnr(sharp, wiener_blind(b, c.kernel.astype(np.float64), policy)) - base
+        )
+        return row
+
+    fitting_cases.collect(data, part, out, policy, measure)
 
 
 def _scaled(est: MotionEstimate, factor: float) -> MotionEstimate:
@@ -108,14 +96,7 @@ KEYS = (
 
 def summary(paths: list[Path]) -> None:
     rows = [r for p in paths for r in json.loads(p.read_text())]
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        if not r["flagged"]:
-            continue
-        q = "none" if r["quanta"] is None else f"{r['quanta']:.0e}"
-        groups[f"{r['kind']} {r['px']:g}px {q}"].append(r)
-        groups[f"{r['kind']} all"].append(r)
-        groups["all"].append(r)
+    groups = fitting_cases.flagged_groups(paths)
     print(f"{'group':24s}   n " + " ".join(f"{k[:13]:>13s}" for k in KEYS))
     for g in sorted(groups):
         rs = groups[g]
