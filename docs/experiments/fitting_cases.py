@@ -106,16 +106,23 @@ def flagged_groups(paths: list[Path], kinds: bool = True) -> dict[str, list[dict
 
 
 def main(
-    run: Callable[[Path, tuple[int, int], Path], None], summary: Callable[[list[Path]], None]
+    run: Callable[..., None],
+    summary: Callable[[list[Path]], None],
+    more: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> None:
+    """The command line: ``run(data, (i, k), out, **more)``, ``more`` adding an experiment's
+    own options (passed to ``run`` by name), or ``summary(paths)``."""
     p = argparse.ArgumentParser()
     p.add_argument("--data", type=Path, default=Path("../shared/data/cxr-radiographs-mhh"))
     p.add_argument("--out", type=Path)
     p.add_argument("--part", default="0/1")
     p.add_argument("--summary", nargs="*", type=Path)
-    a = p.parse_args()
-    if a.summary:
-        summary(a.summary)
+    if more is not None:
+        more(p)
+    a = vars(p.parse_args())
+    data, out, part, paths = (a.pop(key) for key in ("data", "out", "part", "summary"))
+    if paths:
+        summary(paths)
         return
-    i, k = (int(x) for x in a.part.split("/"))
-    run(a.data, (i, k), a.out)
+    i, k = (int(x) for x in part.split("/"))
+    run(data, (i, k), out, **a)
