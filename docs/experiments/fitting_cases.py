@@ -91,10 +91,16 @@ def collect(
         out.write_text(json.dumps(rows))
 
 
-def flagged_groups(paths: list[Path], kinds: bool = True) -> dict[str, list[dict[str, Any]]]:
-    """The flagged rows of ``paths`` by kind × length × noise, by kind (``kinds``) and all."""
+def read_rows(paths: list[Path]) -> list[dict[str, Any]]:
+    return [r for p in paths for r in json.loads(p.read_text())]
+
+
+def flagged_groups(
+    rows: list[dict[str, Any]], kinds: bool = True
+) -> dict[str, list[dict[str, Any]]]:
+    """The flagged rows by kind × length × noise, by kind (``kinds``) and all."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in (r for p in paths for r in json.loads(p.read_text())):
+    for r in rows:
         if not r["flagged"]:
             continue
         q = "none" if r["quanta"] is None else f"{r['quanta']:.0e}"
@@ -103,6 +109,25 @@ def flagged_groups(paths: list[Path], kinds: bool = True) -> dict[str, list[dict
             groups[f"{r['kind']} all"].append(r)
         groups["all"].append(r)
     return groups
+
+
+def print_means(
+    rows: list[dict[str, Any]],
+    keys: tuple[str, ...],
+    width: int,
+    extra: tuple[str, Callable[[list[dict[str, Any]]], str]] | None = None,
+) -> None:
+    """The mean of each key over each group of flagged rows (``extra``: a last column's title
+    and what it shows of a group), then how many rows were flagged."""
+    groups = flagged_groups(rows)
+    title = f"  {extra[0]}" if extra else ""
+    print(f"{'group':24s}   n " + " ".join(f"{k[:width]:>{width}s}" for k in keys) + title)
+    for g in sorted(groups):
+        rs = groups[g]
+        vals = [np.mean([r[k] for r in rs]) for k in keys]
+        column = f"  {extra[1](rs)}" if extra else ""
+        print(f"{g:24s} {len(rs):3d} " + " ".join(f"{v:+{width}.2f}" for v in vals) + column)
+    print(f"flagged {sum(r['flagged'] for r in rows)} of {len(rows)}")
 
 
 def main(

@@ -20,7 +20,6 @@ noise none / 3·10⁴ / 10⁴), the PSNR gain of:
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -76,15 +75,11 @@ KEYS = ("node", "true_magnitude", "true_magnitude_always", "oracle_wiener")
 
 
 def summary(paths: list[Path]) -> None:
-    rows = [r for p in paths for r in json.loads(p.read_text())]
-    groups = fitting_cases.flagged_groups(paths)
-    print(f"{'group':24s}   n " + " ".join(f"{k[:16]:>16s}" for k in KEYS) + "  replaced n/t/a")
-    for g in sorted(groups):
-        rs = groups[g]
-        vals = [np.mean([r[k] for r in rs]) for k in KEYS]
-        rep = "/".join(str(sum(r[f"{k}_replaced"] for r in rs)) for k in KEYS[:3])
-        print(f"{g:24s} {len(rs):3d} " + " ".join(f"{v:+16.2f}" for v in vals) + f"  {rep}")
-    print(f"flagged {sum(r['flagged'] for r in rows)} of {len(rows)}")
+    def replaced(rs: list[dict[str, Any]]) -> str:
+        return "/".join(str(sum(r[f"{k}_replaced"] for r in rs)) for k in KEYS[:3])
+
+    rows = fitting_cases.read_rows(paths)
+    fitting_cases.print_means(rows, KEYS, 16, ("replaced n/t/a", replaced))
 
 
 if __name__ == "__main__":

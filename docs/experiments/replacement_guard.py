@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +53,12 @@ def run(data: Path, part: tuple[int, int], out: Path, magnitude: Path) -> None:
 
 
 def summary(paths: list[Path]) -> None:
-    rows = [r for p in paths for r in json.loads(p.read_text())]
-    groups = fitting_cases.flagged_groups(paths)
-    print(f"{'group':24s}   n " + " ".join(f"{k:>18s}" for k in KEYS))
-    for g in sorted(groups):
-        rs = groups[g]
-        vals = [np.mean([r[k] for r in rs]) for k in KEYS]
-        print(f"{g:24s} {len(rs):3d} " + " ".join(f"{v:+18.2f}" for v in vals))
+    rows = fitting_cases.read_rows(paths)
+    fitting_cases.print_means(rows, KEYS, 18)
     flagged = [r for r in rows if r["flagged"]]
     for k in KEYS[1:]:
         d = np.array([r[k] - r["fourth"] for r in flagged])
         print(f"{k} against fourth: < -1 dB {(d < -1).sum()}, > +1 dB {(d > 1).sum()}")
-    print(f"flagged {len(flagged)} of {len(rows)}")
 
 
 def options(p: argparse.ArgumentParser) -> None:

@@ -14,7 +14,6 @@ true kernel (10 steps, the evaluation's oracle). PSNR gain over the blurred inpu
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +51,9 @@ def run(data: Path, part: tuple[int, int], out: Path) -> None:
 
 
 def summary(paths: list[Path]) -> None:
-    rows = [r for p in paths for r in json.loads(p.read_text())]
+    rows = fitting_cases.read_rows(paths)
     keys = ["node", *(f"rl{n}" for n in STEPS), *(f"after{n}" for n in AFTER), "oracle_rl10"]
-    groups = fitting_cases.flagged_groups(paths, kinds=False)
+    groups = fitting_cases.flagged_groups(rows, kinds=False)
     print("group n " + " ".join(keys))
     for g in sorted(groups):
         rs = [r for r in groups[g] if "after2" in r]

@@ -16,7 +16,6 @@ image (a bound no network reaches: it sees the truth). The true-kernel Wiener or
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -95,14 +94,7 @@ KEYS = (
 
 
 def summary(paths: list[Path]) -> None:
-    rows = [r for p in paths for r in json.loads(p.read_text())]
-    groups = fitting_cases.flagged_groups(paths)
-    print(f"{'group':24s}   n " + " ".join(f"{k[:13]:>13s}" for k in KEYS))
-    for g in sorted(groups):
-        rs = groups[g]
-        vals = [np.mean([r[k] for r in rs]) for k in KEYS]
-        print(f"{g:24s} {len(rs):3d} " + " ".join(f"{v:+13.2f}" for v in vals))
-    print(f"flagged {sum(r['flagged'] for r in rows)} of {len(rows)}")
+    fitting_cases.print_means(fitting_cases.read_rows(paths), KEYS, 13)
 
 
 if __name__ == "__main__":
