@@ -314,6 +314,9 @@ class KernelShape:
     threshold: float  # τ it was compared with (nan: not run)
     factor: int  # block size of the network's scale
     reason: str  # why the straight kernel was kept, or "" when replaced
+    # the retrieved kernel's relative magnitude error against the learned magnitude (nan: none
+    # retrieved); the straight kernel's is ``distance``
+    fit: float = float("nan")
 
     @property
     def checked(self) -> bool:
@@ -389,7 +392,7 @@ def shape_kernel(
     tau = shape_threshold(quanta, thresholds)
     if not distance > tau:
         return KernelShape(straight, False, distance, tau, f, "magnitude fits straight motion")
-    found, _ = retrieve_kernel(mag, length / 2 + 2, np.random.default_rng(RETRIEVAL_SEED))
+    found, fit = retrieve_kernel(mag, length / 2 + 2, np.random.default_rng(RETRIEVAL_SEED))
     lam = balance_for(small)
     oriented = choose_orientation(small, found, lam, log_range, power)
     if arbitrate:
@@ -398,6 +401,6 @@ def shape_kernel(
             small, oriented, lam, log_range, power
         ):
             return KernelShape(
-                straight, False, distance, tau, f, "straight kernel restores smoother"
+                straight, False, distance, tau, f, "straight kernel restores smoother", fit
             )
-    return KernelShape(upscale_kernel(oriented, f), True, distance, tau, f, "")
+    return KernelShape(upscale_kernel(oriented, f), True, distance, tau, f, "", fit)

@@ -250,8 +250,10 @@ def run(
     thresholds: tuple[float, float] | None = None,
     length_exponent: float = 0.0,
     max_images: int | None = None,
-    built_thresholds: tuple[float, float] = AS_BUILT_TAU,
+    built_thresholds: tuple[float, float] | None = None,
 ) -> list[dict[str, Any]]:
+    built_given = built_thresholds
+    built_thresholds = built_thresholds or AS_BUILT_TAU
     fit, validation = image_lists(data)
     names = (validation if command.endswith("validate") else fit)[:max_images][part[0] :: part[1]]
     # every round here, the seventh's included, compared candidates with sharpray-blind-wiener
@@ -283,8 +285,11 @@ def run(
         # the eleventh round: the node as built (sharpray-blind-wiener 0.9.0) with the bundled
         # magnitude network against the same with another one (``--magnitude``); the
         # twenty-second round with τ as built since 0.10.0 (``--tau 0.25 0.3``)
+        # the twenty-seventh round: the candidate at its own τ (``--tau``) against the bundled
+        # network at ``--built-tau`` (without it both at ``--tau``, as the earlier rounds ran)
         policy = MotionPolicy(shape_thresholds=thresholds or AS_BUILT_TAU)
-        compared = {"fixed": policy, "noise": policy}
+        built_policy = MotionPolicy(shape_thresholds=built_given or thresholds or AS_BUILT_TAU)
+        compared = {"fixed": built_policy, "noise": policy}
         magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
         candidate_magnitude = load_magnitude_model(magnitude_folder)
     if command == "shape-tau-fit":
@@ -790,9 +795,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
         (
             "--built-tau",
-            list(AS_BUILT_TAU),
+            None,
             "tau-summary / shape-tau-validate: τ as built, the pair compared against (default the "
-            "twelfth round's 0.25 / 0.4; the twenty-third: 0.25 / 0.3)",
+            "twelfth round's 0.25 / 0.4; the twenty-third: 0.25 / 0.3); shape-net-*: τ of the "
+            "bundled network (default: --tau's)",
         ),
     ):
         ap.add_argument(
@@ -806,7 +812,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--max-images", type=int, help="only the first so many images of the set")
     args = ap.parse_args(argv)
-    built_tau: tuple[float, float] = (args.built_tau[0], args.built_tau[1])
+    built_given = tuple(args.built_tau) if args.built_tau else None
+    built_tau: tuple[float, float] = (
+        (args.built_tau[0], args.built_tau[1]) if args.built_tau else AS_BUILT_TAU
+    )
     summaries = (
         "summary",
         "filter-summary",
@@ -863,7 +872,7 @@ def main(argv: list[str] | None = None) -> int:
         tuple(args.tau) if args.tau else None,
         args.length_exponent,
         args.max_images,
-        built_tau,
+        (built_tau[0], built_tau[1]) if built_given else None,
     )
     return 0
 

@@ -24,11 +24,14 @@ from skimage.metrics import peak_signal_noise_ratio
 from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionAssessment, MotionPolicy, assess_motion
 from models.deblur_data import load_gray
-from models.tune_balance import image_lists
+from models.tune_balance import LENGTHS as SCENE_LENGTHS_BY_SCALE
+from models.tune_balance import NOISE as SCENE_NOISE
+from models.tune_balance import image_lists, scenes
 from models.tune_deconvolution import centre_crop
 
 LENGTHS = (3.0, 6.0, 10.0)
 NOISE = (None, 3e4, 1e4)
+SCENE_LENGTHS = SCENE_LENGTHS_BY_SCALE["0.6"]
 
 
 @dataclass(frozen=True)
@@ -41,15 +44,17 @@ class Case:
     blurred: np.ndarray
     kernel: np.ndarray
     assessment: MotionAssessment
+    scene: str | None = None  # the validation design's scene (``scene_cases``)
 
     def row(self) -> dict[str, Any]:
-        return {
+        row = {
             "image": self.image,
             "kind": self.kind,
             "px": self.px,
             "quanta": self.quanta,
             "flagged": self.assessment.blurred,
         }
+        return row if self.scene is None else {**row, "scene": self.scene}
 
 
 def names(data: Path, part: tuple[int, int]) -> list[str]:
@@ -70,6 +75,24 @@ def cases(data: Path, name: str, policy: MotionPolicy) -> Iterator[Case]:
                 yield Case(name, kind, px, q, sharp, b, k, assess_motion(b, 0.6, policy))
 
 
+def scene_cases(data: Path, name: str, policy: MotionPolicy) -> Iterator[Case]:
+    """The image's cases in the design of ``tune_balance shape-net-validate`` (its 0.6 mm open
+    and collimated scenes, straight and curved 6 / 10 px, noise none / 10⁵ / 3·10⁴ / 10⁴ /
+    3·10³), on a fitting image, from a seed of its name."""
+    rng = np.random.default_rng(sum(map(ord, name)))
+    base = load_gray(data / name).astype(np.float32) / 255.0
+    for scene, spacing, sharp in scenes(base, rng, True):
+        if spacing != 0.6:
+            continue
+        for kind in ("straight", "curved"):
+            for px in SCENE_LENGTHS:
+                k = motion_kernel(kind, px, rng)
+                for q in SCENE_NOISE:
+                    b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
+                    a = assess_motion(b, spacing, policy)
+                    yield Case(name, kind, px, q, sharp, b, k, a, scene)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(a, b, data_range=1.0))
 
@@ -80,13 +103,14 @@ def collect(
     out: Path,
     policy: MotionPolicy,
     measure: Callable[[Case], dict[str, Any]],
+    design: Callable[[Path, str, MotionPolicy], Iterator[Case]] = cases,
 ) -> None:
     """Every case's row (:meth:`Case.row` and what ``measure`` adds to it), written to ``out``
-    after each image."""
+    after each image; ``design``: :func:`cases` or :func:`scene_cases`."""
     rows: list[dict[str, Any]] = []
     t0 = time.time()
     for name in names(data, part):
-        rows += [{**c.row(), **measure(c)} for c in cases(data, name, policy)]
+        rows += [{**c.row(), **measure(c)} for c in design(data, name, policy)]
         print(f"{name}: {len(rows)} rows, {time.time() - t0:.0f} s", flush=True)
         out.write_text(json.dumps(rows))
 
@@ -104,7 +128,8 @@ def flagged_groups(
         if not r["flagged"]:
             continue
         q = "none" if r["quanta"] is None else f"{r['quanta']:.0e}"
-        groups[f"{r['kind']} {r['px']:g}px {q}"].append(r)
+        scene = f"{r['scene'].split('/')[1]} " if "scene" in r else ""
+        groups[f"{scene}{r['kind']} {r['px']:g}px {q}"].append(r)
         if kinds:
             groups[f"{r['kind']} all"].append(r)
         groups["all"].append(r)
