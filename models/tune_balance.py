@@ -233,6 +233,20 @@ def whole_frame_cases(base: F32, rng: np.random.Generator) -> Iterator[WholeCase
                     yield WholeCase(scene, spacing, sharp, kind, px, q, b)
 
 
+def shape_net_policies(
+    thresholds: tuple[float, float] | None, built: tuple[float, float] | None
+) -> dict[str, MotionPolicy]:
+    """``shape-net-*``'s two sides: the node as built with the bundled network (``fixed``) at τ
+    ``built``, the candidate network (``noise``) at ``thresholds``; without ``built`` both at
+    ``thresholds`` (as the eleventh to twenty-sixth rounds ran; the twenty-seventh gives each
+    its own), without either at :data:`AS_BUILT_TAU`."""
+    candidate = MotionPolicy(shape_thresholds=thresholds or AS_BUILT_TAU)
+    return {
+        "fixed": MotionPolicy(shape_thresholds=built or thresholds or AS_BUILT_TAU),
+        "noise": candidate,
+    }
+
+
 def _psnr(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
     return float(peak_signal_noise_ratio(a, b, data_range=1.0))
 
@@ -285,11 +299,8 @@ def run(
         # the eleventh round: the node as built (sharpray-blind-wiener 0.9.0) with the bundled
         # magnitude network against the same with another one (``--magnitude``); the
         # twenty-second round with τ as built since 0.10.0 (``--tau 0.25 0.3``)
-        # the twenty-seventh round: the candidate at its own τ (``--tau``) against the bundled
-        # network at ``--built-tau`` (without it both at ``--tau``, as the earlier rounds ran)
-        policy = MotionPolicy(shape_thresholds=thresholds or AS_BUILT_TAU)
-        built_policy = MotionPolicy(shape_thresholds=built_given or thresholds or AS_BUILT_TAU)
-        compared = {"fixed": built_policy, "noise": policy}
+        compared = shape_net_policies(thresholds, built_given)
+        policy = compared["noise"]
         magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
         candidate_magnitude = load_magnitude_model(magnitude_folder)
     if command == "shape-tau-fit":

@@ -266,6 +266,8 @@ def test_a_native_pixel_magnitude_runs_the_step_at_detector_scale() -> None:
     )
     assert run.factor == 1 and run.replaced and run.checked
     assert run.threshold == DETECTOR_THRESHOLDS[0]  # its own τ, not the 0.6 mm step's
+    # the retrieved kernel's magnitude fits the (true) magnitude far better than the straight one
+    assert 0.0 <= run.fit < 0.5 * run.distance
     strict = shape_kernel(
         blurred,
         18.0,
@@ -278,6 +280,7 @@ def test_a_native_pixel_magnitude_runs_the_step_at_detector_scale() -> None:
         detector_thresholds=(0.99, 0.99),
     )
     assert strict.checked and not strict.replaced and strict.threshold == 0.99
+    assert np.isnan(strict.fit)  # nothing retrieved
     short = shape_kernel(
         blurred,
         18.0,

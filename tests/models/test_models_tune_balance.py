@@ -9,8 +9,10 @@ import pytest
 from models.tune_balance import (
     AS_BUILT_FILTER,
     AS_BUILT_SHRINK,
+    AS_BUILT_TAU,
     SHAPE_FILTERS,
     SHRINK_FILTERS,
+    shape_net_policies,
     summarise_filters,
 )
 
@@ -253,3 +255,13 @@ def test_the_whole_frame_design_has_every_scene_motion_and_noise() -> None:
     # the same draws give the same cases (the rounds' rows are reproducible)
     again = list(whole_frame_cases(base, np.random.default_rng(0)))
     assert all(np.array_equal(a.blurred, b.blurred) for a, b in zip(cases, again, strict=True))
+
+
+def test_the_twenty_seventh_round_gives_each_network_its_own_threshold() -> None:
+    both = shape_net_policies((0.2, 0.25), None)
+    assert both["fixed"].shape_thresholds == both["noise"].shape_thresholds == (0.2, 0.25)
+    own = shape_net_policies((0.2, 0.25), (0.25, 0.3))
+    assert own["fixed"].shape_thresholds == (0.25, 0.3)
+    assert own["noise"].shape_thresholds == (0.2, 0.25)
+    default = shape_net_policies(None, None)
+    assert default["fixed"].shape_thresholds == AS_BUILT_TAU
