@@ -136,6 +136,42 @@ def flagged_groups(
     return groups
 
 
+@dataclass(frozen=True)
+class Against:
+    """A variant's gain against a reference's over the flagged rows."""
+
+    all: float  # mean difference
+    curved: float  # ... on curved motion
+    worst: float  # the lowest group mean (kind × length × noise, scene where given)
+    worst_group: str
+    losses: int  # cases more than 1 dB below the reference
+    wins: int  # ... above it
+
+
+def against(
+    rows: list[dict[str, Any]], gain: Callable[[dict[str, Any]], float], reference: str
+) -> Against:
+    """How ``gain`` of each flagged row compares with its ``reference`` gain."""
+
+    def diff(r: dict[str, Any]) -> float:
+        return gain(r) - float(r[reference])
+
+    groups = flagged_groups(rows, kinds=False)
+    d = np.array([diff(r) for r in groups["all"]])
+    curved = [diff(r) for r in groups["all"] if r["kind"] == "curved"]
+    worst, name = min(
+        (float(np.mean([diff(r) for r in g])), name) for name, g in groups.items() if name != "all"
+    )
+    return Against(
+        float(d.mean()),
+        float(np.mean(curved)),
+        worst,
+        name,
+        int((d < -1).sum()),
+        int((d > 1).sum()),
+    )
+
+
 def print_means(
     rows: list[dict[str, Any]],
     keys: tuple[str, ...],

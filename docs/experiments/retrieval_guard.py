@@ -20,11 +20,11 @@ fifth network read under the eight symmetries, ``runs/kmag5s-onnx``) replaces th
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 from typing import Any
 
 import fitting_cases
-import numpy as np
 from fitting_cases import psnr
 
 from models.deblur import MotionPolicy, deconvolve
@@ -99,22 +99,15 @@ def summary(paths: list[Path]) -> None:
             f"  {r['kind']} {r['px']:g} {r['quanta']} {r.get('scene', '')}"
             f" {r.get('method_replaced', '')[:2]}/{r.get('method_kept', '')[:2]}"
         )
-    flagged = [r for r in rows if r["flagged"]]
-    curved = [r for r in flagged if r["kind"] == "curved"]
     print("ratio  path    all  curved  worst_group  <-1dB")
     for ratio in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 9.0):
         for path in (0.1, 0.2, 0.3, 0.5, 1.0):
-            d = np.array([guarded(r, ratio, path) - r["fourth"] for r in flagged])
-            dc = np.mean([guarded(r, ratio, path) - r["fourth"] for r in curved])
-            groups = fitting_cases.flagged_groups(rows, kinds=False)
-            worst = min(
-                np.mean([guarded(r, ratio, path) - r["fourth"] for r in g])
-                for name, g in groups.items()
-                if name != "all"
+            a = fitting_cases.against(
+                rows, functools.partial(guarded, ratio=ratio, path=path), "fourth"
             )
             print(
-                f"{ratio:5.2f} {path:5.2f} {d.mean():+6.3f} {dc:+7.3f} {worst:+12.3f}"
-                f" {(d < -1).sum():6d}"
+                f"{ratio:5.2f} {path:5.2f} {a.all:+6.3f} {a.curved:+7.3f} {a.worst:+12.3f}"
+                f" {a.losses:6d}"
             )
 
 

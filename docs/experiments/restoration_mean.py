@@ -1,0 +1,73 @@
+"""Two networks' restorations averaged: fewer catastrophic cases? A look on fitting images.
+
+The twenty-sixth and twenty-seventh rounds (docs/models.md) lost their rule to single cases in
+which the candidate network's retrieved kernel was wrong where the bundled (fourth) network's
+was right — and gained more in as many cases the other way round. Where two estimates err
+independently, their mean errs less than either on average. Per flagged fitting case in the
+validation's design (``fitting_cases.scene_cases``): the node with the fourth network as built
+(τ 0.25 / 0.3), with ``--magnitude`` at ``--tau`` (the twenty-seventh round's candidate: the
+fifth read eight ways at 0.15 / 0.25), and the pixel-wise mean of the two corrections.
+
+``PYTHONPATH=. python docs/experiments/restoration_mean.py --magnitude runs/kmag5s-onnx
+--out runs/rm-0.json --part 0/2`` (and ``1/2``), then ``--summary runs/rm-*.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import operator
+from pathlib import Path
+from typing import Any
+
+import fitting_cases
+import numpy as np
+from fitting_cases import psnr
+
+from models.deblur import MotionPolicy, deconvolve
+from models.kernel_shape import load_magnitude_model
+from models.tune_balance import BUNDLED_MAGNITUDE
+
+AS_BUILT_TAU = (0.25, 0.3)
+KEYS = ("fourth", "candidate", "mean")
+
+
+def run(data: Path, part: tuple[int, int], out: Path, magnitude: Path, tau: list[float]) -> None:
+    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU)
+    policy = MotionPolicy(shape_thresholds=(tau[0], tau[1]))
+    fourth = load_magnitude_model(BUNDLED_MAGNITUDE)
+    candidate = load_magnitude_model(magnitude)
+
+    def measure(c: fitting_cases.Case) -> dict[str, Any]:
+        if not c.assessment.blurred:
+            return {}
+        base = psnr(c.sharp, c.blurred)
+        a = deconvolve(c.blurred, c.assessment, built, magnitude=fourth).image
+        b = deconvolve(c.blurred, c.assessment, policy, magnitude=candidate).image
+        mean = (a.astype(np.float64) + b) / 2
+        return {
+            "fourth": psnr(c.sharp, a) - base,
+            "candidate": psnr(c.sharp, b) - base,
+            "mean": psnr(c.sharp, mean) - base,
+        }
+
+    fitting_cases.collect(data, part, out, built, measure, fitting_cases.scene_cases)
+
+
+def summary(paths: list[Path]) -> None:
+    rows = fitting_cases.read_rows(paths)
+    fitting_cases.print_means(rows, KEYS, 9)
+    for k in KEYS[1:]:
+        a = fitting_cases.against(rows, operator.itemgetter(k), "fourth")
+        print(
+            f"{k} against fourth: all {a.all:+.3f}, curved {a.curved:+.3f}, worst group"
+            f" {a.worst:+.3f} ({a.worst_group}), < -1 dB {a.losses}, > +1 dB {a.wins}"
+        )
+
+
+def options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--magnitude", type=Path, default=BUNDLED_MAGNITUDE, help="the candidate")
+    p.add_argument("--tau", nargs=2, type=float, default=[0.15, 0.25], help="its τ quiet, noisy")
+
+
+if __name__ == "__main__":
+    fitting_cases.main(run, summary, options)
