@@ -37,7 +37,12 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   the node as built (sharpray-blind-wiener 0.9.0) with the bundled magnitude network
   (``gain_fixed``) against the same with the network of ``--magnitude`` (``gain_noise``);
   ``shrink-summary --rows … --built fixed`` compares them. ``--tau`` sets τ for both (default
-  the eleventh round's 0.25 / 0.4; the twenty-second round: 0.25 / 0.3, as built since 0.10.0).
+  the eleventh round's 0.25 / 0.4; the twenty-second round: 0.25 / 0.3, as built since 0.10.0);
+  ``--built-tau`` gives the bundled network its own (the twenty-seventh round).
+- ``shape-mean-validate``: the twenty-eighth round; the ``shape-net-validate`` design, the node
+  as built (``gain_fixed``) against the pixel-wise mean of its correction and the one with the
+  network of ``--magnitude`` at ``--tau`` (``gain_noise``; that correction alone:
+  ``gain_candidate``); ``shrink-summary --built fixed`` compares them.
 - ``shape-tau-fit`` / ``shape-tau-validate``: the twelfth round; the ``shape-validate`` design,
   the node as built with the bundled magnitude network; fit: its kernel never replaced
   (``gain_fixed``) and always replaced (``gain_noise``), ``tau-summary`` then gives every
@@ -295,7 +300,7 @@ def run(
         }
     magnitude = None
     candidate_magnitude = None
-    if command in ("shape-net-fit", "shape-net-validate"):
+    if command in ("shape-net-fit", "shape-net-validate", "shape-mean-validate"):
         # the eleventh round: the node as built (sharpray-blind-wiener 0.9.0) with the bundled
         # magnitude network against the same with another one (``--magnitude``); the
         # twenty-second round with τ as built since 0.10.0 (``--tau 0.25 0.3``)
@@ -473,6 +478,15 @@ def run(
                                     c = deconvolve(b, a, pol, shape=d.shape)
                                     row[f"gain_{label}"] = _psnr(sharp, c.image) - base_psnr
                                     row[f"method_{label}"] = c.method
+                        elif a.blurred and command == "shape-mean-validate":
+                            # the twenty-eighth round: the node as built against the mean of
+                            # its correction and the candidate network's
+                            built = deconvolve(b, a, compared["fixed"], magnitude=magnitude)
+                            other = deconvolve(b, a, policy, magnitude=candidate_magnitude)
+                            mean = (built.image.astype(np.float64) + other.image) / 2
+                            row["gain_fixed"] = _psnr(sharp, built.image) - base_psnr
+                            row["gain_candidate"] = _psnr(sharp, other.image) - base_psnr
+                            row["gain_noise"] = _psnr(sharp, mean) - base_psnr
                         elif a.blurred:
                             for label, pol in compared.items():
                                 d = deconvolve(b, a, pol, magnitude=magnitudes.get(label))
@@ -742,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
             "shape-balance-validate",
             "shape-net-fit",
             "shape-net-validate",
+            "shape-mean-validate",
             "shape-tau-fit",
             "shape-tau-validate",
             "where-read-validate",
