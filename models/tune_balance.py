@@ -481,10 +481,10 @@ def run(
                         elif a.blurred and command == "shape-mean-validate":
                             # the twenty-eighth round: the node as built against the mean of
                             # its correction and the candidate network's
-                            built = deconvolve(b, a, compared["fixed"], magnitude=magnitude)
+                            own = deconvolve(b, a, compared["fixed"], magnitude=magnitude)
                             other = deconvolve(b, a, policy, magnitude=candidate_magnitude)
-                            mean = (built.image.astype(np.float64) + other.image) / 2
-                            row["gain_fixed"] = _psnr(sharp, built.image) - base_psnr
+                            mean = (own.image.astype(np.float64) + other.image) / 2
+                            row["gain_fixed"] = _psnr(sharp, own.image) - base_psnr
                             row["gain_candidate"] = _psnr(sharp, other.image) - base_psnr
                             row["gain_noise"] = _psnr(sharp, mean) - base_psnr
                         elif a.blurred:
