@@ -279,6 +279,7 @@ def evaluate_deblur(
     subtract_noise: NoiseSubtraction | None = None,
     kernel_shape_candidate: Path | None = None,
     detector_shape_candidate: Path | None = None,
+    candidate_tau: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
 
@@ -293,7 +294,9 @@ def evaluate_deblur(
     the node with another learned magnitude in its shape step (the eleventh round), as
     ``blind_wiener_node_shape_candidate``; ``detector_shape_candidate``: also the node whose
     shape step runs at pixels finer than 0.4 mm with this native-pixel magnitude (the sixteenth
-    round), as ``blind_wiener_node_detector_shape``."""
+    round), as ``blind_wiener_node_detector_shape``; ``candidate_tau``: the candidate magnitude's
+    τ (quiet, noisy) instead of the node's, and also the pixel-wise mean of the node's correction
+    and the candidate's (the twenty-eighth round) as ``blind_wiener_node_shape_mean``."""
     import dataclasses
 
     from models.deblur import MotionPolicy, assess_motion, correct, deconvolve, refiner_inputs
@@ -401,14 +404,20 @@ def evaluate_deblur(
             True,
         )
     if kernel_shape_candidate is not None:
+        candidate_policy = dataclasses.replace(policy, shape_thresholds=candidate_tau)
+        other = load_magnitude_model(kernel_shape_candidate)
         methods["blind_wiener_node_shape_candidate"] = (
-            node_with(
-                policy,
-                "blind_wiener_node_shape_candidate",
-                load_magnitude_model(kernel_shape_candidate),
-            ),
+            node_with(candidate_policy, "blind_wiener_node_shape_candidate", other),
             True,
         )
+        if candidate_tau is not None and magnitude is not None:
+
+            def mean(c: Case, a: Any) -> F32:
+                own = deconvolve(c.blurred, a, policy, magnitude=magnitude).image
+                theirs = deconvolve(c.blurred, a, candidate_policy, magnitude=other).image
+                return ((own.astype(np.float64) + theirs) / 2).astype(np.float32)
+
+            methods["blind_wiener_node_shape_mean"] = (mean, True)
     if detector_shape_candidate is not None and magnitude is not None:
         methods["blind_wiener_node_detector_shape"] = (
             node_with(
@@ -662,6 +671,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also the node with this learned kernel magnitude in its shape step",
     )
     ap.add_argument(
+        "--candidate-tau",
+        nargs=2,
+        type=float,
+        metavar=("QUIET", "NOISY"),
+        help="the candidate magnitude's τ; also the mean of the node's and its correction",
+    )
+    ap.add_argument(
         "--detector-shape-candidate",
         type=Path,
         default=None,
@@ -716,6 +732,7 @@ def main(argv: list[str] | None = None) -> int:
             args.subtract_noise,
             args.kernel_shape_candidate,
             args.detector_shape_candidate,
+            (args.candidate_tau[0], args.candidate_tau[1]) if args.candidate_tau else None,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

@@ -38,6 +38,9 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
             "second_look",
             "--kernel-shape-candidate",
             str(BUNDLED_MAGNITUDE),
+            "--candidate-tau",
+            "0.25",
+            "0.3",
             "--figures",
             str(tmp_path / "figures"),
             "--out",
@@ -76,6 +79,9 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
         methods["blind_wiener_node_shape_candidate"],
     )
     assert candidate["all"] == shape["all"]
+    # ... at the node's own τ, and so the mean of the two (the twenty-eighth round's) too
+    mean = methods["blind_wiener_node_shape_mean"]["all"]
+    assert mean == {k: v for k, v in shape["all"].items() if k != "kernel_error_median"}
     node = methods["blind_wiener_node"]
     for kind in ("straight", "curved"):
         for strength in ("mild", "moderate", "severe"):
