@@ -84,6 +84,9 @@ DETECTOR_MAX_LENGTH_PX = 32.0
 #: τ of the step at detector scale for a quiet and a noisy frame (the sixteenth round's choice on
 #: fitting images, docs/models.md).
 DETECTOR_THRESHOLDS = (0.25, 0.25)
+#: τ (quiet, noisy) of the shape step with the second network, whose correction the node averages
+#: with the first's (the twenty-seventh round's choice on fitting images, docs/models.md).
+SECOND_THRESHOLDS = (0.15, 0.25)
 #: Seed of the phase retrieval's random starts: the node gives the same answer every time.
 RETRIEVAL_SEED = 0
 

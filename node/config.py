@@ -120,8 +120,14 @@ class ModelSettings(Strict):
     # real frames with noise it lost, docs/models.md); null (or "off"): those keep the straight
     # kernel (0.12.0).
     kernel_shape_detector: Path | None = None
+    # A second kernel magnitude for the same step at ≈0.6 mm (the fifth network read eight ways,
+    # τ models.kernel_shape.SECOND_THRESHOLDS): where the first read a frame, the correction is
+    # the mean of the one with each (sharpray-blind-wiener 0.14.0; the twenty-eighth round);
+    # used only with kernel_shape and the blind Wiener correction; null (or "off"): the first
+    # alone (0.12.0).
+    kernel_shape_second: Path | None = BUNDLED_MODELS / "kernel-magnitude-second"
 
-    @field_validator("kernel_shape", "kernel_shape_detector", mode="before")
+    @field_validator("kernel_shape", "kernel_shape_detector", "kernel_shape_second", mode="before")
     @classmethod
     def _kernel_shape(cls, v: object) -> object:
         # YAML reads a bare off as false

@@ -31,7 +31,7 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,7 +43,7 @@ from models.deblur import (
     deconvolve,
     refiner_inputs,
 )
-from models.kernel_shape import DETECTOR_THRESHOLDS, effective_thresholds
+from models.kernel_shape import DETECTOR_THRESHOLDS, SECOND_THRESHOLDS, effective_thresholds
 from models.manifest import ModelManifest, device_uid_for
 from node.pipeline.infer import Deblurrer, KernelMagnitude
 from node.pipeline.results.inputs import ModelInfo
@@ -67,6 +67,13 @@ SHAPED_VERSION = "0.12.0"
 #: magnitude network (models.kernel_magnitude_net.DETECTOR_NAME; the sixteenth round): 0.11.0
 #: beside the third network, 0.13.0 beside the fourth.
 DETECTOR_SHAPED_VERSION = "0.13.0"
+#: The version whose correction is the pixel-wise mean of two: the shape step with the first
+#: network (as :data:`SHAPED_VERSION`) and with a second (sharpray-kernel-magnitude 0.5.0, the fifth
+#: network read under the eight symmetries of the square, at τ
+#: :data:`models.kernel_shape.SECOND_THRESHOLDS`; the twenty-eighth round): 0.14.0, and 0.15.0
+#: with the native-pixel network too.
+MEAN_VERSION = "0.14.0"
+DETECTOR_MEAN_VERSION = "0.15.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -78,19 +85,19 @@ def wiener_info(
     policy: MotionPolicy,
     magnitude: ModelManifest | None = None,
     detector: ModelManifest | None = None,
+    second: ModelManifest | None = None,
 ) -> ModelInfo:
     """The identity of the blind Wiener correction under ``policy``, with the kernel shape step
     of the ``magnitude`` model where one is given (and of the ``detector`` model at pixels finer
-    than 0.4 mm)."""
-    if detector is not None and magnitude is None:
-        raise ValueError("the detector-scale magnitude belongs to the shape step")
-    version = (
-        WIENER_VERSION
-        if magnitude is None
-        else SHAPED_VERSION
-        if detector is None
-        else DETECTOR_SHAPED_VERSION
-    )
+    than 0.4 mm), its correction averaged with the one of the ``second`` model where given."""
+    if (detector is not None or second is not None) and magnitude is None:
+        raise ValueError("the detector-scale and the second magnitude belong to the shape step")
+    if magnitude is None:
+        version = WIENER_VERSION
+    elif second is None:
+        version = SHAPED_VERSION if detector is None else DETECTOR_SHAPED_VERSION
+    else:
+        version = MEAN_VERSION if detector is None else DETECTOR_MEAN_VERSION
     described: dict[str, object] = {
         "name": WIENER_NAME,
         "version": version,
@@ -136,6 +143,9 @@ def wiener_info(
             if policy.shape_detector_fallback_unshaped:
                 described["shape_detector_fallback_unshaped"] = True
         described["shape_thresholds"] = list(effective_thresholds(policy.shape_thresholds))
+        if second is not None:
+            described["kernel_magnitude_second"] = [second.name, second.version, second.sha256]
+            described["shape_second_thresholds"] = list(SECOND_THRESHOLDS)
         described["shape_finest_spacing_mm"] = policy.shape_finest_spacing_mm
         described["shape_smallest_frame_px"] = policy.shape_smallest_frame_px
         if policy.checked_balance_factor != 1.0:
@@ -257,9 +267,17 @@ class Corrector:
         generator: Deblurrer | None = None,
         magnitude: KernelMagnitude | None = None,
         detector_magnitude: KernelMagnitude | None = None,
+        second_magnitude: KernelMagnitude | None = None,
     ) -> None:
         self.policy = policy
         self.generator = generator
+        if second_magnitude is not None and (magnitude is None or generator is not None):
+            raise ValueError(
+                "the second kernel magnitude belongs to the shape step of the blind Wiener "
+                "correction without a refiner"
+            )
+        self.second_magnitude = second_magnitude
+        self.second_policy = replace(policy, shape_thresholds=SECOND_THRESHOLDS)
         if (
             generator is not None
             and magnitude is not None
@@ -292,6 +310,7 @@ class Corrector:
                 policy,
                 magnitude.model.manifest if magnitude is not None else None,
                 detector_magnitude.model.manifest if detector_magnitude is not None else None,
+                second_magnitude.model.manifest if second_magnitude is not None else None,
             )
         )
 
@@ -349,7 +368,27 @@ class Corrector:
             magnitude=self.magnitude,
             detector_magnitude=self.detector_magnitude,
         )
-        return Correction(done.image, True, self._said(motion, done))
+        said = self._said(motion, done)
+        second = self.second_magnitude
+        finest = self.policy.shape_finest_spacing_mm
+        if (
+            second is None
+            or done.shape is None
+            or not done.shape.checked
+            or (finest is not None and motion.pixel_spacing_mm < finest)
+        ):
+            # the second network reads only where the first did, at its scale (elsewhere both
+            # corrections would be the same)
+            return Correction(done.image, True, said)
+        other = deconvolve(a, motion, self.second_policy, magnitude=second)
+        mean = ((done.image.astype(np.float64) + other.image) / 2).astype(np.float32)
+        m = second.model.manifest
+        return Correction(
+            mean,
+            True,
+            f"mean of two corrections: {said}; and, with kernel magnitude {m.name} {m.version},"
+            f" {self._said(motion, other)}",
+        )
 
     def _said(self, motion: MotionAssessment, done: Deconvolution) -> str:
         """What the SR says of the blind correction ``done``."""

@@ -14,7 +14,9 @@ from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.kernel_shape import magnitude_of, spectrum_input
 from node.config import BUNDLED_MODELS, load_settings
 from node.pipeline.correct import (
+    DETECTOR_MEAN_VERSION,
     DETECTOR_SHAPED_VERSION,
+    MEAN_VERSION,
     SHAPED_VERSION,
     WIENER_VERSION,
     Corrector,
@@ -124,7 +126,10 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     from node.app import load_models
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("models:\n  kernel_shape: kernel-magnitude\n  kernel_shape_detector: off\n")
+    cfg.write_text(
+        "models:\n  kernel_shape: kernel-magnitude\n  kernel_shape_detector: off\n"
+        "  kernel_shape_second: off\n"
+    )
     s = load_settings(cfg, environ={})
     assert s.models.kernel_shape == BUNDLED
     models = load_models(s)
@@ -137,9 +142,11 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     cfg.write_text("models: {}\n")
     default = load_settings(cfg, environ={})
     assert default.models.kernel_shape == BUNDLED
-    # the detector-scale network is bundled but off (the eighteenth round's test split): 0.12.0
+    # the detector-scale network is bundled but off (the eighteenth round's test split), the
+    # second network on (the twenty-eighth round): 0.14.0
     assert default.models.kernel_shape_detector is None
-    assert load_models(default).deblur.info.version == SHAPED_VERSION
+    assert default.models.kernel_shape_second == BUNDLED_MODELS / "kernel-magnitude-second"
+    assert load_models(default).deblur.info.version == MEAN_VERSION
     off_by_env = load_settings(cfg, environ={"SHARPRAY_MODELS__KERNEL_SHAPE": "off"})
     assert off_by_env.models.kernel_shape is None
     assert load_models(off_by_env).deblur.info.version == WIENER_VERSION
@@ -185,7 +192,13 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     assert s.models.kernel_shape_detector == BUNDLED
     loaded = load_models(s).deblur
     assert loaded.detector_magnitude is not None
-    assert loaded.info.version == DETECTOR_SHAPED_VERSION
+    assert loaded.info.version == DETECTOR_MEAN_VERSION
+    cfg.write_text(
+        "models:\n  kernel_shape_detector: kernel-magnitude\n  kernel_shape_second: off\n"
+    )
+    assert load_models(load_settings(cfg, environ={})).deblur.info.version == (
+        DETECTOR_SHAPED_VERSION
+    )
     cfg.write_text("models:\n  kernel_shape: off\n  kernel_shape_detector: kernel-magnitude\n")
     alone = load_models(load_settings(cfg, environ={})).deblur
     assert alone.magnitude is None and alone.detector_magnitude is None
@@ -193,3 +206,51 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     for off in ("off", "null"):
         cfg.write_text(f"models:\n  kernel_shape_detector: {off}\n")
         assert load_settings(cfg, environ={}).models.kernel_shape_detector is None
+
+
+def test_the_second_network_s_correction_is_averaged_where_the_first_read_the_frame(
+    magnitude: KernelMagnitude,
+) -> None:
+    """The twenty-eighth round: the mean of the correction with the first network and the one
+    with the second at its own τ; its own version and Device UID; said in the text."""
+    second = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
+    assert second.model.manifest.version == "0.5.0"
+    policy = MotionPolicy()
+    shaped = Corrector(policy, None, magnitude)
+    mean = Corrector(policy, None, magnitude, None, second)
+    assert mean.info.version == MEAN_VERSION != shaped.info.version
+    assert mean.info.device_uid != shaped.info.device_uid
+    sharp, _, blurred = _blurred_curved(4)
+    motion = assess_motion(blurred, 0.6, policy)
+    assert motion.blurred
+    out = mean(blurred, motion)
+    first = deconvolve(blurred, motion, policy, magnitude=magnitude)
+    other = deconvolve(blurred, motion, mean.second_policy, magnitude=second)
+    assert first.shape is not None and first.shape.checked
+    assert mean.second_policy.shape_thresholds == (0.15, 0.25)
+    expected = ((first.image.astype(np.float64) + other.image) / 2).astype(np.float32)
+    assert out.applied and np.array_equal(out.image, expected)
+    assert not np.array_equal(out.image, first.image)  # the two corrections differ here
+    assert out.method.startswith("mean of two corrections: ")
+    assert "sharpray-kernel-magnitude 0.5.0" in out.method
+    # at detector scale the first network does not read the frame: one correction, as before
+    fine = assess_motion(blurred, 0.2, policy)
+    assert np.array_equal(mean(blurred, fine).image, shaped(blurred, fine).image)
+    # the second network needs the first, and no refiner
+    with pytest.raises(ValueError, match="second kernel magnitude"):
+        Corrector(policy, None, None, None, second)
+    with pytest.raises(ValueError, match="shape step"):
+        wiener_info(policy, None, None, second.model.manifest)
+
+
+def test_the_second_setting_is_used_only_with_the_first(tmp_path: Path) -> None:
+    from node.app import load_models
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models:\n  kernel_shape: off\n")
+    alone = load_models(load_settings(cfg, environ={})).deblur
+    assert alone.magnitude is None and alone.second_magnitude is None
+    assert alone.info.version == WIENER_VERSION
+    for off in ("off", "null"):
+        cfg.write_text(f"models:\n  kernel_shape_second: {off}\n")
+        assert load_settings(cfg, environ={}).models.kernel_shape_second is None
