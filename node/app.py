@@ -95,7 +95,11 @@ def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
         if m.kernel_shape_second is not None and magnitude is not None and generator is None
         else None
     )
-    if m.kernel_shape_second is not None and second_magnitude is None:
+    if (
+        m.kernel_shape_second is not None
+        and second_magnitude is None
+        and "kernel_shape_second" in m.model_fields_set
+    ):
         log.info(
             "models.kernel_shape_second is not used: it belongs to the shape step of the blind "
             "Wiener correction without a refiner (models.kernel_shape off, or models.deblur set)"

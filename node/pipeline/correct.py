@@ -190,6 +190,12 @@ def wiener_info(
                 if magnitude is not None
                 else ""
             )
+            + (
+                f", averaged with the same correction by a second magnitude ({second.name} "
+                f"{second.version}) where the first read the frame"
+                if second is not None
+                else ""
+            )
             + " and Wiener deconvolution"
             + (" regularised by the measured noise" if policy.balance_follows_noise else "")
             + (

@@ -220,6 +220,7 @@ def test_the_second_network_s_correction_is_averaged_where_the_first_read_the_fr
     mean = Corrector(policy, None, magnitude, None, second)
     assert mean.info.version == MEAN_VERSION != shaped.info.version
     assert mean.info.device_uid != shaped.info.device_uid
+    assert "second magnitude (sharpray-kernel-magnitude 0.5.0)" in (mean.info.description or "")
     sharp, _, blurred = _blurred_curved(4)
     motion = assess_motion(blurred, 0.6, policy)
     assert motion.blurred

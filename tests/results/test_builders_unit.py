@@ -320,3 +320,25 @@ def test_overlay_banner_says_whether_the_image_under_the_heatmap_was_corrected(
         source, classified="original", correction="not corrected: no relevant motion found"
     )
     assert banner_lines(as_acquired, producer)[2] == "Image: as acquired (not motion-corrected)"
+
+
+def test_what_was_done_to_the_image_comes_before_the_model_s_general_description(
+    source: pydicom.Dataset,
+) -> None:
+    """A long correction text (a mean of two corrections describes both) keeps all of what was
+    done; the model's general description follows only where both fit the attribute."""
+    method = "mean of two corrections: " + "; ".join(["Wiener deconvolution of 6 mm"] * 12)
+    long_model = dataclasses.replace(DEBLUR, description="general words " * 40)
+    a = _analysis(source, deblur_model=long_model, correction=method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        sc = build_corrected_sc(a, Producer(), generate_uid(), 1)
+    assert f": {method}." in sc.DerivationDescription
+    assert "general words" not in sc.DerivationDescription
+    assert len(sc.DerivationDescription) <= 1024
+    assert sc.DerivationDescription.endswith(NOT_FOR_DIAGNOSTIC_USE)
+    short = _analysis(source, correction="Wiener deconvolution of 6 mm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        sc = build_corrected_sc(short, Producer(), generate_uid(), 1)
+    assert DEBLUR.description is not None and DEBLUR.description in sc.DerivationDescription

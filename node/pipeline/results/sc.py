@@ -490,9 +490,12 @@ def build_corrected_sc(
         f"{deblur_kind(model)} {model.name} {model.version} (Device UID {model.device_uid})"
         + (f": {method}." if isinstance(method, str) else ".")
     )
-    if model.description:
-        description += f" {model.description}"
-    sc.DerivationDescription = fit_text([description], ST_MAX, demo)
+    # what was done to this image first: the model's general description only where it fits
+    # (a mean of two corrections describes both)
+    candidates = [f"{description} {model.description}", description]
+    sc.DerivationDescription = fit_text(
+        candidates if model.description else [description], ST_MAX, demo
+    )
     sc.DerivationCodeSequence = [DERIVATION_EDGE_ENHANCEMENT, DERIVATION_DEBLUR]
 
     _rescale(sc, ref, offset)
