@@ -24,9 +24,10 @@ from skimage.metrics import peak_signal_noise_ratio
 from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionAssessment, MotionPolicy, assess_motion
 from models.deblur_data import load_gray
+from models.kernel_shape import MagnitudeEstimator, load_magnitude_model
+from models.tune_balance import BUNDLED_MAGNITUDE, image_lists, scenes
 from models.tune_balance import LENGTHS as SCENE_LENGTHS_BY_SCALE
 from models.tune_balance import NOISE as SCENE_NOISE
-from models.tune_balance import image_lists, scenes
 from models.tune_deconvolution import centre_crop
 
 LENGTHS = (3.0, 6.0, 10.0)
@@ -95,6 +96,16 @@ def scene_cases(data: Path, name: str, policy: MotionPolicy) -> Iterator[Case]:
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(a, b, data_range=1.0))
+
+
+def gain(c: Case, image: np.ndarray) -> float:
+    """PSNR gain of ``image`` over the case's blurred input."""
+    return psnr(c.sharp, image) - psnr(c.sharp, c.blurred)
+
+
+def fourth_and(magnitude: Path) -> tuple[MagnitudeEstimator, MagnitudeEstimator]:
+    """The bundled (fourth) magnitude network and the candidate of folder ``magnitude``."""
+    return load_magnitude_model(BUNDLED_MAGNITUDE), load_magnitude_model(magnitude)
 
 
 def collect(

@@ -21,10 +21,8 @@ from typing import Any
 
 import fitting_cases
 import numpy as np
-from fitting_cases import psnr
 
 from models.deblur import MotionPolicy, deconvolve
-from models.kernel_shape import load_magnitude_model
 from models.tune_balance import BUNDLED_MAGNITUDE
 
 AS_BUILT_TAU = (0.25, 0.3)
@@ -34,20 +32,18 @@ KEYS = ("fourth", "candidate", "mean")
 def run(data: Path, part: tuple[int, int], out: Path, magnitude: Path, tau: list[float]) -> None:
     built = MotionPolicy(shape_thresholds=AS_BUILT_TAU)
     policy = MotionPolicy(shape_thresholds=(tau[0], tau[1]))
-    fourth = load_magnitude_model(BUNDLED_MAGNITUDE)
-    candidate = load_magnitude_model(magnitude)
+    fourth, candidate = fitting_cases.fourth_and(magnitude)
 
     def measure(c: fitting_cases.Case) -> dict[str, Any]:
         if not c.assessment.blurred:
             return {}
-        base = psnr(c.sharp, c.blurred)
         a = deconvolve(c.blurred, c.assessment, built, magnitude=fourth).image
         b = deconvolve(c.blurred, c.assessment, policy, magnitude=candidate).image
         mean = (a.astype(np.float64) + b) / 2
         return {
-            "fourth": psnr(c.sharp, a) - base,
-            "candidate": psnr(c.sharp, b) - base,
-            "mean": psnr(c.sharp, mean) - base,
+            "fourth": fitting_cases.gain(c, a),
+            "candidate": fitting_cases.gain(c, b),
+            "mean": fitting_cases.gain(c, mean),
         }
 
     fitting_cases.collect(data, part, out, built, measure, fitting_cases.scene_cases)

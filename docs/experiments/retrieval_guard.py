@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import fitting_cases
-from fitting_cases import psnr
 
 from models.deblur import MotionPolicy, deconvolve
-from models.kernel_shape import KernelShape, kernel_error, load_magnitude_model
+from models.kernel_shape import KernelShape, kernel_error
 from models.tune_balance import BUNDLED_MAGNITUDE
 
 AS_BUILT_TAU = (0.25, 0.3)
@@ -36,21 +35,15 @@ AS_BUILT_TAU = (0.25, 0.3)
 
 def run(data: Path, part: tuple[int, int], out: Path, magnitude: Path, scenes: bool) -> None:
     policy = MotionPolicy(shape_thresholds=AS_BUILT_TAU)
-    fourth = load_magnitude_model(BUNDLED_MAGNITUDE)
-    candidate = load_magnitude_model(magnitude)
+    fourth, candidate = fitting_cases.fourth_and(magnitude)
 
     def measure(c: fitting_cases.Case) -> dict[str, Any]:
         if not c.assessment.blurred:
             return {}
-        base = psnr(c.sharp, c.blurred)
-        row: dict[str, Any] = {
-            "fourth": psnr(
-                c.sharp, deconvolve(c.blurred, c.assessment, policy, magnitude=fourth).image
-            )
-            - base
-        }
+        built = deconvolve(c.blurred, c.assessment, policy, magnitude=fourth)
+        row: dict[str, Any] = {"fourth": fitting_cases.gain(c, built.image)}
         d = deconvolve(c.blurred, c.assessment, policy, magnitude=candidate)
-        row["replaced"] = psnr(c.sharp, d.image) - base
+        row["replaced"] = fitting_cases.gain(c, d.image)
         row["method_replaced"] = d.method
         s = d.shape
         row["is_replaced"] = s is not None and s.replaced
@@ -60,7 +53,7 @@ def run(data: Path, part: tuple[int, int], out: Path, magnitude: Path, scenes: b
         straight = c.assessment.estimate.kernel()
         kept = KernelShape(straight, False, s.distance, s.threshold, s.factor, "guard", s.fit)
         dk = deconvolve(c.blurred, c.assessment, policy, shape=kept)
-        row["kept"] = psnr(c.sharp, dk.image) - base
+        row["kept"] = fitting_cases.gain(c, dk.image)
         row["method_kept"] = dk.method
         row |= {
             "distance": s.distance,

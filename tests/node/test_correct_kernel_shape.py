@@ -199,13 +199,21 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     assert load_models(load_settings(cfg, environ={})).deblur.info.version == (
         DETECTOR_SHAPED_VERSION
     )
-    cfg.write_text("models:\n  kernel_shape: off\n  kernel_shape_detector: kernel-magnitude\n")
+    _used_only_with_the_first(cfg, "kernel_shape_detector", "detector_magnitude")
+
+
+def _used_only_with_the_first(cfg: Path, setting: str, attribute: str) -> None:
+    """``models.<setting>`` loads nothing without ``models.kernel_shape``, and is switched off
+    by off or null."""
+    from node.app import load_models
+
+    cfg.write_text(f"models:\n  kernel_shape: off\n  {setting}: kernel-magnitude\n")
     alone = load_models(load_settings(cfg, environ={})).deblur
-    assert alone.magnitude is None and alone.detector_magnitude is None
+    assert alone.magnitude is None and getattr(alone, attribute) is None
     assert alone.info.version == WIENER_VERSION
     for off in ("off", "null"):
-        cfg.write_text(f"models:\n  kernel_shape_detector: {off}\n")
-        assert load_settings(cfg, environ={}).models.kernel_shape_detector is None
+        cfg.write_text(f"models:\n  {setting}: {off}\n")
+        assert getattr(load_settings(cfg, environ={}).models, setting) is None
 
 
 def test_the_second_network_s_correction_is_averaged_where_the_first_read_the_frame(
@@ -245,13 +253,4 @@ def test_the_second_network_s_correction_is_averaged_where_the_first_read_the_fr
 
 
 def test_the_second_setting_is_used_only_with_the_first(tmp_path: Path) -> None:
-    from node.app import load_models
-
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("models:\n  kernel_shape: off\n")
-    alone = load_models(load_settings(cfg, environ={})).deblur
-    assert alone.magnitude is None and alone.second_magnitude is None
-    assert alone.info.version == WIENER_VERSION
-    for off in ("off", "null"):
-        cfg.write_text(f"models:\n  kernel_shape_second: {off}\n")
-        assert load_settings(cfg, environ={}).models.kernel_shape_second is None
+    _used_only_with_the_first(tmp_path / "c.yaml", "kernel_shape_second", "second_magnitude")
