@@ -78,15 +78,20 @@ def test_two_checkpoints_combine_by_their_weights_or_their_outputs(tmp_path: Pat
     with pytest.raises(ValueError, match="unknown way"):
         combine_checkpoints(paths, "median")
     # the export of the output mean runs in ONNX Runtime as one graph
-    out = tmp_path / "mean"
-    argv = ["--checkpoint", *map(str, paths), "--combine", "outputs", "--out", str(out)]
-    assert export_main(argv) == 0
-    manifest, path = load_manifest(out)
-    assert manifest.architecture.startswith("the mean of the outputs of 2 networks")
-    (onnx_out,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
-        None, {"image": x.numpy()}
-    )
+    argv = ["--checkpoint", *map(str, paths), "--combine", "outputs"]
+    architecture, onnx_out = _exported(argv, tmp_path / "mean", x.numpy())
+    assert architecture.startswith("the mean of the outputs of 2 networks")
     assert np.abs(onnx_out - mean_of_outputs.numpy()).max() < 1e-4
+
+
+def _exported(argv: list[str], out: Path, x: np.ndarray) -> tuple[str, np.ndarray]:
+    """Export through the command line into ``out``; the manifest's architecture and what ONNX
+    Runtime makes of ``x`` with the exported graph."""
+    assert export_main([*argv, "--out", str(out)]) == 0
+    manifest, path = load_manifest(out)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(None, {"image": x})
+    return manifest.architecture, np.asarray(onnx_out)
 
 
 def test_the_symmetry_average_reads_eight_ways_and_turns_each_answer_back(
@@ -107,14 +112,9 @@ def test_the_symmetry_average_reads_eight_ways_and_turns_each_answer_back(
         # the average is itself symmetric: a turned spectrum gives the turned answer
         assert torch.allclose(averaged(dihedral(x, 5)), dihedral(got, 5), atol=1e-5)
     torch.save(net.state_dict(), tmp_path / "n.pt")
-    out = tmp_path / "sym"
-    argv = ["--checkpoint", str(tmp_path / "n.pt"), "--symmetry-average", "--out", str(out)]
-    assert export_main(argv) == 0
-    manifest, path = load_manifest(out)
-    assert manifest.architecture.startswith("averaged over the 8 symmetries")
-    (onnx_out,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
-        None, {"image": x.numpy()}
-    )
+    argv = ["--checkpoint", str(tmp_path / "n.pt"), "--symmetry-average"]
+    architecture, onnx_out = _exported(argv, tmp_path / "sym", x.numpy())
+    assert architecture.startswith("averaged over the 8 symmetries")
     assert np.abs(onnx_out - got.numpy()).max() < 1e-4
 
 
