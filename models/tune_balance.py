@@ -43,6 +43,13 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   as built (``gain_fixed``) against the pixel-wise mean of its correction and the one with the
   network of ``--magnitude`` at ``--tau`` (``gain_noise``; that correction alone:
   ``gain_candidate``); ``shrink-summary --built fixed`` compares them.
+- ``shape-third-validate``: the twenty-ninth round; the ``shape-net-validate`` design, the node
+  as built since 0.14.0 (the mean of the bundled network's correction at ``--built-tau`` and the
+  second network's, :data:`SECOND_MAGNITUDE` at :data:`models.kernel_shape.SECOND_THRESHOLDS`;
+  ``gain_fixed``) against those two and a third, the network of ``--magnitude`` at ``--tau``,
+  combined pixel by pixel as ``--combine`` says (``gain_noise``); the third alone:
+  ``gain_candidate``, the other combination: ``gain_other``; ``shrink-summary --built fixed``
+  compares them.
 - ``shape-tau-fit`` / ``shape-tau-validate``: the twelfth round; the ``shape-validate`` design,
   the node as built with the bundled magnitude network; fit: its kernel never replaced
   (``gain_fixed``) and always replaced (``gain_noise``), ``tau-summary`` then gives every
@@ -91,7 +98,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +116,7 @@ from models.blur import (
 )
 from models.deblur import (
     DEFAULT_CHECKED_BALANCE_FACTOR,
+    MotionAssessment,
     MotionPolicy,
     assess_motion,
     deconvolve,
@@ -120,7 +128,7 @@ from models.deconvolve import (
     richardson_lucy_steps,
     wiener_exposure,
 )
-from models.kernel_shape import load_magnitude_model
+from models.kernel_shape import SECOND_THRESHOLDS, load_magnitude_model
 from models.noise_level import quanta_per_pixel, signal_power_across, white_noise_variance
 from models.tune_deconvolution import centre_crop, collimate
 
@@ -151,6 +159,13 @@ AS_BUILT_SHRINK = "f1_plain"
 #: Images the regulariser was fitted on (the first of the training list) and validation images.
 #: The learned kernel magnitude of the shape step (``shape-validate``).
 BUNDLED_MAGNITUDE = Path(__file__).resolve().parent / "weights" / "kernel-magnitude"
+#: The second network the node averages with the bundled one since 0.14.0.
+SECOND_MAGNITUDE = BUNDLED_MAGNITUDE.with_name("kernel-magnitude-second")
+#: How ``shape-third-validate`` combines three corrections, pixel by pixel.
+COMBINE: dict[str, Callable[[NDArray[np.float64]], NDArray[np.float64]]] = {
+    "mean": lambda stack: np.mean(stack, axis=0),
+    "median": lambda stack: np.median(stack, axis=0),
+}
 FIT_IMAGES = 20
 #: Side of the centred crop of the 0.6 mm scenes.
 CROP_PX = 384
@@ -270,6 +285,7 @@ def run(
     length_exponent: float = 0.0,
     max_images: int | None = None,
     built_thresholds: tuple[float, float] | None = None,
+    combine: str = "mean",
 ) -> list[dict[str, Any]]:
     built_given = built_thresholds
     built_thresholds = built_thresholds or AS_BUILT_TAU
@@ -300,7 +316,15 @@ def run(
         }
     magnitude = None
     candidate_magnitude = None
-    if command in ("shape-net-fit", "shape-net-validate", "shape-mean-validate"):
+    second_magnitude = None
+    if command == "shape-third-validate":
+        second_magnitude = load_magnitude_model(SECOND_MAGNITUDE)
+    if command in (
+        "shape-net-fit",
+        "shape-net-validate",
+        "shape-mean-validate",
+        "shape-third-validate",
+    ):
         # the eleventh round: the node as built (sharpray-blind-wiener 0.9.0) with the bundled
         # magnitude network against the same with another one (``--magnitude``); the
         # twenty-second round with τ as built since 0.10.0 (``--tau 0.25 0.3``)
@@ -487,6 +511,23 @@ def run(
                             row["gain_fixed"] = _psnr(sharp, own.image) - base_psnr
                             row["gain_candidate"] = _psnr(sharp, other.image) - base_psnr
                             row["gain_noise"] = _psnr(sharp, mean) - base_psnr
+                        elif a.blurred and second_magnitude is not None:
+                            # the twenty-ninth round: the node as built (the mean of two) against
+                            # three corrections combined
+                            row.update(
+                                third_gains(
+                                    sharp,
+                                    b,
+                                    a,
+                                    (compared["fixed"], magnitude),
+                                    (
+                                        MotionPolicy(shape_thresholds=SECOND_THRESHOLDS),
+                                        second_magnitude,
+                                    ),
+                                    (policy, candidate_magnitude),
+                                    combine=combine,
+                                )
+                            )
                         elif a.blurred:
                             for label, pol in compared.items():
                                 d = deconvolve(b, a, pol, magnitude=magnitudes.get(label))
@@ -502,6 +543,31 @@ def run(
         print(f"{name}: {len(rows)} cases, {time.time() - t0:.0f} s", flush=True)
         out.write_text(json.dumps(rows))
     return rows
+
+
+def third_gains(
+    sharp: F32,
+    blurred: F32,
+    assessment: MotionAssessment,
+    *readings: tuple[MotionPolicy, Any],
+    combine: str = "mean",
+) -> dict[str, float]:
+    """``shape-third-validate``'s gains over ``blurred``: the first two readings' (policy,
+    magnitude) corrections averaged (``fixed``), the three combined as ``combine`` says
+    (``noise``) and the other way (``other``), the third alone (``candidate``)."""
+    images = [
+        deconvolve(blurred, assessment, pol, magnitude=m).image.astype(np.float64)
+        for pol, m in readings
+    ]
+    base = _psnr(sharp, blurred)
+    stack = np.stack(images)
+    other = next(c for c in COMBINE if c != combine)
+    return {
+        "gain_fixed": _psnr(sharp, (images[0] + images[1]) / 2) - base,
+        "gain_noise": _psnr(sharp, COMBINE[combine](stack)) - base,
+        "gain_other": _psnr(sharp, COMBINE[other](stack)) - base,
+        "gain_candidate": _psnr(sharp, images[2]) - base,
+    }
 
 
 def rl_gains(
@@ -757,6 +823,7 @@ def main(argv: list[str] | None = None) -> int:
             "shape-net-fit",
             "shape-net-validate",
             "shape-mean-validate",
+            "shape-third-validate",
             "shape-tau-fit",
             "shape-tau-validate",
             "where-read-validate",
@@ -837,6 +904,12 @@ def main(argv: list[str] | None = None) -> int:
         help="length-validate: the candidate exponent of λ's length factor",
     )
     ap.add_argument("--max-images", type=int, help="only the first so many images of the set")
+    ap.add_argument(
+        "--combine",
+        choices=tuple(COMBINE),
+        default="mean",
+        help="shape-third-validate: how the three corrections are combined (gain_noise)",
+    )
     args = ap.parse_args(argv)
     built_given = tuple(args.built_tau) if args.built_tau else None
     built_tau: tuple[float, float] = (
@@ -899,6 +972,7 @@ def main(argv: list[str] | None = None) -> int:
         args.length_exponent,
         args.max_images,
         (built_tau[0], built_tau[1]) if built_given else None,
+        args.combine,
     )
     return 0
 

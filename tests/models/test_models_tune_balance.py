@@ -265,3 +265,41 @@ def test_the_twenty_seventh_round_gives_each_network_its_own_threshold() -> None
     assert own["noise"].shape_thresholds == (0.2, 0.25)
     default = shape_net_policies(None, None)
     assert default["fixed"].shape_thresholds == AS_BUILT_TAU
+
+
+def test_the_twenty_ninth_round_combines_three_corrections_pixel_by_pixel() -> None:
+    import dataclasses
+
+    import numpy as np
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur
+    from models.deblur import MotionPolicy, assess_motion, deconvolve
+    from models.tune_balance import third_gains
+    from tests.support.synthetic import power_law_field
+
+    sharp = power_law_field(256, 5, 1.3, 0.2, 0.8).astype(np.float32)
+    rng = np.random.default_rng(5)
+    blurred = simulate_motion_blur(sharp, linear_kernel(8.0, 20.0), rng, noise=NoiseSpec(3e4))
+    a = assess_motion(blurred, 0.6, MotionPolicy())
+    assert a.blurred
+    # three readings that differ (λ scaled), so that mean, median and each alone differ
+    policies = [dataclasses.replace(MotionPolicy(), wiener_balance_factor=f) for f in (0.3, 1, 4)]
+    images = [deconvolve(blurred, a, p).image.astype(np.float64) for p in policies]
+
+    def gain(image: np.ndarray) -> float:
+        return float(
+            peak_signal_noise_ratio(sharp, image, data_range=1.0)
+            - peak_signal_noise_ratio(sharp, blurred, data_range=1.0)
+        )
+
+    readings = [(p, None) for p in policies]
+    mean = third_gains(sharp, blurred, a, *readings, combine="mean")
+    assert mean["gain_fixed"] == pytest.approx(gain((images[0] + images[1]) / 2))
+    assert mean["gain_noise"] == pytest.approx(gain(np.mean(images, axis=0)))
+    assert mean["gain_other"] == pytest.approx(gain(np.median(images, axis=0)))
+    assert mean["gain_candidate"] == pytest.approx(gain(images[2]))
+    median = third_gains(sharp, blurred, a, *readings, combine="median")
+    assert median["gain_noise"] == mean["gain_other"]
+    assert median["gain_other"] == mean["gain_noise"]
+    assert len({round(v, 6) for v in mean.values()}) == 4
