@@ -373,6 +373,50 @@ def length_factor(length_px: float | None, policy: MotionPolicy) -> float:
     return float(ratio**-policy.balance_length_exponent)
 
 
+def find_shape(
+    image01: NDArray[np.floating],
+    assessment: MotionAssessment,
+    policy: MotionPolicy,
+    magnitude: MagnitudeEstimator,
+    detector_magnitude: MagnitudeEstimator | None = None,
+) -> KernelShape | None:
+    """The kernel shape step's finding for a frame :func:`deconvolve` would correct (None where
+    it corrects nothing): what ``deconvolve(..., magnitude=magnitude)`` finds before it inverts,
+    to be passed to it as ``shape``."""
+    if not assessment.blurred or assessment.estimate.kernel().size == 1:
+        return None
+    e = to_exposure(np.asarray(image01, dtype=np.float32).astype(np.float64), policy.log_range)
+    return _shape(e, assessment, policy, magnitude, detector_magnitude)
+
+
+def _shape(
+    exposure: NDArray[np.float64],
+    assessment: MotionAssessment,
+    policy: MotionPolicy,
+    magnitude: MagnitudeEstimator,
+    detector_magnitude: MagnitudeEstimator | None,
+) -> KernelShape:
+    est = assessment.estimate
+    return shape_kernel(
+        exposure,
+        est.length_px,
+        est.angle_deg,
+        assessment.pixel_spacing_mm,
+        magnitude,
+        lambda small: wiener_balance(small, policy)[0],
+        policy.log_range,
+        policy.power,
+        finest_spacing_mm=policy.shape_finest_spacing_mm,
+        smallest_frame_px=policy.shape_smallest_frame_px,
+        arbitrate=policy.shape_arbitrate,
+        thresholds=policy.shape_thresholds,
+        noise_where_read=policy.noise_mean_where_read,
+        detector_magnitude=detector_magnitude,
+        detector_thresholds=policy.shape_detector_thresholds,
+        detector_least_px=policy.shape_detector_least_px,
+    )
+
+
 def deconvolve(
     image01: NDArray[np.floating],
     assessment: MotionAssessment,
@@ -407,24 +451,7 @@ def deconvolve(
         balance = max(balance, mismatch_floor(est, policy))
     balance *= policy.wiener_balance_factor
     if shape is None and magnitude is not None:
-        shape = shape_kernel(
-            e,
-            est.length_px,
-            est.angle_deg,
-            assessment.pixel_spacing_mm,
-            magnitude,
-            lambda small: wiener_balance(small, policy)[0],
-            policy.log_range,
-            policy.power,
-            finest_spacing_mm=policy.shape_finest_spacing_mm,
-            smallest_frame_px=policy.shape_smallest_frame_px,
-            arbitrate=policy.shape_arbitrate,
-            thresholds=policy.shape_thresholds,
-            noise_where_read=policy.noise_mean_where_read,
-            detector_magnitude=detector_magnitude,
-            detector_thresholds=policy.shape_detector_thresholds,
-            detector_least_px=policy.shape_detector_least_px,
-        )
+        shape = _shape(e, assessment, policy, magnitude, detector_magnitude)
     rl_after = policy.rl_iterations
     if shape is not None:
         psf = shape.kernel

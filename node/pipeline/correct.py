@@ -41,6 +41,7 @@ from models.deblur import (
     MotionAssessment,
     MotionPolicy,
     deconvolve,
+    find_shape,
     refiner_inputs,
 )
 from models.kernel_shape import DETECTOR_THRESHOLDS, SECOND_THRESHOLDS, effective_thresholds
@@ -386,7 +387,12 @@ class Corrector:
             # the second network reads only where the first did, at its scale (elsewhere both
             # corrections would be the same)
             return Correction(done.image, True, said)
-        other = deconvolve(a, motion, self.second_policy, magnitude=second)
+        shape = find_shape(a, motion, self.second_policy, second)
+        if shape is not None and not shape.replaced and not done.shape.replaced:
+            # both networks read straight motion: the second correction would be the first
+            other = done
+        else:
+            other = deconvolve(a, motion, self.second_policy, magnitude=second, shape=shape)
         mean = ((done.image.astype(np.float64) + other.image) / 2).astype(np.float32)
         m = second.model.manifest
         return Correction(

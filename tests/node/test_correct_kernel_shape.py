@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.blur import NoiseSpec, simulate_motion_blur, to_exposure, trajectory_kernel
+from models.blur import (
+    NoiseSpec,
+    linear_kernel,
+    simulate_motion_blur,
+    to_exposure,
+    trajectory_kernel,
+)
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.kernel_shape import magnitude_of, spectrum_input
 from node.config import BUNDLED_MODELS, load_settings
@@ -250,6 +256,45 @@ def test_the_second_network_s_correction_is_averaged_where_the_first_read_the_fr
         Corrector(policy, None, None, None, second)
     with pytest.raises(ValueError, match="shape step"):
         wiener_info(policy, None, None, second.model.manifest)
+
+
+def test_where_neither_network_replaces_the_straight_kernel_one_correction_is_run(
+    magnitude: KernelMagnitude, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where both networks read straight motion, their corrections are the same: the second is
+    not computed again, and the result is the mean of two as before, to the bit."""
+    import node.pipeline.correct as correct
+
+    second = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
+    policy = MotionPolicy()
+    mean = Corrector(policy, None, magnitude, None, second)
+    mixed = 0.7 * chest_like(384, 384, 6) + 0.3 * power_law_field(384, 6, 1.25, 0.0, 1.0)
+    sharp = np.clip(mixed, 0.0, 1.0).astype(np.float32)
+    straight = linear_kernel(10.0, 30.0)
+    blurred = simulate_motion_blur(sharp, straight, np.random.default_rng(2), noise=NoiseSpec(3e4))
+    motion = assess_motion(blurred, 0.6, policy)
+    assert motion.blurred
+    first = deconvolve(blurred, motion, policy, magnitude=magnitude)
+    other = deconvolve(blurred, motion, mean.second_policy, magnitude=second)
+    assert first.shape is not None and first.shape.checked and not first.shape.replaced
+    assert other.shape is not None and not other.shape.replaced
+    expected = ((first.image.astype(np.float64) + other.image) / 2).astype(np.float32)
+    calls: list[object] = []
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs.get("magnitude"))
+        return deconvolve(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(correct, "deconvolve", counted)
+    out = mean(blurred, motion)
+    assert np.array_equal(out.image, expected) and np.array_equal(out.image, first.image)
+    assert calls == [magnitude]  # the first network's correction only
+    assert out.method.startswith("mean of two corrections: ")
+    # where the second replaces the kernel, its correction is run (the curved case)
+    calls.clear()
+    _, _, curved = _blurred_curved(4)
+    mean(curved, assess_motion(curved, 0.6, policy))
+    assert calls == [magnitude, second]
 
 
 def test_the_second_setting_is_used_only_with_the_first(tmp_path: Path) -> None:
