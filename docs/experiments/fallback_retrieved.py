@@ -1,0 +1,113 @@
+"""The Richardson–Lucy fallback with a retrieved kernel at ≈0.6 mm/px: a look on fitting images.
+
+The retrieval look (``retrieval_guard.py --scenes``, docs/models.md) found every replacement that
+lost more than 0.5 dB to the straight kernel in a collimated frame that went to the fallback
+(ten Richardson–Lucy steps from a flat start, where the Wiener result rings at the bands' edges),
+most of them with the retrieved kernel the truer one. Per flagged *collimated* fitting case in
+the validation's design (``fitting_cases.scene_cases``), for the node as built (0.14.0: the mean
+of the fourth network's correction at τ 0.25 / 0.3 and the second's at its τ): what changes
+where a reading's retrieved kernel took the fallback, if that reading instead
+
+- ``straight``: falls back with the straight kernel (as at detector scale,
+  ``shape_detector_fallback_unshaped``),
+- ``steps20`` / ``steps40``: takes 20 / 40 steps instead of 10,
+- ``wiener``: keeps its Wiener result (no fallback).
+
+``PYTHONPATH=. python docs/experiments/fallback_retrieved.py --out runs/fr-0.json --part 0/2``
+(and ``1/2``), then ``--summary runs/fr-*.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fitting_cases
+import numpy as np
+
+from models.deblur import Deconvolution, MotionPolicy, deconvolve
+from models.kernel_shape import SECOND_THRESHOLDS, KernelShape, load_magnitude_model
+from models.tune_balance import BUNDLED_MAGNITUDE, SECOND_MAGNITUDE
+
+AS_BUILT_TAU = (0.25, 0.3)
+VARIANTS = ("straight", "steps20", "steps40", "wiener")
+
+
+def collimated(data: Path, name: str, policy: MotionPolicy) -> Iterator[fitting_cases.Case]:
+    for c in fitting_cases.scene_cases(data, name, policy):
+        if c.scene is not None and c.scene.endswith("collimated"):
+            yield c
+
+
+def variant(
+    c: fitting_cases.Case, done: Deconvolution, policy: MotionPolicy, how: str
+) -> np.ndarray:
+    """The reading ``done`` again, as ``how`` says, where its retrieved kernel took the
+    fallback; else ``done`` itself."""
+    s = done.shape
+    if s is None or not s.replaced or done.method != "richardson-lucy":
+        return done.image.astype(np.float64)
+    if how == "straight":
+        kept = KernelShape(
+            c.assessment.estimate.kernel(), False, s.distance, s.threshold, s.factor, ""
+        )
+        out = deconvolve(c.blurred, c.assessment, policy, shape=kept)
+    elif how == "wiener":
+        out = deconvolve(c.blurred, c.assessment, policy, shape=s, allow_fallback=False)
+    else:
+        steps = int(how.removeprefix("steps"))
+        more = dataclasses.replace(policy, rl_fallback_iterations=steps)
+        out = deconvolve(c.blurred, c.assessment, more, shape=s)
+    return out.image.astype(np.float64)
+
+
+def run(data: Path, part: tuple[int, int], out: Path) -> None:
+    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU)
+    readings = [
+        (load_magnitude_model(BUNDLED_MAGNITUDE), built),
+        (load_magnitude_model(SECOND_MAGNITUDE), MotionPolicy(shape_thresholds=SECOND_THRESHOLDS)),
+    ]
+
+    def measure(c: fitting_cases.Case) -> dict[str, Any]:
+        if not c.assessment.blurred:
+            return {}
+        done = [deconvolve(c.blurred, c.assessment, p, magnitude=m) for m, p in readings]
+        row: dict[str, Any] = {
+            "built": fitting_cases.gain(c, (done[0].image.astype(np.float64) + done[1].image) / 2),
+            "fell_back_retrieved": sum(
+                d.shape is not None and d.shape.replaced and d.method == "richardson-lucy"
+                for d in done
+            ),
+            "fell_back": sum(d.method == "richardson-lucy" for d in done),
+        }
+        for how in VARIANTS:
+            images = [variant(c, d, p, how) for d, (_, p) in zip(done, readings, strict=True)]
+            row[how] = fitting_cases.gain(c, (images[0] + images[1]) / 2)
+        return row
+
+    fitting_cases.collect(data, part, out, built, measure, collimated)
+
+
+def summary(paths: list[Path]) -> None:
+    rows = fitting_cases.read_rows(paths)
+    keys = ("built", *VARIANTS)
+    fitting_cases.print_means(rows, keys, 8)
+    flagged = [r for r in rows if r["flagged"]]
+    print(
+        f"readings that fell back: {sum(r['fell_back'] for r in flagged)}, of them with a "
+        f"retrieved kernel {sum(r['fell_back_retrieved'] for r in flagged)}; cases with one: "
+        f"{sum(r['fell_back_retrieved'] > 0 for r in flagged)} of {len(flagged)}"
+    )
+    for k in VARIANTS:
+        a = fitting_cases.against(rows, operator.itemgetter(k), "built")
+        print(
+            f"{k:9s} against as built: all {a.all:+.3f}, curved {a.curved:+.3f}, worst group"
+            f" {a.worst:+.3f} ({a.worst_group}), < -1 dB {a.losses}, > +1 dB {a.wins}"
+        )
+
+
+if __name__ == "__main__":
+    fitting_cases.main(run, summary)
