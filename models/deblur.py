@@ -156,6 +156,10 @@ class MotionPolicy:
     shape_balance_factor: float = 1.0
     shape_rl_iterations: int = 0
     shape_rl_only: int = 0
+    # Where a retrieved kernel takes the Richardson-Lucy fallback, its steps follow the measured
+    # noise as ``rl_fallback_follows_noise`` says for every frame (the twenty-ninth round's
+    # candidate, docs/models.md).
+    shape_rl_follows_noise: bool = False
     #: The sixth round (docs/models.md, "Noise removal after the deconvolution"; tried, not
     #: adopted): the Wiener λ times ``wiener_balance_factor``, and the result's noise shrunk in a
     #: wavelet domain (:mod:`models.shrinkage`, needs the train extra's PyWavelets) where
@@ -493,9 +497,12 @@ def deconvolve(
                 "the retrieved kernel's Wiener result rang: corrected without the shape step",
             )
             return deconvolve(image01, assessment, policy, shape=unshaped)
-        if quanta is None and policy.rl_fallback_follows_noise:
+        follows = policy.rl_fallback_follows_noise or (
+            policy.shape_rl_follows_noise and shape is not None and shape.replaced
+        )
+        if quanta is None and follows:
             quanta = _measured_quanta(e, policy)
-        steps = rl_fallback_iterations(quanta, policy)
+        steps = rl_fallback_iterations(quanta, replace(policy, rl_fallback_follows_noise=follows))
         w = richardson_lucy(e, psf, steps)
         method = "richardson-lucy"
     shrunk = False

@@ -50,6 +50,11 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   combined pixel by pixel as ``--combine`` says (``gain_noise``); the third alone:
   ``gain_candidate``, the other combination: ``gain_other``; ``shrink-summary --built fixed``
   compares them.
+- ``shape-rl-validate``: the twenty-ninth round; the ``shape-net-validate`` design, the node as
+  built since 0.14.0 (``gain_fixed``, as in ``shape-third-validate``) against the same where
+  each reading's retrieved kernel that takes the Richardson–Lucy fallback takes as many steps
+  as the measured noise gives (``shape_rl_follows_noise``, ``gain_noise``); ``fell_back``: the
+  readings whose retrieved kernel took it.
 - ``shape-tau-fit`` / ``shape-tau-validate``: the twelfth round; the ``shape-validate`` design,
   the node as built with the bundled magnitude network; fit: its kernel never replaced
   (``gain_fixed``) and always replaced (``gain_noise``), ``tau-summary`` then gives every
@@ -317,13 +322,14 @@ def run(
     magnitude = None
     candidate_magnitude = None
     second_magnitude = None
-    if command == "shape-third-validate":
+    if command in ("shape-third-validate", "shape-rl-validate"):
         second_magnitude = load_magnitude_model(SECOND_MAGNITUDE)
     if command in (
         "shape-net-fit",
         "shape-net-validate",
         "shape-mean-validate",
         "shape-third-validate",
+        "shape-rl-validate",
     ):
         # the eleventh round: the node as built (sharpray-blind-wiener 0.9.0) with the bundled
         # magnitude network against the same with another one (``--magnitude``); the
@@ -511,6 +517,21 @@ def run(
                             row["gain_fixed"] = _psnr(sharp, own.image) - base_psnr
                             row["gain_candidate"] = _psnr(sharp, other.image) - base_psnr
                             row["gain_noise"] = _psnr(sharp, mean) - base_psnr
+                        elif a.blurred and command == "shape-rl-validate":
+                            # the twenty-ninth round: the node as built (the mean of two) against
+                            # the same with the fallback's steps by the noise for retrieved kernels
+                            row.update(
+                                rl_mean_gains(
+                                    sharp,
+                                    b,
+                                    a,
+                                    (MotionPolicy(), magnitude),  # τ as built, 0.25 / 0.3
+                                    (
+                                        MotionPolicy(shape_thresholds=SECOND_THRESHOLDS),
+                                        second_magnitude,
+                                    ),
+                                )
+                            )
                         elif a.blurred and second_magnitude is not None:
                             # the twenty-ninth round: the node as built (the mean of two) against
                             # three corrections combined
@@ -567,6 +588,33 @@ def third_gains(
         "gain_noise": _psnr(sharp, COMBINE[combine](stack)) - base,
         "gain_other": _psnr(sharp, COMBINE[other](stack)) - base,
         "gain_candidate": _psnr(sharp, images[2]) - base,
+    }
+
+
+def rl_mean_gains(
+    sharp: F32,
+    blurred: F32,
+    assessment: MotionAssessment,
+    *readings: tuple[MotionPolicy, Any],
+) -> dict[str, float | int]:
+    """``shape-rl-validate``'s gains over ``blurred``: the mean of the readings' (policy,
+    magnitude) corrections as given (``fixed``) and with ``shape_rl_follows_noise`` (``noise``;
+    each reading's shape step found once), and how many readings' retrieved kernels fell back."""
+    built, follows, fell_back = [], [], 0
+    for pol, m in readings:
+        d = deconvolve(blurred, assessment, pol, magnitude=m)
+        built.append(d.image.astype(np.float64))
+        replaced = d.shape is not None and d.shape.replaced
+        if replaced and d.method == "richardson-lucy":
+            fell_back += 1
+            more = dataclasses.replace(pol, shape_rl_follows_noise=True)
+            d = deconvolve(blurred, assessment, more, shape=d.shape)
+        follows.append(d.image.astype(np.float64))
+    base = _psnr(sharp, blurred)
+    return {
+        "gain_fixed": _psnr(sharp, np.mean(built, axis=0)) - base,
+        "gain_noise": _psnr(sharp, np.mean(follows, axis=0)) - base,
+        "fell_back": fell_back,
     }
 
 
@@ -824,6 +872,7 @@ def main(argv: list[str] | None = None) -> int:
             "shape-net-validate",
             "shape-mean-validate",
             "shape-third-validate",
+            "shape-rl-validate",
             "shape-tau-fit",
             "shape-tau-validate",
             "where-read-validate",

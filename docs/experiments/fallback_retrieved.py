@@ -11,7 +11,9 @@ where a reading's retrieved kernel took the fallback, if that reading instead
 - ``straight``: falls back with the straight kernel (as at detector scale,
   ``shape_detector_fallback_unshaped``),
 - ``steps20`` / ``steps40``: takes 20 / 40 steps instead of 10,
-- ``wiener``: keeps its Wiener result (no fallback).
+- ``wiener``: keeps its Wiener result (no fallback),
+- ``noise``: takes as many steps as the measured noise gives by the fallback's noise-following
+  law (``shape_rl_follows_noise``: 10 at ≤ 6·10³ quanta/px up to 40; ``--variants noise``).
 
 ``PYTHONPATH=. python docs/experiments/fallback_retrieved.py --out runs/fr-0.json --part 0/2``
 (and ``1/2``), then ``--summary runs/fr-*.json``.
@@ -19,6 +21,7 @@ where a reading's retrieved kernel took the fallback, if that reading instead
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import operator
 from collections.abc import Iterator
@@ -33,7 +36,7 @@ from models.kernel_shape import SECOND_THRESHOLDS, KernelShape, load_magnitude_m
 from models.tune_balance import BUNDLED_MAGNITUDE, SECOND_MAGNITUDE
 
 AS_BUILT_TAU = (0.25, 0.3)
-VARIANTS = ("straight", "steps20", "steps40", "wiener")
+VARIANTS = ("straight", "steps20", "steps40", "wiener", "noise")
 
 
 def collimated(data: Path, name: str, policy: MotionPolicy) -> Iterator[fitting_cases.Case]:
@@ -55,6 +58,9 @@ def variant(
             c.assessment.estimate.kernel(), False, s.distance, s.threshold, s.factor, ""
         )
         out = deconvolve(c.blurred, c.assessment, policy, shape=kept)
+    elif how == "noise":
+        follows = dataclasses.replace(policy, shape_rl_follows_noise=True)
+        out = deconvolve(c.blurred, c.assessment, follows, shape=s)
     elif how == "wiener":
         out = deconvolve(c.blurred, c.assessment, policy, shape=s, allow_fallback=False)
     else:
@@ -64,7 +70,7 @@ def variant(
     return out.image.astype(np.float64)
 
 
-def run(data: Path, part: tuple[int, int], out: Path) -> None:
+def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
     built = MotionPolicy(shape_thresholds=AS_BUILT_TAU)
     readings = [
         (load_magnitude_model(BUNDLED_MAGNITUDE), built),
@@ -83,7 +89,7 @@ def run(data: Path, part: tuple[int, int], out: Path) -> None:
             ),
             "fell_back": sum(d.method == "richardson-lucy" for d in done),
         }
-        for how in VARIANTS:
+        for how in variants:
             images = [variant(c, d, p, how) for d, (_, p) in zip(done, readings, strict=True)]
             row[how] = fitting_cases.gain(c, (images[0] + images[1]) / 2)
         return row
@@ -93,7 +99,9 @@ def run(data: Path, part: tuple[int, int], out: Path) -> None:
 
 def summary(paths: list[Path]) -> None:
     rows = fitting_cases.read_rows(paths)
-    keys = ("built", *VARIANTS)
+    flagged = next(r for r in rows if r["flagged"])
+    done = [k for k in VARIANTS if k in flagged]
+    keys = ("built", *done)
     fitting_cases.print_means(rows, keys, 8)
     flagged = [r for r in rows if r["flagged"]]
     print(
@@ -101,7 +109,7 @@ def summary(paths: list[Path]) -> None:
         f"retrieved kernel {sum(r['fell_back_retrieved'] for r in flagged)}; cases with one: "
         f"{sum(r['fell_back_retrieved'] > 0 for r in flagged)} of {len(flagged)}"
     )
-    for k in VARIANTS:
+    for k in done:
         a = fitting_cases.against(rows, operator.itemgetter(k), "built")
         print(
             f"{k:9s} against as built: all {a.all:+.3f}, curved {a.curved:+.3f}, worst group"
@@ -109,5 +117,9 @@ def summary(paths: list[Path]) -> None:
         )
 
 
+def options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS[:4]))
+
+
 if __name__ == "__main__":
-    fitting_cases.main(run, summary)
+    fitting_cases.main(run, summary, options)

@@ -147,6 +147,30 @@ def test_the_richardson_lucy_fallback_takes_more_steps_in_a_quieter_frame() -> N
     assert psnr(many.image) > psnr(few.image) + 0.5
 
 
+def test_only_a_retrieved_kernel_s_fallback_follows_the_noise_where_the_shape_policy_says_so() -> (
+    None
+):
+    """The twenty-ninth round's candidate (``shape_rl_follows_noise``): the fallback's steps
+    follow the noise where the shape step's retrieved kernel took it, not where the straight
+    kernel did."""
+    from models.kernel_shape import KernelShape
+
+    sharp = _radiograph(320, 8)
+    sharp[:, :50] = 0.0
+    k = linear_kernel(10.0, 20.0)
+    blurred = simulate_motion_blur(sharp, k)
+    built = MotionPolicy()
+    candidate = dataclasses.replace(built, shape_rl_follows_noise=True)
+    a = assess_motion(blurred, 0.6, built)
+    assert a.blurred
+    retrieved = KernelShape(k, True, 0.5, 0.25, 1, "")
+    straight = KernelShape(a.estimate.kernel(), False, 0.1, 0.25, 1, "magnitude fits")
+    for shape, steps in ((retrieved, 40), (straight, 10)):
+        done = deconvolve(blurred, a, candidate, shape=shape)
+        assert done.method == "richardson-lucy" and done.rl_iterations == steps
+        assert deconvolve(blurred, a, built, shape=shape).rl_iterations == 10
+
+
 def test_a_long_poorly_fitting_motion_sets_a_floor_under_the_regulariser() -> None:
     from models.blur_estimate import MotionEstimate
     from models.deblur import mismatch_floor
