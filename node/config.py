@@ -354,6 +354,9 @@ class BlurGateSettings(Strict):
     # ... more of them for a quieter frame: steps * (measured quanta / 6e3) ** 0.6, up to the max
     rl_fallback_follows_noise: bool = False
     rl_fallback_max_steps: int = Field(40, ge=1, le=200)
+    # ... by that law only where the kernel shape step's retrieved kernel takes the fallback
+    # (straight kernels keep rl_fallback_steps; the twenty-ninth round, docs/models.md)
+    shape_rl_follows_noise: bool = False
     # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel,
     # scaled with the pixel area): a noiseless frame is weighed as a real detector's; null: none
     noise_floor_quanta: float | None = Field(1e5, gt=0)

@@ -179,6 +179,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         rl_fallback_iterations=settings.rl_fallback_steps,
         rl_fallback_follows_noise=settings.rl_fallback_follows_noise,
         rl_fallback_max_iterations=settings.rl_fallback_max_steps,
+        shape_rl_follows_noise=settings.shape_rl_follows_noise,
         noise_floor_quanta=settings.noise_floor_quanta,
         estimate_noise_subtraction=settings.motion_estimate_noise_subtraction,
         noise_subtraction_skips_jpeg=settings.noise_subtraction_skips_jpeg,

@@ -75,6 +75,11 @@ DETECTOR_SHAPED_VERSION = "0.13.0"
 #: with the native-pixel network too.
 MEAN_VERSION = "0.14.0"
 DETECTOR_MEAN_VERSION = "0.15.0"
+#: As :data:`MEAN_VERSION` / :data:`DETECTOR_MEAN_VERSION`, with the Richardson-Lucy fallback's
+#: steps by the measured noise where a retrieved kernel takes it
+#: (``MotionPolicy.shape_rl_follows_noise``; the twenty-ninth round): 0.16.0, 0.17.0.
+RL_MEAN_VERSION = "0.16.0"
+DETECTOR_RL_MEAN_VERSION = "0.17.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -97,6 +102,8 @@ def wiener_info(
         version = WIENER_VERSION
     elif second is None:
         version = SHAPED_VERSION if detector is None else DETECTOR_SHAPED_VERSION
+    elif policy.shape_rl_follows_noise:
+        version = RL_MEAN_VERSION if detector is None else DETECTOR_RL_MEAN_VERSION
     else:
         version = MEAN_VERSION if detector is None else DETECTOR_MEAN_VERSION
     described: dict[str, object] = {
@@ -157,6 +164,9 @@ def wiener_info(
             described["shape_rl_iterations"] = policy.shape_rl_iterations
         if policy.shape_rl_only:
             described["shape_rl_only"] = policy.shape_rl_only
+        if policy.shape_rl_follows_noise and policy.ringing_limit is not None:
+            described["shape_rl_follows_noise"] = True
+            described["rl_fallback_max_iterations"] = policy.rl_fallback_max_iterations
     if policy.wiener_balance_factor != 1.0:  # experiments' settings (models.tune_balance)
         described["wiener_balance_factor"] = policy.wiener_balance_factor
     if policy.shrinkage:
@@ -210,7 +220,8 @@ def wiener_info(
                 else ""
             )
             + (
-                f" (Richardson-Lucy, {_rl_steps(policy)}, where it rings at hard edges)"
+                f" (Richardson-Lucy, {_rl_steps(policy, magnitude is not None)}, where it rings "
+                "at hard edges)"
                 if policy.ringing_limit is not None
                 else ""
             )
@@ -219,10 +230,12 @@ def wiener_info(
     )
 
 
-def _rl_steps(policy: MotionPolicy) -> str:
+def _rl_steps(policy: MotionPolicy, shaped: bool = False) -> str:
     n, top = policy.rl_fallback_iterations, policy.rl_fallback_max_iterations
     if policy.rl_fallback_follows_noise:
         return f"{n}-{top} steps by the measured noise"
+    if shaped and policy.shape_rl_follows_noise:
+        return f"{n} steps, {n}-{top} by the measured noise for a retrieved kernel"
     return f"{n} steps"
 
 

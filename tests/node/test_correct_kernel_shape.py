@@ -297,5 +297,50 @@ def test_where_neither_network_replaces_the_straight_kernel_one_correction_is_ru
     assert calls == [magnitude, second]
 
 
+def test_a_retrieved_kernel_s_fallback_takes_steps_by_the_noise_where_the_setting_says(
+    magnitude: KernelMagnitude, tmp_path: Path
+) -> None:
+    """The twenty-ninth round's setting: its own version and Device UID, said in the
+    description, read from config.yaml; a collimated frame whose retrieved kernel rings takes
+    40 steps without noise where the node as built takes 10."""
+    from node.app import load_models
+    from node.pipeline.blur_gate import policy as blur_policy
+    from node.pipeline.correct import DETECTOR_RL_MEAN_VERSION, RL_MEAN_VERSION
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("blur_gate:\n  shape_rl_follows_noise: true\n")
+    s = load_settings(cfg, environ={})
+    follows = blur_policy(s.blur_gate)
+    assert follows.shape_rl_follows_noise
+    assert load_models(s).deblur.info.version == RL_MEAN_VERSION
+    built = dataclasses.replace(follows, shape_rl_follows_noise=False)
+    second = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
+    new, old = (Corrector(p, None, magnitude, None, second) for p in (follows, built))
+    assert new.info.device_uid != old.info.device_uid and old.info.version == MEAN_VERSION
+    assert "10-40 by the measured noise for a retrieved kernel" in (new.info.description or "")
+    assert "by the measured noise for a retrieved" not in (old.info.description or "")
+    m = magnitude.model.manifest
+    assert wiener_info(follows, m, m, second.model.manifest).version == DETECTOR_RL_MEAN_VERSION
+    # a collimated frame (an unexposed band), curved motion, no noise
+    mixed = 0.7 * chest_like(384, 384, 6) + 0.3 * power_law_field(384, 6, 1.25, 0.0, 1.0)
+    sharp = np.clip(mixed, 0.0, 1.0).astype(np.float32)
+    sharp[:, :60] = 0.0
+    k = trajectory_kernel(10.0, np.random.default_rng(6), curvature=1.0)
+    blurred = simulate_motion_blur(sharp, k, np.random.default_rng(9), noise=NoiseSpec(None))
+    motion = assess_motion(blurred, 0.6, built)
+    assert motion.blurred
+    first = deconvolve(blurred, motion, follows, magnitude=magnitude)
+    assert first.shape is not None and first.shape.replaced
+    assert first.method == "richardson-lucy" and first.rl_iterations == 40
+    more, fewer = new(blurred, motion), old(blurred, motion)
+    assert "Richardson-Lucy deconvolution (40 steps" in more.method
+    assert "Richardson-Lucy deconvolution (10 steps" in fewer.method
+
+    def psnr(image: np.ndarray) -> float:
+        return float(10 * np.log10(1.0 / np.mean((image.astype(np.float64) - sharp) ** 2)))
+
+    assert psnr(more.image) > psnr(fewer.image) + 0.5
+
+
 def test_the_second_setting_is_used_only_with_the_first(tmp_path: Path) -> None:
     _used_only_with_the_first(tmp_path / "c.yaml", "kernel_shape_second", "second_magnitude")
