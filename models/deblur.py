@@ -157,9 +157,9 @@ class MotionPolicy:
     shape_rl_iterations: int = 0
     shape_rl_only: int = 0
     # Where a retrieved kernel takes the Richardson-Lucy fallback, its steps follow the measured
-    # noise as ``rl_fallback_follows_noise`` says for every frame (the twenty-ninth round's
-    # candidate, docs/models.md).
-    shape_rl_follows_noise: bool = False
+    # noise as ``rl_fallback_follows_noise`` says for every frame (the twenty-ninth
+    # round, docs/models.md; the node's default since sharpray-blind-wiener 0.16.0).
+    shape_rl_follows_noise: bool = True
     #: The sixth round (docs/models.md, "Noise removal after the deconvolution"; tried, not
     #: adopted): the Wiener λ times ``wiener_balance_factor``, and the result's noise shrunk in a
     #: wavelet domain (:mod:`models.shrinkage`, needs the train extra's PyWavelets) where

@@ -525,9 +525,13 @@ def run(
                                     sharp,
                                     b,
                                     a,
-                                    (MotionPolicy(), magnitude),  # τ as built, 0.25 / 0.3
+                                    # 0.14.0: τ 0.25 / 0.3 and the second's, ten steps
+                                    (MotionPolicy(shape_rl_follows_noise=False), magnitude),
                                     (
-                                        MotionPolicy(shape_thresholds=SECOND_THRESHOLDS),
+                                        MotionPolicy(
+                                            shape_thresholds=SECOND_THRESHOLDS,
+                                            shape_rl_follows_noise=False,
+                                        ),
                                         second_magnitude,
                                     ),
                                 )

@@ -355,8 +355,9 @@ class BlurGateSettings(Strict):
     rl_fallback_follows_noise: bool = False
     rl_fallback_max_steps: int = Field(40, ge=1, le=200)
     # ... by that law only where the kernel shape step's retrieved kernel takes the fallback
-    # (straight kernels keep rl_fallback_steps; the twenty-ninth round, docs/models.md)
-    shape_rl_follows_noise: bool = False
+    # (straight kernels keep rl_fallback_steps; the twenty-ninth round, docs/models.md; false:
+    # ten steps there too, as sharpray-blind-wiener 0.14.0)
+    shape_rl_follows_noise: bool = True
     # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel,
     # scaled with the pixel area): a noiseless frame is weighed as a real detector's; null: none
     noise_floor_quanta: float | None = Field(1e5, gt=0)

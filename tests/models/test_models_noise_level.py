@@ -159,8 +159,8 @@ def test_only_a_retrieved_kernel_s_fallback_follows_the_noise_where_the_shape_po
     sharp[:, :50] = 0.0
     k = linear_kernel(10.0, 20.0)
     blurred = simulate_motion_blur(sharp, k)
-    built = MotionPolicy()
-    candidate = dataclasses.replace(built, shape_rl_follows_noise=True)
+    candidate = MotionPolicy()  # the node's default since 0.16.0
+    built = dataclasses.replace(candidate, shape_rl_follows_noise=False)  # 0.14.0
     a = assess_motion(blurred, 0.6, built)
     assert a.blurred
     retrieved = KernelShape(k, True, 0.5, 0.25, 1, "")

@@ -21,8 +21,10 @@ from models.kernel_shape import magnitude_of, spectrum_input
 from node.config import BUNDLED_MODELS, load_settings
 from node.pipeline.correct import (
     DETECTOR_MEAN_VERSION,
+    DETECTOR_RL_MEAN_VERSION,
     DETECTOR_SHAPED_VERSION,
     MEAN_VERSION,
+    RL_MEAN_VERSION,
     SHAPED_VERSION,
     WIENER_VERSION,
     Corrector,
@@ -149,10 +151,11 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     default = load_settings(cfg, environ={})
     assert default.models.kernel_shape == BUNDLED
     # the detector-scale network is bundled but off (the eighteenth round's test split), the
-    # second network on (the twenty-eighth round): 0.14.0
+    # second network on (the twenty-eighth round), the fallback's steps by the noise for a
+    # retrieved kernel (the twenty-ninth): 0.16.0
     assert default.models.kernel_shape_detector is None
     assert default.models.kernel_shape_second == BUNDLED_MODELS / "kernel-magnitude-second"
-    assert load_models(default).deblur.info.version == MEAN_VERSION
+    assert load_models(default).deblur.info.version == RL_MEAN_VERSION
     off_by_env = load_settings(cfg, environ={"SHARPRAY_MODELS__KERNEL_SHAPE": "off"})
     assert off_by_env.models.kernel_shape is None
     assert load_models(off_by_env).deblur.info.version == WIENER_VERSION
@@ -198,7 +201,7 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     assert s.models.kernel_shape_detector == BUNDLED
     loaded = load_models(s).deblur
     assert loaded.detector_magnitude is not None
-    assert loaded.info.version == DETECTOR_MEAN_VERSION
+    assert loaded.info.version == DETECTOR_RL_MEAN_VERSION
     cfg.write_text(
         "models:\n  kernel_shape_detector: kernel-magnitude\n  kernel_shape_second: off\n"
     )
@@ -229,7 +232,7 @@ def test_the_second_network_s_correction_is_averaged_where_the_first_read_the_fr
     with the second at its own τ; its own version and Device UID; said in the text."""
     second = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
     assert second.model.manifest.version == "0.5.0"
-    policy = MotionPolicy()
+    policy = MotionPolicy(shape_rl_follows_noise=False)  # 0.14.0
     shaped = Corrector(policy, None, magnitude)
     mean = Corrector(policy, None, magnitude, None, second)
     assert mean.info.version == MEAN_VERSION != shaped.info.version
@@ -305,7 +308,6 @@ def test_a_retrieved_kernel_s_fallback_takes_steps_by_the_noise_where_the_settin
     40 steps without noise where the node as built takes 10."""
     from node.app import load_models
     from node.pipeline.blur_gate import policy as blur_policy
-    from node.pipeline.correct import DETECTOR_RL_MEAN_VERSION, RL_MEAN_VERSION
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("blur_gate:\n  shape_rl_follows_noise: true\n")
@@ -321,6 +323,7 @@ def test_a_retrieved_kernel_s_fallback_takes_steps_by_the_noise_where_the_settin
     assert "by the measured noise for a retrieved" not in (old.info.description or "")
     m = magnitude.model.manifest
     assert wiener_info(follows, m, m, second.model.manifest).version == DETECTOR_RL_MEAN_VERSION
+    assert wiener_info(built, m, m, second.model.manifest).version == DETECTOR_MEAN_VERSION
     # a collimated frame (an unexposed band), curved motion, no noise
     mixed = 0.7 * chest_like(384, 384, 6) + 0.3 * power_law_field(384, 6, 1.25, 0.0, 1.0)
     sharp = np.clip(mixed, 0.0, 1.0).astype(np.float32)
