@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import operator
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,12 +108,7 @@ def summary(paths: list[Path]) -> None:
         f"retrieved kernel {sum(r['fell_back_retrieved'] for r in flagged)}; cases with one: "
         f"{sum(r['fell_back_retrieved'] > 0 for r in flagged)} of {len(flagged)}"
     )
-    for k in done:
-        a = fitting_cases.against(rows, operator.itemgetter(k), "built")
-        print(
-            f"{k:9s} against as built: all {a.all:+.3f}, curved {a.curved:+.3f}, worst group"
-            f" {a.worst:+.3f} ({a.worst_group}), < -1 dB {a.losses}, > +1 dB {a.wins}"
-        )
+    fitting_cases.print_against(rows, done, "built", 9)
 
 
 def options(p: argparse.ArgumentParser) -> None:

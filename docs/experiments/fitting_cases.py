@@ -183,6 +183,18 @@ def against(
     )
 
 
+def print_against(
+    rows: list[dict[str, Any]], keys: tuple[str, ...] | list[str], reference: str, width: int = 0
+) -> None:
+    """One line per key: how its gains compare with the ``reference`` gain (:func:`against`)."""
+    for k in keys:
+        a = against(rows, lambda r, k=k: float(r[k]), reference)
+        print(
+            f"{k:{width}s} against {reference}: all {a.all:+.3f}, curved {a.curved:+.3f}, worst"
+            f" group {a.worst:+.3f} ({a.worst_group}), < -1 dB {a.losses}, > +1 dB {a.wins}"
+        )
+
+
 def print_means(
     rows: list[dict[str, Any]],
     keys: tuple[str, ...],

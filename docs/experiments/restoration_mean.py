@@ -15,7 +15,6 @@ fifth read eight ways at 0.15 / 0.25), and the pixel-wise mean of the two correc
 from __future__ import annotations
 
 import argparse
-import operator
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +51,7 @@ def run(data: Path, part: tuple[int, int], out: Path, magnitude: Path, tau: list
 def summary(paths: list[Path]) -> None:
     rows = fitting_cases.read_rows(paths)
     fitting_cases.print_means(rows, KEYS, 9)
-    for k in KEYS[1:]:
-        a = fitting_cases.against(rows, operator.itemgetter(k), "fourth")
-        print(
-            f"{k} against fourth: all {a.all:+.3f}, curved {a.curved:+.3f}, worst group"
-            f" {a.worst:+.3f} ({a.worst_group}), < -1 dB {a.losses}, > +1 dB {a.wins}"
-        )
+    fitting_cases.print_against(rows, KEYS[1:], "fourth")
 
 
 def options(p: argparse.ArgumentParser) -> None:

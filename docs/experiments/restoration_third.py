@@ -19,7 +19,6 @@ each third reading, and the mean of the four (two as built, two from other start
 from __future__ import annotations
 
 import argparse
-import operator
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +90,7 @@ def summary(paths: list[Path]) -> None:
     flagged = next(r for r in rows if r["flagged"])
     keys = ("built", *[k for k in flagged if k not in KNOWN and k != "built"])
     fitting_cases.print_means(rows, keys, 9)
-    for k in keys[1:]:
-        a = fitting_cases.against(rows, operator.itemgetter(k), "built")
-        print(
-            f"{k:22s} against as built: all {a.all:+.3f}, curved {a.curved:+.3f}, worst group"
-            f" {a.worst:+.3f} ({a.worst_group}), < -1 dB {a.losses}, > +1 dB {a.wins}"
-        )
+    fitting_cases.print_against(rows, keys[1:], "built", 22)
 
 
 KNOWN = ("image", "kind", "px", "quanta", "flagged", "scene")
