@@ -31,6 +31,8 @@ from models.kernel_shape import SECOND_THRESHOLDS, load_magnitude_model
 from models.tune_balance import BUNDLED_MAGNITUDE
 
 AS_BUILT_TAU = (0.25, 0.3)
+#: A row's own fields (``fitting_cases.Case.row``); the rest are gains.
+KNOWN = ("image", "kind", "px", "quanta", "flagged", "scene")
 
 
 def parse_third(text: str) -> tuple[Path, tuple[float, float]]:
@@ -91,9 +93,6 @@ def summary(paths: list[Path]) -> None:
     keys = ("built", *[k for k in flagged if k not in KNOWN and k != "built"])
     fitting_cases.print_means(rows, keys, 9)
     fitting_cases.print_against(rows, keys[1:], "built", 22)
-
-
-KNOWN = ("image", "kind", "px", "quanta", "flagged", "scene")
 
 
 def options(p: argparse.ArgumentParser) -> None:

@@ -164,9 +164,6 @@ def wiener_info(
             described["shape_rl_iterations"] = policy.shape_rl_iterations
         if policy.shape_rl_only:
             described["shape_rl_only"] = policy.shape_rl_only
-        if policy.shape_rl_follows_noise and policy.ringing_limit is not None:
-            described["shape_rl_follows_noise"] = True
-            described["rl_fallback_max_iterations"] = policy.rl_fallback_max_iterations
     if policy.wiener_balance_factor != 1.0:  # experiments' settings (models.tune_balance)
         described["wiener_balance_factor"] = policy.wiener_balance_factor
     if policy.shrinkage:
@@ -176,7 +173,10 @@ def wiener_info(
     if policy.ringing_limit is not None:
         described["ringing_limit"] = policy.ringing_limit
         described["rl_fallback_iterations"] = policy.rl_fallback_iterations
-        if policy.rl_fallback_follows_noise:
+        shaped_rl = magnitude is not None and policy.shape_rl_follows_noise
+        if shaped_rl:
+            described["shape_rl_follows_noise"] = True
+        if policy.rl_fallback_follows_noise or shaped_rl:
             described["rl_fallback_max_iterations"] = policy.rl_fallback_max_iterations
     params = json.dumps(described, sort_keys=True)
     return ModelInfo(
