@@ -160,6 +160,11 @@ class MotionPolicy:
     # noise as ``rl_fallback_follows_noise`` says for every frame (the twenty-ninth
     # round, docs/models.md; the node's default since sharpray-blind-wiener 0.16.0).
     shape_rl_follows_noise: bool = True
+    # In frames whose pixels are at least this large (mm), the fallback's steps follow the
+    # measured noise for every kernel, the straight one too (the thirtieth round, docs/models.md:
+    # at detector scale the general law harmed a real frame, so it is asked for by pixel size);
+    # None: only as the settings above say.
+    rl_fallback_follows_noise_from_mm: float | None = None
     #: The sixth round (docs/models.md, "Noise removal after the deconvolution"; tried, not
     #: adopted): the Wiener λ times ``wiener_balance_factor``, and the result's noise shrunk in a
     #: wavelet domain (:mod:`models.shrinkage`, needs the train extra's PyWavelets) where
@@ -497,8 +502,11 @@ def deconvolve(
                 "the retrieved kernel's Wiener result rang: corrected without the shape step",
             )
             return deconvolve(image01, assessment, policy, shape=unshaped)
-        follows = policy.rl_fallback_follows_noise or (
-            policy.shape_rl_follows_noise and shape is not None and shape.replaced
+        from_mm = policy.rl_fallback_follows_noise_from_mm
+        follows = (
+            policy.rl_fallback_follows_noise
+            or (policy.shape_rl_follows_noise and shape is not None and shape.replaced)
+            or (from_mm is not None and assessment.pixel_spacing_mm >= from_mm)
         )
         if quanta is None and follows:
             quanta = _measured_quanta(e, policy)

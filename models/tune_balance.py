@@ -55,6 +55,11 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   each reading's retrieved kernel that takes the Richardson–Lucy fallback takes as many steps
   as the measured noise gives (``shape_rl_follows_noise``, ``gain_noise``); ``fell_back``: the
   readings whose retrieved kernel took it.
+- ``straight-rl-validate``: the thirtieth round; the same design, the node as built since 0.16.0
+  (``gain_fixed``) against the same where every kernel that takes the fallback, the straight one
+  too, takes as many steps as the measured noise gives at pixels of at least
+  :data:`STRAIGHT_RL_FROM_MM` (``rl_fallback_follows_noise_from_mm``, ``gain_noise``);
+  ``fell_back``: the readings whose straight kernel took it.
 - ``shape-tau-fit`` / ``shape-tau-validate``: the twelfth round; the ``shape-validate`` design,
   the node as built with the bundled magnitude network; fit: its kernel never replaced
   (``gain_fixed``) and always replaced (``gain_noise``), ``tau-summary`` then gives every
@@ -166,6 +171,9 @@ AS_BUILT_SHRINK = "f1_plain"
 BUNDLED_MAGNITUDE = Path(__file__).resolve().parent / "weights" / "kernel-magnitude"
 #: The second network the node averages with the bundled one since 0.14.0.
 SECOND_MAGNITUDE = BUNDLED_MAGNITUDE.with_name("kernel-magnitude-second")
+#: The thirtieth round's candidate: the fallback's steps follow the noise for every kernel at
+#: pixels of at least this size (mm; the shape step's own finest spacing).
+STRAIGHT_RL_FROM_MM = 0.4
 #: How ``shape-third-validate`` combines three corrections, pixel by pixel.
 COMBINE: dict[str, Callable[[NDArray[np.float64]], NDArray[np.float64]]] = {
     "mean": lambda stack: np.mean(stack, axis=0),
@@ -322,7 +330,7 @@ def run(
     magnitude = None
     candidate_magnitude = None
     second_magnitude = None
-    if command in ("shape-third-validate", "shape-rl-validate"):
+    if command in ("shape-third-validate", "shape-rl-validate", "straight-rl-validate"):
         second_magnitude = load_magnitude_model(SECOND_MAGNITUDE)
     if command in (
         "shape-net-fit",
@@ -330,6 +338,7 @@ def run(
         "shape-mean-validate",
         "shape-third-validate",
         "shape-rl-validate",
+        "straight-rl-validate",
     ):
         # the eleventh round: the node as built (sharpray-blind-wiener 0.9.0) with the bundled
         # magnitude network against the same with another one (``--magnitude``); the
@@ -457,7 +466,7 @@ def run(
             if command in ("rl", "rl-validate") and scene.endswith("/open"):
                 continue
             # the shape step does not run on finer pixels (models.kernel_shape.FINEST_SPACING_MM)
-            shape = command.startswith("shape-")
+            shape = command.startswith("shape-") or command == "straight-rl-validate"
             if shape and spacing < (policy.shape_finest_spacing_mm or 0):
                 continue
             for kind in ("straight", "curved"):
@@ -536,6 +545,22 @@ def run(
                                     ),
                                 )
                             )
+                        elif a.blurred and command == "straight-rl-validate":
+                            # the thirtieth round: the node as built (0.16.0) against the same
+                            # with the fallback's steps by the noise for every kernel
+                            row.update(
+                                rl_mean_gains(
+                                    sharp,
+                                    b,
+                                    a,
+                                    (MotionPolicy(), magnitude),
+                                    (
+                                        MotionPolicy(shape_thresholds=SECOND_THRESHOLDS),
+                                        second_magnitude,
+                                    ),
+                                    straight=True,
+                                )
+                            )
                         elif a.blurred and second_magnitude is not None:
                             # the twenty-ninth round: the node as built (the mean of two) against
                             # three corrections combined
@@ -600,18 +625,25 @@ def rl_mean_gains(
     blurred: F32,
     assessment: MotionAssessment,
     *readings: tuple[MotionPolicy, Any],
+    straight: bool = False,
 ) -> dict[str, float | int]:
     """``shape-rl-validate``'s gains over ``blurred``: the mean of the readings' (policy,
     magnitude) corrections as given (``fixed``) and with ``shape_rl_follows_noise`` (``noise``;
-    each reading's shape step found once), and how many readings' retrieved kernels fell back."""
+    each reading's shape step found once), and how many readings' retrieved kernels fell back.
+    ``straight`` (``straight-rl-validate``): ``noise`` with ``rl_fallback_follows_noise_from_mm``
+    at :data:`STRAIGHT_RL_FROM_MM` instead, and the readings whose *straight* kernel fell back."""
     built, follows, fell_back = [], [], 0
     for pol, m in readings:
         d = deconvolve(blurred, assessment, pol, magnitude=m)
         built.append(d.image.astype(np.float64))
         replaced = d.shape is not None and d.shape.replaced
-        if replaced and d.method == "richardson-lucy":
+        if d.method == "richardson-lucy" and replaced != straight:
             fell_back += 1
-            more = dataclasses.replace(pol, shape_rl_follows_noise=True)
+            more = (
+                dataclasses.replace(pol, rl_fallback_follows_noise_from_mm=STRAIGHT_RL_FROM_MM)
+                if straight
+                else dataclasses.replace(pol, shape_rl_follows_noise=True)
+            )
             d = deconvolve(blurred, assessment, more, shape=d.shape)
         follows.append(d.image.astype(np.float64))
     base = _psnr(sharp, blurred)
@@ -877,6 +909,7 @@ def main(argv: list[str] | None = None) -> int:
             "shape-mean-validate",
             "shape-third-validate",
             "shape-rl-validate",
+            "straight-rl-validate",
             "shape-tau-fit",
             "shape-tau-validate",
             "where-read-validate",
