@@ -161,10 +161,11 @@ class MotionPolicy:
     # round, docs/models.md; the node's default since sharpray-blind-wiener 0.16.0).
     shape_rl_follows_noise: bool = True
     # In frames whose pixels are at least this large (mm), the fallback's steps follow the
-    # measured noise for every kernel, the straight one too (the thirtieth round, docs/models.md:
-    # at detector scale the general law harmed a real frame, so it is asked for by pixel size);
-    # None: only as the settings above say.
-    rl_fallback_follows_noise_from_mm: float | None = None
+    # measured noise for every kernel, the straight one too (the thirtieth round, docs/models.md;
+    # the node's default since sharpray-blind-wiener 0.18.0: at detector scale the general law
+    # harmed a real frame, so it is asked for by pixel size); None: only as the settings above
+    # say (0.16.0).
+    rl_fallback_follows_noise_from_mm: float | None = 0.4
     #: The sixth round (docs/models.md, "Noise removal after the deconvolution"; tried, not
     #: adopted): the Wiener λ times ``wiener_balance_factor``, and the result's noise shrunk in a
     #: wavelet domain (:mod:`models.shrinkage`, needs the train extra's PyWavelets) where

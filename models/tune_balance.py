@@ -171,6 +171,12 @@ AS_BUILT_SHRINK = "f1_plain"
 BUNDLED_MAGNITUDE = Path(__file__).resolve().parent / "weights" / "kernel-magnitude"
 #: The second network the node averages with the bundled one since 0.14.0.
 SECOND_MAGNITUDE = BUNDLED_MAGNITUDE.with_name("kernel-magnitude-second")
+#: The fallback's settings as the node was built before the twenty-ninth round (0.14.0): ten
+#: steps for every kernel at every pixel size.
+BEFORE_RL_ROUNDS: dict[str, Any] = {
+    "shape_rl_follows_noise": False,
+    "rl_fallback_follows_noise_from_mm": None,
+}
 #: The thirtieth round's candidate: the fallback's steps follow the noise for every kernel at
 #: pixels of at least this size (mm; the shape step's own finest spacing).
 STRAIGHT_RL_FROM_MM = 0.4
@@ -535,11 +541,11 @@ def run(
                                     b,
                                     a,
                                     # 0.14.0: τ 0.25 / 0.3 and the second's, ten steps
-                                    (MotionPolicy(shape_rl_follows_noise=False), magnitude),
+                                    (MotionPolicy(**BEFORE_RL_ROUNDS), magnitude),
                                     (
                                         MotionPolicy(
                                             shape_thresholds=SECOND_THRESHOLDS,
-                                            shape_rl_follows_noise=False,
+                                            **BEFORE_RL_ROUNDS,
                                         ),
                                         second_magnitude,
                                     ),
@@ -553,9 +559,15 @@ def run(
                                     sharp,
                                     b,
                                     a,
-                                    (MotionPolicy(), magnitude),
                                     (
-                                        MotionPolicy(shape_thresholds=SECOND_THRESHOLDS),
+                                        MotionPolicy(rl_fallback_follows_noise_from_mm=None),
+                                        magnitude,
+                                    ),
+                                    (
+                                        MotionPolicy(
+                                            shape_thresholds=SECOND_THRESHOLDS,
+                                            rl_fallback_follows_noise_from_mm=None,
+                                        ),
                                         second_magnitude,
                                     ),
                                     straight=True,

@@ -358,6 +358,10 @@ class BlurGateSettings(Strict):
     # (straight kernels keep rl_fallback_steps; the twenty-ninth round, docs/models.md; false:
     # ten steps there too, as sharpray-blind-wiener 0.14.0)
     shape_rl_follows_noise: bool = True
+    # ... by that law for every kernel, the straight one too, in frames whose pixels are at least
+    # this large (mm; the thirtieth round, docs/models.md; sharpray-blind-wiener 0.18.0); null:
+    # only as the two settings above say (0.16.0)
+    rl_follows_noise_from_mm: float | None = Field(0.4, gt=0)
     # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel,
     # scaled with the pixel area): a noiseless frame is weighed as a real detector's; null: none
     noise_floor_quanta: float | None = Field(1e5, gt=0)

@@ -32,7 +32,7 @@ import numpy as np
 
 from models.deblur import Deconvolution, MotionPolicy, deconvolve
 from models.kernel_shape import SECOND_THRESHOLDS, KernelShape, load_magnitude_model
-from models.tune_balance import BUNDLED_MAGNITUDE, SECOND_MAGNITUDE
+from models.tune_balance import BEFORE_RL_ROUNDS, BUNDLED_MAGNITUDE, SECOND_MAGNITUDE
 
 AS_BUILT_TAU = (0.25, 0.3)
 VARIANTS = ("straight", "steps20", "steps40", "wiener", "noise")
@@ -70,10 +70,12 @@ def variant(
 
 
 def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
-    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU)
+    # 0.14.0, as the look ran: ten steps for every kernel (the node's defaults since differ)
+    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU, **BEFORE_RL_ROUNDS)
+    second = MotionPolicy(shape_thresholds=SECOND_THRESHOLDS, **BEFORE_RL_ROUNDS)
     readings = [
         (load_magnitude_model(BUNDLED_MAGNITUDE), built),
-        (load_magnitude_model(SECOND_MAGNITUDE), MotionPolicy(shape_thresholds=SECOND_THRESHOLDS)),
+        (load_magnitude_model(SECOND_MAGNITUDE), second),
     ]
 
     def measure(c: fitting_cases.Case) -> dict[str, Any]:

@@ -80,6 +80,11 @@ DETECTOR_MEAN_VERSION = "0.15.0"
 #: (``MotionPolicy.shape_rl_follows_noise``; the twenty-ninth round): 0.16.0, 0.17.0.
 RL_MEAN_VERSION = "0.16.0"
 DETECTOR_RL_MEAN_VERSION = "0.17.0"
+#: As :data:`MEAN_VERSION` / :data:`DETECTOR_MEAN_VERSION`, with the fallback's steps by the
+#: measured noise for every kernel, the straight one too, at pixels of at least
+#: ``MotionPolicy.rl_fallback_follows_noise_from_mm`` (the thirtieth round): 0.18.0, 0.19.0.
+ALL_RL_MEAN_VERSION = "0.18.0"
+DETECTOR_ALL_RL_MEAN_VERSION = "0.19.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -102,6 +107,8 @@ def wiener_info(
         version = WIENER_VERSION
     elif second is None:
         version = SHAPED_VERSION if detector is None else DETECTOR_SHAPED_VERSION
+    elif policy.rl_fallback_follows_noise_from_mm is not None:
+        version = ALL_RL_MEAN_VERSION if detector is None else DETECTOR_ALL_RL_MEAN_VERSION
     elif policy.shape_rl_follows_noise:
         version = RL_MEAN_VERSION if detector is None else DETECTOR_RL_MEAN_VERSION
     else:
@@ -176,7 +183,10 @@ def wiener_info(
         shaped_rl = magnitude is not None and policy.shape_rl_follows_noise
         if shaped_rl:
             described["shape_rl_follows_noise"] = True
-        if policy.rl_fallback_follows_noise or shaped_rl:
+        from_mm = policy.rl_fallback_follows_noise_from_mm
+        if from_mm is not None:
+            described["rl_fallback_follows_noise_from_mm"] = from_mm
+        if policy.rl_fallback_follows_noise or shaped_rl or from_mm is not None:
             described["rl_fallback_max_iterations"] = policy.rl_fallback_max_iterations
     params = json.dumps(described, sort_keys=True)
     return ModelInfo(
@@ -234,8 +244,13 @@ def _rl_steps(policy: MotionPolicy, shaped: bool = False) -> str:
     n, top = policy.rl_fallback_iterations, policy.rl_fallback_max_iterations
     if policy.rl_fallback_follows_noise:
         return f"{n}-{top} steps by the measured noise"
+    where = []
+    if policy.rl_fallback_follows_noise_from_mm is not None:
+        where.append(f"at pixels of {policy.rl_fallback_follows_noise_from_mm:g} mm and more")
     if shaped and policy.shape_rl_follows_noise:
-        return f"{n} steps, {n}-{top} by the measured noise for a retrieved kernel"
+        where.append("for a retrieved kernel")
+    if where:
+        return f"{n} steps, {n}-{top} by the measured noise " + " and ".join(where)
     return f"{n} steps"
 
 

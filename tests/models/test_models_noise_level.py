@@ -112,7 +112,11 @@ def test_the_node_says_which_regulariser_the_measured_noise_gave() -> None:
     assert wiener_info(policy).device_uid != wiener_info(fixed).device_uid
     assert "regularised by the measured noise" in (wiener_info(policy).description or "")
     assert "regularised by the measured noise" not in (wiener_info(fixed).description or "")
-    assert "Richardson-Lucy, 10 steps, where it rings" in (wiener_info(policy).description or "")
+    coarse = "Richardson-Lucy, 10 steps, 10-40 by the measured noise at pixels of 0.4 mm and more,"
+    assert coarse in (wiener_info(policy).description or "")  # the default since 0.18.0
+    ten = dataclasses.replace(policy, rl_fallback_follows_noise_from_mm=None)
+    assert "Richardson-Lucy, 10 steps, where it rings" in (wiener_info(ten).description or "")
+    assert wiener_info(ten).device_uid != wiener_info(policy).device_uid
     follows = dataclasses.replace(policy, rl_fallback_follows_noise=True)
     assert "Richardson-Lucy, 10-40 steps by the measured noise" in (
         wiener_info(follows).description or ""
@@ -159,7 +163,8 @@ def test_only_a_retrieved_kernel_s_fallback_follows_the_noise_where_the_shape_po
     sharp[:, :50] = 0.0
     k = linear_kernel(10.0, 20.0)
     blurred = simulate_motion_blur(sharp, k)
-    candidate = MotionPolicy()  # the node's default since 0.16.0
+    # as 0.16.0 (the straight kernel's steps by the noise, 0.18.0, apart)
+    candidate = MotionPolicy(rl_fallback_follows_noise_from_mm=None)
     built = dataclasses.replace(candidate, shape_rl_follows_noise=False)  # 0.14.0
     a = assess_motion(blurred, 0.6, built)
     assert a.blurred
@@ -169,6 +174,48 @@ def test_only_a_retrieved_kernel_s_fallback_follows_the_noise_where_the_shape_po
         done = deconvolve(blurred, a, candidate, shape=shape)
         assert done.method == "richardson-lucy" and done.rl_iterations == steps
         assert deconvolve(blurred, a, built, shape=shape).rl_iterations == 10
+
+
+def test_at_coarse_pixels_every_kernel_s_fallback_follows_the_noise_where_the_policy_says_so() -> (
+    None
+):
+    """The thirtieth round's setting (``rl_fallback_follows_noise_from_mm``): at pixels of at
+    least that size the straight kernel's fallback follows the noise too (and gains without
+    noise); at finer pixels (detector scale, where the general law harmed a real frame) it
+    keeps ten steps."""
+    sharp = _radiograph(320, 8)
+    sharp[:, :50] = 0.0  # a collimated band: the Wiener result rings at its edge
+    blurred = simulate_motion_blur(sharp, linear_kernel(10.0, 20.0))
+    candidate = MotionPolicy()  # the node's default since 0.18.0
+    assert candidate.rl_fallback_follows_noise_from_mm == 0.4
+    # 0.16.0: only a retrieved kernel's fallback follows the noise
+    built = dataclasses.replace(candidate, rl_fallback_follows_noise_from_mm=None)
+
+    def psnr(out: np.ndarray) -> float:
+        return float(peak_signal_noise_ratio(sharp, out, data_range=1.0))
+
+    coarse = assess_motion(blurred, 0.6, built)
+    assert coarse.blurred
+    few, many = deconvolve(blurred, coarse, built), deconvolve(blurred, coarse, candidate)
+    assert few.method == many.method == "richardson-lucy"
+    assert few.rl_iterations == 10 and many.rl_iterations == 40
+    assert psnr(many.image) > psnr(few.image) + 0.5
+    # just under the setting's size: as built
+    below = dataclasses.replace(coarse, pixel_spacing_mm=0.39)
+    assert deconvolve(blurred, below, candidate).rl_iterations == 10
+    fine = assess_motion(blurred, 0.2, built)
+    assert fine.blurred
+    done = deconvolve(blurred, fine, candidate)
+    assert done.method == "richardson-lucy" and done.rl_iterations == 10
+    # with noise the law gives fewer steps (10 at 6e3 quanta per pixel and below)
+    noisy = simulate_motion_blur(
+        sharp, linear_kernel(10.0, 20.0), np.random.default_rng(1), noise=NoiseSpec(3e3)
+    )
+    a = assess_motion(noisy, 0.6, built)
+    assert a.blurred
+    d = deconvolve(noisy, a, candidate)
+    assert d.noise_quanta is not None and d.noise_quanta < 6e3
+    assert d.method == "richardson-lucy" and d.rl_iterations == 10
 
 
 def test_a_long_poorly_fitting_motion_sets_a_floor_under_the_regulariser() -> None:

@@ -303,3 +303,31 @@ def test_the_twenty_ninth_round_combines_three_corrections_pixel_by_pixel() -> N
     assert median["gain_noise"] == mean["gain_other"]
     assert median["gain_other"] == mean["gain_noise"]
     assert len({round(v, 6) for v in mean.values()}) == 4
+
+
+def test_the_thirtieth_round_redoes_only_the_readings_whose_straight_kernel_fell_back() -> None:
+    """``straight-rl-validate``: a collimated frame at 0.6 mm whose straight kernel rings goes to
+    the fallback; the candidate's steps follow the noise (40 without noise), the round-29
+    comparison (retrieved kernels only) leaves it as built."""
+    import dataclasses
+
+    import numpy as np
+
+    from models.blur import linear_kernel, simulate_motion_blur
+    from models.deblur import MotionPolicy, assess_motion
+    from models.tune_balance import rl_mean_gains
+    from tests.support.synthetic import power_law_field
+
+    sharp = power_law_field(320, 8, 1.3, 0.2, 0.8).astype(np.float32)
+    sharp[:, :50] = 0.0  # an unexposed band: the Wiener result rings at its edge
+    blurred = simulate_motion_blur(sharp, linear_kernel(10.0, 20.0))
+    a = assess_motion(blurred, 0.6, MotionPolicy())
+    assert a.blurred
+    built = MotionPolicy(rl_fallback_follows_noise_from_mm=None)  # 0.16.0
+    readings = [(built, None), (dataclasses.replace(built, shape_thresholds=(0.15, 0.25)), None)]
+    straight = rl_mean_gains(sharp, blurred, a, *readings, straight=True)
+    assert straight["fell_back"] == 2
+    assert straight["gain_noise"] > straight["gain_fixed"] + 0.5
+    retrieved = rl_mean_gains(sharp, blurred, a, *readings)
+    assert retrieved["fell_back"] == 0
+    assert retrieved["gain_noise"] == retrieved["gain_fixed"] == straight["gain_fixed"]

@@ -20,6 +20,8 @@ from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.kernel_shape import magnitude_of, spectrum_input
 from node.config import BUNDLED_MODELS, load_settings
 from node.pipeline.correct import (
+    ALL_RL_MEAN_VERSION,
+    DETECTOR_ALL_RL_MEAN_VERSION,
     DETECTOR_MEAN_VERSION,
     DETECTOR_RL_MEAN_VERSION,
     DETECTOR_SHAPED_VERSION,
@@ -152,10 +154,11 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     assert default.models.kernel_shape == BUNDLED
     # the detector-scale network is bundled but off (the eighteenth round's test split), the
     # second network on (the twenty-eighth round), the fallback's steps by the noise for a
-    # retrieved kernel (the twenty-ninth): 0.16.0
+    # retrieved kernel (the twenty-ninth) and for every kernel at pixels of 0.4 mm and more (the
+    # thirtieth): 0.18.0
     assert default.models.kernel_shape_detector is None
     assert default.models.kernel_shape_second == BUNDLED_MODELS / "kernel-magnitude-second"
-    assert load_models(default).deblur.info.version == RL_MEAN_VERSION
+    assert load_models(default).deblur.info.version == ALL_RL_MEAN_VERSION
     off_by_env = load_settings(cfg, environ={"SHARPRAY_MODELS__KERNEL_SHAPE": "off"})
     assert off_by_env.models.kernel_shape is None
     assert load_models(off_by_env).deblur.info.version == WIENER_VERSION
@@ -201,7 +204,7 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     assert s.models.kernel_shape_detector == BUNDLED
     loaded = load_models(s).deblur
     assert loaded.detector_magnitude is not None
-    assert loaded.info.version == DETECTOR_RL_MEAN_VERSION
+    assert loaded.info.version == DETECTOR_ALL_RL_MEAN_VERSION
     cfg.write_text(
         "models:\n  kernel_shape_detector: kernel-magnitude\n  kernel_shape_second: off\n"
     )
@@ -232,7 +235,9 @@ def test_the_second_network_s_correction_is_averaged_where_the_first_read_the_fr
     with the second at its own τ; its own version and Device UID; said in the text."""
     second = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
     assert second.model.manifest.version == "0.5.0"
-    policy = MotionPolicy(shape_rl_follows_noise=False)  # 0.14.0
+    policy = MotionPolicy(
+        shape_rl_follows_noise=False, rl_fallback_follows_noise_from_mm=None
+    )  # 0.14.0
     shaped = Corrector(policy, None, magnitude)
     mean = Corrector(policy, None, magnitude, None, second)
     assert mean.info.version == MEAN_VERSION != shaped.info.version
@@ -310,7 +315,8 @@ def test_a_retrieved_kernel_s_fallback_takes_steps_by_the_noise_where_the_settin
     from node.pipeline.blur_gate import policy as blur_policy
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("blur_gate:\n  shape_rl_follows_noise: true\n")
+    # as 0.16.0: the straight kernel's steps by the noise (the thirtieth round) apart
+    cfg.write_text("blur_gate:\n  shape_rl_follows_noise: true\n  rl_follows_noise_from_mm: null\n")
     s = load_settings(cfg, environ={})
     follows = blur_policy(s.blur_gate)
     assert follows.shape_rl_follows_noise
@@ -347,3 +353,65 @@ def test_a_retrieved_kernel_s_fallback_takes_steps_by_the_noise_where_the_settin
 
 def test_the_second_setting_is_used_only_with_the_first(tmp_path: Path) -> None:
     _used_only_with_the_first(tmp_path / "c.yaml", "kernel_shape_second", "second_magnitude")
+
+
+def test_the_straight_kernel_s_fallback_takes_steps_by_the_noise_where_the_setting_says(
+    magnitude: KernelMagnitude, tmp_path: Path
+) -> None:
+    """The thirtieth round's setting (``blur_gate.rl_follows_noise_from_mm``): its own version
+    and Device UID, said in the description, read from config.yaml and the environment; a
+    collimated frame at 0.6 mm whose straight kernel rings takes 40 steps without noise where
+    0.16.0 takes 10, and at 0.2 mm it keeps 10."""
+    from node.app import load_models
+    from node.pipeline.blur_gate import policy as blur_policy
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("blur_gate:\n  rl_follows_noise_from_mm: 0.4\n")
+    s = load_settings(cfg, environ={})
+    follows = blur_policy(s.blur_gate)
+    assert follows.rl_fallback_follows_noise_from_mm == 0.4
+    assert load_models(s).deblur.info.version == ALL_RL_MEAN_VERSION
+    cfg.write_text("blur_gate: {}\n")
+    env = {"SHARPRAY_BLUR_GATE__RL_FOLLOWS_NOISE_FROM_MM": "0.5"}
+    assert (
+        blur_policy(load_settings(cfg, environ=env).blur_gate).rl_fallback_follows_noise_from_mm
+        == 0.5
+    )
+    env = {"SHARPRAY_BLUR_GATE__RL_FOLLOWS_NOISE_FROM_MM": "null"}
+    assert (
+        blur_policy(load_settings(cfg, environ=env).blur_gate).rl_fallback_follows_noise_from_mm
+        is None
+    )
+    built = dataclasses.replace(follows, rl_fallback_follows_noise_from_mm=None)  # 0.16.0
+    second = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
+    new, old = (Corrector(p, None, magnitude, None, second) for p in (follows, built))
+    assert new.info.device_uid != old.info.device_uid and old.info.version == RL_MEAN_VERSION
+    said = "10-40 by the measured noise at pixels of 0.4 mm and more and for a retrieved kernel"
+    assert said in (new.info.description or "")
+    assert "at pixels of 0.4 mm and more" not in (old.info.description or "")
+    m = magnitude.model.manifest
+    assert wiener_info(follows, m, m, second.model.manifest).version == (
+        DETECTOR_ALL_RL_MEAN_VERSION
+    )
+    # a collimated frame (an unexposed band), straight motion, no noise
+    mixed = 0.7 * chest_like(384, 384, 6) + 0.3 * power_law_field(384, 6, 1.25, 0.0, 1.0)
+    sharp = np.clip(mixed, 0.0, 1.0).astype(np.float32)
+    sharp[:, :60] = 0.0
+    k = linear_kernel(10.0, 30.0)
+    blurred = simulate_motion_blur(sharp, k, np.random.default_rng(9), noise=NoiseSpec(None))
+    motion = assess_motion(blurred, 0.6, built)
+    assert motion.blurred
+    first = deconvolve(blurred, motion, follows, magnitude=magnitude)
+    assert first.shape is not None and not first.shape.replaced
+    assert first.method == "richardson-lucy" and first.rl_iterations == 40
+    more, fewer = new(blurred, motion), old(blurred, motion)
+    assert "Richardson-Lucy deconvolution (40 steps" in more.method
+    assert "Richardson-Lucy deconvolution (10 steps" in fewer.method
+
+    def psnr(out: np.ndarray) -> float:
+        return float(10 * np.log10(1.0 / np.mean((out.astype(np.float64) - sharp) ** 2)))
+
+    assert psnr(more.image) > psnr(fewer.image) + 0.5
+    fine = assess_motion(blurred, 0.2, built)
+    assert fine.blurred
+    assert np.array_equal(new(blurred, fine).image, old(blurred, fine).image)
