@@ -20,15 +20,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 import fitting_cases
 import numpy as np
-from fallback_retrieved import AS_BUILT_TAU, collimated
+from fallback_retrieved import AS_BUILT_TAU, Count, run_readings, summarise_readings
 
 from models.deblur import Deconvolution, MotionPolicy, deconvolve
-from models.kernel_shape import SECOND_THRESHOLDS, load_magnitude_model
-from models.tune_balance import BUNDLED_MAGNITUDE, SECOND_MAGNITUDE
 
 VARIANTS = ("cap60", "cap80", "cap120")
 
@@ -53,39 +50,12 @@ def variant(
 
 def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
     built = MotionPolicy(shape_thresholds=AS_BUILT_TAU)  # 0.18.0, as the look ran
-    second = dataclasses.replace(built, shape_thresholds=SECOND_THRESHOLDS)
-    readings = [
-        (load_magnitude_model(BUNDLED_MAGNITUDE), built),
-        (load_magnitude_model(SECOND_MAGNITUDE), second),
-    ]
-
-    def measure(c: fitting_cases.Case) -> dict[str, Any]:
-        if not c.assessment.blurred:
-            return {}
-        done = [deconvolve(c.blurred, c.assessment, p, magnitude=m) for m, p in readings]
-        row: dict[str, Any] = {
-            "built": fitting_cases.gain(c, (done[0].image.astype(np.float64) + done[1].image) / 2),
-            "at_cap": sum(at_cap(d, p) for d, (_, p) in zip(done, readings, strict=True)),
-            "steps": [d.rl_iterations for d in done],
-        }
-        for how in variants:
-            images = [variant(c, d, p, how) for d, (_, p) in zip(done, readings, strict=True)]
-            row[how] = fitting_cases.gain(c, (images[0] + images[1]) / 2)
-        return row
-
-    fitting_cases.collect(data, part, out, built, measure, collimated)
+    counts: dict[str, Count] = {"at_cap": at_cap}
+    run_readings(data, part, out, built, variants, variant, counts)
 
 
 def summary(paths: list[Path]) -> None:
-    rows = fitting_cases.read_rows(paths)
-    flagged = [r for r in rows if r["flagged"]]
-    done = [k for k in VARIANTS if k in flagged[0]]
-    fitting_cases.print_means(rows, ("built", *done), 8)
-    print(
-        f"readings at the cap: {sum(r['at_cap'] for r in flagged)}; cases with one: "
-        f"{sum(r['at_cap'] > 0 for r in flagged)} of {len(flagged)}"
-    )
-    fitting_cases.print_against(rows, done, "built", 8)
+    summarise_readings(paths, VARIANTS, "at_cap", "at the cap")
 
 
 def options(p: argparse.ArgumentParser) -> None:

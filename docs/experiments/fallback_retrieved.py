@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +69,27 @@ def variant(
     return out.image.astype(np.float64)
 
 
-def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
-    # 0.14.0, as the look ran: ten steps for every kernel (the node's defaults since differ)
-    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU, **BEFORE_RL_ROUNDS)
-    second = MotionPolicy(shape_thresholds=SECOND_THRESHOLDS, **BEFORE_RL_ROUNDS)
+#: How a variant redoes one reading: (case, the reading as built, its policy, the variant's name).
+Variant = Callable[[fitting_cases.Case, Deconvolution, MotionPolicy, str], np.ndarray]
+#: A property of one reading (as built, its policy) whose readings a row counts.
+Count = Callable[[Deconvolution, MotionPolicy], bool]
+
+
+def run_readings(
+    data: Path,
+    part: tuple[int, int],
+    out: Path,
+    built: MotionPolicy,
+    variants: list[str],
+    variant: Variant,
+    counts: dict[str, Count],
+) -> None:
+    """Per flagged collimated case: the node's two readings (the bundled network under
+    ``built``, the second network at its τ, otherwise as ``built``), the PSNR gain of their mean
+    (``built``), how many readings each of ``counts`` holds for, each reading's fallback steps,
+    and for each of ``variants`` the gain of the mean of the readings redone as ``variant`` says.
+    Shared by ``fallback_straight.py`` and ``fallback_cap.py``."""
+    second = dataclasses.replace(built, shape_thresholds=SECOND_THRESHOLDS)
     readings = [
         (load_magnitude_model(BUNDLED_MAGNITUDE), built),
         (load_magnitude_model(SECOND_MAGNITUDE), second),
@@ -82,35 +99,55 @@ def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> No
         if not c.assessment.blurred:
             return {}
         done = [deconvolve(c.blurred, c.assessment, p, magnitude=m) for m, p in readings]
+        pairs = list(zip(done, (p for _, p in readings), strict=True))
         row: dict[str, Any] = {
             "built": fitting_cases.gain(c, (done[0].image.astype(np.float64) + done[1].image) / 2),
-            "fell_back_retrieved": sum(
-                d.shape is not None and d.shape.replaced and d.method == "richardson-lucy"
-                for d in done
-            ),
-            "fell_back": sum(d.method == "richardson-lucy" for d in done),
+            **{name: sum(holds(d, p) for d, p in pairs) for name, holds in counts.items()},
+            "steps": [d.rl_iterations for d in done],
         }
         for how in variants:
-            images = [variant(c, d, p, how) for d, (_, p) in zip(done, readings, strict=True)]
+            images = [variant(c, d, p, how) for d, p in pairs]
             row[how] = fitting_cases.gain(c, (images[0] + images[1]) / 2)
         return row
 
     fitting_cases.collect(data, part, out, built, measure, collimated)
 
 
-def summary(paths: list[Path]) -> None:
+def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
+    # 0.14.0, as the look ran: ten steps for every kernel (the node's defaults since differ)
+    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU, **BEFORE_RL_ROUNDS)
+    counts: dict[str, Count] = {
+        "fell_back_retrieved": lambda d, _: (
+            d.shape is not None and d.shape.replaced and d.method == "richardson-lucy"
+        ),
+        "fell_back": lambda d, _: d.method == "richardson-lucy",
+    }
+    run_readings(data, part, out, built, variants, variant, counts)
+
+
+def summarise_readings(
+    paths: list[Path], variants: tuple[str, ...], count: str, what: str, width: int = 8
+) -> list[dict[str, Any]]:
+    """``run_readings``' rows: the mean gains per group, how many readings ``count`` counted
+    (``what`` they are) and in how many cases, each variant against the node as built; the
+    flagged rows returned."""
     rows = fitting_cases.read_rows(paths)
-    flagged = next(r for r in rows if r["flagged"])
-    done = [k for k in VARIANTS if k in flagged]
-    keys = ("built", *done)
-    fitting_cases.print_means(rows, keys, 8)
     flagged = [r for r in rows if r["flagged"]]
+    done = [k for k in variants if k in flagged[0]]
+    fitting_cases.print_means(rows, ("built", *done), 8)
     print(
-        f"readings that fell back: {sum(r['fell_back'] for r in flagged)}, of them with a "
-        f"retrieved kernel {sum(r['fell_back_retrieved'] for r in flagged)}; cases with one: "
-        f"{sum(r['fell_back_retrieved'] > 0 for r in flagged)} of {len(flagged)}"
+        f"readings {what}: {sum(r[count] for r in flagged)}; cases with one: "
+        f"{sum(r[count] > 0 for r in flagged)} of {len(flagged)}"
     )
-    fitting_cases.print_against(rows, done, "built", 9)
+    fitting_cases.print_against(rows, done, "built", width)
+    return flagged
+
+
+def summary(paths: list[Path]) -> None:
+    flagged = summarise_readings(
+        paths, VARIANTS, "fell_back_retrieved", "that fell back with a retrieved kernel", 9
+    )
+    print(f"readings that fell back: {sum(r['fell_back'] for r in flagged)}")
 
 
 def options(p: argparse.ArgumentParser) -> None:

@@ -24,15 +24,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 import fitting_cases
 import numpy as np
-from fallback_retrieved import AS_BUILT_TAU, collimated
+from fallback_retrieved import AS_BUILT_TAU, Count, run_readings, summarise_readings
 
 from models.deblur import Deconvolution, MotionPolicy, deconvolve
-from models.kernel_shape import SECOND_THRESHOLDS, load_magnitude_model
-from models.tune_balance import BUNDLED_MAGNITUDE, SECOND_MAGNITUDE
 
 VARIANTS = ("noise", "steps20", "wiener")
 
@@ -64,44 +61,22 @@ def variant(
 def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
     # 0.16.0, as the look ran: the straight kernel's fallback takes ten steps
     built = MotionPolicy(shape_thresholds=AS_BUILT_TAU, rl_fallback_follows_noise_from_mm=None)
-    second = dataclasses.replace(built, shape_thresholds=SECOND_THRESHOLDS)
-    readings = [
-        (load_magnitude_model(BUNDLED_MAGNITUDE), built),
-        (load_magnitude_model(SECOND_MAGNITUDE), second),
-    ]
-
-    def measure(c: fitting_cases.Case) -> dict[str, Any]:
-        if not c.assessment.blurred:
-            return {}
-        done = [deconvolve(c.blurred, c.assessment, p, magnitude=m) for m, p in readings]
-        row: dict[str, Any] = {
-            "built": fitting_cases.gain(c, (done[0].image.astype(np.float64) + done[1].image) / 2),
-            "fell_back_straight": sum(straight_fallback(d) for d in done),
-            "fell_back": sum(d.method == "richardson-lucy" for d in done),
-            "steps": [d.rl_iterations for d in done],
-        }
-        for how in variants:
-            images = [variant(c, d, p, how) for d, (_, p) in zip(done, readings, strict=True)]
-            row[how] = fitting_cases.gain(c, (images[0] + images[1]) / 2)
-        return row
-
-    fitting_cases.collect(data, part, out, built, measure, collimated)
+    counts: dict[str, Count] = {
+        "fell_back_straight": lambda d, _: straight_fallback(d),
+        "fell_back": lambda d, _: d.method == "richardson-lucy",
+    }
+    run_readings(data, part, out, built, variants, variant, counts)
 
 
 def summary(paths: list[Path]) -> None:
-    rows = fitting_cases.read_rows(paths)
-    flagged = [r for r in rows if r["flagged"]]
-    done = [k for k in VARIANTS if k in flagged[0]]
-    fitting_cases.print_means(rows, ("built", *done), 8)
-    print(
-        f"readings that fell back: {sum(r['fell_back'] for r in flagged)}, of them with the "
-        f"straight kernel {sum(r['fell_back_straight'] for r in flagged)}; cases with one: "
-        f"{sum(r['fell_back_straight'] > 0 for r in flagged)} of {len(flagged)}"
+    flagged = summarise_readings(
+        paths, VARIANTS, "fell_back_straight", "that fell back with the straight kernel"
     )
-    fitting_cases.print_against(rows, done, "built", 8)
+    print(f"readings that fell back: {sum(r['fell_back'] for r in flagged)}")
     touched = [r for r in flagged if r["fell_back_straight"] > 0]
     if touched:
         print(f"only the {len(touched)} cases with a straight fallback:")
+        done = [k for k in VARIANTS if k in touched[0]]
         fitting_cases.print_against(touched, done, "built", 8)
 
 
