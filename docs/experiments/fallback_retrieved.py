@@ -38,10 +38,22 @@ AS_BUILT_TAU = (0.25, 0.3)
 VARIANTS = ("straight", "steps20", "steps40", "wiener", "noise")
 
 
-def collimated(data: Path, name: str, policy: MotionPolicy) -> Iterator[fitting_cases.Case]:
-    for c in fitting_cases.scene_cases(data, name, policy):
-        if c.scene is not None and c.scene.endswith("collimated"):
-            yield c
+Design = Callable[[Path, str, MotionPolicy], Iterator[fitting_cases.Case]]
+
+
+def scenes_of(kind: str) -> Design:
+    """The validation design's cases (``fitting_cases.scene_cases``) of one kind of scene only
+    (``open`` or ``collimated``)."""
+
+    def design(data: Path, name: str, policy: MotionPolicy) -> Iterator[fitting_cases.Case]:
+        for c in fitting_cases.scene_cases(data, name, policy):
+            if c.scene is not None and c.scene.endswith(kind):
+                yield c
+
+    return design
+
+
+collimated = scenes_of("collimated")
 
 
 def variant(
@@ -83,12 +95,15 @@ def run_readings(
     variants: list[str],
     variant: Variant,
     counts: dict[str, Count],
+    design: Design | None = None,
 ) -> None:
     """Per flagged collimated case: the node's two readings (the bundled network under
     ``built``, the second network at its τ, otherwise as ``built``), the PSNR gain of their mean
     (``built``), how many readings each of ``counts`` holds for, each reading's fallback steps,
-    and for each of ``variants`` the gain of the mean of the readings redone as ``variant`` says.
-    Shared by ``fallback_straight.py`` and ``fallback_cap.py``."""
+    the first reading's measured noise (quanta per pixel), and for each of ``variants`` the gain
+    of the mean of the readings redone as ``variant`` says.
+    ``design``: the cases (default :func:`collimated`). Shared by ``fallback_straight.py``,
+    ``fallback_cap.py`` and ``quiet_rl.py``."""
     second = dataclasses.replace(built, shape_thresholds=SECOND_THRESHOLDS)
     readings = [
         (load_magnitude_model(BUNDLED_MAGNITUDE), built),
@@ -104,13 +119,14 @@ def run_readings(
             "built": fitting_cases.gain(c, (done[0].image.astype(np.float64) + done[1].image) / 2),
             **{name: sum(holds(d, p) for d, p in pairs) for name, holds in counts.items()},
             "steps": [d.rl_iterations for d in done],
+            "quanta_measured": done[0].noise_quanta,
         }
         for how in variants:
             images = [variant(c, d, p, how) for d, p in pairs]
             row[how] = fitting_cases.gain(c, (images[0] + images[1]) / 2)
         return row
 
-    fitting_cases.collect(data, part, out, built, measure, collimated)
+    fitting_cases.collect(data, part, out, built, measure, design or collimated)
 
 
 def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
