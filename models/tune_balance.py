@@ -177,6 +177,8 @@ BEFORE_RL_ROUNDS: dict[str, Any] = {
     "shape_rl_follows_noise": False,
     "rl_fallback_follows_noise_from_mm": None,
 }
+#: ... and before the thirtieth (0.16.0): ten steps for the straight kernel.
+BEFORE_STRAIGHT_RL: dict[str, Any] = {"rl_fallback_follows_noise_from_mm": None}
 #: The thirtieth round's candidate: the fallback's steps follow the noise for every kernel at
 #: pixels of at least this size (mm; the shape step's own finest spacing).
 STRAIGHT_RL_FROM_MM = 0.4
@@ -532,45 +534,22 @@ def run(
                             row["gain_fixed"] = _psnr(sharp, own.image) - base_psnr
                             row["gain_candidate"] = _psnr(sharp, other.image) - base_psnr
                             row["gain_noise"] = _psnr(sharp, mean) - base_psnr
-                        elif a.blurred and command == "shape-rl-validate":
-                            # the twenty-ninth round: the node as built (the mean of two) against
-                            # the same with the fallback's steps by the noise for retrieved kernels
+                        elif a.blurred and command in ("shape-rl-validate", "straight-rl-validate"):
+                            # the twenty-ninth / thirtieth rounds: the node as built (the mean of
+                            # two: 0.14.0 / 0.16.0) against the same with the fallback's steps by
+                            # the noise for retrieved kernels / for every kernel
+                            straight = command == "straight-rl-validate"
+                            before = BEFORE_STRAIGHT_RL if straight else BEFORE_RL_ROUNDS
+                            first = MotionPolicy(**before)
+                            second = dataclasses.replace(first, shape_thresholds=SECOND_THRESHOLDS)
                             row.update(
                                 rl_mean_gains(
                                     sharp,
                                     b,
                                     a,
-                                    # 0.14.0: τ 0.25 / 0.3 and the second's, ten steps
-                                    (MotionPolicy(**BEFORE_RL_ROUNDS), magnitude),
-                                    (
-                                        MotionPolicy(
-                                            shape_thresholds=SECOND_THRESHOLDS,
-                                            **BEFORE_RL_ROUNDS,
-                                        ),
-                                        second_magnitude,
-                                    ),
-                                )
-                            )
-                        elif a.blurred and command == "straight-rl-validate":
-                            # the thirtieth round: the node as built (0.16.0) against the same
-                            # with the fallback's steps by the noise for every kernel
-                            row.update(
-                                rl_mean_gains(
-                                    sharp,
-                                    b,
-                                    a,
-                                    (
-                                        MotionPolicy(rl_fallback_follows_noise_from_mm=None),
-                                        magnitude,
-                                    ),
-                                    (
-                                        MotionPolicy(
-                                            shape_thresholds=SECOND_THRESHOLDS,
-                                            rl_fallback_follows_noise_from_mm=None,
-                                        ),
-                                        second_magnitude,
-                                    ),
-                                    straight=True,
+                                    (first, magnitude),
+                                    (second, second_magnitude),
+                                    straight=straight,
                                 )
                             )
                         elif a.blurred and second_magnitude is not None:

@@ -30,6 +30,7 @@ import numpy as np
 from fallback_retrieved import AS_BUILT_TAU, Count, run_readings, summarise_readings
 
 from models.deblur import Deconvolution, MotionPolicy, deconvolve
+from models.tune_balance import BEFORE_STRAIGHT_RL
 
 VARIANTS = ("noise", "steps20", "wiener")
 
@@ -60,7 +61,7 @@ def variant(
 
 def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
     # 0.16.0, as the look ran: the straight kernel's fallback takes ten steps
-    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU, rl_fallback_follows_noise_from_mm=None)
+    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU, **BEFORE_STRAIGHT_RL)
     counts: dict[str, Count] = {
         "fell_back_straight": lambda d, _: straight_fallback(d),
         "fell_back": lambda d, _: d.method == "richardson-lucy",
