@@ -42,6 +42,7 @@ from models.deconvolve import (
     DEFAULT_RL_ITERATIONS,
     overshoot_fraction,
     richardson_lucy,
+    sparse_exposure,
     wiener_exposure,
 )
 from models.jpeg_history import decoded_jpeg
@@ -166,6 +167,12 @@ class MotionPolicy:
     # harmed a real frame, so it is asked for by pixel size); None: only as the settings above
     # say (0.16.0).
     rl_fallback_follows_noise_from_mm: float | None = 0.4
+    #: The thirty-first round (docs/models.md, "The fallback accelerated where the frame is
+    #: quiet"): where the steps by the noise reach ``rl_fallback_max_iterations`` (the frame is too
+    #: quiet for more to be measured), this many *accelerated* Richardson–Lucy steps instead
+    #: (:func:`models.deconvolve.richardson_lucy_steps`; each about four plain ones); None: the
+    #: cap's plain steps (0.18.0).
+    rl_fallback_quiet_accelerated: int | None = None
     #: The sixth round (docs/models.md, "Noise removal after the deconvolution"; tried, not
     #: adopted): the Wiener λ times ``wiener_balance_factor``, and the result's noise shrunk in a
     #: wavelet domain (:mod:`models.shrinkage`, needs the train extra's PyWavelets) where
@@ -194,6 +201,18 @@ class MotionPolicy:
     #: ... never in an 8-bit image that still carries a JPEG codec's quantisation
     #: (:mod:`models.jpeg_history`): the noise measured there is the codec's (the tenth round).
     noise_subtraction_skips_jpeg: bool = True
+    #: The thirty-first round (docs/models.md, "A sparse gradient prior instead of the Wiener
+    #: filter"): where the Wiener result is kept (no fallback), the frame is deconvolved instead
+    #: with a hyper-Laplacian gradient prior (:func:`models.deconvolve.sparse_exposure`) of
+    #: exponent ``sparse_prior_alpha`` and data weight ``sparse_prior_weight · (λ / 0.1) **
+    #: -sparse_prior_exponent``, λ the Wiener regulariser the frame was given (its noise, its
+    #: checked kernel): the weight at λ = 0.1 (Poisson noise of 10⁴ quanta/px), more for a
+    #: quieter frame; None: the Wiener result. Only in frames whose measured noise is at most
+    #: ``sparse_prior_max_quanta`` quanta per pixel (None: in every frame).
+    sparse_prior_weight: float | None = None
+    sparse_prior_max_quanta: float | None = None
+    sparse_prior_exponent: float = 1.0
+    sparse_prior_alpha: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -293,6 +312,7 @@ class Deconvolution:
     rl_iterations: int = 0  # Richardson-Lucy steps of the fallback (0 when not run)
     shape: KernelShape | None = None  # the kernel shape step's finding (None when not run)
     shrunk: bool = False  # the Wiener result's noise shrunk (models.shrinkage)
+    rl_accelerated: bool = False  # the fallback's steps were accelerated ones
 
     @property
     def curved(self) -> bool:
@@ -315,6 +335,15 @@ def rl_fallback_iterations(noise_quanta: float | None, policy: MotionPolicy) -> 
         return top
     n = base * (max(noise_quanta, 0.0) / RL_REFERENCE_QUANTA) ** RL_EXPONENT
     return int(min(max(round(n), base), top))
+
+
+def noisy_enough(noise_quanta: float | None, policy: MotionPolicy) -> bool:
+    """Whether a frame with this measured noise (quanta per pixel; None: not measured) takes the
+    sparse prior: at most ``sparse_prior_max_quanta`` (every frame where that is None)."""
+    top = policy.sparse_prior_max_quanta
+    if top is None:
+        return True
+    return noise_quanta is not None and noise_quanta <= top
 
 
 def mismatch_floor(estimate: MotionEstimate, policy: MotionPolicy) -> float:
@@ -485,6 +514,7 @@ def deconvolve(
         over = overshoot_fraction(wiener_exposure(e, psf, reference, policy.power, rl_after), e)
     method: Literal["wiener", "richardson-lucy"] = "wiener"
     steps = 0
+    accelerated = False
     if allow_fallback and policy.ringing_limit is not None and over > policy.ringing_limit:
         finest = policy.shape_finest_spacing_mm
         if (
@@ -512,8 +542,20 @@ def deconvolve(
         if quanta is None and follows:
             quanta = _measured_quanta(e, policy)
         steps = rl_fallback_iterations(quanta, replace(policy, rl_fallback_follows_noise=follows))
-        w = richardson_lucy(e, psf, steps)
+        quick = policy.rl_fallback_quiet_accelerated
+        accelerated = follows and quick is not None and steps >= policy.rl_fallback_max_iterations
+        if accelerated and quick is not None:
+            steps = quick
+        w = richardson_lucy(e, psf, steps, accelerated)
         method = "richardson-lucy"
+    if (
+        policy.sparse_prior_weight is not None
+        and method == "wiener"
+        and noisy_enough(quanta, policy)
+    ):
+        relative = balance / DEFAULT_BALANCE
+        mu = policy.sparse_prior_weight * relative**-policy.sparse_prior_exponent
+        w = sparse_exposure(e, psf, mu, policy.sparse_prior_alpha)
     shrunk = False
     if policy.shrinkage and method == "wiener":
         if quanta is None:
@@ -526,7 +568,7 @@ def deconvolve(
             w = shrink(w, e, sigmas)
             shrunk = True
     out = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0).astype(np.float32)
-    return Deconvolution(out, method, over, balance, quanta, steps, shape, shrunk)
+    return Deconvolution(out, method, over, balance, quanta, steps, shape, shrunk, accelerated)
 
 
 def refiner_inputs(

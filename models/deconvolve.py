@@ -87,13 +87,20 @@ def _wiener_padded(ep: F64, psf: F64, balance: float, power: float) -> F64:
     return out
 
 
-def richardson_lucy_steps(blurred: F64, start: F64, psf: F64, iterations: int) -> F64:
+def richardson_lucy_steps(
+    blurred: F64, start: F64, psf: F64, iterations: int, accelerated: bool = False
+) -> F64:
     """``iterations`` Richardson–Lucy updates ``u ← u · Kᵀ(b / Ku)`` from ``start`` (exposure).
 
     The multiplicative update is the maximum-likelihood step for Poisson (quantum) noise and keeps
     the exposure positive. Started from the Wiener result, a few steps remove the ringing the
     linear filter leaves around strong edges (collimation, skin–air, markers), where an additive
     error in exposure becomes a large error in the dense, low-exposure parts of the image.
+
+    ``accelerated``: each update starts from the last estimate moved on along its last change
+    (Biggs & Andrews, Applied Optics 36(8), 1997, as MATLAB's ``deconvlucy``): ``y = u + a·(u −
+    u_prev)``, ``a`` the correlation of the last two updates' changes, within 0…1 (0 for the first
+    two) — as far in fewer steps, at the same cost per step.
     """
     floor = max(float(blurred.min()), 1e-6) * 0.5
     # float32 (half the time of float64, far below the quantum noise); circular convolution by
@@ -103,10 +110,20 @@ def richardson_lucy_steps(blurred: F64, start: F64, psf: F64, iterations: int) -
     h, w = u.shape
     k = psf_to_otf(psf, (h, w)).astype(np.complex64)
     kc = np.conj(k)
+    previous = u
+    change: NDArray[np.float32] | None = None
+    a = 0.0
     for _ in range(iterations):
-        reblurred = sfft.irfft2(sfft.rfft2(u, workers=-1) * k, s=(h, w), workers=-1)
+        y = np.maximum(u + np.float32(a) * (u - previous), floor) if a > 0 else u
+        reblurred = sfft.irfft2(sfft.rfft2(y, workers=-1) * k, s=(h, w), workers=-1)
         ratio = b / np.maximum(reblurred, np.float32(1e-6))
-        u *= sfft.irfft2(sfft.rfft2(ratio, workers=-1) * kc, s=(h, w), workers=-1)
+        previous, u = u, y * sfft.irfft2(sfft.rfft2(ratio, workers=-1) * kc, s=(h, w), workers=-1)
+        if accelerated:
+            new_change = u - y
+            if change is not None:
+                num = float(np.vdot(new_change, change))
+                a = min(max(num / (float(np.vdot(change, change)) + 1e-30), 0.0), 1.0)
+            change = new_change
     out: F64 = u.astype(np.float64)
     return out
 
@@ -129,6 +146,69 @@ def wiener_exposure(
     return res
 
 
+#: The sparse prior's continuation (:func:`sparse_exposure`): the splitting weight β starts at 1
+#: and grows by this factor until it passes ``SPARSE_BETA_TOP`` times the data weight μ.
+SPARSE_BETA_GROWTH = 2.0 * np.sqrt(2.0)
+SPARSE_BETA_TOP = 0.3
+
+
+def _generalised_shrink(v: F64, t: float, alpha: float) -> F64:
+    """argmin_w ``½ (w − v)² + t |w|^α`` element-wise: soft thresholding for α = 1, the
+    generalised shrinkage of Zuo et al. (ICCV 2013, three fixed-point steps) for 0 < α < 1."""
+    a = np.abs(v)
+    if alpha >= 1.0:
+        shrunk: F64 = np.sign(v) * np.maximum(a - t, 0.0)
+        return shrunk
+    c = 2.0 * t * (1.0 - alpha)
+    threshold = c ** (1.0 / (2.0 - alpha)) + t * alpha * c ** ((alpha - 1.0) / (2.0 - alpha))
+    w = a.copy()
+    for _ in range(3):
+        w = a - t * alpha * np.maximum(w, 1e-12) ** (alpha - 1.0)
+    out: F64 = np.where(a > threshold, np.sign(v) * np.maximum(w, 0.0), 0.0)
+    return out
+
+
+def sparse_exposure(exposure: F64, psf: F64, weight: float, alpha: float = 0.8) -> F64:
+    """Deconvolution of a linear-exposure image with a sparse (hyper-Laplacian) gradient prior.
+
+    Minimises ``(μ/2)·‖k∗x − y‖² + Σ |∇x|^α`` over the exposure relative to its mean (``y``, so
+    μ = ``weight`` means the same for a bright and a dark frame) by half-quadratic splitting
+    (Krishnan & Fergus, NIPS 2009): the gradients are split off as ``w``, each round solves for
+    ``w`` element-wise (:func:`_generalised_shrink`) and for ``x`` in closed form by FFT, and the
+    splitting weight β grows from 1 by :data:`SPARSE_BETA_GROWTH` until it passes
+    :data:`SPARSE_BETA_TOP`·μ. Unlike the Wiener filter's quadratic penalty, the prior lets
+    large gradients (edges) through and flattens small ones (noise). Padded as
+    :func:`wiener_exposure`.
+    """
+    e = np.asarray(exposure, dtype=np.float64)
+    ep, pad = pad_for_fft(e, psf)
+    mean = float(ep.mean())
+    y = ep / mean
+    h, w = y.shape
+    k = psf_to_otf(psf, (h, w))
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    # |DFT|² of the forward differences x[i, j+1] − x[i, j] and x[i+1, j] − x[i, j]
+    d2 = (2.0 - 2.0 * np.cos(2 * np.pi * fx)) + (2.0 - 2.0 * np.cos(2 * np.pi * fy))
+    data = weight * np.conj(k) * sfft.rfft2(y, workers=-1)
+    k2 = weight * np.abs(k) ** 2
+    x = y
+    beta = 1.0
+    while True:  # at least one round, however small μ
+        wx = _generalised_shrink(np.roll(x, -1, axis=1) - x, 1.0 / beta, alpha)
+        wy = _generalised_shrink(np.roll(x, -1, axis=0) - x, 1.0 / beta, alpha)
+        # the differences' adjoints applied to w
+        div = (np.roll(wx, 1, axis=1) - wx) + (np.roll(wy, 1, axis=0) - wy)
+        x = sfft.irfft2(
+            (data + beta * sfft.rfft2(div, workers=-1)) / (k2 + beta * d2), s=(h, w), workers=-1
+        )
+        beta *= SPARSE_BETA_GROWTH
+        if beta > SPARSE_BETA_TOP * weight:
+            break
+    out: F64 = x[pad : pad + e.shape[0], pad : pad + e.shape[1]] * mean
+    return out
+
+
 def overshoot_fraction(deconvolved: F64, blurred: F64) -> float:
     """Share of pixels the deconvolution puts outside the blurred exposure's own range.
 
@@ -141,11 +221,13 @@ def overshoot_fraction(deconvolved: F64, blurred: F64) -> float:
     return float(np.mean((deconvolved < lo) | (deconvolved > hi)))
 
 
-def richardson_lucy(exposure: F64, psf: F64, iterations: int) -> F64:
-    """Richardson–Lucy deconvolution of a linear-exposure image from a flat start (reflect-padded)."""
+def richardson_lucy(exposure: F64, psf: F64, iterations: int, accelerated: bool = False) -> F64:
+    """Richardson–Lucy deconvolution of a linear-exposure image from a flat start (reflect-padded;
+    ``accelerated``: :func:`richardson_lucy_steps`' extrapolation)."""
     e = np.asarray(exposure, dtype=np.float64)
     ep, pad = pad_for_fft(e, psf)
-    out = richardson_lucy_steps(ep, np.full_like(ep, float(ep.mean())), psf, iterations)
+    flat = np.full_like(ep, float(ep.mean()))
+    out = richardson_lucy_steps(ep, flat, psf, iterations, accelerated)
     res: F64 = out[pad : pad + e.shape[0], pad : pad + e.shape[1]]
     return res
 

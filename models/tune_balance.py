@@ -60,6 +60,11 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   too, takes as many steps as the measured noise gives at pixels of at least
   :data:`STRAIGHT_RL_FROM_MM` (``rl_fallback_follows_noise_from_mm``, ``gain_noise``);
   ``fell_back``: the readings whose straight kernel took it.
+- ``accelerated-validate``: the thirty-first round; the same design, the node as built since
+  0.18.0 (``gain_fixed``) against the same where each reading whose fallback's steps reach the
+  cap takes ``--accelerated-steps`` accelerated steps instead
+  (``MotionPolicy.rl_fallback_quiet_accelerated``, ``gain_noise``); ``accelerated``: how many
+  readings took them.
 - ``shape-tau-fit`` / ``shape-tau-validate``: the twelfth round; the ``shape-validate`` design,
   the node as built with the bundled magnitude network; fit: its kernel never replaced
   (``gain_fixed``) and always replaced (``gain_noise``), ``tau-summary`` then gives every
@@ -187,6 +192,13 @@ COMBINE: dict[str, Callable[[NDArray[np.float64]], NDArray[np.float64]]] = {
     "mean": lambda stack: np.mean(stack, axis=0),
     "median": lambda stack: np.median(stack, axis=0),
 }
+#: The commands whose node as built is the mean of two readings (0.14.0 on).
+MEAN_OF_TWO_COMMANDS = (
+    "shape-third-validate",
+    "shape-rl-validate",
+    "straight-rl-validate",
+    "accelerated-validate",
+)
 FIT_IMAGES = 20
 #: Side of the centred crop of the 0.6 mm scenes.
 CROP_PX = 384
@@ -307,6 +319,7 @@ def run(
     max_images: int | None = None,
     built_thresholds: tuple[float, float] | None = None,
     combine: str = "mean",
+    accelerated_steps: int = 20,
 ) -> list[dict[str, Any]]:
     built_given = built_thresholds
     built_thresholds = built_thresholds or AS_BUILT_TAU
@@ -338,7 +351,7 @@ def run(
     magnitude = None
     candidate_magnitude = None
     second_magnitude = None
-    if command in ("shape-third-validate", "shape-rl-validate", "straight-rl-validate"):
+    if command in (*MEAN_OF_TWO_COMMANDS,):
         second_magnitude = load_magnitude_model(SECOND_MAGNITUDE)
     if command in (
         "shape-net-fit",
@@ -347,6 +360,7 @@ def run(
         "shape-third-validate",
         "shape-rl-validate",
         "straight-rl-validate",
+        "accelerated-validate",
     ):
         # the eleventh round: the node as built (sharpray-blind-wiener 0.9.0) with the bundled
         # magnitude network against the same with another one (``--magnitude``); the
@@ -474,7 +488,7 @@ def run(
             if command in ("rl", "rl-validate") and scene.endswith("/open"):
                 continue
             # the shape step does not run on finer pixels (models.kernel_shape.FINEST_SPACING_MM)
-            shape = command.startswith("shape-") or command == "straight-rl-validate"
+            shape = command.startswith("shape-") or command in MEAN_OF_TWO_COMMANDS
             if shape and spacing < (policy.shape_finest_spacing_mm or 0):
                 continue
             for kind in ("straight", "curved"):
@@ -550,6 +564,23 @@ def run(
                                     (first, magnitude),
                                     (second, second_magnitude),
                                     straight=straight,
+                                )
+                            )
+                        elif a.blurred and command == "accelerated-validate":
+                            # the thirty-first round: the node as built (0.18.0, the mean of two)
+                            # against the same with accelerated steps where the fallback's reach
+                            # the cap
+                            row.update(
+                                accelerated_mean_gains(
+                                    sharp,
+                                    b,
+                                    a,
+                                    (MotionPolicy(), magnitude),
+                                    (
+                                        MotionPolicy(shape_thresholds=SECOND_THRESHOLDS),
+                                        second_magnitude,
+                                    ),
+                                    steps=accelerated_steps,
                                 )
                             )
                         elif a.blurred and second_magnitude is not None:
@@ -642,6 +673,34 @@ def rl_mean_gains(
         "gain_fixed": _psnr(sharp, np.mean(built, axis=0)) - base,
         "gain_noise": _psnr(sharp, np.mean(follows, axis=0)) - base,
         "fell_back": fell_back,
+    }
+
+
+def accelerated_mean_gains(
+    sharp: F32,
+    blurred: F32,
+    assessment: MotionAssessment,
+    *readings: tuple[MotionPolicy, Any],
+    steps: int,
+) -> dict[str, float | int]:
+    """``accelerated-validate``'s gains over ``blurred``: the mean of the readings' (policy,
+    magnitude) corrections as given (``fixed``) and with ``steps`` accelerated steps where the
+    fallback's reach the cap (``noise``; each reading's shape step found once), and how many
+    readings took them."""
+    built, quick, took = [], [], 0
+    for pol, m in readings:
+        d = deconvolve(blurred, assessment, pol, magnitude=m)
+        built.append(d.image.astype(np.float64))
+        faster = dataclasses.replace(pol, rl_fallback_quiet_accelerated=steps)
+        if d.method == "richardson-lucy" and d.rl_iterations >= pol.rl_fallback_max_iterations:
+            d = deconvolve(blurred, assessment, faster, shape=d.shape)
+            took += d.rl_accelerated
+        quick.append(d.image.astype(np.float64))
+    base = _psnr(sharp, blurred)
+    return {
+        "gain_fixed": _psnr(sharp, np.mean(built, axis=0)) - base,
+        "gain_noise": _psnr(sharp, np.mean(quick, axis=0)) - base,
+        "accelerated": took,
     }
 
 
@@ -901,6 +960,7 @@ def main(argv: list[str] | None = None) -> int:
             "shape-third-validate",
             "shape-rl-validate",
             "straight-rl-validate",
+            "accelerated-validate",
             "shape-tau-fit",
             "shape-tau-validate",
             "where-read-validate",
@@ -980,6 +1040,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="length-validate: the candidate exponent of λ's length factor",
     )
+    ap.add_argument(
+        "--accelerated-steps",
+        type=int,
+        default=20,
+        help="accelerated-validate: the candidate's accelerated steps where the fallback's reach "
+        "the cap",
+    )
     ap.add_argument("--max-images", type=int, help="only the first so many images of the set")
     ap.add_argument(
         "--combine",
@@ -1050,6 +1117,7 @@ def main(argv: list[str] | None = None) -> int:
         args.max_images,
         (built_tau[0], built_tau[1]) if built_given else None,
         args.combine,
+        args.accelerated_steps,
     )
     return 0
 
