@@ -1,0 +1,113 @@
+"""Two inverses beside the Wiener filter (models.deconvolve): accelerated Richardson–Lucy (the
+thirty-first round's fallback where the frame is quiet) and the sparse gradient prior (a look,
+not the node's default; docs/models.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio
+
+from models.blur import (
+    NoiseSpec,
+    from_exposure,
+    linear_kernel,
+    simulate_motion_blur,
+    to_exposure,
+)
+from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deconvolve import (
+    pad_for_fft,
+    psf_to_otf,
+    richardson_lucy,
+    richardson_lucy_steps,
+    sparse_exposure,
+)
+from tests.support.synthetic import power_law_field
+
+
+def _psnr(sharp: np.ndarray, exposure: np.ndarray) -> float:
+    out = np.clip(from_exposure(exposure, 3.0), 0.0, 1.0)
+    return float(peak_signal_noise_ratio(sharp, out, data_range=1.0))
+
+
+def _scene(seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    sharp = power_law_field(192, seed, 1.4, 0.2, 0.8)
+    k = linear_kernel(9.0, 30.0)
+    blurred = simulate_motion_blur(sharp, k)
+    return sharp, to_exposure(blurred.astype(np.float64), 3.0), k
+
+
+def test_plain_richardson_lucy_is_the_textbook_update() -> None:
+    _, e, k = _scene()
+    ep, _ = pad_for_fft(e, k)
+    start = np.full_like(ep, float(ep.mean()))
+    u = start.copy()
+    otf = psf_to_otf(k, ep.shape)
+    for _ in range(5):
+        reblurred = np.fft.irfft2(np.fft.rfft2(u) * otf, s=ep.shape)
+        u = u * np.fft.irfft2(np.fft.rfft2(ep / reblurred) * np.conj(otf), s=ep.shape)
+    ours = richardson_lucy_steps(ep, start, k, 5)
+    assert np.allclose(ours, u, rtol=1e-4, atol=1e-6)
+
+
+def test_accelerated_steps_go_as_far_as_four_times_as_many_plain_ones() -> None:
+    # a collimated frame, where the node falls back to Richardson-Lucy
+    sharp, blurred = _collimated(8, None)
+    k = linear_kernel(10.0, 20.0)
+    e = to_exposure(blurred.astype(np.float64), 3.0)
+    plain20, plain80 = (_psnr(sharp, richardson_lucy(e, k, n)) for n in (20, 80))
+    fast20 = _psnr(sharp, richardson_lucy(e, k, 20, accelerated=True))
+    assert plain80 > plain20 + 1.0
+    assert abs(fast20 - plain80) < 0.2 * (plain80 - plain20)
+    # it stays a Richardson-Lucy estimate: positive exposure
+    assert float(richardson_lucy(e, k, 20, accelerated=True).min()) > 0.0
+
+
+def test_the_sparse_prior_deconvolves_and_leaves_a_flat_frame_flat() -> None:
+    sharp, e, k = _scene()
+    assert _psnr(sharp, sparse_exposure(e, k, 300.0)) > _psnr(sharp, e) + 1.0
+    assert _psnr(sharp, sparse_exposure(e, k, 300.0, alpha=1.0)) > _psnr(sharp, e) + 1.0
+    flat = np.full((64, 64), 0.3)
+    assert np.allclose(sparse_exposure(flat, k, 100.0), 0.3)
+    # a small data weight smooths more than a large one
+    smooth, sharper = sparse_exposure(e, k, 30.0), sparse_exposure(e, k, 3000.0)
+    assert np.abs(np.diff(smooth, axis=1)).mean() < np.abs(np.diff(sharper, axis=1)).mean()
+
+
+def _collimated(seed: int, quanta: float | None) -> tuple[np.ndarray, np.ndarray]:
+    sharp = power_law_field(320, seed, 1.4, 0.15, 0.85)
+    sharp[:, :50] = 0.0  # a collimated band: the Wiener result rings at its edge
+    rng = np.random.default_rng(seed)
+    return sharp, simulate_motion_blur(
+        sharp, linear_kernel(10.0, 20.0), rng, noise=NoiseSpec(quanta)
+    )
+
+
+def test_the_fallback_is_accelerated_only_where_its_steps_reach_the_cap() -> None:
+    built = MotionPolicy()
+    quick = dataclasses.replace(built, rl_fallback_quiet_accelerated=20)
+    sharp, quiet = _collimated(8, None)
+    a = assess_motion(quiet, 0.6, built)
+    assert a.blurred
+    before, after = deconvolve(quiet, a, built), deconvolve(quiet, a, quick)
+    assert before.method == after.method == "richardson-lucy"
+    assert before.rl_iterations == 40 and not before.rl_accelerated
+    assert after.rl_iterations == 20 and after.rl_accelerated
+
+    def psnr(img: np.ndarray) -> float:
+        return float(peak_signal_noise_ratio(sharp, img, data_range=1.0))
+
+    assert psnr(after.image) > psnr(before.image)
+    # a noisy frame's law stays under the cap: its plain steps, as built
+    _, noisy = _collimated(8, 3e3)
+    b = assess_motion(noisy, 0.6, built)
+    assert b.blurred
+    d = deconvolve(noisy, b, quick)
+    assert d.method == "richardson-lucy" and not d.rl_accelerated
+    assert d.rl_iterations == deconvolve(noisy, b, built).rl_iterations < 40
+    # finer pixels than the law's (detector scale): ten plain steps, as built
+    fine = dataclasses.replace(a, pixel_spacing_mm=0.2)
+    f = deconvolve(quiet, fine, quick)
+    assert f.rl_iterations == 10 and not f.rl_accelerated
