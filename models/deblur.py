@@ -72,6 +72,9 @@ DEFAULT_BALANCE_RANGE = (0.01, 0.4)
 #: collimated training scenes, docs/models.md).
 RL_REFERENCE_QUANTA = 6e3
 RL_EXPONENT = 0.6
+#: The frame on which the fallback's cap holds as it is; a smaller frame's steps cost less
+#: (``MotionPolicy.rl_fallback_budget_max_iterations``).
+RL_BUDGET_PIXELS = 1024 * 1024
 #: The regulariser's floor for a kernel that may not be the true one: ``floor · (L / 10 px) ** 2 ·
 #: ((1 - confidence) / 0.2) ** 3`` (long motion with a poor straight fit: most likely a curved path
 #: the straight kernel misses, whose error a smaller λ amplifies like noise; docs/models.md).
@@ -173,6 +176,11 @@ class MotionPolicy:
     #: (:func:`models.deconvolve.richardson_lucy_steps`; each about four plain ones); None: the
     #: cap's plain steps (0.18.0).
     rl_fallback_quiet_accelerated: int | None = None
+    #: The thirty-second round (docs/models.md, "The fallback's cap by the frame's size"): the cap
+    #: is a time budget — as many steps as ``rl_fallback_max_iterations`` take on a frame of
+    #: :data:`RL_BUDGET_PIXELS`, up to this many on a smaller frame (:func:`fallback_cap`); None:
+    #: ``rl_fallback_max_iterations`` for every frame (0.18.0).
+    rl_fallback_budget_max_iterations: int | None = None
     #: The sixth round (docs/models.md, "Noise removal after the deconvolution"; tried, not
     #: adopted): the Wiener λ times ``wiener_balance_factor``, and the result's noise shrunk in a
     #: wavelet domain (:mod:`models.shrinkage`, needs the train extra's PyWavelets) where
@@ -344,6 +352,18 @@ def noisy_enough(noise_quanta: float | None, policy: MotionPolicy) -> bool:
     if top is None:
         return True
     return noise_quanta is not None and noise_quanta <= top
+
+
+def fallback_cap(shape: tuple[int, ...], policy: MotionPolicy) -> int:
+    """The most Richardson-Lucy steps the fallback takes on a frame of ``shape``: the policy's
+    cap, or (``rl_fallback_budget_max_iterations``) as many as the cap's steps take on a frame of
+    :data:`RL_BUDGET_PIXELS` — a step's time follows the frame's area — within the cap … that
+    maximum."""
+    cap, top = policy.rl_fallback_max_iterations, policy.rl_fallback_budget_max_iterations
+    if top is None:
+        return cap
+    pixels = max(int(np.prod(shape)), 1)
+    return int(min(max(cap, (cap * RL_BUDGET_PIXELS) // pixels), max(top, cap)))
 
 
 def mismatch_floor(estimate: MotionEstimate, policy: MotionPolicy) -> float:
@@ -541,9 +561,11 @@ def deconvolve(
         )
         if quanta is None and follows:
             quanta = _measured_quanta(e, policy)
-        steps = rl_fallback_iterations(quanta, replace(policy, rl_fallback_follows_noise=follows))
+        cap = fallback_cap(e.shape, policy)
+        law = replace(policy, rl_fallback_follows_noise=follows, rl_fallback_max_iterations=cap)
+        steps = rl_fallback_iterations(quanta, law)
         quick = policy.rl_fallback_quiet_accelerated
-        accelerated = follows and quick is not None and steps >= policy.rl_fallback_max_iterations
+        accelerated = follows and quick is not None and steps >= cap
         if accelerated and quick is not None:
             steps = quick
         w = richardson_lucy(e, psf, steps, accelerated)

@@ -60,11 +60,14 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   too, takes as many steps as the measured noise gives at pixels of at least
   :data:`STRAIGHT_RL_FROM_MM` (``rl_fallback_follows_noise_from_mm``, ``gain_noise``);
   ``fell_back``: the readings whose straight kernel took it.
-- ``accelerated-validate``: the thirty-first round; the same design, the node as built since
-  0.18.0 (``gain_fixed``) against the same where each reading whose fallback's steps reach the
-  cap takes ``--accelerated-steps`` accelerated steps instead
-  (``MotionPolicy.rl_fallback_quiet_accelerated``, ``gain_noise``); ``accelerated``: how many
-  readings took them.
+- ``accelerated-validate``: the thirty-first round (stopped on its fitting look, not run); the
+  same design, the node as built since 0.18.0 (``gain_fixed``) against the same where each
+  reading whose fallback's steps reach the cap takes ``--accelerated-steps`` accelerated steps
+  instead (``MotionPolicy.rl_fallback_quiet_accelerated``, ``gain_noise``).
+- ``cap-validate``: the thirty-second round; the same design, the node as built since 0.18.0
+  (``gain_fixed``) against the same with the fallback's cap by the frame's size
+  (``MotionPolicy.rl_fallback_budget_max_iterations`` = :data:`BUDGET_CAP_CANDIDATE`,
+  ``gain_noise``); ``changed``: how many readings took more steps.
 - ``shape-tau-fit`` / ``shape-tau-validate``: the twelfth round; the ``shape-validate`` design,
   the node as built with the bundled magnitude network; fit: its kernel never replaced
   (``gain_fixed``) and always replaced (``gain_noise``), ``tau-summary`` then gives every
@@ -198,7 +201,10 @@ MEAN_OF_TWO_COMMANDS = (
     "shape-rl-validate",
     "straight-rl-validate",
     "accelerated-validate",
+    "cap-validate",
 )
+#: The thirty-second round's candidate: the fallback's cap as a time budget, at most this many.
+BUDGET_CAP_CANDIDATE = 120
 FIT_IMAGES = 20
 #: Side of the centred crop of the 0.6 mm scenes.
 CROP_PX = 384
@@ -566,12 +572,17 @@ def run(
                                     straight=straight,
                                 )
                             )
-                        elif a.blurred and command == "accelerated-validate":
-                            # the thirty-first round: the node as built (0.18.0, the mean of two)
-                            # against the same with accelerated steps where the fallback's reach
-                            # the cap
+                        elif a.blurred and command in ("accelerated-validate", "cap-validate"):
+                            # the thirty-first / thirty-second rounds: the node as built (0.18.0,
+                            # the mean of two) against the same with accelerated steps where the
+                            # fallback's reach the cap / with the cap by the frame's size
+                            changes: dict[str, Any] = (
+                                {"rl_fallback_quiet_accelerated": accelerated_steps}
+                                if command == "accelerated-validate"
+                                else {"rl_fallback_budget_max_iterations": BUDGET_CAP_CANDIDATE}
+                            )
                             row.update(
-                                accelerated_mean_gains(
+                                changed_mean_gains(
                                     sharp,
                                     b,
                                     a,
@@ -580,7 +591,7 @@ def run(
                                         MotionPolicy(shape_thresholds=SECOND_THRESHOLDS),
                                         second_magnitude,
                                     ),
-                                    steps=accelerated_steps,
+                                    changes=changes,
                                 )
                             )
                         elif a.blurred and second_magnitude is not None:
@@ -676,31 +687,28 @@ def rl_mean_gains(
     }
 
 
-def accelerated_mean_gains(
+def changed_mean_gains(
     sharp: F32,
     blurred: F32,
     assessment: MotionAssessment,
     *readings: tuple[MotionPolicy, Any],
-    steps: int,
+    changes: dict[str, Any],
 ) -> dict[str, float | int]:
-    """``accelerated-validate``'s gains over ``blurred``: the mean of the readings' (policy,
-    magnitude) corrections as given (``fixed``) and with ``steps`` accelerated steps where the
-    fallback's reach the cap (``noise``; each reading's shape step found once), and how many
-    readings took them."""
-    built, quick, took = [], [], 0
+    """The gains over ``blurred`` of the mean of the readings' (policy, magnitude) corrections as
+    given (``fixed``) and with the policies' ``changes`` (``noise``; each reading's shape step
+    found once), and how many readings the change changed (``changed``)."""
+    built, changed, count = [], [], 0
     for pol, m in readings:
         d = deconvolve(blurred, assessment, pol, magnitude=m)
+        c = deconvolve(blurred, assessment, dataclasses.replace(pol, **changes), shape=d.shape)
+        count += not np.array_equal(c.image, d.image)
         built.append(d.image.astype(np.float64))
-        faster = dataclasses.replace(pol, rl_fallback_quiet_accelerated=steps)
-        if d.method == "richardson-lucy" and d.rl_iterations >= pol.rl_fallback_max_iterations:
-            d = deconvolve(blurred, assessment, faster, shape=d.shape)
-            took += d.rl_accelerated
-        quick.append(d.image.astype(np.float64))
+        changed.append(c.image.astype(np.float64))
     base = _psnr(sharp, blurred)
     return {
         "gain_fixed": _psnr(sharp, np.mean(built, axis=0)) - base,
-        "gain_noise": _psnr(sharp, np.mean(quick, axis=0)) - base,
-        "accelerated": took,
+        "gain_noise": _psnr(sharp, np.mean(changed, axis=0)) - base,
+        "changed": count,
     }
 
 
@@ -961,6 +969,7 @@ def main(argv: list[str] | None = None) -> int:
             "shape-rl-validate",
             "straight-rl-validate",
             "accelerated-validate",
+            "cap-validate",
             "shape-tau-fit",
             "shape-tau-validate",
             "where-read-validate",
