@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.deblur import (
+    RL_BUDGET_PIXELS,
     Deconvolution,
     MotionAssessment,
     MotionPolicy,
@@ -85,6 +86,11 @@ DETECTOR_RL_MEAN_VERSION = "0.17.0"
 #: ``MotionPolicy.rl_fallback_follows_noise_from_mm`` (the thirtieth round): 0.18.0, 0.19.0.
 ALL_RL_MEAN_VERSION = "0.18.0"
 DETECTOR_ALL_RL_MEAN_VERSION = "0.19.0"
+#: As :data:`ALL_RL_MEAN_VERSION` / :data:`DETECTOR_ALL_RL_MEAN_VERSION`, with the fallback's cap
+#: by the frame's size (``MotionPolicy.rl_fallback_budget_max_iterations``; the thirty-second
+#: round): 0.20.0, 0.21.0.
+BUDGET_RL_MEAN_VERSION = "0.20.0"
+DETECTOR_BUDGET_RL_MEAN_VERSION = "0.21.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -107,6 +113,11 @@ def wiener_info(
         version = WIENER_VERSION
     elif second is None:
         version = SHAPED_VERSION if detector is None else DETECTOR_SHAPED_VERSION
+    elif (
+        policy.rl_fallback_follows_noise_from_mm is not None
+        and policy.rl_fallback_budget_max_iterations is not None
+    ):
+        version = BUDGET_RL_MEAN_VERSION if detector is None else DETECTOR_BUDGET_RL_MEAN_VERSION
     elif policy.rl_fallback_follows_noise_from_mm is not None:
         version = ALL_RL_MEAN_VERSION if detector is None else DETECTOR_ALL_RL_MEAN_VERSION
     elif policy.shape_rl_follows_noise:
@@ -188,6 +199,9 @@ def wiener_info(
             described["rl_fallback_follows_noise_from_mm"] = from_mm
         if policy.rl_fallback_follows_noise or shaped_rl or from_mm is not None:
             described["rl_fallback_max_iterations"] = policy.rl_fallback_max_iterations
+            budget = policy.rl_fallback_budget_max_iterations
+            if budget is not None:
+                described["rl_fallback_budget_max_iterations"] = budget
     params = json.dumps(described, sort_keys=True)
     return ModelInfo(
         name=WIENER_NAME,
@@ -240,17 +254,26 @@ def wiener_info(
     )
 
 
+def _budget_words(policy: MotionPolicy) -> str:
+    budget = policy.rl_fallback_budget_max_iterations
+    if budget is None or budget <= policy.rl_fallback_max_iterations:
+        return ""
+    side = int(RL_BUDGET_PIXELS**0.5)
+    return f", up to {budget} in a frame smaller than {side} x {side} px"
+
+
 def _rl_steps(policy: MotionPolicy, shaped: bool = False) -> str:
     n, top = policy.rl_fallback_iterations, policy.rl_fallback_max_iterations
     if policy.rl_fallback_follows_noise:
-        return f"{n}-{top} steps by the measured noise"
+        return f"{n}-{top} steps by the measured noise" + _budget_words(policy)
     where = []
     if policy.rl_fallback_follows_noise_from_mm is not None:
         where.append(f"at pixels of {policy.rl_fallback_follows_noise_from_mm:g} mm and more")
     if shaped and policy.shape_rl_follows_noise:
         where.append("for a retrieved kernel")
     if where:
-        return f"{n} steps, {n}-{top} by the measured noise " + " and ".join(where)
+        said = f"{n} steps, {n}-{top} by the measured noise " + " and ".join(where)
+        return said + _budget_words(policy)
     return f"{n} steps"
 
 

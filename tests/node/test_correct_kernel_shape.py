@@ -21,6 +21,8 @@ from models.kernel_shape import magnitude_of, spectrum_input
 from node.config import BUNDLED_MODELS, load_settings
 from node.pipeline.correct import (
     ALL_RL_MEAN_VERSION,
+    BUDGET_RL_MEAN_VERSION,
+    DETECTOR_BUDGET_RL_MEAN_VERSION,
     DETECTOR_ALL_RL_MEAN_VERSION,
     DETECTOR_MEAN_VERSION,
     DETECTOR_RL_MEAN_VERSION,
@@ -420,3 +422,51 @@ def test_the_straight_kernel_s_fallback_takes_steps_by_the_noise_where_the_setti
     fine = assess_motion(blurred, 0.2, built)
     assert fine.blurred
     assert np.array_equal(new(blurred, fine).image, old(blurred, fine).image)
+
+
+def test_the_fallback_s_cap_by_the_frame_s_size_where_the_setting_says(
+    magnitude: KernelMagnitude, tmp_path: Path
+) -> None:
+    """The thirty-second round's setting (``blur_gate.rl_fallback_budget_max_steps``): its own
+    version and Device UID, said in the description, read from config.yaml and the environment;
+    a small collimated frame without noise takes up to 120 fallback steps where 0.18.0 stops at
+    40, and gains; a 1024² frame keeps 40."""
+    from models.deblur import fallback_cap
+    from node.app import load_models
+    from node.pipeline.blur_gate import policy as blur_policy
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("blur_gate:\n  rl_fallback_budget_max_steps: 120\n")
+    s = load_settings(cfg, environ={})
+    budget = blur_policy(s.blur_gate)
+    assert budget.rl_fallback_budget_max_iterations == 120
+    assert load_models(s).deblur.info.version == BUDGET_RL_MEAN_VERSION
+    cfg.write_text("blur_gate: {}\n")
+    env = {"SHARPRAY_BLUR_GATE__RL_FALLBACK_BUDGET_MAX_STEPS": "80"}
+    policy = blur_policy(load_settings(cfg, environ=env).blur_gate)
+    assert policy.rl_fallback_budget_max_iterations == 80
+    assert fallback_cap((384, 384), policy) == 80 and fallback_cap((1024, 1024), policy) == 40
+    assert fallback_cap((640, 640), budget) == 102 and fallback_cap((2048, 2048), budget) == 40
+    built = dataclasses.replace(budget, rl_fallback_budget_max_iterations=None)  # 0.18.0
+    second = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
+    new, old = (Corrector(p, None, magnitude, None, second) for p in (budget, built))
+    assert new.info.device_uid != old.info.device_uid
+    assert old.info.version == ALL_RL_MEAN_VERSION
+    assert "up to 120 in a frame smaller than 1024 x 1024 px" in (new.info.description or "")
+    assert "up to 120" not in (old.info.description or "")
+    m = magnitude.model.manifest
+    assert wiener_info(budget, m, m, second.model.manifest).version == (
+        DETECTOR_BUDGET_RL_MEAN_VERSION
+    )
+    # a collimated 384² frame, straight motion, no noise: the law's steps reach the cap
+    sharp, blurred = _collimated_blurred(linear_kernel(10.0, 30.0))
+    motion = assess_motion(blurred, 0.6, built)
+    assert motion.blurred
+    more, fewer = new(blurred, motion), old(blurred, motion)
+    assert "Richardson-Lucy deconvolution (120 steps" in more.method
+    assert "Richardson-Lucy deconvolution (40 steps" in fewer.method
+
+    def psnr(image: np.ndarray) -> float:
+        return float(10 * np.log10(1.0 / np.mean((image.astype(np.float64) - sharp) ** 2)))
+
+    assert psnr(more.image) > psnr(fewer.image) + 0.3
