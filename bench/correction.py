@@ -13,7 +13,9 @@ node's deconvolution (:func:`models.deblur.deconvolve`) and, as the peer, scikit
 ``richardson_lucy`` (10 iterations, its default FFT convolution) with the same kernel on the same
 exposure image. Reported as seconds and the ratio peer / node (above 1: the node is faster).
 Also the kernel shape step's cost where it runs (a 640² frame at 0.6 mm/px, curved motion; it
-does not run on detector-scale pixels). Nothing is asserted; the issue's bar is 10 s per 2048²
+does not run on detector-scale pixels), and the Richardson-Lucy fallback's cost at 0.6 mm/px on
+collimated 640² and 1024² frames without noise, with the cap of 40 steps and as a time budget
+(:func:`fallback_cap`). Nothing is asserted; the issue's bar is 10 s per 2048²
 frame on 2 CPU cores.
 """
 
@@ -174,6 +176,43 @@ def detector_shape_step(
     }
 
 
+def _deconvolving(blurred: F32, assessment: Any, policy: Any) -> Callable[[], object]:
+    from models.deblur import deconvolve
+
+    return lambda: deconvolve(blurred, assessment, policy)
+
+
+def fallback_cap(repeat: int, sizes: tuple[int, ...] = (640, 1024)) -> list[dict[str, Any]]:
+    """The Richardson-Lucy fallback where it is dearest (the thirty-second round): collimated
+    frames at 0.6 mm/px of each of ``sizes``², 10 px of straight motion, no noise (the law's steps
+    reach the cap), deconvolved with the cap as 0.18.0 had it (40 steps) and as a time budget (up
+    to 120 on frames smaller than 1024²); one reading each."""
+    import dataclasses
+
+    from models.blur import linear_kernel, simulate_motion_blur
+    from models.deblur import MotionPolicy, assess_motion, deconvolve
+    from models.tune_deconvolution import collimate
+
+    fixed = MotionPolicy(rl_fallback_budget_max_iterations=None)
+    budget = dataclasses.replace(fixed, rl_fallback_budget_max_iterations=120)
+    rows = []
+    timed = (("cap_40_s", fixed), ("budget_s", budget))
+    for size in sizes:
+        blurred = simulate_motion_blur(collimate(frame(size, 4)), linear_kernel(10.0, 30.0))
+        a = assess_motion(blurred, 0.6, fixed)
+        steps = [deconvolve(blurred, a, p).rl_iterations for p in (fixed, budget)]
+        rows.append(
+            {
+                "size": size,
+                "decision": a.decision,
+                "steps_cap_40": steps[0],
+                "steps_budget": steps[1],
+                **{key: _median_s(_deconvolving(blurred, a, p), repeat) for key, p in timed},
+            }
+        )
+    return rows
+
+
 def run(
     size: int = 2048, repeat: int = 3, motion_px: float = 20.0, quanta: float | None = 1e4
 ) -> dict[str, Any]:
@@ -191,6 +230,7 @@ def run(
         "scenes": {name: _scene(img, kernel, repeat, quanta) for name, img in scenes.items()},
         "shape_step": shape_step(repeat, quanta),
         "detector_shape_step": detector_shape_step(repeat, quanta, size),
+        "fallback_cap": fallback_cap(repeat, (640, 1024) if size >= 1024 else (size,)),
     }
 
 

@@ -25,3 +25,6 @@ def test_correction_bench_times_both_paths_against_skimage(tmp_path: Path) -> No
     assert shape["deconvolve_s"] > 0 and shape["deconvolve_with_shape_step_s"] > 0
     assert isinstance(shape["replaced"], bool)
     assert shape["retrieval_and_orientation_s"] > 0
+    (cap,) = res["fallback_cap"]
+    assert cap["size"] == 384 and cap["steps_cap_40"] == 40 and cap["steps_budget"] == 120
+    assert cap["cap_40_s"] > 0 and cap["budget_s"] > 0
