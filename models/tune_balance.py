@@ -184,9 +184,15 @@ SECOND_MAGNITUDE = BUNDLED_MAGNITUDE.with_name("kernel-magnitude-second")
 BEFORE_RL_ROUNDS: dict[str, Any] = {
     "shape_rl_follows_noise": False,
     "rl_fallback_follows_noise_from_mm": None,
+    "rl_fallback_budget_max_iterations": None,
 }
 #: ... and before the thirtieth (0.16.0): ten steps for the straight kernel.
-BEFORE_STRAIGHT_RL: dict[str, Any] = {"rl_fallback_follows_noise_from_mm": None}
+BEFORE_STRAIGHT_RL: dict[str, Any] = {
+    "rl_fallback_follows_noise_from_mm": None,
+    "rl_fallback_budget_max_iterations": None,
+}
+#: ... and before the thirty-second (0.18.0): the cap of 40 on every frame.
+BEFORE_BUDGET: dict[str, Any] = {"rl_fallback_budget_max_iterations": None}
 #: The thirtieth round's candidate: the fallback's steps follow the noise for every kernel at
 #: pixels of at least this size (mm; the shape step's own finest spacing).
 STRAIGHT_RL_FROM_MM = 0.4
@@ -586,9 +592,11 @@ def run(
                                     sharp,
                                     b,
                                     a,
-                                    (MotionPolicy(), magnitude),
+                                    (MotionPolicy(**BEFORE_BUDGET), magnitude),
                                     (
-                                        MotionPolicy(shape_thresholds=SECOND_THRESHOLDS),
+                                        MotionPolicy(
+                                            shape_thresholds=SECOND_THRESHOLDS, **BEFORE_BUDGET
+                                        ),
                                         second_magnitude,
                                     ),
                                     changes=changes,

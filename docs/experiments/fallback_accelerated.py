@@ -29,6 +29,7 @@ from fallback_cap import at_cap
 from fallback_retrieved import AS_BUILT_TAU, Count, run_readings, summarise_readings
 
 from models.deblur import Deconvolution, MotionPolicy, deconvolve
+from models.tune_balance import BEFORE_BUDGET
 
 VARIANTS = ("acc15", "acc20", "acc25", "acc30", "cap80")
 
@@ -52,7 +53,7 @@ def variant(
 
 
 def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
-    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU)  # 0.18.0, as the look ran
+    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU, **BEFORE_BUDGET)  # 0.18.0, as it ran
     counts: dict[str, Count] = {"at_cap": at_cap}
     run_readings(data, part, out, built, variants, variant, counts)
 

@@ -26,6 +26,7 @@ import numpy as np
 from fallback_retrieved import AS_BUILT_TAU, Count, run_readings, summarise_readings
 
 from models.deblur import Deconvolution, MotionPolicy, deconvolve
+from models.tune_balance import BEFORE_BUDGET
 
 VARIANTS = ("cap60", "cap80", "cap120")
 
@@ -49,7 +50,7 @@ def variant(
 
 
 def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
-    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU)  # 0.18.0, as the look ran
+    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU, **BEFORE_BUDGET)  # 0.18.0, as it ran
     counts: dict[str, Count] = {"at_cap": at_cap}
     run_readings(data, part, out, built, variants, variant, counts)
 

@@ -26,6 +26,7 @@ import numpy as np
 from fallback_retrieved import AS_BUILT_TAU, Count, run_readings, scenes_of
 
 from models.deblur import Deconvolution, MotionPolicy, deconvolve
+from models.tune_balance import BEFORE_BUDGET
 
 VARIANTS = ("rl",)
 #: Thresholds on the measured quanta per pixel above which the summary takes ``rl``.
@@ -45,7 +46,7 @@ def variant(
 
 
 def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
-    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU)  # 0.18.0, as the look ran
+    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU, **BEFORE_BUDGET)  # 0.18.0, as it ran
     counts: dict[str, Count] = {"fell_back": lambda d, _: d.method == "richardson-lucy"}
     run_readings(data, part, out, built, variants, variant, counts, scenes_of("open"))
 

@@ -27,6 +27,7 @@ import numpy as np
 from fallback_retrieved import AS_BUILT_TAU, Count, run_readings
 
 from models.deblur import Deconvolution, MotionPolicy, deconvolve
+from models.tune_balance import BEFORE_BUDGET
 
 WEIGHTS = (100.0, 200.0, 400.0, 800.0)
 EXPONENTS = (1.0, 1.5, 2.0)
@@ -72,7 +73,7 @@ def run(
     alphas: list[float],
 ) -> None:
     VARIANTS.update(grid(weights, exponents, alphas))
-    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU)  # 0.18.0, as the look ran
+    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU, **BEFORE_BUDGET)  # 0.18.0, as it ran
     counts: dict[str, Count] = {"kept_wiener": lambda d, _: d.method == "wiener"}
     run_readings(data, part, out, built, list(VARIANTS), variant, counts, fitting_cases.scene_cases)
 

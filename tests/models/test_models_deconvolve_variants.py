@@ -86,7 +86,7 @@ def _collimated(seed: int, quanta: float | None) -> tuple[np.ndarray, np.ndarray
 
 
 def test_the_fallback_is_accelerated_only_where_its_steps_reach_the_cap() -> None:
-    built = MotionPolicy()
+    built = MotionPolicy(rl_fallback_budget_max_iterations=None)  # 0.18.0: the cap of 40
     quick = dataclasses.replace(built, rl_fallback_quiet_accelerated=20)
     sharp, quiet = _collimated(8, None)
     a = assess_motion(quiet, 0.6, built)

@@ -126,7 +126,9 @@ def test_the_node_says_which_regulariser_the_measured_noise_gave() -> None:
 def test_the_richardson_lucy_fallback_takes_more_steps_in_a_quieter_frame() -> None:
     from models.deblur import rl_fallback_iterations
 
-    fixed = MotionPolicy()  # the default: on real frames at 1e4 more steps harmed (docs/models.md)
+    # the default (on real frames at 1e4 more steps harmed, docs/models.md), with the cap of 40
+    # for every frame as up to 0.18.0 (the thirty-second round's budget apart)
+    fixed = MotionPolicy(rl_fallback_budget_max_iterations=None)
     follows = dataclasses.replace(fixed, rl_fallback_follows_noise=True)
     assert rl_fallback_iterations(1e6, fixed) == fixed.rl_fallback_iterations == 10
     assert rl_fallback_iterations(None, follows) == 10
@@ -164,7 +166,9 @@ def test_only_a_retrieved_kernel_s_fallback_follows_the_noise_where_the_shape_po
     k = linear_kernel(10.0, 20.0)
     blurred = simulate_motion_blur(sharp, k)
     # as 0.16.0 (the straight kernel's steps by the noise, 0.18.0, apart)
-    candidate = MotionPolicy(rl_fallback_follows_noise_from_mm=None)
+    candidate = MotionPolicy(
+        rl_fallback_follows_noise_from_mm=None, rl_fallback_budget_max_iterations=None
+    )
     built = dataclasses.replace(candidate, shape_rl_follows_noise=False)  # 0.14.0
     a = assess_motion(blurred, 0.6, built)
     assert a.blurred
@@ -186,7 +190,7 @@ def test_at_coarse_pixels_every_kernel_s_fallback_follows_the_noise_where_the_po
     sharp = _radiograph(320, 8)
     sharp[:, :50] = 0.0  # a collimated band: the Wiener result rings at its edge
     blurred = simulate_motion_blur(sharp, linear_kernel(10.0, 20.0))
-    candidate = MotionPolicy()  # the node's default since 0.18.0
+    candidate = MotionPolicy(rl_fallback_budget_max_iterations=None)  # 0.18.0
     assert candidate.rl_fallback_follows_noise_from_mm == 0.4
     # 0.16.0: only a retrieved kernel's fallback follows the noise
     built = dataclasses.replace(candidate, rl_fallback_follows_noise_from_mm=None)

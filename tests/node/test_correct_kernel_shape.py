@@ -183,10 +183,10 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     # the detector-scale network is bundled but off (the eighteenth round's test split), the
     # second network on (the twenty-eighth round), the fallback's steps by the noise for a
     # retrieved kernel (the twenty-ninth) and for every kernel at pixels of 0.4 mm and more (the
-    # thirtieth): 0.18.0
+    # thirtieth), the fallback's cap by the frame's size (the thirty-second): 0.20.0
     assert default.models.kernel_shape_detector is None
     assert default.models.kernel_shape_second == BUNDLED_MODELS / "kernel-magnitude-second"
-    assert load_models(default).deblur.info.version == ALL_RL_MEAN_VERSION
+    assert load_models(default).deblur.info.version == BUDGET_RL_MEAN_VERSION
     off_by_env = load_settings(cfg, environ={"SHARPRAY_MODELS__KERNEL_SHAPE": "off"})
     assert off_by_env.models.kernel_shape is None
     assert load_models(off_by_env).deblur.info.version == WIENER_VERSION
@@ -232,7 +232,7 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     assert s.models.kernel_shape_detector == BUNDLED
     loaded = load_models(s).deblur
     assert loaded.detector_magnitude is not None
-    assert loaded.info.version == DETECTOR_ALL_RL_MEAN_VERSION
+    assert loaded.info.version == DETECTOR_BUDGET_RL_MEAN_VERSION
     cfg.write_text(
         "models:\n  kernel_shape_detector: kernel-magnitude\n  kernel_shape_second: off\n"
     )
@@ -344,7 +344,10 @@ def test_a_retrieved_kernel_s_fallback_takes_steps_by_the_noise_where_the_settin
 
     cfg = tmp_path / "c.yaml"
     # as 0.16.0: the straight kernel's steps by the noise (the thirtieth round) apart
-    cfg.write_text("blur_gate:\n  shape_rl_follows_noise: true\n  rl_follows_noise_from_mm: null\n")
+    cfg.write_text(
+        "blur_gate:\n  shape_rl_follows_noise: true\n  rl_follows_noise_from_mm: null\n"
+        "  rl_fallback_budget_max_steps: null\n"
+    )
     s = load_settings(cfg, environ={})
     follows = blur_policy(s.blur_gate)
     assert follows.shape_rl_follows_noise
@@ -384,7 +387,10 @@ def test_the_straight_kernel_s_fallback_takes_steps_by_the_noise_where_the_setti
     from node.pipeline.blur_gate import policy as blur_policy
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("blur_gate:\n  rl_follows_noise_from_mm: 0.4\n")
+    # as 0.18.0: the cap by the frame's size (the thirty-second round) apart
+    cfg.write_text(
+        "blur_gate:\n  rl_follows_noise_from_mm: 0.4\n  rl_fallback_budget_max_steps: null\n"
+    )
     s = load_settings(cfg, environ={})
     follows = blur_policy(s.blur_gate)
     assert follows.rl_fallback_follows_noise_from_mm == 0.4
