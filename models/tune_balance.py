@@ -134,6 +134,7 @@ from models.blur import (
 )
 from models.deblur import (
     DEFAULT_CHECKED_BALANCE_FACTOR,
+    Deconvolution,
     MotionAssessment,
     MotionPolicy,
     assess_motion,
@@ -673,25 +674,23 @@ def rl_mean_gains(
     each reading's shape step found once), and how many readings' retrieved kernels fell back.
     ``straight`` (``straight-rl-validate``): ``noise`` with ``rl_fallback_follows_noise_from_mm``
     at :data:`STRAIGHT_RL_FROM_MM` instead, and the readings whose *straight* kernel fell back."""
-    built, follows, fell_back = [], [], 0
-    for pol, m in readings:
-        d = deconvolve(blurred, assessment, pol, magnitude=m)
-        built.append(d.image.astype(np.float64))
+    changes: dict[str, Any] = (
+        {"rl_fallback_follows_noise_from_mm": STRAIGHT_RL_FROM_MM}
+        if straight
+        else {"shape_rl_follows_noise": True}
+    )
+
+    def fell_back(d: Deconvolution) -> bool:
         replaced = d.shape is not None and d.shape.replaced
-        if d.method == "richardson-lucy" and replaced != straight:
-            fell_back += 1
-            more = (
-                dataclasses.replace(pol, rl_fallback_follows_noise_from_mm=STRAIGHT_RL_FROM_MM)
-                if straight
-                else dataclasses.replace(pol, shape_rl_follows_noise=True)
-            )
-            d = deconvolve(blurred, assessment, more, shape=d.shape)
-        follows.append(d.image.astype(np.float64))
-    base = _psnr(sharp, blurred)
+        return d.method == "richardson-lucy" and replaced != straight
+
+    out = changed_mean_gains(
+        sharp, blurred, assessment, *readings, changes=changes, counted=fell_back
+    )
     return {
-        "gain_fixed": _psnr(sharp, np.mean(built, axis=0)) - base,
-        "gain_noise": _psnr(sharp, np.mean(follows, axis=0)) - base,
-        "fell_back": fell_back,
+        "gain_fixed": out["gain_fixed"],
+        "gain_noise": out["gain_noise"],
+        "fell_back": out["changed"],
     }
 
 
@@ -701,15 +700,17 @@ def changed_mean_gains(
     assessment: MotionAssessment,
     *readings: tuple[MotionPolicy, Any],
     changes: dict[str, Any],
+    counted: Callable[[Deconvolution], bool] | None = None,
 ) -> dict[str, float | int]:
     """The gains over ``blurred`` of the mean of the readings' (policy, magnitude) corrections as
     given (``fixed``) and with the policies' ``changes`` (``noise``; each reading's shape step
-    found once), and how many readings the change changed (``changed``)."""
+    found once), and how many readings the change changed (``changed``; with ``counted``: how
+    many readings as given it holds for)."""
     built, changed, count = [], [], 0
     for pol, m in readings:
         d = deconvolve(blurred, assessment, pol, magnitude=m)
         c = deconvolve(blurred, assessment, dataclasses.replace(pol, **changes), shape=d.shape)
-        count += not np.array_equal(c.image, d.image)
+        count += counted(d) if counted is not None else not np.array_equal(c.image, d.image)
         built.append(d.image.astype(np.float64))
         changed.append(c.image.astype(np.float64))
     base = _psnr(sharp, blurred)

@@ -19,17 +19,16 @@ two readings), what changes where a reading took the fallback at the cap, if it 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
+import fallback_cap
 import fitting_cases
 import numpy as np
 from fallback_cap import at_cap
-from fallback_retrieved import AS_BUILT_TAU, Count, run_readings, summarise_readings
+from fallback_retrieved import summarise_readings
 
 from models.deblur import Deconvolution, MotionPolicy, deconvolve
-from models.tune_balance import BEFORE_BUDGET
 
 VARIANTS = ("acc15", "acc20", "acc25", "acc30", "cap80")
 
@@ -38,33 +37,24 @@ def variant(
     c: fitting_cases.Case, done: Deconvolution, policy: MotionPolicy, how: str
 ) -> np.ndarray:
     """The reading ``done`` again as ``how`` says where it took the fallback at the cap; else
-    ``done`` itself."""
-    if not at_cap(done, policy):
-        return done.image.astype(np.float64)
-    if how.startswith("cap"):
-        changed = dataclasses.replace(
-            policy, rl_fallback_max_iterations=int(how.removeprefix("cap"))
-        )
-    else:
-        changed = dataclasses.replace(
-            policy, rl_fallback_quiet_accelerated=int(how.removeprefix("acc"))
-        )
-    return deconvolve(c.blurred, c.assessment, changed, shape=done.shape).image.astype(np.float64)
+    ``done`` itself (``cap80``: ``fallback_cap.py``'s)."""
+    if how.startswith("cap") or not at_cap(done, policy):
+        return fallback_cap.variant(c, done, policy, how)
+    quick = dataclasses.replace(policy, rl_fallback_quiet_accelerated=int(how.removeprefix("acc")))
+    return deconvolve(c.blurred, c.assessment, quick, shape=done.shape).image.astype(np.float64)
 
 
 def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
-    built = MotionPolicy(shape_thresholds=AS_BUILT_TAU, **BEFORE_BUDGET)  # 0.18.0, as it ran
-    counts: dict[str, Count] = {"at_cap": at_cap}
-    run_readings(data, part, out, built, variants, variant, counts)
+    fallback_cap.run_at_cap(data, part, out, variants, variant)
 
 
 def summary(paths: list[Path]) -> None:
     summarise_readings(paths, VARIANTS, "at_cap", "at the cap")
 
 
-def options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
-
-
 if __name__ == "__main__":
-    fitting_cases.main(run, summary, options)
+    fitting_cases.main(
+        run,
+        summary,
+        lambda p: p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS)),
+    )

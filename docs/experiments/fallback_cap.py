@@ -23,7 +23,7 @@ from pathlib import Path
 
 import fitting_cases
 import numpy as np
-from fallback_retrieved import AS_BUILT_TAU, Count, run_readings, summarise_readings
+from fallback_retrieved import AS_BUILT_TAU, Count, Variant, run_readings, summarise_readings
 
 from models.deblur import Deconvolution, MotionPolicy, deconvolve
 from models.tune_balance import BEFORE_BUDGET
@@ -49,10 +49,18 @@ def variant(
     return deconvolve(c.blurred, c.assessment, cap, shape=done.shape).image.astype(np.float64)
 
 
-def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
+def run_at_cap(
+    data: Path, part: tuple[int, int], out: Path, variants: list[str], redo: Variant
+) -> None:
+    """The look's rows: the node as it ran (0.18.0) and each variant ``redo`` makes of the
+    readings at the cap (shared with ``fallback_accelerated.py``)."""
     built = MotionPolicy(shape_thresholds=AS_BUILT_TAU, **BEFORE_BUDGET)  # 0.18.0, as it ran
     counts: dict[str, Count] = {"at_cap": at_cap}
-    run_readings(data, part, out, built, variants, variant, counts)
+    run_readings(data, part, out, built, variants, redo, counts)
+
+
+def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> None:
+    run_at_cap(data, part, out, variants, variant)
 
 
 def summary(paths: list[Path]) -> None:

@@ -63,19 +63,65 @@ def _collimated_blurred(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def _configured(path: Path, blur_gate: str, version: str) -> MotionPolicy:
+    """The blur gate's policy from a config.yaml whose ``blur_gate`` holds these (YAML) lines,
+    after checking that the node it configures says ``version``."""
+    from node.app import load_models
+    from node.pipeline.blur_gate import policy as blur_policy
+
+    path.write_text("blur_gate:\n" + blur_gate)
+    s = load_settings(path, environ={})
+    assert load_models(s).deblur.info.version == version
+    return blur_policy(s.blur_gate)
+
+
+def _from_env(path: Path, env: dict[str, str]) -> MotionPolicy:
+    """The blur gate's policy from the config.yaml at ``path`` and the environment ``env``."""
+    from node.pipeline.blur_gate import policy as blur_policy
+
+    return blur_policy(load_settings(path, environ=env).blur_gate)
+
+
+def _beside(
+    magnitude: KernelMagnitude,
+    new: MotionPolicy,
+    old: MotionPolicy,
+    versions: tuple[str, str, str],
+    said: tuple[str, str],
+) -> tuple[Corrector, Corrector]:
+    """The node with both networks under ``new`` and under ``old``: another Device UID, the
+    ``versions`` (new, old, new with the native-pixel network), ``said[0]`` in the new one's
+    description and ``said[1]`` not in the old one's."""
+    second = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
+    a, b = (Corrector(p, None, magnitude, None, second) for p in (new, old))
+    assert a.info.device_uid != b.info.device_uid
+    assert (a.info.version, b.info.version) == versions[:2]
+    assert said[0] in (a.info.description or "")
+    assert said[1] not in (b.info.description or "")
+    m = magnitude.model.manifest
+    assert wiener_info(new, m, m, second.model.manifest).version == versions[2]
+    return a, b
+
+
 def _fallback_steps_said(
-    sharp: np.ndarray, blurred: np.ndarray, motion: MotionAssessment, new: Corrector, old: Corrector
+    sharp: np.ndarray,
+    blurred: np.ndarray,
+    motion: MotionAssessment,
+    new: Corrector,
+    old: Corrector,
+    steps: tuple[int, int] = (40, 10),
+    margin_db: float = 0.5,
 ) -> None:
-    """``new`` takes 40 fallback steps on this frame where ``old`` takes 10, says so, and gains
-    at least 0.5 dB over it."""
+    """``new`` takes ``steps[0]`` fallback steps on this frame where ``old`` takes ``steps[1]``,
+    says so, and gains at least ``margin_db`` over it."""
     more, fewer = new(blurred, motion), old(blurred, motion)
-    assert "Richardson-Lucy deconvolution (40 steps" in more.method
-    assert "Richardson-Lucy deconvolution (10 steps" in fewer.method
+    assert f"Richardson-Lucy deconvolution ({steps[0]} steps" in more.method
+    assert f"Richardson-Lucy deconvolution ({steps[1]} steps" in fewer.method
 
     def psnr(image: np.ndarray) -> float:
         return float(10 * np.log10(1.0 / np.mean((image.astype(np.float64) - sharp) ** 2)))
 
-    assert psnr(more.image) > psnr(fewer.image) + 0.5
+    assert psnr(more.image) > psnr(fewer.image) + margin_db
 
 
 def test_the_bundled_network_reads_a_kernel_magnitude_off_the_spectrum(
@@ -339,28 +385,28 @@ def test_a_retrieved_kernel_s_fallback_takes_steps_by_the_noise_where_the_settin
     """The twenty-ninth round's setting: its own version and Device UID, said in the
     description, read from config.yaml; a collimated frame whose retrieved kernel rings takes
     40 steps without noise where the node as built takes 10."""
-    from node.app import load_models
-    from node.pipeline.blur_gate import policy as blur_policy
 
-    cfg = tmp_path / "c.yaml"
     # as 0.16.0: the straight kernel's steps by the noise (the thirtieth round) apart
-    cfg.write_text(
-        "blur_gate:\n  shape_rl_follows_noise: true\n  rl_follows_noise_from_mm: null\n"
-        "  rl_fallback_budget_max_steps: null\n"
+    follows = _configured(
+        tmp_path / "c.yaml",
+        "  shape_rl_follows_noise: true\n  rl_follows_noise_from_mm: null\n"
+        "  rl_fallback_budget_max_steps: null\n",
+        RL_MEAN_VERSION,
     )
-    s = load_settings(cfg, environ={})
-    follows = blur_policy(s.blur_gate)
     assert follows.shape_rl_follows_noise
-    assert load_models(s).deblur.info.version == RL_MEAN_VERSION
     built = dataclasses.replace(follows, shape_rl_follows_noise=False)
-    second = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
-    new, old = (Corrector(p, None, magnitude, None, second) for p in (follows, built))
-    assert new.info.device_uid != old.info.device_uid and old.info.version == MEAN_VERSION
-    assert "10-40 by the measured noise for a retrieved kernel" in (new.info.description or "")
-    assert "by the measured noise for a retrieved" not in (old.info.description or "")
+    new, old = _beside(
+        magnitude,
+        follows,
+        built,
+        (RL_MEAN_VERSION, MEAN_VERSION, DETECTOR_RL_MEAN_VERSION),
+        (
+            "10-40 by the measured noise for a retrieved kernel",
+            "by the measured noise for a retrieved",
+        ),
+    )
     m = magnitude.model.manifest
-    assert wiener_info(follows, m, m, second.model.manifest).version == DETECTOR_RL_MEAN_VERSION
-    assert wiener_info(built, m, m, second.model.manifest).version == DETECTOR_MEAN_VERSION
+    assert wiener_info(built, m, m, m).version == DETECTOR_MEAN_VERSION
     # a collimated frame, curved motion, no noise
     k = trajectory_kernel(10.0, np.random.default_rng(6), curvature=1.0)
     sharp, blurred = _collimated_blurred(k)
@@ -383,39 +429,29 @@ def test_the_straight_kernel_s_fallback_takes_steps_by_the_noise_where_the_setti
     and Device UID, said in the description, read from config.yaml and the environment; a
     collimated frame at 0.6 mm whose straight kernel rings takes 40 steps without noise where
     0.16.0 takes 10, and at 0.2 mm it keeps 10."""
-    from node.app import load_models
-    from node.pipeline.blur_gate import policy as blur_policy
 
     cfg = tmp_path / "c.yaml"
     # as 0.18.0: the cap by the frame's size (the thirty-second round) apart
-    cfg.write_text(
-        "blur_gate:\n  rl_follows_noise_from_mm: 0.4\n  rl_fallback_budget_max_steps: null\n"
+    follows = _configured(
+        cfg,
+        "  rl_follows_noise_from_mm: 0.4\n  rl_fallback_budget_max_steps: null\n",
+        ALL_RL_MEAN_VERSION,
     )
-    s = load_settings(cfg, environ={})
-    follows = blur_policy(s.blur_gate)
     assert follows.rl_fallback_follows_noise_from_mm == 0.4
-    assert load_models(s).deblur.info.version == ALL_RL_MEAN_VERSION
     cfg.write_text("blur_gate: {}\n")
-    env = {"SHARPRAY_BLUR_GATE__RL_FOLLOWS_NOISE_FROM_MM": "0.5"}
-    assert (
-        blur_policy(load_settings(cfg, environ=env).blur_gate).rl_fallback_follows_noise_from_mm
-        == 0.5
-    )
-    env = {"SHARPRAY_BLUR_GATE__RL_FOLLOWS_NOISE_FROM_MM": "null"}
-    assert (
-        blur_policy(load_settings(cfg, environ=env).blur_gate).rl_fallback_follows_noise_from_mm
-        is None
-    )
+    key = "SHARPRAY_BLUR_GATE__RL_FOLLOWS_NOISE_FROM_MM"
+    assert _from_env(cfg, {key: "0.5"}).rl_fallback_follows_noise_from_mm == 0.5
+    assert _from_env(cfg, {key: "null"}).rl_fallback_follows_noise_from_mm is None
     built = dataclasses.replace(follows, rl_fallback_follows_noise_from_mm=None)  # 0.16.0
-    second = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
-    new, old = (Corrector(p, None, magnitude, None, second) for p in (follows, built))
-    assert new.info.device_uid != old.info.device_uid and old.info.version == RL_MEAN_VERSION
-    said = "10-40 by the measured noise at pixels of 0.4 mm and more and for a retrieved kernel"
-    assert said in (new.info.description or "")
-    assert "at pixels of 0.4 mm and more" not in (old.info.description or "")
-    m = magnitude.model.manifest
-    assert wiener_info(follows, m, m, second.model.manifest).version == (
-        DETECTOR_ALL_RL_MEAN_VERSION
+    new, old = _beside(
+        magnitude,
+        follows,
+        built,
+        (ALL_RL_MEAN_VERSION, RL_MEAN_VERSION, DETECTOR_ALL_RL_MEAN_VERSION),
+        (
+            "10-40 by the measured noise at pixels of 0.4 mm and more and for a retrieved kernel",
+            "at pixels of 0.4 mm and more",
+        ),
     )
     # a collimated frame, straight motion, no noise
     sharp, blurred = _collimated_blurred(linear_kernel(10.0, 30.0))
@@ -438,41 +474,25 @@ def test_the_fallback_s_cap_by_the_frame_s_size_where_the_setting_says(
     a small collimated frame without noise takes up to 120 fallback steps where 0.18.0 stops at
     40, and gains; a 1024² frame keeps 40."""
     from models.deblur import fallback_cap
-    from node.app import load_models
-    from node.pipeline.blur_gate import policy as blur_policy
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("blur_gate:\n  rl_fallback_budget_max_steps: 120\n")
-    s = load_settings(cfg, environ={})
-    budget = blur_policy(s.blur_gate)
+    budget = _configured(cfg, "  rl_fallback_budget_max_steps: 120\n", BUDGET_RL_MEAN_VERSION)
     assert budget.rl_fallback_budget_max_iterations == 120
-    assert load_models(s).deblur.info.version == BUDGET_RL_MEAN_VERSION
     cfg.write_text("blur_gate: {}\n")
-    env = {"SHARPRAY_BLUR_GATE__RL_FALLBACK_BUDGET_MAX_STEPS": "80"}
-    policy = blur_policy(load_settings(cfg, environ=env).blur_gate)
+    policy = _from_env(cfg, {"SHARPRAY_BLUR_GATE__RL_FALLBACK_BUDGET_MAX_STEPS": "80"})
     assert policy.rl_fallback_budget_max_iterations == 80
     assert fallback_cap((384, 384), policy) == 80 and fallback_cap((1024, 1024), policy) == 40
     assert fallback_cap((640, 640), budget) == 102 and fallback_cap((2048, 2048), budget) == 40
     built = dataclasses.replace(budget, rl_fallback_budget_max_iterations=None)  # 0.18.0
-    second = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
-    new, old = (Corrector(p, None, magnitude, None, second) for p in (budget, built))
-    assert new.info.device_uid != old.info.device_uid
-    assert old.info.version == ALL_RL_MEAN_VERSION
-    assert "up to 120 in a frame smaller than 1024 x 1024 px" in (new.info.description or "")
-    assert "up to 120" not in (old.info.description or "")
-    m = magnitude.model.manifest
-    assert wiener_info(budget, m, m, second.model.manifest).version == (
-        DETECTOR_BUDGET_RL_MEAN_VERSION
+    new, old = _beside(
+        magnitude,
+        budget,
+        built,
+        (BUDGET_RL_MEAN_VERSION, ALL_RL_MEAN_VERSION, DETECTOR_BUDGET_RL_MEAN_VERSION),
+        ("up to 120 in a frame smaller than 1024 x 1024 px", "up to 120"),
     )
     # a collimated 384² frame, straight motion, no noise: the law's steps reach the cap
     sharp, blurred = _collimated_blurred(linear_kernel(10.0, 30.0))
     motion = assess_motion(blurred, 0.6, built)
     assert motion.blurred
-    more, fewer = new(blurred, motion), old(blurred, motion)
-    assert "Richardson-Lucy deconvolution (120 steps" in more.method
-    assert "Richardson-Lucy deconvolution (40 steps" in fewer.method
-
-    def psnr(image: np.ndarray) -> float:
-        return float(10 * np.log10(1.0 / np.mean((image.astype(np.float64) - sharp) ** 2)))
-
-    assert psnr(more.image) > psnr(fewer.image) + 0.3
+    _fallback_steps_said(sharp, blurred, motion, new, old, (120, 40), 0.3)
