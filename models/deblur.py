@@ -172,11 +172,11 @@ class MotionPolicy:
     # harmed a real frame, so it is asked for by pixel size); None: only as the settings above
     # say (0.16.0).
     rl_fallback_follows_noise_from_mm: float | None = 0.4
-    #: The thirty-first round (docs/models.md, "The fallback accelerated where the frame is
-    #: quiet"): where the steps by the noise reach ``rl_fallback_max_iterations`` (the frame is too
-    #: quiet for more to be measured), this many *accelerated* Richardson–Lucy steps instead
-    #: (:func:`models.deconvolve.richardson_lucy_steps`; each about four plain ones); None: the
-    #: cap's plain steps (0.18.0).
+    #: The thirty-first round, stopped on its fitting look (docs/models.md, "The fallback
+    #: accelerated where the frame is quiet"): where the steps by the noise reach the cap (the
+    #: frame is too quiet for more to be measured), this many *accelerated* Richardson–Lucy steps
+    #: instead (:func:`models.deconvolve.richardson_lucy_steps`; each about four plain ones);
+    #: None: the cap's plain steps.
     rl_fallback_quiet_accelerated: int | None = None
     #: The thirty-second round (docs/models.md, "The fallback's cap by the frame's size"): the cap
     #: is a time budget — as many steps as ``rl_fallback_max_iterations`` take on a frame of
@@ -212,9 +212,10 @@ class MotionPolicy:
     #: ... never in an 8-bit image that still carries a JPEG codec's quantisation
     #: (:mod:`models.jpeg_history`): the noise measured there is the codec's (the tenth round).
     noise_subtraction_skips_jpeg: bool = True
-    #: The thirty-first round (docs/models.md, "A sparse gradient prior instead of the Wiener
-    #: filter"): where the Wiener result is kept (no fallback), the frame is deconvolved instead
-    #: with a hyper-Laplacian gradient prior (:func:`models.deconvolve.sparse_exposure`) of
+    #: A look of the twenty-fourth session, not adopted (docs/models.md, "A sparse gradient prior
+    #: instead of the Wiener filter"): where the Wiener result is kept (no fallback), the frame is
+    #: deconvolved instead with a hyper-Laplacian gradient prior
+    #: (:func:`models.deconvolve.sparse_exposure`) of
     #: exponent ``sparse_prior_alpha`` and data weight ``sparse_prior_weight · (λ / 0.1) **
     #: -sparse_prior_exponent``, λ the Wiener regulariser the frame was given (its noise, its
     #: checked kernel): the weight at λ = 0.1 (Poisson noise of 10⁴ quanta/px), more for a
