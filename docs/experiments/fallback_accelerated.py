@@ -26,7 +26,7 @@ import fallback_cap
 import fitting_cases
 import numpy as np
 from fallback_cap import at_cap
-from fallback_retrieved import summarise_readings
+from fallback_retrieved import look_main
 
 from models.deblur import Deconvolution, MotionPolicy, deconvolve
 
@@ -48,13 +48,5 @@ def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> No
     fallback_cap.run_at_cap(data, part, out, variants, variant)
 
 
-def summary(paths: list[Path]) -> None:
-    summarise_readings(paths, VARIANTS, "at_cap", "at the cap")
-
-
 if __name__ == "__main__":
-    fitting_cases.main(
-        run,
-        summary,
-        lambda p: p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS)),
-    )
+    look_main(run, VARIANTS, "at_cap", "at the cap")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import fitting_cases
 import numpy as np
-from fallback_retrieved import AS_BUILT_TAU, Count, run_readings, summarise_readings
+from fallback_retrieved import AS_BUILT_TAU, Count, look_main, run_readings
 
 import models.deblur as deblur
 from models.deblur import Deconvolution, MotionPolicy, deconvolve
@@ -68,13 +68,5 @@ def run(data: Path, part: tuple[int, int], out: Path, variants: list[str]) -> No
     run_readings(data, part, out, built, variants, variant, counts)
 
 
-def summary(paths: list[Path]) -> None:
-    summarise_readings(paths, VARIANTS, "by_law", "that took more than the base steps")
-
-
 if __name__ == "__main__":
-    fitting_cases.main(
-        run,
-        summary,
-        lambda p: p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS)),
-    )
+    look_main(run, VARIANTS, "by_law", "that took more than the base steps")

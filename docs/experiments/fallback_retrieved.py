@@ -159,6 +159,20 @@ def summarise_readings(
     return flagged
 
 
+def look_main(run: Callable[..., None], variants: tuple[str, ...], count: str, what: str) -> None:
+    """The command line of a look at the readings (``fitting_cases.main``): ``--variants`` among
+    ``variants`` (all by default); the summary counts the readings ``count`` holds for (``what``
+    they are)."""
+
+    def summary(paths: list[Path]) -> None:
+        summarise_readings(paths, variants, count, what)
+
+    def options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--variants", nargs="+", choices=variants, default=list(variants))
+
+    fitting_cases.main(run, summary, options)
+
+
 def summary(paths: list[Path]) -> None:
     flagged = summarise_readings(
         paths, VARIANTS, "fell_back_retrieved", "that fell back with a retrieved kernel", 9
