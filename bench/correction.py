@@ -193,8 +193,8 @@ def fallback_cap(repeat: int, sizes: tuple[int, ...] = (640, 1024)) -> list[dict
     from models.deblur import MotionPolicy, assess_motion, deconvolve
     from models.tune_deconvolution import collimate
 
-    fixed = MotionPolicy(rl_fallback_budget_max_iterations=None)
-    budget = dataclasses.replace(fixed, rl_fallback_budget_max_iterations=120)
+    budget = MotionPolicy()  # the node's default since 0.20.0
+    fixed = dataclasses.replace(budget, rl_fallback_budget_max_iterations=None)
     rows = []
     timed = (("cap_40_s", fixed), ("budget_s", budget))
     for size in sizes:

@@ -364,16 +364,13 @@ def run(
     magnitude = None
     candidate_magnitude = None
     second_magnitude = None
-    if command in (*MEAN_OF_TWO_COMMANDS,):
+    if command in MEAN_OF_TWO_COMMANDS:
         second_magnitude = load_magnitude_model(SECOND_MAGNITUDE)
     if command in (
         "shape-net-fit",
         "shape-net-validate",
         "shape-mean-validate",
-        "shape-third-validate",
-        "shape-rl-validate",
-        "straight-rl-validate",
-        "accelerated-validate",
+        *MEAN_OF_TWO_COMMANDS,
     ):
         # the eleventh round: the node as built (sharpray-blind-wiener 0.9.0) with the bundled
         # magnitude network against the same with another one (``--magnitude``); the
