@@ -190,11 +190,11 @@ def fallback_cap(repeat: int, sizes: tuple[int, ...] = (640, 1024)) -> list[dict
     import dataclasses
 
     from models.blur import linear_kernel, simulate_motion_blur
-    from models.deblur import MotionPolicy, assess_motion, deconvolve
+    from models.deblur import RL_BUDGET_CANDIDATE, MotionPolicy, assess_motion, deconvolve
     from models.tune_deconvolution import collimate
 
-    budget = MotionPolicy()  # the node's default since 0.20.0
-    fixed = dataclasses.replace(budget, rl_fallback_budget_max_iterations=None)
+    fixed = MotionPolicy()  # the node as built: the cap of 40 on every frame
+    budget = dataclasses.replace(fixed, rl_fallback_budget_max_iterations=RL_BUDGET_CANDIDATE)
     rows = []
     timed = (("cap_40_s", fixed), ("budget_s", budget))
     for size in sizes:

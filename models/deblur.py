@@ -75,8 +75,9 @@ RL_EXPONENT = 0.6
 #: The frame on which the fallback's cap holds as it is; a smaller frame's steps cost less
 #: (``MotionPolicy.rl_fallback_budget_max_iterations``).
 RL_BUDGET_PIXELS = 1024 * 1024
-#: ... up to this many steps on a smaller frame (the thirty-second round, docs/models.md).
-DEFAULT_RL_BUDGET_MAX_ITERATIONS = 120
+#: ... up to this many steps on a smaller frame: the thirty-second round's candidate, which
+#: missed its validation rule on curved motion (docs/models.md); off by default.
+RL_BUDGET_CANDIDATE = 120
 #: The regulariser's floor for a kernel that may not be the true one: ``floor · (L / 10 px) ** 2 ·
 #: ((1 - confidence) / 0.2) ** 3`` (long motion with a poor straight fit: most likely a curved path
 #: the straight kernel misses, whose error a smaller λ amplifies like noise; docs/models.md).
@@ -180,10 +181,10 @@ class MotionPolicy:
     rl_fallback_quiet_accelerated: int | None = None
     #: The thirty-second round (docs/models.md, "The fallback's cap by the frame's size"): the cap
     #: is a time budget — as many steps as ``rl_fallback_max_iterations`` take on a frame of
-    #: :data:`RL_BUDGET_PIXELS`, up to this many on a smaller frame (:func:`fallback_cap`; the
-    #: node's default since sharpray-blind-wiener 0.20.0); None: ``rl_fallback_max_iterations``
-    #: for every frame (0.18.0).
-    rl_fallback_budget_max_iterations: int | None = DEFAULT_RL_BUDGET_MAX_ITERATIONS
+    #: :data:`RL_BUDGET_PIXELS`, up to this many on a smaller frame (:func:`fallback_cap`; with
+    #: it the node is sharpray-blind-wiener 0.20.0; it missed its validation rule on curved
+    #: motion, so it is off); None: ``rl_fallback_max_iterations`` for every frame (0.18.0).
+    rl_fallback_budget_max_iterations: int | None = None
     #: The sixth round (docs/models.md, "Noise removal after the deconvolution"; tried, not
     #: adopted): the Wiener λ times ``wiener_balance_factor``, and the result's noise shrunk in a
     #: wavelet domain (:mod:`models.shrinkage`, needs the train extra's PyWavelets) where

@@ -134,6 +134,7 @@ from models.blur import (
 )
 from models.deblur import (
     DEFAULT_CHECKED_BALANCE_FACTOR,
+    RL_BUDGET_CANDIDATE,
     Deconvolution,
     MotionAssessment,
     MotionPolicy,
@@ -211,7 +212,7 @@ MEAN_OF_TWO_COMMANDS = (
     "cap-validate",
 )
 #: The thirty-second round's candidate: the fallback's cap as a time budget, at most this many.
-BUDGET_CAP_CANDIDATE = 120
+BUDGET_CAP_CANDIDATE = RL_BUDGET_CANDIDATE
 FIT_IMAGES = 20
 #: Side of the centred crop of the 0.6 mm scenes.
 CROP_PX = 384

@@ -364,9 +364,10 @@ class BlurGateSettings(Strict):
     rl_follows_noise_from_mm: float | None = Field(0.4, gt=0)
     # ... up to this many steps on a frame smaller than 1024 x 1024 px: as many as
     # rl_fallback_max_steps take on a 1024 x 1024 frame (a step's time follows the frame's area;
-    # the thirty-second round, docs/models.md; sharpray-blind-wiener 0.20.0); null:
-    # rl_fallback_max_steps on every frame (0.18.0)
-    rl_fallback_budget_max_steps: int | None = Field(120, ge=1, le=400)
+    # the thirty-second round, docs/models.md: 120 gives sharpray-blind-wiener 0.20.0; it missed
+    # its validation rule on curved motion, so it is off); null: rl_fallback_max_steps on every
+    # frame (0.18.0)
+    rl_fallback_budget_max_steps: int | None = Field(None, ge=1, le=400)
     # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel,
     # scaled with the pixel area): a noiseless frame is weighed as a real detector's; null: none
     noise_floor_quanta: float | None = Field(1e5, gt=0)

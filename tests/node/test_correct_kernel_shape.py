@@ -229,10 +229,11 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     # the detector-scale network is bundled but off (the eighteenth round's test split), the
     # second network on (the twenty-eighth round), the fallback's steps by the noise for a
     # retrieved kernel (the twenty-ninth) and for every kernel at pixels of 0.4 mm and more (the
-    # thirtieth), the fallback's cap by the frame's size (the thirty-second): 0.20.0
+    # thirtieth); the fallback's cap by the frame's size (the thirty-second) is off: 0.18.0
     assert default.models.kernel_shape_detector is None
     assert default.models.kernel_shape_second == BUNDLED_MODELS / "kernel-magnitude-second"
-    assert load_models(default).deblur.info.version == BUDGET_RL_MEAN_VERSION
+    assert default.blur_gate.rl_fallback_budget_max_steps is None
+    assert load_models(default).deblur.info.version == ALL_RL_MEAN_VERSION
     off_by_env = load_settings(cfg, environ={"SHARPRAY_MODELS__KERNEL_SHAPE": "off"})
     assert off_by_env.models.kernel_shape is None
     assert load_models(off_by_env).deblur.info.version == WIENER_VERSION
@@ -278,7 +279,7 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     assert s.models.kernel_shape_detector == BUNDLED
     loaded = load_models(s).deblur
     assert loaded.detector_magnitude is not None
-    assert loaded.info.version == DETECTOR_BUDGET_RL_MEAN_VERSION
+    assert loaded.info.version == DETECTOR_ALL_RL_MEAN_VERSION
     cfg.write_text(
         "models:\n  kernel_shape_detector: kernel-magnitude\n  kernel_shape_second: off\n"
     )
