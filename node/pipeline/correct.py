@@ -195,7 +195,10 @@ def wiener_info(
         if shaped_rl:
             described["shape_rl_follows_noise"] = True
         from_mm = policy.rl_fallback_follows_noise_from_mm
-        if from_mm is not None:
+        if policy.rl_fallback_follows_noise:
+            # the law for every frame: the pixel size from which it would hold changes nothing
+            described["rl_fallback_follows_noise"] = True
+        elif from_mm is not None:
             described["rl_fallback_follows_noise_from_mm"] = from_mm
         if policy.rl_fallback_follows_noise or shaped_rl or from_mm is not None:
             described["rl_fallback_max_iterations"] = policy.rl_fallback_max_iterations

@@ -121,6 +121,11 @@ def test_the_node_says_which_regulariser_the_measured_noise_gave() -> None:
     assert "Richardson-Lucy, 10-40 steps by the measured noise" in (
         wiener_info(follows).description or ""
     )
+    # the law for every frame is another correction (at detector scale too): its own Device UID,
+    # and the pixel size from which the narrower law would hold no longer counts
+    assert wiener_info(follows).device_uid != wiener_info(policy).device_uid
+    anywhere = dataclasses.replace(follows, rl_fallback_follows_noise_from_mm=None)
+    assert wiener_info(anywhere).device_uid == wiener_info(follows).device_uid
 
 
 def test_the_richardson_lucy_fallback_takes_more_steps_in_a_quieter_frame() -> None:
