@@ -17,7 +17,8 @@ Fitting images of ``models.tune_balance`` by default; ``--validation`` runs its 
 (patients neither the fit nor the magnitude networks saw), with other draws.
 
 Run: ``PYTHONPATH=. python docs/experiments/detector_floor.py --out runs/df-0.json --part 0/2``
-(and ``1/2``), then ``--summary runs/df-*.json``.
+(and ``1/2``), then ``--summary runs/df-*.json``; ``--floors LABEL…`` computes only those
+floors, ``--validation`` runs the validation images.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def floor_of(est: MotionEstimate, how: tuple[float, float, float], top: float) -
     return float(min(a * (est.length_px / 10.0) ** p * doubt**q, top))
 
 
-def run(names: list[str], validation: bool, out: Path) -> None:
+def run(names: list[str], validation: bool, out: Path, floors: list[str]) -> None:
     node = MotionPolicy()
     rows: list[dict[str, Any]] = []
     for name in names:
@@ -82,7 +83,7 @@ def run(names: list[str], validation: bool, out: Path) -> None:
                     for q in NOISE:
                         k = motion_kernel(kind, mm / SPACING_MM, rng)
                         b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(q))
-                        rows.append(case_row(name, scene, kind, mm, q, sharp, b, node))
+                        rows.append(case_row(name, scene, kind, mm, q, sharp, b, node, floors))
         out.write_text(json.dumps(rows))
         print(name, "done", len(rows), flush=True)
 
@@ -96,6 +97,7 @@ def case_row(
     sharp: np.ndarray,
     b: np.ndarray,
     node: MotionPolicy,
+    floors: list[str],
 ) -> dict[str, Any]:
     a = assess_motion(b, SPACING_MM, node)
     p0 = float(peak_signal_noise_ratio(sharp, b, data_range=1.0))
@@ -139,6 +141,7 @@ def case_row(
                 else gain_at(floor_of(a.estimate, how, top))
             )
             for label, how in FLOORS.items()
+            if label in floors
         },
     )
     return row
@@ -149,7 +152,7 @@ def summary(paths: list[Path]) -> None:
     every = [json.loads(p.read_text()) for p in paths]
     total = sum(len(e) for e in every)
     print(f"{len(rows)} flagged of {total} cases")
-    labels = ["fixed", *FLOORS]
+    labels = ["fixed", *(lab for lab in FLOORS if lab in rows[0])]
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         q = "none" if r["quanta"] is None else f"{r['quanta']:.0e}"
@@ -179,6 +182,7 @@ def main() -> None:
     ap.add_argument("--part", default="0/1")
     ap.add_argument("--validation", action="store_true")
     ap.add_argument("--summary", nargs="+", type=Path)
+    ap.add_argument("--floors", nargs="+", choices=sorted(FLOORS), default=list(FLOORS))
     args = ap.parse_args()
     if args.summary:
         summary(args.summary)
@@ -187,7 +191,7 @@ def main() -> None:
     fit, validation = image_lists(DATA)
     names = (validation if args.validation else fit)[i::k]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    run(names, args.validation, args.out)
+    run(names, args.validation, args.out, args.floors)
 
 
 if __name__ == "__main__":
