@@ -23,7 +23,6 @@ floors, ``--validation`` runs the validation images.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -33,17 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from detector_scenes import DATA, SPACING_MM, frames, parser, part_of
 from skimage.metrics import peak_signal_noise_ratio
 
 from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionEstimate, MotionPolicy, assess_motion, deconvolve
-from models.deblur_data import load_gray
-from models.detector_texture import continued
 from models.tune_balance import NOISE, image_lists
-from models.tune_deconvolution import collimate
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cxr-radiographs-mhh"
-SPACING_MM = 0.2
 MOTION_MM = (1.0, 2.0, 4.0)
 #: The floors looked at: label -> (a, length exponent p, fit exponent q).
 FLOORS: dict[str, tuple[float, float, float]] = {
@@ -75,9 +70,7 @@ def run(names: list[str], validation: bool, out: Path, floors: list[str]) -> Non
         tag = "validation" if validation else "fit"
         seed = zlib.crc32(f"detector-floor/{tag}/{name}".encode())
         rng = np.random.default_rng(seed)
-        base = load_gray(DATA / name).astype(np.float32) / 255.0
-        open_frame = continued(base, 1024, seed)
-        for scene, sharp in (("open", open_frame), ("collimated", collimate(open_frame))):
+        for scene, sharp in frames(name, seed):
             for kind in ("straight", "curved"):
                 for mm in MOTION_MM:
                     for q in NOISE:
@@ -177,20 +170,15 @@ def summary(paths: list[Path]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path)
-    ap.add_argument("--part", default="0/1")
+    ap = parser()
     ap.add_argument("--validation", action="store_true")
-    ap.add_argument("--summary", nargs="+", type=Path)
     ap.add_argument("--floors", nargs="+", choices=sorted(FLOORS), default=list(FLOORS))
     args = ap.parse_args()
     if args.summary:
         summary(args.summary)
         return
-    i, k = (int(x) for x in args.part.split("/"))
     fit, validation = image_lists(DATA)
-    names = (validation if args.validation else fit)[i::k]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    names = part_of(validation if args.validation else fit, args.part, args.out)
     run(names, args.validation, args.out, args.floors)
 
 

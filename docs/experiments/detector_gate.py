@@ -17,24 +17,19 @@ Run: ``PYTHONPATH=. python docs/experiments/detector_gate.py --out runs/dg-0.jso
 
 from __future__ import annotations
 
-import argparse
 import json
 import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from detector_scenes import DATA, SPACING_MM, frames, parser, part_of
 
 from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionPolicy, assess_motion
-from models.deblur_data import load_gray
-from models.detector_texture import continued
 from models.metrics import roc_auc
 from models.tune_balance import image_lists
-from models.tune_deconvolution import collimate
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cxr-radiographs-mhh"
-SPACING_MM = 0.2
 MOTION_MM = (0.5, 1.0, 2.0)
 QUANTA = 2e4
 
@@ -45,9 +40,7 @@ def run(names: list[str], out: Path) -> None:
     for i, name in enumerate(names):
         seed = zlib.crc32(f"detector-gate/{name}".encode())
         rng = np.random.default_rng(seed)
-        base = load_gray(DATA / name).astype(np.float32) / 255.0
-        open_frame = continued(base, 1024, seed)
-        for scene, sharp in (("open", open_frame), ("collimated", collimate(open_frame))):
+        for scene, sharp in frames(name, seed):
             # the same noise as the blurred scenes get, without the blur (a point kernel)
             noisy = simulate_motion_blur(sharp, np.ones((1, 1)), rng, noise=NoiseSpec(QUANTA))
             row: dict[str, Any] = {"image": name, "scene": scene}
@@ -82,18 +75,12 @@ def summary(paths: list[Path]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path)
-    ap.add_argument("--part", default="0/1")
-    ap.add_argument("--summary", nargs="+", type=Path)
-    args = ap.parse_args()
+    args = parser().parse_args()
     if args.summary:
         summary(args.summary)
         return
-    i, k = (int(x) for x in args.part.split("/"))
     fit, validation = image_lists(DATA)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    run((fit + validation)[i::k], args.out)
+    run(part_of(fit + validation, args.part, args.out), args.out)
 
 
 if __name__ == "__main__":
