@@ -66,8 +66,9 @@ Two commands (docs/models.md, "The regulariser follows the noise"):
   instead (``MotionPolicy.rl_fallback_quiet_accelerated``, ``gain_noise``).
 - ``cap-validate``: the thirty-second round; the same design, the node as built since 0.18.0
   (``gain_fixed``) against the same with the fallback's cap by the frame's size
-  (``MotionPolicy.rl_fallback_budget_max_iterations`` = :data:`BUDGET_CAP_CANDIDATE`,
-  ``gain_noise``); ``changed``: how many readings took more steps.
+  (``MotionPolicy.rl_fallback_budget_max_iterations`` =
+  :data:`models.deblur.RL_BUDGET_CANDIDATE`, ``gain_noise``); ``changed``: how many readings
+  took more steps.
 - ``shape-tau-fit`` / ``shape-tau-validate``: the twelfth round; the ``shape-validate`` design,
   the node as built with the bundled magnitude network; fit: its kernel never replaced
   (``gain_fixed``) and always replaced (``gain_noise``), ``tau-summary`` then gives every
@@ -211,8 +212,6 @@ MEAN_OF_TWO_COMMANDS = (
     "accelerated-validate",
     "cap-validate",
 )
-#: The thirty-second round's candidate: the fallback's cap as a time budget, at most this many.
-BUDGET_CAP_CANDIDATE = RL_BUDGET_CANDIDATE
 FIT_IMAGES = 20
 #: Side of the centred crop of the 0.6 mm scenes.
 CROP_PX = 384
@@ -584,7 +583,7 @@ def run(
                             changes: dict[str, Any] = (
                                 {"rl_fallback_quiet_accelerated": accelerated_steps}
                                 if command == "accelerated-validate"
-                                else {"rl_fallback_budget_max_iterations": BUDGET_CAP_CANDIDATE}
+                                else {"rl_fallback_budget_max_iterations": RL_BUDGET_CANDIDATE}
                             )
                             row.update(
                                 changed_mean_gains(
