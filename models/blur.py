@@ -151,14 +151,73 @@ def trajectory_kernel(
     return _rasterise(pts)
 
 
+def shake_kernel(
+    length_px: float,
+    rng: np.random.Generator,
+    *,
+    n_steps: int = 2000,
+    anxiety: float = 0.005,
+) -> FloatArray:
+    """A jittery random path of arc length ``length_px``, rasterised with bilinear weights: a blur
+    model *other* than :func:`trajectory_kernel`, for measuring the correction as an outside
+    evaluator with a model of its own would (nothing here is trained or fitted on it).
+
+    The path is the camera-shake random process of Boracchi and Foi ("Modeling the performance of
+    image restoration from motion blur", IEEE TIP 21(8), 2012), written here from the paper's
+    description: a unit-speed particle whose velocity is perturbed at each of ``n_steps`` time
+    steps by Gaussian noise of a random strength, pulled back towards its start by a random
+    centripetal term, and now and then turned abruptly ("big shakes"); ``anxiety`` scales the
+    perturbations. Unlike the smooth paths of :func:`trajectory_kernel` it changes direction
+    abruptly and can double back; unlike every kernel here it is rasterised with bilinear (not
+    nearest-pixel) weights, as many outside tools do.
+    """
+    if length_px < 0:
+        raise ValueError("length_px must be >= 0")
+    if length_px < 1.0:
+        return np.ones((1, 1), dtype=np.float64)
+    centripetal = 0.7 * rng.random()
+    gaussian = 10.0 * rng.random()
+    big_shakes = 0.2 * rng.random()
+    step = 1.0 / (n_steps - 1)
+    x = np.zeros(n_steps, dtype=np.complex128)
+    v = anxiety * np.exp(1j * rng.uniform(0.0, 2.0 * math.pi))
+    for t in range(n_steps - 1):
+        turn = 0.0j
+        if rng.random() < big_shakes * anxiety:
+            turn = 2.0 * v * np.exp(1j * (math.pi + rng.random() - 0.5))
+        noise = complex(rng.standard_normal(), rng.standard_normal())
+        v = v + turn + anxiety * (gaussian * noise - centripetal * x[t]) * step
+        v = v / abs(v) * step
+        x[t + 1] = x[t] + v
+    x *= length_px / float(np.sum(np.abs(np.diff(x))))  # arc length = length_px
+    x -= x.mean()
+    half = int(math.ceil(np.max(np.abs(np.r_[x.real, x.imag])))) + 1
+    k = np.zeros((2 * half + 1, 2 * half + 1), dtype=np.float64)
+    col, row = x.real + half, x.imag + half
+    c0, r0 = np.floor(col).astype(np.int64), np.floor(row).astype(np.int64)
+    fc, fr = col - c0, row - r0
+    for dr, dc, w in (
+        (0, 0, (1 - fr) * (1 - fc)),
+        (0, 1, (1 - fr) * fc),
+        (1, 0, fr * (1 - fc)),
+        (1, 1, fr * fc),
+    ):
+        np.add.at(k, (r0 + dr, c0 + dc), w)
+    out: FloatArray = k / k.sum()
+    return out
+
+
 def motion_kernel(kind: str, length_px: float, rng: np.random.Generator) -> FloatArray:
     """A ``"straight"`` kernel in a random direction or a ``"curved"`` random trajectory, of
-    ``length_px``: the two kinds of motion every evaluation and validation here draws."""
+    ``length_px``: the two kinds of motion every evaluation and validation here draws; and
+    ``"shake"`` (:func:`shake_kernel`), the outside model only evaluations of robustness draw."""
     if kind == "straight":
         return linear_kernel(length_px, float(rng.uniform(0.0, 180.0)))
     if kind == "curved":
         return trajectory_kernel(length_px, rng)
-    raise ValueError(f"motion kind must be 'straight' or 'curved', not {kind!r}")
+    if kind == "shake":
+        return shake_kernel(length_px, rng)
+    raise ValueError(f"motion kind must be 'straight', 'curved' or 'shake', not {kind!r}")
 
 
 def random_kernel(

@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.blur import from_exposure, to_exposure
-from models.blur_estimate import MotionEstimate, estimate_motion
+from models.blur_estimate import MotionEstimate, estimate_motion, welch_power
 from models.deconvolve import (
     DEFAULT_BALANCE,
     DEFAULT_POWER,
@@ -226,6 +226,56 @@ class MotionPolicy:
     sparse_prior_max_quanta: float | None = None
     sparse_prior_exponent: float = 1.0
     sparse_prior_alpha: float = 0.8
+    #: The thirty-fourth round (docs/models.md, "A kernel that does not explain the spectrum"):
+    #: in frames whose pixels are finer than ``shape_finest_spacing_mm`` (the straight kernel,
+    #: no shape step), where the blurred frame's spectrum does not follow the estimated kernel's
+    #: (:func:`kernel_consistency` under this), the Wiener λ is at least ``balance`` (the fixed
+    #: λ of sharpray-blind-wiener 0.5.0) however quiet the frame; None: no such check.
+    kernel_consistency_min: float | None = None
+
+
+#: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares
+#: (cycles/px: above the anatomy's lowest frequencies, below where quantum noise dominates).
+CONSISTENCY_PATCH = 128
+CONSISTENCY_BAND = (0.03, 0.3)
+
+
+def kernel_consistency(exposure: NDArray[np.floating], psf: NDArray[np.float64]) -> float:
+    """How well the kernel explains the blurred frame's spectrum: the correlation, over the
+    radial band :data:`CONSISTENCY_BAND`, of the frame's log Welch power (Hann windows of
+    :data:`CONSISTENCY_PATCH`², linear exposure) with the kernel's log power transfer
+    log(|K|² + 10⁻⁴). A frame blurred by that kernel has the kernel's dips in its spectrum
+    (power = anatomy × |K|²): close to 1. Where the motion took another path, the frame holds
+    power where the kernel has none, which a small λ then amplifies. NaN for a frame or a kernel
+    too large for the window's comparison."""
+    e = np.asarray(exposure, dtype=np.float64)
+    n = CONSISTENCY_PATCH
+    if psf.shape[0] > n // 2 or psf.shape[1] > n // 2 or min(e.shape) < n:
+        return float("nan")
+    power = welch_power(e, n)
+    padded = np.zeros((n, n))
+    padded[: psf.shape[0], : psf.shape[1]] = psf
+    transfer = np.abs(np.fft.fft2(padded)) ** 2
+    f = np.fft.fftfreq(n)
+    r = np.hypot(f[:, None], f[None, :])
+    band = (r > CONSISTENCY_BAND[0]) & (r < CONSISTENCY_BAND[1])
+    floor = float(np.max(power)) * 1e-12 + 1e-300
+    a, b = np.log(power[band] + floor), np.log(transfer[band] + 1e-4)
+    if np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def consistency_floor(
+    exposure: NDArray[np.floating], assessment: MotionAssessment, policy: MotionPolicy
+) -> float:
+    """The least λ :attr:`MotionPolicy.kernel_consistency_min` asks of this frame (0: none)."""
+    least = policy.kernel_consistency_min
+    finest = policy.shape_finest_spacing_mm
+    if least is None or (finest is not None and assessment.pixel_spacing_mm >= finest):
+        return 0.0
+    c = kernel_consistency(exposure, assessment.estimate.kernel())
+    return policy.balance if math.isfinite(c) and c < least else 0.0
 
 
 @dataclass(frozen=True)
@@ -512,7 +562,9 @@ def deconvolve(
     est = assessment.estimate
     balance, quanta = wiener_balance(e, policy, est.angle_deg, est.length_px)
     if policy.balance_follows_noise:
-        balance = max(balance, mismatch_floor(est, policy))
+        balance = max(
+            balance, mismatch_floor(est, policy), consistency_floor(e, assessment, policy)
+        )
     balance *= policy.wiener_balance_factor
     if shape is None and magnitude is not None:
         shape = _shape(e, assessment, policy, magnitude, detector_magnitude)

@@ -135,13 +135,15 @@ def _unsharp(img: F32, _k: NDArray[np.float64]) -> F32:
 # the PSF, faded to the mean), so they are not handicapped at the frame's edges.
 
 
-def _rl(img: F32, k: NDArray[np.float64]) -> F32:
+def rl_oracle(img: F32, k: NDArray[np.float64]) -> F32:
+    """Richardson–Lucy (RL_ITERATIONS steps) with the true kernel, in exposure."""
     ep, pad = pad_for_fft(to_exposure(img, LOG_RANGE), k)
     r = np.asarray(richardson_lucy(ep, k, num_iter=RL_ITERATIONS, clip=False))[pad:-pad, pad:-pad]
     return np.clip(from_exposure(r, LOG_RANGE), 0, 1).astype(np.float32)
 
 
-def _wiener(img: F32, k: NDArray[np.float64]) -> F32:
+def wiener_oracle(img: F32, k: NDArray[np.float64]) -> F32:
+    """The Wiener filter (λ WIENER_BALANCE) with the true kernel, in exposure."""
     ep, pad = pad_for_fft(to_exposure(img, LOG_RANGE), k)
     r = np.asarray(wiener(ep, k, balance=WIENER_BALANCE, clip=False))[pad:-pad, pad:-pad]
     return np.clip(from_exposure(r, LOG_RANGE), 0, 1).astype(np.float32)
@@ -316,8 +318,8 @@ def evaluate_deblur(
     methods: dict[str, tuple[Any, bool]] = {
         "blurred_input": (lambda c, a: c.blurred, False),
         "unsharp_mask": (lambda c, a: _unsharp(c.blurred, c.kernel), False),
-        "wiener_oracle_kernel": (lambda c, a: _wiener(c.blurred, c.kernel), False),
-        "richardson_lucy_oracle_kernel": (lambda c, a: _rl(c.blurred, c.kernel), False),
+        "wiener_oracle_kernel": (lambda c, a: wiener_oracle(c.blurred, c.kernel), False),
+        "richardson_lucy_oracle_kernel": (lambda c, a: rl_oracle(c.blurred, c.kernel), False),
         "blind_wiener_ungated": (
             lambda c, a: wiener_blind(c.blurred, a.estimate.kernel(), policy),
             True,

@@ -104,11 +104,20 @@ def wrap_as_cr(unit: NDArray[np.floating], path: Path, spacing_mm: float | None)
     ds.save_as(path, enforce_file_format=True)
 
 
-def held_out_radiographs(folder: Path, max_images: int = 0) -> list[Path]:
-    """The test patients' images of ``cxr-radiographs-mhh`` (split by patient, seed 0, 20 %)."""
+def held_out_radiographs(folder: Path, max_images: int = 0, patients: str = "test") -> list[Path]:
+    """The ``patients``' images of ``cxr-radiographs-mhh``: ``test``, the test patients (split by
+    patient, seed 0, 20 %); ``validation``, the validation images of :mod:`models.tune_balance`
+    (training patients that no fitting image comes from), for looks that may inform a change."""
     from models.deblur_data import split_by_patient
 
-    paths = sorted(split_by_patient(folder, 0.2, 0).test)
+    if patients == "validation":
+        from models.tune_balance import image_lists
+
+        paths = image_lists(folder)[1]
+    elif patients == "test":
+        paths = sorted(split_by_patient(folder, 0.2, 0).test)
+    else:
+        raise ValueError(f"patients must be 'test' or 'validation', not {patients!r}")
     return [folder / p for p in paths][: max_images or None]
 
 
@@ -144,12 +153,12 @@ def dicom_sources(dicoms: Path, max_images: int = 0) -> list[Source]:
     return out
 
 
-def radiograph_sources(folder: Path, max_images: int = 0) -> list[Source]:
+def radiograph_sources(folder: Path, max_images: int = 0, patients: str = "test") -> list[Source]:
     """Each held-out 640 px radiograph twice: with Imager Pixel Spacing 0.6 mm and without."""
     from models.deblur_data import load_gray
 
     out = []
-    for f in held_out_radiographs(folder, max_images):
+    for f in held_out_radiographs(folder, max_images, patients):
         sharp = load_gray(f).astype(np.float64) / 255.0
         for spacing, tag in ((SPACING_640_MM, "spacing0.6"), (None, "nospacing")):
             write = partial(wrap_as_cr, spacing_mm=spacing)
@@ -157,28 +166,64 @@ def radiograph_sources(folder: Path, max_images: int = 0) -> list[Source]:
     return out
 
 
-def run(sources: list[Source], seed: int = 0, blur_log_range: float | None = 3.0) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BlurModel:
+    """How the cases are blurred: the motion kinds (:func:`models.blur.motion_kernel`), the
+    exposure range the blur acts in (``None``: the grey values themselves) and the noise of the
+    noisy cases: Poisson quanta in exposure (``grey_noise`` 0) or, as an evaluator with a model of
+    its own might add it, Gaussian noise of that standard deviation in the grey values."""
+
+    kinds: tuple[str, ...] = ("straight", "curved")
+    log_range: float | None = 3.0
+    grey_noise: float = 0.0
+
+    def noises(self) -> tuple[str, str]:
+        return ("noiseless", f"grey{self.grey_noise:g}" if self.grey_noise else "poisson1e4")
+
+    def blur(
+        self, sharp: NDArray[np.floating], psf: F64, noise: str, rng: np.random.Generator
+    ) -> NDArray[np.float32]:
+        poisson = noise == "poisson1e4"
+        out = simulate_motion_blur(
+            sharp.astype(np.float32),
+            psf,
+            rng,
+            log_range=self.log_range,
+            noise=NoiseSpec(1e4) if poisson else None,
+        )
+        if noise != "noiseless" and not poisson:
+            out = np.clip(out + rng.normal(0.0, self.grey_noise, out.shape), 0.0, 1.0)
+        return out.astype(np.float32)
+
+
+def run(
+    sources: list[Source],
+    seed: int = 0,
+    blur_log_range: float | None = 3.0,
+    model: BlurModel | None = None,
+    oracles: bool = False,
+) -> dict[str, Any]:
+    """Blur every source as ``model`` says, send the lot through ``sharpray process`` and compare
+    the returned SCs with the sharp images; ``oracles``: also the true-kernel Wiener and
+    Richardson–Lucy on the same decoded blurred frames (``models.evaluate``'s), for how much
+    there was to gain."""
+    model = model or BlurModel(log_range=blur_log_range)
     rng = np.random.default_rng(seed)
     work = Path(tempfile.mkdtemp(prefix="sharpray-eval-"))
     (work / "in").mkdir()
     sharp_of: dict[str, F64] = {}
     header_of: dict[str, str] = {}
+    psf_of: dict[str, F64] = {}
     for src_ in sources:
-        for kind in ("straight", "curved"):
+        for kind in model.kinds:
             for length in src_.lengths_px:
                 psf = motion_kernel(kind, length, rng)
-                for noise in ("noiseless", "poisson1e4"):
-                    spec = NoiseSpec(1e4) if noise == "poisson1e4" else None
-                    blurred = simulate_motion_blur(
-                        src_.sharp.astype(np.float32),
-                        psf,
-                        rng,
-                        log_range=blur_log_range,
-                        noise=spec,
-                    )
+                for noise in model.noises():
+                    blurred = model.blur(src_.sharp, psf, noise, rng)
                     name = f"{src_.name}__{kind}__{int(length)}__{noise}"
                     src_.write(blurred, work / "in" / f"{name}.dcm")
                     sharp_of[name] = src_.sharp
+                    psf_of[name] = psf
                     header_of[name] = src_.header
     t0 = time.time()
     proc = subprocess.run(
@@ -208,8 +253,22 @@ def run(sources: list[Source], seed: int = 0, blur_log_range: float | None = 3.0
             reference, blurred_u, data_range=1.0
         )
         how = str(sc.ds.DerivationDescription).split(": ", 1)[-1]
+        against_blurred = peak_signal_noise_ratio(reference, blurred_u, data_range=1.0)
+        extra: dict[str, float] = {}
+        if oracles:
+            from models.evaluate import rl_oracle, wiener_oracle
+
+            b32 = blurred_u.astype(np.float32)
+            for key, fn in (("wiener_oracle_db", wiener_oracle), ("rl_oracle_db", rl_oracle)):
+                restored = fn(b32, psf_of[src.stem]).astype(np.float64)
+                extra[key] = round(
+                    float(peak_signal_noise_ratio(reference, restored, data_range=1.0))
+                    - against_blurred,
+                    2,
+                )
         rows.append(
             {
+                **extra,
                 "image": image,
                 "header": header_of[src.stem],
                 "kind": kind,
@@ -232,8 +291,8 @@ def run(sources: list[Source], seed: int = 0, blur_log_range: float | None = 3.0
             groups.setdefault(key_fn(r), []).append(r)
             if several:
                 groups.setdefault(f"{r['header']}/{key_fn(r)}", []).append(r)
-        for key, v in groups.items():
-            summary[key] = {
+        for k_, v in groups.items():
+            summary[k_] = {
                 "psnr_gain_db": round(float(np.mean([r["psnr_gain_db"] for r in v])), 2),
                 "ssim_gain": round(float(np.mean([r["ssim_gain"] for r in v])), 4),
                 "corrected": round(
@@ -241,10 +300,15 @@ def run(sources: list[Source], seed: int = 0, blur_log_range: float | None = 3.0
                 ),
                 "n": len(v),
             }
+            for key in ("wiener_oracle_db", "rl_oracle_db"):
+                if oracles:
+                    summary[k_][key] = round(float(np.mean([r[key] for r in v])), 2)
     shutil.rmtree(work, ignore_errors=True)
     return {
         "images": [s.name for s in sources],
-        "blur_log_range": blur_log_range,
+        "blur_log_range": model.log_range,
+        "kinds": list(model.kinds),
+        "grey_noise": model.grey_noise,
         "cases": len(rows),
         "process_seconds": round(seconds, 1),
         "summary": dict(sorted(summary.items())),
@@ -270,7 +334,34 @@ def main(argv: list[str] | None = None) -> int:
         help="exposure range of the simulated blur (models.blur; the node assumes 3); 'none': "
         "blur the grey values themselves, as an evaluator with another blur model might",
     )
+    ap.add_argument(
+        "--kinds",
+        nargs="+",
+        default=["straight", "curved"],
+        choices=["straight", "curved", "shake"],
+        help="motion kinds (shake: models.blur.shake_kernel, an outside evaluator's kind of path)",
+    )
+    ap.add_argument(
+        "--grey-noise",
+        type=float,
+        default=0.0,
+        help="the noisy cases get Gaussian noise of this standard deviation in the grey values "
+        "(0–1 scale) instead of Poisson 10⁴ quanta in exposure",
+    )
+    ap.add_argument(
+        "--oracles",
+        action="store_true",
+        help="also the true-kernel Wiener and Richardson–Lucy gains on the same blurred frames",
+    )
+    ap.add_argument(
+        "--patients",
+        choices=["test", "validation"],
+        default="test",
+        help="with --radiographs: the test patients, or models.tune_balance's validation images",
+    )
     args = ap.parse_args(argv)
+    if not 0.0 <= args.grey_noise < 0.5:
+        ap.error("--grey-noise must be in [0, 0.5)")
     try:
         blur_log_range = (
             None if args.blur_log_range.lower() == "none" else float(args.blur_log_range)
@@ -282,14 +373,17 @@ def main(argv: list[str] | None = None) -> int:
     sources = (
         dicom_sources(args.dicoms, args.max_images)
         if args.dicoms is not None
-        else radiograph_sources(args.radiographs, args.max_images)
+        else radiograph_sources(args.radiographs, args.max_images, args.patients)
     )
-    result = run(sources, args.seed, blur_log_range)
+    model = BlurModel(tuple(args.kinds), blur_log_range, args.grey_noise)
+    result = run(sources, args.seed, model=model, oracles=args.oracles)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     for k, v in result["summary"].items():
+        said = f" oracles Wiener {v['wiener_oracle_db']:+.2f} RL {v['rl_oracle_db']:+.2f}"
         print(
-            f"{k:36s} {v['psnr_gain_db']:+.2f} dB / {v['ssim_gain']:+.4f} (corrected {v['corrected']:.2f}, n {v['n']})"
+            f"{k:36s} {v['psnr_gain_db']:+.2f} dB / {v['ssim_gain']:+.4f} (corrected "
+            f"{v['corrected']:.2f}, n {v['n']})" + (said if args.oracles else "")
         )
     return 0
 

@@ -12,6 +12,7 @@ from models.blur import (
     motion_kernel,
     motion_mm,
     random_kernel,
+    shake_kernel,
     simulate_motion_blur,
     to_exposure,
     trajectory_kernel,
@@ -134,5 +135,34 @@ def test_motion_kernel_draws_the_two_kinds_as_the_evaluations_always_did() -> No
         motion_kernel("straight", 8.0, a), linear_kernel(8.0, float(b.uniform(0.0, 180.0)))
     )
     assert np.array_equal(motion_kernel("curved", 8.0, a), trajectory_kernel(8.0, b))
-    with pytest.raises(ValueError, match="straight' or 'curved"):
+    assert np.array_equal(motion_kernel("shake", 8.0, a), shake_kernel(8.0, b))
+    with pytest.raises(ValueError, match="straight', 'curved' or 'shake"):
         motion_kernel("sideways", 8.0, a)
+
+
+def test_shake_kernel_is_another_models_path_of_the_asked_length() -> None:
+    """The outside evaluator's kind of path: seeded, normalised, no longer than its arc length,
+    bilinear (no tap is the nearest-pixel share of a sample) and unlike the smooth trajectories."""
+    k1, k2 = (
+        shake_kernel(24.0, np.random.default_rng(3)),
+        shake_kernel(24.0, np.random.default_rng(3)),
+    )
+    assert np.array_equal(k1, k2)
+    assert k1.sum() == pytest.approx(1.0) and k1.min() >= 0
+    ys, xs = np.nonzero(k1 > 1e-9)
+    assert max(np.ptp(ys), np.ptp(xs)) <= 24 + 2
+    # Bilinear splatting spreads a 1-px-wide path over two rows/columns: more taps than pixels
+    # the path crosses, unlike the nearest-pixel rasterising of every other kernel here.
+    assert np.count_nonzero(k1) > np.count_nonzero(
+        trajectory_kernel(24.0, np.random.default_rng(3))
+    )
+    # Over many draws the path doubles back: its extent is on average well under its length.
+    spans = []
+    for seed in range(20):
+        k = shake_kernel(24.0, np.random.default_rng(seed))
+        ys, xs = np.nonzero(k > 1e-3)
+        spans.append(np.hypot(np.ptp(ys), np.ptp(xs)))
+    assert 3.0 < float(np.mean(spans)) < 22.0
+    assert np.array_equal(shake_kernel(0.5, np.random.default_rng(0)), np.ones((1, 1)))
+    with pytest.raises(ValueError):
+        shake_kernel(-1.0, np.random.default_rng(0))

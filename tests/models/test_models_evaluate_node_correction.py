@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from models import evaluate_node_correction as enc
 from tests.support.synthetic import make_cr, power_law_field
@@ -63,3 +64,33 @@ def test_blur_of_the_grey_values_themselves_is_corrected_too(tmp_path: Path) -> 
     assert result["blur_log_range"] is None and result["cases"] == 4
     straight = result["summary"]["straight/24px/noiseless"]
     assert straight["corrected"] == 1.0 and straight["psnr_gain_db"] > 1.0, straight
+
+
+def test_grey_noise_is_added_in_the_grey_values_as_asked() -> None:
+    sharp = _radiograph_like(128)
+    psf = np.ones((1, 1))
+    model = enc.BlurModel(kinds=("shake",), grey_noise=0.02)
+    assert model.noises() == ("noiseless", "grey0.02")
+    rng = np.random.default_rng(0)
+    clean = model.blur(sharp, psf, "noiseless", rng)
+    noisy = model.blur(sharp, psf, "grey0.02", rng)
+    assert np.allclose(clean, sharp, atol=1e-6)
+    assert float(np.std(noisy - clean)) == pytest.approx(0.02, rel=0.1)
+    assert enc.BlurModel().noises() == ("noiseless", "poisson1e4")
+
+
+def test_another_blur_model_is_measured_beside_the_true_kernel_oracles(tmp_path: Path) -> None:
+    """Camera-shake paths and grey-value noise, an outside evaluator's model: the node does no
+    harm on them and the report says what the true kernel could have given."""
+    folder = _field_frame(tmp_path)
+    (src,) = enc.dicom_sources(folder)
+    src = enc.Source(src.name, src.sharp, src.write, (24.0,))
+
+    result = enc.run([src], model=enc.BlurModel(("shake",), 3.0, 0.004), oracles=True)
+    assert result["kinds"] == ["shake"] and result["grey_noise"] == 0.004
+    assert result["cases"] == 2
+    for row in result["rows"]:
+        assert row["kind"] == "shake" and row["noise"] in ("noiseless", "grey0.004")
+        assert row["psnr_gain_db"] > -0.1, row  # no harm
+    noiseless = result["summary"]["shake/24px/noiseless"]
+    assert noiseless["wiener_oracle_db"] > 1.0 and noiseless["rl_oracle_db"] > 0.5, noiseless

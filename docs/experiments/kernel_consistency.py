@@ -1,0 +1,133 @@
+"""The thirty-fourth round: a λ floor where the kernel does not explain the blurred spectrum.
+
+``outside_blur.py`` found, on detector-like scenes blurred by paths other than a straight line
+(our smooth curves and the camera-shake paths of another blur model), flagged frames that the
+node made worse than their blurred input — up to −2 dB, nearly all without noise, all with the
+Wiener filter at the noise-following λ's floor 0.01 and the straight kernel (the shape step does
+not run below 0.4 mm). :func:`models.deblur.kernel_consistency` measures whether the blurred
+frame's spectrum follows the estimated kernel's; the candidate
+(``MotionPolicy.kernel_consistency_min``) gives λ at least 0.1 where it does not.
+
+Per case: the node as built and the candidate, PSNR gain over the blurred input, whether the
+gate flagged it, the consistency and the λ the node used. Scenes as ``outside_blur.py`` (the
+detector-like 1024² frames at 0.2 mm/px, open and collimated; straight, curved and shake paths of
+1 / 2 / 4 mm). ``--look``: the first 12 validation images with noise none / 2·10⁴ (the look the
+threshold was chosen on); default: the round's validation — the other 12 validation images and
+the 20 fitting images of ``models.tune_balance``, noise none / 10⁵ / 2·10⁴ / 10⁴.
+
+Run: ``PYTHONPATH=. python docs/experiments/kernel_consistency.py --out runs/kc-0.json --part
+0/2`` (and ``1/2``), then ``--summary runs/kc-*.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from detector_scenes import DATA, SPACING_MM, frames, parser, part_of
+from outside_blur import KINDS, MOTION_MM, gain
+
+from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur, to_exposure
+from models.deblur import MotionPolicy, assess_motion, deconvolve, kernel_consistency
+from models.tune_balance import image_lists
+
+#: The candidate's threshold, chosen on the look (docs/models.md, the thirty-fourth round).
+THRESHOLD = 0.75
+LOOK_NOISES: dict[str, float | None] = {"none": None, "2e4": 2e4}
+VALIDATION_NOISES: dict[str, float | None] = {"none": None, "1e5": 1e5, "2e4": 2e4, "1e4": 1e4}
+
+
+def run(names: list[str], noises: dict[str, float | None], out: Path) -> None:
+    node = MotionPolicy()
+    candidate = replace(node, kernel_consistency_min=THRESHOLD)
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        seed = zlib.crc32(f"kernel-consistency/{name}".encode())
+        rng = np.random.default_rng(seed)
+        for scene, sharp in frames(name, seed):
+            for kind in KINDS:
+                for mm in MOTION_MM:
+                    k = motion_kernel(kind, mm / SPACING_MM, rng)
+                    for noise, quanta in noises.items():
+                        b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
+                        a = assess_motion(b, SPACING_MM, node)
+                        row: dict[str, Any] = {
+                            "image": name,
+                            "scene": scene,
+                            "kind": kind,
+                            "mm": mm,
+                            "noise": noise,
+                            "flagged": a.blurred,
+                        }
+                        if a.blurred:
+                            built = deconvolve(b, a, node)
+                            e = to_exposure(np.asarray(b, dtype=np.float64), node.log_range)
+                            c = kernel_consistency(e, a.estimate.kernel())
+                            acts = math.isfinite(c) and c < THRESHOLD
+                            new = deconvolve(b, a, candidate).image if acts else built.image
+                            row |= {
+                                "consistency": c,
+                                "balance": built.balance,
+                                "method": built.method,
+                                "node": gain(sharp, b, built.image),
+                                "candidate": gain(sharp, b, new),
+                            }
+                        rows.append(row)
+        out.write_text(json.dumps(rows))
+        print(name, "done", flush=True)
+
+
+def summary(paths: list[Path]) -> None:
+    rows = [r for p in paths for r in json.loads(p.read_text())]
+    flagged = [r for r in rows if r["flagged"]]
+    print(f"{len(rows)} cases, {len(flagged)} flagged, {len({r['image'] for r in rows})} images")
+
+    def said(part: list[dict[str, Any]]) -> str:
+        node = np.array([r["node"] for r in part])
+        cand = np.array([r["candidate"] for r in part])
+        changed = int(np.sum(np.abs(cand - node) > 1e-9))
+        return (
+            f"n {len(part):4d} changed {changed:3d} node {node.mean():+.3f} candidate "
+            f"{cand.mean():+.3f} (Δ {cand.mean() - node.mean():+.3f}) harmed "
+            f"{int(np.sum(node < -0.1))} → {int(np.sum(cand < -0.1))} worst {node.min():+.2f} → "
+            f"{cand.min():+.2f}"
+        )
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in flagged:
+        groups.setdefault(f"{r['scene']} {r['kind']} {r['mm']:g} mm {r['noise']}", []).append(r)
+    worst = min(
+        groups.items(),
+        key=lambda kv: np.mean([r["candidate"] - r["node"] for r in kv[1]]),
+    )
+    for kind in KINDS:
+        print(f"{kind:10s}", said([r for r in flagged if r["kind"] == kind]))
+    for noise in dict.fromkeys(r["noise"] for r in flagged):
+        print(f"noise {noise:4s}", said([r for r in flagged if r["noise"] == noise]))
+    print(f"{'all':10s}", said(flagged))
+    drop = np.mean([r["candidate"] - r["node"] for r in worst[1]])
+    print(f"worst group: {worst[0]} Δ {drop:+.3f} dB ({len(worst[1])} cases)")
+
+
+def main() -> None:
+    ap = parser()
+    ap.add_argument("--look", action="store_true", help="the look the threshold was chosen on")
+    args = ap.parse_args()
+    if args.summary:
+        summary(args.summary)
+        return
+    fit, validation = image_lists(DATA)
+    if args.look:
+        names, noises = validation[:12], LOOK_NOISES
+    else:
+        names, noises = validation[12:] + fit, VALIDATION_NOISES
+    run(part_of(names, args.part, args.out), noises, args.out)
+
+
+if __name__ == "__main__":
+    main()
