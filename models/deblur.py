@@ -268,14 +268,15 @@ def kernel_consistency(exposure: NDArray[np.floating], psf: NDArray[np.float64])
 
 def consistency_floor(
     exposure: NDArray[np.floating], assessment: MotionAssessment, policy: MotionPolicy
-) -> float:
-    """The least λ :attr:`MotionPolicy.kernel_consistency_min` asks of this frame (0: none)."""
+) -> tuple[float, float | None]:
+    """The least λ :attr:`MotionPolicy.kernel_consistency_min` asks of this frame (0: none), and
+    the consistency it was measured by (None: not measured)."""
     least = policy.kernel_consistency_min
     finest = policy.shape_finest_spacing_mm
     if least is None or (finest is not None and assessment.pixel_spacing_mm >= finest):
-        return 0.0
+        return 0.0, None
     c = kernel_consistency(exposure, assessment.estimate.kernel())
-    return policy.balance if math.isfinite(c) and c < least else 0.0
+    return (policy.balance if math.isfinite(c) and c < least else 0.0), c
 
 
 @dataclass(frozen=True)
@@ -376,6 +377,10 @@ class Deconvolution:
     shape: KernelShape | None = None  # the kernel shape step's finding (None when not run)
     shrunk: bool = False  # the Wiener result's noise shrunk (models.shrinkage)
     rl_accelerated: bool = False  # the fallback's steps were accelerated ones
+    # kernel_consistency() of the frame and the straight kernel where the policy asked for it
+    # (None: not measured), and whether it raised λ (MotionPolicy.kernel_consistency_min)
+    kernel_consistency: float | None = None
+    consistency_raised: bool = False
 
     @property
     def curved(self) -> bool:
@@ -561,10 +566,13 @@ def deconvolve(
     e = to_exposure(a.astype(np.float64), policy.log_range)
     est = assessment.estimate
     balance, quanta = wiener_balance(e, policy, est.angle_deg, est.length_px)
+    consistency: float | None = None
+    raised = False
     if policy.balance_follows_noise:
-        balance = max(
-            balance, mismatch_floor(est, policy), consistency_floor(e, assessment, policy)
-        )
+        least, consistency = consistency_floor(e, assessment, policy)
+        floor = mismatch_floor(est, policy)
+        raised = least > max(balance, floor)
+        balance = max(balance, floor, least)
     balance *= policy.wiener_balance_factor
     if shape is None and magnitude is not None:
         shape = _shape(e, assessment, policy, magnitude, detector_magnitude)
@@ -647,7 +655,9 @@ def deconvolve(
             w = shrink(w, e, sigmas)
             shrunk = True
     out = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0).astype(np.float32)
-    return Deconvolution(out, method, over, balance, quanta, steps, shape, shrunk, accelerated)
+    return Deconvolution(
+        out, method, over, balance, quanta, steps, shape, shrunk, accelerated, consistency, raised
+    )
 
 
 def refiner_inputs(

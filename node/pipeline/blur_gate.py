@@ -172,6 +172,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         balance_length_exponent=settings.wiener_balance_length_exponent,
         balance_range=(settings.wiener_balance_min, settings.wiener_balance_max),
         balance_mismatch_floor=settings.wiener_balance_mismatch_floor,
+        kernel_consistency_min=settings.kernel_consistency_min,
         checked_balance_factor=settings.wiener_balance_checked_factor,
         power=settings.wiener_power,
         rl_iterations=settings.richardson_lucy_steps,

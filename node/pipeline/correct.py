@@ -91,6 +91,11 @@ DETECTOR_ALL_RL_MEAN_VERSION = "0.19.0"
 #: round): 0.20.0, 0.21.0.
 BUDGET_RL_MEAN_VERSION = "0.20.0"
 DETECTOR_BUDGET_RL_MEAN_VERSION = "0.21.0"
+#: As :data:`ALL_RL_MEAN_VERSION` / :data:`DETECTOR_ALL_RL_MEAN_VERSION`, with λ at least 0.1 where
+#: a frame finer than 0.4 mm does not follow the straight kernel's spectrum
+#: (``MotionPolicy.kernel_consistency_min``; the thirty-fourth round): 0.22.0, 0.23.0.
+CONSISTENCY_RL_MEAN_VERSION = "0.22.0"
+DETECTOR_CONSISTENCY_RL_MEAN_VERSION = "0.23.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -118,6 +123,15 @@ def wiener_info(
         and policy.rl_fallback_budget_max_iterations is not None
     ):
         version = BUDGET_RL_MEAN_VERSION if detector is None else DETECTOR_BUDGET_RL_MEAN_VERSION
+    elif (
+        policy.rl_fallback_follows_noise_from_mm is not None
+        and policy.kernel_consistency_min is not None
+    ):
+        version = (
+            CONSISTENCY_RL_MEAN_VERSION
+            if detector is None
+            else DETECTOR_CONSISTENCY_RL_MEAN_VERSION
+        )
     elif policy.rl_fallback_follows_noise_from_mm is not None:
         version = ALL_RL_MEAN_VERSION if detector is None else DETECTOR_ALL_RL_MEAN_VERSION
     elif policy.shape_rl_follows_noise:
@@ -146,6 +160,8 @@ def wiener_info(
         described["balance_range"] = list(policy.balance_range)
         if policy.balance_mismatch_floor is not None:
             described["balance_mismatch_floor"] = policy.balance_mismatch_floor
+        if policy.kernel_consistency_min is not None:
+            described["kernel_consistency_min"] = policy.kernel_consistency_min
         if policy.balance_signal_aware:
             described["balance_signal_aware"] = True
         if policy.noise_mean_where_read:
@@ -488,4 +504,10 @@ def _regularisation(done: Deconvolution) -> str:
         if math.isfinite(n)
         else "a frame without measurable noise"
     )
-    return f"; regularisation {done.balance:.3g} for {noise}"
+    said = f"; regularisation {done.balance:.3g} for {noise}"
+    if done.consistency_raised and done.kernel_consistency is not None:
+        said += (
+            " (raised: the frame's spectrum follows the estimated kernel's poorly, consistency "
+            f"{done.kernel_consistency:.2f})"
+        )
+    return said

@@ -1,0 +1,54 @@
+"""The thirty-fourth round's check as a node setting (``blur_gate.kernel_consistency_min``):
+config → policy, the correction's identity (version and Device UID) and what the SR says when
+the check raised the regulariser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from models.blur import simulate_motion_blur, trajectory_kernel
+from models.deblur import assess_motion
+from node.app import load_models
+from node.config import load_settings
+from node.pipeline.blur_gate import policy as policy_of
+from node.pipeline.correct import (
+    ALL_RL_MEAN_VERSION,
+    CONSISTENCY_RL_MEAN_VERSION,
+    Corrector,
+    wiener_info,
+)
+from tests.support.synthetic import power_law_field
+
+
+def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models: {}\n")
+    default = load_settings(cfg, environ={})
+    assert default.blur_gate.kernel_consistency_min is None  # off: see docs/models.md
+    cfg.write_text("blur_gate:\n  kernel_consistency_min: 0.75\n")
+    on = load_settings(cfg, environ={})
+    policy = policy_of(on.blur_gate)
+    assert policy.kernel_consistency_min == 0.75
+    assert policy_of(default.blur_gate).kernel_consistency_min is None
+
+    # the shipped models with the check: their own version and Device UID
+    shipped, checked = load_models(default).deblur.info, load_models(on).deblur.info
+    assert shipped.version == ALL_RL_MEAN_VERSION
+    assert checked.version == CONSISTENCY_RL_MEAN_VERSION == "0.22.0"
+    assert checked.device_uid != shipped.device_uid
+    # without the shape step the version stays the plain Wiener one, the identity differs
+    plain = wiener_info(policy_of(default.blur_gate))
+    assert wiener_info(policy).version == plain.version
+    assert wiener_info(policy).device_uid != plain.device_uid
+
+    # a quiet detector-scale frame blurred along a curve: the SR says why λ is larger
+    sharp = power_law_field(512, 3, 1.3, 0.2, 0.8).astype(np.float32)
+    blurred = simulate_motion_blur(sharp, trajectory_kernel(16.0, np.random.default_rng(5)))
+    motion = assess_motion(blurred, 0.2, policy)
+    said = Corrector(policy)(blurred, motion).method
+    assert "regularisation 0.1 for a frame" in said or "regularisation 0.1 for the noise" in said
+    assert "raised: the frame's spectrum follows the estimated kernel's poorly" in said
+    unchecked = Corrector(policy_of(default.blur_gate))(blurred, motion).method
+    assert "raised" not in unchecked and "regularisation 0.01" in unchecked
