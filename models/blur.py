@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import fftconvolve
+from scipy.spatial import ConvexHull, QhullError
 
 FloatArray = NDArray[np.float64]
 F32Array = NDArray[np.float32]
@@ -151,6 +152,21 @@ def trajectory_kernel(
     return _rasterise(pts)
 
 
+def _diameter(points: NDArray[np.complex128]) -> float:
+    """The largest distance between two of ``points`` (complex x + iy), over their convex hull."""
+    xy = np.stack([points.real, points.imag], axis=1)
+    try:
+        hull = xy[ConvexHull(xy).vertices]
+    except QhullError:  # all on one line: its ends
+        hull = xy
+    d = hull[:, None, :] - hull[None, :, :]
+    return float(np.sqrt(np.max(np.sum(d * d, axis=-1))))
+
+
+#: The length (px) of the canvas :func:`shake_kernel`'s random process runs on (the paper's 60).
+SHAKE_CANVAS_PX = 60.0
+
+
 def shake_kernel(
     length_px: float,
     rng: np.random.Generator,
@@ -158,9 +174,10 @@ def shake_kernel(
     n_steps: int = 2000,
     anxiety: float = 0.005,
 ) -> FloatArray:
-    """A jittery random path of arc length ``length_px``, rasterised with bilinear weights: a blur
-    model *other* than :func:`trajectory_kernel`, for measuring the correction as an outside
-    evaluator with a model of its own would (nothing here is trained or fitted on it).
+    """A jittery random path that spans ``length_px`` (its diameter: the largest distance between
+    two of its points, as a straight line of that length spans it), rasterised with bilinear
+    weights: a blur model *other* than :func:`trajectory_kernel`, for measuring the correction as
+    an outside evaluator with a model of its own would (nothing here is trained or fitted on it).
 
     The path is the camera-shake random process of Boracchi and Foi ("Modeling the performance of
     image restoration from motion blur", IEEE TIP 21(8), 2012), written here from the paper's
@@ -178,7 +195,10 @@ def shake_kernel(
     centripetal = 0.7 * rng.random()
     gaussian = 10.0 * rng.random()
     big_shakes = 0.2 * rng.random()
-    step = 1.0 / (n_steps - 1)
+    # The process runs on the paper's canvas (a path of at most SHAKE_CANVAS_PX), where the
+    # centripetal pull (proportional to the distance from the start, in px) and the Gaussian
+    # push have the sizes the paper gives them; the path is rescaled to ``length_px`` after.
+    step = SHAKE_CANVAS_PX / (n_steps - 1)
     x = np.zeros(n_steps, dtype=np.complex128)
     v = anxiety * np.exp(1j * rng.uniform(0.0, 2.0 * math.pi))
     for t in range(n_steps - 1):
@@ -189,7 +209,7 @@ def shake_kernel(
         v = v + turn + anxiety * (gaussian * noise - centripetal * x[t]) * step
         v = v / abs(v) * step
         x[t + 1] = x[t] + v
-    x *= length_px / float(np.sum(np.abs(np.diff(x))))  # arc length = length_px
+    x *= length_px / _diameter(x)
     x -= x.mean()
     half = int(math.ceil(np.max(np.abs(np.r_[x.real, x.imag])))) + 1
     k = np.zeros((2 * half + 1, 2 * half + 1), dtype=np.float64)
