@@ -226,11 +226,13 @@ class MotionPolicy:
     sparse_prior_max_quanta: float | None = None
     sparse_prior_exponent: float = 1.0
     sparse_prior_alpha: float = 0.8
-    #: The thirty-fourth round (docs/models.md, "A kernel that does not explain the spectrum"):
-    #: in frames whose pixels are finer than ``shape_finest_spacing_mm`` (the straight kernel,
-    #: no shape step), where the blurred frame's spectrum does not follow the estimated kernel's
-    #: (:func:`kernel_consistency` under this), the Wiener λ is at least ``balance`` (the fixed
-    #: λ of sharpray-blind-wiener 0.5.0) however quiet the frame; None: no such check.
+    #: The thirty-fourth and thirty-fifth rounds (docs/models.md, "A kernel that does not explain
+    #: the spectrum"): in frames whose pixels are finer than ``shape_finest_spacing_mm`` (the
+    #: straight kernel, no shape step), where the blurred frame's spectrum does not follow the
+    #: estimated kernel's (:func:`kernel_consistency` under this) and the Wiener filter is kept
+    #: (whether it rings judged at the λ without this floor), the Wiener λ is at least
+    #: ``balance`` (the fixed λ of sharpray-blind-wiener 0.5.0) however quiet the frame; None:
+    #: no such check.
     kernel_consistency_min: float | None = None
 
 
@@ -567,12 +569,12 @@ def deconvolve(
     est = assessment.estimate
     balance, quanta = wiener_balance(e, policy, est.angle_deg, est.length_px)
     consistency: float | None = None
-    raised = False
+    raise_by = 1.0  # the consistency floor's factor, applied where the Wiener filter is kept
     if policy.balance_follows_noise:
+        balance = max(balance, mismatch_floor(est, policy))
         least, consistency = consistency_floor(e, assessment, policy)
-        floor = mismatch_floor(est, policy)
-        raised = least > max(balance, floor)
-        balance = max(balance, floor, least)
+        if least > balance:
+            raise_by = least / balance
     balance *= policy.wiener_balance_factor
     if shape is None and magnitude is not None:
         shape = _shape(e, assessment, policy, magnitude, detector_magnitude)
@@ -635,6 +637,13 @@ def deconvolve(
             steps = quick
         w = richardson_lucy(e, psf, steps, accelerated)
         method = "richardson-lucy"
+    raised = method == "wiener" and raise_by > 1.0 and not (shape is not None and shape.replaced)
+    if raised:
+        # the frame does not follow the straight kernel and the Wiener filter is kept: at the
+        # floor's λ (whether it rang was judged at the λ without it, so the fallback's frames
+        # stay the fallback's; the thirty-fifth round)
+        balance *= raise_by
+        w = wiener_exposure(e, psf, balance, policy.power, rl_after)
     if (
         policy.sparse_prior_weight is not None
         and method == "wiener"

@@ -344,7 +344,8 @@ class BlurGateSettings(Strict):
     wiener_balance_mismatch_floor: float | None = Field(None, gt=0, le=1)
     # ... at least wiener_balance where the pixels are finer than 0.4 mm (the straight kernel) and
     # the blurred frame's spectrum follows the estimated kernel's less than this (a correlation,
-    # models.deblur.kernel_consistency; docs/models.md, thirty-fourth round); null: no such check
+    # models.deblur.kernel_consistency) and the Wiener filter is kept, not the Richardson-Lucy
+    # fallback (docs/models.md, thirty-fourth and thirty-fifth rounds); null: no such check
     kernel_consistency_min: float | None = Field(None, gt=-1, lt=1)
     # ... times this where the kernel shape step read the frame's kernel magnitude (pixels of
     # 0.4 mm or more, frames of at least 384 px at 0.6 mm): a checked kernel needs less (1: as 0.7.0)

@@ -21,7 +21,7 @@ from models.deblur import (
 )
 from tests.support.synthetic import power_law_field
 
-CHECKED = dataclasses.replace(MotionPolicy(), kernel_consistency_min=0.75)
+CHECKED = dataclasses.replace(MotionPolicy(), kernel_consistency_min=0.7)
 
 
 def own_straight(blurred: np.ndarray) -> np.ndarray:
@@ -42,7 +42,7 @@ def test_a_frame_follows_the_kernel_it_was_blurred_with_and_not_another(sharp: n
     assert kernel_consistency(e, linear_kernel(14.0, 120.0)) < own - 0.5  # across the motion
     curved = simulate_motion_blur(sharp, trajectory_kernel(16.0, np.random.default_rng(5)))
     c = kernel_consistency(to_exposure(curved.astype(np.float64), 3.0), own_straight(curved))
-    assert c < 0.75
+    assert c < 0.7
     # too small a frame, or a kernel too long for the window: not measured
     assert np.isnan(kernel_consistency(e[:100, :100], linear_kernel(14.0, 30.0)))
     assert np.isnan(kernel_consistency(e, linear_kernel(90.0, 30.0)))
@@ -59,7 +59,7 @@ def test_a_quiet_frame_that_does_not_follow_its_kernel_keeps_the_nodes_lambda(
     checked = deconvolve(blurred, a, CHECKED)
     assert built.balance == pytest.approx(0.01) and built.kernel_consistency is None
     assert checked.balance == pytest.approx(0.1) and checked.consistency_raised
-    assert checked.kernel_consistency is not None and checked.kernel_consistency < 0.75
+    assert checked.kernel_consistency is not None and checked.kernel_consistency < 0.7
 
     def psnr(img: np.ndarray) -> float:
         return float(peak_signal_noise_ratio(sharp, img, data_range=1.0))
@@ -83,3 +83,19 @@ def test_a_frame_that_follows_its_straight_kernel_keeps_its_small_lambda(
     assert d.kernel_consistency is not None and d.kernel_consistency > 0.85
     assert d.balance == pytest.approx(0.01) and not d.consistency_raised
     assert np.array_equal(d.image, deconvolve(blurred, a, MotionPolicy()).image)
+
+
+def test_a_frame_that_takes_the_fallback_keeps_it(sharp: np.ndarray) -> None:
+    """The thirty-fifth round: whether the Wiener result rings is judged at the λ without the
+    floor, so a collimated frame whose hard edges send it to Richardson–Lucy stays there (the
+    thirty-fourth round's floor kept the Wiener filter at λ 0.1 there, and lost)."""
+    from models.tune_deconvolution import collimate
+
+    framed = collimate(sharp)
+    blurred = simulate_motion_blur(framed, trajectory_kernel(16.0, np.random.default_rng(0)))
+    a = assess_motion(blurred, 0.2, CHECKED)
+    built, checked = deconvolve(blurred, a, MotionPolicy()), deconvolve(blurred, a, CHECKED)
+    assert built.method == checked.method == "richardson-lucy"
+    assert checked.kernel_consistency is not None and checked.kernel_consistency < 0.7
+    assert not checked.consistency_raised and checked.balance == built.balance
+    assert np.array_equal(checked.image, built.image)

@@ -27,10 +27,10 @@ def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: 
     cfg.write_text("models: {}\n")
     default = load_settings(cfg, environ={})
     assert default.blur_gate.kernel_consistency_min is None  # off: see docs/models.md
-    cfg.write_text("blur_gate:\n  kernel_consistency_min: 0.75\n")
+    cfg.write_text("blur_gate:\n  kernel_consistency_min: 0.7\n")
     on = load_settings(cfg, environ={})
     policy = policy_of(on.blur_gate)
-    assert policy.kernel_consistency_min == 0.75
+    assert policy.kernel_consistency_min == 0.7
     assert policy_of(default.blur_gate).kernel_consistency_min is None
 
     # the shipped models with the check: their own version and Device UID
