@@ -234,6 +234,8 @@ class MotionPolicy:
     #: ``balance`` (the fixed λ of sharpray-blind-wiener 0.5.0) however quiet the frame; None:
     #: no such check.
     kernel_consistency_min: float | None = None
+    #: ... and that floor (None: ``balance``; the thirty-sixth round's candidates).
+    kernel_consistency_balance: float | None = None
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares
@@ -278,7 +280,8 @@ def consistency_floor(
     if least is None or (finest is not None and assessment.pixel_spacing_mm >= finest):
         return 0.0, None
     c = kernel_consistency(exposure, assessment.estimate.kernel())
-    return (policy.balance if math.isfinite(c) and c < least else 0.0), c
+    floor = policy.kernel_consistency_balance or policy.balance
+    return (floor if math.isfinite(c) and c < least else 0.0), c
 
 
 @dataclass(frozen=True)

@@ -282,8 +282,13 @@ def evaluate_deblur(
     kernel_shape_candidate: Path | None = None,
     detector_shape_candidate: Path | None = None,
     candidate_tau: tuple[float, float] | None = None,
+    consistency_min: float | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
+
+    ``consistency_min``: also the node with the thirty-fifth round's floor (λ at least 0.1 at
+    pixels finer than 0.4 mm where the frame's spectrum does not follow the straight kernel and
+    the Wiener filter is kept), as ``blind_wiener_node_consistency``.
 
     ``shrinkage_factor``: also the node with the sixth round's candidate (the Wiener λ times this
     factor, then the noise shrunk in a wavelet domain; docs/models.md), as
@@ -332,6 +337,12 @@ def evaluate_deblur(
         # sharpray-blind-wiener 0.5.0: the node with one fixed regulariser
         "blind_wiener_node_fixed_balance": (lambda c, a: correct(c.blurred, a, fixed), True),
     }
+    if consistency_min is not None:
+        consistent = dataclasses.replace(policy, kernel_consistency_min=consistency_min)
+        methods["blind_wiener_node_consistency"] = (
+            lambda c, a: correct(c.blurred, a, consistent),
+            True,
+        )
     magnitude = load_magnitude_model(kernel_shape) if kernel_shape is not None else None
     if refiner is not None:
         ref = OnnxDeblur(refiner)
@@ -710,6 +721,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="also the node whose motion estimate subtracts the measured noise so",
     )
+    ap.add_argument(
+        "--consistency-min",
+        type=float,
+        default=None,
+        help="also the node with λ at least 0.1 where a fine-pixel frame's spectrum follows the "
+        "straight kernel's less than this (blur_gate.kernel_consistency_min)",
+    )
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -735,6 +753,7 @@ def main(argv: list[str] | None = None) -> int:
             args.kernel_shape_candidate,
             args.detector_shape_candidate,
             (args.candidate_tau[0], args.candidate_tau[1]) if args.candidate_tau else None,
+            args.consistency_min,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

@@ -36,6 +36,8 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
             "0.5",
             "--subtract-noise",
             "second_look",
+            "--consistency-min",
+            "0.7",
             "--kernel-shape-candidate",
             str(BUNDLED_MAGNITUDE),
             "--candidate-tau",
@@ -87,6 +89,9 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
         for strength in ("mild", "moderate", "severe"):
             assert node[f"0.6mm/{kind}/{strength}"]["n"] == 1
     assert "motion_error_mm_median" in node["all"]
+    # the thirty-fifth round's floor acts only at pixels finer than 0.4 mm: none here
+    floor = methods["blind_wiener_node_consistency"]["all"]
+    assert floor == {k: v for k, v in node["all"].items() if k != "kernel_error_median"}
     # the kernel each blind method used against the true one (models.kernel_shape.kernel_error)
     blind = ("blind_wiener_ungated", "blind_wiener_node", "blind_wiener_node_shape")
     others = ("blind_wiener_node_shrink", "blind_wiener_node_checked", "blind_wiener_node_subtract")
