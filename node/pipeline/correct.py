@@ -93,7 +93,8 @@ BUDGET_RL_MEAN_VERSION = "0.20.0"
 DETECTOR_BUDGET_RL_MEAN_VERSION = "0.21.0"
 #: As :data:`ALL_RL_MEAN_VERSION` / :data:`DETECTOR_ALL_RL_MEAN_VERSION`, with λ at least 0.1 where
 #: a frame finer than 0.4 mm does not follow the straight kernel's spectrum
-#: (``MotionPolicy.kernel_consistency_min``; the thirty-fourth round): 0.22.0, 0.23.0.
+#: (``MotionPolicy.kernel_consistency_min``; the thirty-fourth to thirty-sixth rounds, off):
+#: 0.22.0, 0.23.0.
 CONSISTENCY_RL_MEAN_VERSION = "0.22.0"
 DETECTOR_CONSISTENCY_RL_MEAN_VERSION = "0.23.0"
 _NOISE_WORDS = {
@@ -162,6 +163,8 @@ def wiener_info(
             described["balance_mismatch_floor"] = policy.balance_mismatch_floor
         if policy.kernel_consistency_min is not None:
             described["kernel_consistency_min"] = policy.kernel_consistency_min
+            if policy.kernel_consistency_balance is not None:
+                described["kernel_consistency_balance"] = policy.kernel_consistency_balance
         if policy.balance_signal_aware:
             described["balance_signal_aware"] = True
         if policy.noise_mean_where_read:

@@ -4,6 +4,7 @@ the check raised the regulariser."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,8 @@ def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: 
     plain = wiener_info(policy_of(default.blur_gate))
     assert wiener_info(policy).version == plain.version
     assert wiener_info(policy).device_uid != plain.device_uid
+    other_floor = dataclasses.replace(policy, kernel_consistency_balance=0.2)
+    assert wiener_info(other_floor).device_uid != wiener_info(policy).device_uid
 
     # a quiet detector-scale frame blurred along a curve: the SR says why λ is larger
     sharp = power_law_field(512, 3, 1.3, 0.2, 0.8).astype(np.float32)

@@ -1,0 +1,106 @@
+"""A look for the next round: would a guard on the correction's low-pass content refuse the
+frames the node harms? (docs/models.md, after the thirty-sixth round.)
+
+A motion blur conserves the local mean exposure, and so must its inverse: a correction whose
+low-pass content departs from the blurred input's has clipped or inverted a wrong kernel. Per
+flagged case of the thirty-sixth round's scenes (``--look``: the 21 MHH images; default: the 26
+Kermany images; the round's seeds, so the node's gains repeat its figures), the node's gain and
+the statistic: the RMS, over the frame, of the difference between the corrected and the blurred
+frame's grey values after a Gaussian low-pass of σ ``SIGMA_PX``. Nothing is chosen here.
+
+Run: ``PYTHONPATH=. python docs/experiments/lowpass_guard_look.py --out runs/lg-0.json --part
+0/2`` (and ``1/2``), then ``--summary runs/lg-*.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from consistency_balance import VALIDATION_NOISES, kermany_frames, kermany_images
+from detector_scenes import DATA, SPACING_MM, frames, parser, part_of
+from kernel_consistency import fresh_images
+from outside_blur import KINDS, MOTION_MM, gain
+from scipy.ndimage import gaussian_filter
+
+from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
+from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.metrics import roc_auc
+from models.tune_balance import image_lists
+
+SIGMA_PX = (4.0, 8.0, 16.0)
+
+
+def run(names: list[str], look: bool, out: Path) -> None:
+    node = MotionPolicy()
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        seed = zlib.crc32(f"kernel-consistency/{name}".encode())
+        rng = np.random.default_rng(seed)
+        scenes = frames(name, seed) if look else kermany_frames(name, seed)
+        for scene, sharp in scenes:
+            for kind in KINDS:
+                for mm in MOTION_MM:
+                    k = motion_kernel(kind, mm / SPACING_MM, rng)
+                    for noise, quanta in VALIDATION_NOISES.items():
+                        b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
+                        a = assess_motion(b, SPACING_MM, node)
+                        if not a.blurred:
+                            continue
+                        d = deconvolve(b, a, node)
+                        diff = d.image.astype(np.float64) - b
+                        row: dict[str, Any] = {
+                            "image": name,
+                            "scene": scene,
+                            "kind": kind,
+                            "mm": mm,
+                            "noise": noise,
+                            "method": d.method,
+                            "length_px": a.estimate.length_px,
+                            "node": gain(sharp, b, d.image),
+                        }
+                        for s in SIGMA_PX:
+                            low = gaussian_filter(diff, s, mode="reflect")
+                            row[f"rms{s:g}"] = float(np.sqrt(np.mean(low**2)))
+                        rows.append(row)
+        out.write_text(json.dumps(rows))
+        print(name, "done", flush=True)
+
+
+def summary(paths: list[Path]) -> None:
+    rows = [r for p in paths for r in json.loads(p.read_text())]
+    node = np.array([r["node"] for r in rows])
+    harmed = node < -0.1
+    print(f"{len(rows)} flagged cases, {int(harmed.sum())} harmed, mean {node.mean():+.3f}")
+    for s in SIGMA_PX:
+        stat = np.array([r[f"rms{s:g}"] for r in rows])
+        line = [f"σ {s:g} px: AUC {roc_auc(harmed.astype(float), stat):.3f}"]
+        for tau in (0.005, 0.01, 0.02, 0.04):
+            kept = np.where(stat > tau, 0.0, node)
+            line.append(
+                f"τ {tau:g}: refused {int(np.sum(stat > tau))} mean {kept.mean():+.3f} "
+                f"harmed {int(np.sum(kept < -0.1))}"
+            )
+        print(" | ".join(line))
+
+
+def main() -> None:
+    ap = parser()
+    ap.add_argument("--look", action="store_true", help="the 21 MHH images instead of Kermany")
+    args = ap.parse_args()
+    if args.summary:
+        summary(args.summary)
+        return
+    if args.look:
+        fit, validation = image_lists(DATA)
+        names = fresh_images(fit + validation)
+    else:
+        names = kermany_images()
+    run(part_of(names, args.part, args.out), args.look, args.out)
+
+
+if __name__ == "__main__":
+    main()
