@@ -23,17 +23,16 @@ from __future__ import annotations
 import csv
 import json
 import math
-import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from detector_scenes import DATA, SPACING_MM, frames, parser, part_of
+from detector_scenes import DATA, SPACING_MM, frames, image_cases, parser, part_of
 from kernel_consistency import VALIDATION_NOISES, fresh_images
 from outside_blur import KINDS, MOTION_MM, gain
 
-from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur, to_exposure
+from models.blur import to_exposure
 from models.deblur import MotionPolicy, assess_motion, deconvolve, kernel_consistency
 from models.deblur_data import load_gray
 from models.detector_texture import continued
@@ -66,40 +65,30 @@ def run(names: list[str], look: bool, out: Path) -> None:
         for f in FLOORS
     }
     rows: list[dict[str, Any]] = []
+    scenes_of = frames if look else kermany_frames
     for name in names:
-        seed = zlib.crc32(f"kernel-consistency/{name}".encode())
-        rng = np.random.default_rng(seed)
-        scenes = frames(name, seed) if look else kermany_frames(name, seed)
-        for scene, sharp in scenes:
-            for kind in KINDS:
-                for mm in MOTION_MM:
-                    k = motion_kernel(kind, mm / SPACING_MM, rng)
-                    for noise, quanta in VALIDATION_NOISES.items():
-                        b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
-                        a = assess_motion(b, SPACING_MM, node)
-                        row: dict[str, Any] = {
-                            "image": name,
-                            "scene": scene,
-                            "kind": kind,
-                            "mm": mm,
-                            "noise": noise,
-                            "flagged": a.blurred,
-                        }
-                        if a.blurred:
-                            built = deconvolve(b, a, node)
-                            e = to_exposure(np.asarray(b, dtype=np.float64), node.log_range)
-                            c = kernel_consistency(e, a.estimate.kernel())
-                            acts = built.method == "wiener" and math.isfinite(c) and c < THRESHOLD
-                            row |= {
-                                "consistency": c,
-                                "acts": acts,
-                                "node": gain(sharp, b, built.image),
-                            }
-                            for label, policy in variants.items():
-                                img = deconvolve(b, a, policy).image if acts else built.image
-                                row[label] = gain(sharp, b, img)
-                            row["skip"] = 0.0 if acts else row["node"]
-                        rows.append(row)
+        for c in image_cases(
+            name, scenes_of, "kernel-consistency", KINDS, MOTION_MM, VALIDATION_NOISES
+        ):
+            a = assess_motion(c.blurred, SPACING_MM, node)
+            row: dict[str, Any] = c.row(
+                flagged=a.blurred,
+            )
+            if a.blurred:
+                built = deconvolve(c.blurred, a, node)
+                e = to_exposure(np.asarray(c.blurred, dtype=np.float64), node.log_range)
+                k = kernel_consistency(e, a.estimate.kernel())
+                acts = built.method == "wiener" and math.isfinite(k) and k < THRESHOLD
+                row |= {
+                    "consistency": k,
+                    "acts": acts,
+                    "node": gain(c.sharp, c.blurred, built.image),
+                }
+                for label, policy in variants.items():
+                    img = deconvolve(c.blurred, a, policy).image if acts else built.image
+                    row[label] = gain(c.sharp, c.blurred, img)
+                row["skip"] = 0.0 if acts else row["node"]
+            rows.append(row)
         out.write_text(json.dumps(rows))
         print(name, "done", flush=True)
 
@@ -136,12 +125,15 @@ def main() -> None:
     if args.summary:
         summary(args.summary)
         return
-    if args.look:
+    run(part_of(round_images(args.look), args.part, args.out), args.look, args.out)
+
+
+def round_images(look: bool) -> list[str]:
+    """The round's images: the look's 21 MHH images, or the validation's Kermany images."""
+    if look:
         fit, validation = image_lists(DATA)
-        names = fresh_images(fit + validation)
-    else:
-        names = kermany_images()
-    run(part_of(names, args.part, args.out), args.look, args.out)
+        return fresh_images(fit + validation)
+    return kermany_images()
 
 
 if __name__ == "__main__":

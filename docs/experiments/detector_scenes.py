@@ -10,10 +10,14 @@ folder first on the path)."""
 from __future__ import annotations
 
 import argparse
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur_data import load_gray
 from models.detector_texture import continued
 from models.tune_deconvolution import collimate
@@ -44,3 +48,43 @@ def part_of(names: list[str], part: str, out: Path) -> list[str]:
     i, k = (int(x) for x in part.split("/"))
     out.parent.mkdir(parents=True, exist_ok=True)
     return names[i::k]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One blurred scene: the image it came from, the sharp frame, the motion and the noise."""
+
+    image: str
+    scene: str
+    sharp: np.ndarray
+    kind: str
+    mm: float
+    noise: str
+    kernel: np.ndarray
+    blurred: np.ndarray
+
+    def row(self, **more: object) -> dict[str, object]:
+        """The case's keys for a results row (image, scene, kind, mm, noise), and ``more``."""
+        keys = {"image": self.image, "scene": self.scene, "kind": self.kind, "mm": self.mm}
+        return {**keys, "noise": self.noise, **more}
+
+
+def image_cases(
+    name: str,
+    scenes_of: Callable[[str, int], list[tuple[str, np.ndarray]]],
+    seed_key: str,
+    kinds: tuple[str, ...],
+    motion_mm: tuple[float, ...],
+    noises: dict[str, float | None],
+) -> Iterator[Case]:
+    """Every case of one image, in the order the experiments draw them: the image's own seed
+    (``seed_key``/name), each scene, kind and length a kernel, each noise level a blurred copy."""
+    seed = zlib.crc32(f"{seed_key}/{name}".encode())
+    rng = np.random.default_rng(seed)
+    for scene, sharp in scenes_of(name, seed):
+        for kind in kinds:
+            for mm in motion_mm:
+                k = motion_kernel(kind, mm / SPACING_MM, rng)
+                for noise, quanta in noises.items():
+                    b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
+                    yield Case(name, scene, sharp, kind, mm, noise, k, b)

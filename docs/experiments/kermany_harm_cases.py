@@ -10,13 +10,10 @@ Run: ``PYTHONPATH=. python docs/experiments/kermany_harm_cases.py``.
 
 from __future__ import annotations
 
-import zlib
-
-import numpy as np
 from consistency_balance import VALIDATION_NOISES, kermany_frames
+from detector_scenes import SPACING_MM, image_cases
 from outside_blur import KINDS, MOTION_MM, gain
 
-from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 
 CASES = (
@@ -28,27 +25,22 @@ CASES = (
 def main() -> None:
     node = MotionPolicy()
     for name, wanted in CASES:
-        seed = zlib.crc32(f"kernel-consistency/{name}".encode())
-        rng = np.random.default_rng(seed)
-        for scene, sharp in kermany_frames(name, seed):
-            for kind in KINDS:
-                for mm in MOTION_MM:
-                    k = motion_kernel(kind, mm / 0.2, rng)
-                    for noise, quanta in VALIDATION_NOISES.items():
-                        b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
-                        if (scene, kind, mm, noise) != wanted:
-                            continue  # drawn all the same, to keep the round's draws
-                        a = assess_motion(b, 0.2, node)
-                        d = deconvolve(b, a, node)
-                        e = a.estimate
-                        print(
-                            f"{name} {wanted}: estimated {e.length_px:.1f} px at "
-                            f"{e.angle_deg:.0f} deg (confidence {e.confidence:.2f}, specificity "
-                            f"{e.specificity:.2f}); {d.method}, λ {d.balance}, overshoot "
-                            f"{d.overshoot:.4f}; gain {gain(sharp, b, d.image):+.2f} dB; result "
-                            f"{d.image.min():.3f}..{d.image.max():.3f}, sharp "
-                            f"{sharp.min():.3f}..{sharp.max():.3f}"
-                        )
+        for c in image_cases(
+            name, kermany_frames, "kernel-consistency", KINDS, MOTION_MM, VALIDATION_NOISES
+        ):
+            if (c.scene, c.kind, c.mm, c.noise) != wanted:
+                continue  # drawn all the same, to keep the round's draws
+            a = assess_motion(c.blurred, SPACING_MM, node)
+            d = deconvolve(c.blurred, a, node)
+            e = a.estimate
+            print(
+                f"{name} {wanted}: estimated {e.length_px:.1f} px at {e.angle_deg:.0f} deg "
+                f"(confidence {e.confidence:.2f}, specificity {e.specificity:.2f}); {d.method}, "
+                f"λ {d.balance}, overshoot {d.overshoot:.4f}; gain "
+                f"{gain(c.sharp, c.blurred, d.image):+.2f} dB; result "
+                f"{d.image.min():.3f}..{d.image.max():.3f}, sharp "
+                f"{c.sharp.min():.3f}..{c.sharp.max():.3f}"
+            )
 
 
 if __name__ == "__main__":

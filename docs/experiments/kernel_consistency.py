@@ -29,16 +29,15 @@ from __future__ import annotations
 import csv
 import json
 import math
-import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from detector_scenes import DATA, SPACING_MM, frames, parser, part_of
+from detector_scenes import DATA, SPACING_MM, frames, image_cases, parser, part_of
 from outside_blur import KINDS, MOTION_MM, gain
 
-from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur, to_exposure
+from models.blur import to_exposure
 from models.deblur import MotionPolicy, assess_motion, deconvolve, kernel_consistency
 from models.deblur_data import split_by_patient
 from models.tune_balance import image_lists
@@ -58,37 +57,25 @@ def run(
     candidate = replace(node, kernel_consistency_min=threshold)
     rows: list[dict[str, Any]] = []
     for name in names:
-        seed = zlib.crc32(f"kernel-consistency/{name}".encode())
-        rng = np.random.default_rng(seed)
-        for scene, sharp in frames(name, seed):
-            for kind in KINDS:
-                for mm in MOTION_MM:
-                    k = motion_kernel(kind, mm / SPACING_MM, rng)
-                    for noise, quanta in noises.items():
-                        b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
-                        a = assess_motion(b, SPACING_MM, node)
-                        row: dict[str, Any] = {
-                            "image": name,
-                            "scene": scene,
-                            "kind": kind,
-                            "mm": mm,
-                            "noise": noise,
-                            "flagged": a.blurred,
-                        }
-                        if a.blurred:
-                            built = deconvolve(b, a, node)
-                            e = to_exposure(np.asarray(b, dtype=np.float64), node.log_range)
-                            c = kernel_consistency(e, a.estimate.kernel())
-                            acts = math.isfinite(c) and c < threshold
-                            new = deconvolve(b, a, candidate).image if acts else built.image
-                            row |= {
-                                "consistency": c,
-                                "balance": built.balance,
-                                "method": built.method,
-                                "node": gain(sharp, b, built.image),
-                                "candidate": gain(sharp, b, new),
-                            }
-                        rows.append(row)
+        for c in image_cases(name, frames, "kernel-consistency", KINDS, MOTION_MM, noises):
+            a = assess_motion(c.blurred, SPACING_MM, node)
+            row: dict[str, Any] = c.row(
+                flagged=a.blurred,
+            )
+            if a.blurred:
+                built = deconvolve(c.blurred, a, node)
+                e = to_exposure(np.asarray(c.blurred, dtype=np.float64), node.log_range)
+                k = kernel_consistency(e, a.estimate.kernel())
+                acts = math.isfinite(k) and k < threshold
+                new = deconvolve(c.blurred, a, candidate).image if acts else built.image
+                row |= {
+                    "consistency": k,
+                    "balance": built.balance,
+                    "method": built.method,
+                    "node": gain(c.sharp, c.blurred, built.image),
+                    "candidate": gain(c.sharp, c.blurred, new),
+                }
+            rows.append(row)
         out.write_text(json.dumps(rows))
         print(name, "done", flush=True)
 

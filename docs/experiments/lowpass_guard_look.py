@@ -15,21 +15,17 @@ Run: ``PYTHONPATH=. python docs/experiments/lowpass_guard_look.py --out runs/lg-
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from consistency_balance import VALIDATION_NOISES, kermany_frames, kermany_images
-from detector_scenes import DATA, SPACING_MM, frames, parser, part_of
-from kernel_consistency import fresh_images
+from consistency_balance import VALIDATION_NOISES, kermany_frames, round_images
+from detector_scenes import SPACING_MM, frames, image_cases, parser, part_of
 from outside_blur import KINDS, MOTION_MM, gain
 from scipy.ndimage import gaussian_filter
 
-from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.metrics import roc_auc
-from models.tune_balance import image_lists
 
 SIGMA_PX = (4.0, 8.0, 16.0)
 
@@ -37,35 +33,25 @@ SIGMA_PX = (4.0, 8.0, 16.0)
 def run(names: list[str], look: bool, out: Path) -> None:
     node = MotionPolicy()
     rows: list[dict[str, Any]] = []
+    scenes_of = frames if look else kermany_frames
     for name in names:
-        seed = zlib.crc32(f"kernel-consistency/{name}".encode())
-        rng = np.random.default_rng(seed)
-        scenes = frames(name, seed) if look else kermany_frames(name, seed)
-        for scene, sharp in scenes:
-            for kind in KINDS:
-                for mm in MOTION_MM:
-                    k = motion_kernel(kind, mm / SPACING_MM, rng)
-                    for noise, quanta in VALIDATION_NOISES.items():
-                        b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
-                        a = assess_motion(b, SPACING_MM, node)
-                        if not a.blurred:
-                            continue
-                        d = deconvolve(b, a, node)
-                        diff = d.image.astype(np.float64) - b
-                        row: dict[str, Any] = {
-                            "image": name,
-                            "scene": scene,
-                            "kind": kind,
-                            "mm": mm,
-                            "noise": noise,
-                            "method": d.method,
-                            "length_px": a.estimate.length_px,
-                            "node": gain(sharp, b, d.image),
-                        }
-                        for s in SIGMA_PX:
-                            low = gaussian_filter(diff, s, mode="reflect")
-                            row[f"rms{s:g}"] = float(np.sqrt(np.mean(low**2)))
-                        rows.append(row)
+        for c in image_cases(
+            name, scenes_of, "kernel-consistency", KINDS, MOTION_MM, VALIDATION_NOISES
+        ):
+            a = assess_motion(c.blurred, SPACING_MM, node)
+            if not a.blurred:
+                continue
+            d = deconvolve(c.blurred, a, node)
+            diff = d.image.astype(np.float64) - c.blurred
+            row: dict[str, Any] = c.row(
+                method=d.method,
+                length_px=a.estimate.length_px,
+                node=gain(c.sharp, c.blurred, d.image),
+            )
+            for s in SIGMA_PX:
+                low = gaussian_filter(diff, s, mode="reflect")
+                row[f"rms{s:g}"] = float(np.sqrt(np.mean(low**2)))
+            rows.append(row)
         out.write_text(json.dumps(rows))
         print(name, "done", flush=True)
 
@@ -94,12 +80,7 @@ def main() -> None:
     if args.summary:
         summary(args.summary)
         return
-    if args.look:
-        fit, validation = image_lists(DATA)
-        names = fresh_images(fit + validation)
-    else:
-        names = kermany_images()
-    run(part_of(names, args.part, args.out), args.look, args.out)
+    run(part_of(round_images(args.look), args.part, args.out), args.look, args.out)
 
 
 if __name__ == "__main__":

@@ -21,15 +21,13 @@ Run: ``PYTHONPATH=. python docs/experiments/outside_blur.py --out runs/ob-0.json
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from detector_scenes import DATA, SPACING_MM, frames, parser, part_of
+from detector_scenes import DATA, SPACING_MM, frames, image_cases, parser, part_of
 from skimage.metrics import peak_signal_noise_ratio
 
-from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionPolicy, assess_motion, correct
 from models.deconvolve import wiener
 from models.tune_balance import image_lists
@@ -51,32 +49,20 @@ def run(names: list[str], out: Path) -> None:
     node = MotionPolicy()
     rows: list[dict[str, Any]] = []
     for name in names:
-        seed = zlib.crc32(f"outside-blur/{name}".encode())
-        rng = np.random.default_rng(seed)
-        for scene, sharp in frames(name, seed):
-            for kind in KINDS:
-                for mm in MOTION_MM:
-                    k = motion_kernel(kind, mm / SPACING_MM, rng)
-                    for noise, quanta in NOISES.items():
-                        b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
-                        a = assess_motion(b, SPACING_MM, node)
+        for c in image_cases(name, frames, "outside-blur", KINDS, MOTION_MM, NOISES):
+            a = assess_motion(c.blurred, SPACING_MM, node)
 
-                        def fixed(kernel: np.ndarray, b: np.ndarray = b) -> np.ndarray:
-                            return wiener(b, kernel, node.balance, node.power, node.log_range)
+            def fixed(kernel: np.ndarray, b: np.ndarray = c.blurred) -> np.ndarray:
+                return wiener(b, kernel, node.balance, node.power, node.log_range)
 
-                        rows.append(
-                            {
-                                "image": name,
-                                "scene": scene,
-                                "kind": kind,
-                                "mm": mm,
-                                "noise": noise,
-                                "flagged": a.blurred,
-                                "node": gain(sharp, b, correct(b, a, node)),
-                                "baseline": gain(sharp, b, fixed(a.estimate.kernel())),
-                                "oracle": gain(sharp, b, fixed(k)),
-                            }
-                        )
+            rows.append(
+                c.row(
+                    flagged=a.blurred,
+                    node=gain(c.sharp, c.blurred, correct(c.blurred, a, node)),
+                    baseline=gain(c.sharp, c.blurred, fixed(a.estimate.kernel())),
+                    oracle=gain(c.sharp, c.blurred, fixed(c.kernel)),
+                )
+            )
         out.write_text(json.dumps(rows))
         print(name, "done", flush=True)
 
