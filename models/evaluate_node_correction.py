@@ -246,14 +246,12 @@ def run(
         blurred_u, sent = _units(src)
         corrected, sc = _units(by_source[str(sent.ds.SOPInstanceUID)])
         reference = sharp_of[src.stem]
-        dp = peak_signal_noise_ratio(
-            reference, corrected, data_range=1.0
-        ) - peak_signal_noise_ratio(reference, blurred_u, data_range=1.0)
+        against_blurred = peak_signal_noise_ratio(reference, blurred_u, data_range=1.0)
+        dp = peak_signal_noise_ratio(reference, corrected, data_range=1.0) - against_blurred
         ds_ = structural_similarity(reference, corrected, data_range=1.0) - structural_similarity(
             reference, blurred_u, data_range=1.0
         )
         how = str(sc.ds.DerivationDescription).split(": ", 1)[-1]
-        against_blurred = peak_signal_noise_ratio(reference, blurred_u, data_range=1.0)
         extra: dict[str, float] = {}
         if oracles:
             from models.evaluate import rl_oracle, wiener_oracle
@@ -291,8 +289,8 @@ def run(
             groups.setdefault(key_fn(r), []).append(r)
             if several:
                 groups.setdefault(f"{r['header']}/{key_fn(r)}", []).append(r)
-        for k_, v in groups.items():
-            summary[k_] = {
+        for group, v in groups.items():
+            summary[group] = {
                 "psnr_gain_db": round(float(np.mean([r["psnr_gain_db"] for r in v])), 2),
                 "ssim_gain": round(float(np.mean([r["ssim_gain"] for r in v])), 4),
                 "corrected": round(
@@ -302,7 +300,7 @@ def run(
             }
             for key in ("wiener_oracle_db", "rl_oracle_db"):
                 if oracles:
-                    summary[k_][key] = round(float(np.mean([r[key] for r in v])), 2)
+                    summary[group][key] = round(float(np.mean([r[key] for r in v])), 2)
     shutil.rmtree(work, ignore_errors=True)
     return {
         "images": [s.name for s in sources],
