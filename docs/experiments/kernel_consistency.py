@@ -15,7 +15,7 @@ detector-like 1024² frames at 0.2 mm/px, open and collimated; straight, curved 
 1 / 2 / 4 mm). ``--look``: the first 12 validation images with noise none / 2·10⁴ (the look the
 threshold was chosen on); default: the round's validation — the other 12 validation images and
 the 20 fitting images of ``models.tune_balance``, noise none / 10⁵ / 2·10⁴ / 10⁴ (the
-thirty-fourth round's validation, threshold 0.75, run at commit 6a50a4c, where the floor also
+thirty-fourth round's validation, threshold 0.75, run at commit 053f732, where the floor also
 applied where the frame then took the fallback); ``--fresh``: the thirty-fifth round's validation,
 the 21 training-split images of the patients none of whose images is in either list, threshold
 0.70 (the floor only where the Wiener filter is kept, as ``models.deblur`` now has it).
