@@ -23,12 +23,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from detector_scenes import DATA, SPACING_MM, frames, image_cases, parser, part_of
+from fitting_cases import read_rows
 from kernel_consistency import VALIDATION_NOISES, fresh_images
 from outside_blur import KINDS, MOTION_MM, gain
 
@@ -94,7 +96,7 @@ def run(names: list[str], look: bool, out: Path) -> None:
 
 
 def summary(paths: list[Path]) -> None:
-    rows = [r for p in paths for r in json.loads(p.read_text())]
+    rows = read_rows(paths)
     flagged = [r for r in rows if r["flagged"]]
     print(f"{len(rows)} cases, {len(flagged)} flagged, {sum(r['acts'] for r in flagged)} checked")
     node = np.array([r["node"] for r in flagged])
@@ -118,14 +120,24 @@ def summary(paths: list[Path]) -> None:
         )
 
 
-def main() -> None:
+def round_main(
+    run_part: Callable[[list[str], bool, Path], None],
+    summarise: Callable[[list[Path]], None],
+    look_help: str,
+) -> None:
+    """The command line of the scripts on this round's images: ``--look`` (``look_help``),
+    ``--part``, ``--out`` and ``--summary``."""
     ap = parser()
-    ap.add_argument("--look", action="store_true", help="the thirty-fifth round's cases again")
+    ap.add_argument("--look", action="store_true", help=look_help)
     args = ap.parse_args()
     if args.summary:
-        summary(args.summary)
+        summarise(args.summary)
         return
-    run(part_of(round_images(args.look), args.part, args.out), args.look, args.out)
+    run_part(part_of(round_images(args.look), args.part, args.out), args.look, args.out)
+
+
+def main() -> None:
+    round_main(run, summary, "the thirty-fifth round's cases again")
 
 
 def round_images(look: bool) -> list[str]:

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 from detector_scenes import DATA, SPACING_MM, frames, image_cases, parser, part_of
+from fitting_cases import read_rows
 from outside_blur import KINDS, MOTION_MM, gain
 
 from models.blur import to_exposure
@@ -81,7 +82,7 @@ def run(
 
 
 def summary(paths: list[Path]) -> None:
-    rows = [r for p in paths for r in json.loads(p.read_text())]
+    rows = read_rows(paths)
     flagged = [r for r in rows if r["flagged"]]
     print(f"{len(rows)} cases, {len(flagged)} flagged, {len({r['image'] for r in rows})} images")
 

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from consistency_balance import VALIDATION_NOISES, kermany_frames, round_images
-from detector_scenes import SPACING_MM, frames, image_cases, parser, part_of
+from consistency_balance import VALIDATION_NOISES, kermany_frames, round_main
+from detector_scenes import SPACING_MM, frames, image_cases
+from fitting_cases import read_rows
 from outside_blur import KINDS, MOTION_MM, gain
 from scipy.ndimage import gaussian_filter
 
@@ -57,7 +58,7 @@ def run(names: list[str], look: bool, out: Path) -> None:
 
 
 def summary(paths: list[Path]) -> None:
-    rows = [r for p in paths for r in json.loads(p.read_text())]
+    rows = read_rows(paths)
     node = np.array([r["node"] for r in rows])
     harmed = node < -0.1
     print(f"{len(rows)} flagged cases, {int(harmed.sum())} harmed, mean {node.mean():+.3f}")
@@ -74,13 +75,7 @@ def summary(paths: list[Path]) -> None:
 
 
 def main() -> None:
-    ap = parser()
-    ap.add_argument("--look", action="store_true", help="the 21 MHH images instead of Kermany")
-    args = ap.parse_args()
-    if args.summary:
-        summary(args.summary)
-        return
-    run(part_of(round_images(args.look), args.part, args.out), args.look, args.out)
+    round_main(run, summary, "the 21 MHH images instead of Kermany")
 
 
 if __name__ == "__main__":

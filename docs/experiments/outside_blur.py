@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from detector_scenes import DATA, SPACING_MM, frames, image_cases, parser, part_of
+from fitting_cases import read_rows
 from skimage.metrics import peak_signal_noise_ratio
 
 from models.deblur import MotionPolicy, assess_motion, correct
@@ -68,7 +69,7 @@ def run(names: list[str], out: Path) -> None:
 
 
 def summary(paths: list[Path]) -> None:
-    rows = [r for p in paths for r in json.loads(p.read_text())]
+    rows = read_rows(paths)
     print(f"{len(rows)} cases, {len({r['image'] for r in rows})} images")
     print("group: n, flagged, node / baseline / oracle (mean dB), node's worst case")
 
