@@ -23,13 +23,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from detector_scenes import DATA, SPACING_MM, frames, image_cases, parser, part_of
+from detector_scenes import DATA, SPACING_MM, Case, frames, image_cases, parser, part_of
 from fitting_cases import read_rows
 from kernel_consistency import VALIDATION_NOISES, fresh_images
 from outside_blur import KINDS, MOTION_MM, gain
@@ -46,6 +46,13 @@ FLOORS = (0.1, 0.2, 0.4)
 KERMANY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "kermany-full"
 KERMANY_SIDE_PX = 672
 KERMANY_EVERY = 200
+
+
+def round_cases(name: str, look: bool) -> Iterator[Case]:
+    """One image's cases as the thirty-fifth and thirty-sixth rounds drew them (their seeds):
+    MHH detector-like scenes (``look``) or Kermany ones."""
+    scenes_of = frames if look else kermany_frames
+    return image_cases(name, scenes_of, "kernel-consistency", KINDS, MOTION_MM, VALIDATION_NOISES)
 
 
 def kermany_images() -> list[str]:
@@ -67,11 +74,8 @@ def run(names: list[str], look: bool, out: Path) -> None:
         for f in FLOORS
     }
     rows: list[dict[str, Any]] = []
-    scenes_of = frames if look else kermany_frames
     for name in names:
-        for c in image_cases(
-            name, scenes_of, "kernel-consistency", KINDS, MOTION_MM, VALIDATION_NOISES
-        ):
+        for c in round_cases(name, look):
             a = assess_motion(c.blurred, SPACING_MM, node)
             row: dict[str, Any] = c.row(
                 flagged=a.blurred,

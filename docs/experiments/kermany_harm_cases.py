@@ -10,9 +10,9 @@ Run: ``PYTHONPATH=. python docs/experiments/kermany_harm_cases.py``.
 
 from __future__ import annotations
 
-from consistency_balance import VALIDATION_NOISES, kermany_frames
-from detector_scenes import SPACING_MM, image_cases
-from outside_blur import KINDS, MOTION_MM, gain
+from consistency_balance import round_cases
+from detector_scenes import SPACING_MM
+from outside_blur import gain
 
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 
@@ -25,9 +25,7 @@ CASES = (
 def main() -> None:
     node = MotionPolicy()
     for name, wanted in CASES:
-        for c in image_cases(
-            name, kermany_frames, "kernel-consistency", KINDS, MOTION_MM, VALIDATION_NOISES
-        ):
+        for c in round_cases(name, look=False):
             if (c.scene, c.kind, c.mm, c.noise) != wanted:
                 continue  # drawn all the same, to keep the round's draws
             a = assess_motion(c.blurred, SPACING_MM, node)

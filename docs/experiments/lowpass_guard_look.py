@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from consistency_balance import VALIDATION_NOISES, kermany_frames, round_main
-from detector_scenes import SPACING_MM, frames, image_cases
+from consistency_balance import round_cases, round_main
+from detector_scenes import SPACING_MM
 from fitting_cases import read_rows
-from outside_blur import KINDS, MOTION_MM, gain
+from outside_blur import gain
 from scipy.ndimage import gaussian_filter
 
 from models.deblur import MotionPolicy, assess_motion, deconvolve
@@ -34,11 +34,8 @@ SIGMA_PX = (4.0, 8.0, 16.0)
 def run(names: list[str], look: bool, out: Path) -> None:
     node = MotionPolicy()
     rows: list[dict[str, Any]] = []
-    scenes_of = frames if look else kermany_frames
     for name in names:
-        for c in image_cases(
-            name, scenes_of, "kernel-consistency", KINDS, MOTION_MM, VALIDATION_NOISES
-        ):
+        for c in round_cases(name, look):
             a = assess_motion(c.blurred, SPACING_MM, node)
             if not a.blurred:
                 continue
