@@ -1,0 +1,88 @@
+"""A look for the next round: the straight estimate's kernel shortened where the estimate is short
+(docs/models.md, after the thirty-sixth round).
+
+On the thirty-sixth round's Kermany scenes the node's harmed frames were mostly 1 mm of motion
+whose estimate was somewhat too long (a median 1.35× the true length; the others 1.00×). A
+too-long kernel inverts detail that is not blurred (ringing, clipping); a too-short one only
+leaves some blur. Per flagged case (``--look``: the 21 MHH images; default: the 26 Kermany
+images; the round's seeds): the node's gain, and the gains with the estimate's length ×
+``FACTORS`` (the same decision otherwise: λ, ringing check and fallback as the node computes them
+for the shorter kernel), with the estimated and the true length. The summary applies a factor
+(or leaves the frame uncorrected, "×0") only to estimates up to a length. Nothing is chosen here.
+
+Run: ``PYTHONPATH=. python docs/experiments/shorter_kernel_look.py --out runs/sk-0.json --part
+0/2`` (and ``1/2``), then ``--summary runs/sk-*.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from consistency_balance import round_cases, round_main
+from detector_scenes import SPACING_MM
+from fitting_cases import read_rows
+from outside_blur import gain
+
+from models.deblur import MotionPolicy, assess_motion, deconvolve
+
+FACTORS = (0.7, 0.8, 0.9)
+UP_TO_PX = (6.0, 8.0, 10.0, 14.0, 1e9)
+
+
+def run(names: list[str], look: bool, out: Path) -> None:
+    node = MotionPolicy()
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        for c in round_cases(name, look):
+            a = assess_motion(c.blurred, SPACING_MM, node)
+            if not a.blurred:
+                continue
+            d = deconvolve(c.blurred, a, node)
+            row: dict[str, Any] = c.row(
+                method=d.method,
+                length_px=a.estimate.length_px,
+                true_px=c.mm / SPACING_MM,
+                node=gain(c.sharp, c.blurred, d.image),
+            )
+            for f in FACTORS:
+                est = replace(a.estimate, length_px=a.estimate.length_px * f)
+                img = deconvolve(c.blurred, replace(a, estimate=est), node).image
+                row[f"x{f:g}"] = gain(c.sharp, c.blurred, img)
+            rows.append(row)
+        out.write_text(json.dumps(rows))
+        print(name, "done", flush=True)
+
+
+def summary(paths: list[Path]) -> None:
+    rows = read_rows(paths)
+    node = np.array([r["node"] for r in rows])
+    length = np.array([r["length_px"] for r in rows])
+    print(f"{len(rows)} flagged, node mean {node.mean():+.3f} harmed {int(np.sum(node < -0.1))}")
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(f"{r['scene']} {r['kind']} {r['mm']:g} mm {r['noise']}", []).append(i)
+    for f in (*FACTORS, 0.0):  # 0: those frames left uncorrected
+        shorter = np.array([r[f"x{f:g}"] if f else 0.0 for r in rows])
+        for top in UP_TO_PX:
+            v = np.where(length <= top, shorter, node)
+            worst = min((float(np.mean(v[ix] - node[ix])), k) for k, ix in groups.items())
+            mms = " ".join(
+                f"{m:g}mm {np.mean([v[i] for i, r in enumerate(rows) if r['mm'] == m]):+.3f}"
+                for m in sorted({r["mm"] for r in rows})
+            )
+            print(
+                f"×{f:g} up to {top:g} px: mean {v.mean():+.3f} harmed {int(np.sum(v < -0.1))} "
+                f"worst {v.min():+.2f} worst group {worst[0]:+.3f} ({worst[1]}) | {mms}"
+            )
+
+
+def main() -> None:
+    round_main(run, summary, "the 21 MHH images instead of Kermany")
+
+
+if __name__ == "__main__":
+    main()
