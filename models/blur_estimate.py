@@ -36,6 +36,9 @@ from models.blur import linear_kernel, to_exposure
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
+#: The highest per-ring dip floor of ``estimate_motion(eta_follows_noise=True)``: a ring whose
+#: anatomy lies under the noise expects no dip at all.
+ETA_MAX = 10.0
 
 #: Default log exposure range assumed for displayed grey values (see models.blur).
 LOG_RANGE = 3.0
@@ -105,10 +108,11 @@ def welch_power(a: F64, patch: int, step: int | None = None, max_patches: int = 
 
 def _polar_log_spectrum(
     power: F64, n_r: int, n_phi: int, r_min: float, r_max: float
-) -> tuple[F64, F64, F64, F64]:
+) -> tuple[F64, F64, F64, F64, F64]:
     """Log power on a polar grid (half plane), its ring means removed, and per-ring weights.
 
-    Returns (radii in cycles/px, angles in rad, residual [n_r, n_phi], weights [n_r]). A ring's
+    Returns (radii in cycles/px, angles in rad, residual [n_r, n_phi], weights [n_r], each
+    ring's mean power over the noise floor [n_r]). A ring's
     weight grows with its power over the noise floor (the median power beyond 0.45 cycles/px,
     where a radiograph holds little but quantum noise): 0 at the floor, 1 at 10× above it.
     """
@@ -128,14 +132,17 @@ def _polar_log_spectrum(
     snr = pp.mean(axis=1) / noise
     weights = np.clip(np.log10(np.maximum(snr, 1.0)), 0.0, 1.0)
     resid = lp - lp.mean(axis=1, keepdims=True)
-    return r, phi, resid, weights
+    return r, phi, resid, weights, snr
 
 
-def _match_scores(r: F64, phi: F64, resid: F64, weights: F64, lengths: F64, eta: float) -> F64:
+def _match_scores(
+    r: F64, phi: F64, resid: F64, weights: F64, lengths: F64, eta: float | F64
+) -> F64:
     """Normalised correlation of the residual log spectrum with each straight-motion template.
 
-    The template of motion (L, θ) is ``log(sinc²(L·f·u_θ) + eta)`` less its ring means; it
-    depends on φ − θ only, so all angles of one length come from one circular correlation (FFT).
+    The template of motion (L, θ) is ``log(sinc²(L·f·u_θ) + eta)`` less its ring means (``eta``
+    one number, or one per ring [n_r, 1]); it depends on φ − θ only, so all angles of one length
+    come from one circular correlation (FFT).
     Returns scores [len(lengths), len(phi)] in [-1, 1].
     """
     w = weights[:, None]
@@ -161,6 +168,7 @@ def _estimate_at(
     eta: float,
     floor_quanta: float | None,
     noise_variance: float | None = None,
+    eta_follows_noise: bool = False,
 ) -> MotionEstimate:
     small = _block_mean(sig, scale)
     pch = min(patch, *small.shape)
@@ -179,9 +187,14 @@ def _estimate_at(
         power = power + float(small.mean()) / (floor_quanta * scale * scale) * float(
             (win**2).sum() ** 2
         )
-    r, phi, resid, weights = _polar_log_spectrum(power, 48, 360, 0.04, 0.48)
+    r, phi, resid, weights, snr = _polar_log_spectrum(power, 48, 360, 0.04, 0.48)
     lengths = np.arange(1.0, max(max_length / scale, 1.0) + 1e-9, 0.25)
-    scores = _match_scores(r, phi, resid, weights, lengths, eta)
+    floor: float | F64 = eta
+    if eta_follows_noise:
+        # where the noise fills the dips: power = anatomy·sinc² + noise, so the dip's floor on
+        # each ring is noise / anatomy (the ring's power over the floor, less the floor's own)
+        floor = np.clip(1.0 / np.maximum(snr - 1.0, 1e-3), eta, ETA_MAX)[:, None]
+    scores = _match_scores(r, phi, resid, weights, lengths, floor)
     i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
     best = float(scores[i, j])
     others = []
@@ -190,7 +203,7 @@ def _estimate_at(
         if lengths[0] <= lf <= lengths[-1]:
             others.append(float(scores[int(np.argmin(np.abs(lengths - lf))), j]))
         else:
-            ext = _match_scores(r, phi, resid, weights, np.array([max(lf, 0.5)]), eta)
+            ext = _match_scores(r, phi, resid, weights, np.array([max(lf, 0.5)]), floor)
             others.append(float(ext[0, j]))
     return MotionEstimate(
         length_px=float(lengths[i]) * scale,
@@ -211,6 +224,7 @@ def estimate_motion(
     eta: float = 0.02,
     noise_floor_quanta: float | None = None,
     noise_variance: float | None = None,
+    eta_follows_noise: bool = False,
 ) -> MotionEstimate:
     """Estimate straight motion blur (length px, angle °) of a grey image (bright = dense, [0, 1]).
 
@@ -233,6 +247,12 @@ def estimate_motion(
     first (spectral subtraction, floored at 0), so that short motion, whose first dip lies where a
     noisy frame's spectrum is mostly noise, is found as in a frame without noise (the eighth round,
     docs/models.md). ``None``: nothing subtracted.
+
+    ``eta_follows_noise``: the template's dip floor ``eta`` per ring is the noise over the
+    anatomy's power there (at least ``eta``, at most :data:`ETA_MAX`) instead of one number: a
+    dip that lies where the noise fills it is expected shallow, so a longer motion whose first
+    dip lies where the anatomy still stands above the noise does not win by default (a look,
+    docs/models.md, twenty-seventh session).
     """
     a = np.asarray(image01, dtype=np.float64)
     sig = to_exposure(a, log_range) if log_range is not None else a
@@ -240,7 +260,10 @@ def estimate_motion(
     while coarse > 1 and min(a.shape) // coarse < patch:
         coarse -= 1
     floor, noise = noise_floor_quanta, noise_variance
-    found = [_estimate_at(sig, 1, min(max_length, search_max_px), patch, eta, floor, noise)]
+    native = min(max_length, search_max_px)
+    found = [_estimate_at(sig, 1, native, patch, eta, floor, noise, eta_follows_noise)]
     if coarse > 1:
-        found.append(_estimate_at(sig, coarse, max_length, patch, eta, floor, noise))
+        found.append(
+            _estimate_at(sig, coarse, max_length, patch, eta, floor, noise, eta_follows_noise)
+        )
     return max(found, key=lambda e: e.specificity)

@@ -252,3 +252,24 @@ def test_ringing_judged_at_the_reference_balance_where_a_quiet_frame_has_a_small
     assert d_built.balance is not None and d_built.balance >= 0.1
     d_candidate = deconvolve(noisy, a_noisy, replace(built, ringing_reference_balance=0.1))
     assert np.array_equal(d_built.image, d_candidate.image)
+
+
+def test_a_template_that_expects_the_noise_in_its_dips_finds_short_motion_in_a_smooth_frame() -> (
+    None
+):
+    """A smooth frame (the phantom low-passed: a steep spectrum, as the Kermany scenes') with 5 px
+    of motion and Poisson noise of 2·10⁴: the first dip lies where the noise fills it, and the
+    fixed template takes a longer motion; the template whose dip floor follows each ring's noise
+    over its anatomy finds the length (the twenty-seventh session's look, docs/models.md)."""
+    sharp = gaussian_filter(phantom(), 1.5)
+    rng = np.random.default_rng(0)
+    blurred = simulate_motion_blur(sharp, linear_kernel(5.0, 30.0), rng, noise=NoiseSpec(2e4))
+    plain = estimate_motion(blurred, max_length=20, noise_floor_quanta=1e5)
+    aware = estimate_motion(blurred, max_length=20, noise_floor_quanta=1e5, eta_follows_noise=True)
+    assert plain.length_px > 6.5
+    assert aware.length_px == pytest.approx(5.0, abs=0.5)
+    assert abs((aware.angle_deg - 30.0 + 90) % 180 - 90) < 6
+    # the policy's switch reaches the node's estimate (at 0.2 mm/px: its floor, its search)
+    policy = dataclasses.replace(MotionPolicy(), estimate_eta_follows_noise=True)
+    assert assess_motion(blurred, 0.2, MotionPolicy()).estimate.length_px > 6.5
+    assert assess_motion(blurred, 0.2, policy).estimate.length_px == pytest.approx(5.0, abs=0.75)

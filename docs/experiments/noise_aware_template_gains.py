@@ -1,0 +1,82 @@
+"""A look: what the noise-aware template (``MotionPolicy.estimate_eta_follows_noise``) does to
+the node's corrections, on the thirty-sixth round's scenes (``--look``: the 21 MHH images;
+default: the 26 Kermany images; the round's seeds, so the node's column repeats its figures).
+
+Per case, for the node as built and with the candidate estimate: flagged or not, and the PSNR
+gain over the blurred input (0 where not flagged: the frame comes back unchanged). Nothing is
+chosen here.
+
+Run: ``PYTHONPATH=. python docs/experiments/noise_aware_template_gains.py --out runs/ng-0.json
+--part 0/2`` (and ``1/2``), then ``--summary runs/ng-*.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from consistency_balance import round_cases, round_main
+from detector_scenes import SPACING_MM
+from fitting_cases import read_rows
+from outside_blur import gain
+
+from models.deblur import MotionPolicy, assess_motion, deconvolve
+
+LABELS = ("node", "candidate")
+
+
+def run(names: list[str], look: bool, out: Path) -> None:
+    node = MotionPolicy()
+    policies = dict(
+        zip(LABELS, (node, replace(node, estimate_eta_follows_noise=True)), strict=True)
+    )
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        for c in round_cases(name, look):
+            row: dict[str, Any] = c.row()
+            for label, policy in policies.items():
+                a = assess_motion(c.blurred, SPACING_MM, policy)
+                row[f"{label}_flagged"] = a.blurred
+                row[f"{label}_mm"] = a.motion_mm
+                row[label] = (
+                    gain(c.sharp, c.blurred, deconvolve(c.blurred, a, policy).image)
+                    if a.blurred
+                    else 0.0
+                )
+            rows.append(row)
+        out.write_text(json.dumps(rows))
+        print(name, "done", flush=True)
+
+
+def summary(paths: list[Path]) -> None:
+    rows = read_rows(paths)
+    print(f"{len(rows)} cases from {len({r['image'] for r in rows})} images")
+    node = np.array([r["node"] for r in rows])
+    cand = np.array([r["candidate"] for r in rows])
+    for label, v in (("node", node), ("candidate", cand)):
+        flagged = sum(r[f"{label}_flagged"] for r in rows)
+        mms = " ".join(
+            f"{m:g}mm {np.mean([v[i] for i, r in enumerate(rows) if r['mm'] == m]):+.3f}"
+            for m in sorted({r["mm"] for r in rows})
+        )
+        print(
+            f"{label:9s} flagged {flagged} mean over all cases {v.mean():+.3f} harmed "
+            f"{int(np.sum(v < -0.1))} worst {v.min():+.2f} | {mms}"
+        )
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(f"{r['scene']} {r['kind']} {r['mm']:g} mm {r['noise']}", []).append(i)
+    diffs = sorted((float(np.mean(cand[ix] - node[ix])), k) for k, ix in groups.items())
+    print("lowest groups:", "; ".join(f"{k} {d:+.3f}" for d, k in diffs[:4]))
+    print("highest groups:", "; ".join(f"{k} {d:+.3f}" for d, k in diffs[-4:]))
+
+
+def main() -> None:
+    round_main(run, summary, "the 21 MHH images instead of Kermany")
+
+
+if __name__ == "__main__":
+    main()
