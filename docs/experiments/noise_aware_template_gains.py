@@ -3,16 +3,18 @@ the node's corrections, on the thirty-sixth round's scenes (``--look``: the 21 M
 default: the 26 Kermany images; the round's seeds, so the node's column repeats its figures).
 
 Per case, for the node as built and with the candidate estimate: flagged or not, and the PSNR
-gain over the blurred input (0 where not flagged: the frame comes back unchanged). Nothing is
-chosen here.
+gain over the blurred input (0 where not flagged: the frame comes back unchanged). ``--hybrid``:
+instead of the candidate, the node's decision (its plain estimate flags the frame) with the
+candidate estimate's kernel (``hybrid``). Nothing is chosen here.
 
 Run: ``PYTHONPATH=. python docs/experiments/noise_aware_template_gains.py --out runs/ng-0.json
---part 0/2`` (and ``1/2``), then ``--summary runs/ng-*.json``.
+--part 0/2`` (and ``1/2``), then ``--summary runs/ng-*.json``; ``--hybrid`` likewise.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,36 @@ from outside_blur import gain
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 
 LABELS = ("node", "candidate")
+HYBRID = "--hybrid" in sys.argv
+
+
+def run_hybrid(names: list[str], look: bool, out: Path) -> None:
+    node = MotionPolicy()
+    aware = replace(node, estimate_eta_follows_noise=True)
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        for c in round_cases(name, look):
+            a = assess_motion(c.blurred, SPACING_MM, node)
+            if not a.blurred:
+                continue
+            b = assess_motion(c.blurred, SPACING_MM, aware)
+            mixed = replace(a, estimate=b.estimate) if b.estimate.length_px >= 1.0 else a
+            rows.append(
+                c.row(
+                    node=gain(c.sharp, c.blurred, deconvolve(c.blurred, a, node).image),
+                    hybrid=gain(c.sharp, c.blurred, deconvolve(c.blurred, mixed, node).image),
+                    node_mm=a.motion_mm,
+                    hybrid_mm=mixed.motion_mm,
+                )
+            )
+        out.write_text(json.dumps(rows))
+        print(name, "done", flush=True)
 
 
 def run(names: list[str], look: bool, out: Path) -> None:
+    if HYBRID:
+        run_hybrid(names, look, out)
+        return
     node = MotionPolicy()
     policies = dict(
         zip(LABELS, (node, replace(node, estimate_eta_follows_noise=True)), strict=True)
@@ -54,10 +83,11 @@ def run(names: list[str], look: bool, out: Path) -> None:
 def summary(paths: list[Path]) -> None:
     rows = read_rows(paths)
     print(f"{len(rows)} cases from {len({r['image'] for r in rows})} images")
+    other = "hybrid" if "hybrid" in rows[0] else "candidate"
     node = np.array([r["node"] for r in rows])
-    cand = np.array([r["candidate"] for r in rows])
-    for label, v in (("node", node), ("candidate", cand)):
-        flagged = sum(r[f"{label}_flagged"] for r in rows)
+    cand = np.array([r[other] for r in rows])
+    for label, v in (("node", node), (other, cand)):
+        flagged = sum(r.get(f"{label}_flagged", True) for r in rows)
         mms = " ".join(
             f"{m:g}mm {np.mean([v[i] for i, r in enumerate(rows) if r['mm'] == m]):+.3f}"
             for m in sorted({r["mm"] for r in rows})
@@ -75,6 +105,8 @@ def summary(paths: list[Path]) -> None:
 
 
 def main() -> None:
+    if HYBRID:
+        sys.argv.remove("--hybrid")
     round_main(run, summary, "the 21 MHH images instead of Kermany")
 
 
