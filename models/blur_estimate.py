@@ -189,12 +189,12 @@ def _estimate_at(
         )
     r, phi, resid, weights, snr = _polar_log_spectrum(power, 48, 360, 0.04, 0.48)
     lengths = np.arange(1.0, max(max_length / scale, 1.0) + 1e-9, 0.25)
-    floor: float | F64 = eta
+    dip_floor: float | F64 = eta
     if eta_follows_noise:
         # where the noise fills the dips: power = anatomy·sinc² + noise, so the dip's floor on
         # each ring is noise / anatomy (the ring's power over the floor, less the floor's own)
-        floor = np.clip(1.0 / np.maximum(snr - 1.0, 1e-3), eta, ETA_MAX)[:, None]
-    scores = _match_scores(r, phi, resid, weights, lengths, floor)
+        dip_floor = np.clip(1.0 / np.maximum(snr - 1.0, 1e-3), eta, ETA_MAX)[:, None]
+    scores = _match_scores(r, phi, resid, weights, lengths, dip_floor)
     i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
     best = float(scores[i, j])
     others = []
@@ -203,7 +203,7 @@ def _estimate_at(
         if lengths[0] <= lf <= lengths[-1]:
             others.append(float(scores[int(np.argmin(np.abs(lengths - lf))), j]))
         else:
-            ext = _match_scores(r, phi, resid, weights, np.array([max(lf, 0.5)]), floor)
+            ext = _match_scores(r, phi, resid, weights, np.array([max(lf, 0.5)]), dip_floor)
             others.append(float(ext[0, j]))
     return MotionEstimate(
         length_px=float(lengths[i]) * scale,

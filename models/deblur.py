@@ -236,9 +236,10 @@ class MotionPolicy:
     kernel_consistency_min: float | None = None
     #: ... and that floor (None: ``balance``; the thirty-sixth round's candidates).
     kernel_consistency_balance: float | None = None
-    #: A look of the twenty-seventh session (docs/models.md, "A template that expects the noise
-    #: in its dips"): the motion estimate's dip floor per ring follows the frame's noise over
-    #: its anatomy (:func:`models.blur_estimate.estimate_motion`'s ``eta_follows_noise``).
+    #: A look of the twenty-seventh session (docs/models.md, "Why the Kermany scenes' short
+    #: motion comes out too long"; not adopted): the motion estimate's dip floor per ring follows
+    #: the frame's noise over its anatomy (:func:`models.blur_estimate.estimate_motion`'s
+    #: ``eta_follows_noise``).
     estimate_eta_follows_noise: bool = False
 
 

@@ -17,19 +17,19 @@ Run: ``PYTHONPATH=. python docs/experiments/dip_support_look.py --out runs/ds-0.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from consistency_balance import round_cases, round_main
+from consistency_balance import round_main
 from detector_scenes import SPACING_MM
 from fitting_cases import read_rows
+from look_rows import by_mm, case_groups, flagged_corrections, save, worst_group
 from outside_blur import gain
 
 from models.blur import to_exposure
-from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur import MotionPolicy
 from models.metrics import roc_auc
 from models.noise_level import signal_power_across, white_noise_variance
 
@@ -53,11 +53,7 @@ def run(names: list[str], look: bool, out: Path) -> None:
     node = MotionPolicy()
     rows: list[dict[str, Any]] = []
     for name in names:
-        for c in round_cases(name, look):
-            a = assess_motion(c.blurred, SPACING_MM, node)
-            if not a.blurred:
-                continue
-            d = deconvolve(c.blurred, a, node)
+        for c, a, d in flagged_corrections(name, look, node):
             e = to_exposure(np.asarray(c.blurred, dtype=np.float64), node.log_range)
             est = a.estimate
             rows.append(
@@ -71,8 +67,7 @@ def run(names: list[str], look: bool, out: Path) -> None:
                     node=gain(c.sharp, c.blurred, d.image),
                 )
             )
-        out.write_text(json.dumps(rows))
-        print(name, "done", flush=True)
+        save(out, rows, name)
 
 
 def summary(paths: list[Path]) -> None:
@@ -84,21 +79,15 @@ def summary(paths: list[Path]) -> None:
     finite = np.where(np.isfinite(support), support, 1e30)
     auc = roc_auc(harmed.astype(float), -np.log(finite))
     print(f"AUC of low support for harm: {auc:.3f}")
-    groups: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        groups.setdefault(f"{r['scene']} {r['kind']} {r['mm']:g} mm {r['noise']}", []).append(i)
+    groups = case_groups(rows)
     for tau in THRESHOLDS:
         refused = finite < tau
         v = np.where(refused, 0.0, node)
-        worst = min((float(np.mean(v[ix] - node[ix])), k) for k, ix in groups.items())
-        mms = " ".join(
-            f"{m:g}mm {np.mean([v[i] for i, r in enumerate(rows) if r['mm'] == m]):+.3f}"
-            for m in sorted({r["mm"] for r in rows})
-        )
+        worst = worst_group(v, node, groups)
         print(
             f"τ {tau:g}: refused {int(refused.sum())} (harmed among them "
             f"{int(np.sum(refused & harmed))}) mean {v.mean():+.3f} harmed "
-            f"{int(np.sum(v < -0.1))} worst group {worst[0]:+.3f} ({worst[1]}) | {mms}"
+            f"{int(np.sum(v < -0.1))} worst group {worst[0]:+.3f} ({worst[1]}) | {by_mm(v, rows)}"
         )
 
 

@@ -22,19 +22,18 @@ Run: ``PYTHONPATH=. python docs/experiments/domain_look.py --out runs/dl-0.json 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from consistency_balance import round_cases, round_main
-from detector_scenes import SPACING_MM
+from consistency_balance import round_main
 from fitting_cases import read_rows
+from look_rows import by_mm, case_groups, flagged_corrections, means_by, save, worst_group
 from outside_blur import KINDS, gain
 from scipy.ndimage import gaussian_filter
 
 from models.blur import from_exposure, to_exposure
-from models.deblur import Deconvolution, MotionPolicy, assess_motion, deconvolve
+from models.deblur import Deconvolution, MotionPolicy
 from models.deconvolve import richardson_lucy, wiener_exposure
 
 SIGMAS_PX = (16.0, 64.0)
@@ -63,19 +62,14 @@ def run(names: list[str], look: bool, out: Path) -> None:
     node = MotionPolicy()
     rows: list[dict[str, Any]] = []
     for name in names:
-        for c in round_cases(name, look):
-            a = assess_motion(c.blurred, SPACING_MM, node)
-            if not a.blurred:
-                continue
-            d = deconvolve(c.blurred, a, node)
+        for c, a, d in flagged_corrections(name, look, node):
             if d.method == "none" or (d.shape is not None and d.shape.replaced):
                 continue
             row: dict[str, Any] = c.row(method=d.method, node=gain(c.sharp, c.blurred, d.image))
             for label, img in variants(c.blurred, a.estimate.kernel(), d, node).items():
                 row[label] = gain(c.sharp, c.blurred, img)
             rows.append(row)
-        out.write_text(json.dumps(rows))
-        print(name, "done", flush=True)
+        save(out, rows, name)
 
 
 def summary(paths: list[Path]) -> None:
@@ -83,27 +77,17 @@ def summary(paths: list[Path]) -> None:
     labels = ["node", "grey"] + [f"norm{s:g}" for s in SIGMAS_PX]
     for method in ("wiener", "richardson-lucy", None):
         sub = [r for r in rows if method is None or r["method"] == method]
-        groups: dict[str, list[dict[str, Any]]] = {}
-        for r in sub:
-            key = f"{r['scene']} {r['kind']} {r['mm']:g} mm {r['noise']}"
-            groups.setdefault(key, []).append(r)
+        groups = case_groups(sub)
+        node = np.array([r["node"] for r in sub])
         print(f"== {method or 'all'}: {len(sub)} flagged cases")
         for label in labels:
             v = np.array([r[label] for r in sub])
-            worst = min(
-                (float(np.mean([r[label] - r["node"] for r in g])), key)
-                for key, g in groups.items()
-            )
-            kinds = " ".join(
-                f"{k} {np.mean([r[label] for r in sub if r['kind'] == k]):+.3f}" for k in KINDS
-            )
-            mms = " ".join(
-                f"{m:g}mm {np.mean([r[label] for r in sub if r['mm'] == m]):+.3f}"
-                for m in sorted({r["mm"] for r in sub})
-            )
+            worst = worst_group(v, node, groups)
+            kinds = means_by(v, sub, "kind", KINDS)
             print(
                 f"{label:8s} mean {v.mean():+.3f} harmed {int(np.sum(v < -0.1))} "
-                f"worst {v.min():+.2f} worst group {worst[0]:+.3f} ({worst[1]}) | {kinds} | {mms}"
+                f"worst {v.min():+.2f} worst group {worst[0]:+.3f} ({worst[1]}) | {kinds} | "
+                f"{by_mm(v, sub)}"
             )
 
 

@@ -14,18 +14,17 @@ Run: ``PYTHONPATH=. python docs/experiments/lowpass_guard_look.py --out runs/lg-
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from consistency_balance import round_cases, round_main
-from detector_scenes import SPACING_MM
+from consistency_balance import round_main
 from fitting_cases import read_rows
+from look_rows import flagged_corrections, save
 from outside_blur import gain
 from scipy.ndimage import gaussian_filter
 
-from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur import MotionPolicy
 from models.metrics import roc_auc
 
 SIGMA_PX = (4.0, 8.0, 16.0)
@@ -35,11 +34,7 @@ def run(names: list[str], look: bool, out: Path) -> None:
     node = MotionPolicy()
     rows: list[dict[str, Any]] = []
     for name in names:
-        for c in round_cases(name, look):
-            a = assess_motion(c.blurred, SPACING_MM, node)
-            if not a.blurred:
-                continue
-            d = deconvolve(c.blurred, a, node)
+        for c, a, d in flagged_corrections(name, look, node):
             diff = d.image.astype(np.float64) - c.blurred
             row: dict[str, Any] = c.row(
                 method=d.method,
@@ -50,8 +45,7 @@ def run(names: list[str], look: bool, out: Path) -> None:
                 low = gaussian_filter(diff, s, mode="reflect")
                 row[f"rms{s:g}"] = float(np.sqrt(np.mean(low**2)))
             rows.append(row)
-        out.write_text(json.dumps(rows))
-        print(name, "done", flush=True)
+        save(out, rows, name)
 
 
 def summary(paths: list[Path]) -> None:

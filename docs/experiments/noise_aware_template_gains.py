@@ -13,7 +13,6 @@ Run: ``PYTHONPATH=. python docs/experiments/noise_aware_template_gains.py --out 
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from consistency_balance import round_cases, round_main
 from detector_scenes import SPACING_MM
 from fitting_cases import read_rows
+from look_rows import by_mm, case_groups, flagged_corrections, save
 from outside_blur import gain
 
 from models.deblur import MotionPolicy, assess_motion, deconvolve
@@ -36,22 +36,18 @@ def run_hybrid(names: list[str], look: bool, out: Path) -> None:
     aware = replace(node, estimate_eta_follows_noise=True)
     rows: list[dict[str, Any]] = []
     for name in names:
-        for c in round_cases(name, look):
-            a = assess_motion(c.blurred, SPACING_MM, node)
-            if not a.blurred:
-                continue
+        for c, a, d in flagged_corrections(name, look, node):
             b = assess_motion(c.blurred, SPACING_MM, aware)
             mixed = replace(a, estimate=b.estimate) if b.estimate.length_px >= 1.0 else a
             rows.append(
                 c.row(
-                    node=gain(c.sharp, c.blurred, deconvolve(c.blurred, a, node).image),
+                    node=gain(c.sharp, c.blurred, d.image),
                     hybrid=gain(c.sharp, c.blurred, deconvolve(c.blurred, mixed, node).image),
                     node_mm=a.motion_mm,
                     hybrid_mm=mixed.motion_mm,
                 )
             )
-        out.write_text(json.dumps(rows))
-        print(name, "done", flush=True)
+        save(out, rows, name)
 
 
 def run(names: list[str], look: bool, out: Path) -> None:
@@ -76,8 +72,7 @@ def run(names: list[str], look: bool, out: Path) -> None:
                     else 0.0
                 )
             rows.append(row)
-        out.write_text(json.dumps(rows))
-        print(name, "done", flush=True)
+        save(out, rows, name)
 
 
 def summary(paths: list[Path]) -> None:
@@ -88,17 +83,11 @@ def summary(paths: list[Path]) -> None:
     cand = np.array([r[other] for r in rows])
     for label, v in (("node", node), (other, cand)):
         flagged = sum(r.get(f"{label}_flagged", True) for r in rows)
-        mms = " ".join(
-            f"{m:g}mm {np.mean([v[i] for i, r in enumerate(rows) if r['mm'] == m]):+.3f}"
-            for m in sorted({r["mm"] for r in rows})
-        )
         print(
             f"{label:9s} flagged {flagged} mean over all cases {v.mean():+.3f} harmed "
-            f"{int(np.sum(v < -0.1))} worst {v.min():+.2f} | {mms}"
+            f"{int(np.sum(v < -0.1))} worst {v.min():+.2f} | {by_mm(v, rows)}"
         )
-    groups: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        groups.setdefault(f"{r['scene']} {r['kind']} {r['mm']:g} mm {r['noise']}", []).append(i)
+    groups = case_groups(rows)
     diffs = sorted((float(np.mean(cand[ix] - node[ix])), k) for k, ix in groups.items())
     print("lowest groups:", "; ".join(f"{k} {d:+.3f}" for d, k in diffs[:4]))
     print("highest groups:", "; ".join(f"{k} {d:+.3f}" for d, k in diffs[-4:]))

@@ -16,18 +16,18 @@ Run: ``PYTHONPATH=. python docs/experiments/shorter_kernel_look.py --out runs/sk
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from consistency_balance import round_cases, round_main
+from consistency_balance import round_main
 from detector_scenes import SPACING_MM
 from fitting_cases import read_rows
+from look_rows import by_mm, case_groups, flagged_corrections, save, worst_group
 from outside_blur import gain
 
-from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur import MotionPolicy, deconvolve
 
 FACTORS = (0.7, 0.8, 0.9)
 UP_TO_PX = (6.0, 8.0, 10.0, 14.0, 1e9)
@@ -37,11 +37,7 @@ def run(names: list[str], look: bool, out: Path) -> None:
     node = MotionPolicy()
     rows: list[dict[str, Any]] = []
     for name in names:
-        for c in round_cases(name, look):
-            a = assess_motion(c.blurred, SPACING_MM, node)
-            if not a.blurred:
-                continue
-            d = deconvolve(c.blurred, a, node)
+        for c, a, d in flagged_corrections(name, look, node):
             row: dict[str, Any] = c.row(
                 method=d.method,
                 length_px=a.estimate.length_px,
@@ -53,8 +49,7 @@ def run(names: list[str], look: bool, out: Path) -> None:
                 img = deconvolve(c.blurred, replace(a, estimate=est), node).image
                 row[f"x{f:g}"] = gain(c.sharp, c.blurred, img)
             rows.append(row)
-        out.write_text(json.dumps(rows))
-        print(name, "done", flush=True)
+        save(out, rows, name)
 
 
 def summary(paths: list[Path]) -> None:
@@ -62,21 +57,15 @@ def summary(paths: list[Path]) -> None:
     node = np.array([r["node"] for r in rows])
     length = np.array([r["length_px"] for r in rows])
     print(f"{len(rows)} flagged, node mean {node.mean():+.3f} harmed {int(np.sum(node < -0.1))}")
-    groups: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        groups.setdefault(f"{r['scene']} {r['kind']} {r['mm']:g} mm {r['noise']}", []).append(i)
+    groups = case_groups(rows)
     for f in (*FACTORS, 0.0):  # 0: those frames left uncorrected
         shorter = np.array([r[f"x{f:g}"] if f else 0.0 for r in rows])
         for top in UP_TO_PX:
             v = np.where(length <= top, shorter, node)
-            worst = min((float(np.mean(v[ix] - node[ix])), k) for k, ix in groups.items())
-            mms = " ".join(
-                f"{m:g}mm {np.mean([v[i] for i, r in enumerate(rows) if r['mm'] == m]):+.3f}"
-                for m in sorted({r["mm"] for r in rows})
-            )
+            worst = worst_group(v, node, groups)
             print(
                 f"×{f:g} up to {top:g} px: mean {v.mean():+.3f} harmed {int(np.sum(v < -0.1))} "
-                f"worst {v.min():+.2f} worst group {worst[0]:+.3f} ({worst[1]}) | {mms}"
+                f"worst {v.min():+.2f} worst group {worst[0]:+.3f} ({worst[1]}) | {by_mm(v, rows)}"
             )
 
 

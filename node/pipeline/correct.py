@@ -153,6 +153,8 @@ def wiener_info(
         described["strong_fit_min_specificity"] = policy.strong_fit_min_specificity
     if policy.noise_floor_quanta is not None:
         described["noise_floor_quanta"] = policy.noise_floor_quanta
+    if policy.estimate_eta_follows_noise:
+        described["estimate_eta_follows_noise"] = True
     if policy.estimate_noise_subtraction != "never":
         described["estimate_noise_subtraction"] = policy.estimate_noise_subtraction
         described["noise_subtraction_skips_jpeg"] = policy.noise_subtraction_skips_jpeg

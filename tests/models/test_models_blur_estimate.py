@@ -13,6 +13,7 @@ from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur
 from models.blur_estimate import estimate_motion
 from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
 from models.deconvolve import wiener
+from node.pipeline.correct import wiener_info
 
 
 def phantom(size: int = 384, seed: int = 3) -> np.ndarray:
@@ -254,9 +255,7 @@ def test_ringing_judged_at_the_reference_balance_where_a_quiet_frame_has_a_small
     assert np.array_equal(d_built.image, d_candidate.image)
 
 
-def test_a_template_that_expects_the_noise_in_its_dips_finds_short_motion_in_a_smooth_frame() -> (
-    None
-):
+def test_a_noise_aware_template_finds_short_motion_in_a_smooth_noisy_frame() -> None:
     """A smooth frame (the phantom low-passed: a steep spectrum, as the Kermany scenes') with 5 px
     of motion and Poisson noise of 2·10⁴: the first dip lies where the noise fills it, and the
     fixed template takes a longer motion; the template whose dip floor follows each ring's noise
@@ -273,3 +272,5 @@ def test_a_template_that_expects_the_noise_in_its_dips_finds_short_motion_in_a_s
     policy = dataclasses.replace(MotionPolicy(), estimate_eta_follows_noise=True)
     assert assess_motion(blurred, 0.2, MotionPolicy()).estimate.length_px > 6.5
     assert assess_motion(blurred, 0.2, policy).estimate.length_px == pytest.approx(5.0, abs=0.75)
+    # ... and the correction's identity says so
+    assert wiener_info(policy).device_uid != wiener_info(MotionPolicy()).device_uid

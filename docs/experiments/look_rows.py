@@ -1,0 +1,71 @@
+"""What the looks on the thirty-sixth round's cases share (``lowpass_guard_look``,
+``domain_look``, ``shorter_kernel_look``, ``dip_support_look``, ``noise_aware_template_gains``):
+the node's flagged cases of one image with its assessment and correction, saving the rows after
+each image, and the summaries' groups (scene × kind × motion × noise), worst group and means
+by motion length.
+
+Imported by those scripts as a sibling module (``python docs/experiments/NAME.py`` puts this
+folder first on the path)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from consistency_balance import round_cases
+from detector_scenes import SPACING_MM, Case
+
+from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, assess_motion, deconvolve
+
+
+def flagged_corrections(
+    name: str, look: bool, policy: MotionPolicy
+) -> Iterator[tuple[Case, MotionAssessment, Deconvolution]]:
+    """One image's cases (:func:`consistency_balance.round_cases`) that ``policy`` flags, each
+    with its assessment and correction."""
+    for c in round_cases(name, look):
+        a = assess_motion(c.blurred, SPACING_MM, policy)
+        if a.blurred:
+            yield c, a, deconvolve(c.blurred, a, policy)
+
+
+def save(out: Path, rows: list[dict[str, Any]], name: str) -> None:
+    """The rows so far to ``out`` (after each image, so a stopped run keeps what it did)."""
+    out.write_text(json.dumps(rows))
+    print(name, "done", flush=True)
+
+
+def case_groups(rows: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
+    """Row indices by scene × kind × motion × noise."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(f"{r['scene']} {r['kind']} {r['mm']:g} mm {r['noise']}", []).append(i)
+    return groups
+
+
+def worst_group(
+    values: np.ndarray, reference: np.ndarray, groups: dict[str, list[int]]
+) -> tuple[float, str]:
+    """The group whose mean of ``values`` lies lowest against ``reference``: (difference, key)."""
+    return min((float(np.mean(values[ix] - reference[ix])), k) for k, ix in groups.items())
+
+
+def means_by(
+    values: Sequence[float], rows: Sequence[dict[str, Any]], key: str, order: Sequence[Any]
+) -> str:
+    """``values``' mean for each of the rows' ``key`` in ``order`` ("straight +0.123 …")."""
+    return " ".join(
+        f"{k} {np.mean([v for v, r in zip(values, rows, strict=True) if r[key] == k]):+.3f}"
+        for k in order
+    )
+
+
+def by_mm(values: Sequence[float], rows: Sequence[dict[str, Any]]) -> str:
+    """``values``' mean for each motion length ("1mm +0.123 2mm …")."""
+    return " ".join(
+        f"{m:g}mm {np.mean([v for v, r in zip(values, rows, strict=True) if r['mm'] == m]):+.3f}"
+        for m in sorted({r["mm"] for r in rows})
+    )
