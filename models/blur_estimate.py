@@ -136,13 +136,22 @@ def _polar_log_spectrum(
 
 
 def _match_scores(
-    r: F64, phi: F64, resid: F64, weights: F64, lengths: F64, eta: float | F64
+    r: F64,
+    phi: F64,
+    resid: F64,
+    weights: F64,
+    lengths: F64,
+    eta: float | F64,
+    noise_over_power: F64 | None = None,
 ) -> F64:
     """Normalised correlation of the residual log spectrum with each straight-motion template.
 
     The template of motion (L, θ) is ``log(sinc²(L·f·u_θ) + eta)`` less its ring means (``eta``
     one number, or one per ring [n_r, 1]); it depends on φ − θ only, so all angles of one length
-    come from one circular correlation (FFT).
+    come from one circular correlation (FFT). ``noise_over_power`` (per ring, the noise over the
+    ring's power above it): the dip floor is instead the noise over the anatomy that motion L
+    would have blurred into that power, ``mean_φ sinc²(L·f·cos φ) · noise_over_power``, clipped
+    to [``eta``, :data:`ETA_MAX`].
     Returns scores [len(lengths), len(phi)] in [-1, 1].
     """
     w = weights[:, None]
@@ -152,7 +161,12 @@ def _match_scores(
     out = np.zeros((len(lengths), n_phi))
     cosphi = np.cos(phi)[None, :]
     for i, length in enumerate(lengths):
-        t = np.log(np.sinc(length * r[:, None] * cosphi) ** 2 + eta)
+        s2 = np.sinc(length * r[:, None] * cosphi) ** 2
+        floor = eta
+        if noise_over_power is not None:
+            kept = s2.mean(axis=1, keepdims=True)
+            floor = np.clip(kept * noise_over_power[:, None], eta, ETA_MAX)
+        t = np.log(s2 + floor)
         t -= t.mean(axis=1, keepdims=True)
         ft = np.fft.rfft(t * w, axis=1)
         corr = np.fft.irfft(fres * np.conj(ft), n=n_phi, axis=1).sum(axis=0)
@@ -169,6 +183,7 @@ def _estimate_at(
     floor_quanta: float | None,
     noise_variance: float | None = None,
     eta_follows_noise: bool = False,
+    eta_follows_motion: bool = False,
 ) -> MotionEstimate:
     small = _block_mean(sig, scale)
     pch = min(patch, *small.shape)
@@ -190,11 +205,20 @@ def _estimate_at(
     r, phi, resid, weights, snr = _polar_log_spectrum(power, 48, 360, 0.04, 0.48)
     lengths = np.arange(1.0, max(max_length / scale, 1.0) + 1e-9, 0.25)
     dip_floor: float | F64 = eta
+    noise_over_power = None
     if eta_follows_noise:
         # where the noise fills the dips: power = anatomy·sinc² + noise, so the dip's floor on
         # each ring is noise / anatomy (the ring's power over the floor, less the floor's own)
-        dip_floor = np.clip(1.0 / np.maximum(snr - 1.0, 1e-3), eta, ETA_MAX)[:, None]
-    scores = _match_scores(r, phi, resid, weights, lengths, dip_floor)
+        noise_over_power = 1.0 / np.maximum(snr - 1.0, 1e-3)
+        dip_floor = np.clip(noise_over_power, eta, ETA_MAX)[:, None]
+    by_length = noise_over_power if eta_follows_motion else None
+
+    def match(candidates: F64) -> F64:
+        if by_length is not None:
+            return _match_scores(r, phi, resid, weights, candidates, eta, by_length)
+        return _match_scores(r, phi, resid, weights, candidates, dip_floor)
+
+    scores = match(lengths)
     i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
     best = float(scores[i, j])
     others = []
@@ -203,7 +227,7 @@ def _estimate_at(
         if lengths[0] <= lf <= lengths[-1]:
             others.append(float(scores[int(np.argmin(np.abs(lengths - lf))), j]))
         else:
-            ext = _match_scores(r, phi, resid, weights, np.array([max(lf, 0.5)]), dip_floor)
+            ext = match(np.array([max(lf, 0.5)]))
             others.append(float(ext[0, j]))
     return MotionEstimate(
         length_px=float(lengths[i]) * scale,
@@ -225,6 +249,7 @@ def estimate_motion(
     noise_floor_quanta: float | None = None,
     noise_variance: float | None = None,
     eta_follows_noise: bool = False,
+    eta_follows_motion: bool = False,
 ) -> MotionEstimate:
     """Estimate straight motion blur (length px, angle °) of a grey image (bright = dense, [0, 1]).
 
@@ -252,7 +277,10 @@ def estimate_motion(
     anatomy's power there (at least ``eta``, at most :data:`ETA_MAX`) instead of one number: a
     dip that lies where the noise fills it is expected shallow, so a longer motion whose first
     dip lies where the anatomy still stands above the noise does not win by default (a look,
-    docs/models.md, twenty-seventh session).
+    docs/models.md, twenty-seventh session). ``eta_follows_motion`` (with ``eta_follows_noise``):
+    the anatomy on each ring is the one each candidate motion would have blurred into the ring's
+    power (the ring's power over the floor divided by the motion's mean ``sinc²`` there), not the
+    ring's power itself: what the blur took out of a ring is no longer counted as noise.
     """
     a = np.asarray(image01, dtype=np.float64)
     sig = to_exposure(a, log_range) if log_range is not None else a
@@ -261,9 +289,8 @@ def estimate_motion(
         coarse -= 1
     floor, noise = noise_floor_quanta, noise_variance
     native = min(max_length, search_max_px)
-    found = [_estimate_at(sig, 1, native, patch, eta, floor, noise, eta_follows_noise)]
+    modes = (eta_follows_noise, eta_follows_noise and eta_follows_motion)
+    found = [_estimate_at(sig, 1, native, patch, eta, floor, noise, *modes)]
     if coarse > 1:
-        found.append(
-            _estimate_at(sig, coarse, max_length, patch, eta, floor, noise, eta_follows_noise)
-        )
+        found.append(_estimate_at(sig, coarse, max_length, patch, eta, floor, noise, *modes))
     return max(found, key=lambda e: e.specificity)

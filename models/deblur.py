@@ -241,6 +241,9 @@ class MotionPolicy:
     #: the frame's noise over its anatomy (:func:`models.blur_estimate.estimate_motion`'s
     #: ``eta_follows_noise``).
     estimate_eta_follows_noise: bool = False
+    #: ... with the anatomy each candidate motion would have blurred into the ring's power
+    #: (``eta_follows_motion``; a look of the twenty-eighth session, not adopted).
+    estimate_eta_follows_motion: bool = False
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares
@@ -357,6 +360,7 @@ def assess_motion(
             noise_floor_quanta=floor,
             noise_variance=noise,
             eta_follows_noise=policy.estimate_eta_follows_noise,
+            eta_follows_motion=policy.estimate_eta_follows_motion,
         )
 
     def may_subtract() -> bool:

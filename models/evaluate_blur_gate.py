@@ -15,7 +15,9 @@ defaults of ``config.yaml`` (``blur_gate``). Two questions, on real radiographs 
    error of the estimated length for the flagged ones.
 
 Usage: ``python -m models.evaluate_blur_gate [--data ../shared/data] [--out FILE.json]
-[--limit N]`` (``--limit`` caps the images per set; 0 = all).
+[--limit N] [--false-alarms-only] [--eta-follows-motion]`` (``--limit`` caps the images per set;
+0 = all; ``--false-alarms-only``: question 1 alone; ``--eta-follows-motion``: the thirty-seventh
+round's candidate estimate, docs/models.md).
 """
 
 from __future__ import annotations
@@ -43,14 +45,21 @@ SPACING_MM = {"cxr-radiographs-mhh": 0.6, "kermany-full": 0.9, "nih1024": 0.4, "
 
 
 def _policy(
-    subtract_noise: NoiseSubtraction | None = None, jpeg_guard: bool = True
+    subtract_noise: NoiseSubtraction | None = None,
+    jpeg_guard: bool = True,
+    eta_follows_motion: bool = False,
 ) -> MotionPolicy:
     """The node's defaults; ``subtract_noise`` set: with that noise subtraction of the estimate
-    (the eighth and ninth rounds, docs/models.md)."""
+    (the eighth and ninth rounds, docs/models.md); ``eta_follows_motion``: with the thirty-seventh
+    round's estimate (the dip floor from the anatomy each motion leaves)."""
     from node.config import BlurGateSettings
     from node.pipeline.blur_gate import policy
 
     pol = dataclasses.replace(policy(BlurGateSettings()), noise_subtraction_skips_jpeg=jpeg_guard)
+    if eta_follows_motion:
+        pol = dataclasses.replace(
+            pol, estimate_eta_follows_noise=True, estimate_eta_follows_motion=True
+        )
     if subtract_noise is None:
         return pol
     return dataclasses.replace(pol, estimate_noise_subtraction=subtract_noise)
@@ -91,8 +100,10 @@ def evaluate(
     seed: int = 0,
     subtract_noise: NoiseSubtraction | None = None,
     jpeg_guard: bool = True,
+    eta_follows_motion: bool = False,
+    detection: bool = True,
 ) -> dict[str, Any]:
-    pol = _policy(subtract_noise, jpeg_guard)
+    pol = _policy(subtract_noise, jpeg_guard, eta_follows_motion)
     rng = np.random.default_rng(seed)
     result: dict[str, Any] = {
         "policy": {
@@ -102,6 +113,7 @@ def evaluate(
             "max_motion_mm": pol.max_motion_mm,
             "estimate_noise_subtraction": pol.estimate_noise_subtraction,
             "noise_subtraction_skips_jpeg": pol.noise_subtraction_skips_jpeg,
+            "estimate_eta_follows_motion": pol.estimate_eta_follows_motion,
         },
         "false_alarms": {},
         "detection": {},
@@ -155,6 +167,9 @@ def evaluate(
             "at the node's assumed spacing",
             flush=True,
         )
+    if not detection:
+        result["seconds"] = round(time.time() - t0, 1)
+        return result
 
     # Detection at native scale: distinct DICOM images (one per source image) + held-out MHH.
     cases: list[tuple[str, F32, float]] = []  # (name, image, spacing); spacing 0.6 = MHH
@@ -220,9 +235,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="subtract the noise in decoded JPEGs too (as the ninth round ran)",
     )
+    ap.add_argument(
+        "--eta-follows-motion",
+        action="store_true",
+        help="the thirty-seventh round's estimate: its dip floor from the anatomy each motion leaves",
+    )
+    ap.add_argument(
+        "--false-alarms-only", action="store_true", help="the sharp radiographs only, no detection"
+    )
     args = ap.parse_args(argv)
     result = evaluate(
-        args.data, args.limit, subtract_noise=args.subtract_noise, jpeg_guard=not args.no_jpeg_guard
+        args.data,
+        args.limit,
+        subtract_noise=args.subtract_noise,
+        jpeg_guard=not args.no_jpeg_guard,
+        eta_follows_motion=args.eta_follows_motion,
+        detection=not args.false_alarms_only,
     )
     text = json.dumps(result, indent=1)
     if args.out:

@@ -35,11 +35,15 @@ from models.tune_balance import image_lists
 IMAGES = 6
 MOTION_MM = (0.0, 1.0, 2.0, 4.0)
 KINDS = ("straight", "curved")
+#: the node's estimate, the noise-aware template's, and the same with the anatomy each
+#: candidate motion leaves (``MotionPolicy.estimate_eta_follows_motion``, twenty-eighth session)
+LABELS = ("node", "candidate", "motion")
 
 
 def run(look: bool, out: Path) -> None:
     node = MotionPolicy()
     candidate = replace(node, estimate_eta_follows_noise=True)
+    motion = replace(candidate, estimate_eta_follows_motion=True)
     names = image_lists(DATA)[0][:IMAGES] if look else kermany_images()[:IMAGES]
     scenes_of = frames if look else kermany_frames
     rows: list[dict[str, Any]] = []
@@ -56,7 +60,7 @@ def run(look: bool, out: Path) -> None:
                     kernel = k if k is not None else np.ones((1, 1))
                     b = simulate_motion_blur(sharp, kernel, rng, noise=NoiseSpec(quanta))
                     row: dict[str, Any] = {"image": name, "kind": kind, "mm": mm, "noise": noise}
-                    for label, policy in (("node", node), ("candidate", candidate)):
+                    for label, policy in zip(LABELS, (node, candidate, motion), strict=True):
                         a = assess_motion(b, SPACING_MM, policy)
                         row[f"{label}_flagged"] = a.blurred
                         row[f"{label}_mm"] = a.motion_mm
@@ -79,14 +83,17 @@ def summary(paths: list[Path]) -> None:
                 if not sel or (mm == 0 and kind != KINDS[0]):
                     continue
                 line = [f"{'sharp' if mm == 0 else kind:8s} {mm:g} mm {noise:5s}"]
-                for label in ("node", "candidate"):
+                for label in (x for x in LABELS if f"{x}_mm" in sel[0]):
                     flagged = [r for r in sel if r[f"{label}_flagged"]]
                     ratio = (
                         f"{np.median([r[f'{label}_mm'] / mm for r in flagged]):.2f}"
                         if flagged and mm
                         else "—"
                     )
-                    line.append(f"{label} flagged {len(flagged)}/{len(sel)} est/true {ratio}")
+                    every = f"{np.median([r[f'{label}_mm'] / mm for r in sel]):.2f}" if mm else "—"
+                    line.append(
+                        f"{label} flagged {len(flagged)}/{len(sel)} est/true {ratio} (all {every})"
+                    )
                 print(" | ".join(line))
 
 

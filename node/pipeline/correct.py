@@ -155,6 +155,8 @@ def wiener_info(
         described["noise_floor_quanta"] = policy.noise_floor_quanta
     if policy.estimate_eta_follows_noise:
         described["estimate_eta_follows_noise"] = True
+        if policy.estimate_eta_follows_motion:
+            described["estimate_eta_follows_motion"] = True
     if policy.estimate_noise_subtraction != "never":
         described["estimate_noise_subtraction"] = policy.estimate_noise_subtraction
         described["noise_subtraction_skips_jpeg"] = policy.noise_subtraction_skips_jpeg
