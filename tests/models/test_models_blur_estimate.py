@@ -10,7 +10,7 @@ from scipy.ndimage import gaussian_filter
 from skimage.metrics import peak_signal_noise_ratio
 
 from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur
-from models.blur_estimate import estimate_motion
+from models.blur_estimate import MotionEstimate, estimate_motion
 from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
 from models.deconvolve import wiener
 from node.pipeline.correct import wiener_info
@@ -274,3 +274,34 @@ def test_a_noise_aware_template_finds_short_motion_in_a_smooth_noisy_frame() -> 
     assert assess_motion(blurred, 0.2, policy).estimate.length_px == pytest.approx(5.0, abs=0.75)
     # ... and the correction's identity says so
     assert wiener_info(policy).device_uid != wiener_info(MotionPolicy()).device_uid
+
+
+def test_a_dip_floor_from_the_anatomy_each_motion_leaves_does_not_shorten_longer_motion() -> None:
+    """The noise-aware template takes a ring's blurred power for its anatomy, so for a longer
+    motion it expects the dips too shallow and comes out short (8 px in the smooth phantom at
+    2·10⁴: 7.25 px); with the floor from the anatomy each candidate motion would have blurred
+    into the ring the length comes back (the thirty-seventh round, docs/models.md)."""
+    sharp = gaussian_filter(phantom(), 1.5)
+    rng = np.random.default_rng(0)
+    blurred = simulate_motion_blur(sharp, linear_kernel(8.0, 30.0), rng, noise=NoiseSpec(2e4))
+
+    def estimate(noise: bool, motion: bool) -> MotionEstimate:
+        return estimate_motion(
+            blurred,
+            max_length=20,
+            noise_floor_quanta=1e5,
+            eta_follows_noise=noise,
+            eta_follows_motion=motion,
+        )
+
+    aware, by_motion = estimate(True, False), estimate(True, True)
+    assert aware.length_px <= 7.5
+    assert by_motion.length_px == pytest.approx(8.0, abs=0.3)
+    assert abs((by_motion.angle_deg - 30.0 + 90) % 180 - 90) < 6
+    # without the noise-aware template the option does nothing
+    assert estimate(False, True) == estimate(False, False)
+    # the policy's switch reaches the node's estimate and the correction's identity
+    aware_policy = dataclasses.replace(MotionPolicy(), estimate_eta_follows_noise=True)
+    policy = dataclasses.replace(aware_policy, estimate_eta_follows_motion=True)
+    assert assess_motion(blurred, 0.2, policy).estimate.length_px == pytest.approx(8.0, abs=0.5)
+    assert wiener_info(policy).device_uid != wiener_info(aware_policy).device_uid
