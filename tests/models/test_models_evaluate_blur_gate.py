@@ -1,0 +1,31 @@
+"""The blur gate's evaluation (``python -m models.evaluate_blur_gate``) on a small generated set:
+the false-alarm question alone, with the node's estimate and with a round's candidate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from models.evaluate_blur_gate import main
+from tests.support.synthetic import power_law_field
+
+
+def test_false_alarms_only_reads_the_sharp_set_and_names_the_estimate(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    nih = data / "cxr-labeled" / "nih1024"
+    nih.mkdir(parents=True)
+    for seed in (1, 2):
+        grey = (power_law_field(512, seed, 1.0, 0.1, 0.9) * 255).astype(np.uint8)
+        Image.fromarray(grey).save(nih / f"sharp-{seed}.png")
+    for flags in ([], ["--eta-follows-motion"]):
+        out = tmp_path / f"gate{len(flags)}.json"
+        argv = ["--data", str(data), "--out", str(out), "--false-alarms-only", *flags]
+        assert main(argv) == 0
+        result = json.loads(out.read_text())
+        assert result["detection"] == {}  # question 2 not asked
+        assert result["policy"]["estimate_eta_follows_motion"] is bool(flags)
+        assert result["false_alarms"]["nih1024"]["images"] == 2
+        assert result["false_alarms"]["nih1024"]["flagged"] == []  # sharp fields stay sharp
