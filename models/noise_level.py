@@ -34,6 +34,8 @@ SECTORS = 24
 PATCH = 64
 #: At most this many windows, those nearest the frame's centre (:func:`welch_windows`).
 MAX_WINDOWS = 256
+#: The band (cycles/px) :func:`spectral_slope_across` fits the anatomy's power law in.
+SLOPE_BAND = (0.03, 0.25)
 
 
 def _window_side(shape: tuple[int, ...], patch: int) -> int:
@@ -89,6 +91,27 @@ def signal_power_across(
     d = np.abs(((ang - across) + 90.0) % 180.0 - 90.0)
     sel = (r >= band[0]) & (r <= band[1]) & (d <= 15.0)
     return max(float(np.median(power[sel])) - _quietest(power, r, ang), 1e-30)
+
+
+def spectral_slope_across(
+    exposure: NDArray[np.floating],
+    motion_angle_deg: float,
+    band: tuple[float, float] = SLOPE_BAND,
+    patch: int = PATCH,
+) -> float:
+    """β of the anatomy's power law ``f^−β`` across the motion (±15° of the perpendicular, where
+    straight motion leaves the spectrum as it was), fitted in ``band`` cycles/px on the bins whose
+    power is at least twice the white noise's, the noise taken out. NaN where fewer than four
+    frequencies qualify (a frame the noise covers)."""
+    power, r, ang = _spectrum(np.asarray(exposure, dtype=np.float64), patch)
+    noise = _quietest(power, r, ang)
+    across = np.mod(90.0 - motion_angle_deg, 180.0)
+    d = np.abs(((ang - across) + 90.0) % 180.0 - 90.0)
+    sel = (r >= band[0]) & (r <= band[1]) & (d <= 15.0) & (power >= 2.0 * noise)
+    if len(np.unique(np.round(r[sel], 6))) < 4:
+        return float("nan")
+    slope = np.polyfit(np.log(r[sel]), np.log(power[sel] - noise), 1)[0]
+    return float(-slope)
 
 
 def mean_where_read(exposure: NDArray[np.floating], patch: int = PATCH) -> float:

@@ -9,8 +9,13 @@ fallback otherwise). On the thirty-sixth round's cases (seen; its seeds), straig
 frames the node flags, with the node's estimate and with the true length (the estimate's angle):
 default the 26 Kermany images, ``--look`` the 21 MHH images. Nothing is chosen here.
 
-Run: ``PYTHONPATH=. python docs/experiments/penalty_power_look.py --out runs/pp-k.json`` (and
-``--look --out runs/pp-m.json``), then ``--summary runs/pp-*.json``.
+Each row also holds β, the anatomy's power law across the motion measured on the blurred frame
+(:func:`models.noise_level.spectral_slope_across`, the node's estimated angle), and the summary
+reads the gains by β.
+
+Run: ``PYTHONPATH=. python docs/experiments/penalty_power_look.py --part 0/3 --out
+runs/pp-k.json`` (and ``--look --part 0/3 --out runs/pp-m.json``: every third image, 9 Kermany and
+7 MHH; 8 min), then ``--summary runs/pp-*.json``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from fitting_cases import read_rows
 from look_rows import by_mm, save
 from outside_blur import gain
 
+from models.blur import to_exposure
 from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.noise_level import spectral_slope_across
 
 POWERS = (1.0, 2.0, 3.0)
 #: the frequency (cycles/px) where every penalty equals the node's
@@ -51,7 +58,9 @@ def run(names: list[str], look: bool, out: Path) -> None:
             if not a.blurred:
                 continue
             true = replace(a, estimate=replace(a.estimate, length_px=c.mm / SPACING_MM))
-            row = c.row(set="mhh" if look else "kermany")
+            e = to_exposure(c.blurred.astype(np.float64), node.log_range)
+            beta = spectral_slope_across(e, a.estimate.angle_deg)
+            row = c.row(set="mhh" if look else "kermany", beta=beta)
             for p, policy in policies.items():
                 row[f"p{p:g}"] = gain(c.sharp, c.blurred, deconvolve(c.blurred, a, policy).image)
                 fixed = deconvolve(c.blurred, true, policy).image
@@ -71,6 +80,16 @@ def summary(paths: list[Path]) -> None:
                 harmed = sum(x < -0.1 for x in v)
                 label = f"p{p:g}{length or ' (estimate)'}"
                 print(f"  {label:15s} mean {np.mean(v):+.3f} harmed {harmed} | {by_mm(v, sel)}")
+    if "beta" not in rows[0]:
+        return
+    print("by β across the motion (the node's estimate): cases, mean gain for p 1 / 2 / 3")
+    edges = (0.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 99.0)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = [r for r in rows if lo <= r["beta"] < hi]
+        if sel:
+            means = " / ".join(f"{np.mean([r[f'p{p:g}'] for r in sel]):+.3f}" for p in POWERS)
+            sets = ", ".join(sorted({r["set"] for r in sel}))
+            print(f"  β {lo:g}–{hi:g}: {len(sel)} ({sets}) {means}")
 
 
 def main() -> None:

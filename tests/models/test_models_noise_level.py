@@ -20,7 +20,7 @@ from models.deblur import (
     deconvolve,
     wiener_balance,
 )
-from models.noise_level import quanta_per_pixel
+from models.noise_level import quanta_per_pixel, spectral_slope_across
 from tests.support.synthetic import power_law_field
 
 
@@ -319,3 +319,26 @@ def test_the_noise_measure_and_the_length_factor_are_settings_in_the_identity(
     env = {"SHARPRAY_BLUR_GATE__WIENER_BALANCE_LENGTH_EXPONENT": "0.25"}
     cfg.write_text("models: {}\n")
     assert policy_of(load_settings(cfg, environ=env).blur_gate).balance_length_exponent == 0.25
+
+
+@pytest.mark.parametrize(("amplitude_exponent", "beta"), [(1.0, 2.0), (2.0, 4.0)])
+def test_the_anatomy_s_power_law_is_read_across_the_motion(
+    amplitude_exponent: float, beta: float
+) -> None:
+    """A field whose power falls as f^−β, blurred by 10 px of straight motion with Poisson noise:
+    across the motion its β is read back (the noise taken out); along the motion the blur makes
+    the spectrum far steeper (the twenty-eighth session's penalty look, docs/models.md)."""
+    field = power_law_field(512, 4, amplitude_exponent, 0.2, 0.8)
+    rng = np.random.default_rng(0)
+    blurred = simulate_motion_blur(field, linear_kernel(10.0, 30.0), rng, noise=NoiseSpec(1e5))
+    e = to_exposure(blurred.astype(np.float64), 3.0)
+    across = spectral_slope_across(e, 30.0)
+    along = spectral_slope_across(e, 120.0)  # the perpendicular of the perpendicular
+    assert across == pytest.approx(beta, abs=0.5)
+    assert along > across + 1.0
+
+
+def test_a_frame_the_noise_covers_has_no_power_law() -> None:
+    rng = np.random.default_rng(1)
+    noise_only = 0.5 + 0.01 * rng.standard_normal((256, 256))
+    assert math.isnan(spectral_slope_across(noise_only, 0.0))
