@@ -53,7 +53,12 @@ from models.kernel_shape import (
     MagnitudeEstimator,
     shape_kernel,
 )
-from models.noise_level import quanta_per_pixel, signal_power_across, white_noise_variance
+from models.noise_level import (
+    quanta_per_pixel,
+    signal_power_across,
+    spectral_slope_across,
+    white_noise_variance,
+)
 
 #: Overshoot share above which the Wiener result is replaced by Richardson-Lucy (docs/models.md).
 DEFAULT_RINGING_LIMIT: float | None = 0.01
@@ -87,6 +92,9 @@ MISMATCH_FIT_EXPONENT = 3.0
 #: ** balance_exponent``, z the white noise variance over the anatomy's power across the motion
 #: at 0.06-0.14 cycles/px (the Wiener filter's own noise-to-signal ratio; docs/models.md).
 SNR_BALANCE = 0.03
+#: The frequency (cycles/px) where a steeper Wiener penalty (``MotionPolicy.penalty_steep_beta``)
+#: equals the policy's own.
+PENALTY_MATCHED_AT = 0.1
 SNR_REFERENCE = 0.00347
 
 F32 = NDArray[np.float32]
@@ -244,6 +252,17 @@ class MotionPolicy:
     #: ... with the anatomy each candidate motion would have blurred into the ring's power
     #: (``eta_follows_motion``; a look of the twenty-eighth session, not adopted).
     estimate_eta_follows_motion: bool = False
+    #: The thirty-eighth round's candidate (docs/models.md, "The Wiener penalty's slope"; off):
+    #: where the anatomy's power law across the motion (:func:`models.noise_level.
+    #: spectral_slope_across`) is at least this steep, the Wiener penalty ``λ·|2πf|^power`` takes
+    #: ``penalty_steep_power`` instead, λ scaled to the same penalty at
+    #: :data:`PENALTY_MATCHED_AT` cycles/px (a frame with little anatomy at high frequencies gets
+    #: the Wiener filter's own, steeper noise-to-signal ratio). None: the policy's power always.
+    penalty_steep_beta: float | None = None
+    penalty_steep_power: float = 3.0
+    #: ... and with an offset: the power is then ``β − penalty_slope_offset`` within ``power`` …
+    #: ``penalty_steep_power`` (0: ``penalty_steep_power`` wherever the slope is steep enough).
+    penalty_slope_offset: float = 0.0
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares
@@ -396,6 +415,9 @@ class Deconvolution:
     # (None: not measured), and whether it raised λ (MotionPolicy.kernel_consistency_min)
     kernel_consistency: float | None = None
     consistency_raised: bool = False
+    # the Wiener penalty's power where MotionPolicy.penalty_steep_beta chose a steeper one (None:
+    # the policy's)
+    penalty_power: float | None = None
 
     @property
     def curved(self) -> bool:
@@ -580,6 +602,14 @@ def deconvolve(
         return Deconvolution(a, "none", 0.0)
     e = to_exposure(a.astype(np.float64), policy.log_range)
     est = assessment.estimate
+    steep = steep_penalty_power(e, est, policy)
+    if steep is not None:
+        policy = replace(
+            policy,
+            power=steep,
+            wiener_balance_factor=policy.wiener_balance_factor
+            * (2 * math.pi * PENALTY_MATCHED_AT) ** (policy.power - steep),
+        )
     balance, quanta = wiener_balance(e, policy, est.angle_deg, est.length_px)
     consistency: float | None = None
     raise_by = 1.0  # the consistency floor's factor, applied where the Wiener filter is kept
@@ -678,8 +708,35 @@ def deconvolve(
             shrunk = True
     out = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0).astype(np.float32)
     return Deconvolution(
-        out, method, over, balance, quanta, steps, shape, shrunk, accelerated, consistency, raised
+        out,
+        method,
+        over,
+        balance,
+        quanta,
+        steps,
+        shape,
+        shrunk,
+        accelerated,
+        consistency,
+        raised,
+        penalty_power=steep,
     )
+
+
+def steep_penalty_power(
+    exposure: NDArray[np.float64], estimate: MotionEstimate, policy: MotionPolicy
+) -> float | None:
+    """The Wiener penalty's power for a frame whose anatomy falls at least as steeply as
+    ``policy.penalty_steep_beta`` across the motion: β − ``policy.penalty_slope_offset`` within
+    ``policy.power`` … ``policy.penalty_steep_power``. None where the policy's power stays (the
+    option off, a slope not measurable, a shallower one, or no steeper power)."""
+    if policy.penalty_steep_beta is None:
+        return None
+    beta = spectral_slope_across(exposure, estimate.angle_deg)
+    if not math.isfinite(beta) or beta < policy.penalty_steep_beta:
+        return None
+    power = min(max(beta - policy.penalty_slope_offset, policy.power), policy.penalty_steep_power)
+    return power if power > policy.power else None
 
 
 def refiner_inputs(

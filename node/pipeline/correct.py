@@ -157,6 +157,10 @@ def wiener_info(
         described["estimate_eta_follows_noise"] = True
         if policy.estimate_eta_follows_motion:
             described["estimate_eta_follows_motion"] = True
+    if policy.penalty_steep_beta is not None:
+        described["penalty_steep_beta"] = policy.penalty_steep_beta
+        described["penalty_steep_power"] = policy.penalty_steep_power
+        described["penalty_slope_offset"] = policy.penalty_slope_offset
     if policy.estimate_noise_subtraction != "never":
         described["estimate_noise_subtraction"] = policy.estimate_noise_subtraction
         described["noise_subtraction_skips_jpeg"] = policy.noise_subtraction_skips_jpeg
