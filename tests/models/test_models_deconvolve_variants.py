@@ -16,7 +16,8 @@ from models.blur import (
     simulate_motion_blur,
     to_exposure,
 )
-from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.blur_estimate import MotionEstimate
+from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvolve
 from models.deconvolve import (
     pad_for_fft,
     psf_to_otf,
@@ -24,6 +25,7 @@ from models.deconvolve import (
     richardson_lucy_steps,
     sparse_exposure,
 )
+from node.pipeline.correct import wiener_info
 from tests.support.synthetic import power_law_field
 
 
@@ -111,3 +113,39 @@ def test_the_fallback_is_accelerated_only_where_its_steps_reach_the_cap() -> Non
     fine = dataclasses.replace(a, pixel_spacing_mm=0.2)
     f = deconvolve(quiet, fine, quick)
     assert f.rl_iterations == 10 and not f.rl_accelerated
+
+
+def test_a_frame_with_steeply_falling_anatomy_gets_a_steeper_wiener_penalty() -> None:
+    """Noise over anatomy falls as f^−β, so the Wiener penalty should rise as steeply: on a
+    field whose power falls as about f^−5 (5 px of motion, Poisson 10⁵, the true kernel) the
+    node's λ·|2πf| brings back the noise where there is no anatomy and the frame comes back worse
+    than its input; with ``penalty_steep_beta`` the penalty is λ'·|2πf|³ and the frame gains. A
+    field with radiograph-like β ≈ 2 is left exactly as the node corrects it (the thirty-eighth
+    round's option, docs/models.md)."""
+    node = MotionPolicy()
+    steep = dataclasses.replace(node, penalty_steep_beta=5.0)
+    follow = dataclasses.replace(node, penalty_steep_beta=0.0, penalty_slope_offset=2.0)
+    true = MotionAssessment(MotionEstimate(5.0, 30.0, 0.6, 1, 0.2), 0.2, "blurred")
+
+    def gains(amplitude_exponent: float) -> list[tuple[float, float | None]]:
+        sharp = power_law_field(512, 4, amplitude_exponent, 0.2, 0.8).astype(np.float32)
+        rng = np.random.default_rng(0)
+        b = simulate_motion_blur(sharp, linear_kernel(5.0, 30.0), rng, noise=NoiseSpec(1e5))
+        before = peak_signal_noise_ratio(sharp, b, data_range=1.0)
+        out = []
+        for policy in (node, steep, follow):
+            d = deconvolve(b, true, policy)
+            out.append(
+                (peak_signal_noise_ratio(sharp, d.image, data_range=1.0) - before, d.penalty_power)
+            )
+        return out
+
+    (n, n_power), (s, s_power), (f, f_power) = gains(2.5)
+    assert n < -1.0 and n_power is None
+    assert s > 2.0 and s_power == 3.0
+    assert f > 2.0 and f_power == 3.0
+    (n, _), (s, s_power), (f, f_power) = gains(1.0)  # β ≈ 2: the node's power stays
+    assert s == n and f == n and s_power is None and f_power is None
+    # the correction's identity names the option
+    assert wiener_info(steep).device_uid != wiener_info(node).device_uid
+    assert wiener_info(follow).device_uid != wiener_info(steep).device_uid
