@@ -38,6 +38,12 @@ def save(out: Path, rows: list[dict[str, Any]], name: str) -> None:
     print(name, "done", flush=True)
 
 
+def by_set(rows: Sequence[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """The rows of each set (their ``set`` key: ``kermany``, ``mhh``, …), sets in order."""
+    for name in sorted({r["set"] for r in rows}):
+        yield name, [r for r in rows if r["set"] == name]
+
+
 def case_groups(rows: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
     """Row indices by scene × kind × motion × noise."""
     groups: dict[str, list[int]] = {}

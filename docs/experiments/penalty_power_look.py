@@ -29,7 +29,7 @@ import numpy as np
 from consistency_balance import round_cases, round_main
 from detector_scenes import SPACING_MM
 from fitting_cases import read_rows
-from look_rows import by_mm, save
+from look_rows import by_mm, by_set, save
 from outside_blur import gain
 
 from models.blur import to_exposure
@@ -71,8 +71,7 @@ def run(names: list[str], look: bool, out: Path) -> None:
 
 def summary(paths: list[Path]) -> None:
     rows = read_rows(paths)
-    for s in sorted({r["set"] for r in rows}):
-        sel = [r for r in rows if r["set"] == s]
+    for s, sel in by_set(rows):
         print(f"{s}: {len(sel)} flagged straight cases")
         for length in ("", "_true"):
             for p in POWERS:

@@ -21,7 +21,7 @@ import numpy as np
 from consistency_balance import round_cases, round_main
 from detector_scenes import SPACING_MM
 from fitting_cases import read_rows
-from look_rows import means_by, save
+from look_rows import by_set, means_by, save
 from outside_blur import gain
 
 from models.deblur import MotionPolicy, assess_motion, deconvolve
@@ -58,8 +58,7 @@ def run(names: list[str], look: bool, out: Path) -> None:
 
 def summary(paths: list[Path]) -> None:
     rows = read_rows(paths)
-    for s in sorted({r["set"] for r in rows}):
-        sel = [r for r in rows if r["set"] == s]
+    for s, sel in by_set(rows):
         ratio = np.median([r["estimate_ratio"] for r in sel])
         print(
             f"{s}: {len(sel)} flagged straight {MM:g} mm cases, estimate / true median {ratio:.2f}"

@@ -1,0 +1,106 @@
+"""What the thirty-seventh and thirty-eighth rounds share (``dip_floor_by_motion``,
+``penalty_slope_round``): their four sets of cases — the thirty-sixth round's Kermany and MHH
+cases (the fitting look), fresh Kermany train images (the validation), the 0.6 mm crops of
+``fitting_cases`` (a check) — their command line, and the summary against the node with the
+validation's three conditions.
+
+Imported by those scripts as a sibling module (``python docs/experiments/NAME.py`` puts this
+folder first on the path)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from consistency_balance import KERMANY, KERMANY_EVERY, kermany_frames, round_cases, round_images
+from detector_scenes import DATA, SPACING_MM, Case, image_cases, parser
+from fitting_cases import cases as crop_cases
+from fitting_cases import names as fitting_names
+from kernel_consistency import VALIDATION_NOISES
+from look_rows import by_mm, by_set, case_groups, worst_group
+from outside_blur import KINDS, MOTION_MM
+
+from models.deblur import MotionPolicy
+
+
+def kermany_train_every_200th(offset: int) -> list[str]:
+    """Every 200th Kermany train image by path from the ``offset``-th."""
+    with (KERMANY / "labels.csv").open(newline="", encoding="utf-8") as f:
+        train = sorted(r["path"] for r in csv.DictReader(f) if r["split"] == "train")
+    return train[offset::KERMANY_EVERY]
+
+
+def crop_scene_cases(name: str) -> Iterator[Case]:
+    """The check at ≈0.6 mm/px: :func:`fitting_cases.cases` (a fitting image's 384² crop,
+    straight and curved 3 / 6 / 10 px, noise none / 3·10⁴ / 10⁴; its seed), as scene cases."""
+    for c in crop_cases(DATA, name, MotionPolicy()):
+        noise = "none" if c.quanta is None else f"{c.quanta:.0e}".replace("+0", "")
+        yield Case(name, "crop", c.sharp, c.kind, c.px * 0.6, noise, c.kernel, c.blurred)
+
+
+def spacing_of(mode: str) -> float:
+    return 0.6 if mode == "0.6mm" else SPACING_MM
+
+
+def cases_of(name: str, mode: str, seed_key: str) -> Iterator[Case]:
+    """One image's cases in ``mode`` (``kermany``, ``mhh``, ``validation`` with its own
+    ``seed_key``, ``0.6mm``)."""
+    if mode == "0.6mm":
+        return crop_scene_cases(name)
+    if mode == "validation":
+        return image_cases(name, kermany_frames, seed_key, KINDS, MOTION_MM, VALIDATION_NOISES)
+    return round_cases(name, mode == "mhh")
+
+
+def round_parser() -> argparse.ArgumentParser:
+    """:func:`detector_scenes.parser` with the four sets: ``--look``, ``--validation``,
+    ``--crops`` (default: the fitting look's Kermany cases)."""
+    ap = parser()
+    ap.add_argument("--look", action="store_true", help="the 21 MHH images instead of Kermany")
+    ap.add_argument("--validation", action="store_true", help="the fresh Kermany images")
+    ap.add_argument("--crops", action="store_true", help="the 20 fitting images at 0.6 mm/px")
+    return ap
+
+
+def mode_and_names(args: argparse.Namespace, validation_offset: int) -> tuple[str, list[str]]:
+    """The set the command line asks for and its images."""
+    if args.crops:
+        return "0.6mm", fitting_names(DATA, (0, 1))
+    if args.validation:
+        return "validation", kermany_train_every_200th(validation_offset)
+    return ("mhh" if args.look else "kermany"), round_images(args.look)
+
+
+def summarise_against_node(
+    rows: Sequence[dict[str, Any]],
+    labels: Sequence[str],
+    width: int,
+    heading: Callable[[str, list[dict[str, Any]]], str],
+    counts: Callable[[str, list[dict[str, Any]]], tuple[str, str]],
+) -> None:
+    """Per set: ``heading`` of its rows, then for the node and each of ``labels`` its mean over
+    all cases, harmed (under the blurred input by more than 0.1 dB), worst case, means by length
+    (``counts``: a label's own figures before and after these), and for a candidate its worst
+    group against the node and whether the validation's three conditions hold (harmed at most
+    half, mean not lower, no group lower by more than 0.1 dB)."""
+    for mode, sel in by_set(rows):
+        groups = case_groups(sel)
+        node = np.array([r["node"] for r in sel])
+        node_harmed = int(np.sum(node < -0.1))
+        print(heading(mode, sel))
+        for label in ("node", *(x for x in labels if x in sel[0])):
+            v = np.array([r[label] for r in sel])
+            harmed = int(np.sum(v < -0.1))
+            before, after = counts(label, sel)
+            line = (
+                f"  {label:{width}s} {before}mean over all {v.mean():+.3f} harmed {harmed} "
+                f"worst {v.min():+.2f}{after} | {by_mm(v, sel)}"
+            )
+            if label != "node":
+                d, k = worst_group(v, node, groups)
+                met = (harmed <= node_harmed / 2, v.mean() >= node.mean(), d >= -0.1)
+                line += f" | worst group {d:+.3f} ({k}) | harmed≤half, mean, group: {met}"
+            print(line)
