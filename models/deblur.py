@@ -92,10 +92,10 @@ MISMATCH_FIT_EXPONENT = 3.0
 #: ** balance_exponent``, z the white noise variance over the anatomy's power across the motion
 #: at 0.06-0.14 cycles/px (the Wiener filter's own noise-to-signal ratio; docs/models.md).
 SNR_BALANCE = 0.03
+SNR_REFERENCE = 0.00347
 #: The frequency (cycles/px) where a steeper Wiener penalty (``MotionPolicy.penalty_steep_beta``)
 #: equals the policy's own.
 PENALTY_MATCHED_AT = 0.1
-SNR_REFERENCE = 0.00347
 
 F32 = NDArray[np.float32]
 Decision = Literal["sharp", "blurred", "severe"]
@@ -250,9 +250,10 @@ class MotionPolicy:
     #: ``eta_follows_noise``).
     estimate_eta_follows_noise: bool = False
     #: ... with the anatomy each candidate motion would have blurred into the ring's power
-    #: (``eta_follows_motion``; a look of the twenty-eighth session, not adopted).
+    #: (``eta_follows_motion``; the thirty-seventh round, docs/models.md: missed, not adopted).
     estimate_eta_follows_motion: bool = False
-    #: The thirty-eighth round's candidate (docs/models.md, "The Wiener penalty's slope"; off):
+    #: The thirty-eighth round's candidate (docs/models.md, "The Wiener penalty's slope from the
+    #: frame's anatomy"; missed, off):
     #: where the anatomy's power law across the motion (:func:`models.noise_level.
     #: spectral_slope_across`) is at least this steep, the Wiener penalty ``λ·|2πf|^power`` takes
     #: ``penalty_steep_power`` instead, λ scaled to the same penalty at
