@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from consistency_balance import round_main
 from fitting_cases import read_rows
-from look_rows import by_mm, case_groups, flagged_corrections, means_by, save, worst_group
+from look_rows import against_node, by_mm, case_groups, flagged_corrections, means_by, save
 from outside_blur import KINDS, gain
 from scipy.ndimage import gaussian_filter
 
@@ -82,13 +82,8 @@ def summary(paths: list[Path]) -> None:
         print(f"== {method or 'all'}: {len(sub)} flagged cases")
         for label in labels:
             v = np.array([r[label] for r in sub])
-            worst = worst_group(v, node, groups)
             kinds = means_by(v, sub, "kind", KINDS)
-            print(
-                f"{label:8s} mean {v.mean():+.3f} harmed {int(np.sum(v < -0.1))} "
-                f"worst {v.min():+.2f} worst group {worst[0]:+.3f} ({worst[1]}) | {kinds} | "
-                f"{by_mm(v, sub)}"
-            )
+            print(f"{label:8s} {against_node(v, node, groups)} | {kinds} | {by_mm(v, sub)}")
 
 
 def main() -> None:

@@ -59,6 +59,16 @@ def worst_group(
     return min((float(np.mean(values[ix] - reference[ix])), k) for k, ix in groups.items())
 
 
+def against_node(values: np.ndarray, node: np.ndarray, groups: dict[str, list[int]]) -> str:
+    """``values``' mean, harmed cases (under the blurred input by more than 0.1 dB), worst case
+    and worst group against ``node`` ("mean +1.234 harmed 5 worst -2.10 worst group …")."""
+    worst = worst_group(values, node, groups)
+    return (
+        f"mean {values.mean():+.3f} harmed {int(np.sum(values < -0.1))} worst "
+        f"{values.min():+.2f} worst group {worst[0]:+.3f} ({worst[1]})"
+    )
+
+
 def means_by(
     values: Sequence[float], rows: Sequence[dict[str, Any]], key: str, order: Sequence[Any]
 ) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 from consistency_balance import round_main
 from detector_scenes import SPACING_MM
 from fitting_cases import read_rows
-from look_rows import by_mm, case_groups, flagged_corrections, save, worst_group
+from look_rows import against_node, by_mm, case_groups, flagged_corrections, save
 from outside_blur import gain
 
 from models.deblur import MotionPolicy, deconvolve
@@ -62,11 +62,7 @@ def summary(paths: list[Path]) -> None:
         shorter = np.array([r[f"x{f:g}"] if f else 0.0 for r in rows])
         for top in UP_TO_PX:
             v = np.where(length <= top, shorter, node)
-            worst = worst_group(v, node, groups)
-            print(
-                f"×{f:g} up to {top:g} px: mean {v.mean():+.3f} harmed {int(np.sum(v < -0.1))} "
-                f"worst {v.min():+.2f} worst group {worst[0]:+.3f} ({worst[1]}) | {by_mm(v, rows)}"
-            )
+            print(f"×{f:g} up to {top:g} px: {against_node(v, node, groups)} | {by_mm(v, rows)}")
 
 
 def main() -> None:
