@@ -40,6 +40,7 @@ from models.deconvolve import (
     DEFAULT_BALANCE,
     DEFAULT_POWER,
     DEFAULT_RL_ITERATIONS,
+    PenaltyFloor,
     overshoot_fraction,
     richardson_lucy,
     sparse_exposure,
@@ -54,6 +55,7 @@ from models.kernel_shape import (
     shape_kernel,
 )
 from models.noise_level import (
+    power_law_across,
     quanta_per_pixel,
     signal_power_across,
     spectral_slope_across,
@@ -264,6 +266,13 @@ class MotionPolicy:
     #: ... and with an offset: the power is then ``β − penalty_slope_offset`` within ``power`` …
     #: ``penalty_steep_power`` (0: ``penalty_steep_power`` wherever the slope is steep enough).
     penalty_slope_offset: float = 0.0
+    #: The thirty-ninth round's candidate (docs/models.md, "The Wiener penalty as noise over
+    #: anatomy"): where the frame's noise is measurable, the Wiener penalty is at least this
+    #: factor times the measured noise over the anatomy's power law across the motion,
+    #: ``σ²·|f|^β / A`` (:func:`models.noise_level.power_law_across`; the MMSE Wiener filter's
+    #: own ratio at 1), so a noisy frame's high frequencies, where only noise is, are held back
+    #: and a noiseless frame keeps the policy's penalty. None: off.
+    penalty_noise_over_signal: float | None = None
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares
@@ -419,6 +428,9 @@ class Deconvolution:
     # the Wiener penalty's power where MotionPolicy.penalty_steep_beta chose a steeper one (None:
     # the policy's)
     penalty_power: float | None = None
+    # the least penalty MotionPolicy.penalty_noise_over_signal set (None: not asked, or the
+    # frame's noise or anatomy not measurable)
+    penalty_floor: PenaltyFloor | None = None
 
     @property
     def curved(self) -> bool:
@@ -612,6 +624,7 @@ def deconvolve(
             * (2 * math.pi * PENALTY_MATCHED_AT) ** (policy.power - steep),
         )
     balance, quanta = wiener_balance(e, policy, est.angle_deg, est.length_px)
+    floor = noise_over_signal_floor(e, est, quanta, policy)
     consistency: float | None = None
     raise_by = 1.0  # the consistency floor's factor, applied where the Wiener filter is kept
     if policy.balance_follows_noise:
@@ -636,13 +649,15 @@ def deconvolve(
                 )
             balance *= policy.shape_balance_factor
             rl_after += policy.shape_rl_iterations
-    w = wiener_exposure(e, psf, balance, policy.power, rl_after)
+    w = wiener_exposure(e, psf, balance, policy.power, rl_after, floor)
     over = overshoot_fraction(w, e)
     reference = policy.ringing_reference_balance
     limit = policy.ringing_limit
     if reference is not None and limit is not None and balance < reference and over > limit:
         # the ringing judged at the reference λ: does the frame ring, or only the smaller λ?
-        over = overshoot_fraction(wiener_exposure(e, psf, reference, policy.power, rl_after), e)
+        over = overshoot_fraction(
+            wiener_exposure(e, psf, reference, policy.power, rl_after, floor), e
+        )
     method: Literal["wiener", "richardson-lucy"] = "wiener"
     steps = 0
     accelerated = False
@@ -687,7 +702,7 @@ def deconvolve(
         # floor's λ (whether it rang was judged at the λ without it, so the fallback's frames
         # stay the fallback's; the thirty-fifth round)
         balance *= raise_by
-        w = wiener_exposure(e, psf, balance, policy.power, rl_after)
+        w = wiener_exposure(e, psf, balance, policy.power, rl_after, floor)
     if (
         policy.sparse_prior_weight is not None
         and method == "wiener"
@@ -721,7 +736,27 @@ def deconvolve(
         consistency,
         raised,
         penalty_power=steep,
+        penalty_floor=floor if method == "wiener" else None,
     )
+
+
+def noise_over_signal_floor(
+    exposure: NDArray[np.float64],
+    estimate: MotionEstimate,
+    quanta: float | None,
+    policy: MotionPolicy,
+) -> PenaltyFloor | None:
+    """The least Wiener penalty ``policy.penalty_noise_over_signal · σ²·|f|^β / A`` of a frame
+    (:func:`models.noise_level.power_law_across`: the anatomy's power law across the motion and
+    the white noise σ², read together). None where the option is off, the frame's noise is not
+    measurable (``quanta`` None or infinite: no noise to keep out) or its power law is not."""
+    factor = policy.penalty_noise_over_signal
+    if factor is None or quanta is None or not math.isfinite(quanta):
+        return None
+    amplitude, beta, noise = power_law_across(exposure, estimate.angle_deg)
+    if not (math.isfinite(amplitude) and math.isfinite(beta)) or amplitude <= 0.0:
+        return None
+    return PenaltyFloor(factor * noise / amplitude, max(beta, 0.0))
 
 
 def steep_penalty_power(

@@ -20,6 +20,8 @@ Grey values (bright = dense, [0, 1]) are mapped to relative exposure ``exp(-log_
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy import fft as sfft
@@ -46,12 +48,32 @@ def psf_to_otf(psf: F64, shape: tuple[int, int]) -> NDArray[np.complex128]:
     return np.fft.rfft2(big)
 
 
-def _penalty(h: int, w: int, balance: float, power: float) -> F64 | float:
+@dataclass(frozen=True)
+class PenaltyFloor:
+    """A least Wiener penalty ``coefficient · |f|^exponent`` (f in cycles/px): the noise over a
+    power-law anatomy, σ² / (A·|f|^−β), the minimum-mean-square-error Wiener filter's own ratio
+    (:func:`models.noise_level.power_law_across`)."""
+
+    coefficient: float
+    exponent: float
+
+    def __post_init__(self) -> None:
+        if not (self.coefficient >= 0.0 and np.isfinite(self.coefficient)):
+            raise ValueError(f"penalty floor coefficient {self.coefficient} not finite and ≥ 0")
+        if not (self.exponent >= 0.0 and np.isfinite(self.exponent)):
+            raise ValueError(f"penalty floor exponent {self.exponent} not finite and ≥ 0")
+
+
+def _penalty(
+    h: int, w: int, balance: float, power: float, floor: PenaltyFloor | None = None
+) -> F64 | float:
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]
-    if not power:
-        return balance
-    out: F64 = balance * ((2 * np.pi) ** 2 * (fx**2 + fy**2)) ** (power / 2)
+    f2 = fx**2 + fy**2
+    out: F64 | float = balance if not power else balance * ((2 * np.pi) ** 2 * f2) ** (power / 2)
+    if floor is not None:
+        least: F64 = floor.coefficient * f2 ** (floor.exponent / 2)
+        out = np.maximum(out, least)
     return out
 
 
@@ -77,12 +99,14 @@ def pad_for_fft(exposure: F64, psf: F64) -> tuple[F64, int]:
     return out, pad
 
 
-def _wiener_padded(ep: F64, psf: F64, balance: float, power: float) -> F64:
+def _wiener_padded(
+    ep: F64, psf: F64, balance: float, power: float, floor: PenaltyFloor | None = None
+) -> F64:
     h, w = ep.shape
     k = psf_to_otf(psf, (h, w))
     mean = float(ep.mean())
     spec = np.fft.rfft2(ep - mean)
-    reg = _penalty(h, w, balance, power)
+    reg = _penalty(h, w, balance, power, floor)
     out: F64 = np.fft.irfft2(np.conj(k) * spec / (np.abs(k) ** 2 + reg), s=(h, w)) + mean
     return out
 
@@ -134,12 +158,14 @@ def wiener_exposure(
     balance: float = DEFAULT_BALANCE,
     power: float = DEFAULT_POWER,
     rl_iterations: int = 0,
+    floor: PenaltyFloor | None = None,
 ) -> F64:
     """Regularised inverse of ``psf`` on a linear-exposure image (reflect-padded), optionally
-    followed by ``rl_iterations`` Richardson–Lucy steps (:func:`richardson_lucy_steps`)."""
+    followed by ``rl_iterations`` Richardson–Lucy steps (:func:`richardson_lucy_steps`);
+    ``floor``: the penalty is at least that (:class:`PenaltyFloor`)."""
     e = np.asarray(exposure, dtype=np.float64)
     ep, pad = pad_for_fft(e, psf)
-    out = _wiener_padded(ep, psf, balance, power)
+    out = _wiener_padded(ep, psf, balance, power, floor)
     if rl_iterations > 0:
         out = richardson_lucy_steps(ep, out, psf, rl_iterations)
     res: F64 = out[pad : pad + e.shape[0], pad : pad + e.shape[1]]

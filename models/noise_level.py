@@ -93,25 +93,38 @@ def signal_power_across(
     return max(float(np.median(power[sel])) - _quietest(power, r, ang), 1e-30)
 
 
-def spectral_slope_across(
+def power_law_across(
     exposure: NDArray[np.floating],
     motion_angle_deg: float,
     band: tuple[float, float] = SLOPE_BAND,
     patch: int = PATCH,
-) -> float:
-    """β of the anatomy's power law ``f^−β`` across the motion (±15° of the perpendicular, where
+) -> tuple[float, float, float]:
+    """The anatomy's power law ``A·f^−β`` across the motion (±15° of the perpendicular, where
     straight motion leaves the spectrum as it was), fitted in ``band`` cycles/px on the bins whose
-    power is at least twice the white noise's, the noise taken out. NaN where fewer than four
-    frequencies qualify (a frame the noise covers)."""
+    power is at least twice the white noise's, the noise taken out, and that noise: ``(A, β,
+    σ²)`` in the units of :func:`white_noise_variance` (per pixel; white noise of variance σ²
+    reads σ² in every bin), so ``σ² / (A·f^−β)`` is the Wiener filter's noise-to-signal ratio at
+    ``f`` cycles/px. A and β NaN where fewer than four frequencies qualify (a frame the noise
+    covers)."""
     power, r, ang = _spectrum(np.asarray(exposure, dtype=np.float64), patch)
     noise = _quietest(power, r, ang)
     across = np.mod(90.0 - motion_angle_deg, 180.0)
     d = np.abs(((ang - across) + 90.0) % 180.0 - 90.0)
     sel = (r >= band[0]) & (r <= band[1]) & (d <= 15.0) & (power >= 2.0 * noise)
     if len(np.unique(np.round(r[sel], 6))) < 4:
-        return float("nan")
-    slope = np.polyfit(np.log(r[sel]), np.log(power[sel] - noise), 1)[0]
-    return float(-slope)
+        return float("nan"), float("nan"), noise
+    slope, intercept = np.polyfit(np.log(r[sel]), np.log(power[sel] - noise), 1)
+    return float(np.exp(intercept)), float(-slope), noise
+
+
+def spectral_slope_across(
+    exposure: NDArray[np.floating],
+    motion_angle_deg: float,
+    band: tuple[float, float] = SLOPE_BAND,
+    patch: int = PATCH,
+) -> float:
+    """β of :func:`power_law_across` (NaN where the noise covers the frame)."""
+    return power_law_across(exposure, motion_angle_deg, band, patch)[1]
 
 
 def mean_where_read(exposure: NDArray[np.floating], patch: int = PATCH) -> float:

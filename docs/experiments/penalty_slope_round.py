@@ -24,23 +24,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from detector_scenes import part_of
 from fitting_cases import read_rows
-from look_rows import save
-from outside_blur import gain
 from round_design import (
-    cases_of,
+    NODE,
+    counted,
     mode_and_names,
     round_parser,
-    spacing_of,
+    run_against_node,
+    set_heading,
     summarise_against_node,
 )
 
-from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur import Deconvolution
 
-NODE = MotionPolicy()
 CANDIDATES = {
     "steep5": replace(NODE, penalty_steep_beta=5.0),
     "follow2": replace(NODE, penalty_steep_beta=0.0, penalty_slope_offset=2.0),
@@ -52,33 +50,17 @@ VALIDATION_OFFSET = 150
 
 
 def run(names: list[str], mode: str, out: Path, labels: list[str]) -> None:
-    spacing = spacing_of(mode)
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        for c in cases_of(name, mode, "penalty-slope"):
-            a = assess_motion(c.blurred, spacing, NODE)
-            row: dict[str, Any] = c.row(set=mode, flagged=a.blurred)
-            for label in ("node", *labels):
-                policy = NODE if label == "node" else CANDIDATES[label]
-                row[label] = 0.0
-                if a.blurred:
-                    d = deconvolve(c.blurred, a, policy)
-                    row[label] = gain(c.sharp, c.blurred, d.image)
-                    row[f"{label}_power"] = d.penalty_power
-            rows.append(row)
-        save(out, rows, name)
+    chosen = {label: CANDIDATES[label] for label in labels}
+    run_against_node(names, mode, out, chosen, "penalty-slope", ("power", _power))
+
+
+def _power(d: Deconvolution) -> float | None:
+    return d.penalty_power
 
 
 def summary(paths: list[Path]) -> None:
-    def heading(mode: str, sel: list[dict[str, Any]]) -> str:
-        images = len({r["image"] for r in sel})
-        flagged = sum(r["flagged"] for r in sel)
-        return f"{mode}: {len(sel)} cases from {images} images, {flagged} flagged"
-
-    def steeper(label: str, sel: list[dict[str, Any]]) -> tuple[str, str]:
-        return "", f" steeper {sum(r.get(f'{label}_power') is not None for r in sel)}"
-
-    summarise_against_node(read_rows(paths), list(CANDIDATES), 8, heading, steeper)
+    rows = read_rows(paths)
+    summarise_against_node(rows, list(CANDIDATES), 8, set_heading, counted("steeper", "power"))
 
 
 def main() -> None:

@@ -161,6 +161,8 @@ def wiener_info(
         described["penalty_steep_beta"] = policy.penalty_steep_beta
         described["penalty_steep_power"] = policy.penalty_steep_power
         described["penalty_slope_offset"] = policy.penalty_slope_offset
+    if policy.penalty_noise_over_signal is not None:
+        described["penalty_noise_over_signal"] = policy.penalty_noise_over_signal
     if policy.estimate_noise_subtraction != "never":
         described["estimate_noise_subtraction"] = policy.estimate_noise_subtraction
         described["noise_subtraction_skips_jpeg"] = policy.noise_subtraction_skips_jpeg

@@ -1,0 +1,84 @@
+"""The thirty-ninth round: the Wiener penalty as the measured noise over the anatomy.
+
+The Wiener filter's own regulariser is the noise over the signal's power, σ² / S(f). The node's
+``λ·|2πf|`` follows the measured noise in λ only, so on frames whose anatomy falls steeply (the
+Kermany scenes) it lets through the high frequencies where only noise is; the thirty-eighth
+round's steeper power helped there and held back a noiseless frame's recoverable anatomy. Here
+the penalty is at least ``c·σ²·|f|^β / A`` (``MotionPolicy.penalty_noise_over_signal``;
+:func:`models.noise_level.power_law_across`: ``A·f^−β`` across the motion and σ², read together
+on the blurred frame), so it rises only as far as noise is measured (docs/models.md, the
+thirty-ninth round). Candidates: ``nsr1`` (c = 1, the MMSE filter's ratio) and ``nsr_half``
+(c = ½).
+
+Every case counted (0 dB where the node leaves the frame unflagged; the decision is the node's).
+Default: the fitting look on the thirty-sixth round's Kermany cases (26 images; its seeds);
+``--look``: its 21 MHH images; ``--validation``: 25 Kermany train images no round has used (every
+200th from the 50th), their own seeds; ``--crops``: the check at ≈0.6 mm/px (the 20 fitting
+images' 384² crops of ``fitting_cases``). ``--candidates`` limits the candidates run.
+
+Run: ``PYTHONPATH=. python docs/experiments/noise_penalty_round.py --out runs/np-k0.json --part
+0/2`` (and ``1/2``; ``--look`` / ``--validation`` / ``--crops`` likewise), then ``--summary
+runs/np-*.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from detector_scenes import part_of
+from fitting_cases import read_rows
+from round_design import (
+    NODE,
+    counted,
+    mode_and_names,
+    round_parser,
+    run_against_node,
+    set_heading,
+    summarise_against_node,
+)
+
+from models.deblur import Deconvolution
+
+CANDIDATES = {
+    "nsr1": replace(NODE, penalty_noise_over_signal=1.0),
+    "nsr_half": replace(NODE, penalty_noise_over_signal=0.5),
+}
+#: the validation's images: every 200th of the train split from this one (sorted by path; none
+#: used by any correction round: the rounds' every 200th from the first, the 100th and the
+#: 150th, the kernel-magnitude validation's every 50th from the 25th)
+VALIDATION_OFFSET = 50
+#: the validation's first condition: harmed cases at most this share of the node's (half the
+#: node's harm is the length estimate's, which no penalty changes: docs/models.md)
+HARMED_SHARE = 0.75
+
+
+def run(names: list[str], mode: str, out: Path, labels: list[str]) -> None:
+    chosen = {label: CANDIDATES[label] for label in labels}
+    run_against_node(names, mode, out, chosen, "noise-penalty", ("floor", _floor))
+
+
+def _floor(d: Deconvolution) -> list[float] | None:
+    f = d.penalty_floor
+    return None if f is None else [f.coefficient, f.exponent]
+
+
+def summary(paths: list[Path]) -> None:
+    rows = read_rows(paths)
+    floored = counted("floored", "floor")
+    summarise_against_node(rows, list(CANDIDATES), 8, set_heading, floored, HARMED_SHARE)
+
+
+def main() -> None:
+    ap = round_parser()
+    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    args = ap.parse_args()
+    if args.summary:
+        summary(args.summary)
+        return
+    mode, names = mode_and_names(args, VALIDATION_OFFSET)
+    run(part_of(names, args.part, args.out), mode, args.out, args.candidates)
+
+
+if __name__ == "__main__":
+    main()
