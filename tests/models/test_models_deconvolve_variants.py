@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
 from models.blur import (
@@ -19,6 +20,7 @@ from models.blur import (
 from models.blur_estimate import MotionEstimate
 from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvolve
 from models.deconvolve import (
+    PenaltyFloor,
     pad_for_fft,
     psf_to_otf,
     richardson_lucy,
@@ -149,3 +151,45 @@ def test_a_frame_with_steeply_falling_anatomy_gets_a_steeper_wiener_penalty() ->
     # the correction's identity names the option
     assert wiener_info(steep).device_uid != wiener_info(node).device_uid
     assert wiener_info(follow).device_uid != wiener_info(steep).device_uid
+
+
+def test_the_wiener_penalty_is_at_least_the_measured_noise_over_the_anatomy() -> None:
+    """With ``penalty_noise_over_signal`` the penalty is at least c·σ²·|f|^β / A, read on the
+    blurred frame (the MMSE Wiener filter's own ratio; the thirty-ninth round's option,
+    docs/models.md): a field whose power falls as about f^−5 with Poisson noise of 10⁵ (5 px of
+    motion, the true kernel), which the node's λ·|2πf| brings back worse than its input, gains
+    several dB; the same field blurred without noise is corrected as the node corrects it to
+    0.01 dB (the floor lies below the node's penalty but at the highest frequencies), and within
+    0.1 dB so is a radiograph-like β ≈ 2 field with noise."""
+    node = MotionPolicy()
+    floored = dataclasses.replace(node, penalty_noise_over_signal=1.0)
+    true = MotionAssessment(MotionEstimate(5.0, 30.0, 0.6, 1, 0.2), 0.2, "blurred")
+
+    def corrected(amplitude_exponent: float, quanta: float | None) -> list[tuple[float, object]]:
+        sharp = power_law_field(512, 4, amplitude_exponent, 0.2, 0.8).astype(np.float32)
+        rng = np.random.default_rng(0)
+        noise = NoiseSpec(quanta) if quanta is not None else None
+        b = simulate_motion_blur(sharp, linear_kernel(5.0, 30.0), rng, noise=noise)
+        before = peak_signal_noise_ratio(sharp, b, data_range=1.0)
+        out: list[tuple[float, object]] = []
+        for policy in (node, floored):
+            d = deconvolve(b, true, policy)
+            gain = peak_signal_noise_ratio(sharp, d.image, data_range=1.0) - before
+            out.append((gain, d.penalty_floor))
+        return out
+
+    (n, n_floor), (f, f_floor) = corrected(2.5, 1e5)
+    assert n < -1.0 and n_floor is None
+    assert f > n + 5.0 and f > 5.0
+    assert isinstance(f_floor, PenaltyFloor) and f_floor.exponent > 4.0
+    (n, _), (f, f_floor) = corrected(2.5, None)
+    assert abs(f - n) < 0.01 and isinstance(f_floor, PenaltyFloor)
+    (n, _), (f, _) = corrected(1.0, 1e5)
+    assert abs(f - n) < 0.1
+    assert wiener_info(floored).device_uid != wiener_info(node).device_uid
+
+
+def test_a_penalty_floor_must_be_finite_and_not_negative() -> None:
+    for coefficient, exponent in ((-1.0, 2.0), (float("nan"), 2.0), (1.0, float("inf"))):
+        with pytest.raises(ValueError, match="penalty floor"):
+            PenaltyFloor(coefficient, exponent)

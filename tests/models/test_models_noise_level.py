@@ -20,7 +20,12 @@ from models.deblur import (
     deconvolve,
     wiener_balance,
 )
-from models.noise_level import quanta_per_pixel, spectral_slope_across
+from models.noise_level import (
+    power_law_across,
+    quanta_per_pixel,
+    spectral_slope_across,
+    white_noise_variance,
+)
 from tests.support.synthetic import power_law_field
 
 
@@ -342,3 +347,31 @@ def test_a_frame_the_noise_covers_has_no_power_law() -> None:
     rng = np.random.default_rng(1)
     noise_only = 0.5 + 0.01 * rng.standard_normal((256, 256))
     assert math.isnan(spectral_slope_across(noise_only, 0.0))
+
+
+def test_the_power_law_and_the_noise_are_read_in_the_same_units() -> None:
+    """:func:`power_law_across` gives A, β and σ² such that σ² / (A·f^−β) is the noise-to-signal
+    ratio: white noise of a known variance added after 10 px of motion blur is read back as σ²,
+    the blurred field's own power across the motion at a band frequency as A·f^−β, and scaling
+    the frame by 2 scales A and σ² by 4 and leaves β (the thirty-ninth round's penalty floor,
+    docs/models.md)."""
+    rng = np.random.default_rng(2)
+    field = simulate_motion_blur(power_law_field(512, 4, 1.5, 0.2, 0.8), linear_kernel(10.0, 30.0))
+    clean = field.astype(np.float64)
+    noise_sd = 3e-3
+    e = clean + noise_sd * rng.standard_normal(clean.shape)
+    amplitude, beta, noise = power_law_across(e, 30.0)
+    assert noise == pytest.approx(noise_sd**2, rel=0.25)
+    assert noise == white_noise_variance(e)
+    assert beta == pytest.approx(3.0, abs=0.5)
+    # the noise-free frame's power law, as Welch reads it, at 0.1 cycles/px
+    clean_a, clean_beta, _ = power_law_across(clean, 30.0)
+    at = 0.1
+    assert amplitude * at**-beta == pytest.approx(clean_a * at**-clean_beta, rel=0.3)
+    a2, b2, n2 = power_law_across(2.0 * e, 30.0)
+    assert a2 == pytest.approx(4.0 * amplitude, rel=1e-6)
+    assert b2 == pytest.approx(beta, abs=1e-9)
+    assert n2 == pytest.approx(4.0 * noise, rel=1e-9)
+    only_noise = 0.5 + 0.01 * rng.standard_normal((256, 256))
+    a, b, n = power_law_across(only_noise, 0.0)
+    assert math.isnan(a) and math.isnan(b) and n == pytest.approx(1e-4, rel=0.25)
