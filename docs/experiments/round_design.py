@@ -150,7 +150,11 @@ def summarise_against_node(
             )
             if label != "node":
                 d, k = worst_group(v, node, groups)
-                met = (harmed <= node_harmed * harmed_share, v.mean() >= node.mean(), d >= -0.1)
+                met = (
+                    harmed <= node_harmed * harmed_share,
+                    bool(v.mean() >= node.mean()),
+                    d >= -0.1,
+                )
                 share = "half" if harmed_share == 0.5 else f"{harmed_share:g}"
                 line += f" | worst group {d:+.3f} ({k}) | harmed≤{share}, mean, group: {met}"
             print(line)
