@@ -163,6 +163,8 @@ def wiener_info(
         described["penalty_slope_offset"] = policy.penalty_slope_offset
     if policy.penalty_noise_over_signal is not None:
         described["penalty_noise_over_signal"] = policy.penalty_noise_over_signal
+        if policy.penalty_noise_finer_than_mm is not None:
+            described["penalty_noise_finer_than_mm"] = policy.penalty_noise_finer_than_mm
     if policy.estimate_noise_subtraction != "never":
         described["estimate_noise_subtraction"] = policy.estimate_noise_subtraction
         described["noise_subtraction_skips_jpeg"] = policy.noise_subtraction_skips_jpeg
@@ -265,6 +267,16 @@ def wiener_info(
             )
             + " and Wiener deconvolution"
             + (" regularised by the measured noise" if policy.balance_follows_noise else "")
+            + (
+                ", its penalty at least the measured noise over the anatomy's power spectrum"
+                + (
+                    f" at pixels finer than {policy.penalty_noise_finer_than_mm:g} mm"
+                    if policy.penalty_noise_finer_than_mm is not None
+                    else ""
+                )
+                if policy.penalty_noise_over_signal is not None
+                else ""
+            )
             + (
                 f" (times {policy.checked_balance_factor:g} where the kernel's shape was checked)"
                 if magnitude is not None and policy.checked_balance_factor != 1.0
@@ -522,5 +534,10 @@ def _regularisation(done: Deconvolution) -> str:
         said += (
             " (raised: the frame's spectrum follows the estimated kernel's poorly, consistency "
             f"{done.kernel_consistency:.2f})"
+        )
+    if done.penalty_floor is not None:
+        said += (
+            ", at least the measured noise over the anatomy's power spectrum (falling as "
+            f"f^-{done.penalty_floor.exponent:.1f})"
         )
     return said

@@ -189,6 +189,30 @@ def test_the_wiener_penalty_is_at_least_the_measured_noise_over_the_anatomy() ->
     assert wiener_info(floored).device_uid != wiener_info(node).device_uid
 
 
+def test_the_penalty_floor_can_be_kept_to_fine_pixels() -> None:
+    """``penalty_noise_finer_than_mm`` (the fortieth round's candidate): the same noisy frame
+    gets the floor where its pixels are finer than the bound and the node's penalty, to the
+    pixel, where they are not."""
+    node = MotionPolicy()
+    fine_only = dataclasses.replace(
+        node, penalty_noise_over_signal=1.0, penalty_noise_finer_than_mm=0.4
+    )
+    sharp = power_law_field(256, 4, 2.5, 0.2, 0.8).astype(np.float32)
+    b = simulate_motion_blur(
+        sharp, linear_kernel(5.0, 30.0), np.random.default_rng(0), noise=NoiseSpec(1e5)
+    )
+    for spacing, floored in ((0.2, True), (0.4, False), (0.6, False)):
+        a = MotionAssessment(MotionEstimate(5.0, 30.0, 0.6, 1, 0.2), spacing, "blurred")
+        d = deconvolve(b, a, fine_only)
+        assert (d.penalty_floor is not None) == floored
+        if not floored:
+            assert np.array_equal(d.image, deconvolve(b, a, node).image)
+    assert (
+        wiener_info(fine_only).device_uid
+        != wiener_info(dataclasses.replace(fine_only, penalty_noise_finer_than_mm=None)).device_uid
+    )
+
+
 def test_a_penalty_floor_must_be_finite_and_not_negative() -> None:
     for coefficient, exponent in ((-1.0, 2.0), (float("nan"), 2.0), (1.0, float("inf"))):
         with pytest.raises(ValueError, match="penalty floor"):
