@@ -266,16 +266,18 @@ class MotionPolicy:
     #: ... and with an offset: the power is then ``β − penalty_slope_offset`` within ``power`` …
     #: ``penalty_steep_power`` (0: ``penalty_steep_power`` wherever the slope is steep enough).
     penalty_slope_offset: float = 0.0
-    #: The thirty-ninth round's candidate (docs/models.md, "The Wiener penalty as noise over
-    #: anatomy"): where the frame's noise is measurable, the Wiener penalty is at least this
-    #: factor times the measured noise over the anatomy's power law across the motion,
-    #: ``σ²·|f|^β / A`` (:func:`models.noise_level.power_law_across`; the MMSE Wiener filter's
-    #: own ratio at 1), so a noisy frame's high frequencies, where only noise is, are held back
-    #: and a noiseless frame keeps the policy's penalty. None: off.
-    penalty_noise_over_signal: float | None = None
-    #: ... only in frames whose pixels are finer than this (mm; the fortieth round: at ≈0.6 mm
-    #: the floor cost the thirty-ninth round's crops 0.05 dB); None: at every pixel size.
-    penalty_noise_finer_than_mm: float | None = None
+    #: The thirty-ninth and fortieth rounds (docs/models.md, "The Wiener penalty as noise over
+    #: anatomy", "The noise floor at detector scale only"; the node's default since
+    #: sharpray-blind-wiener 0.25.0): where the frame's noise is measurable, the Wiener penalty
+    #: is at least this factor times the measured noise over the anatomy's power law across the
+    #: motion, ``σ²·|f|^β / A`` (:func:`models.noise_level.power_law_across`; the MMSE Wiener
+    #: filter's own ratio at 1), so a noisy frame's high frequencies, where only noise is, are
+    #: held back and a noiseless frame keeps the policy's penalty. None: off (0.18.0).
+    penalty_noise_over_signal: float | None = 1.0
+    #: ... only in frames whose pixels are finer than this (mm; at ≈0.6 mm the floor held back
+    #: the frames' own noise and cost the thirty-ninth round's crops 0.05 dB); None: at every
+    #: pixel size.
+    penalty_noise_finer_than_mm: float | None = 0.4
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares

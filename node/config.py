@@ -351,6 +351,14 @@ class BlurGateSettings(Strict):
     # 0.4 mm or more, frames of at least 384 px at 0.6 mm): a checked kernel needs less (1: as 0.7.0)
     wiener_balance_checked_factor: float = Field(0.5, gt=0, le=4)
     wiener_power: float = Field(1.0, ge=0, le=2)  # 0 constant, 2 gradient (Laplacian) penalty
+    # ... and the penalty at least this times the noise measured in the frame over its anatomy's
+    # power law across the motion, sigma^2 |f|^beta / A (the MMSE Wiener filter's own ratio at 1;
+    # the thirty-ninth and fortieth rounds, docs/models.md: sharpray-blind-wiener 0.25.0); null:
+    # the penalty above alone (0.18.0)
+    wiener_penalty_noise_over_signal: float | None = Field(1.0, gt=0, le=10)
+    # ... only in frames whose pixels are finer than this (mm; at 0.6 mm the floor held back the
+    # frames' own noise, which a sharp reference counts as detail); null: at every pixel size
+    wiener_penalty_noise_finer_than_mm: float | None = Field(0.4, gt=0)
     richardson_lucy_steps: int = Field(0, ge=0, le=50)  # after the Wiener filter; 0 = Wiener only
     # Wiener result outside the data's range on more than this share of pixels (ringing at hard
     # edges): Richardson-Lucy (rl_fallback_steps from a flat start) instead; null: Wiener always

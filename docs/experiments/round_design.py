@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ from outside_blur import KINDS, MOTION_MM, gain
 
 from models.deblur import Deconvolution, MotionPolicy, assess_motion, deconvolve
 
-NODE = MotionPolicy()
+#: the node as these rounds ran against it (sharpray-blind-wiener 0.18.0: the penalty floor of
+#: the thirty-ninth and fortieth rounds, the default since 0.25.0, off)
+NODE = replace(MotionPolicy(), penalty_noise_over_signal=None, penalty_noise_finer_than_mm=None)
 
 
 def kermany_train_every_200th(offset: int) -> list[str]:
@@ -39,7 +42,7 @@ def kermany_train_every_200th(offset: int) -> list[str]:
 def crop_scene_cases(name: str) -> Iterator[Case]:
     """The check at ≈0.6 mm/px: :func:`fitting_cases.cases` (a fitting image's 384² crop,
     straight and curved 3 / 6 / 10 px, noise none / 3·10⁴ / 10⁴; its seed), as scene cases."""
-    for c in crop_cases(DATA, name, MotionPolicy()):
+    for c in crop_cases(DATA, name, NODE):
         noise = "none" if c.quanta is None else f"{c.quanta:.0e}".replace("+0", "")
         yield Case(name, "crop", c.sharp, c.kind, c.px * 0.6, noise, c.kernel, c.blurred)
 

@@ -175,6 +175,8 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         kernel_consistency_min=settings.kernel_consistency_min,
         checked_balance_factor=settings.wiener_balance_checked_factor,
         power=settings.wiener_power,
+        penalty_noise_over_signal=settings.wiener_penalty_noise_over_signal,
+        penalty_noise_finer_than_mm=settings.wiener_penalty_noise_finer_than_mm,
         rl_iterations=settings.richardson_lucy_steps,
         ringing_limit=settings.ringing_limit,
         rl_fallback_iterations=settings.rl_fallback_steps,

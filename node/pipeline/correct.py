@@ -97,6 +97,12 @@ DETECTOR_BUDGET_RL_MEAN_VERSION = "0.21.0"
 #: 0.22.0, 0.23.0.
 CONSISTENCY_RL_MEAN_VERSION = "0.22.0"
 DETECTOR_CONSISTENCY_RL_MEAN_VERSION = "0.23.0"
+#: As :data:`ALL_RL_MEAN_VERSION` / :data:`DETECTOR_ALL_RL_MEAN_VERSION`, with the Wiener penalty at
+#: least the measured noise over the anatomy's power law (``MotionPolicy.
+#: penalty_noise_over_signal``; the thirty-ninth and fortieth rounds): 0.25.0, 0.26.0 (0.24.0
+#: stays the thirty-seventh and thirty-eighth rounds' reservation, never shipped).
+NOISE_PENALTY_RL_MEAN_VERSION = "0.25.0"
+DETECTOR_NOISE_PENALTY_RL_MEAN_VERSION = "0.26.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -132,6 +138,15 @@ def wiener_info(
             CONSISTENCY_RL_MEAN_VERSION
             if detector is None
             else DETECTOR_CONSISTENCY_RL_MEAN_VERSION
+        )
+    elif (
+        policy.rl_fallback_follows_noise_from_mm is not None
+        and policy.penalty_noise_over_signal is not None
+    ):
+        version = (
+            NOISE_PENALTY_RL_MEAN_VERSION
+            if detector is None
+            else DETECTOR_NOISE_PENALTY_RL_MEAN_VERSION
         )
     elif policy.rl_fallback_follows_noise_from_mm is not None:
         version = ALL_RL_MEAN_VERSION if detector is None else DETECTOR_ALL_RL_MEAN_VERSION

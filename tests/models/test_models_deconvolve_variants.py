@@ -124,7 +124,7 @@ def test_a_frame_with_steeply_falling_anatomy_gets_a_steeper_wiener_penalty() ->
     than its input; with ``penalty_steep_beta`` the penalty is λ'·|2πf|³ and the frame gains. A
     field with radiograph-like β ≈ 2 is left exactly as the node corrects it (the thirty-eighth
     round's option, docs/models.md)."""
-    node = MotionPolicy()
+    node = dataclasses.replace(MotionPolicy(), penalty_noise_over_signal=None)  # 0.18.0
     steep = dataclasses.replace(node, penalty_steep_beta=5.0)
     follow = dataclasses.replace(node, penalty_steep_beta=0.0, penalty_slope_offset=2.0)
     true = MotionAssessment(MotionEstimate(5.0, 30.0, 0.6, 1, 0.2), 0.2, "blurred")
@@ -161,7 +161,7 @@ def test_the_wiener_penalty_is_at_least_the_measured_noise_over_the_anatomy() ->
     several dB; the same field blurred without noise is corrected as the node corrects it to
     0.01 dB (the floor lies below the node's penalty but at the highest frequencies), and within
     0.1 dB so is a radiograph-like β ≈ 2 field with noise."""
-    node = MotionPolicy()
+    node = dataclasses.replace(MotionPolicy(), penalty_noise_over_signal=None)  # 0.18.0
     floored = dataclasses.replace(node, penalty_noise_over_signal=1.0)
     true = MotionAssessment(MotionEstimate(5.0, 30.0, 0.6, 1, 0.2), 0.2, "blurred")
 
@@ -193,7 +193,7 @@ def test_the_penalty_floor_can_be_kept_to_fine_pixels() -> None:
     """``penalty_noise_finer_than_mm`` (the fortieth round's candidate): the same noisy frame
     gets the floor where its pixels are finer than the bound and the node's penalty, to the
     pixel, where they are not."""
-    node = MotionPolicy()
+    node = dataclasses.replace(MotionPolicy(), penalty_noise_over_signal=None)  # 0.18.0
     fine_only = dataclasses.replace(
         node, penalty_noise_over_signal=1.0, penalty_noise_finer_than_mm=0.4
     )
