@@ -25,19 +25,8 @@ runs/np-*.json``.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
-from detector_scenes import part_of
-from fitting_cases import read_rows
-from round_design import (
-    NODE,
-    counted,
-    mode_and_names,
-    round_parser,
-    run_against_node,
-    set_heading,
-    summarise_against_node,
-)
+from round_design import NODE, Round, round_main
 
 from models.deblur import Deconvolution
 
@@ -59,37 +48,20 @@ HARMED_SHARE = 0.75
 SECOND_VALIDATION_OFFSET = 10
 
 
-def run(names: list[str], mode: str, out: Path, labels: list[str]) -> None:
-    chosen = {label: CANDIDATES[label] for label in labels}
-    run_against_node(names, mode, out, chosen, "noise-penalty", ("floor", _floor))
-
-
 def _floor(d: Deconvolution) -> list[float] | None:
     f = d.penalty_floor
     return None if f is None else [f.coefficient, f.exponent]
 
 
-def summary(paths: list[Path]) -> None:
-    rows = read_rows(paths)
-    floored = counted("floored", "floor")
-    summarise_against_node(rows, list(CANDIDATES), 8, set_heading, floored, HARMED_SHARE)
-
-
-def main() -> None:
-    ap = round_parser()
-    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
-    ap.add_argument(
-        "--second-validation", action="store_true", help="the fortieth round's fresh images"
-    )
-    args = ap.parse_args()
-    if args.summary:
-        summary(args.summary)
-        return
-    args.validation = args.validation or args.second_validation
-    offset = SECOND_VALIDATION_OFFSET if args.second_validation else VALIDATION_OFFSET
-    mode, names = mode_and_names(args, offset)
-    run(part_of(names, args.part, args.out), mode, args.out, args.candidates)
-
+ROUND = Round(
+    CANDIDATES,
+    "noise-penalty",
+    ("floor", _floor),
+    "floored",
+    VALIDATION_OFFSET,
+    HARMED_SHARE,
+    SECOND_VALIDATION_OFFSET,
+)
 
 if __name__ == "__main__":
-    main()
+    round_main(ROUND)

@@ -23,19 +23,8 @@ runs/ps-*.json``.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
-from detector_scenes import part_of
-from fitting_cases import read_rows
-from round_design import (
-    NODE,
-    counted,
-    mode_and_names,
-    round_parser,
-    run_against_node,
-    set_heading,
-    summarise_against_node,
-)
+from round_design import NODE, Round, round_main
 
 from models.deblur import Deconvolution
 
@@ -49,30 +38,11 @@ CANDIDATES = {
 VALIDATION_OFFSET = 150
 
 
-def run(names: list[str], mode: str, out: Path, labels: list[str]) -> None:
-    chosen = {label: CANDIDATES[label] for label in labels}
-    run_against_node(names, mode, out, chosen, "penalty-slope", ("power", _power))
-
-
 def _power(d: Deconvolution) -> float | None:
     return d.penalty_power
 
 
-def summary(paths: list[Path]) -> None:
-    rows = read_rows(paths)
-    summarise_against_node(rows, list(CANDIDATES), 8, set_heading, counted("steeper", "power"))
-
-
-def main() -> None:
-    ap = round_parser()
-    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
-    args = ap.parse_args()
-    if args.summary:
-        summary(args.summary)
-        return
-    mode, names = mode_and_names(args, VALIDATION_OFFSET)
-    run(part_of(names, args.part, args.out), mode, args.out, args.candidates)
-
+ROUND = Round(CANDIDATES, "penalty-slope", ("power", _power), "steeper", VALIDATION_OFFSET)
 
 if __name__ == "__main__":
-    main()
+    round_main(ROUND)

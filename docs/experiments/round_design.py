@@ -12,15 +12,16 @@ from __future__ import annotations
 import argparse
 import csv
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from consistency_balance import KERMANY, KERMANY_EVERY, kermany_frames, round_cases, round_images
-from detector_scenes import DATA, SPACING_MM, Case, image_cases, parser
+from detector_scenes import DATA, SPACING_MM, Case, image_cases, parser, part_of
 from fitting_cases import cases as crop_cases
 from fitting_cases import names as fitting_names
+from fitting_cases import read_rows
 from kernel_consistency import VALIDATION_NOISES
 from look_rows import by_mm, by_set, case_groups, save, worst_group
 from outside_blur import KINDS, MOTION_MM, gain
@@ -161,3 +162,44 @@ def summarise_against_node(
                 share = "half" if harmed_share == 0.5 else f"{harmed_share:g}"
                 line += f" | worst group {d:+.3f} ({k}) | harmed≤{share}, mean, group: {met}"
             print(line)
+
+
+@dataclass(frozen=True)
+class Round:
+    """A round's script: its candidates, the seed key of its validation's cases, what each
+    correction's row records (``detail``: a name and how it is read) and the word its summary
+    counts those by, its validation images (every 200th train image from ``validation_offset``;
+    a second set behind ``--second-validation``) and its first condition's share."""
+
+    candidates: Mapping[str, MotionPolicy]
+    seed_key: str
+    detail: tuple[str, Callable[[Deconvolution], Any]]
+    counted_as: str
+    validation_offset: int
+    harmed_share: float = 0.5
+    second_validation_offset: int | None = None
+
+
+def round_main(spec: Round) -> None:
+    """A round's command line (:func:`round_parser` with ``--candidates``): the rows of the set it
+    asks for in ``--part`` of its images, or ``--summary`` of saved rows."""
+    ap = round_parser()
+    names = list(spec.candidates)
+    ap.add_argument("--candidates", nargs="+", default=names, choices=names)
+    if spec.second_validation_offset is not None:
+        ap.add_argument(
+            "--second-validation", action="store_true", help="the round's second fresh images"
+        )
+    args = ap.parse_args()
+    if args.summary:
+        count = counted(spec.counted_as, spec.detail[0])
+        rows = read_rows(args.summary)
+        summarise_against_node(rows, names, 8, set_heading, count, spec.harmed_share)
+        return
+    second = bool(getattr(args, "second_validation", False))
+    args.validation = args.validation or second
+    offset = spec.second_validation_offset if second else None
+    mode, images = mode_and_names(args, spec.validation_offset if offset is None else offset)
+    chosen = {label: spec.candidates[label] for label in args.candidates}
+    part = part_of(images, args.part, args.out)
+    run_against_node(part, mode, args.out, chosen, spec.seed_key, spec.detail)
