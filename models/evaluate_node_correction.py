@@ -378,10 +378,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     for k, v in result["summary"].items():
-        said = f" oracles Wiener {v['wiener_oracle_db']:+.2f} RL {v['rl_oracle_db']:+.2f}"
+        said = (
+            f" oracles Wiener {v['wiener_oracle_db']:+.2f} RL {v['rl_oracle_db']:+.2f}"
+            if args.oracles
+            else ""
+        )
         print(
             f"{k:36s} {v['psnr_gain_db']:+.2f} dB / {v['ssim_gain']:+.4f} (corrected "
-            f"{v['corrected']:.2f}, n {v['n']})" + (said if args.oracles else "")
+            f"{v['corrected']:.2f}, n {v['n']})" + said
         )
     return 0
 

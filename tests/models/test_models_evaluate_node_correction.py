@@ -94,3 +94,22 @@ def test_another_blur_model_is_measured_beside_the_true_kernel_oracles(tmp_path:
         assert row["psnr_gain_db"] > -0.1, row  # no harm
     noiseless = result["summary"]["shake/24px/noiseless"]
     assert noiseless["wiener_oracle_db"] > 1.0 and noiseless["rl_oracle_db"] > 0.5, noiseless
+
+
+def test_the_command_line_writes_and_prints_its_summary_without_oracles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m models.evaluate_node_correction --dicoms …` without ``--oracles`` (its
+    documented form) writes the JSON and prints one line per group, no oracle columns."""
+    import json
+
+    folder = _field_frame(tmp_path)
+    out = tmp_path / "nc.json"
+    argv = ["--dicoms", str(folder), "--kinds", "straight", "--out", str(out)]
+    assert enc.main(argv) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["cases"] == 6
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(result["summary"])
+    assert any(line.startswith("straight/24px/noiseless") for line in printed)
+    assert not any("oracles" in line for line in printed)
