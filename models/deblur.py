@@ -268,11 +268,12 @@ class MotionPolicy:
     penalty_slope_offset: float = 0.0
     #: The thirty-ninth and fortieth rounds (docs/models.md, "The Wiener penalty as noise over
     #: anatomy", "The noise floor at detector scale only"; the node's default since
-    #: sharpray-blind-wiener 0.25.0): where the frame's noise is measurable, the Wiener penalty
-    #: is at least this factor times the measured noise over the anatomy's power law across the
-    #: motion, ``σ²·|f|^β / A`` (:func:`models.noise_level.power_law_across`; the MMSE Wiener
-    #: filter's own ratio at 1), so a noisy frame's high frequencies, where only noise is, are
-    #: held back and a noiseless frame keeps the policy's penalty. None: off (0.18.0).
+    #: sharpray-blind-wiener 0.25.0): where the frame's noise is measured and measurable
+    #: (``balance_follows_noise``), the Wiener penalty is at least this factor times the
+    #: measured noise over the anatomy's power law across the motion, ``σ²·|f|^β / A``
+    #: (:func:`models.noise_level.power_law_across`; the MMSE Wiener filter's own ratio at 1),
+    #: so a noisy frame's high frequencies, where only noise is, are held back and a noiseless
+    #: frame keeps the policy's penalty. None: off (0.18.0).
     penalty_noise_over_signal: float | None = 1.0
     #: ... only in frames whose pixels are finer than this (mm; at ≈0.6 mm the floor held back
     #: the frames' own noise and cost the thirty-ninth round's crops 0.05 dB); None: at every
