@@ -196,10 +196,10 @@ def round_main(spec: Round) -> None:
         rows = read_rows(args.summary)
         summarise_against_node(rows, names, 8, set_heading, count, spec.harmed_share)
         return
-    second = bool(getattr(args, "second_validation", False))
-    args.validation = args.validation or second
-    offset = spec.second_validation_offset if second else None
-    mode, images = mode_and_names(args, spec.validation_offset if offset is None else offset)
+    offset = spec.validation_offset
+    if getattr(args, "second_validation", False) and spec.second_validation_offset is not None:
+        args.validation, offset = True, spec.second_validation_offset
+    mode, images = mode_and_names(args, offset)
     chosen = {label: spec.candidates[label] for label in args.candidates}
     part = part_of(images, args.part, args.out)
     run_against_node(part, mode, args.out, chosen, spec.seed_key, spec.detail)
