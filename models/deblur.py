@@ -55,6 +55,8 @@ from models.kernel_shape import (
     shape_kernel,
 )
 from models.noise_level import (
+    FrameSpectrum,
+    frame_spectrum,
     power_law_across,
     quanta_per_pixel,
     signal_power_across,
@@ -500,10 +502,22 @@ def mismatch_floor(estimate: MotionEstimate, policy: MotionPolicy) -> float:
     return float(min(floor, policy.balance_range[1]))
 
 
-def _measured_quanta(exposure: NDArray[np.floating], policy: MotionPolicy) -> float | None:
+def _measured_quanta(
+    exposure: NDArray[np.floating], policy: MotionPolicy, spectrum: FrameSpectrum | None = None
+) -> float | None:
     """:func:`models.noise_level.quanta_per_pixel`, or None for an image too small to measure."""
     try:
-        return quanta_per_pixel(exposure, where_read=policy.noise_mean_where_read)
+        return quanta_per_pixel(
+            exposure, where_read=policy.noise_mean_where_read, spectrum=spectrum
+        )
+    except ValueError:
+        return None
+
+
+def _spectrum_or_none(exposure: NDArray[np.floating]) -> FrameSpectrum | None:
+    """The frame's :func:`models.noise_level.frame_spectrum`, None where it is too small."""
+    try:
+        return frame_spectrum(exposure)
     except ValueError:
         return None
 
@@ -513,8 +527,11 @@ def wiener_balance(
     policy: MotionPolicy,
     motion_angle_deg: float | None = None,
     motion_length_px: float | None = None,
+    *,
+    spectrum: FrameSpectrum | None = None,
 ) -> tuple[float, float | None]:
-    """The Wiener regulariser for this linear-exposure image, and the noise it was set by.
+    """The Wiener regulariser for this linear-exposure image, and the noise it was set by
+    (``spectrum``: the frame's :func:`models.noise_level.frame_spectrum`, where already read).
 
     ``policy.balance`` as it is, or (``balance_follows_noise``) scaled to the image's measured
     noise N̂ (quanta per pixel, :func:`models.noise_level.quanta_per_pixel`):
@@ -524,7 +541,7 @@ def wiener_balance(
     :func:`length_factor` of ``motion_length_px`` before the range is applied (a frame without
     noise keeps the least λ whatever the motion's length).
     """
-    n = _measured_quanta(exposure, policy) if policy.balance_follows_noise else None
+    n = _measured_quanta(exposure, policy, spectrum) if policy.balance_follows_noise else None
     if n is None:  # not asked for, or too small to measure: the fixed value
         return policy.balance, None
     lo, hi = policy.balance_range
@@ -629,8 +646,9 @@ def deconvolve(
             wiener_balance_factor=policy.wiener_balance_factor
             * (2 * math.pi * PENALTY_MATCHED_AT) ** (policy.power - steep),
         )
-    balance, quanta = wiener_balance(e, policy, est.angle_deg, est.length_px)
-    floor = noise_over_signal_floor(e, assessment, quanta, policy)
+    spectrum = _spectrum_or_none(e)  # read once: the noise for λ and for the penalty's floor
+    balance, quanta = wiener_balance(e, policy, est.angle_deg, est.length_px, spectrum=spectrum)
+    floor = noise_over_signal_floor(e, assessment, quanta, policy, spectrum)
     consistency: float | None = None
     raise_by = 1.0  # the consistency floor's factor, applied where the Wiener filter is kept
     if policy.balance_follows_noise:
@@ -692,7 +710,7 @@ def deconvolve(
             or (from_mm is not None and assessment.pixel_spacing_mm >= from_mm)
         )
         if quanta is None and follows:
-            quanta = _measured_quanta(e, policy)
+            quanta = _measured_quanta(e, policy, spectrum)
         cap = fallback_cap(e.shape, policy)
         law = replace(policy, rl_fallback_follows_noise=follows, rl_fallback_max_iterations=cap)
         steps = rl_fallback_iterations(quanta, law)
@@ -720,7 +738,7 @@ def deconvolve(
     shrunk = False
     if policy.shrinkage and method == "wiener":
         if quanta is None:
-            quanta = _measured_quanta(e, policy)
+            quanta = _measured_quanta(e, policy, spectrum)
         if quanta is not None and math.isfinite(quanta) and quanta > 0:
             # an experiment's step (off in the node), its library in the train extra only
             from models.shrinkage import shrink, subband_noise
@@ -751,19 +769,22 @@ def noise_over_signal_floor(
     assessment: MotionAssessment,
     quanta: float | None,
     policy: MotionPolicy,
+    spectrum: FrameSpectrum | None = None,
 ) -> PenaltyFloor | None:
     """The least Wiener penalty ``policy.penalty_noise_over_signal · σ²·|f|^β / A`` of a frame
     (:func:`models.noise_level.power_law_across`: the anatomy's power law across the motion and
     the white noise σ², read together). None where the option is off, the frame's pixels are
     not finer than ``policy.penalty_noise_finer_than_mm``, its noise is not measurable
-    (``quanta`` None or infinite: no noise to keep out) or its power law is not."""
+    (``quanta`` None or infinite: no noise to keep out) or its power law is not. ``spectrum``:
+    the frame's :func:`models.noise_level.frame_spectrum`, where already read."""
     factor = policy.penalty_noise_over_signal
     if factor is None or quanta is None or not math.isfinite(quanta):
         return None
     finer = policy.penalty_noise_finer_than_mm
     if finer is not None and assessment.pixel_spacing_mm >= finer:
         return None
-    amplitude, beta, noise = power_law_across(exposure, assessment.estimate.angle_deg)
+    angle = assessment.estimate.angle_deg
+    amplitude, beta, noise = power_law_across(exposure, angle, spectrum=spectrum)
     if not (math.isfinite(amplitude) and math.isfinite(beta)) or amplitude <= 0.0:
         return None
     return PenaltyFloor(factor * noise / amplitude, max(beta, 0.0))

@@ -18,6 +18,7 @@ numpy only (the node imports it).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,18 +47,47 @@ def _window_side(shape: tuple[int, ...], patch: int) -> int:
     return patch
 
 
-def _spectrum(e: F64, patch: int) -> tuple[F64, F64, F64]:
-    """Welch power of ``e`` scaled so white noise of variance s² reads s² in every bin, with each
-    bin's radius (cycles/px) and angle (0..180°, the FFT's rows running down)."""
-    patch = _window_side(e.shape, patch)
-    power = welch_power(e, patch, max_patches=MAX_WINDOWS)
-    win = np.outer(np.hanning(patch), np.hanning(patch))
+@dataclass(frozen=True)
+class FrameSpectrum:
+    """A frame's Welch power (Hann windows), scaled so white noise of variance s² reads s² in
+    every bin, with each bin's radius (cycles/px) and angle (0..180°, the FFT's rows running
+    down): read once per frame (:func:`frame_spectrum`) and handed to every measurement here that
+    reads it (``spectrum=``), which then give what they give on the frame itself."""
+
+    power: F64
+    r: F64
+    ang: F64
+    patch: int
+    shape: tuple[int, ...]
+
+
+def frame_spectrum(exposure: NDArray[np.floating], patch: int = PATCH) -> FrameSpectrum:
+    """The :class:`FrameSpectrum` of ``exposure`` (linear exposure); ValueError for a frame too
+    small to measure."""
+    e = np.asarray(exposure, dtype=np.float64)
+    side = _window_side(e.shape, patch)
+    power = welch_power(e, side, max_patches=MAX_WINDOWS)
+    win = np.outer(np.hanning(side), np.hanning(side))
     power = power / float((win**2).sum())
-    f = np.fft.fftfreq(patch)
+    f = np.fft.fftfreq(side)
     fy, fx = f[:, None], f[None, :]
     r: F64 = np.hypot(fx, fy)
     ang: F64 = np.mod(np.degrees(np.arctan2(fy, fx)), 180.0)
-    return power, r, ang
+    return FrameSpectrum(power, r, ang, patch, e.shape)
+
+
+def _spectrum(
+    e: NDArray[np.floating], patch: int, spectrum: FrameSpectrum | None = None
+) -> tuple[F64, F64, F64]:
+    """``spectrum`` (read with ``patch``) or the frame's own, as (power, radius, angle)."""
+    if spectrum is None:
+        spectrum = frame_spectrum(e, patch)
+    elif spectrum.patch != patch or spectrum.shape != np.shape(e):
+        raise ValueError(
+            f"the spectrum was read on a {spectrum.shape} frame with {spectrum.patch} px windows,"
+            f" not on this {np.shape(e)} one with {patch} px"
+        )
+    return spectrum.power, spectrum.r, spectrum.ang
 
 
 def _quietest(power: F64, r: F64, ang: F64) -> float:
@@ -71,9 +101,12 @@ def _quietest(power: F64, r: F64, ang: F64) -> float:
     return min(medians)
 
 
-def white_noise_variance(exposure: NDArray[np.floating], patch: int = PATCH) -> float:
-    """Variance of the white noise in ``exposure`` (per pixel), read in its quietest direction."""
-    return _quietest(*_spectrum(np.asarray(exposure, dtype=np.float64), patch))
+def white_noise_variance(
+    exposure: NDArray[np.floating], patch: int = PATCH, *, spectrum: FrameSpectrum | None = None
+) -> float:
+    """Variance of the white noise in ``exposure`` (per pixel), read in its quietest direction
+    (of ``spectrum`` where the frame's is already read)."""
+    return _quietest(*_spectrum(exposure, patch, spectrum))
 
 
 def signal_power_across(
@@ -85,7 +118,7 @@ def signal_power_across(
     """Power of the anatomy per frequency bin across the motion (±15° of the perpendicular), in
     ``band`` cycles/px, less the white noise: motion blur leaves that direction untouched, so this
     is the sharp image's own spectrum there (an experiment's feature; docs/models.md)."""
-    power, r, ang = _spectrum(np.asarray(exposure, dtype=np.float64), patch)
+    power, r, ang = _spectrum(exposure, patch)
     # (the kernel's angle counts with the image's y axis up; the FFT's rows run down)
     across = np.mod(90.0 - motion_angle_deg, 180.0)
     d = np.abs(((ang - across) + 90.0) % 180.0 - 90.0)
@@ -98,6 +131,8 @@ def power_law_across(
     motion_angle_deg: float,
     band: tuple[float, float] = SLOPE_BAND,
     patch: int = PATCH,
+    *,
+    spectrum: FrameSpectrum | None = None,
 ) -> tuple[float, float, float]:
     """The anatomy's power law ``A·f^−β`` across the motion (±15° of the perpendicular, where
     straight motion leaves the spectrum as it was), fitted in ``band`` cycles/px on the bins whose
@@ -105,8 +140,8 @@ def power_law_across(
     σ²)`` in the units of :func:`white_noise_variance` (per pixel; white noise of variance σ²
     reads σ² in every bin), so ``σ² / (A·f^−β)`` is the Wiener filter's noise-to-signal ratio at
     ``f`` cycles/px. A and β NaN where fewer than four frequencies qualify (a frame the noise
-    covers)."""
-    power, r, ang = _spectrum(np.asarray(exposure, dtype=np.float64), patch)
+    covers). ``spectrum``: the frame's, where already read."""
+    power, r, ang = _spectrum(exposure, patch, spectrum)
     noise = _quietest(power, r, ang)
     across = np.mod(90.0 - motion_angle_deg, 180.0)
     d = np.abs(((ang - across) + 90.0) % 180.0 - 90.0)
@@ -140,7 +175,11 @@ def mean_where_read(exposure: NDArray[np.floating], patch: int = PATCH) -> float
 
 
 def quanta_per_pixel(
-    exposure: NDArray[np.floating], patch: int = PATCH, *, where_read: bool = False
+    exposure: NDArray[np.floating],
+    patch: int = PATCH,
+    *,
+    where_read: bool = False,
+    spectrum: FrameSpectrum | None = None,
 ) -> float:
     """Quanta per pixel at exposure 1 that explain the white noise of ``exposure`` (Poisson:
     variance = mean exposure / N); ``inf`` for a frame without measurable noise.
@@ -151,9 +190,10 @@ def quanta_per_pixel(
     centre (a chest's mediastinum and spine: dense, less exposure, less noise), so the whole
     frame's mean overstates N (by 1.3× on fitting frames of a detector's size; docs/models.md,
     "The noise measured where it is read": the truer measure, not adopted by its round).
+    ``spectrum``: the frame's, where already read.
     """
     e = np.asarray(exposure, dtype=np.float64)
-    var = white_noise_variance(e, patch)
+    var = white_noise_variance(e, patch, spectrum=spectrum)
     if var <= 0.0 or not math.isfinite(var):
         return math.inf
     mean = mean_where_read(e, patch) if where_read else float(np.mean(e))

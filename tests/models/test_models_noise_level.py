@@ -21,6 +21,7 @@ from models.deblur import (
     wiener_balance,
 )
 from models.noise_level import (
+    frame_spectrum,
     power_law_across,
     quanta_per_pixel,
     spectral_slope_across,
@@ -375,3 +376,20 @@ def test_the_power_law_and_the_noise_are_read_in_the_same_units() -> None:
     only_noise = 0.5 + 0.01 * rng.standard_normal((256, 256))
     a, b, n = power_law_across(only_noise, 0.0)
     assert math.isnan(a) and math.isnan(b) and n == pytest.approx(1e-4, rel=0.25)
+
+
+def test_a_frame_s_spectrum_is_read_once_and_gives_what_the_frame_gives() -> None:
+    """The node reads a frame's Welch spectrum once (:func:`frame_spectrum`) for the noise that
+    sets λ and for the penalty's floor: handed to each measurement it gives exactly what that
+    measurement reads on the frame itself, and a spectrum of another frame is refused."""
+    rng = np.random.default_rng(5)
+    field = simulate_motion_blur(power_law_field(256, 6, 1.5, 0.2, 0.8), linear_kernel(8.0, 60.0))
+    e = field.astype(np.float64) + 2e-3 * rng.standard_normal(field.shape)
+    spectrum = frame_spectrum(e)
+    assert white_noise_variance(e, spectrum=spectrum) == white_noise_variance(e)
+    assert quanta_per_pixel(e, spectrum=spectrum) == quanta_per_pixel(e)
+    assert power_law_across(e, 60.0, spectrum=spectrum) == power_law_across(e, 60.0)
+    with pytest.raises(ValueError, match="spectrum was read on a"):
+        white_noise_variance(e[:200, :200], spectrum=spectrum)
+    with pytest.raises(ValueError, match="px windows"):
+        white_noise_variance(e, 32, spectrum=spectrum)
