@@ -118,6 +118,15 @@ class MotionPolicy:
     # motion whose dips the anatomy blurs; chosen on training images, docs/models.md); None: off.
     strong_fit_confidence: float | None = 0.65
     strong_fit_min_specificity: float = 0.05
+    #: A third way for short motion (docs/models.md, the forty-first round): a *first* estimate
+    #: (before any noise is taken out of the spectrum) of at most this many pixels is motion with
+    #: ``short_motion_min_specificity`` and ``short_motion_min_confidence``, in a frame that is not
+    #: a decoded JPEG — for a motion that short the 0.6× comparison's first dip lies near the
+    #: Nyquist limit, so real short motion is less specific than long, while sharp frames' first
+    #: estimates are long (their noise fills the fine scale). None: off.
+    short_motion_max_px: float | None = None
+    short_motion_min_specificity: float = 0.03
+    short_motion_min_confidence: float = 0.4
     max_motion_mm: float = 8.0
     # The Wiener regulariser at BALANCE_REFERENCE_QUANTA; with balance_follows_noise, scaled by the
     # measured noise (balance_exponent) and kept within balance_range; else used as it is.
@@ -358,8 +367,32 @@ def motion_found(estimate: MotionEstimate, policy: MotionPolicy) -> bool:
     return strong is not None and conf >= strong and spec >= policy.strong_fit_min_specificity
 
 
-def decide(estimate: MotionEstimate, pixel_spacing_mm: float, policy: MotionPolicy) -> Decision:
-    if not motion_found(estimate, policy):
+def short_motion_found(estimate: MotionEstimate, policy: MotionPolicy) -> bool:
+    """Whether a first estimate shows motion by the policy's third way (short motion, at most
+    ``policy.short_motion_max_px``; the caller says the estimate is a first one and the frame is
+    not a decoded JPEG)."""
+    most = policy.short_motion_max_px
+    spec, conf = estimate.specificity, estimate.confidence
+    if most is None or not (math.isfinite(spec) and math.isfinite(conf)):
+        return False
+    return (
+        estimate.length_px <= most
+        and spec >= policy.short_motion_min_specificity
+        and conf >= policy.short_motion_min_confidence
+    )
+
+
+def decide(
+    estimate: MotionEstimate,
+    pixel_spacing_mm: float,
+    policy: MotionPolicy,
+    *,
+    short_way: bool = False,
+) -> Decision:
+    """The gate's decision on an estimate: motion found (either way of :func:`motion_found`, or
+    with ``short_way`` the third, :func:`short_motion_found`) and its length in mm against the
+    policy's thresholds."""
+    if not (motion_found(estimate, policy) or (short_way and short_motion_found(estimate, policy))):
         return "sharp"
     mm = estimate.length_px * pixel_spacing_mm
     if mm >= policy.severe_from_mm:
@@ -400,12 +433,27 @@ def assess_motion(
             eta_follows_motion=policy.estimate_eta_follows_motion,
         )
 
+    jpeg: list[bool] = []  # decoded_jpeg(image01), computed once where asked
+
+    def decoded() -> bool:
+        if not jpeg:
+            jpeg.append(decoded_jpeg(image01))
+        return jpeg[0]
+
     def may_subtract() -> bool:
         """The noise may be taken out: not in a decoded JPEG (its noise is the codec's)."""
-        return not (policy.noise_subtraction_skips_jpeg and decoded_jpeg(image01))
+        return not (policy.noise_subtraction_skips_jpeg and decoded())
 
-    est = estimate(mode == "always" and may_subtract())
-    decision = decide(est, pixel_spacing_mm, policy)
+    first_subtracted = mode == "always" and may_subtract()
+    est = estimate(first_subtracted)
+    # the third way reads a first estimate with the frame's noise in it, not a decoded JPEG's
+    short_way = (
+        policy.short_motion_max_px is not None
+        and not first_subtracted
+        and est.length_px <= policy.short_motion_max_px
+        and not decoded()
+    )
+    decision = decide(est, pixel_spacing_mm, policy, short_way=short_way)
     if mode == "second_look" and decision == "sharp" and may_subtract():
         # no motion found: look again with the frame's noise taken out of the spectrum (short
         # motion whose dips the noise fills); where that finds none either, the first estimate
