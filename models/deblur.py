@@ -127,6 +127,14 @@ class MotionPolicy:
     short_motion_max_px: float | None = None
     short_motion_min_specificity: float = 0.03
     short_motion_min_confidence: float = 0.4
+    #: A strong fit a little short of ``blurred_from_mm`` (docs/models.md, the forty-second
+    #: round): motion found with confidence ≥ ``strong_short_min_confidence`` and specificity ≥
+    #: ``strong_short_min_specificity`` is "blurred" from this length (mm) on — an estimate that
+    #: specific is known to a few per cent, and real 1 mm motion comes out at 0.85–0.95 mm where
+    #: its first dip is faint. None: off.
+    strong_short_from_mm: float | None = None
+    strong_short_min_confidence: float = 0.7
+    strong_short_min_specificity: float = 0.15
     max_motion_mm: float = 8.0
     # The Wiener regulariser at BALANCE_REFERENCE_QUANTA; with balance_follows_noise, scaled by the
     # measured noise (balance_exponent) and kept within balance_range; else used as it is.
@@ -391,13 +399,21 @@ def decide(
 ) -> Decision:
     """The gate's decision on an estimate: motion found (either way of :func:`motion_found`, or
     with ``short_way`` the third, :func:`short_motion_found`) and its length in mm against the
-    policy's thresholds."""
+    policy's thresholds (``strong_short_from_mm``: lower for a strong, specific fit)."""
     if not (motion_found(estimate, policy) or (short_way and short_motion_found(estimate, policy))):
         return "sharp"
     mm = estimate.length_px * pixel_spacing_mm
     if mm >= policy.severe_from_mm:
         return "severe"
     if mm >= policy.blurred_from_mm:
+        return "blurred"
+    strong_from = policy.strong_short_from_mm
+    if (
+        strong_from is not None
+        and mm >= strong_from
+        and estimate.confidence >= policy.strong_short_min_confidence
+        and estimate.specificity >= policy.strong_short_min_specificity
+    ):
         return "blurred"
     return "sharp"
 
