@@ -73,3 +73,25 @@ def test_the_third_way_reads_a_first_estimate_only_and_not_in_a_decoded_jpeg() -
     in_jpeg = assess_motion(jpeg, 0.6, dataclasses.replace(way, estimate_noise_subtraction="never"))
     assert short_motion_found(in_jpeg.estimate, way)
     assert assess_motion(jpeg, 0.6, way).decision == "sharp"
+
+
+def test_a_strong_specific_fit_a_little_short_of_the_threshold_is_blurred() -> None:
+    """``strong_short_from_mm`` (the forty-second round): a strong, specific fit counts as
+    blurred from that length, a weak one only from ``blurred_from_mm``."""
+    strong = MotionEstimate(4.5, 90.0, confidence=0.8, specificity=0.2)  # 0.9 mm at 0.2 mm/px
+    policy = MotionPolicy(strong_short_from_mm=0.8)
+    assert decide(strong, 0.2, MotionPolicy()) == "sharp"
+    assert decide(strong, 0.2, policy) == "blurred"
+    assert decide(dataclasses.replace(strong, length_px=3.9), 0.2, policy) == "sharp"  # 0.78 mm
+    for weak in (
+        dataclasses.replace(strong, confidence=0.69),
+        dataclasses.replace(strong, specificity=0.14),
+    ):
+        assert decide(weak, 0.2, policy) == "sharp"
+    # motion not found at all (neither way of the gate) is not made blurred by it
+    lax = dataclasses.replace(
+        policy, strong_short_min_confidence=0.5, strong_short_min_specificity=0.0
+    )
+    unfound = dataclasses.replace(strong, confidence=0.6, specificity=0.01)
+    assert decide(unfound, 0.2, lax) == "sharp"
+    assert decide(dataclasses.replace(unfound, specificity=0.1), 0.2, lax) == "blurred"
