@@ -131,8 +131,8 @@ class MotionPolicy:
     #: round): motion found with confidence ≥ ``strong_short_min_confidence`` and specificity ≥
     #: ``strong_short_min_specificity`` is "blurred" from this length (mm) on — an estimate that
     #: specific is known to a few per cent, and real 1 mm motion comes out at 0.85–0.95 mm where
-    #: its first dip is faint. None: off.
-    strong_short_from_mm: float | None = None
+    #: its first dip is faint; the node's default since sharpray-blind-wiener 0.27.0. None: off.
+    strong_short_from_mm: float | None = 0.8
     strong_short_min_confidence: float = 0.7
     strong_short_min_specificity: float = 0.15
     max_motion_mm: float = 8.0

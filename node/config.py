@@ -321,6 +321,12 @@ class BlurGateSettings(Strict):
     # ... unless the fit is at least this strong and the specificity at least the next; null: off
     strong_fit_confidence: float | None = Field(0.65, ge=0, lt=1)
     strong_fit_min_specificity: float = Field(0.05, ge=0, lt=1)
+    # Motion found with a fit at least this strong and this specific is "blurred" from this
+    # length (mm) on, a little under blurred_from_mm: real 1 mm motion whose first dip is faint
+    # is estimated 0.85-0.95 mm (docs/models.md, forty-second round); null: off (0.25.0)
+    strong_fit_blurred_from_mm: float | None = Field(0.8, gt=0)
+    strong_fit_blurred_confidence: float = Field(0.7, ge=0, lt=1)
+    strong_fit_blurred_specificity: float = Field(0.15, ge=0, lt=1)
     max_motion_mm: float = Field(8.0, gt=0, le=50)  # longest motion searched
     # Where the header gives no pixel spacing: this value, or null (default) to derive it from the
     # image size, assumed_field_mm over the longer side, kept within 0.1-0.7 mm (docs/models.md)
@@ -400,6 +406,9 @@ class BlurGateSettings(Strict):
     def _ordered(self) -> BlurGateSettings:
         if self.severe_from_mm < self.blurred_from_mm:
             raise ValueError("severe_from_mm must not be below blurred_from_mm")
+        strong = self.strong_fit_blurred_from_mm
+        if strong is not None and strong > self.blurred_from_mm:
+            raise ValueError("strong_fit_blurred_from_mm must not be above blurred_from_mm")
         if self.wiener_balance_max < self.wiener_balance_min:
             raise ValueError("wiener_balance_max must not be below wiener_balance_min")
         return self

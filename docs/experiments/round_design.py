@@ -28,9 +28,15 @@ from outside_blur import KINDS, MOTION_MM, gain
 
 from models.deblur import Deconvolution, MotionPolicy, assess_motion, deconvolve
 
-#: the node as these rounds ran against it (sharpray-blind-wiener 0.18.0: the penalty floor of
+#: the node as these rounds ran against it (sharpray-blind-wiener 0.18.0: the forty-second round's
+#: strong short fit, the default since 0.27.0, off; and the penalty floor of
 #: the thirty-ninth and fortieth rounds, the default since 0.25.0, off)
-NODE = replace(MotionPolicy(), penalty_noise_over_signal=None, penalty_noise_finer_than_mm=None)
+NODE = replace(
+    MotionPolicy(),
+    penalty_noise_over_signal=None,
+    penalty_noise_finer_than_mm=None,
+    strong_short_from_mm=None,
+)
 
 
 def kermany_train_every_200th(offset: int) -> list[str]:

@@ -40,7 +40,9 @@ from models.deblur_data import load_gray, split_by_patient
 from models.evaluate_blur_gate import SPACING_MM as SET_SPACING_MM
 from models.jpeg_history import decoded_jpeg
 
-NODE = MotionPolicy()
+#: the node as the look ran against it (sharpray-blind-wiener 0.25.0: the forty-second round's
+#: strong short fit, the default since 0.27.0, off)
+NODE = replace(MotionPolicy(), strong_short_from_mm=None)
 LENGTHS_PX = (2.5, 3.0, 4.0)
 NOISES: dict[str, float | None] = {"none": None, "3e4": 3e4, "1e4": 1e4}
 SHARED = DATA.parent

@@ -40,7 +40,9 @@ from models.deblur_data import load_gray
 from models.tune_balance import image_lists
 
 SPACING_MM = 0.6
-NODE = MotionPolicy()
+#: the node as the round ran against it (sharpray-blind-wiener 0.25.0; the forty-second round's
+#: strong short fit, the default since 0.27.0, off)
+NODE = replace(MotionPolicy(), strong_short_from_mm=None)
 #: the third way's longest first estimate (px; not fitted: docs/models.md, the forty-first round)
 SHORT_PX = 4.0
 CANDIDATES = {

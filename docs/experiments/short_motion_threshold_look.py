@@ -38,7 +38,9 @@ from models.deblur import MotionAssessment, MotionPolicy, assess_motion, decide,
 from models.jpeg_history import decoded_jpeg
 
 THRESHOLDS_MM = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
-NODE = MotionPolicy()
+#: the node as the look ran against it (sharpray-blind-wiener 0.25.0: the forty-second round's
+#: strong short fit, the default since 0.27.0, off)
+NODE = replace(MotionPolicy(), strong_short_from_mm=None)
 
 
 def extra_cases(name: str, look: bool) -> list[Case]:

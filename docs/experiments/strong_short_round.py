@@ -42,7 +42,9 @@ from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import split_by_patient
 from models.tune_balance import image_lists
 
-NODE = MotionPolicy()
+#: the node as the round ran against it (sharpray-blind-wiener 0.25.0: its candidate, the
+#: default since 0.27.0, off)
+NODE = replace(MotionPolicy(), strong_short_from_mm=None)
 CANDIDATES = {
     "s70_15": replace(
         NODE,

@@ -103,6 +103,11 @@ DETECTOR_CONSISTENCY_RL_MEAN_VERSION = "0.23.0"
 #: stays the thirty-seventh and thirty-eighth rounds' reservation, never shipped).
 NOISE_PENALTY_RL_MEAN_VERSION = "0.25.0"
 DETECTOR_NOISE_PENALTY_RL_MEAN_VERSION = "0.26.0"
+#: As :data:`NOISE_PENALTY_RL_MEAN_VERSION` / :data:`DETECTOR_NOISE_PENALTY_RL_MEAN_VERSION`, with
+#: a strong, specific fit counted as blurred from a length a little under ``blurred_from_mm``
+#: (``MotionPolicy.strong_short_from_mm``; the forty-second round): 0.27.0, 0.28.0
+STRONG_SHORT_RL_MEAN_VERSION = "0.27.0"
+DETECTOR_STRONG_SHORT_RL_MEAN_VERSION = "0.28.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -142,6 +147,16 @@ def wiener_info(
     elif (
         policy.rl_fallback_follows_noise_from_mm is not None
         and policy.penalty_noise_over_signal is not None
+        and policy.strong_short_from_mm is not None
+    ):
+        version = (
+            STRONG_SHORT_RL_MEAN_VERSION
+            if detector is None
+            else DETECTOR_STRONG_SHORT_RL_MEAN_VERSION
+        )
+    elif (
+        policy.rl_fallback_follows_noise_from_mm is not None
+        and policy.penalty_noise_over_signal is not None
     ):
         version = (
             NOISE_PENALTY_RL_MEAN_VERSION
@@ -166,6 +181,10 @@ def wiener_info(
     if policy.strong_fit_confidence is not None:
         described["strong_fit_confidence"] = policy.strong_fit_confidence
         described["strong_fit_min_specificity"] = policy.strong_fit_min_specificity
+    if policy.strong_short_from_mm is not None:
+        described["strong_short_from_mm"] = policy.strong_short_from_mm
+        described["strong_short_min_confidence"] = policy.strong_short_min_confidence
+        described["strong_short_min_specificity"] = policy.strong_short_min_specificity
     if policy.noise_floor_quanta is not None:
         described["noise_floor_quanta"] = policy.noise_floor_quanta
     if policy.estimate_eta_follows_noise:

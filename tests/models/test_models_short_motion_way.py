@@ -79,8 +79,8 @@ def test_a_strong_specific_fit_a_little_short_of_the_threshold_is_blurred() -> N
     """``strong_short_from_mm`` (the forty-second round): a strong, specific fit counts as
     blurred from that length, a weak one only from ``blurred_from_mm``."""
     strong = MotionEstimate(4.5, 90.0, confidence=0.8, specificity=0.2)  # 0.9 mm at 0.2 mm/px
-    policy = MotionPolicy(strong_short_from_mm=0.8)
-    assert decide(strong, 0.2, MotionPolicy()) == "sharp"
+    policy = MotionPolicy(strong_short_from_mm=0.8)  # the node's default since 0.27.0
+    assert decide(strong, 0.2, MotionPolicy(strong_short_from_mm=None)) == "sharp"
     assert decide(strong, 0.2, policy) == "blurred"
     assert decide(dataclasses.replace(strong, length_px=3.9), 0.2, policy) == "sharp"  # 0.78 mm
     for weak in (
