@@ -21,7 +21,7 @@ Run: ``PYTHONPATH=. python docs/experiments/short_motion_round.py --out runs/sr-
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -85,24 +85,56 @@ def psnr_against(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else float(10 * np.log10(1.0 / mse))
 
 
-def case_row(c: Case, mode: str) -> dict[str, Any]:
-    row: dict[str, Any] = c.row(set=mode)
+def decided_row(
+    c: Case,
+    set_name: str,
+    spacing_mm: float,
+    policies: Mapping[str, MotionPolicy],
+    correction: MotionPolicy,
+) -> dict[str, Any]:
+    """One case decided by each of ``policies`` (the node's first) and, where flagged, corrected
+    under ``correction``: the gain over the blurred input (0 dB where not flagged), or for a
+    sharp case the PSNR of the output against its input (99 where untouched), each label's
+    ``_flagged`` and ``_mm`` (its estimate); a correction shared by equal estimates."""
+    row: dict[str, Any] = c.row(set=set_name)
     done: dict[tuple[float, float], float] = {}
-    for label, policy in {"node": NODE, **CANDIDATES}.items():
-        a = assess_motion(c.blurred, SPACING_MM, policy)
+    for label, policy in policies.items():
+        a = assess_motion(c.blurred, spacing_mm, policy)
         row[f"{label}_flagged"] = a.blurred
         row[label] = 0.0 if c.mm > 0 else 99.0
         if not a.blurred:
             continue
         key = (a.estimate.length_px, a.estimate.angle_deg)
         if key not in done:
-            d = deconvolve(c.blurred, a, NODE)
+            d = deconvolve(c.blurred, a, correction)
             done[key] = (
                 gain(c.sharp, c.blurred, d.image) if c.mm > 0 else psnr_against(c.blurred, d.image)
             )
         row[label] = done[key]
-        row[f"{label}_px"] = a.estimate.length_px
+        row[f"{label}_mm"] = a.motion_mm
     return row
+
+
+def added_line(
+    label: str, v: np.ndarray, rows: list[dict[str, Any]], width: int
+) -> tuple[str, float, int, int, float]:
+    """A candidate's line on the cases it corrects and the node does not, and against the node
+    by group: (line, their mean, how many, how many harmed, the worst group's difference)."""
+    node = np.array([r["node"] for r in rows])
+    new = np.array([r[f"{label}_flagged"] and not r["node_flagged"] for r in rows])
+    nv = v[new]
+    d, k = worst_group(v, node, case_groups(rows))
+    new_mean = float(nv.mean()) if len(nv) else float("nan")
+    harmed = int(np.sum(nv < -0.1))
+    line = (
+        f"\n  {'':{width}s} newly corrected {len(nv)}: mean {new_mean:+.3f} harmed {harmed}"
+        f" | worst group {d:+.3f} ({k})"
+    )
+    return line, new_mean, len(nv), harmed, d
+
+
+def case_row(c: Case, mode: str) -> dict[str, Any]:
+    return decided_row(c, mode, SPACING_MM, {"node": NODE, **CANDIDATES}, NODE)
 
 
 def run(names: list[str], mode: str, out: Path) -> None:
@@ -117,7 +149,6 @@ def summary(paths: list[Path]) -> None:
     for mode, every in by_set(read_rows(paths)):
         sharp = [r for r in every if r["mm"] == 0]
         sel = [r for r in every if r["mm"] > 0]
-        groups = case_groups(sel)
         short = np.array([r["mm"] <= SHORT_MM + 1e-9 for r in sel])
         node = np.array([r["node"] for r in sel])
         print(f"{mode}: {len(sel)} blurred cases from {len({r['image'] for r in sel})} images")
@@ -133,19 +164,12 @@ def summary(paths: list[Path]) -> None:
                 + (f" (least {min(sharp_done):.1f} dB)" if sharp_done else "")
             )
             if label != "node":
-                new = np.array([r[f"{label}_flagged"] and not r["node_flagged"] for r in sel])
-                nv = v[new]
-                d, k = worst_group(v, node, groups)
-                new_mean = float(nv.mean()) if len(nv) else float("nan")
-                new_harmed = int(np.sum(nv < -0.1))
-                line += (
-                    f"\n  {'':12s} newly corrected {len(nv)}: mean {new_mean:+.3f} harmed "
-                    f"{new_harmed} | worst group {d:+.3f} ({k})"
-                )
+                added, new_mean, added_n, new_harmed, d = added_line(label, v, sel, 12)
+                line += added
                 met = (
                     bool(v.mean() >= node.mean()),
                     bool(v[short].mean() >= node[short].mean() + 0.05),
-                    bool(len(nv) > 0 and new_mean >= 0.3 and new_harmed <= len(nv) / 5),
+                    bool(added_n > 0 and new_mean >= 0.3 and new_harmed <= added_n / 5),
                     d >= -0.1,
                     not sharp_done,
                 )

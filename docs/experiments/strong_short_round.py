@@ -32,13 +32,14 @@ from consistency_balance import kermany_frames, round_cases, round_images
 from detector_scenes import DATA, SPACING_MM, Case, frames, image_cases, parser, part_of
 from fitting_cases import read_rows
 from kernel_consistency import VALIDATION_NOISES
-from look_rows import by_set, case_groups, save, worst_group
-from outside_blur import KINDS, gain
+from look_rows import by_set, save
+from outside_blur import KINDS
 from round_design import kermany_train_every_200th
-from short_motion_threshold_look import extra_cases, psnr
+from short_motion_round import added_line, decided_row
+from short_motion_threshold_look import extra_cases
 
 from models.blur import NoiseSpec, simulate_motion_blur
-from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur import MotionPolicy
 from models.deblur_data import split_by_patient
 from models.tune_balance import image_lists
 
@@ -90,21 +91,7 @@ def validation_cases(name: str, look: bool) -> Iterator[Case]:
 
 
 def case_row(c: Case, set_name: str) -> dict[str, Any]:
-    row: dict[str, Any] = c.row(set=set_name)
-    done: dict[tuple[float, float], float] = {}
-    for label, policy in {"node": NODE, **CANDIDATES}.items():
-        a = assess_motion(c.blurred, SPACING_MM, policy)
-        row[f"{label}_flagged"] = a.blurred
-        row[label] = 0.0 if c.mm > 0 else 99.0
-        if not a.blurred:
-            continue
-        key = (a.estimate.length_px, a.estimate.angle_deg)
-        if key not in done:
-            d = deconvolve(c.blurred, a, NODE)
-            done[key] = gain(c.sharp, c.blurred, d.image) if c.mm > 0 else psnr(c.blurred, d.image)
-        row[label] = done[key]
-        row[f"{label}_mm"] = a.motion_mm
-    return row
+    return decided_row(c, set_name, SPACING_MM, {"node": NODE, **CANDIDATES}, NODE)
 
 
 def run(names: list[str], look: bool, validation: bool, out: Path) -> None:
@@ -123,8 +110,6 @@ def summary(paths: list[Path]) -> None:
     for set_name, every in by_set(read_rows(paths)):
         sharp = [r for r in every if r["mm"] == 0]
         sel = [r for r in every if r["mm"] > 0]
-        groups = case_groups(sel)
-        node = np.array([r["node"] for r in sel])
         mm = np.array([r["mm"] for r in sel])
         print(f"{set_name}: {len(sel)} blurred cases, {len(sharp)} sharp")
         for label in ("node", *CANDIDATES):
@@ -137,14 +122,7 @@ def summary(paths: list[Path]) -> None:
                 f" 1 mm {v[mm == 1.0].mean():+.3f} | sharp corrected {sharp_done}"
             )
             if label != "node":
-                new = np.array([r[f"{label}_flagged"] and not r["node_flagged"] for r in sel])
-                nv = v[new]
-                d, k = worst_group(v, node, groups)
-                new_mean = float(nv.mean()) if len(nv) else float("nan")
-                line += (
-                    f"\n  {'':8s} newly corrected {len(nv)}: mean {new_mean:+.3f} harmed "
-                    f"{int(np.sum(nv < -0.1))} | worst group {d:+.3f} ({k})"
-                )
+                line += added_line(label, v, sel, 8)[0]
             print(line)
 
 
