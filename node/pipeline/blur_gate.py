@@ -5,8 +5,9 @@
 its spectrum, in linear exposure), in **millimetres** through the header's Imager Pixel Spacing
 (else Pixel Spacing, else an assumed spacing, :func:`assumed_spacing_mm`, and the results say it was
 assumed and which). The
-decision compares the motion with ``blurred_from_mm`` and ``severe_from_mm``; an image whose motion
-cannot be estimated specifically (``min_specificity``) is ``sharp``. The correction step uses the
+decision compares the motion with ``blurred_from_mm`` and ``severe_from_mm`` (a strong, specific fit
+with ``strong_fit_blurred_from_mm``, a little lower); an image whose motion cannot be estimated
+specifically (``min_specificity``) is ``sharp``. The correction step uses the
 same estimate (:class:`BlurAssessment.motion`), so the gate and the correction never disagree.
 The figures behind the defaults (false alarms on real sharp radiographs, detection at 0.5/1/2 mm)
 are in docs/models.md (``python -m models.evaluate_blur_gate``).
