@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from detector_scenes import DATA, Case, parser, part_of
 from fitting_cases import names as fitting_names
-from fitting_cases import read_rows
+from fitting_cases import psnr, read_rows
 from look_rows import by_set, case_groups, save, worst_group
 from outside_blur import KINDS, gain
 from round_design import crop_scene_cases
@@ -80,11 +80,6 @@ def validation_cases(name: str) -> Iterator[Case]:
                 yield Case(name, "whole", sharp, kind, px * SPACING_MM, noise, k, b)
 
 
-def psnr_against(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else float(10 * np.log10(1.0 / mse))
-
-
 def decided_row(
     c: Case,
     set_name: str,
@@ -107,9 +102,7 @@ def decided_row(
         key = (a.estimate.length_px, a.estimate.angle_deg)
         if key not in done:
             d = deconvolve(c.blurred, a, correction)
-            done[key] = (
-                gain(c.sharp, c.blurred, d.image) if c.mm > 0 else psnr_against(c.blurred, d.image)
-            )
+            done[key] = gain(c.sharp, c.blurred, d.image) if c.mm > 0 else psnr(c.blurred, d.image)
         row[label] = done[key]
         row[f"{label}_mm"] = a.motion_mm
     return row

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from consistency_balance import kermany_frames, round_cases, round_images
 from detector_scenes import SPACING_MM, Case, frames, parser, part_of
-from fitting_cases import read_rows
+from fitting_cases import psnr, read_rows
 from kernel_consistency import VALIDATION_NOISES
 from look_rows import save
 from outside_blur import KINDS, gain
@@ -64,11 +64,6 @@ def extra_cases(name: str, look: bool) -> list[Case]:
 
 def said(e: MotionEstimate) -> list[float]:
     return [e.length_px * SPACING_MM, e.angle_deg, e.specificity, e.confidence]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def case_row(c: Case, look: bool) -> dict[str, Any]:
