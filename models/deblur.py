@@ -265,6 +265,11 @@ class MotionPolicy:
     kernel_consistency_min: float | None = None
     #: ... and that floor (None: ``balance``; the thirty-sixth round's candidates).
     kernel_consistency_balance: float | None = None
+    #: ... only in frames whose measured noise is at least this many quanta per pixel (quiet
+    #: frames, whose noise-following λ is small; in a noisy frame the noise fills the kernel's
+    #: dips and lowers the consistency of a right kernel too); None: in every frame. The
+    #: forty-third round's candidate (docs/models.md).
+    kernel_consistency_min_quanta: float | None = None
     #: A look of the twenty-seventh session (docs/models.md, "Why the Kermany scenes' short
     #: motion comes out too long"; not adopted): the motion estimate's dip floor per ring follows
     #: the frame's noise over its anatomy (:func:`models.blur_estimate.estimate_motion`'s
@@ -333,13 +338,21 @@ def kernel_consistency(exposure: NDArray[np.floating], psf: NDArray[np.float64])
 
 
 def consistency_floor(
-    exposure: NDArray[np.floating], assessment: MotionAssessment, policy: MotionPolicy
+    exposure: NDArray[np.floating],
+    assessment: MotionAssessment,
+    policy: MotionPolicy,
+    quanta: float | None = None,
 ) -> tuple[float, float | None]:
     """The least λ :attr:`MotionPolicy.kernel_consistency_min` asks of this frame (0: none), and
-    the consistency it was measured by (None: not measured)."""
+    the consistency it was measured by (None: not measured). ``quanta``: the frame's measured
+    noise, read against :attr:`MotionPolicy.kernel_consistency_min_quanta` (unmeasured: not a
+    quiet frame)."""
     least = policy.kernel_consistency_min
     finest = policy.shape_finest_spacing_mm
     if least is None or (finest is not None and assessment.pixel_spacing_mm >= finest):
+        return 0.0, None
+    quiet = policy.kernel_consistency_min_quanta
+    if quiet is not None and (quanta is None or not math.isfinite(quanta) or quanta < quiet):
         return 0.0, None
     c = kernel_consistency(exposure, assessment.estimate.kernel())
     floor = policy.kernel_consistency_balance or policy.balance
@@ -717,7 +730,7 @@ def deconvolve(
     raise_by = 1.0  # the consistency floor's factor, applied where the Wiener filter is kept
     if policy.balance_follows_noise:
         balance = max(balance, mismatch_floor(est, policy))
-        least, consistency = consistency_floor(e, assessment, policy)
+        least, consistency = consistency_floor(e, assessment, policy, quanta)
         if least > balance:
             raise_by = least / balance
     balance *= policy.wiener_balance_factor

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from consistency_balance import KERMANY, KERMANY_EVERY, kermany_frames, round_cases, round_images
-from detector_scenes import DATA, SPACING_MM, Case, image_cases, parser, part_of
+from detector_scenes import DATA, SPACING_MM, Case, frames, image_cases, parser, part_of
 from fitting_cases import cases as crop_cases
 from fitting_cases import names as fitting_names
 from fitting_cases import read_rows
@@ -27,6 +27,8 @@ from look_rows import by_mm, by_set, case_groups, save, worst_group
 from outside_blur import KINDS, MOTION_MM, gain
 
 from models.deblur import Deconvolution, MotionPolicy, assess_motion, deconvolve
+from models.deblur_data import split_by_patient
+from models.tune_balance import image_lists
 
 #: the node as these rounds ran against it (sharpray-blind-wiener 0.18.0: the forty-second round's
 #: strong short fit, the default since 0.27.0, off; and the penalty floor of
@@ -46,6 +48,15 @@ def kermany_train_every_200th(offset: int) -> list[str]:
     return train[offset::KERMANY_EVERY]
 
 
+def unnamed_mhh_images() -> list[str]:
+    """The MHH training images no earlier list named (``models.tune_balance``'s fitting and
+    validation images, the rounds' 21): the forty-second round took every third from the first,
+    the forty-third every third from the second."""
+    fit, validation = image_lists(DATA)
+    named = set(fit + validation + round_images(True))
+    return [n for n in split_by_patient(DATA).train if n not in named]
+
+
 def crop_scene_cases(name: str) -> Iterator[Case]:
     """The check at ≈0.6 mm/px: :func:`fitting_cases.cases` (a fitting image's 384² crop,
     straight and curved 3 / 6 / 10 px, noise none / 3·10⁴ / 10⁴; its seed), as scene cases."""
@@ -59,12 +70,14 @@ def spacing_of(mode: str) -> float:
 
 
 def cases_of(name: str, mode: str, seed_key: str) -> Iterator[Case]:
-    """One image's cases in ``mode`` (``kermany``, ``mhh``, ``validation`` with its own
-    ``seed_key``, ``0.6mm``)."""
+    """One image's cases in ``mode`` (``kermany``, ``mhh``, ``validation`` and
+    ``validation-mhh`` with its own ``seed_key``, ``0.6mm``)."""
     if mode == "0.6mm":
         return crop_scene_cases(name)
     if mode == "validation":
         return image_cases(name, kermany_frames, seed_key, KINDS, MOTION_MM, VALIDATION_NOISES)
+    if mode == "validation-mhh":
+        return image_cases(name, frames, seed_key, KINDS, MOTION_MM, VALIDATION_NOISES)
     return round_cases(name, mode == "mhh")
 
 
@@ -78,10 +91,15 @@ def round_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def mode_and_names(args: argparse.Namespace, validation_offset: int) -> tuple[str, list[str]]:
-    """The set the command line asks for and its images."""
+def mode_and_names(
+    args: argparse.Namespace, validation_offset: int, mhh_offset: int | None = None
+) -> tuple[str, list[str]]:
+    """The set the command line asks for and its images (``--validation --look``: every third
+    of :func:`unnamed_mhh_images` from ``mhh_offset``, where the round has one)."""
     if args.crops:
         return "0.6mm", fitting_names(DATA, (0, 1))
+    if args.validation and args.look and mhh_offset is not None:
+        return "validation-mhh", unnamed_mhh_images()[mhh_offset::3]
     if args.validation:
         return "validation", kermany_train_every_200th(validation_offset)
     return ("mhh" if args.look else "kermany"), round_images(args.look)
@@ -94,19 +112,20 @@ def run_against_node(
     candidates: Mapping[str, MotionPolicy],
     seed_key: str,
     detail: tuple[str, Callable[[Deconvolution], Any]],
+    node: MotionPolicy = NODE,
 ) -> None:
-    """Every case of ``names`` in ``mode`` (seeds by ``seed_key`` for the validation): the node's
-    decision, and the gain of the node and of each candidate where it flags (0 dB where it does
-    not), with each correction's ``detail`` (its name, what it reads of the correction) as
-    ``{label}_{name}``; the rows saved to ``out`` after each image."""
+    """Every case of ``names`` in ``mode`` (seeds by ``seed_key`` for the validation): the
+    ``node``'s decision, and the gain of the node and of each candidate where it flags (0 dB where
+    it does not), with each correction's ``detail`` (its name, what it reads of the correction)
+    as ``{label}_{name}``; the rows saved to ``out`` after each image."""
     spacing = spacing_of(mode)
     key, read = detail
     rows: list[dict[str, Any]] = []
     for name in names:
         for c in cases_of(name, mode, seed_key):
-            a = assess_motion(c.blurred, spacing, NODE)
+            a = assess_motion(c.blurred, spacing, node)
             row: dict[str, Any] = c.row(set=mode, flagged=a.blurred)
-            for label, policy in {"node": NODE, **candidates}.items():
+            for label, policy in {"node": node, **candidates}.items():
                 row[label] = 0.0
                 if a.blurred:
                     d = deconvolve(c.blurred, a, policy)
@@ -175,7 +194,9 @@ class Round:
     """A round's script: its candidates, the seed key of its validation's cases, what each
     correction's row records (``detail``: a name and how it is read) and the word its summary
     counts those by, its validation images (every 200th train image from ``validation_offset``;
-    a second set behind ``--second-validation``) and its first condition's share."""
+    a second set behind ``--second-validation``; with ``mhh_validation_offset``, fresh MHH
+    images behind ``--validation --look``), its first condition's share and the node it runs
+    against (the node as built when the round was written)."""
 
     candidates: Mapping[str, MotionPolicy]
     seed_key: str
@@ -184,6 +205,8 @@ class Round:
     validation_offset: int
     harmed_share: float = 0.5
     second_validation_offset: int | None = None
+    mhh_validation_offset: int | None = None
+    node: MotionPolicy = NODE
 
 
 def round_main(spec: Round) -> None:
@@ -205,7 +228,7 @@ def round_main(spec: Round) -> None:
     offset = spec.validation_offset
     if getattr(args, "second_validation", False) and spec.second_validation_offset is not None:
         args.validation, offset = True, spec.second_validation_offset
-    mode, images = mode_and_names(args, offset)
+    mode, images = mode_and_names(args, offset, spec.mhh_validation_offset)
     chosen = {label: spec.candidates[label] for label in args.candidates}
     part = part_of(images, args.part, args.out)
-    run_against_node(part, mode, args.out, chosen, spec.seed_key, spec.detail)
+    run_against_node(part, mode, args.out, chosen, spec.seed_key, spec.detail, spec.node)

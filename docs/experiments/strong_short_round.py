@@ -29,19 +29,17 @@ from typing import Any
 
 import numpy as np
 from consistency_balance import kermany_frames, round_cases, round_images
-from detector_scenes import DATA, SPACING_MM, Case, frames, image_cases, parser, part_of
+from detector_scenes import SPACING_MM, Case, frames, image_cases, parser, part_of
 from fitting_cases import read_rows
 from kernel_consistency import VALIDATION_NOISES
 from look_rows import by_set, save
 from outside_blur import KINDS
-from round_design import kermany_train_every_200th
+from round_design import kermany_train_every_200th, unnamed_mhh_images
 from short_motion_round import added_line, decided_row
 from short_motion_threshold_look import extra_cases
 
 from models.blur import NoiseSpec, simulate_motion_blur
 from models.deblur import MotionPolicy
-from models.deblur_data import split_by_patient
-from models.tune_balance import image_lists
 
 #: the node as the round ran against it (sharpray-blind-wiener 0.25.0: its candidate, the
 #: default since 0.27.0, off)
@@ -70,10 +68,7 @@ SEED_KEY = "strong-short"
 def fresh_mhh_images() -> list[str]:
     """Every third MHH training image no earlier list named (tune_balance's fitting and
     validation images, the rounds' 21)."""
-    fit, validation = image_lists(DATA)
-    named = set(fit + validation + round_images(True))
-    train = split_by_patient(DATA).train
-    return [n for n in train if n not in named][::3]
+    return unnamed_mhh_images()[::3]
 
 
 def validation_cases(name: str, look: bool) -> Iterator[Case]:

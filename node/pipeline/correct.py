@@ -211,6 +211,8 @@ def wiener_info(
             described["kernel_consistency_min"] = policy.kernel_consistency_min
             if policy.kernel_consistency_balance is not None:
                 described["kernel_consistency_balance"] = policy.kernel_consistency_balance
+            if policy.kernel_consistency_min_quanta is not None:
+                described["kernel_consistency_min_quanta"] = policy.kernel_consistency_min_quanta
         if policy.balance_signal_aware:
             described["balance_signal_aware"] = True
         if policy.noise_mean_where_read:

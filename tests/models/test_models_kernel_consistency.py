@@ -99,3 +99,29 @@ def test_a_frame_that_takes_the_fallback_keeps_it(sharp: np.ndarray) -> None:
     assert checked.kernel_consistency is not None and checked.kernel_consistency < 0.7
     assert not checked.consistency_raised and checked.balance == built.balance
     assert np.array_equal(checked.image, built.image)
+
+
+def test_the_check_in_quiet_frames_only_leaves_a_noisy_frame_to_its_own_penalty(
+    sharp: np.ndarray,
+) -> None:
+    """The forty-third round's candidate (``kernel_consistency_min_quanta``): the floor only
+    where the measured noise is at least that many quanta per pixel; a noisy frame, whose noise
+    fills a right kernel's dips as well, is neither measured nor raised."""
+    from models.blur import NoiseSpec
+
+    quiet_only = dataclasses.replace(CHECKED, kernel_consistency_min_quanta=5e4)
+    path = trajectory_kernel(16.0, np.random.default_rng(5))
+    noiseless = simulate_motion_blur(sharp, path)
+    a = assess_motion(noiseless, 0.2, CHECKED)
+    quiet = deconvolve(noiseless, a, quiet_only)
+    assert quiet.consistency_raised and quiet.balance == pytest.approx(0.1)
+    assert np.array_equal(quiet.image, deconvolve(noiseless, a, CHECKED).image)
+    noisy = simulate_motion_blur(sharp, path, np.random.default_rng(1), noise=NoiseSpec(1e4))
+    b = assess_motion(noisy, 0.2, CHECKED)
+    assert b.blurred
+    left = deconvolve(noisy, b, quiet_only)
+    assert left.noise_quanta is not None and left.noise_quanta < 5e4
+    assert left.kernel_consistency is None and not left.consistency_raised
+    assert np.array_equal(left.image, deconvolve(noisy, b, MotionPolicy()).image)
+    e = to_exposure(noisy.astype(np.float64), 3.0)
+    assert consistency_floor(e, b, quiet_only, None) == (0.0, None)  # unmeasured: not quiet
