@@ -23,9 +23,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 from round_design import Round, round_main
 
-from models.deblur import Deconvolution, MotionPolicy
+from models.blur import to_exposure
+from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, consistency_floor
 
 #: the node as the round runs against it (sharpray-blind-wiener 0.27.0)
 NODE = replace(MotionPolicy(), kernel_consistency_min=None, kernel_consistency_min_quanta=None)
@@ -50,6 +52,19 @@ def _raised(d: Deconvolution) -> bool | None:
     return True if d.consistency_raised else None
 
 
+def _same_as_node(
+    blurred: np.ndarray, a: MotionAssessment, policy: MotionPolicy, built: Deconvolution
+) -> bool:
+    """The check changes nothing where the node fell back to Richardson–Lucy (ringing is judged
+    at the λ without the floor) or where it asks no floor of this frame (its consistency, its
+    measured noise): the candidate's correction is then the node's, exactly."""
+    if built.method != "wiener":
+        return True
+    e = to_exposure(np.asarray(blurred, dtype=np.float64), policy.log_range)
+    least, _ = consistency_floor(e, a, policy, built.noise_quanta)
+    return least == 0.0
+
+
 ROUND = Round(
     CANDIDATES,
     "quiet-consistency",
@@ -59,6 +74,7 @@ ROUND = Round(
     HARMED_SHARE,
     mhh_validation_offset=MHH_VALIDATION_OFFSET,
     node=NODE,
+    same_as_node=_same_as_node,
 )
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from kernel_consistency import VALIDATION_NOISES
 from look_rows import by_mm, by_set, case_groups, save, worst_group
 from outside_blur import KINDS, MOTION_MM, gain
 
-from models.deblur import Deconvolution, MotionPolicy, assess_motion, deconvolve
+from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import split_by_patient
 from models.tune_balance import image_lists
 
@@ -113,22 +113,38 @@ def run_against_node(
     seed_key: str,
     detail: tuple[str, Callable[[Deconvolution], Any]],
     node: MotionPolicy = NODE,
+    same_as_node: SameAsNode | None = None,
+    only_noise: str | None = None,
 ) -> None:
     """Every case of ``names`` in ``mode`` (seeds by ``seed_key`` for the validation): the
     ``node``'s decision, and the gain of the node and of each candidate where it flags (0 dB where
     it does not), with each correction's ``detail`` (its name, what it reads of the correction)
-    as ``{label}_{name}``; the rows saved to ``out`` after each image."""
+    as ``{label}_{name}``; the rows saved to ``out`` after each image. Where ``same_as_node``
+    says a candidate's correction of a case is the node's, the node's is taken for it. With
+    ``only_noise``, the cases of that noise level only (the others drawn, so the seeds are the
+    same, and not run)."""
     spacing = spacing_of(mode)
     key, read = detail
     rows: list[dict[str, Any]] = []
     for name in names:
         for c in cases_of(name, mode, seed_key):
+            if only_noise is not None and c.noise != only_noise:
+                continue
             a = assess_motion(c.blurred, spacing, node)
             row: dict[str, Any] = c.row(set=mode, flagged=a.blurred)
+            built: Deconvolution | None = None
             for label, policy in {"node": node, **candidates}.items():
                 row[label] = 0.0
                 if a.blurred:
-                    d = deconvolve(c.blurred, a, policy)
+                    if (
+                        built is not None
+                        and same_as_node
+                        and same_as_node(c.blurred, a, policy, built)
+                    ):
+                        d = built
+                    else:
+                        d = deconvolve(c.blurred, a, policy)
+                    built = built or d
                     row[label] = gain(c.sharp, c.blurred, d.image)
                     row[f"{label}_{key}"] = read(d)
             rows.append(row)
@@ -189,6 +205,11 @@ def summarise_against_node(
             print(line)
 
 
+#: whether a candidate policy's correction of a flagged frame is the node's (the frame, the
+#: node's assessment, the candidate, the node's correction), so it need not be computed again
+SameAsNode = Callable[[np.ndarray, MotionAssessment, MotionPolicy, Deconvolution], bool]
+
+
 @dataclass(frozen=True)
 class Round:
     """A round's script: its candidates, the seed key of its validation's cases, what each
@@ -207,6 +228,9 @@ class Round:
     second_validation_offset: int | None = None
     mhh_validation_offset: int | None = None
     node: MotionPolicy = NODE
+    same_as_node: SameAsNode | None = None
+    #: run the cases of this noise level only (the candidates act on no other)
+    only_noise: str | None = None
 
 
 def round_main(spec: Round) -> None:
@@ -219,6 +243,7 @@ def round_main(spec: Round) -> None:
         ap.add_argument(
             "--second-validation", action="store_true", help="the round's second fresh images"
         )
+    ap.add_argument("--skip", nargs="+", type=Path, default=[], help="rows of images done")
     args = ap.parse_args()
     if args.summary:
         count = counted(spec.counted_as, spec.detail[0])
@@ -230,5 +255,16 @@ def round_main(spec: Round) -> None:
         args.validation, offset = True, spec.second_validation_offset
     mode, images = mode_and_names(args, offset, spec.mhh_validation_offset)
     chosen = {label: spec.candidates[label] for label in args.candidates}
-    part = part_of(images, args.part, args.out)
-    run_against_node(part, mode, args.out, chosen, spec.seed_key, spec.detail, spec.node)
+    done = {r["image"] for r in read_rows(args.skip)} if args.skip else set()
+    part = [n for n in part_of(images, args.part, args.out) if n not in done]
+    run_against_node(
+        part,
+        mode,
+        args.out,
+        chosen,
+        spec.seed_key,
+        spec.detail,
+        spec.node,
+        spec.same_as_node,
+        spec.only_noise,
+    )
