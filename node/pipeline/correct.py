@@ -108,6 +108,12 @@ DETECTOR_NOISE_PENALTY_RL_MEAN_VERSION = "0.26.0"
 #: (``MotionPolicy.strong_short_from_mm``; the forty-second round): 0.27.0, 0.28.0
 STRONG_SHORT_RL_MEAN_VERSION = "0.27.0"
 DETECTOR_STRONG_SHORT_RL_MEAN_VERSION = "0.28.0"
+#: As :data:`STRONG_SHORT_RL_MEAN_VERSION` / :data:`DETECTOR_STRONG_SHORT_RL_MEAN_VERSION`, with λ
+#: at least 0.1 where a frame finer than 0.4 mm without noise does not follow its straight
+#: kernel (``MotionPolicy.kernel_consistency_min`` with ``kernel_consistency_min_quanta``; the
+#: forty-third and forty-fourth rounds): 0.29.0, 0.30.0
+NOISELESS_CONSISTENCY_RL_MEAN_VERSION = "0.29.0"
+DETECTOR_NOISELESS_CONSISTENCY_RL_MEAN_VERSION = "0.30.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -135,6 +141,18 @@ def wiener_info(
         and policy.rl_fallback_budget_max_iterations is not None
     ):
         version = BUDGET_RL_MEAN_VERSION if detector is None else DETECTOR_BUDGET_RL_MEAN_VERSION
+    elif (
+        policy.rl_fallback_follows_noise_from_mm is not None
+        and policy.kernel_consistency_min is not None
+        and policy.kernel_consistency_min_quanta is not None
+        and policy.penalty_noise_over_signal is not None
+        and policy.strong_short_from_mm is not None
+    ):
+        version = (
+            NOISELESS_CONSISTENCY_RL_MEAN_VERSION
+            if detector is None
+            else DETECTOR_NOISELESS_CONSISTENCY_RL_MEAN_VERSION
+        )
     elif (
         policy.rl_fallback_follows_noise_from_mm is not None
         and policy.kernel_consistency_min is not None

@@ -16,6 +16,7 @@ from node.config import load_settings
 from node.pipeline.blur_gate import policy as policy_of
 from node.pipeline.correct import (
     CONSISTENCY_RL_MEAN_VERSION,
+    NOISELESS_CONSISTENCY_RL_MEAN_VERSION,
     STRONG_SHORT_RL_MEAN_VERSION,
     Corrector,
     wiener_info,
@@ -55,3 +56,26 @@ def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: 
     assert "raised: the frame's spectrum follows the estimated kernel's poorly" in said
     unchecked = Corrector(policy_of(default.blur_gate))(blurred, motion).method
     assert "raised" not in unchecked and "regularisation 0.01" in unchecked
+
+
+def test_the_check_for_frames_without_noise_as_a_setting(tmp_path: Path) -> None:
+    """``blur_gate.kernel_consistency_min_quanta`` (the forty-fourth round): the check only where
+    the measured noise is at least that many quanta per pixel; its own version and Device UID."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "blur_gate:\n  kernel_consistency_min: 0.7\n  kernel_consistency_min_quanta: 1.0e6\n"
+    )
+    settings = load_settings(cfg, environ={})
+    policy = policy_of(settings.blur_gate)
+    assert policy.kernel_consistency_min_quanta == 1e6
+    info = load_models(settings).deblur.info
+    assert info.version == NOISELESS_CONSISTENCY_RL_MEAN_VERSION == "0.29.0"
+    everywhere = dataclasses.replace(policy, kernel_consistency_min_quanta=None)
+    assert wiener_info(policy).device_uid != wiener_info(everywhere).device_uid
+    # a frame without noise still gets the floor; the environment reaches the setting too
+    sharp = power_law_field(512, 3, 1.3, 0.2, 0.8).astype(np.float32)
+    blurred = simulate_motion_blur(sharp, trajectory_kernel(16.0, np.random.default_rng(5)))
+    said = Corrector(policy)(blurred, assess_motion(blurred, 0.2, policy)).method
+    assert "raised: the frame's spectrum follows the estimated kernel's poorly" in said
+    env = {"SHARPRAY_BLUR_GATE__KERNEL_CONSISTENCY_MIN_QUANTA": "2e6"}
+    assert load_settings(cfg, environ=env).blur_gate.kernel_consistency_min_quanta == 2e6
