@@ -311,27 +311,56 @@ CONSISTENCY_PATCH = 128
 CONSISTENCY_BAND = (0.03, 0.3)
 
 
-def kernel_consistency(exposure: NDArray[np.floating], psf: NDArray[np.float64]) -> float:
-    """How well the kernel explains the blurred frame's spectrum: the correlation, over the
-    radial band :data:`CONSISTENCY_BAND`, of the frame's log Welch power (Hann windows of
-    :data:`CONSISTENCY_PATCH`², linear exposure) with the kernel's log power transfer
-    log(|K|² + 10⁻⁴). A frame blurred by that kernel has the kernel's dips in its spectrum
-    (power = anatomy × |K|²): close to 1. Where the motion took another path, the frame holds
-    power where the kernel has none, which a small λ then amplifies. NaN for a frame or a kernel
-    too large for the window's comparison."""
+@dataclass(frozen=True)
+class ConsistencySpectra:
+    """What :func:`kernel_consistency` compares, on the :data:`CONSISTENCY_PATCH`² grid: the
+    frame's log Welch power, the kernel's log power transfer log(|K|² + 10⁻⁴), and the radial
+    frequency (cycles/px) of each bin; ``band`` marks :data:`CONSISTENCY_BAND`."""
+
+    log_power: NDArray[np.float64]
+    log_transfer: NDArray[np.float64]
+    radius: NDArray[np.float64]
+
+    @property
+    def band(self) -> NDArray[np.bool_]:
+        lo, hi = CONSISTENCY_BAND
+        return (self.radius > lo) & (self.radius < hi)
+
+
+def consistency_spectra(
+    exposure: NDArray[np.floating], psf: NDArray[np.float64]
+) -> ConsistencySpectra | None:
+    """The frame's and the kernel's spectra as :func:`kernel_consistency` reads them (Hann
+    windows of :data:`CONSISTENCY_PATCH`², linear exposure); None for a frame or a kernel too
+    large for the window's comparison."""
     e = np.asarray(exposure, dtype=np.float64)
     n = CONSISTENCY_PATCH
     if psf.shape[0] > n // 2 or psf.shape[1] > n // 2 or min(e.shape) < n:
-        return float("nan")
+        return None
     power = welch_power(e, n)
     padded = np.zeros((n, n))
     padded[: psf.shape[0], : psf.shape[1]] = psf
     transfer = np.abs(np.fft.fft2(padded)) ** 2
     f = np.fft.fftfreq(n)
-    r = np.hypot(f[:, None], f[None, :])
-    band = (r > CONSISTENCY_BAND[0]) & (r < CONSISTENCY_BAND[1])
     floor = float(np.max(power)) * 1e-12 + 1e-300
-    a, b = np.log(power[band] + floor), np.log(transfer[band] + 1e-4)
+    return ConsistencySpectra(
+        np.log(power + floor), np.log(transfer + 1e-4), np.hypot(f[:, None], f[None, :])
+    )
+
+
+def kernel_consistency(exposure: NDArray[np.floating], psf: NDArray[np.float64]) -> float:
+    """How well the kernel explains the blurred frame's spectrum: the correlation, over the
+    radial band :data:`CONSISTENCY_BAND`, of the frame's log Welch power (Hann windows of
+    :data:`CONSISTENCY_PATCH`², linear exposure) with the kernel's log power transfer
+    log(|K|² + 10⁻⁴) (:func:`consistency_spectra`). A frame blurred by that kernel has the
+    kernel's dips in its spectrum (power = anatomy × |K|²): close to 1. Where the motion took
+    another path, the frame holds power where the kernel has none, which a small λ then
+    amplifies. NaN for a frame or a kernel too large for the window's comparison."""
+    spectra = consistency_spectra(exposure, psf)
+    if spectra is None:
+        return float("nan")
+    band = spectra.band
+    a, b = spectra.log_power[band], spectra.log_transfer[band]
     if np.std(a) == 0 or np.std(b) == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])

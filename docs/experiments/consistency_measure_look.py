@@ -25,20 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from detector_scenes import parser
 from fitting_cases import read_rows
-from look_rows import by_set, case_groups, worst_group
+from look_rows import by_set, case_groups, rows_by_image, rows_look_main, worst_group
 from noiseless_consistency_round import ROUND
 from outside_blur import gain
 from quiet_consistency_round import NODE
 from round_design import cases_of
 
 from models.blur import to_exposure
-from models.blur_estimate import welch_power
 from models.deblur import (
-    CONSISTENCY_BAND,
     CONSISTENCY_PATCH,
     assess_motion,
+    consistency_spectra,
     deconvolve,
     kernel_consistency,
 )
@@ -51,19 +49,12 @@ THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 def ring_consistency(exposure: np.ndarray, psf: np.ndarray) -> float:
     """:func:`models.deblur.kernel_consistency` with each ring's mean removed from the frame's
     log power and the kernel's log transfer before they are correlated."""
-    n = CONSISTENCY_PATCH
-    if psf.shape[0] > n // 2 or psf.shape[1] > n // 2 or min(exposure.shape) < n:
+    spectra = consistency_spectra(exposure, psf)
+    if spectra is None:
         return float("nan")
-    power = welch_power(np.asarray(exposure, dtype=np.float64), n)
-    padded = np.zeros((n, n))
-    padded[: psf.shape[0], : psf.shape[1]] = psf
-    transfer = np.abs(np.fft.fft2(padded)) ** 2
-    f = np.fft.fftfreq(n)
-    r = np.hypot(f[:, None], f[None, :])
-    band = (r > CONSISTENCY_BAND[0]) & (r < CONSISTENCY_BAND[1])
-    ring = np.round(r * n).astype(int)
-    a = np.log(power + float(np.max(power)) * 1e-12 + 1e-300)
-    b = np.log(transfer + 1e-4)
+    band = spectra.band
+    ring = np.round(spectra.radius * CONSISTENCY_PATCH).astype(int)
+    a, b = spectra.log_power.copy(), spectra.log_transfer.copy()
     for x in (a, b):
         for k in np.unique(ring[band]):
             m = band & (ring == k)
@@ -75,10 +66,7 @@ def ring_consistency(exposure: np.ndarray, psf: np.ndarray) -> float:
 
 def run(rows_paths: list[Path], look: bool, out: Path) -> None:
     mode = "validation-mhh" if look else "validation"
-    rows = [r for r in read_rows(rows_paths) if r["set"] == mode]
-    by_image: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_image.setdefault(r["image"], []).append(r)
+    by_image = rows_by_image(rows_paths, mode)
     done: list[dict[str, Any]] = []
     for name, image_rows in by_image.items():
         cases = [c for c in cases_of(name, mode, ROUND.seed_key) if c.noise == "none"]
@@ -137,16 +125,5 @@ def summary(paths: list[Path]) -> None:
                 )
 
 
-def main() -> None:
-    ap = parser()
-    ap.add_argument("--rows", nargs="+", type=Path, default=[])
-    ap.add_argument("--look", action="store_true", help="the MHH rows")
-    args = ap.parse_args()
-    if args.summary:
-        summary(args.summary)
-        return
-    run(args.rows, args.look, args.out)
-
-
 if __name__ == "__main__":
-    main()
+    rows_look_main(run, summary)

@@ -2,7 +2,8 @@
 ``domain_look``, ``shorter_kernel_look``, ``dip_support_look``, ``noise_aware_template_gains``):
 the node's flagged cases of one image with its assessment and correction, saving the rows after
 each image, and the summaries' groups (scene × kind × motion × noise), worst group and means
-by motion length.
+by motion length; and for the looks over a round's saved rows (``quiet_threshold_look``,
+``consistency_measure_look``) those rows by image and their command line.
 
 Imported by those scripts as a sibling module (``python docs/experiments/NAME.py`` puts this
 folder first on the path)."""
@@ -10,13 +11,14 @@ folder first on the path)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from consistency_balance import round_cases
-from detector_scenes import SPACING_MM, Case
+from detector_scenes import SPACING_MM, Case, parser
+from fitting_cases import read_rows
 
 from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, assess_motion, deconvolve
 
@@ -85,3 +87,28 @@ def by_mm(values: Sequence[float], rows: Sequence[dict[str, Any]]) -> str:
         f"{m:g}mm {np.mean([v for v, r in zip(values, rows, strict=True) if r['mm'] == m]):+.3f}"
         for m in sorted({r["mm"] for r in rows})
     )
+
+
+def rows_by_image(paths: Sequence[Path], set_name: str) -> dict[str, list[dict[str, Any]]]:
+    """A round's saved rows of one set, by image (each image's rows in the order its cases are
+    drawn), for a look that regenerates those cases from their seeds."""
+    by_image: dict[str, list[dict[str, Any]]] = {}
+    for r in read_rows(list(paths)):
+        if r["set"] == set_name:
+            by_image.setdefault(r["image"], []).append(r)
+    return by_image
+
+
+def rows_look_main(
+    run: Callable[[list[Path], bool, Path], None], summarise: Callable[[list[Path]], None]
+) -> None:
+    """The command line of a look over a round's saved rows: ``--rows`` (the round's),
+    ``--look`` (its MHH rows), ``--out``, or ``--summary`` of the look's own rows."""
+    ap = parser()
+    ap.add_argument("--rows", nargs="+", type=Path, default=[])
+    ap.add_argument("--look", action="store_true", help="the MHH rows")
+    args = ap.parse_args()
+    if args.summary:
+        summarise(args.summary)
+        return
+    run(args.rows, args.look, args.out)

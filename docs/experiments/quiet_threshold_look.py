@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from detector_scenes import parser
 from fitting_cases import read_rows
-from look_rows import by_set, case_groups, worst_group
+from look_rows import by_set, case_groups, rows_by_image, rows_look_main, worst_group
 from quiet_consistency_round import NODE, ROUND
 from round_design import cases_of
 
@@ -32,10 +31,7 @@ THRESHOLDS = (5e4, 1e5, 2e5, 5e5, 1e6, 1e7)
 
 def run(rows_paths: list[Path], look: bool, out: Path) -> None:
     mode = "mhh" if look else "kermany"
-    rows = [r for r in read_rows(rows_paths) if r["set"] == mode]
-    by_image: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_image.setdefault(r["image"], []).append(r)
+    by_image = rows_by_image(rows_paths, mode)
     done: list[dict[str, Any]] = []
     for name, image_rows in by_image.items():
         cases = list(cases_of(name, mode, ROUND.seed_key))
@@ -81,16 +77,5 @@ def summary(paths: list[Path]) -> None:
         print(f"  ({len(q)} flagged)")
 
 
-def main() -> None:
-    ap = parser()
-    ap.add_argument("--rows", nargs="+", type=Path, default=[])
-    ap.add_argument("--look", action="store_true", help="the MHH rows")
-    args = ap.parse_args()
-    if args.summary:
-        summary(args.summary)
-        return
-    run(args.rows, args.look, args.out)
-
-
 if __name__ == "__main__":
-    main()
+    rows_look_main(run, summary)
