@@ -268,7 +268,7 @@ class MotionPolicy:
     #: ... only in frames whose measured noise is at least this many quanta per pixel (quiet
     #: frames, whose noise-following λ is small; in a noisy frame the noise fills the kernel's
     #: dips and lowers the consistency of a right kernel too); None: in every frame. The
-    #: forty-third round's candidate (docs/models.md).
+    #: forty-third and forty-fourth rounds' candidates (docs/models.md; both missed, off).
     kernel_consistency_min_quanta: float | None = None
     #: A look of the twenty-seventh session (docs/models.md, "Why the Kermany scenes' short
     #: motion comes out too long"; not adopted): the motion estimate's dip floor per ring follows

@@ -354,8 +354,8 @@ class BlurGateSettings(Strict):
     # fallback (docs/models.md, thirty-fourth and thirty-fifth rounds); null: no such check
     kernel_consistency_min: float | None = Field(None, gt=-1, lt=1)
     # ... only in frames whose measured noise is at least this many quanta per pixel (frames
-    # without added noise read 10^7 and more, Poisson 10^5 about 1.5 * 10^5; the forty-third and
-    # forty-fourth rounds, docs/models.md); null: in every frame
+    # without added noise mostly read 10^6 and more, Poisson 10^5 at most about 3 * 10^5; the
+    # forty-third and forty-fourth rounds, docs/models.md: missed, off); null: in every frame
     kernel_consistency_min_quanta: float | None = Field(None, gt=0)
     # ... times this where the kernel shape step read the frame's kernel magnitude (pixels of
     # 0.4 mm or more, frames of at least 384 px at 0.6 mm): a checked kernel needs less (1: as 0.7.0)
