@@ -34,7 +34,7 @@ from fitting_cases import read_rows
 from look_rows import save
 from outside_blur import gain
 
-from models.blur import NoiseSpec, simulate_motion_blur
+from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur
 from models.blur_estimate import MotionEstimate
 from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray
@@ -64,8 +64,6 @@ def render(length_px: float, angle_deg: float, mode: str) -> np.ndarray:
     """A straight path of ``length_px`` at ``angle_deg`` (as :func:`models.blur.linear_kernel`:
     counter-clockwise from +x, rows down) drawn on the pixel grid by ``mode``; sums to 1."""
     if mode == "nearest":
-        from models.blur import linear_kernel
-
         return linear_kernel(length_px, angle_deg)
     n = max(2, math.ceil(length_px * SAMPLES_PER_PX))
     t = ((np.arange(n) + 0.5) / n - 0.5) * length_px
