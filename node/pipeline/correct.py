@@ -121,6 +121,36 @@ _NOISE_WORDS = {
 }
 
 
+def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
+    """The version of the correction with two magnitude networks' mean under ``policy``, without
+    and with the detector-scale network: each round that changed it on top of the last."""
+    follows_from_mm = policy.rl_fallback_follows_noise_from_mm is not None
+    penalty = policy.penalty_noise_over_signal is not None
+    strong_short = policy.strong_short_from_mm is not None
+    consistency = policy.kernel_consistency_min is not None
+    if follows_from_mm and policy.rl_fallback_budget_max_iterations is not None:
+        return BUDGET_RL_MEAN_VERSION, DETECTOR_BUDGET_RL_MEAN_VERSION
+    if (
+        follows_from_mm
+        and consistency
+        and policy.kernel_consistency_min_quanta is not None
+        and penalty
+        and strong_short
+    ):
+        return NOISELESS_CONSISTENCY_RL_MEAN_VERSION, DETECTOR_NOISELESS_CONSISTENCY_RL_MEAN_VERSION
+    if follows_from_mm and consistency:
+        return CONSISTENCY_RL_MEAN_VERSION, DETECTOR_CONSISTENCY_RL_MEAN_VERSION
+    if follows_from_mm and penalty and strong_short:
+        return STRONG_SHORT_RL_MEAN_VERSION, DETECTOR_STRONG_SHORT_RL_MEAN_VERSION
+    if follows_from_mm and penalty:
+        return NOISE_PENALTY_RL_MEAN_VERSION, DETECTOR_NOISE_PENALTY_RL_MEAN_VERSION
+    if follows_from_mm:
+        return ALL_RL_MEAN_VERSION, DETECTOR_ALL_RL_MEAN_VERSION
+    if policy.shape_rl_follows_noise:
+        return RL_MEAN_VERSION, DETECTOR_RL_MEAN_VERSION
+    return MEAN_VERSION, DETECTOR_MEAN_VERSION
+
+
 def wiener_info(
     policy: MotionPolicy,
     magnitude: ModelManifest | None = None,
@@ -136,57 +166,9 @@ def wiener_info(
         version = WIENER_VERSION
     elif second is None:
         version = SHAPED_VERSION if detector is None else DETECTOR_SHAPED_VERSION
-    elif (
-        policy.rl_fallback_follows_noise_from_mm is not None
-        and policy.rl_fallback_budget_max_iterations is not None
-    ):
-        version = BUDGET_RL_MEAN_VERSION if detector is None else DETECTOR_BUDGET_RL_MEAN_VERSION
-    elif (
-        policy.rl_fallback_follows_noise_from_mm is not None
-        and policy.kernel_consistency_min is not None
-        and policy.kernel_consistency_min_quanta is not None
-        and policy.penalty_noise_over_signal is not None
-        and policy.strong_short_from_mm is not None
-    ):
-        version = (
-            NOISELESS_CONSISTENCY_RL_MEAN_VERSION
-            if detector is None
-            else DETECTOR_NOISELESS_CONSISTENCY_RL_MEAN_VERSION
-        )
-    elif (
-        policy.rl_fallback_follows_noise_from_mm is not None
-        and policy.kernel_consistency_min is not None
-    ):
-        version = (
-            CONSISTENCY_RL_MEAN_VERSION
-            if detector is None
-            else DETECTOR_CONSISTENCY_RL_MEAN_VERSION
-        )
-    elif (
-        policy.rl_fallback_follows_noise_from_mm is not None
-        and policy.penalty_noise_over_signal is not None
-        and policy.strong_short_from_mm is not None
-    ):
-        version = (
-            STRONG_SHORT_RL_MEAN_VERSION
-            if detector is None
-            else DETECTOR_STRONG_SHORT_RL_MEAN_VERSION
-        )
-    elif (
-        policy.rl_fallback_follows_noise_from_mm is not None
-        and policy.penalty_noise_over_signal is not None
-    ):
-        version = (
-            NOISE_PENALTY_RL_MEAN_VERSION
-            if detector is None
-            else DETECTOR_NOISE_PENALTY_RL_MEAN_VERSION
-        )
-    elif policy.rl_fallback_follows_noise_from_mm is not None:
-        version = ALL_RL_MEAN_VERSION if detector is None else DETECTOR_ALL_RL_MEAN_VERSION
-    elif policy.shape_rl_follows_noise:
-        version = RL_MEAN_VERSION if detector is None else DETECTOR_RL_MEAN_VERSION
     else:
-        version = MEAN_VERSION if detector is None else DETECTOR_MEAN_VERSION
+        plain, on_detector = mean_versions(policy)
+        version = plain if detector is None else on_detector
     described: dict[str, object] = {
         "name": WIENER_NAME,
         "version": version,
