@@ -109,6 +109,59 @@ def linear_kernel(length_px: float, angle_deg: float = 0.0) -> FloatArray:
     return out
 
 
+#: How a straight path may be drawn on the pixel grid (:func:`drawn_linear_kernel`).
+LINE_DRAWINGS = ("nearest", "bilinear", "lanczos")
+#: Points per pixel of path length for the interpolated drawings; the Lanczos kernel's lobes.
+DRAWN_SAMPLES_PER_PX = 32
+LANCZOS_LOBES = 3
+
+
+def _drawing_weights(d: FloatArray, drawing: str) -> tuple[NDArray[np.int64], FloatArray]:
+    """Integer offsets and the weights a point at fractional offsets ``d`` (in [0, 1)) gives its
+    neighbouring pixels along one axis: bilinear (two) or Lanczos (2·lobes, each row sums to 1)."""
+    if drawing == "bilinear":
+        return np.array([0, 1], dtype=np.int64), np.stack([1 - d, d], axis=1)
+    offsets = np.arange(-LANCZOS_LOBES + 1, LANCZOS_LOBES + 1, dtype=np.int64)
+    x = offsets[None, :] - d[:, None]
+    w = np.sinc(x) * np.sinc(x / LANCZOS_LOBES)
+    out: FloatArray = w / w.sum(axis=1, keepdims=True)
+    return offsets, out
+
+
+def drawn_linear_kernel(length_px: float, angle_deg: float, drawing: str = "nearest") -> FloatArray:
+    """A straight path of ``length_px`` at ``angle_deg`` (as :func:`linear_kernel`) drawn on the
+    pixel grid one of :data:`LINE_DRAWINGS` ways; square, odd-sized, centred, sums to 1.
+
+    ``nearest``: :func:`linear_kernel` (each point of the path on its nearest pixel, the blur of
+    :func:`simulate_motion_blur`'s callers). ``bilinear``: each point spread over its four
+    neighbouring pixels, as an interpolated or anti-aliased line is drawn. ``lanczos``: each point
+    a Lanczos-3 kernel, close to the band-limited line (continuous motion, sampled), transfer
+    ≈ sinc(L·f); it has small negative lobes. The same motion drawn otherwise differs near the
+    Nyquist frequency, where an inverse filter built on the wrong drawing loses 0.2–0.6 dB
+    (docs/models.md, the rendering look). ``length_px < 1``: the identity kernel.
+    """
+    if drawing not in LINE_DRAWINGS:
+        raise ValueError(f"drawing must be one of {LINE_DRAWINGS}, not {drawing!r}")
+    if drawing == "nearest" or length_px < 1.0:
+        return linear_kernel(length_px, angle_deg)
+    n = max(2, math.ceil(length_px * DRAWN_SAMPLES_PER_PX))
+    t = ((np.arange(n) + 0.5) / n - 0.5) * length_px
+    a = math.radians(angle_deg)
+    x, y = t * math.cos(a), -t * math.sin(a)  # rows grow downwards
+    half = math.ceil(length_px / 2) + LANCZOS_LOBES + 1
+    k = np.zeros((2 * half + 1, 2 * half + 1), dtype=np.float64)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    ox, wx = _drawing_weights(x - x0, drawing)
+    oy, wy = _drawing_weights(y - y0, drawing)
+    for i, dy in enumerate(oy):
+        for j, dx in enumerate(ox):
+            np.add.at(k, (y0 + dy + half, x0 + dx + half), wy[:, i] * wx[:, j])
+    r = int(np.max(np.abs(np.argwhere(np.abs(k) > 1e-9) - half)))
+    out: FloatArray = k[half - r : half + r + 1, half - r : half + r + 1]
+    out /= out.sum()
+    return out
+
+
 def trajectory_kernel(
     length_px: float,
     rng: np.random.Generator,

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.ndimage import map_coordinates
 
-from models.blur import linear_kernel, to_exposure
+from models.blur import drawn_linear_kernel, to_exposure
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -55,10 +55,14 @@ class MotionEstimate:
     # How much better the best length fits than 0.6x and 1.5x that length at the same angle: the
     # dips of a real motion sit at multiples of 1/L, a mere anisotropy of the anatomy fits any L.
     specificity: float = 0.0
+    # How the path is drawn on the pixel grid (models.blur.LINE_DRAWINGS): the node's nearest
+    # pixels unless the frame's spectrum chose another (models.deblur.chosen_drawing)
+    drawing: str = "nearest"
 
     def kernel(self) -> F64:
-        """The estimated PSF (identity when the length is under one pixel)."""
-        return linear_kernel(self.length_px, self.angle_deg)
+        """The estimated PSF, drawn as :attr:`drawing` says (identity when the length is under
+        one pixel)."""
+        return drawn_linear_kernel(self.length_px, self.angle_deg, self.drawing)
 
     def length_mm(self, pixel_spacing_mm: float) -> float:
         return self.length_px * pixel_spacing_mm

@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from models.blur import from_exposure, to_exposure
+from models.blur import LINE_DRAWINGS, drawn_linear_kernel, from_exposure, to_exposure
 from models.blur_estimate import MotionEstimate, estimate_motion, welch_power
 from models.deconvolve import (
     DEFAULT_BALANCE,
@@ -303,6 +303,11 @@ class MotionPolicy:
     #: the frames' own noise and cost the thirty-ninth round's crops 0.05 dB); None: at every
     #: pixel size.
     penalty_noise_finer_than_mm: float | None = 0.4
+    #: The forty-fifth round's candidate (docs/models.md, "How the straight kernel is drawn,
+    #: chosen by the spectrum"): the straight estimate's kernel drawn the way
+    #: (:data:`models.blur.LINE_DRAWINGS`) whose transfer the frame's spectrum follows best
+    #: (:func:`chosen_drawing`) instead of always on the nearest pixels. False: nearest.
+    kernel_drawing_by_spectrum: bool = False
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares
@@ -364,6 +369,69 @@ def kernel_consistency(exposure: NDArray[np.floating], psf: NDArray[np.float64])
     if np.std(a) == 0 or np.std(b) == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
+
+
+#: :func:`drawing_fits`' band (cycles/px): the drawings of a line differ most near Nyquist.
+DRAWING_BAND = (0.03, 0.49)
+
+
+def drawing_fits(exposure: NDArray[np.floating], estimate: MotionEstimate) -> dict[str, float]:
+    """How well the straight estimate drawn each of :data:`models.blur.LINE_DRAWINGS` ways
+    explains the frame: the correlation over :data:`DRAWING_BAND` of the frame's log Welch power
+    with the kernel's log power transfer (:func:`consistency_spectra`), each ring's mean removed
+    from both first, so the anatomy's fall with frequency (the same for every drawing) does not
+    favour the smoothest. NaN for a drawing not measurable (kernel or frame too large or small)."""
+    n = CONSISTENCY_PATCH
+    lo, hi = DRAWING_BAND
+    fits: dict[str, float] = {}
+    power: ConsistencySpectra | None = None
+    for drawing in LINE_DRAWINGS:
+        psf = drawn_linear_kernel(estimate.length_px, estimate.angle_deg, drawing)
+        if power is None:
+            power = consistency_spectra(exposure, psf)
+        if power is None or psf.shape[0] > n // 2 or psf.shape[1] > n // 2:
+            fits[drawing] = float("nan")
+            continue
+        padded = np.zeros((n, n))
+        padded[: psf.shape[0], : psf.shape[1]] = psf
+        log_transfer = np.log(np.abs(np.fft.fft2(padded)) ** 2 + 1e-4)
+        band = (power.radius > lo) & (power.radius < hi)
+        ring = np.round(power.radius * n).astype(np.int64)
+        a, b = power.log_power.copy(), log_transfer
+        for x in (a, b):
+            for k in np.unique(ring[band]):
+                m = band & (ring == k)
+                x[m] -= x[m].mean()
+        fa, fb = a[band], b[band]
+        ok = np.std(fa) > 0 and np.std(fb) > 0
+        fits[drawing] = float(np.corrcoef(fa, fb)[0, 1]) if ok else float("nan")
+    return fits
+
+
+def chosen_drawing(exposure: NDArray[np.floating], estimate: MotionEstimate) -> str:
+    """The drawing of :func:`drawing_fits` the frame follows best (nearest where none is
+    measurable or where they tie)."""
+    fits = drawing_fits(exposure, estimate)
+    best = "nearest"
+    for drawing, fit in fits.items():
+        if math.isfinite(fit) and (not math.isfinite(fits[best]) or fit > fits[best]):
+            best = drawing
+    return best
+
+
+def drawn_as_policy_says(
+    exposure: NDArray[np.floating], assessment: MotionAssessment, policy: MotionPolicy
+) -> MotionAssessment:
+    """The assessment with its estimate drawn as the frame chose
+    (:attr:`MotionPolicy.kernel_drawing_by_spectrum`); unchanged where the policy does not ask,
+    the frame is not called blurred or a drawing was already set."""
+    est = assessment.estimate
+    if not (policy.kernel_drawing_by_spectrum and assessment.blurred) or est.drawing != "nearest":
+        return assessment
+    drawing = chosen_drawing(exposure, est)
+    if drawing == "nearest":
+        return assessment
+    return replace(assessment, estimate=replace(est, drawing=drawing))
 
 
 def consistency_floor(
@@ -545,6 +613,9 @@ class Deconvolution:
     # the least penalty MotionPolicy.penalty_noise_over_signal set (None: not asked, or the
     # frame's noise or anatomy not measurable)
     penalty_floor: PenaltyFloor | None = None
+    # how the straight kernel was drawn (models.blur.LINE_DRAWINGS; the frame's choice where
+    # MotionPolicy.kernel_drawing_by_spectrum); a retrieved kernel replaced it where shape says so
+    drawing: str = "nearest"
 
     @property
     def curved(self) -> bool:
@@ -684,6 +755,7 @@ def find_shape(
     if not assessment.blurred or assessment.estimate.kernel().size == 1:
         return None
     e = to_exposure(np.asarray(image01, dtype=np.float32).astype(np.float64), policy.log_range)
+    assessment = drawn_as_policy_says(e, assessment, policy)
     return _shape(e, assessment, policy, magnitude, detector_magnitude)
 
 
@@ -712,6 +784,7 @@ def _shape(
         detector_magnitude=detector_magnitude,
         detector_thresholds=policy.shape_detector_thresholds,
         detector_least_px=policy.shape_detector_least_px,
+        straight=est.kernel(),
     )
 
 
@@ -739,11 +812,12 @@ def deconvolve(
     a = np.asarray(image01, dtype=np.float32)
     if not assessment.blurred:
         return Deconvolution(a, "none", 0.0)
-    psf = assessment.estimate.kernel()
-    if psf.size == 1:
+    if assessment.estimate.kernel().size == 1:
         return Deconvolution(a, "none", 0.0)
     e = to_exposure(a.astype(np.float64), policy.log_range)
+    assessment = drawn_as_policy_says(e, assessment, policy)
     est = assessment.estimate
+    psf = est.kernel()
     steep = steep_penalty_power(e, est, policy)
     if steep is not None:
         policy = replace(
@@ -775,7 +849,14 @@ def deconvolve(
                 r = richardson_lucy(e, psf, policy.shape_rl_only)
                 out = np.clip(from_exposure(r, policy.log_range), 0.0, 1.0).astype(np.float32)
                 return Deconvolution(
-                    out, "richardson-lucy", 0.0, None, quanta, policy.shape_rl_only, shape
+                    out,
+                    "richardson-lucy",
+                    0.0,
+                    None,
+                    quanta,
+                    policy.shape_rl_only,
+                    shape,
+                    drawing=est.drawing,
                 )
             balance *= policy.shape_balance_factor
             rl_after += policy.shape_rl_iterations
@@ -867,6 +948,7 @@ def deconvolve(
         raised,
         penalty_power=steep,
         penalty_floor=floor if method == "wiener" else None,
+        drawing=est.drawing,
     )
 
 

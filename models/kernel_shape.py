@@ -346,6 +346,7 @@ def shape_kernel(
     detector_magnitude: MagnitudeEstimator | None = None,
     detector_thresholds: tuple[float, float] | None = None,
     detector_least_px: float = 0.0,
+    straight: F64 | None = None,
 ) -> KernelShape:
     """The kernel of a frame whose straight estimate is ``length_px`` at ``angle_deg``: the
     straight one, or the one retrieved from the learned magnitude where the validated rule
@@ -365,9 +366,12 @@ def shape_kernel(
     block-averaged by :func:`detector_reduction_factor` for long motion); without it they keep
     the straight kernel; there τ is ``detector_thresholds`` (quiet, noisy; None:
     :data:`DETECTOR_THRESHOLDS`), and motion estimated shorter than ``detector_least_px``
-    keeps the straight kernel unread.
+    keeps the straight kernel unread. ``straight``: the straight kernel as the estimate draws
+    it (None: :func:`models.blur.linear_kernel`, nearest pixels), kept where the step keeps it;
+    the network's magnitude is compared with the nearest drawing either way.
     """
-    straight = linear_kernel(length_px, angle_deg)
+    if straight is None:
+        straight = linear_kernel(length_px, angle_deg)
     f = reduction_factor(length_px, pixel_spacing_mm)
     nan = float("nan")
     if finest_spacing_mm is not None and pixel_spacing_mm < finest_spacing_mm:

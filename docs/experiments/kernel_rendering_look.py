@@ -23,7 +23,6 @@ Run: ``PYTHONPATH=. python docs/experiments/kernel_rendering_look.py --out runs/
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from fitting_cases import read_rows
 from look_rows import save
 from outside_blur import gain
 
-from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur
+from models.blur import NoiseSpec, drawn_linear_kernel, simulate_motion_blur
 from models.blur_estimate import MotionEstimate
 from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray
@@ -45,42 +44,12 @@ from models.tune_deconvolution import centre_crop
 LENGTHS = (2.5, 3.0, 4.0, 6.0)
 RENDERINGS = ("nearest", "bilinear", "lanczos")
 NOISES = {"none": None, "1e4": 1e4}
-SAMPLES_PER_PX = 32
-LANCZOS_A = 3
-
-
-def _weights(d: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets (integers) and weights a point at fractional offsets ``d`` (in [0, 1)) gives its
-    neighbouring pixels along one axis."""
-    if mode == "bilinear":
-        return np.array([0, 1]), np.stack([1 - d, d], axis=1)
-    offsets = np.arange(-LANCZOS_A + 1, LANCZOS_A + 1)
-    x = offsets[None, :] - d[:, None]
-    w = np.sinc(x) * np.sinc(x / LANCZOS_A)
-    return offsets, w / w.sum(axis=1, keepdims=True)
 
 
 def render(length_px: float, angle_deg: float, mode: str) -> np.ndarray:
-    """A straight path of ``length_px`` at ``angle_deg`` (as :func:`models.blur.linear_kernel`:
-    counter-clockwise from +x, rows down) drawn on the pixel grid by ``mode``; sums to 1."""
-    if mode == "nearest":
-        return linear_kernel(length_px, angle_deg)
-    n = max(2, math.ceil(length_px * SAMPLES_PER_PX))
-    t = ((np.arange(n) + 0.5) / n - 0.5) * length_px
-    a = math.radians(angle_deg)
-    x, y = t * math.cos(a), -t * math.sin(a)
-    half = math.ceil(length_px / 2) + LANCZOS_A + 1
-    k = np.zeros((2 * half + 1, 2 * half + 1))
-    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
-    ox, wx = _weights(x - x0, mode)
-    oy, wy = _weights(y - y0, mode)
-    for i, dy in enumerate(oy):
-        for j, dx in enumerate(ox):
-            np.add.at(k, (y0 + dy + half, x0 + dx + half), wy[:, i] * wx[:, j])
-    nz = np.argwhere(np.abs(k) > 1e-9)
-    r = int(np.max(np.abs(nz - half)))
-    k = k[half - r : half + r + 1, half - r : half + r + 1]
-    return k / k.sum()
+    """The path drawn by ``mode`` (:func:`models.blur.drawn_linear_kernel`, this look's own
+    drawing when it ran, moved there unchanged)."""
+    return drawn_linear_kernel(length_px, angle_deg, mode)
 
 
 @dataclasses.dataclass(frozen=True)
