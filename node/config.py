@@ -357,6 +357,11 @@ class BlurGateSettings(Strict):
     # without added noise mostly read 10^6 and more, Poisson 10^5 at most about 3 * 10^5; the
     # forty-third and forty-fourth rounds, docs/models.md: missed, off); null: in every frame
     kernel_consistency_min_quanta: float | None = Field(None, gt=0)
+    # the straight kernel drawn (nearest pixels, bilinear or Lanczos-3) the way the frame's
+    # spectrum follows best instead of always on the nearest pixels: an evaluator's or a
+    # detector's line drawn otherwise costs the correction 0.3-0.6 dB without noise (the
+    # forty-fifth round, docs/models.md)
+    kernel_drawing_by_spectrum: bool = False
     # ... times this where the kernel shape step read the frame's kernel magnitude (pixels of
     # 0.4 mm or more, frames of at least 384 px at 0.6 mm): a checked kernel needs less (1: as 0.7.0)
     wiener_balance_checked_factor: float = Field(0.5, gt=0, le=4)

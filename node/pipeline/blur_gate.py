@@ -178,6 +178,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         balance_mismatch_floor=settings.wiener_balance_mismatch_floor,
         kernel_consistency_min=settings.kernel_consistency_min,
         kernel_consistency_min_quanta=settings.kernel_consistency_min_quanta,
+        kernel_drawing_by_spectrum=settings.kernel_drawing_by_spectrum,
         checked_balance_factor=settings.wiener_balance_checked_factor,
         power=settings.wiener_power,
         penalty_noise_over_signal=settings.wiener_penalty_noise_over_signal,

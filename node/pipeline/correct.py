@@ -220,6 +220,8 @@ def wiener_info(
         if policy.balance_length_exponent:
             described["balance_length_exponent"] = policy.balance_length_exponent
             described["balance_reference_length_px"] = policy.balance_reference_length_px
+    if policy.kernel_drawing_by_spectrum:
+        described["kernel_drawing_by_spectrum"] = True
     if magnitude is not None:
         described["kernel_magnitude"] = [magnitude.name, magnitude.version, magnitude.sha256]
         if detector is not None:
@@ -538,12 +540,20 @@ class Corrector:
         what, how = _straight_words(motion, self.policy)
         if done.curved:
             what = f"{motion.motion_mm:.1f} mm curved motion (kernel retrieved from its magnitude)"
+        elif done.drawing != "nearest":
+            what += (
+                f" (kernel drawn {DRAWING_WORDS[done.drawing]}, as the frame's spectrum follows)"
+            )
         if done.method == "richardson-lucy":
             how = (
                 f"Richardson-Lucy deconvolution ({done.rl_iterations} steps; the "
                 "Wiener filter rang at hard edges)"
             )
         return f"{how} of {what}{_regularisation(done)}"
+
+
+#: how the SR names a drawing of the straight kernel other than the nearest pixels
+DRAWING_WORDS = {"bilinear": "bilinear", "lanczos": "band-limited (Lanczos-3)"}
 
 
 def _straight_words(motion: MotionAssessment, policy: MotionPolicy) -> tuple[str, str]:

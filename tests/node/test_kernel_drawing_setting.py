@@ -1,0 +1,40 @@
+"""The forty-fifth round's candidate as a node setting (``blur_gate.kernel_drawing_by_spectrum``):
+config → policy, the correction's identity (Device UID) and what the SR says when the frame
+chose another drawing of the straight kernel than the nearest pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from models.blur import drawn_linear_kernel, simulate_motion_blur
+from models.deblur import assess_motion
+from node.config import load_settings
+from node.pipeline.blur_gate import policy as policy_of
+from node.pipeline.correct import Corrector, wiener_info
+from tests.support.synthetic import power_law_field
+
+
+def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models: {}\n")
+    default = load_settings(cfg, environ={})
+    assert default.blur_gate.kernel_drawing_by_spectrum is False
+    cfg.write_text("blur_gate:\n  kernel_drawing_by_spectrum: true\n")
+    on = policy_of(load_settings(cfg, environ={}).blur_gate)
+    off = policy_of(default.blur_gate)
+    assert on.kernel_drawing_by_spectrum and not off.kernel_drawing_by_spectrum
+    env = {"SHARPRAY_BLUR_GATE__KERNEL_DRAWING_BY_SPECTRUM": "true"}
+    cfg.write_text("models: {}\n")
+    assert load_settings(cfg, environ=env).blur_gate.kernel_drawing_by_spectrum is True
+    assert wiener_info(on).device_uid != wiener_info(off).device_uid
+
+    # a frame blurred by a band-limited line: the SR says how the kernel was drawn
+    sharp = power_law_field(384, 7, 1.0, 0.2, 0.8).astype(np.float32)
+    blurred = simulate_motion_blur(sharp, drawn_linear_kernel(4.0, 33.0, "lanczos"))
+    motion = assess_motion(blurred, 0.6, on)
+    assert motion.blurred
+    said = Corrector(on)(blurred, motion).method
+    assert "kernel drawn band-limited (Lanczos-3), as the frame's spectrum follows" in said
+    assert "kernel drawn" not in Corrector(off)(blurred, motion).method
