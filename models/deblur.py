@@ -308,6 +308,13 @@ class MotionPolicy:
     #: (:data:`models.blur.LINE_DRAWINGS`) whose transfer the frame's spectrum follows best
     #: (:func:`chosen_drawing`) instead of always on the nearest pixels. False: nearest.
     kernel_drawing_by_spectrum: bool = False
+    #: ... read only over the bins whose power is at least this many times the frame's noise
+    #: floor (:func:`drawing_fits`' ``above_noise``; None: every bin of the band, the forty-fifth
+    #: round, whose noisy frames then chose the smoother drawing) ...
+    kernel_drawing_above_noise: float | None = None
+    #: ... and another drawing than the nearest pixels only where it fits better by more than
+    #: this (the forty-sixth round's candidate: 2 and 0.02)
+    kernel_drawing_margin: float = 0.0
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares
@@ -375,46 +382,75 @@ def kernel_consistency(exposure: NDArray[np.floating], psf: NDArray[np.float64])
 DRAWING_BAND = (0.03, 0.49)
 
 
-def drawing_fits(exposure: NDArray[np.floating], estimate: MotionEstimate) -> dict[str, float]:
+#: :func:`drawing_fits`' noise floor: a low percentile of the frame's power in this ring
+#: (cycles/px), where a blurred frame holds little but its noise.
+DRAWING_NOISE_RING = (0.35, 0.49)
+DRAWING_NOISE_PERCENTILE = 10.0
+
+
+def drawing_fits(
+    exposure: NDArray[np.floating], estimate: MotionEstimate, above_noise: float | None = None
+) -> dict[str, float]:
     """How well the straight estimate drawn each of :data:`models.blur.LINE_DRAWINGS` ways
     explains the frame: the correlation over :data:`DRAWING_BAND` of the frame's log Welch power
     with the kernel's log power transfer (:func:`consistency_spectra`), each ring's mean removed
     from both first, so the anatomy's fall with frequency (the same for every drawing) does not
-    favour the smoothest. NaN for a drawing not measurable (kernel or frame too large or small)."""
+    favour the smoothest. ``above_noise``: only over the bins whose power is at least that many
+    times the frame's noise floor (the :data:`DRAWING_NOISE_PERCENTILE`-th percentile of its
+    power in :data:`DRAWING_NOISE_RING`): where noise fills the kernel's dips the drawings are
+    not told apart there. NaN for a drawing not measurable (kernel or frame too large or small,
+    or too few bins)."""
     n = CONSISTENCY_PATCH
     lo, hi = DRAWING_BAND
     fits: dict[str, float] = {}
-    power: ConsistencySpectra | None = None
+    spectra: ConsistencySpectra | None = None
+    band: NDArray[np.bool_] | None = None
     for drawing in LINE_DRAWINGS:
         psf = drawn_linear_kernel(estimate.length_px, estimate.angle_deg, drawing)
-        if power is None:
-            power = consistency_spectra(exposure, psf)
-        if power is None or psf.shape[0] > n // 2 or psf.shape[1] > n // 2:
+        if spectra is None:
+            spectra = consistency_spectra(exposure, psf)
+        if spectra is None or psf.shape[0] > n // 2 or psf.shape[1] > n // 2:
             fits[drawing] = float("nan")
             continue
+        if band is None:
+            band = (spectra.radius > lo) & (spectra.radius < hi)
+            if above_noise is not None:
+                power = np.exp(spectra.log_power)
+                r0, r1 = DRAWING_NOISE_RING
+                outer = (spectra.radius > r0) & (spectra.radius < r1)
+                floor = float(np.percentile(power[outer], DRAWING_NOISE_PERCENTILE))
+                band &= power > above_noise * floor
         padded = np.zeros((n, n))
         padded[: psf.shape[0], : psf.shape[1]] = psf
         log_transfer = np.log(np.abs(np.fft.fft2(padded)) ** 2 + 1e-4)
-        band = (power.radius > lo) & (power.radius < hi)
-        ring = np.round(power.radius * n).astype(np.int64)
-        a, b = power.log_power.copy(), log_transfer
+        ring = np.round(spectra.radius * n).astype(np.int64)
+        a, b = spectra.log_power.copy(), log_transfer
         for x in (a, b):
             for k in np.unique(ring[band]):
                 m = band & (ring == k)
                 x[m] -= x[m].mean()
         fa, fb = a[band], b[band]
-        ok = np.std(fa) > 0 and np.std(fb) > 0
+        ok = fa.size > 10 and np.std(fa) > 0 and np.std(fb) > 0
         fits[drawing] = float(np.corrcoef(fa, fb)[0, 1]) if ok else float("nan")
     return fits
 
 
-def chosen_drawing(exposure: NDArray[np.floating], estimate: MotionEstimate) -> str:
-    """The drawing of :func:`drawing_fits` the frame follows best (nearest where none is
+def chosen_drawing(
+    exposure: NDArray[np.floating],
+    estimate: MotionEstimate,
+    above_noise: float | None = None,
+    margin: float = 0.0,
+) -> str:
+    """The drawing of :func:`drawing_fits` the frame follows best, another than the nearest
+    pixels only where it fits better than those by more than ``margin`` (nearest where none is
     measurable or where they tie)."""
-    fits = drawing_fits(exposure, estimate)
+    fits = drawing_fits(exposure, estimate, above_noise)
     best = "nearest"
     for drawing, fit in fits.items():
-        if math.isfinite(fit) and (not math.isfinite(fits[best]) or fit > fits[best]):
+        if not math.isfinite(fit):
+            continue
+        bar = fits[best] + (margin if best == "nearest" else 0.0)
+        if not math.isfinite(fits[best]) or fit > bar:
             best = drawing
     return best
 
@@ -428,7 +464,9 @@ def drawn_as_policy_says(
     est = assessment.estimate
     if not (policy.kernel_drawing_by_spectrum and assessment.blurred) or est.drawing != "nearest":
         return assessment
-    drawing = chosen_drawing(exposure, est)
+    drawing = chosen_drawing(
+        exposure, est, policy.kernel_drawing_above_noise, policy.kernel_drawing_margin
+    )
     if drawing == "nearest":
         return assessment
     return replace(assessment, estimate=replace(est, drawing=drawing))

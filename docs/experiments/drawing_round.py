@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -111,15 +111,26 @@ ROUND = Round(
 )
 
 
-def run_drawings(names: Sequence[str], out: Path) -> None:
-    """The drawing cases of ``names``: the node's decision, and the node's and the candidate's
-    gain where it flags (0 dB where not), with the candidate's drawing."""
+def mhh_crop(name: str) -> np.ndarray:
+    """An MHH image's 384² centre crop at its own ≈0.6 mm/px."""
+    return centre_crop(load_gray(DATA / name).astype(np.float32) / 255.0, 384)
+
+
+def run_drawings(
+    names: Sequence[str],
+    out: Path,
+    candidate: MotionPolicy = CANDIDATES["drawn"],
+    crop: Callable[[str], np.ndarray] = mhh_crop,
+    label: str = "drawn",
+) -> None:
+    """The drawing cases of ``names`` (each image's ``crop``): the node's decision, and the
+    node's and the candidate's gain where it flags (0 dB where not), with the candidate's
+    drawing."""
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
-    (candidate,) = CANDIDATES.values()
     rows: list[dict[str, Any]] = []
     for name in names:
         rng = np.random.default_rng(zlib.crc32(f"drawing-cases/{name}".encode()))
-        sharp = centre_crop(load_gray(DATA / name).astype(np.float32) / 255.0, 384)
+        sharp = crop(name)
         for px in LENGTHS_PX:
             angle = float(rng.uniform(0, 180))
             for mode in LINE_DRAWINGS:
@@ -135,19 +146,19 @@ def run_drawings(names: Sequence[str], out: Path) -> None:
                         "noise": noise,
                         "flagged": a.blurred,
                         "node": 0.0,
-                        "drawn": 0.0,
+                        label: 0.0,
                     }
                     if a.blurred:
                         d = deconvolve(b, a, NODE, magnitude=magnitude)
                         row["node"] = gain(sharp, b, d.image)
                         c = deconvolve(b, a, candidate, magnitude=magnitude)
-                        row["drawn"] = gain(sharp, b, c.image)
-                        row["drawn_drawing"] = c.drawing
+                        row[label] = gain(sharp, b, c.image)
+                        row[f"{label}_drawing"] = c.drawing
                     rows.append(row)
         save(out, rows, name)
 
 
-def summarise_drawings(rows: Sequence[dict[str, Any]]) -> None:
+def summarise_drawings(rows: Sequence[dict[str, Any]], label: str = "drawn") -> None:
     """The drawing cases' means by drawing and noise, and the round's first condition."""
     print(f"drawings: {len(rows)} cases from {len({r['image'] for r in rows})} images")
     diff: dict[tuple[str, str], float] = {}
@@ -155,12 +166,12 @@ def summarise_drawings(rows: Sequence[dict[str, Any]]) -> None:
         for mode in LINE_DRAWINGS:
             sel = [r for r in rows if r["noise"] == noise and r["mode"] == mode]
             node = np.mean([r["node"] for r in sel])
-            drawn = np.mean([r["drawn"] for r in sel])
+            drawn = np.mean([r[label] for r in sel])
             diff[(noise, mode)] = float(drawn - node)
-            chosen = {m: sum(r.get("drawn_drawing") == m for r in sel) for m in LINE_DRAWINGS}
-            harmed = [sum(r[k] < -0.1 for r in sel) for k in ("node", "drawn")]
+            chosen = {m: sum(r.get(f"{label}_drawing") == m for r in sel) for m in LINE_DRAWINGS}
+            harmed = [sum(r[k] < -0.1 for r in sel) for k in ("node", label)]
             print(
-                f"  noise {noise:4s} blur {mode:8s} n {len(sel)} node {node:+.3f} drawn "
+                f"  noise {noise:4s} blur {mode:8s} n {len(sel)} node {node:+.3f} {label} "
                 f"{drawn:+.3f} ({drawn - node:+.3f}) harmed {harmed[0]} → {harmed[1]} chosen {chosen}"
             )
     met = (
