@@ -179,6 +179,8 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         kernel_consistency_min=settings.kernel_consistency_min,
         kernel_consistency_min_quanta=settings.kernel_consistency_min_quanta,
         kernel_drawing_by_spectrum=settings.kernel_drawing_by_spectrum,
+        kernel_drawing_above_noise=settings.kernel_drawing_above_noise,
+        kernel_drawing_margin=settings.kernel_drawing_margin,
         checked_balance_factor=settings.wiener_balance_checked_factor,
         power=settings.wiener_power,
         penalty_noise_over_signal=settings.wiener_penalty_noise_over_signal,

@@ -222,6 +222,8 @@ def wiener_info(
             described["balance_reference_length_px"] = policy.balance_reference_length_px
     if policy.kernel_drawing_by_spectrum:
         described["kernel_drawing_by_spectrum"] = True
+        described["kernel_drawing_above_noise"] = policy.kernel_drawing_above_noise
+        described["kernel_drawing_margin"] = policy.kernel_drawing_margin
     if magnitude is not None:
         described["kernel_magnitude"] = [magnitude.name, magnitude.version, magnitude.sha256]
         if detector is not None:

@@ -14,6 +14,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from models.blur import (
     LINE_DRAWINGS,
+    NoiseSpec,
     drawn_linear_kernel,
     linear_kernel,
     simulate_motion_blur,
@@ -115,3 +116,40 @@ def test_the_correction_inverts_the_chosen_drawing_and_says_so(sharp: np.ndarray
         return float(peak_signal_noise_ratio(sharp, x, data_range=1.0))
 
     assert psnr(drawn.image) > psnr(built.image) + 0.2
+
+
+@pytest.mark.parametrize("quanta", [1e5, 2e4])
+def test_a_noisy_frame_read_above_its_noise_keeps_the_drawing_it_was_blurred_with(
+    quanta: float,
+) -> None:
+    # the forty-fifth round's miss: noise fills a nearest-drawn kernel's dips and every bin of
+    # the band then favours the smoother bilinear drawing; read only where the power stands
+    # twice above the frame's noise floor, the nearest drawing fits best again
+    field = power_law_field(512, 3, 1.3, 0.2, 0.8)
+    rng = np.random.default_rng(0)
+    noisy = simulate_motion_blur(
+        field, drawn_linear_kernel(5.7, 30.0, "nearest"), rng, noise=NoiseSpec(quanta)
+    )
+    a = assess_motion(noisy, 0.175, MotionPolicy())
+    assert a.blurred
+    e = to_exposure(noisy.astype(np.float64), 3.0)
+    assert chosen_drawing(e, a.estimate) == "bilinear"
+    above = drawing_fits(e, a.estimate, above_noise=2.0)
+    assert above["nearest"] > max(above["bilinear"], above["lanczos"])
+    assert chosen_drawing(e, a.estimate, above_noise=2.0, margin=0.02) == "nearest"
+    # nothing above a floor set too high: nothing measured, the nearest pixels kept
+    assert all(np.isnan(v) for v in drawing_fits(e, a.estimate, above_noise=1e12).values())
+
+
+def test_the_margin_keeps_the_nearest_pixels_unless_another_drawing_fits_clearly_better(
+    sharp: np.ndarray,
+) -> None:
+    est = MotionEstimate(3.0, 33.0, 0.9)
+    blurred = simulate_motion_blur(sharp, drawn_linear_kernel(3.0, 33.0, "lanczos"))
+    e = to_exposure(blurred.astype(np.float64), 3.0)
+    fits = drawing_fits(e, est)
+    lead = fits["lanczos"] - max(fits["nearest"], fits["bilinear"])
+    assert lead > 0
+    assert chosen_drawing(e, est, margin=0.0) == "lanczos"
+    assert chosen_drawing(e, est, margin=fits["lanczos"] - fits["nearest"] - 1e-6) == "lanczos"
+    assert chosen_drawing(e, est, margin=2.0) == "nearest"  # correlations differ by < 2

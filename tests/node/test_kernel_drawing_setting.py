@@ -29,6 +29,13 @@ def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: 
     cfg.write_text("models: {}\n")
     assert load_settings(cfg, environ=env).blur_gate.kernel_drawing_by_spectrum is True
     assert wiener_info(on).device_uid != wiener_info(off).device_uid
+    cfg.write_text(
+        "blur_gate:\n  kernel_drawing_by_spectrum: true\n  kernel_drawing_above_noise: 2.0\n"
+        "  kernel_drawing_margin: 0.02\n"
+    )
+    read = policy_of(load_settings(cfg, environ={}).blur_gate)
+    assert (read.kernel_drawing_above_noise, read.kernel_drawing_margin) == (2.0, 0.02)
+    assert wiener_info(read).device_uid != wiener_info(on).device_uid
 
     # a frame blurred by a band-limited line: the SR says how the kernel was drawn
     sharp = power_law_field(384, 7, 1.0, 0.2, 0.8).astype(np.float32)
