@@ -15,6 +15,11 @@ images — every 200th by path from the 130th, each scaled so its shorter side i
 ``--validation --look``: the forty-fifth round's MHH scenes (seen: the look was fitted on their
 straight cases; a check); ``--crops``: the check at ≈0.6 mm/px (seen).
 
+The forty-seventh round (the same candidate): ``--mhh-drawings``, the drawing cases on the 45 MHH
+images the drawing question never used (``models.tune_balance``'s validation images and the
+rounds' 21 MHH look images) at their own ≈0.6 mm/px: the Kermany files are 224² thumbnails, so
+the forty-sixth round's drawing cases were upsampled and held no power where the drawings differ.
+
 Run: ``PYTHONPATH=. python docs/experiments/drawing_above_noise_round.py --drawings --out
 runs/da-d0.json --part 0/2`` (and ``1/2``; ``--validation``, ``--validation --look``,
 ``--crops`` likewise), then ``--summary runs/da-*.json``.
@@ -26,12 +31,13 @@ import sys
 from dataclasses import replace
 
 import numpy as np
-from consistency_balance import KERMANY
-from detector_scenes import part_of
+from consistency_balance import KERMANY, round_images
+from detector_scenes import DATA, part_of
 from drawing_round import (
     MHH_VALIDATION_OFFSET,
     NODE,
     VALIDATION_OFFSET,
+    mhh_crop,
     run_drawings,
     summarise_drawings,
 )
@@ -52,6 +58,7 @@ from skimage.transform import rescale
 from models.blur import to_exposure
 from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, chosen_drawing
 from models.deblur_data import load_gray
+from models.tune_balance import image_lists
 from models.tune_deconvolution import centre_crop
 
 ABOVE = replace(
@@ -118,6 +125,14 @@ def summary() -> None:
 def main() -> None:
     if "--summary" in sys.argv:
         summary()
+        return
+    if "--mhh-drawings" in sys.argv:
+        ap = round_parser()
+        ap.add_argument("--mhh-drawings", action="store_true")
+        args = ap.parse_args()
+        _, validation = image_lists(DATA)
+        names = validation + round_images(True)
+        run_drawings(part_of(names, args.part, args.out), args.out, ABOVE, mhh_crop, "above")
         return
     if "--drawings" in sys.argv:
         ap = round_parser()
