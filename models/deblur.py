@@ -303,18 +303,19 @@ class MotionPolicy:
     #: the frames' own noise and cost the thirty-ninth round's crops 0.05 dB); None: at every
     #: pixel size.
     penalty_noise_finer_than_mm: float | None = 0.4
-    #: The forty-fifth round's candidate (docs/models.md, "How the straight kernel is drawn,
-    #: chosen by the spectrum"): the straight estimate's kernel drawn the way
-    #: (:data:`models.blur.LINE_DRAWINGS`) whose transfer the frame's spectrum follows best
-    #: (:func:`chosen_drawing`) instead of always on the nearest pixels. False: nearest.
-    kernel_drawing_by_spectrum: bool = False
+    #: The forty-fifth to forty-seventh rounds (docs/models.md, "How the straight kernel is
+    #: drawn, chosen by the spectrum"; the node's default since sharpray-blind-wiener 0.31.0):
+    #: the straight estimate's kernel drawn the way (:data:`models.blur.LINE_DRAWINGS`) whose
+    #: transfer the frame's spectrum follows best (:func:`chosen_drawing`) instead of always on
+    #: the nearest pixels. False: nearest (0.27.0).
+    kernel_drawing_by_spectrum: bool = True
     #: ... read only over the bins whose power is at least this many times the frame's noise
     #: floor (:func:`drawing_fits`' ``above_noise``; None: every bin of the band, the forty-fifth
     #: round, whose noisy frames then chose the smoother drawing) ...
-    kernel_drawing_above_noise: float | None = None
+    kernel_drawing_above_noise: float | None = 2.0
     #: ... and another drawing than the nearest pixels only where it fits better by more than
-    #: this (the forty-sixth round's candidate: 2 and 0.02)
-    kernel_drawing_margin: float = 0.0
+    #: this (the forty-sixth and forty-seventh rounds' candidate, the default: 2 and 0.02)
+    kernel_drawing_margin: float = 0.02
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares

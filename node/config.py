@@ -361,13 +361,13 @@ class BlurGateSettings(Strict):
     # spectrum follows best instead of always on the nearest pixels: an evaluator's or a
     # detector's line drawn otherwise costs the correction 0.3-0.6 dB without noise (the
     # forty-fifth round, docs/models.md)
-    kernel_drawing_by_spectrum: bool = False
+    kernel_drawing_by_spectrum: bool = True
     # ... read only over the frequencies whose power is at least this many times the frame's
     # noise floor (null: all; in noisy frames the smoother drawing then fits: the forty-sixth
     # round) ...
-    kernel_drawing_above_noise: float | None = Field(None, gt=0)
+    kernel_drawing_above_noise: float | None = Field(2.0, gt=0)
     # ... and another drawing than the nearest pixels only where it fits better by more than this
-    kernel_drawing_margin: float = Field(0.0, ge=0, lt=2)
+    kernel_drawing_margin: float = Field(0.02, ge=0, lt=2)
     # ... times this where the kernel shape step read the frame's kernel magnitude (pixels of
     # 0.4 mm or more, frames of at least 384 px at 0.6 mm): a checked kernel needs less (1: as 0.7.0)
     wiener_balance_checked_factor: float = Field(0.5, gt=0, le=4)

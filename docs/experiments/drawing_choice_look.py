@@ -77,7 +77,7 @@ def consistencies(exposure: np.ndarray, psf: np.ndarray) -> dict[str, float]:
 
 
 def run(names: list[str], out: Path) -> None:
-    policy = MotionPolicy()
+    policy = dataclasses.replace(MotionPolicy(), kernel_drawing_by_spectrum=False)  # as it ran
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
     rows: list[dict[str, Any]] = []
     for name in names:

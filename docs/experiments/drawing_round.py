@@ -68,8 +68,13 @@ from models.kernel_shape import load_magnitude_model
 from models.tune_balance import BUNDLED_MAGNITUDE
 from models.tune_deconvolution import centre_crop
 
-#: the node as built (sharpray-blind-wiener 0.27.0)
-NODE = MotionPolicy()
+#: the node as built (sharpray-blind-wiener 0.27.0; the drawing, its default since 0.31.0, off)
+NODE = replace(
+    MotionPolicy(),
+    kernel_drawing_by_spectrum=False,
+    kernel_drawing_above_noise=None,
+    kernel_drawing_margin=0.0,
+)
 CANDIDATES = {"drawn": replace(NODE, kernel_drawing_by_spectrum=True)}
 #: the Kermany validation: every 200th train image by path from this one (unused: the rounds'
 #: every 200th from the 0th, 10th, 30th, 50th, 70th, 100th and 150th, the kernel-magnitude

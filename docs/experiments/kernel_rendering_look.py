@@ -63,7 +63,7 @@ class DrawnEstimate(MotionEstimate):
 
 
 def run(names: list[str], out: Path) -> None:
-    policy = MotionPolicy()
+    policy = dataclasses.replace(MotionPolicy(), kernel_drawing_by_spectrum=False)  # as it ran
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
     rows: list[dict[str, Any]] = []
     for name in names:

@@ -30,7 +30,12 @@ from models.blur import to_exposure
 from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, consistency_floor
 
 #: the node as the round runs against it (sharpray-blind-wiener 0.27.0)
-NODE = replace(MotionPolicy(), kernel_consistency_min=None, kernel_consistency_min_quanta=None)
+NODE = replace(
+    MotionPolicy(),
+    kernel_consistency_min=None,
+    kernel_consistency_min_quanta=None,
+    kernel_drawing_by_spectrum=False,
+)
 CHECK = replace(NODE, kernel_consistency_min=0.7, kernel_consistency_balance=0.1)
 CANDIDATES = {
     "c70": CHECK,

@@ -38,6 +38,7 @@ NODE = replace(
     penalty_noise_over_signal=None,
     penalty_noise_finer_than_mm=None,
     strong_short_from_mm=None,
+    kernel_drawing_by_spectrum=False,
 )
 
 

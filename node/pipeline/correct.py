@@ -114,6 +114,11 @@ DETECTOR_STRONG_SHORT_RL_MEAN_VERSION = "0.28.0"
 #: forty-third and forty-fourth rounds): 0.29.0, 0.30.0
 NOISELESS_CONSISTENCY_RL_MEAN_VERSION = "0.29.0"
 DETECTOR_NOISELESS_CONSISTENCY_RL_MEAN_VERSION = "0.30.0"
+#: As :data:`STRONG_SHORT_RL_MEAN_VERSION` / :data:`DETECTOR_STRONG_SHORT_RL_MEAN_VERSION`, with the
+#: straight kernel drawn as the frame's spectrum follows (``MotionPolicy.
+#: kernel_drawing_by_spectrum``; the forty-fifth to forty-seventh rounds; the default)
+DRAWN_RL_MEAN_VERSION = "0.31.0"
+DETECTOR_DRAWN_RL_MEAN_VERSION = "0.32.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -140,6 +145,8 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
         return NOISELESS_CONSISTENCY_RL_MEAN_VERSION, DETECTOR_NOISELESS_CONSISTENCY_RL_MEAN_VERSION
     if follows_from_mm and consistency:
         return CONSISTENCY_RL_MEAN_VERSION, DETECTOR_CONSISTENCY_RL_MEAN_VERSION
+    if follows_from_mm and penalty and strong_short and policy.kernel_drawing_by_spectrum:
+        return DRAWN_RL_MEAN_VERSION, DETECTOR_DRAWN_RL_MEAN_VERSION
     if follows_from_mm and penalty and strong_short:
         return STRONG_SHORT_RL_MEAN_VERSION, DETECTOR_STRONG_SHORT_RL_MEAN_VERSION
     if follows_from_mm and penalty:

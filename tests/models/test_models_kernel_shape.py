@@ -156,7 +156,7 @@ def test_given_the_true_magnitude_the_node_deconvolves_curved_motion_better() ->
 
 def test_a_replaced_kernel_is_inverted_as_the_policy_says_and_a_known_shape_is_reused() -> None:
     """The fifth round's candidates act on replaced kernels only, on the same retrieved kernel."""
-    policy = MotionPolicy(checked_balance_factor=1.0)  # as the round ran: 0.7.0
+    policy = MotionPolicy(checked_balance_factor=1.0, kernel_drawing_by_spectrum=False)  # 0.7.0
     sharp, true, blurred, motion = _curved_case(policy)
     built = deconvolve(blurred, motion, policy, magnitude=_oracle(true))
     assert built.curved and built.shape is not None and built.balance is not None
@@ -201,7 +201,7 @@ def test_a_straight_magnitude_keeps_the_straight_kernel() -> None:
 def test_the_seventh_rounds_factor_acts_wherever_the_magnitude_was_read() -> None:
     """``checked_balance_factor``: on a confirmed straight kernel and on a retrieved one, never
     where the step did not read the magnitude (detector-scale pixels, small frames)."""
-    policy = MotionPolicy(checked_balance_factor=1.0)  # sharpray-blind-wiener 0.7.0
+    policy = MotionPolicy(checked_balance_factor=1.0, kernel_drawing_by_spectrum=False)  # 0.7.0
     halved = replace(policy, checked_balance_factor=0.5)  # 0.8.0, the default
     assert MotionPolicy().checked_balance_factor == 0.5
     _, true, blurred, motion = _curved_case(policy)

@@ -24,14 +24,14 @@ from node.pipeline.correct import (
     BUDGET_RL_MEAN_VERSION,
     DETECTOR_ALL_RL_MEAN_VERSION,
     DETECTOR_BUDGET_RL_MEAN_VERSION,
+    DETECTOR_DRAWN_RL_MEAN_VERSION,
     DETECTOR_MEAN_VERSION,
     DETECTOR_RL_MEAN_VERSION,
     DETECTOR_SHAPED_VERSION,
-    DETECTOR_STRONG_SHORT_RL_MEAN_VERSION,
+    DRAWN_RL_MEAN_VERSION,
     MEAN_VERSION,
     RL_MEAN_VERSION,
     SHAPED_VERSION,
-    STRONG_SHORT_RL_MEAN_VERSION,
     WIENER_VERSION,
     Corrector,
     wiener_info,
@@ -233,11 +233,12 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     # retrieved kernel (the twenty-ninth) and for every kernel at pixels of 0.4 mm and more (the
     # thirtieth); the fallback's cap by the frame's size (the thirty-second) is off; the Wiener
     # penalty's noise floor at detector scale (the fortieth) and the strong short fit (the
-    # forty-second) on: 0.27.0
+    # forty-second) on, the straight kernel drawn as the frame's spectrum follows (the forty-fifth
+    # to forty-seventh): 0.31.0
     assert default.models.kernel_shape_detector is None
     assert default.models.kernel_shape_second == BUNDLED_MODELS / "kernel-magnitude-second"
     assert default.blur_gate.rl_fallback_budget_max_steps is None
-    assert load_models(default).deblur.info.version == STRONG_SHORT_RL_MEAN_VERSION
+    assert load_models(default).deblur.info.version == DRAWN_RL_MEAN_VERSION
     off_by_env = load_settings(cfg, environ={"SHARPRAY_MODELS__KERNEL_SHAPE": "off"})
     assert off_by_env.models.kernel_shape is None
     assert load_models(off_by_env).deblur.info.version == WIENER_VERSION
@@ -283,7 +284,7 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     assert s.models.kernel_shape_detector == BUNDLED
     loaded = load_models(s).deblur
     assert loaded.detector_magnitude is not None
-    assert loaded.info.version == DETECTOR_STRONG_SHORT_RL_MEAN_VERSION
+    assert loaded.info.version == DETECTOR_DRAWN_RL_MEAN_VERSION
     cfg.write_text(
         "models:\n  kernel_shape_detector: kernel-magnitude\n  kernel_shape_second: off\n"
     )
@@ -489,12 +490,12 @@ def test_the_fallback_s_cap_by_the_frame_s_size_where_the_setting_says(
     assert policy.rl_fallback_budget_max_iterations == 80
     assert fallback_cap((384, 384), policy) == 80 and fallback_cap((1024, 1024), policy) == 40
     assert fallback_cap((640, 640), budget) == 102 and fallback_cap((2048, 2048), budget) == 40
-    built = dataclasses.replace(budget, rl_fallback_budget_max_iterations=None)  # 0.27.0
+    built = dataclasses.replace(budget, rl_fallback_budget_max_iterations=None)  # 0.31.0
     new, old = _beside(
         magnitude,
         budget,
         built,
-        (BUDGET_RL_MEAN_VERSION, STRONG_SHORT_RL_MEAN_VERSION, DETECTOR_BUDGET_RL_MEAN_VERSION),
+        (BUDGET_RL_MEAN_VERSION, DRAWN_RL_MEAN_VERSION, DETECTOR_BUDGET_RL_MEAN_VERSION),
         ("up to 120 in a frame smaller than 1024 x 1024 px", "up to 120"),
     )
     # a collimated 384² frame, straight motion, no noise: the law's steps reach the cap

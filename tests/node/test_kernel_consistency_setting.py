@@ -16,8 +16,8 @@ from node.config import load_settings
 from node.pipeline.blur_gate import policy as policy_of
 from node.pipeline.correct import (
     CONSISTENCY_RL_MEAN_VERSION,
+    DRAWN_RL_MEAN_VERSION,
     NOISELESS_CONSISTENCY_RL_MEAN_VERSION,
-    STRONG_SHORT_RL_MEAN_VERSION,
     Corrector,
     wiener_info,
 )
@@ -37,7 +37,7 @@ def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: 
 
     # the shipped models with the check: their own version and Device UID
     shipped, checked = load_models(default).deblur.info, load_models(on).deblur.info
-    assert shipped.version == STRONG_SHORT_RL_MEAN_VERSION
+    assert shipped.version == DRAWN_RL_MEAN_VERSION
     assert checked.version == CONSISTENCY_RL_MEAN_VERSION == "0.22.0"
     assert checked.device_uid != shipped.device_uid
     # without the shape step the version stays the plain Wiener one, the identity differs

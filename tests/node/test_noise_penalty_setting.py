@@ -20,10 +20,10 @@ from node.config import load_settings
 from node.pipeline.blur_gate import policy as policy_of
 from node.pipeline.correct import (
     ALL_RL_MEAN_VERSION,
+    DETECTOR_DRAWN_RL_MEAN_VERSION,
     DETECTOR_NOISE_PENALTY_RL_MEAN_VERSION,
-    DETECTOR_STRONG_SHORT_RL_MEAN_VERSION,
+    DRAWN_RL_MEAN_VERSION,
     NOISE_PENALTY_RL_MEAN_VERSION,
-    STRONG_SHORT_RL_MEAN_VERSION,
     Corrector,
     wiener_info,
 )
@@ -41,8 +41,9 @@ def test_the_floor_is_the_default_and_the_setting_reaches_policy_and_identity(
     assert policy_of(default.blur_gate).penalty_noise_over_signal == 1.0
     assert policy_of(default.blur_gate).penalty_noise_finer_than_mm == 0.4
     shipped = load_models(default).deblur.info
-    # the default since 0.27.0 (the forty-second round's gate rule on too); 0.25.0 without it
-    assert shipped.version == STRONG_SHORT_RL_MEAN_VERSION == "0.27.0"
+    # the default since 0.25.0 (0.31.0 with the forty-second round's gate rule and the
+    # forty-fifth to forty-seventh rounds' drawing on too); 0.25.0 without the gate rule
+    assert shipped.version == DRAWN_RL_MEAN_VERSION == "0.31.0"
     said = "at least the measured noise over the anatomy's power spectrum at pixels finer than 0.4"
     assert said in (shipped.description or "")
     cfg.write_text("blur_gate:\n  wiener_penalty_noise_over_signal: null\n")
@@ -59,7 +60,7 @@ def test_the_floor_is_the_default_and_the_setting_reaches_policy_and_identity(
     assert wiener_info(doubled).device_uid != wiener_info(policy_of(default.blur_gate)).device_uid
     cfg.write_text("models:\n  kernel_shape_detector: kernel-magnitude\n")
     detector = load_models(load_settings(cfg, environ={})).deblur.info
-    assert detector.version == DETECTOR_STRONG_SHORT_RL_MEAN_VERSION == "0.28.0"
+    assert detector.version == DETECTOR_DRAWN_RL_MEAN_VERSION == "0.32.0"
     cfg.write_text("blur_gate:\n  strong_fit_blurred_from_mm: null\n")
     floor_alone = load_models(load_settings(cfg, environ={})).deblur.info
     assert floor_alone.version == NOISE_PENALTY_RL_MEAN_VERSION == "0.25.0"

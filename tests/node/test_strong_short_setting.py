@@ -18,9 +18,9 @@ from node.config import ConfigError, load_settings
 from node.pipeline.blur_gate import assess
 from node.pipeline.blur_gate import policy as policy_of
 from node.pipeline.correct import (
-    DETECTOR_STRONG_SHORT_RL_MEAN_VERSION,
+    DETECTOR_DRAWN_RL_MEAN_VERSION,
+    DRAWN_RL_MEAN_VERSION,
     NOISE_PENALTY_RL_MEAN_VERSION,
-    STRONG_SHORT_RL_MEAN_VERSION,
     Corrector,
 )
 from tests.support.synthetic import make_cr, power_law_field
@@ -39,7 +39,7 @@ def test_the_rule_is_the_default_and_the_setting_reaches_policy_and_identity(
     assert (pol.strong_short_from_mm, pol.strong_short_min_confidence) == (0.8, 0.7)
     assert pol.strong_short_min_specificity == 0.15
     shipped = load_models(default).deblur.info
-    assert shipped.version == STRONG_SHORT_RL_MEAN_VERSION == "0.27.0"
+    assert shipped.version == DRAWN_RL_MEAN_VERSION == "0.31.0"
     cfg.write_text("blur_gate:\n  strong_fit_blurred_from_mm: null\n")
     before = load_models(load_settings(cfg, environ={})).deblur.info
     assert before.version == NOISE_PENALTY_RL_MEAN_VERSION == "0.25.0"
@@ -49,7 +49,7 @@ def test_the_rule_is_the_default_and_the_setting_reaches_policy_and_identity(
     assert policy_of(load_settings(cfg, environ=env).blur_gate).strong_short_min_confidence == 0.75
     cfg.write_text("models:\n  kernel_shape_detector: kernel-magnitude\n")
     detector = load_models(load_settings(cfg, environ={})).deblur.info
-    assert detector.version == DETECTOR_STRONG_SHORT_RL_MEAN_VERSION == "0.28.0"
+    assert detector.version == DETECTOR_DRAWN_RL_MEAN_VERSION == "0.32.0"
     cfg.write_text("blur_gate:\n  blurred_from_mm: 0.7\n")
     with pytest.raises(ConfigError, match="strong_fit_blurred_from_mm"):
         load_settings(cfg, environ={})
