@@ -39,19 +39,14 @@ from drawing_round import (
     VALIDATION_OFFSET,
     mhh_crop,
     run_drawings,
-    summarise_drawings,
+    summary,
 )
 from drawing_round import ROUND as DRAWING_ROUND
-from fitting_cases import read_rows
-from look_rows import by_set
 from round_design import (
     Round,
-    counted,
     kermany_train_every_200th,
     round_main,
     round_parser,
-    set_heading,
-    summarise_against_node,
 )
 from skimage.transform import rescale
 
@@ -106,25 +101,9 @@ ROUND = Round(
 )
 
 
-def summary() -> None:
-    args = round_parser().parse_args()
-    rows = read_rows(args.summary)
-    drawings = [r for r in rows if r["set"] == "drawings"]
-    scenes = [r for r in rows if r["set"] != "drawings"]
-    if drawings:
-        summarise_drawings(drawings, "above")
-    if scenes:
-        count = counted(ROUND.counted_as, ROUND.detail[0])
-        summarise_against_node(scenes, list(CANDIDATES), 8, set_heading, count, HARMED_SHARE)
-        for mode, sel in by_set(scenes):
-            node = np.mean([r["node"] for r in sel])
-            above = np.mean([r["above"] for r in sel])
-            print(f"  {mode}: mean {above - node:+.3f} against the node (condition: ≥ −0.02)")
-
-
 def main() -> None:
     if "--summary" in sys.argv:
-        summary()
+        summary(round_parser().parse_args().summary, ROUND, "above")
         return
     if "--mhh-drawings" in sys.argv:
         ap = round_parser()

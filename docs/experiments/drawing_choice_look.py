@@ -25,11 +25,11 @@ import numpy as np
 from detector_scenes import DATA, parser, part_of
 from fitting_cases import names as fitting_names
 from fitting_cases import read_rows
-from kernel_rendering_look import LENGTHS, NOISES, RENDERINGS, render
+from kernel_rendering_look import NOISES, RENDERINGS, drawn_line_cases, render
 from look_rows import save
 from outside_blur import gain
 
-from models.blur import NoiseSpec, simulate_motion_blur, to_exposure
+from models.blur import to_exposure
 from models.deblur import (
     CONSISTENCY_PATCH,
     MotionPolicy,
@@ -84,40 +84,33 @@ def run(names: list[str], out: Path) -> None:
         # the rendering look's seeds and draws: the same cases
         rng = np.random.default_rng(sum(map(ord, name)) + 43)
         sharp = centre_crop(load_gray(DATA / name).astype(np.float32) / 255.0, 384)
-        for px in LENGTHS:
-            angle = float(rng.uniform(0, 180))
-            for mode in RENDERINGS:
-                k = render(px, angle, mode)
-                for noise, quanta in NOISES.items():
-                    b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
-                    a = assess_motion(b, 0.6, policy)
-                    row: dict[str, Any] = {
-                        "image": name,
-                        "px": px,
-                        "mode": mode,
-                        "noise": noise,
-                        "flagged": a.blurred,
-                    }
-                    if not a.blurred:
-                        rows.append(row)
-                        continue
-                    est = a.estimate
-                    d = deconvolve(b, a, policy, magnitude=magnitude)
-                    straight = d.shape is not None and not d.shape.replaced
-                    row["straight"] = straight
-                    e = to_exposure(b.astype(np.float64), policy.log_range)
-                    for m in RENDERINGS:
-                        k_m = render(est.length_px, est.angle_deg, m)
-                        for band, c in consistencies(e, k_m).items():
-                            row[f"c_{band}_{m}"] = c
-                        if m == "nearest" or not straight or d.shape is None:
-                            row[f"gain_{m}"] = gain(sharp, b, d.image)
-                            continue
-                        other = dataclasses.replace(d.shape, kernel=k_m)
-                        row[f"gain_{m}"] = gain(
-                            sharp, b, deconvolve(b, a, policy, shape=other).image
-                        )
-                    rows.append(row)
+        for px, _angle, mode, noise, b in drawn_line_cases(sharp, rng):
+            a = assess_motion(b, 0.6, policy)
+            row: dict[str, Any] = {
+                "image": name,
+                "px": px,
+                "mode": mode,
+                "noise": noise,
+                "flagged": a.blurred,
+            }
+            if not a.blurred:
+                rows.append(row)
+                continue
+            est = a.estimate
+            d = deconvolve(b, a, policy, magnitude=magnitude)
+            straight = d.shape is not None and not d.shape.replaced
+            row["straight"] = straight
+            e = to_exposure(b.astype(np.float64), policy.log_range)
+            for m in RENDERINGS:
+                k_m = render(est.length_px, est.angle_deg, m)
+                for band, c in consistencies(e, k_m).items():
+                    row[f"c_{band}_{m}"] = c
+                if m == "nearest" or not straight or d.shape is None:
+                    row[f"gain_{m}"] = gain(sharp, b, d.image)
+                    continue
+                other = dataclasses.replace(d.shape, kernel=k_m)
+                row[f"gain_{m}"] = gain(sharp, b, deconvolve(b, a, policy, shape=other).image)
+            rows.append(row)
         save(out, rows, name)
 
 

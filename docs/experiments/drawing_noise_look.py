@@ -24,25 +24,22 @@ from typing import Any
 
 import numpy as np
 from detector_scenes import DATA, SPACING_MM, part_of
-from drawing_round import DRAWING_NOISES, LENGTHS_PX, MHH_VALIDATION_OFFSET, NODE, ROUND
+from drawing_round import DRAWING_NOISES, MHH_VALIDATION_OFFSET, NODE, ROUND
 from fitting_cases import read_rows
+from kernel_rendering_look import drawn_line_cases
 from look_rows import save
 from outside_blur import gain
 from round_design import cases_of, round_parser, unnamed_mhh_images
 
 from models.blur import (
     LINE_DRAWINGS,
-    NoiseSpec,
-    drawn_linear_kernel,
-    simulate_motion_blur,
     to_exposure,
 )
+from models.blur_estimate import MotionEstimate
 from models.deblur import (
-    CONSISTENCY_PATCH,
-    DRAWING_BAND,
     assess_motion,
-    consistency_spectra,
     deconvolve,
+    drawing_fits,
 )
 from models.deblur_data import load_gray
 from models.kernel_shape import load_magnitude_model
@@ -50,38 +47,16 @@ from models.tune_balance import BUNDLED_MAGNITUDE
 from models.tune_deconvolution import centre_crop
 
 MASKS = {"all": 0.0, "k2": 2.0, "k4": 4.0, "k8": 8.0}
-NOISE_RING = (0.35, 0.49)
 
 
 def fits(exposure: np.ndarray, length: float, angle: float) -> dict[str, float]:
-    """Each drawing's ring-centred correlation over :data:`DRAWING_BAND`, for each mask."""
+    """Each drawing's fit (:func:`models.deblur.drawing_fits`) for each of :data:`MASKS` (0:
+    every bin of the band; k: the bins at least k times the noise floor)."""
+    est = MotionEstimate(length, angle, 1.0)
     out: dict[str, float] = {}
-    n = CONSISTENCY_PATCH
-    lo, hi = DRAWING_BAND
-    base = consistency_spectra(exposure, drawn_linear_kernel(length, angle, "nearest"))
-    for drawing in LINE_DRAWINGS:
-        psf = drawn_linear_kernel(length, angle, drawing)
-        for mask_name, k in MASKS.items():
-            key = f"{mask_name}_{drawing}"
-            if base is None or psf.shape[0] > n // 2:
-                out[key] = float("nan")
-                continue
-            power = np.exp(base.log_power)
-            outer = (base.radius > NOISE_RING[0]) & (base.radius < NOISE_RING[1])
-            floor = float(np.percentile(power[outer], 10))
-            band = (base.radius > lo) & (base.radius < hi) & (power > k * floor)
-            padded = np.zeros((n, n))
-            padded[: psf.shape[0], : psf.shape[1]] = psf
-            lt = np.log(np.abs(np.fft.fft2(padded)) ** 2 + 1e-4)
-            ring = np.round(base.radius * n).astype(np.int64)
-            a, b = base.log_power.copy(), lt
-            for x in (a, b):
-                for r in np.unique(ring[band]):
-                    m = band & (ring == r)
-                    x[m] -= x[m].mean()
-            fa, fb = a[band], b[band]
-            ok = fa.size > 10 and np.std(fa) > 0 and np.std(fb) > 0
-            out[key] = float(np.corrcoef(fa, fb)[0, 1]) if ok else float("nan")
+    for mask_name, k in MASKS.items():
+        found = drawing_fits(exposure, est, k if k > 0 else None)
+        out.update({f"{mask_name}_{d}": v for d, v in found.items()})
     return out
 
 
@@ -109,14 +84,9 @@ def run(out: Path, part: str, drawings: bool) -> None:
         if drawings:  # the round's drawing cases, drawn the same way
             rng = np.random.default_rng(zlib.crc32(f"drawing-cases/{name}".encode()))
             sharp = centre_crop(load_gray(DATA / name).astype(np.float32) / 255.0, 384)
-            for px in LENGTHS_PX:
-                angle = float(rng.uniform(0, 180))
-                for mode in LINE_DRAWINGS:
-                    k = drawn_linear_kernel(px, angle, mode)
-                    for noise, quanta in DRAWING_NOISES.items():
-                        b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
-                        row = {"set": "drawings", "image": name, "group": f"{px} px {mode} {noise}"}
-                        rows.append(row | row_for(sharp, b, 0.6, magnitude))
+            for px, _angle, mode, noise, b in drawn_line_cases(sharp, rng):
+                row = {"set": "drawings", "image": name, "group": f"{px} px {mode} {noise}"}
+                rows.append(row | row_for(sharp, b, 0.6, magnitude))
         else:
             for c in cases_of(name, "validation-mhh", ROUND.seed_key):
                 if c.kind != "straight":

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from detector_scenes import DATA, part_of
 from fitting_cases import read_rows
+from kernel_rendering_look import LENGTHS, NOISES, drawn_line_cases
 from look_rows import by_set, save
 from outside_blur import gain
 from round_design import (
@@ -50,9 +51,6 @@ from round_design import (
 
 from models.blur import (
     LINE_DRAWINGS,
-    NoiseSpec,
-    drawn_linear_kernel,
-    simulate_motion_blur,
     to_exposure,
 )
 from models.deblur import (
@@ -84,8 +82,8 @@ VALIDATION_OFFSET = 130
 #: from the 0th, the forty-third and forty-fourth rounds' from the 1st)
 MHH_VALIDATION_OFFSET = 2
 #: the drawing cases (as the rendering look's, on fresh images)
-LENGTHS_PX = (2.5, 3.0, 4.0, 6.0)
-DRAWING_NOISES: dict[str, float | None] = {"none": None, "1e4": 1e4}
+LENGTHS_PX = LENGTHS
+DRAWING_NOISES = NOISES
 #: the scene sets' first condition: harmed cases at most this share of the node's
 HARMED_SHARE = 1.1
 
@@ -136,30 +134,25 @@ def run_drawings(
     for name in names:
         rng = np.random.default_rng(zlib.crc32(f"drawing-cases/{name}".encode()))
         sharp = crop(name)
-        for px in LENGTHS_PX:
-            angle = float(rng.uniform(0, 180))
-            for mode in LINE_DRAWINGS:
-                k = drawn_linear_kernel(px, angle, mode)
-                for noise, quanta in DRAWING_NOISES.items():
-                    b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
-                    a = assess_motion(b, 0.6, NODE)
-                    row: dict[str, Any] = {
-                        "set": "drawings",
-                        "image": name,
-                        "px": px,
-                        "mode": mode,
-                        "noise": noise,
-                        "flagged": a.blurred,
-                        "node": 0.0,
-                        label: 0.0,
-                    }
-                    if a.blurred:
-                        d = deconvolve(b, a, NODE, magnitude=magnitude)
-                        row["node"] = gain(sharp, b, d.image)
-                        c = deconvolve(b, a, candidate, magnitude=magnitude)
-                        row[label] = gain(sharp, b, c.image)
-                        row[f"{label}_drawing"] = c.drawing
-                    rows.append(row)
+        for px, _angle, mode, noise, b in drawn_line_cases(sharp, rng):
+            a = assess_motion(b, 0.6, NODE)
+            row: dict[str, Any] = {
+                "set": "drawings",
+                "image": name,
+                "px": px,
+                "mode": mode,
+                "noise": noise,
+                "flagged": a.blurred,
+                "node": 0.0,
+                label: 0.0,
+            }
+            if a.blurred:
+                d = deconvolve(b, a, NODE, magnitude=magnitude)
+                row["node"] = gain(sharp, b, d.image)
+                c = deconvolve(b, a, candidate, magnitude=magnitude)
+                row[label] = gain(sharp, b, c.image)
+                row[f"{label}_drawing"] = c.drawing
+            rows.append(row)
         save(out, rows, name)
 
 
@@ -190,18 +183,21 @@ def summarise_drawings(rows: Sequence[dict[str, Any]], label: str = "drawn") -> 
     )
 
 
-def summary(paths: list[Path]) -> None:
+def summary(paths: list[Path], spec: Round = ROUND, label: str = "drawn") -> None:
+    """The drawing cases' summary, then the scene sets' against the node, for the candidate
+    ``label`` of the round ``spec`` (the forty-sixth and forty-seventh rounds' ``above`` too)."""
     rows = read_rows(paths)
     drawings = [r for r in rows if r["set"] == "drawings"]
     scenes = [r for r in rows if r["set"] != "drawings"]
     if drawings:
-        summarise_drawings(drawings)
+        summarise_drawings(drawings, label)
     if scenes:
-        count = counted(ROUND.counted_as, ROUND.detail[0])
-        summarise_against_node(scenes, list(CANDIDATES), 8, set_heading, count, HARMED_SHARE)
+        count = counted(spec.counted_as, spec.detail[0])
+        labels = list(spec.candidates)
+        summarise_against_node(scenes, labels, 8, set_heading, count, spec.harmed_share)
         for mode, sel in by_set(scenes):
             node = np.mean([r["node"] for r in sel])
-            drawn = np.mean([r["drawn"] for r in sel])
+            drawn = np.mean([r[label] for r in sel])
             print(f"  {mode}: mean {drawn - node:+.3f} against the node (condition: ≥ −0.02)")
 
 

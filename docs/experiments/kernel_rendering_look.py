@@ -23,6 +23,7 @@ Run: ``PYTHONPATH=. python docs/experiments/kernel_rendering_look.py --out runs/
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,21 @@ def render(length_px: float, angle_deg: float, mode: str) -> np.ndarray:
     return drawn_linear_kernel(length_px, angle_deg, mode)
 
 
+def drawn_line_cases(
+    sharp: np.ndarray, rng: np.random.Generator
+) -> Iterator[tuple[float, float, str, str, np.ndarray]]:
+    """The drawing cases of one crop, in the order the looks and rounds draw them: each of
+    :data:`LENGTHS` at a random angle, drawn each of :data:`RENDERINGS` ways, each of
+    :data:`NOISES` a blurred copy — (px, angle, drawing, noise, blurred)."""
+    for px in LENGTHS:
+        angle = float(rng.uniform(0, 180))
+        for mode in RENDERINGS:
+            k = render(px, angle, mode)
+            for noise, quanta in NOISES.items():
+                blurred = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
+                yield px, angle, mode, noise, blurred
+
+
 @dataclasses.dataclass(frozen=True)
 class DrawnEstimate(MotionEstimate):
     """An estimate whose kernel is drawn by ``mode`` instead of the node's nearest pixels."""
@@ -69,56 +85,49 @@ def run(names: list[str], out: Path) -> None:
     for name in names:
         rng = np.random.default_rng(sum(map(ord, name)) + 43)
         sharp = centre_crop(load_gray(DATA / name).astype(np.float32) / 255.0, 384)
-        for px in LENGTHS:
-            angle = float(rng.uniform(0, 180))
-            for mode in RENDERINGS:
-                k = render(px, angle, mode)
-                for noise, quanta in NOISES.items():
-                    b = simulate_motion_blur(sharp, k, rng, noise=NoiseSpec(quanta))
-                    a = assess_motion(b, 0.6, policy)
-                    est = a.estimate
-                    row: dict[str, Any] = {
-                        "image": name,
-                        "px": px,
-                        "mode": mode,
-                        "noise": noise,
-                        "flagged": a.blurred,
-                        "length": est.length_px,
-                        "angle_error": abs((est.angle_deg - angle + 90) % 180 - 90),
-                        "node": 0.0,
-                    }
-                    for m in RENDERINGS[1:]:
-                        row[f"node_{m}"] = 0.0
-                    if a.blurred:
-                        d = deconvolve(b, a, policy, magnitude=magnitude)
-                        row["node"] = gain(sharp, b, d.image)
-                        for m in RENDERINGS[1:]:
-                            # the node's estimate drawn another way (where the shape step kept
-                            # the straight kernel; else the node's own correction)
-                            row[f"node_{m}"] = row["node"]
-                            if d.shape is not None and not d.shape.replaced:
-                                k_m = render(est.length_px, est.angle_deg, m)
-                                other = dataclasses.replace(d.shape, kernel=k_m)
-                                d_m = deconvolve(b, a, policy, shape=other)
-                                row[f"node_{m}"] = gain(sharp, b, d_m.image)
-                    true = MotionEstimate(px, angle, 1.0)
-                    t: MotionAssessment = dataclasses.replace(a, decision="blurred", estimate=true)
-                    d = deconvolve(b, t, policy, magnitude=magnitude)
-                    row["true_nearest"] = gain(sharp, b, d.image)
-                    shape = d.shape
-                    if shape is not None and not shape.replaced:
-                        # the shape step confirmed the straight kernel: the same finding (its λ),
-                        # the kernel drawn as the blur was
-                        drawn = dataclasses.replace(shape, kernel=render(px, angle, mode))
-                        d = deconvolve(b, t, policy, shape=drawn)
-                    elif shape is None:
-                        drawn_t = dataclasses.replace(
-                            t, estimate=DrawnEstimate(px, angle, 1.0, mode=mode)
-                        )
-                        d = deconvolve(b, drawn_t, policy)
-                    row["true_drawn"] = gain(sharp, b, d.image)
-                    row["shape_replaced"] = bool(shape is not None and shape.replaced)
-                    rows.append(row)
+        for px, angle, mode, noise, b in drawn_line_cases(sharp, rng):
+            a = assess_motion(b, 0.6, policy)
+            est = a.estimate
+            row: dict[str, Any] = {
+                "image": name,
+                "px": px,
+                "mode": mode,
+                "noise": noise,
+                "flagged": a.blurred,
+                "length": est.length_px,
+                "angle_error": abs((est.angle_deg - angle + 90) % 180 - 90),
+                "node": 0.0,
+            }
+            for m in RENDERINGS[1:]:
+                row[f"node_{m}"] = 0.0
+            if a.blurred:
+                d = deconvolve(b, a, policy, magnitude=magnitude)
+                row["node"] = gain(sharp, b, d.image)
+                for m in RENDERINGS[1:]:
+                    # the node's estimate drawn another way (where the shape step kept
+                    # the straight kernel; else the node's own correction)
+                    row[f"node_{m}"] = row["node"]
+                    if d.shape is not None and not d.shape.replaced:
+                        k_m = render(est.length_px, est.angle_deg, m)
+                        other = dataclasses.replace(d.shape, kernel=k_m)
+                        d_m = deconvolve(b, a, policy, shape=other)
+                        row[f"node_{m}"] = gain(sharp, b, d_m.image)
+            true = MotionEstimate(px, angle, 1.0)
+            t: MotionAssessment = dataclasses.replace(a, decision="blurred", estimate=true)
+            d = deconvolve(b, t, policy, magnitude=magnitude)
+            row["true_nearest"] = gain(sharp, b, d.image)
+            shape = d.shape
+            if shape is not None and not shape.replaced:
+                # the shape step confirmed the straight kernel: the same finding (its λ),
+                # the kernel drawn as the blur was
+                drawn = dataclasses.replace(shape, kernel=render(px, angle, mode))
+                d = deconvolve(b, t, policy, shape=drawn)
+            elif shape is None:
+                drawn_t = dataclasses.replace(t, estimate=DrawnEstimate(px, angle, 1.0, mode=mode))
+                d = deconvolve(b, drawn_t, policy)
+            row["true_drawn"] = gain(sharp, b, d.image)
+            row["shape_replaced"] = bool(shape is not None and shape.replaced)
+            rows.append(row)
         save(out, rows, name)
 
 
