@@ -358,9 +358,10 @@ class BlurGateSettings(Strict):
     # forty-third and forty-fourth rounds, docs/models.md: missed, off); null: in every frame
     kernel_consistency_min_quanta: float | None = Field(None, gt=0)
     # the straight kernel drawn (nearest pixels, bilinear or Lanczos-3) the way the frame's
-    # spectrum follows best instead of always on the nearest pixels: an evaluator's or a
-    # detector's line drawn otherwise costs the correction 0.3-0.6 dB without noise (the
-    # forty-fifth round, docs/models.md)
+    # spectrum follows best instead of always on the nearest pixels: a line drawn otherwise
+    # than the kernel costs the correction 0.3-0.6 dB without noise (the forty-fifth to
+    # forty-seventh rounds, docs/models.md; the default since sharpray-blind-wiener 0.31.0,
+    # false gives 0.27.0)
     kernel_drawing_by_spectrum: bool = True
     # ... read only over the frequencies whose power is at least this many times the frame's
     # noise floor (null: all; in noisy frames the smoother drawing then fits: the forty-sixth
