@@ -50,8 +50,6 @@ from round_design import (
 )
 from skimage.transform import rescale
 
-from models.blur import to_exposure
-from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, chosen_drawing
 from models.deblur_data import load_gray
 from models.tune_balance import image_lists
 from models.tune_deconvolution import centre_crop
@@ -75,29 +73,16 @@ def kermany_crop(name: str) -> np.ndarray:
     return centre_crop(np.clip(scaled, 0.0, 1.0).astype(np.float32), 384)
 
 
-def _drawing(d: Deconvolution) -> str | None:
-    return None if d.drawing == "nearest" else d.drawing
-
-
-def _same_as_node(
-    blurred: np.ndarray, a: MotionAssessment, policy: MotionPolicy, built: Deconvolution
-) -> bool:
-    """Where the frame keeps the nearest drawing the candidate's correction is the node's."""
-    e = to_exposure(np.asarray(blurred, dtype=np.float64), policy.log_range)
-    above, margin = policy.kernel_drawing_above_noise, policy.kernel_drawing_margin
-    return chosen_drawing(e, a.estimate, above, margin) == "nearest"
-
-
 ROUND = Round(
     CANDIDATES,
     DRAWING_ROUND.seed_key,  # the MHH check's cases are the forty-fifth round's
-    ("drawing", _drawing),
+    DRAWING_ROUND.detail,
     "redrawn",
     VALIDATION_OFFSET,
     HARMED_SHARE,
     mhh_validation_offset=MHH_VALIDATION_OFFSET,
     node=NODE,
-    same_as_node=_same_as_node,
+    same_as_node=DRAWING_ROUND.same_as_node,
 )
 
 

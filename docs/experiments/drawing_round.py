@@ -95,10 +95,11 @@ def _drawing(d: Deconvolution) -> str | None:
 def _same_as_node(
     blurred: np.ndarray, a: MotionAssessment, policy: MotionPolicy, built: Deconvolution
 ) -> bool:
-    """Where the frame chooses the nearest drawing the candidate's correction is the node's,
-    exactly (the estimate is unchanged)."""
+    """Where the frame chooses the nearest drawing (as the candidate ``policy`` reads it) the
+    candidate's correction is the node's, exactly (the estimate is unchanged)."""
     e = to_exposure(np.asarray(blurred, dtype=np.float64), policy.log_range)
-    return chosen_drawing(e, a.estimate) == "nearest"
+    above, margin = policy.kernel_drawing_above_noise, policy.kernel_drawing_margin
+    return chosen_drawing(e, a.estimate, above, margin) == "nearest"
 
 
 ROUND = Round(
