@@ -25,7 +25,7 @@ import numpy as np
 from detector_scenes import DATA, parser, part_of
 from fitting_cases import names as fitting_names
 from fitting_cases import read_rows
-from kernel_rendering_look import NOISES, RENDERINGS, drawn_line_cases, render
+from kernel_rendering_look import NOISES, RENDERINGS, look_cases, render
 from look_rows import save
 from outside_blur import gain
 
@@ -37,10 +37,8 @@ from models.deblur import (
     consistency_spectra,
     deconvolve,
 )
-from models.deblur_data import load_gray
 from models.kernel_shape import load_magnitude_model
 from models.tune_balance import BUNDLED_MAGNITUDE
-from models.tune_deconvolution import centre_crop
 
 BANDS = {"node": (0.03, 0.3), "wide": (0.03, 0.49)}
 #: the three readings of each band: ``raw`` (the node's correlation), ``rings`` (each ring's mean
@@ -81,10 +79,8 @@ def run(names: list[str], out: Path) -> None:
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
     rows: list[dict[str, Any]] = []
     for name in names:
-        # the rendering look's seeds and draws: the same cases
-        rng = np.random.default_rng(sum(map(ord, name)) + 43)
-        sharp = centre_crop(load_gray(DATA / name).astype(np.float32) / 255.0, 384)
-        for px, _angle, mode, noise, b in drawn_line_cases(sharp, rng):
+        sharp, cases = look_cases(name)  # the rendering look's cases
+        for px, _angle, mode, noise, b in cases:
             a = assess_motion(b, 0.6, policy)
             row: dict[str, Any] = {
                 "image": name,

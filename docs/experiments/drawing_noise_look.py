@@ -17,16 +17,14 @@ Run: ``PYTHONPATH=. python docs/experiments/drawing_noise_look.py --out runs/dn-
 from __future__ import annotations
 
 import sys
-import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from detector_scenes import DATA, SPACING_MM, part_of
-from drawing_round import DRAWING_NOISES, MHH_VALIDATION_OFFSET, NODE, ROUND
+from detector_scenes import SPACING_MM, part_of
+from drawing_round import DRAWING_NOISES, MHH_VALIDATION_OFFSET, NODE, ROUND, drawing_cases
 from fitting_cases import read_rows
-from kernel_rendering_look import drawn_line_cases
 from look_rows import save
 from outside_blur import gain
 from round_design import cases_of, round_parser, unnamed_mhh_images
@@ -41,10 +39,8 @@ from models.deblur import (
     deconvolve,
     drawing_fits,
 )
-from models.deblur_data import load_gray
 from models.kernel_shape import load_magnitude_model
 from models.tune_balance import BUNDLED_MAGNITUDE
-from models.tune_deconvolution import centre_crop
 
 MASKS = {"all": 0.0, "k2": 2.0, "k4": 4.0, "k8": 8.0}
 
@@ -82,9 +78,8 @@ def run(out: Path, part: str, drawings: bool) -> None:
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE) if drawings else None
     for name in names:
         if drawings:  # the round's drawing cases, drawn the same way
-            rng = np.random.default_rng(zlib.crc32(f"drawing-cases/{name}".encode()))
-            sharp = centre_crop(load_gray(DATA / name).astype(np.float32) / 255.0, 384)
-            for px, _angle, mode, noise, b in drawn_line_cases(sharp, rng):
+            sharp, cases = drawing_cases(name)
+            for px, _angle, mode, noise, b in cases:
                 row = {"set": "drawings", "image": name, "group": f"{px} px {mode} {noise}"}
                 rows.append(row | row_for(sharp, b, 0.6, magnitude))
         else:

@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import sys
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from detector_scenes import DATA, part_of
+from detector_scenes import part_of
 from fitting_cases import read_rows
-from kernel_rendering_look import LENGTHS, NOISES, drawn_line_cases
+from kernel_rendering_look import LENGTHS, NOISES, crop, drawn_line_cases
 from look_rows import by_set, save
 from outside_blur import gain
 from round_design import (
@@ -61,10 +61,8 @@ from models.deblur import (
     chosen_drawing,
     deconvolve,
 )
-from models.deblur_data import load_gray
 from models.kernel_shape import load_magnitude_model
 from models.tune_balance import BUNDLED_MAGNITUDE
-from models.tune_deconvolution import centre_crop
 
 #: the node as built (sharpray-blind-wiener 0.27.0; the drawing, its default since 0.31.0, off)
 NODE = replace(
@@ -115,9 +113,18 @@ ROUND = Round(
 )
 
 
-def mhh_crop(name: str) -> np.ndarray:
-    """An MHH image's 384² centre crop at its own ≈0.6 mm/px."""
-    return centre_crop(load_gray(DATA / name).astype(np.float32) / 255.0, 384)
+#: an MHH image's 384² centre crop at its own ≈0.6 mm/px
+mhh_crop = crop
+
+
+def drawing_cases(
+    name: str, crop_of: Callable[[str], np.ndarray] = crop
+) -> tuple[np.ndarray, Iterator[tuple[float, float, str, str, np.ndarray]]]:
+    """The rounds' drawing cases of one image (its ``crop_of``, seeded by its name): the crop
+    and :func:`kernel_rendering_look.drawn_line_cases`."""
+    rng = np.random.default_rng(zlib.crc32(f"drawing-cases/{name}".encode()))
+    sharp = crop_of(name)
+    return sharp, drawn_line_cases(sharp, rng)
 
 
 def run_drawings(
@@ -133,9 +140,8 @@ def run_drawings(
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
     rows: list[dict[str, Any]] = []
     for name in names:
-        rng = np.random.default_rng(zlib.crc32(f"drawing-cases/{name}".encode()))
-        sharp = crop(name)
-        for px, _angle, mode, noise, b in drawn_line_cases(sharp, rng):
+        sharp, cases = drawing_cases(name, crop)
+        for px, _angle, mode, noise, b in cases:
             a = assess_motion(b, 0.6, NODE)
             row: dict[str, Any] = {
                 "set": "drawings",

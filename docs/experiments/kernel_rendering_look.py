@@ -68,14 +68,16 @@ def drawn_line_cases(
                 yield px, angle, mode, noise, blurred
 
 
-@dataclasses.dataclass(frozen=True)
-class DrawnEstimate(MotionEstimate):
-    """An estimate whose kernel is drawn by ``mode`` instead of the node's nearest pixels."""
+def crop(name: str) -> np.ndarray:
+    """An MHH image's 384² centre crop at its own ≈0.6 mm/px (the looks' and rounds' crops)."""
+    return centre_crop(load_gray(DATA / name).astype(np.float32) / 255.0, 384)
 
-    mode: str = "nearest"
 
-    def kernel(self) -> np.ndarray:
-        return render(self.length_px, self.angle_deg, self.mode)
+def look_cases(name: str) -> tuple[np.ndarray, Iterator[tuple[float, float, str, str, np.ndarray]]]:
+    """This look's cases of one image (its crop, seeded by its name): the crop and
+    :func:`drawn_line_cases`."""
+    sharp = crop(name)
+    return sharp, drawn_line_cases(sharp, np.random.default_rng(sum(map(ord, name)) + 43))
 
 
 def run(names: list[str], out: Path) -> None:
@@ -83,9 +85,8 @@ def run(names: list[str], out: Path) -> None:
     magnitude = load_magnitude_model(BUNDLED_MAGNITUDE)
     rows: list[dict[str, Any]] = []
     for name in names:
-        rng = np.random.default_rng(sum(map(ord, name)) + 43)
-        sharp = centre_crop(load_gray(DATA / name).astype(np.float32) / 255.0, 384)
-        for px, angle, mode, noise, b in drawn_line_cases(sharp, rng):
+        sharp, cases = look_cases(name)
+        for px, angle, mode, noise, b in cases:
             a = assess_motion(b, 0.6, policy)
             est = a.estimate
             row: dict[str, Any] = {
@@ -123,7 +124,9 @@ def run(names: list[str], out: Path) -> None:
                 drawn = dataclasses.replace(shape, kernel=render(px, angle, mode))
                 d = deconvolve(b, t, policy, shape=drawn)
             elif shape is None:
-                drawn_t = dataclasses.replace(t, estimate=DrawnEstimate(px, angle, 1.0, mode=mode))
+                drawn_t = dataclasses.replace(
+                    t, estimate=MotionEstimate(px, angle, 1.0, drawing=mode)
+                )
                 d = deconvolve(b, drawn_t, policy)
             row["true_drawn"] = gain(sharp, b, d.image)
             row["shape_replaced"] = bool(shape is not None and shape.replaced)
