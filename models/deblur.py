@@ -186,6 +186,11 @@ class MotionPolicy:
     # Richardson-Lucy fallback), the frame is corrected as without the shape step (the
     # eighteenth round; False: as the sixteenth round's candidate).
     shape_detector_fallback_unshaped: bool = True
+    #: ... and there the native-pixel network reads only frames whose measured noise is at
+    #: least this many quanta per pixel (quiet frames; unmeasured: not quiet); None: every frame.
+    #: The forty-eighth round's candidate (docs/models.md): the eighteenth round's step lost on
+    #: real detector frames with noise and gained without it.
+    shape_detector_min_quanta: float | None = None
     # How a retrieved kernel is inverted (the fifth round, docs/models.md): the Wiener λ times
     # this factor, then this many Richardson-Lucy steps from the Wiener result; or (rl_only > 0)
     # Richardson-Lucy from a flat start with that many steps instead of the Wiener filter.
@@ -795,7 +800,22 @@ def find_shape(
         return None
     e = to_exposure(np.asarray(image01, dtype=np.float32).astype(np.float64), policy.log_range)
     assessment = drawn_as_policy_says(e, assessment, policy)
+    if detector_magnitude is not None and policy.shape_detector_min_quanta is not None:
+        est = assessment.estimate
+        quanta = wiener_balance(e, policy, est.angle_deg, est.length_px)[1]
+        if not quiet_for_detector(quanta, policy):
+            detector_magnitude = None
     return _shape(e, assessment, policy, magnitude, detector_magnitude)
+
+
+def quiet_for_detector(quanta: float | None, policy: MotionPolicy) -> bool:
+    """Whether a frame whose measured noise is ``quanta`` (quanta per pixel; None: unmeasured)
+    is quiet enough for the native-pixel magnitude network
+    (:attr:`MotionPolicy.shape_detector_min_quanta`; None: every frame is)."""
+    least = policy.shape_detector_min_quanta
+    if least is None:
+        return True
+    return quanta is not None and not math.isnan(quanta) and quanta >= least
 
 
 def _shape(
@@ -877,7 +897,8 @@ def deconvolve(
             raise_by = least / balance
     balance *= policy.wiener_balance_factor
     if shape is None and magnitude is not None:
-        shape = _shape(e, assessment, policy, magnitude, detector_magnitude)
+        detector = detector_magnitude if quiet_for_detector(quanta, policy) else None
+        shape = _shape(e, assessment, policy, magnitude, detector)
     rl_after = policy.rl_iterations
     if shape is not None:
         psf = shape.kernel

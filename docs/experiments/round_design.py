@@ -28,6 +28,7 @@ from outside_blur import KINDS, MOTION_MM, gain
 
 from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import split_by_patient
+from models.kernel_shape import MagnitudeEstimator
 from models.tune_balance import image_lists
 
 #: the node as these rounds ran against it (sharpray-blind-wiener 0.18.0: the forty-second round's
@@ -116,6 +117,7 @@ def run_against_node(
     node: MotionPolicy = NODE,
     same_as_node: SameAsNode | None = None,
     only_noise: str | None = None,
+    networks: Mapping[str, Networks] | None = None,
 ) -> None:
     """Every case of ``names`` in ``mode`` (seeds by ``seed_key`` for the validation): the
     ``node``'s decision, and the gain of the node and of each candidate where it flags (0 dB where
@@ -123,7 +125,8 @@ def run_against_node(
     as ``{label}_{name}``; the rows saved to ``out`` after each image. Where ``same_as_node``
     says a candidate's correction of a case is the node's, the node's is taken for it. With
     ``only_noise``, the cases of that noise level only (the others drawn, so the seeds are the
-    same, and not run)."""
+    same, and not run). ``networks``: a label's kernel-magnitude networks (the shape step's, the
+    native-pixel one), passed to its :func:`models.deblur.deconvolve` (none: no shape step)."""
     spacing = spacing_of(mode)
     key, read = detail
     rows: list[dict[str, Any]] = []
@@ -144,7 +147,10 @@ def run_against_node(
                     ):
                         d = built
                     else:
-                        d = deconvolve(c.blurred, a, policy)
+                        mag, det = (networks or {}).get(label, (None, None))
+                        d = deconvolve(
+                            c.blurred, a, policy, magnitude=mag, detector_magnitude=det
+                        )
                     built = built or d
                     row[label] = gain(c.sharp, c.blurred, d.image)
                     row[f"{label}_{key}"] = read(d)
@@ -206,6 +212,9 @@ def summarise_against_node(
             print(line)
 
 
+#: a label's kernel-magnitude networks: the shape step's and the native-pixel one (or None)
+Networks = tuple[MagnitudeEstimator | None, MagnitudeEstimator | None]
+
 #: whether a candidate policy's correction of a flagged frame is the node's (the frame, the
 #: node's assessment, the candidate, the node's correction), so it need not be computed again
 SameAsNode = Callable[[np.ndarray, MotionAssessment, MotionPolicy, Deconvolution], bool]
@@ -232,6 +241,8 @@ class Round:
     same_as_node: SameAsNode | None = None
     #: run the cases of this noise level only (the candidates act on no other)
     only_noise: str | None = None
+    #: each label's kernel-magnitude networks, loaded when the round runs (none: no shape step)
+    networks: Callable[[], Mapping[str, Networks]] | None = None
 
 
 def round_main(spec: Round) -> None:
@@ -268,4 +279,5 @@ def round_main(spec: Round) -> None:
         spec.node,
         spec.same_as_node,
         spec.only_noise,
+        spec.networks() if spec.networks is not None else None,
     )

@@ -1,0 +1,108 @@
+"""The forty-eighth round: the native-pixel magnitude network at detector scale, in quiet frames
+only.
+
+The eighteenth round's step (``sharpray-kernel-magnitude-detector 0.1.0``, τ 0.25, the frame
+corrected without it where its Wiener result rings) met its validation on detector-like scenes
+and was switched off again on the test split's real frames *with* Poisson noise (−0.73 dB over
+the detector rows); without noise it gained there (curved 2 mm +1.01 → +3.79). Candidate
+``quiet``: the step only where the frame's measured noise is at least 10⁶ quanta per pixel
+(``MotionPolicy.shape_detector_min_quanta``; the forty-fourth round's line between frames
+without added noise and every noisy one, not fitted); ``every``: the step in every frame, for
+the record (it acts on the noiseless cases' frames under 10⁶ too). The node as it runs today
+(``sharpray-blind-wiener 0.31.0``, with its shape step's first network, which does not read
+frames finer than 0.4 mm).
+
+The candidate acts on no frame with Poisson noise where that reads under 10⁶, so only the cases
+without added noise are run (every case drawn, so the seeds are the same); ``--noisy-quanta``
+(``noiseless_consistency_round``) measures the noisy cases of the same images.
+
+Sets: ``--forty-fourth --validation`` and ``--forty-fourth --validation --look`` are the
+forty-fourth round's validation sets (Kermany every 200th train image from the 70th, MHH every
+third unnamed training image from the second; its seeds; seen): the look. ``--validation``: Kermany every 200th train image from the **170th**
+(fresh), and ``--validation --look`` MHH every third unnamed training image from the first (seen
+by the forty-second round's gate question), with this round's seeds. ``--crops``: the crops at
+≈0.6 mm/px (the step acts only finer than 0.4 mm: unchanged).
+
+Run: ``PYTHONPATH=../.. python quiet_detector_shape_round.py --forty-fourth --validation --out
+runs/qd-lk0.json --part 0/2`` (and ``1/2``; with ``--look`` likewise), ``--validation [--look]``
+for the validation, then ``--summary runs/qd-*.json``.
+docs/models.md, the forty-eighth round.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from noiseless_consistency_round import ROUND as NOISELESS_ROUND
+from round_design import Networks, Round, round_main
+
+from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, quiet_for_detector
+from models.kernel_shape import load_magnitude_model
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights"
+#: the node as the round runs against it (sharpray-blind-wiener 0.31.0)
+NODE = MotionPolicy()
+QUANTA = 1e6
+CANDIDATES = {
+    "quiet": replace(NODE, shape_detector_min_quanta=QUANTA),
+    "every": NODE,
+}
+#: the Kermany validation: every 200th train image by path from this one (unused: the rounds'
+#: every 200th from the 0th, 10th, 30th, 50th, 70th, 100th, 130th and 150th, the kernel-magnitude
+#: validation's every 50th from the 25th)
+VALIDATION_OFFSET = 170
+#: the MHH validation: every third unnamed MHH training image from this one
+MHH_VALIDATION_OFFSET = 0
+
+
+def networks() -> Mapping[str, Networks]:
+    """The node's shape-step network for every label, the native-pixel one for the candidates."""
+    first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
+    detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
+    return {"node": (first, None), "quiet": (first, detector), "every": (first, detector)}
+
+
+def _retrieved(d: Deconvolution) -> bool | None:
+    return True if d.shape is not None and d.shape.replaced else None
+
+
+def _same_as_node(
+    blurred: np.ndarray, a: MotionAssessment, policy: MotionPolicy, built: Deconvolution
+) -> bool:
+    """Where the frame is not quiet enough, the candidate's step does not read it: its
+    correction is the node's, exactly (the node's measured noise is the one it reads)."""
+    return not quiet_for_detector(built.noise_quanta, policy)
+
+
+LOOK = Round(
+    CANDIDATES,
+    NOISELESS_ROUND.seed_key,
+    ("retrieved", _retrieved),
+    "retrieved",
+    NOISELESS_ROUND.validation_offset,
+    0.75,
+    mhh_validation_offset=NOISELESS_ROUND.mhh_validation_offset,
+    node=NODE,
+    same_as_node=_same_as_node,
+    only_noise="none",
+    networks=networks,
+)
+ROUND = replace(
+    LOOK,
+    seed_key="quiet-detector-shape",
+    validation_offset=VALIDATION_OFFSET,
+    mhh_validation_offset=MHH_VALIDATION_OFFSET,
+)
+
+if __name__ == "__main__":
+    # ``--forty-fourth``: the look, on the forty-fourth round's validation sets with its seeds
+    # (``--validation`` and ``--validation --look`` with it)
+    if "--forty-fourth" in sys.argv:
+        sys.argv.remove("--forty-fourth")
+        round_main(LOOK)
+    else:
+        round_main(ROUND)
