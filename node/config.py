@@ -357,6 +357,11 @@ class BlurGateSettings(Strict):
     # without added noise mostly read 10^6 and more, Poisson 10^5 at most about 3 * 10^5; the
     # forty-third and forty-fourth rounds, docs/models.md: missed, off); null: in every frame
     kernel_consistency_min_quanta: float | None = Field(None, gt=0)
+    # the native-pixel network of models.kernel_shape_detector reads a frame finer than 0.4 mm
+    # only where its measured noise is at least this many quanta per pixel (quiet frames: it
+    # gained on real frames without added noise and lost on them with it; the forty-eighth
+    # round, docs/models.md); null: in every frame
+    shape_detector_min_quanta: float | None = Field(None, gt=0)
     # the straight kernel drawn (nearest pixels, bilinear or Lanczos-3) the way the frame's
     # spectrum follows best instead of always on the nearest pixels: a line drawn otherwise
     # than the kernel costs the correction 0.3-0.6 dB without noise (the forty-fifth to

@@ -148,9 +148,7 @@ def run_against_node(
                         d = built
                     else:
                         mag, det = (networks or {}).get(label, (None, None))
-                        d = deconvolve(
-                            c.blurred, a, policy, magnitude=mag, detector_magnitude=det
-                        )
+                        d = deconvolve(c.blurred, a, policy, magnitude=mag, detector_magnitude=det)
                     built = built or d
                     row[label] = gain(c.sharp, c.blurred, d.image)
                     row[f"{label}_{key}"] = read(d)

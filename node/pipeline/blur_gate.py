@@ -178,6 +178,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         balance_mismatch_floor=settings.wiener_balance_mismatch_floor,
         kernel_consistency_min=settings.kernel_consistency_min,
         kernel_consistency_min_quanta=settings.kernel_consistency_min_quanta,
+        shape_detector_min_quanta=settings.shape_detector_min_quanta,
         kernel_drawing_by_spectrum=settings.kernel_drawing_by_spectrum,
         kernel_drawing_above_noise=settings.kernel_drawing_above_noise,
         kernel_drawing_margin=settings.kernel_drawing_margin,

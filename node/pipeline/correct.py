@@ -119,6 +119,9 @@ DETECTOR_NOISELESS_CONSISTENCY_RL_MEAN_VERSION = "0.30.0"
 #: kernel_drawing_by_spectrum``; the forty-fifth to forty-seventh rounds; the default)
 DRAWN_RL_MEAN_VERSION = "0.31.0"
 DETECTOR_DRAWN_RL_MEAN_VERSION = "0.32.0"
+#: As :data:`DETECTOR_DRAWN_RL_MEAN_VERSION`, the native-pixel network reading quiet frames only
+#: (``MotionPolicy.shape_detector_min_quanta``; the forty-eighth round): 0.33.0
+QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.33.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -146,6 +149,8 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
     if follows_from_mm and consistency:
         return CONSISTENCY_RL_MEAN_VERSION, DETECTOR_CONSISTENCY_RL_MEAN_VERSION
     if follows_from_mm and penalty and strong_short and policy.kernel_drawing_by_spectrum:
+        if policy.shape_detector_min_quanta is not None:
+            return DRAWN_RL_MEAN_VERSION, QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION
         return DRAWN_RL_MEAN_VERSION, DETECTOR_DRAWN_RL_MEAN_VERSION
     if follows_from_mm and penalty and strong_short:
         return STRONG_SHORT_RL_MEAN_VERSION, DETECTOR_STRONG_SHORT_RL_MEAN_VERSION
@@ -246,6 +251,8 @@ def wiener_info(
                 described["shape_detector_least_px"] = policy.shape_detector_least_px
             if policy.shape_detector_fallback_unshaped:
                 described["shape_detector_fallback_unshaped"] = True
+            if policy.shape_detector_min_quanta is not None:
+                described["shape_detector_min_quanta"] = policy.shape_detector_min_quanta
         described["shape_thresholds"] = list(effective_thresholds(policy.shape_thresholds))
         if second is not None:
             described["kernel_magnitude_second"] = [second.name, second.version, second.sha256]

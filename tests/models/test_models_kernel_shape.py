@@ -423,3 +423,43 @@ def test_where_the_retrieved_kernel_rings_the_candidate_corrects_as_without_the_
         one = deconvolve(blurred, coarse, policy, magnitude=oracle)
         two = deconvolve(blurred, coarse, candidate, magnitude=oracle)
         assert np.array_equal(one.image, two.image)
+
+
+def test_the_native_pixel_step_reads_only_quiet_frames_where_asked() -> None:
+    """The forty-eighth round's candidate: with ``shape_detector_min_quanta`` the native-pixel
+    network reads a detector-scale frame only where its measured noise is at least that; a
+    noisier frame is corrected exactly as without the network, and 0.6 mm frames as before."""
+    from models.deblur import find_shape, quiet_for_detector
+
+    sharp = chest_like(600, 600, 6)
+    true = trajectory_kernel(12.0, np.random.default_rng(4), curvature=1.0)
+    quiet = simulate_motion_blur(sharp, true, np.random.default_rng(5), noise=NoiseSpec(None))
+    noisy = simulate_motion_blur(sharp, true, np.random.default_rng(5), noise=NoiseSpec(1e4))
+    oracle = _oracle(true)
+    gated = replace(MotionPolicy(), shape_detector_min_quanta=1e6)
+    # the straight estimate as the node's would be (the test is of the step, not the estimate)
+    a = MotionAssessment(MotionEstimate(12.0, 0.0, 0.8, 1, 0.3), 0.2, "blurred")
+    for blurred, reads in ((quiet, True), (noisy, False)):
+        done = deconvolve(blurred, a, gated, magnitude=oracle, detector_magnitude=oracle)
+        assert done.shape is not None and done.shape.checked is reads
+        assert quiet_for_detector(done.noise_quanta, gated) is reads
+        found = find_shape(blurred, a, gated, oracle, oracle)
+        assert found is not None and found.checked is reads  # the same rule outside deconvolve
+        if reads:
+            assert done.curved
+            every = deconvolve(
+                blurred, a, MotionPolicy(), magnitude=oracle, detector_magnitude=oracle
+            )
+            assert np.array_equal(done.image, every.image)  # a quiet frame: the step as ever
+        else:
+            without = deconvolve(blurred, a, gated, magnitude=oracle)
+            assert np.array_equal(done.image, without.image)
+    assert quiet_for_detector(None, gated) is False  # unmeasured: not quiet
+    assert quiet_for_detector(float("inf"), gated) and quiet_for_detector(None, MotionPolicy())
+    # at 0.6 mm the setting changes nothing: the network there is the 0.6 mm step's
+    small = _textured(4)
+    blurred = simulate_motion_blur(small, true, np.random.default_rng(6), noise=NoiseSpec(1e4))
+    coarse = MotionAssessment(MotionEstimate(12.0, 0.0, 0.8, 1, 0.3), 0.6, "blurred")
+    one = deconvolve(blurred, coarse, MotionPolicy(), magnitude=oracle)
+    two = deconvolve(blurred, coarse, gated, magnitude=oracle, detector_magnitude=oracle)
+    assert np.array_equal(one.image, two.image)

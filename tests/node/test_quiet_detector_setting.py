@@ -1,0 +1,70 @@
+"""The forty-eighth round's candidate as a node setting (``blur_gate.shape_detector_min_quanta``):
+config and environment → policy, the correction's identity, and a quiet and a noisy detector
+frame through the node's corrector with the bundled native-pixel network."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from models.blur import NoiseSpec, simulate_motion_blur, trajectory_kernel
+from models.deblur import assess_motion, deconvolve
+from node.app import load_models
+from node.config import load_settings
+from node.pipeline.blur_gate import policy as policy_of
+from node.pipeline.correct import (
+    DETECTOR_DRAWN_RL_MEAN_VERSION,
+    QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION,
+    wiener_info,
+)
+from tests.support.synthetic import power_law_field
+
+DETECTOR_ON = "models:\n  kernel_shape_detector: kernel-magnitude-detector\n"
+
+
+def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(DETECTOR_ON)
+    every = load_settings(cfg, environ={})
+    assert every.blur_gate.shape_detector_min_quanta is None
+    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_min_quanta: 1.0e6\n")
+    quiet = load_settings(cfg, environ={})
+    policy = policy_of(quiet.blur_gate)
+    assert policy.shape_detector_min_quanta == 1e6
+    env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_MIN_QUANTA": "2e6"}
+    assert load_settings(cfg, environ=env).blur_gate.shape_detector_min_quanta == 2e6
+    on_every, on_quiet = load_models(every).deblur.info, load_models(quiet).deblur.info
+    assert on_every.version == DETECTOR_DRAWN_RL_MEAN_VERSION
+    assert on_quiet.version == QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.33.0"
+    assert on_quiet.device_uid != on_every.device_uid
+    # without the detector network the setting means nothing: the identity stays
+    plain = dataclasses.replace(policy, shape_detector_min_quanta=None)
+    assert wiener_info(policy).device_uid == wiener_info(plain).device_uid
+
+
+def test_the_node_reads_a_quiet_detector_frame_and_leaves_a_noisy_one_unread(
+    tmp_path: Path,
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    # this synthetic field's own fine texture reads 8·10⁵ quanta per pixel without added noise
+    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_min_quanta: 5.0e5\n")
+    deblur = load_models(load_settings(cfg, environ={})).deblur
+    sharp = power_law_field(512, 3, 1.3, 0.2, 0.8).astype(np.float32)
+    path = trajectory_kernel(16.0, np.random.default_rng(5), curvature=1.0)
+    quiet = simulate_motion_blur(sharp, path, np.random.default_rng(6), noise=NoiseSpec(None))
+    noisy = simulate_motion_blur(sharp, path, np.random.default_rng(6), noise=NoiseSpec(1e4))
+    for blurred, reads in ((quiet, True), (noisy, False)):
+        motion = assess_motion(blurred, 0.2, deblur.policy)
+        assert motion.blurred
+        out = deblur(blurred, motion)
+        done = deconvolve(
+            blurred,
+            motion,
+            deblur.policy,
+            magnitude=deblur.magnitude,
+            detector_magnitude=deblur.detector_magnitude,
+        )
+        assert np.array_equal(out.image, done.image)  # the corrector is deconvolve
+        assert done.shape is not None and done.shape.checked is reads
