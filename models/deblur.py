@@ -191,6 +191,10 @@ class MotionPolicy:
     #: The forty-eighth round's candidate (docs/models.md): the eighteenth round's step lost on
     #: real detector frames with noise and gained without it.
     shape_detector_min_quanta: float | None = None
+    #: ... and a kernel it retrieved replaces the straight one only where the frame's spectrum
+    #: follows the straight kernel less than this (:func:`kernel_consistency`; the straight
+    #: path it wrongly read as curved follows it closely); None: wherever it says curved.
+    shape_detector_max_consistency: float | None = None
     # How a retrieved kernel is inverted (the fifth round, docs/models.md): the Wiener λ times
     # this factor, then this many Richardson-Lucy steps from the Wiener result; or (rl_only > 0)
     # Richardson-Lucy from a flat start with that many steps instead of the Wiener filter.
@@ -826,7 +830,7 @@ def _shape(
     detector_magnitude: MagnitudeEstimator | None,
 ) -> KernelShape:
     est = assessment.estimate
-    return shape_kernel(
+    found = shape_kernel(
         exposure,
         est.length_px,
         est.angle_deg,
@@ -844,6 +848,25 @@ def _shape(
         detector_thresholds=policy.shape_detector_thresholds,
         detector_least_px=policy.shape_detector_least_px,
         straight=est.kernel(),
+    )
+    most = policy.shape_detector_max_consistency
+    finest = policy.shape_finest_spacing_mm
+    if (
+        most is None
+        or not found.replaced
+        or finest is None
+        or assessment.pixel_spacing_mm >= finest
+    ):
+        return found
+    straight = est.kernel()
+    if not kernel_consistency(exposure, straight) >= most:
+        return found
+    return replace(
+        found,
+        kernel=straight,
+        replaced=False,
+        fit=float("nan"),
+        reason="the frame's spectrum follows the straight kernel",
     )
 
 

@@ -57,19 +57,21 @@ ROUND = Round(
 )
 
 
-def noisy_quanta() -> None:
-    """The measured noise of every noisy case of the asked set's images (``--out``: the rows)."""
+def noisy_quanta(spec: Round = ROUND) -> None:
+    """The measured noise of every noisy case of the asked set's images (``--out``: the rows),
+    with ``spec``'s validation images, seeds and node."""
     ap = round_parser()
     ap.add_argument("--noisy-quanta", action="store_true")
     args = ap.parse_args()
-    mode, names = mode_and_names(args, VALIDATION_OFFSET, MHH_VALIDATION_OFFSET)
+    mode, names = mode_and_names(args, spec.validation_offset, spec.mhh_validation_offset)
     rows = []
+    node = spec.node
     for name in part_of(names, args.part, args.out):
-        for c in cases_of(name, mode, ROUND.seed_key):
+        for c in cases_of(name, mode, spec.seed_key):
             if c.noise == "none":
                 continue
-            e = to_exposure(np.asarray(c.blurred, dtype=np.float64), NODE.log_range)
-            rows.append({"image": name, "noise": c.noise, "quanta": wiener_balance(e, NODE)[1]})
+            e = to_exposure(np.asarray(c.blurred, dtype=np.float64), node.log_range)
+            rows.append({"image": name, "noise": c.noise, "quanta": wiener_balance(e, node)[1]})
         args.out.write_text(json.dumps(rows))
         print(name, "done", flush=True)
     q = np.array([r["quanta"] for r in rows if r["quanta"] is not None])

@@ -25,7 +25,8 @@ by the forty-second round's gate question), with this round's seeds. ``--crops``
 
 Run: ``PYTHONPATH=../.. python quiet_detector_shape_round.py --forty-fourth --validation --out
 runs/qd-lk0.json --part 0/2`` (and ``1/2``; with ``--look`` likewise), ``--validation [--look]``
-for the validation, then ``--summary runs/qd-*.json``.
+for the validation, then ``--summary runs/qd-*.json``; ``--noisy-quanta --validation [--look]
+--out runs/qd-nq.json`` measures the validation's noisy cases.
 docs/models.md, the forty-eighth round.
 """
 
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 from noiseless_consistency_round import ROUND as NOISELESS_ROUND
+from noiseless_consistency_round import noisy_quanta
 from round_design import Networks, Round, round_main
 
 from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, quiet_for_detector
@@ -47,9 +49,15 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights"
 #: the node as the round runs against it (sharpray-blind-wiener 0.31.0)
 NODE = MotionPolicy()
 QUANTA = 1e6
+QUIET = replace(NODE, shape_detector_min_quanta=QUANTA)
 CANDIDATES = {
-    "quiet": replace(NODE, shape_detector_min_quanta=QUANTA),
+    "quiet": QUIET,
     "every": NODE,
+    # after the look (docs/models.md): a retrieved kernel only where the frame's spectrum
+    # follows the straight kernel less than this
+    "quiet_c60": replace(QUIET, shape_detector_max_consistency=0.60),
+    "quiet_c65": replace(QUIET, shape_detector_max_consistency=0.65),
+    "quiet_c70": replace(QUIET, shape_detector_max_consistency=0.70),
 }
 #: the Kermany validation: every 200th train image by path from this one (unused: the rounds'
 #: every 200th from the 0th, 10th, 30th, 50th, 70th, 100th, 130th and 150th, the kernel-magnitude
@@ -63,7 +71,7 @@ def networks() -> Mapping[str, Networks]:
     """The node's shape-step network for every label, the native-pixel one for the candidates."""
     first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
     detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
-    return {"node": (first, None), "quiet": (first, detector), "every": (first, detector)}
+    return {"node": (first, None), **{label: (first, detector) for label in CANDIDATES}}
 
 
 def _retrieved(d: Deconvolution) -> bool | None:
@@ -104,5 +112,7 @@ if __name__ == "__main__":
     if "--forty-fourth" in sys.argv:
         sys.argv.remove("--forty-fourth")
         round_main(LOOK)
+    elif "--noisy-quanta" in sys.argv:
+        noisy_quanta(ROUND)
     else:
         round_main(ROUND)

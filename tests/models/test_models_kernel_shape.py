@@ -463,3 +463,38 @@ def test_the_native_pixel_step_reads_only_quiet_frames_where_asked() -> None:
     one = deconvolve(blurred, coarse, MotionPolicy(), magnitude=oracle)
     two = deconvolve(blurred, coarse, gated, magnitude=oracle, detector_magnitude=oracle)
     assert np.array_equal(one.image, two.image)
+
+
+def test_a_retrieved_kernel_gives_way_where_the_spectrum_follows_the_straight_one() -> None:
+    """``shape_detector_max_consistency``: at detector scale a retrieved kernel replaces the
+    straight one only where the frame's spectrum follows the straight kernel less than that; a
+    straight path the network reads as curved keeps its kernel (read: λ as for a checked one)."""
+    from models.deblur import kernel_consistency
+
+    sharp = chest_like(600, 600, 6)
+    line = linear_kernel(16.0, 30.0)
+    curved = trajectory_kernel(16.0, np.random.default_rng(4), curvature=1.0)
+    a = MotionAssessment(MotionEstimate(16.0, 30.0, 0.8, 1, 0.3), 0.2, "blurred")
+    policy = replace(MotionPolicy(), shape_detector_max_consistency=0.65)
+    straight = simulate_motion_blur(sharp, line, np.random.default_rng(5), noise=NoiseSpec(None))
+    wrong = _oracle(curved)  # a network that reads the straight path as curved
+    e = to_exposure(straight.astype(np.float64), policy.log_range)
+    assert kernel_consistency(e, a.estimate.kernel()) >= 0.65
+    fooled = deconvolve(straight, a, MotionPolicy(), magnitude=wrong, detector_magnitude=wrong)
+    assert fooled.curved
+    kept = deconvolve(straight, a, policy, magnitude=wrong, detector_magnitude=wrong)
+    assert kept.shape is not None and kept.shape.checked and not kept.curved
+    assert "follows the straight kernel" in kept.shape.reason
+    assert _psnr(sharp, kept.image) > _psnr(sharp, fooled.image)
+    # a curved path: its spectrum does not follow the straight kernel, the retrieved one stays
+    bent = simulate_motion_blur(sharp, curved, np.random.default_rng(5), noise=NoiseSpec(None))
+    e = to_exposure(bent.astype(np.float64), policy.log_range)
+    assert kernel_consistency(e, a.estimate.kernel()) < 0.65
+    right = _oracle(curved)
+    assert deconvolve(bent, a, policy, magnitude=right, detector_magnitude=right).curved
+    # at 0.6 mm the setting changes nothing (the 0.6 mm step's kernels are its own)
+    coarse = replace(a, pixel_spacing_mm=0.6)
+    small = straight[:384, :384]
+    one = deconvolve(small, coarse, MotionPolicy(), magnitude=wrong)
+    two = deconvolve(small, coarse, policy, magnitude=wrong)
+    assert np.array_equal(one.image, two.image)
