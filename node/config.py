@@ -362,6 +362,11 @@ class BlurGateSettings(Strict):
     # gained on real frames without added noise and lost on them with it; the forty-eighth
     # round, docs/models.md); null: in every frame
     shape_detector_min_quanta: float | None = Field(None, gt=0)
+    # ... and a kernel it retrieved replaces the straight one only where the frame's spectrum
+    # follows the straight kernel less than this (a correlation, models.deblur.
+    # kernel_consistency: a straight path it misread as curved follows it closely); null:
+    # wherever the network says curved
+    shape_detector_max_consistency: float | None = Field(None, gt=-1, lt=1)
     # the straight kernel drawn (nearest pixels, bilinear or Lanczos-3) the way the frame's
     # spectrum follows best instead of always on the nearest pixels: a line drawn otherwise
     # than the kernel costs the correction 0.3-0.6 dB without noise (the forty-fifth to

@@ -179,6 +179,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         kernel_consistency_min=settings.kernel_consistency_min,
         kernel_consistency_min_quanta=settings.kernel_consistency_min_quanta,
         shape_detector_min_quanta=settings.shape_detector_min_quanta,
+        shape_detector_max_consistency=settings.shape_detector_max_consistency,
         kernel_drawing_by_spectrum=settings.kernel_drawing_by_spectrum,
         kernel_drawing_above_noise=settings.kernel_drawing_above_noise,
         kernel_drawing_margin=settings.kernel_drawing_margin,
