@@ -283,6 +283,8 @@ def evaluate_deblur(
     detector_shape_candidate: Path | None = None,
     candidate_tau: tuple[float, float] | None = None,
     consistency_min: float | None = None,
+    detector_min_quanta: float | None = None,
+    detector_max_consistency: float | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
 
@@ -303,7 +305,10 @@ def evaluate_deblur(
     shape step runs at pixels finer than 0.4 mm with this native-pixel magnitude (the sixteenth
     round), as ``blind_wiener_node_detector_shape``; ``candidate_tau``: the candidate magnitude's
     τ (quiet, noisy) instead of the node's, and also the pixel-wise mean of the node's correction
-    and the candidate's (the twenty-eighth round) as ``blind_wiener_node_shape_mean``."""
+    and the candidate's (the twenty-eighth round) as ``blind_wiener_node_shape_mean``;
+    ``detector_min_quanta`` / ``detector_max_consistency``: that native-pixel step only in frames
+    whose measured noise is at least so many quanta per pixel, its retrieved kernel only where the
+    spectrum follows the straight kernel less than so much (the forty-eighth round)."""
     import dataclasses
 
     from models.deblur import MotionPolicy, assess_motion, correct, deconvolve, refiner_inputs
@@ -432,9 +437,14 @@ def evaluate_deblur(
 
             methods["blind_wiener_node_shape_mean"] = (mean, True)
     if detector_shape_candidate is not None and magnitude is not None:
+        detector_policy = dataclasses.replace(
+            policy,
+            shape_detector_min_quanta=detector_min_quanta,
+            shape_detector_max_consistency=detector_max_consistency,
+        )
         methods["blind_wiener_node_detector_shape"] = (
             node_with(
-                policy,
+                detector_policy,
                 "blind_wiener_node_detector_shape",
                 det=load_magnitude_model(detector_shape_candidate),
             ),
@@ -697,6 +707,20 @@ def main(argv: list[str] | None = None) -> int:
         help="also the node whose shape step runs at pixels finer than 0.4 mm with this "
         "native-pixel kernel magnitude",
     )
+    ap.add_argument(
+        "--detector-min-quanta",
+        type=float,
+        default=None,
+        help="the native-pixel candidate only in frames whose measured noise is at least this "
+        "many quanta per pixel (blur_gate.shape_detector_min_quanta)",
+    )
+    ap.add_argument(
+        "--detector-max-consistency",
+        type=float,
+        default=None,
+        help="its retrieved kernel only where the frame's spectrum follows the straight kernel "
+        "less than this (blur_gate.shape_detector_max_consistency)",
+    )
     ap.add_argument("--classify", type=Path, default=here / "classify-demo")
     ap.add_argument("--crop", type=int, default=384, help="centred crop for deblurring (0 = whole)")
     ap.add_argument("--max-images", type=int, default=0)
@@ -754,6 +778,8 @@ def main(argv: list[str] | None = None) -> int:
             args.detector_shape_candidate,
             (args.candidate_tau[0], args.candidate_tau[1]) if args.candidate_tau else None,
             args.consistency_min,
+            args.detector_min_quanta,
+            args.detector_max_consistency,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from conftest import LABELED, MHH
 
-BUNDLED_MAGNITUDE = Path(__file__).resolve().parents[2] / "models" / "weights" / "kernel-magnitude"
+WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights"
+BUNDLED_MAGNITUDE = WEIGHTS / "kernel-magnitude"
 
 
 @pytest.mark.skipif(
@@ -43,6 +44,12 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
             "--candidate-tau",
             "0.25",
             "0.3",
+            "--detector-shape-candidate",
+            str(WEIGHTS / "kernel-magnitude-detector"),
+            "--detector-min-quanta",
+            "1e6",
+            "--detector-max-consistency",
+            "0.65",
             "--figures",
             str(tmp_path / "figures"),
             "--out",
@@ -92,6 +99,9 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
     # the thirty-fifth round's floor acts only at pixels finer than 0.4 mm: none here
     floor = methods["blind_wiener_node_consistency"]["all"]
     assert floor == {k: v for k, v in node["all"].items() if k != "kernel_error_median"}
+    # the native-pixel step (the forty-eighth round's form) acts only finer than 0.4 mm: the same
+    detector = methods["blind_wiener_node_detector_shape"]["all"]
+    assert detector == methods["blind_wiener_node_shape"]["all"]
     # the kernel each blind method used against the true one (models.kernel_shape.kernel_error)
     blind = ("blind_wiener_ungated", "blind_wiener_node", "blind_wiener_node_shape")
     others = ("blind_wiener_node_shrink", "blind_wiener_node_checked", "blind_wiener_node_subtract")
