@@ -58,6 +58,13 @@ CANDIDATES = {
     "quiet_c60": replace(QUIET, shape_detector_max_consistency=0.60),
     "quiet_c65": replace(QUIET, shape_detector_max_consistency=0.65),
     "quiet_c70": replace(QUIET, shape_detector_max_consistency=0.70),
+    # after those: where the straight kernel is kept, λ as if the network had not read the frame
+    "quiet_c65_kept": replace(
+        QUIET, shape_detector_max_consistency=0.65, shape_detector_kept_halved=False
+    ),
+    "quiet_c70_kept": replace(
+        QUIET, shape_detector_max_consistency=0.70, shape_detector_kept_halved=False
+    ),
 }
 #: the Kermany validation: every 200th train image by path from this one (unused: the rounds'
 #: every 200th from the 0th, 10th, 30th, 50th, 70th, 100th, 130th and 150th, the kernel-magnitude
