@@ -367,6 +367,9 @@ class BlurGateSettings(Strict):
     # kernel_consistency: a straight path it misread as curved follows it closely); null:
     # wherever the network says curved
     shape_detector_max_consistency: float | None = Field(None, gt=-1, lt=1)
+    # ... and where it keeps the straight kernel there, the Wiener λ halved as for any kernel
+    # it read (wiener_balance_checked_factor); false: as if it had not read the frame
+    shape_detector_kept_halved: bool = True
     # the straight kernel drawn (nearest pixels, bilinear or Lanczos-3) the way the frame's
     # spectrum follows best instead of always on the nearest pixels: a line drawn otherwise
     # than the kernel costs the correction 0.3-0.6 dB without noise (the forty-fifth to

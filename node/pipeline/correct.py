@@ -253,6 +253,8 @@ def wiener_info(
                 described["shape_detector_fallback_unshaped"] = True
             if policy.shape_detector_min_quanta is not None:
                 described["shape_detector_min_quanta"] = policy.shape_detector_min_quanta
+            if not policy.shape_detector_kept_halved:
+                described["shape_detector_kept_halved"] = False
             if policy.shape_detector_max_consistency is not None:
                 described["shape_detector_max_consistency"] = policy.shape_detector_max_consistency
         described["shape_thresholds"] = list(effective_thresholds(policy.shape_thresholds))

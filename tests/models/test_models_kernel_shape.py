@@ -498,3 +498,35 @@ def test_a_retrieved_kernel_gives_way_where_the_spectrum_follows_the_straight_on
     one = deconvolve(small, coarse, MotionPolicy(), magnitude=wrong)
     two = deconvolve(small, coarse, policy, magnitude=wrong)
     assert np.array_equal(one.image, two.image)
+
+
+def test_a_kept_straight_kernel_at_detector_scale_can_keep_the_node_s_regulariser() -> None:
+    """``shape_detector_kept_halved`` False: where the native-pixel network keeps the straight
+    kernel (read as straight, or kept by the consistency limit) the frame is corrected exactly
+    as unread; a retrieved kernel keeps the halved λ."""
+    sharp = chest_like(600, 600, 6)
+    line = linear_kernel(16.0, 30.0)
+    curved = trajectory_kernel(16.0, np.random.default_rng(4), curvature=1.0)
+    a = MotionAssessment(MotionEstimate(16.0, 30.0, 0.8, 1, 0.3), 0.2, "blurred")
+    straight = simulate_motion_blur(sharp, line, np.random.default_rng(5), noise=NoiseSpec(None))
+    unread = deconvolve(straight, a, MotionPolicy(), magnitude=_oracle(line))
+    assert unread.shape is not None and not unread.shape.checked
+    halved = deconvolve(
+        straight, a, MotionPolicy(), magnitude=_oracle(line), detector_magnitude=_oracle(line)
+    )
+    assert halved.shape is not None and halved.shape.checked and not halved.shape.replaced
+    assert not np.array_equal(halved.image, unread.image)  # λ halved where it was read
+    kept = replace(MotionPolicy(), shape_detector_kept_halved=False)
+    same = deconvolve(straight, a, kept, magnitude=_oracle(line), detector_magnitude=_oracle(line))
+    assert same.shape is not None and same.shape.checked
+    assert np.array_equal(same.image, unread.image)
+    limited = replace(kept, shape_detector_max_consistency=0.65)
+    wrong = _oracle(curved)
+    by_limit = deconvolve(straight, a, limited, magnitude=wrong, detector_magnitude=wrong)
+    assert by_limit.shape is not None and not by_limit.curved
+    assert np.array_equal(by_limit.image, unread.image)
+    # a retrieved kernel: λ halved whatever the flag
+    bent = simulate_motion_blur(sharp, curved, np.random.default_rng(5), noise=NoiseSpec(None))
+    one = deconvolve(bent, a, MotionPolicy(), magnitude=wrong, detector_magnitude=wrong)
+    two = deconvolve(bent, a, kept, magnitude=wrong, detector_magnitude=wrong)
+    assert one.curved and np.array_equal(one.image, two.image)
