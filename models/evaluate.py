@@ -285,6 +285,7 @@ def evaluate_deblur(
     consistency_min: float | None = None,
     detector_min_quanta: float | None = None,
     detector_max_consistency: float | None = None,
+    detector_kept_halved: bool = True,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
 
@@ -308,7 +309,8 @@ def evaluate_deblur(
     and the candidate's (the twenty-eighth round) as ``blind_wiener_node_shape_mean``;
     ``detector_min_quanta`` / ``detector_max_consistency``: that native-pixel step only in frames
     whose measured noise is at least so many quanta per pixel, its retrieved kernel only where the
-    spectrum follows the straight kernel less than so much (the forty-eighth round)."""
+    spectrum follows the straight kernel less than so much, and (``detector_kept_halved`` False)
+    λ as if unread where it keeps the straight kernel (the forty-eighth round)."""
     import dataclasses
 
     from models.deblur import MotionPolicy, assess_motion, correct, deconvolve, refiner_inputs
@@ -441,6 +443,7 @@ def evaluate_deblur(
             policy,
             shape_detector_min_quanta=detector_min_quanta,
             shape_detector_max_consistency=detector_max_consistency,
+            shape_detector_kept_halved=detector_kept_halved,
         )
         methods["blind_wiener_node_detector_shape"] = (
             node_with(
@@ -721,6 +724,12 @@ def main(argv: list[str] | None = None) -> int:
         help="its retrieved kernel only where the frame's spectrum follows the straight kernel "
         "less than this (blur_gate.shape_detector_max_consistency)",
     )
+    ap.add_argument(
+        "--detector-kept-unhalved",
+        action="store_true",
+        help="where it keeps the straight kernel, λ as if unread "
+        "(blur_gate.shape_detector_kept_halved: false)",
+    )
     ap.add_argument("--classify", type=Path, default=here / "classify-demo")
     ap.add_argument("--crop", type=int, default=384, help="centred crop for deblurring (0 = whole)")
     ap.add_argument("--max-images", type=int, default=0)
@@ -780,6 +789,7 @@ def main(argv: list[str] | None = None) -> int:
             args.consistency_min,
             args.detector_min_quanta,
             args.detector_max_consistency,
+            not args.detector_kept_unhalved,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

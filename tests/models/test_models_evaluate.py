@@ -50,6 +50,7 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
             "1e6",
             "--detector-max-consistency",
             "0.65",
+            "--detector-kept-unhalved",
             "--figures",
             str(tmp_path / "figures"),
             "--out",
