@@ -65,6 +65,15 @@ CANDIDATES = {
     "quiet_c70_kept": replace(
         QUIET, shape_detector_max_consistency=0.70, shape_detector_kept_halved=False
     ),
+    # a look after the round (docs/models.md): no limit, and a lower noise line
+    "quiet_kept": replace(QUIET, shape_detector_kept_halved=False),
+    "q5_kept": replace(QUIET, shape_detector_min_quanta=5e5, shape_detector_kept_halved=False),
+    "q5_c65_kept": replace(
+        QUIET,
+        shape_detector_min_quanta=5e5,
+        shape_detector_max_consistency=0.65,
+        shape_detector_kept_halved=False,
+    ),
 }
 #: the Kermany validation: every 200th train image by path from this one (unused: the rounds'
 #: every 200th from the 0th, 10th, 30th, 50th, 70th, 100th, 130th and 150th, the kernel-magnitude
