@@ -199,6 +199,10 @@ class MotionPolicy:
     #: (``checked_balance_factor``; the eighteenth round's step); False: as if unread (the
     #: forty-eighth round's look: halving lost 1 dB on noiseless straight 4 mm Kermany scenes).
     shape_detector_kept_halved: bool = True
+    #: ... and (a look after the forty-eighth round) a retrieved kernel only where the frame's
+    #: spectrum follows it more closely than the straight kernel, by at least this
+    #: (:func:`kernel_consistency`); None: not compared.
+    shape_detector_better_by: float | None = None
     # How a retrieved kernel is inverted (the fifth round, docs/models.md): the Wiener λ times
     # this factor, then this many Richardson-Lucy steps from the Wiener result; or (rl_only > 0)
     # Richardson-Lucy from a flat start with that many steps instead of the Wiener filter.
@@ -854,16 +858,21 @@ def _shape(
         straight=est.kernel(),
     )
     most = policy.shape_detector_max_consistency
+    better_by = policy.shape_detector_better_by
     finest = policy.shape_finest_spacing_mm
     if (
-        most is None
+        (most is None and better_by is None)
         or not found.replaced
         or finest is None
         or assessment.pixel_spacing_mm >= finest
     ):
         return found
     straight = est.kernel()
-    if not kernel_consistency(exposure, straight) >= most:
+    follows = kernel_consistency(exposure, straight)
+    limited = most is not None and follows >= most
+    if better_by is not None and not limited:
+        limited = not kernel_consistency(exposure, found.kernel) >= follows + better_by
+    if not limited:
         return found
     return replace(
         found,

@@ -68,6 +68,13 @@ CANDIDATES = {
     # a look after the round (docs/models.md): no limit, and a lower noise line
     "quiet_kept": replace(QUIET, shape_detector_kept_halved=False),
     "q5_kept": replace(QUIET, shape_detector_min_quanta=5e5, shape_detector_kept_halved=False),
+    # ... and a retrieved kernel only where the spectrum follows it more than the straight one
+    "q5_cmp_kept": replace(
+        QUIET,
+        shape_detector_min_quanta=5e5,
+        shape_detector_better_by=0.0,
+        shape_detector_kept_halved=False,
+    ),
     "q5_c65_kept": replace(
         QUIET,
         shape_detector_min_quanta=5e5,
