@@ -530,3 +530,27 @@ def test_a_kept_straight_kernel_at_detector_scale_can_keep_the_node_s_regularise
     one = deconvolve(bent, a, MotionPolicy(), magnitude=wrong, detector_magnitude=wrong)
     two = deconvolve(bent, a, kept, magnitude=wrong, detector_magnitude=wrong)
     assert one.curved and np.array_equal(one.image, two.image)
+
+
+def test_a_retrieved_kernel_must_explain_the_spectrum_better_than_the_straight_one() -> None:
+    """``shape_detector_better_by``: at detector scale a retrieved kernel replaces the straight
+    one only where the frame's spectrum follows it more closely (by the margin)."""
+    from models.deblur import kernel_consistency
+
+    sharp = chest_like(600, 600, 6)
+    line = linear_kernel(16.0, 30.0)
+    curved = trajectory_kernel(16.0, np.random.default_rng(4), curvature=1.0)
+    a = MotionAssessment(MotionEstimate(16.0, 30.0, 0.8, 1, 0.3), 0.2, "blurred")
+    policy = replace(MotionPolicy(), shape_detector_better_by=0.0)
+    wrong, right = _oracle(curved), _oracle(curved)
+    straight = simulate_motion_blur(sharp, line, np.random.default_rng(5), noise=NoiseSpec(None))
+    kept = deconvolve(straight, a, policy, magnitude=wrong, detector_magnitude=wrong)
+    assert kept.shape is not None and kept.shape.checked and not kept.curved
+    bent = simulate_motion_blur(sharp, curved, np.random.default_rng(5), noise=NoiseSpec(None))
+    e = to_exposure(bent.astype(np.float64), policy.log_range)
+    done = deconvolve(bent, a, policy, magnitude=right, detector_magnitude=right)
+    assert done.curved and done.shape is not None
+    assert kernel_consistency(e, done.shape.kernel) > kernel_consistency(e, a.estimate.kernel())
+    # a margin no kernel can reach keeps the straight one there too
+    strict = replace(policy, shape_detector_better_by=2.0)
+    assert not deconvolve(bent, a, strict, magnitude=right, detector_magnitude=right).curved
