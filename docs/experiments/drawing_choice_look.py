@@ -25,7 +25,7 @@ import numpy as np
 from detector_scenes import DATA, parser, part_of
 from fitting_cases import names as fitting_names
 from fitting_cases import read_rows
-from kernel_rendering_look import NOISES, RENDERINGS, look_cases, render
+from kernel_rendering_look import NOISES, RENDERINGS, case_row, look_cases, render
 from look_rows import save
 from outside_blur import gain
 
@@ -82,13 +82,7 @@ def run(names: list[str], out: Path) -> None:
         sharp, cases = look_cases(name)  # the rendering look's cases
         for px, _angle, mode, noise, b in cases:
             a = assess_motion(b, 0.6, policy)
-            row: dict[str, Any] = {
-                "image": name,
-                "px": px,
-                "mode": mode,
-                "noise": noise,
-                "flagged": a.blurred,
-            }
+            row: dict[str, Any] = case_row(name, px, mode, noise, a)
             if not a.blurred:
                 rows.append(row)
                 continue

@@ -73,6 +73,11 @@ def crop(name: str) -> np.ndarray:
     return centre_crop(load_gray(DATA / name).astype(np.float32) / 255.0, 384)
 
 
+def case_row(name: str, px: float, mode: str, noise: str, a: MotionAssessment) -> dict[str, Any]:
+    """A look case's row before any correction: the case and whether the node flags it."""
+    return {"image": name, "px": px, "mode": mode, "noise": noise, "flagged": a.blurred}
+
+
 def look_cases(name: str) -> tuple[np.ndarray, Iterator[tuple[float, float, str, str, np.ndarray]]]:
     """This look's cases of one image (its crop, seeded by its name): the crop and
     :func:`drawn_line_cases`."""
@@ -90,11 +95,7 @@ def run(names: list[str], out: Path) -> None:
             a = assess_motion(b, 0.6, policy)
             est = a.estimate
             row: dict[str, Any] = {
-                "image": name,
-                "px": px,
-                "mode": mode,
-                "noise": noise,
-                "flagged": a.blurred,
+                **case_row(name, px, mode, noise, a),
                 "length": est.length_px,
                 "angle_error": abs((est.angle_deg - angle + 90) % 180 - 90),
                 "node": 0.0,
