@@ -203,6 +203,13 @@ class MotionPolicy:
     #: spectrum follows it more closely than the straight kernel, by at least this
     #: (:func:`kernel_consistency`); None: not compared.
     shape_detector_better_by: float | None = None
+    #: ... and a retrieved kernel replaces the straight one only where the straight fit's
+    #: specificity (:attr:`models.blur_estimate.MotionEstimate.specificity`: how much better the
+    #: length fits than 0.6× and 1.5× it, high where the spectrum holds a straight path's
+    #: periodic dips) is under this; None: whatever the fit. The forty-ninth round's candidate
+    #: (docs/models.md): it holds on both Kermany's and MHH's spectra where the consistency
+    #: limit held on Kermany's alone.
+    shape_detector_max_specificity: float | None = None
     # How a retrieved kernel is inverted (the fifth round, docs/models.md): the Wiener λ times
     # this factor, then this many Richardson-Lucy steps from the Wiener result; or (rl_only > 0)
     # Richardson-Lucy from a flat start with that many steps instead of the Wiener filter.
@@ -859,19 +866,23 @@ def _shape(
     )
     most = policy.shape_detector_max_consistency
     better_by = policy.shape_detector_better_by
+    most_specific = policy.shape_detector_max_specificity
     finest = policy.shape_finest_spacing_mm
     if (
-        (most is None and better_by is None)
+        (most is None and better_by is None and most_specific is None)
         or not found.replaced
         or finest is None
         or assessment.pixel_spacing_mm >= finest
     ):
         return found
     straight = est.kernel()
-    follows = kernel_consistency(exposure, straight)
-    limited = most is not None and follows >= most
-    if better_by is not None and not limited:
-        limited = not kernel_consistency(exposure, found.kernel) >= follows + better_by
+    limited = most_specific is not None and not est.specificity < most_specific
+    reason = "the straight fit's dips are specific" if limited else ""
+    if (most is not None or better_by is not None) and not limited:
+        follows = kernel_consistency(exposure, straight)
+        limited = most is not None and follows >= most
+        if better_by is not None and not limited:
+            limited = not kernel_consistency(exposure, found.kernel) >= follows + better_by
     if not limited:
         return found
     return replace(
@@ -879,7 +890,7 @@ def _shape(
         kernel=straight,
         replaced=False,
         fit=float("nan"),
-        reason="the frame's spectrum follows the straight kernel",
+        reason=reason or "the frame's spectrum follows the straight kernel",
     )
 
 

@@ -75,6 +75,14 @@ CANDIDATES = {
         shape_detector_better_by=0.0,
         shape_detector_kept_halved=False,
     ),
+    # the forty-ninth round's candidate (docs/models.md): chosen on the look by
+    # detector_discriminator_look.py
+    "q5_s177_kept": replace(
+        QUIET,
+        shape_detector_min_quanta=5e5,
+        shape_detector_max_specificity=0.177,
+        shape_detector_kept_halved=False,
+    ),
     "q5_c65_kept": replace(
         QUIET,
         shape_detector_min_quanta=5e5,
@@ -129,12 +137,25 @@ ROUND = replace(
     mhh_validation_offset=MHH_VALIDATION_OFFSET,
 )
 
+#: the forty-ninth round's validation (docs/models.md): Kermany every 200th train image from the
+#: 190th (never used), MHH every third unnamed training image from the third (never read by a
+#: round of the native-pixel network), with the round's own seeds
+FORTY_NINTH = replace(
+    LOOK, seed_key="detector-discriminator", validation_offset=190, mhh_validation_offset=2
+)
+
 if __name__ == "__main__":
     # ``--forty-fourth``: the look, on the forty-fourth round's validation sets with its seeds
     # (``--validation`` and ``--validation --look`` with it)
     if "--forty-fourth" in sys.argv:
         sys.argv.remove("--forty-fourth")
         round_main(LOOK)
+    elif "--forty-ninth" in sys.argv:
+        sys.argv.remove("--forty-ninth")
+        if "--noisy-quanta" in sys.argv:
+            noisy_quanta(FORTY_NINTH)
+        else:
+            round_main(FORTY_NINTH)
     elif "--noisy-quanta" in sys.argv:
         noisy_quanta(ROUND)
     else:
