@@ -286,6 +286,7 @@ def evaluate_deblur(
     detector_min_quanta: float | None = None,
     detector_max_consistency: float | None = None,
     detector_kept_halved: bool = True,
+    detector_max_specificity: float | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
 
@@ -310,7 +311,9 @@ def evaluate_deblur(
     ``detector_min_quanta`` / ``detector_max_consistency``: that native-pixel step only in frames
     whose measured noise is at least so many quanta per pixel, its retrieved kernel only where the
     spectrum follows the straight kernel less than so much, and (``detector_kept_halved`` False)
-    λ as if unread where it keeps the straight kernel (the forty-eighth round)."""
+    λ as if unread where it keeps the straight kernel (the forty-eighth round);
+    ``detector_max_specificity``: its retrieved kernel only where the straight fit's
+    specificity is under so much (the forty-ninth round)."""
     import dataclasses
 
     from models.deblur import MotionPolicy, assess_motion, correct, deconvolve, refiner_inputs
@@ -444,6 +447,7 @@ def evaluate_deblur(
             shape_detector_min_quanta=detector_min_quanta,
             shape_detector_max_consistency=detector_max_consistency,
             shape_detector_kept_halved=detector_kept_halved,
+            shape_detector_max_specificity=detector_max_specificity,
         )
         methods["blind_wiener_node_detector_shape"] = (
             node_with(
@@ -725,6 +729,13 @@ def main(argv: list[str] | None = None) -> int:
         "less than this (blur_gate.shape_detector_max_consistency)",
     )
     ap.add_argument(
+        "--detector-max-specificity",
+        type=float,
+        default=None,
+        help="its retrieved kernel only where the straight fit's specificity is under this "
+        "(blur_gate.shape_detector_max_specificity)",
+    )
+    ap.add_argument(
         "--detector-kept-unhalved",
         action="store_true",
         help="where it keeps the straight kernel, λ as if unread "
@@ -790,6 +801,7 @@ def main(argv: list[str] | None = None) -> int:
             args.detector_min_quanta,
             args.detector_max_consistency,
             not args.detector_kept_unhalved,
+            args.detector_max_specificity,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

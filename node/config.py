@@ -367,6 +367,10 @@ class BlurGateSettings(Strict):
     # kernel_consistency: a straight path it misread as curved follows it closely); null:
     # wherever the network says curved
     shape_detector_max_consistency: float | None = Field(None, gt=-1, lt=1)
+    # ... and a kernel it retrieved replaces the straight one only where the straight fit's
+    # specificity (how much better its length fits than 0.6x and 1.5x it: a straight path's
+    # periodic dips) is under this (the forty-ninth round, docs/models.md); null: whatever the fit
+    shape_detector_max_specificity: float | None = Field(None, gt=0)
     # ... and where it keeps the straight kernel there, the Wiener λ halved as for any kernel
     # it read (wiener_balance_checked_factor); false: as if it had not read the frame
     shape_detector_kept_halved: bool = True

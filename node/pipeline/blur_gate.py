@@ -180,6 +180,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         kernel_consistency_min_quanta=settings.kernel_consistency_min_quanta,
         shape_detector_min_quanta=settings.shape_detector_min_quanta,
         shape_detector_max_consistency=settings.shape_detector_max_consistency,
+        shape_detector_max_specificity=settings.shape_detector_max_specificity,
         shape_detector_kept_halved=settings.shape_detector_kept_halved,
         kernel_drawing_by_spectrum=settings.kernel_drawing_by_spectrum,
         kernel_drawing_above_noise=settings.kernel_drawing_above_noise,

@@ -257,6 +257,8 @@ def wiener_info(
                 described["shape_detector_kept_halved"] = False
             if policy.shape_detector_max_consistency is not None:
                 described["shape_detector_max_consistency"] = policy.shape_detector_max_consistency
+            if policy.shape_detector_max_specificity is not None:
+                described["shape_detector_max_specificity"] = policy.shape_detector_max_specificity
         described["shape_thresholds"] = list(effective_thresholds(policy.shape_thresholds))
         if second is not None:
             described["kernel_magnitude_second"] = [second.name, second.version, second.sha256]

@@ -50,6 +50,8 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
             "1e6",
             "--detector-max-consistency",
             "0.65",
+            "--detector-max-specificity",
+            "0.177",
             "--detector-kept-unhalved",
             "--figures",
             str(tmp_path / "figures"),

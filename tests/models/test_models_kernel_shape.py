@@ -17,7 +17,7 @@ from models.blur import (
     trajectory_kernel,
 )
 from models.blur_estimate import MotionEstimate
-from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvolve
+from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvolve, find_shape
 from models.kernel_shape import (
     DETECTOR_THRESHOLDS,
     block_mean,
@@ -429,7 +429,7 @@ def test_the_native_pixel_step_reads_only_quiet_frames_where_asked() -> None:
     """The forty-eighth round's candidate: with ``shape_detector_min_quanta`` the native-pixel
     network reads a detector-scale frame only where its measured noise is at least that; a
     noisier frame is corrected exactly as without the network, and 0.6 mm frames as before."""
-    from models.deblur import find_shape, quiet_for_detector
+    from models.deblur import quiet_for_detector
 
     sharp = chest_like(600, 600, 6)
     true = trajectory_kernel(12.0, np.random.default_rng(4), curvature=1.0)
@@ -554,3 +554,37 @@ def test_a_retrieved_kernel_must_explain_the_spectrum_better_than_the_straight_o
     # a margin no kernel can reach keeps the straight one there too
     strict = replace(policy, shape_detector_better_by=2.0)
     assert not deconvolve(bent, a, strict, magnitude=right, detector_magnitude=right).curved
+
+
+def test_a_retrieved_kernel_gives_way_where_the_straight_fit_is_specific() -> None:
+    """``shape_detector_max_specificity`` (the forty-ninth round): at detector scale a retrieved
+    kernel replaces the straight one only where the straight fit's specificity is under the
+    limit; above it the straight kernel stays, corrected exactly as unread where λ is kept."""
+    sharp = chest_like(600, 600, 6)
+    line = linear_kernel(16.0, 30.0)
+    curved = trajectory_kernel(16.0, np.random.default_rng(4), curvature=1.0)
+    straight = simulate_motion_blur(sharp, line, np.random.default_rng(5), noise=NoiseSpec(None))
+    wrong = _oracle(curved)  # a network that reads the straight path as curved
+    kept = replace(MotionPolicy(), shape_detector_kept_halved=False)
+    limited = replace(kept, shape_detector_max_specificity=0.177)
+    specific = MotionAssessment(MotionEstimate(16.0, 30.0, 0.8, 1, 0.25), 0.2, "blurred")
+    vague = replace(specific, estimate=replace(specific.estimate, specificity=0.12))
+    unread = deconvolve(straight, specific, kept, magnitude=wrong)
+    assert unread.shape is not None and not unread.shape.checked
+    fooled = deconvolve(straight, specific, kept, magnitude=wrong, detector_magnitude=wrong)
+    assert fooled.curved
+    by_limit = deconvolve(straight, specific, limited, magnitude=wrong, detector_magnitude=wrong)
+    assert by_limit.shape is not None and by_limit.shape.checked and not by_limit.curved
+    assert "specific" in by_limit.shape.reason
+    assert np.array_equal(by_limit.image, unread.image)
+    assert _psnr(sharp, by_limit.image) > _psnr(sharp, fooled.image)
+    found = find_shape(straight, specific, limited, wrong, wrong)  # the same rule outside
+    assert found is not None and found.checked and not found.replaced
+    # a fit that is not specific: the retrieved kernel stays
+    assert deconvolve(straight, vague, limited, magnitude=wrong, detector_magnitude=wrong).curved
+    # at 0.6 mm the setting changes nothing (the 0.6 mm step's kernels are its own)
+    coarse = replace(specific, pixel_spacing_mm=0.6)
+    small = straight[:384, :384]
+    one = deconvolve(small, coarse, MotionPolicy(), magnitude=wrong)
+    two = deconvolve(small, coarse, limited, magnitude=wrong)
+    assert np.array_equal(one.image, two.image)

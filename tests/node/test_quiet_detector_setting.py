@@ -48,6 +48,12 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_MAX_CONSISTENCY": "0.6"}
     assert load_settings(cfg, environ=env).blur_gate.shape_detector_max_consistency == 0.6
     assert load_models(limited).deblur.info.device_uid != on_quiet.device_uid
+    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_max_specificity: 0.177\n")
+    specific = load_settings(cfg, environ={})
+    assert policy_of(specific.blur_gate).shape_detector_max_specificity == 0.177
+    env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_MAX_SPECIFICITY": "0.2"}
+    assert load_settings(cfg, environ=env).blur_gate.shape_detector_max_specificity == 0.2
+    assert load_models(specific).deblur.info.device_uid != on_every.device_uid
     cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_kept_halved: false\n")
     unhalved = load_settings(cfg, environ={})
     assert policy_of(unhalved.blur_gate).shape_detector_kept_halved is False
