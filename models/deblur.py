@@ -189,8 +189,9 @@ class MotionPolicy:
     #: ... and there the native-pixel network reads only frames whose measured noise is at
     #: least this many quanta per pixel (quiet frames; unmeasured: not quiet); None: every frame.
     #: The forty-eighth round's candidate (docs/models.md): the eighteenth round's step lost on
-    #: real detector frames with noise and gained without it.
-    shape_detector_min_quanta: float | None = None
+    #: real detector frames with noise and gained without it. 5·10⁵ since the forty-ninth round
+    #: (sharpray-blind-wiener 0.34.0: noisy scenes read at most 3.5·10⁵).
+    shape_detector_min_quanta: float | None = 5e5
     #: ... and a kernel it retrieved replaces the straight one only where the frame's spectrum
     #: follows the straight kernel less than this (:func:`kernel_consistency`; the straight
     #: path it wrongly read as curved follows it closely); None: wherever it says curved.
@@ -198,7 +199,8 @@ class MotionPolicy:
     #: ... and where it keeps the straight kernel there, λ is halved as for any kernel it read
     #: (``checked_balance_factor``; the eighteenth round's step); False: as if unread (the
     #: forty-eighth round's look: halving lost 1 dB on noiseless straight 4 mm Kermany scenes).
-    shape_detector_kept_halved: bool = True
+    #: False since the forty-ninth round (0.34.0).
+    shape_detector_kept_halved: bool = False
     #: ... and (a look after the forty-eighth round) a retrieved kernel only where the frame's
     #: spectrum follows it more closely than the straight kernel, by at least this
     #: (:func:`kernel_consistency`); None: not compared.
@@ -208,8 +210,8 @@ class MotionPolicy:
     #: length fits than 0.6× and 1.5× it, high where the spectrum holds a straight path's
     #: periodic dips) is under this; None: whatever the fit. The forty-ninth round's candidate
     #: (docs/models.md): it holds on both Kermany's and MHH's spectra where the consistency
-    #: limit held on Kermany's alone.
-    shape_detector_max_specificity: float | None = None
+    #: limit held on Kermany's alone. 0.177 since that round (0.34.0).
+    shape_detector_max_specificity: float | None = 0.177
     # How a retrieved kernel is inverted (the fifth round, docs/models.md): the Wiener λ times
     # this factor, then this many Richardson-Lucy steps from the Wiener result; or (rl_only > 0)
     # Richardson-Lucy from a flat start with that many steps instead of the Wiener filter.

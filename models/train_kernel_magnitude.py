@@ -383,6 +383,10 @@ def validate_detector(
         shape_thresholds=(0.0, 0.0),
         shape_detector_thresholds=(0.0, 0.0),
         shape_detector_fallback_unshaped=False,
+        # the step as the sixteenth round ran it: every frame, no limit, λ halved where read
+        shape_detector_min_quanta=None,
+        shape_detector_max_specificity=None,
+        shape_detector_kept_halved=True,
     )
     mhh = shared / "cxr-radiographs-mhh"
     fit, validation = image_lists(mhh)

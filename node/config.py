@@ -116,10 +116,11 @@ class ModelSettings(Strict):
     # kernel only.
     kernel_shape: Path | None = BUNDLED_MODELS / "kernel-magnitude"
     # The native-pixel kernel magnitude of the same step for frames with pixels finer than 0.4 mm
-    # (detector scale; used only with kernel_shape; bundled, off by default: on the test split's
-    # real frames with noise it lost, docs/models.md); null (or "off"): those keep the straight
-    # kernel (0.12.0).
-    kernel_shape_detector: Path | None = None
+    # (detector scale; used only with kernel_shape; on by default since sharpray-blind-wiener
+    # 0.34.0, in quiet frames only as blur_gate.shape_detector_* say: in noisy ones it lost on
+    # the test split's real frames, docs/models.md); null (or "off"): those keep the straight
+    # kernel (0.31.0).
+    kernel_shape_detector: Path | None = BUNDLED_MODELS / "kernel-magnitude-detector"
     # A second kernel magnitude for the same step at ≈0.6 mm (the fifth network read eight ways,
     # τ models.kernel_shape.SECOND_THRESHOLDS): where the first read a frame, the correction is
     # the mean of the one with each (sharpray-blind-wiener 0.14.0; the twenty-eighth round);
@@ -360,8 +361,9 @@ class BlurGateSettings(Strict):
     # the native-pixel network of models.kernel_shape_detector reads a frame finer than 0.4 mm
     # only where its measured noise is at least this many quanta per pixel (quiet frames: it
     # gained on real frames without added noise and lost on them with it; the forty-eighth
-    # round, docs/models.md); null: in every frame
-    shape_detector_min_quanta: float | None = Field(None, gt=0)
+    # round, docs/models.md; 5e5 since the forty-ninth: noisy frames read at most 3.5e5); null:
+    # in every frame
+    shape_detector_min_quanta: float | None = Field(5.0e5, gt=0)
     # ... and a kernel it retrieved replaces the straight one only where the frame's spectrum
     # follows the straight kernel less than this (a correlation, models.deblur.
     # kernel_consistency: a straight path it misread as curved follows it closely); null:
@@ -370,10 +372,10 @@ class BlurGateSettings(Strict):
     # ... and a kernel it retrieved replaces the straight one only where the straight fit's
     # specificity (how much better its length fits than 0.6x and 1.5x it: a straight path's
     # periodic dips) is under this (the forty-ninth round, docs/models.md); null: whatever the fit
-    shape_detector_max_specificity: float | None = Field(None, gt=0)
+    shape_detector_max_specificity: float | None = Field(0.177, gt=0)
     # ... and where it keeps the straight kernel there, the Wiener λ halved as for any kernel
-    # it read (wiener_balance_checked_factor); false: as if it had not read the frame
-    shape_detector_kept_halved: bool = True
+    # it read (wiener_balance_checked_factor); false (since 0.34.0): as if it had not read it
+    shape_detector_kept_halved: bool = False
     # the straight kernel drawn (nearest pixels, bilinear or Lanczos-3) the way the frame's
     # spectrum follows best instead of always on the nearest pixels: a line drawn otherwise
     # than the kernel costs the correction 0.3-0.6 dB without noise (the forty-fifth to

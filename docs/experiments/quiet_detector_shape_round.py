@@ -46,8 +46,14 @@ from models.deblur import Deconvolution, MotionAssessment, MotionPolicy, quiet_f
 from models.kernel_shape import load_magnitude_model
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights"
-#: the node as the round runs against it (sharpray-blind-wiener 0.31.0)
-NODE = MotionPolicy()
+#: the node as the round runs against it (sharpray-blind-wiener 0.31.0; since 0.34.0 the default
+#: policy reads detector frames as the forty-ninth round's candidate, pinned back here)
+NODE = replace(
+    MotionPolicy(),
+    shape_detector_min_quanta=None,
+    shape_detector_max_specificity=None,
+    shape_detector_kept_halved=True,
+)
 QUANTA = 1e6
 QUIET = replace(NODE, shape_detector_min_quanta=QUANTA)
 CANDIDATES = {

@@ -122,6 +122,10 @@ DETECTOR_DRAWN_RL_MEAN_VERSION = "0.32.0"
 #: As :data:`DETECTOR_DRAWN_RL_MEAN_VERSION`, the native-pixel network reading quiet frames only
 #: (``MotionPolicy.shape_detector_min_quanta``; the forty-eighth round): 0.33.0
 QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.33.0"
+#: As :data:`QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION`, the retrieved kernel only where the straight
+#: fit is not specific (``MotionPolicy.shape_detector_max_specificity``; the forty-ninth round;
+#: the default, with the noise line at 5·10⁵ and λ as unread where the straight kernel is kept)
+SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.34.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -149,6 +153,9 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
     if follows_from_mm and consistency:
         return CONSISTENCY_RL_MEAN_VERSION, DETECTOR_CONSISTENCY_RL_MEAN_VERSION
     if follows_from_mm and penalty and strong_short and policy.kernel_drawing_by_spectrum:
+        quiet = policy.shape_detector_min_quanta is not None
+        if quiet and policy.shape_detector_max_specificity is not None:
+            return DRAWN_RL_MEAN_VERSION, SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION
         if policy.shape_detector_min_quanta is not None:
             return DRAWN_RL_MEAN_VERSION, QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION
         return DRAWN_RL_MEAN_VERSION, DETECTOR_DRAWN_RL_MEAN_VERSION

@@ -36,6 +36,17 @@ from models.kernel_shape import (
 )
 from tests.support.synthetic import chest_like, power_law_field
 
+#: The native-pixel step as the eighteenth round had it: every frame read, λ halved where it was
+#: read, no limit on a retrieved kernel (the node's default since 0.34.0 reads quiet frames only,
+#: keeps λ where it keeps the straight kernel, and a retrieved one only where the straight fit
+#: is not specific): the base the detector settings' tests change one at a time.
+EIGHTEENTH = replace(
+    MotionPolicy(),
+    shape_detector_min_quanta=None,
+    shape_detector_max_specificity=None,
+    shape_detector_kept_halved=True,
+)
+
 
 def _on_canvas(k: np.ndarray, n: int = 41) -> np.ndarray:
     out = np.zeros((n, n))
@@ -436,7 +447,7 @@ def test_the_native_pixel_step_reads_only_quiet_frames_where_asked() -> None:
     quiet = simulate_motion_blur(sharp, true, np.random.default_rng(5), noise=NoiseSpec(None))
     noisy = simulate_motion_blur(sharp, true, np.random.default_rng(5), noise=NoiseSpec(1e4))
     oracle = _oracle(true)
-    gated = replace(MotionPolicy(), shape_detector_min_quanta=1e6)
+    gated = replace(EIGHTEENTH, shape_detector_min_quanta=1e6)
     # the straight estimate as the node's would be (the test is of the step, not the estimate)
     a = MotionAssessment(MotionEstimate(12.0, 0.0, 0.8, 1, 0.3), 0.2, "blurred")
     for blurred, reads in ((quiet, True), (noisy, False)):
@@ -447,20 +458,18 @@ def test_the_native_pixel_step_reads_only_quiet_frames_where_asked() -> None:
         assert found is not None and found.checked is reads  # the same rule outside deconvolve
         if reads:
             assert done.curved
-            every = deconvolve(
-                blurred, a, MotionPolicy(), magnitude=oracle, detector_magnitude=oracle
-            )
+            every = deconvolve(blurred, a, EIGHTEENTH, magnitude=oracle, detector_magnitude=oracle)
             assert np.array_equal(done.image, every.image)  # a quiet frame: the step as ever
         else:
             without = deconvolve(blurred, a, gated, magnitude=oracle)
             assert np.array_equal(done.image, without.image)
     assert quiet_for_detector(None, gated) is False  # unmeasured: not quiet
-    assert quiet_for_detector(float("inf"), gated) and quiet_for_detector(None, MotionPolicy())
+    assert quiet_for_detector(float("inf"), gated) and quiet_for_detector(None, EIGHTEENTH)
     # at 0.6 mm the setting changes nothing: the network there is the 0.6 mm step's
     small = _textured(4)
     blurred = simulate_motion_blur(small, true, np.random.default_rng(6), noise=NoiseSpec(1e4))
     coarse = MotionAssessment(MotionEstimate(12.0, 0.0, 0.8, 1, 0.3), 0.6, "blurred")
-    one = deconvolve(blurred, coarse, MotionPolicy(), magnitude=oracle)
+    one = deconvolve(blurred, coarse, EIGHTEENTH, magnitude=oracle)
     two = deconvolve(blurred, coarse, gated, magnitude=oracle, detector_magnitude=oracle)
     assert np.array_equal(one.image, two.image)
 
@@ -475,12 +484,12 @@ def test_a_retrieved_kernel_gives_way_where_the_spectrum_follows_the_straight_on
     line = linear_kernel(16.0, 30.0)
     curved = trajectory_kernel(16.0, np.random.default_rng(4), curvature=1.0)
     a = MotionAssessment(MotionEstimate(16.0, 30.0, 0.8, 1, 0.3), 0.2, "blurred")
-    policy = replace(MotionPolicy(), shape_detector_max_consistency=0.65)
+    policy = replace(EIGHTEENTH, shape_detector_max_consistency=0.65)
     straight = simulate_motion_blur(sharp, line, np.random.default_rng(5), noise=NoiseSpec(None))
     wrong = _oracle(curved)  # a network that reads the straight path as curved
     e = to_exposure(straight.astype(np.float64), policy.log_range)
     assert kernel_consistency(e, a.estimate.kernel()) >= 0.65
-    fooled = deconvolve(straight, a, MotionPolicy(), magnitude=wrong, detector_magnitude=wrong)
+    fooled = deconvolve(straight, a, EIGHTEENTH, magnitude=wrong, detector_magnitude=wrong)
     assert fooled.curved
     kept = deconvolve(straight, a, policy, magnitude=wrong, detector_magnitude=wrong)
     assert kept.shape is not None and kept.shape.checked and not kept.curved
@@ -495,7 +504,7 @@ def test_a_retrieved_kernel_gives_way_where_the_spectrum_follows_the_straight_on
     # at 0.6 mm the setting changes nothing (the 0.6 mm step's kernels are its own)
     coarse = replace(a, pixel_spacing_mm=0.6)
     small = straight[:384, :384]
-    one = deconvolve(small, coarse, MotionPolicy(), magnitude=wrong)
+    one = deconvolve(small, coarse, EIGHTEENTH, magnitude=wrong)
     two = deconvolve(small, coarse, policy, magnitude=wrong)
     assert np.array_equal(one.image, two.image)
 
@@ -509,14 +518,14 @@ def test_a_kept_straight_kernel_at_detector_scale_can_keep_the_node_s_regularise
     curved = trajectory_kernel(16.0, np.random.default_rng(4), curvature=1.0)
     a = MotionAssessment(MotionEstimate(16.0, 30.0, 0.8, 1, 0.3), 0.2, "blurred")
     straight = simulate_motion_blur(sharp, line, np.random.default_rng(5), noise=NoiseSpec(None))
-    unread = deconvolve(straight, a, MotionPolicy(), magnitude=_oracle(line))
+    unread = deconvolve(straight, a, EIGHTEENTH, magnitude=_oracle(line))
     assert unread.shape is not None and not unread.shape.checked
     halved = deconvolve(
-        straight, a, MotionPolicy(), magnitude=_oracle(line), detector_magnitude=_oracle(line)
+        straight, a, EIGHTEENTH, magnitude=_oracle(line), detector_magnitude=_oracle(line)
     )
     assert halved.shape is not None and halved.shape.checked and not halved.shape.replaced
     assert not np.array_equal(halved.image, unread.image)  # λ halved where it was read
-    kept = replace(MotionPolicy(), shape_detector_kept_halved=False)
+    kept = replace(EIGHTEENTH, shape_detector_kept_halved=False)
     same = deconvolve(straight, a, kept, magnitude=_oracle(line), detector_magnitude=_oracle(line))
     assert same.shape is not None and same.shape.checked
     assert np.array_equal(same.image, unread.image)
@@ -527,7 +536,7 @@ def test_a_kept_straight_kernel_at_detector_scale_can_keep_the_node_s_regularise
     assert np.array_equal(by_limit.image, unread.image)
     # a retrieved kernel: λ halved whatever the flag
     bent = simulate_motion_blur(sharp, curved, np.random.default_rng(5), noise=NoiseSpec(None))
-    one = deconvolve(bent, a, MotionPolicy(), magnitude=wrong, detector_magnitude=wrong)
+    one = deconvolve(bent, a, EIGHTEENTH, magnitude=wrong, detector_magnitude=wrong)
     two = deconvolve(bent, a, kept, magnitude=wrong, detector_magnitude=wrong)
     assert one.curved and np.array_equal(one.image, two.image)
 
@@ -541,7 +550,7 @@ def test_a_retrieved_kernel_must_explain_the_spectrum_better_than_the_straight_o
     line = linear_kernel(16.0, 30.0)
     curved = trajectory_kernel(16.0, np.random.default_rng(4), curvature=1.0)
     a = MotionAssessment(MotionEstimate(16.0, 30.0, 0.8, 1, 0.3), 0.2, "blurred")
-    policy = replace(MotionPolicy(), shape_detector_better_by=0.0)
+    policy = replace(EIGHTEENTH, shape_detector_better_by=0.0)
     wrong, right = _oracle(curved), _oracle(curved)
     straight = simulate_motion_blur(sharp, line, np.random.default_rng(5), noise=NoiseSpec(None))
     kept = deconvolve(straight, a, policy, magnitude=wrong, detector_magnitude=wrong)
@@ -565,7 +574,7 @@ def test_a_retrieved_kernel_gives_way_where_the_straight_fit_is_specific() -> No
     curved = trajectory_kernel(16.0, np.random.default_rng(4), curvature=1.0)
     straight = simulate_motion_blur(sharp, line, np.random.default_rng(5), noise=NoiseSpec(None))
     wrong = _oracle(curved)  # a network that reads the straight path as curved
-    kept = replace(MotionPolicy(), shape_detector_kept_halved=False)
+    kept = replace(EIGHTEENTH, shape_detector_kept_halved=False)
     limited = replace(kept, shape_detector_max_specificity=0.177)
     specific = MotionAssessment(MotionEstimate(16.0, 30.0, 0.8, 1, 0.25), 0.2, "blurred")
     vague = replace(specific, estimate=replace(specific.estimate, specificity=0.12))
@@ -585,6 +594,6 @@ def test_a_retrieved_kernel_gives_way_where_the_straight_fit_is_specific() -> No
     # at 0.6 mm the setting changes nothing (the 0.6 mm step's kernels are its own)
     coarse = replace(specific, pixel_spacing_mm=0.6)
     small = straight[:384, :384]
-    one = deconvolve(small, coarse, MotionPolicy(), magnitude=wrong)
+    one = deconvolve(small, coarse, EIGHTEENTH, magnitude=wrong)
     two = deconvolve(small, coarse, limited, magnitude=wrong)
     assert np.array_equal(one.image, two.image)

@@ -32,6 +32,7 @@ from node.pipeline.correct import (
     MEAN_VERSION,
     RL_MEAN_VERSION,
     SHAPED_VERSION,
+    SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
     WIENER_VERSION,
     Corrector,
     wiener_info,
@@ -67,11 +68,12 @@ def _collimated_blurred(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _configured(path: Path, blur_gate: str, version: str) -> MotionPolicy:
     """The blur gate's policy from a config.yaml whose ``blur_gate`` holds these (YAML) lines,
-    after checking that the node it configures says ``version``."""
+    after checking that the node it configures says ``version`` (without the native-pixel
+    network, on by default since 0.34.0: these versions are of the step at ≈0.6 mm)."""
     from node.app import load_models
     from node.pipeline.blur_gate import policy as blur_policy
 
-    path.write_text("blur_gate:\n" + blur_gate)
+    path.write_text("models:\n  kernel_shape_detector: off\nblur_gate:\n" + blur_gate)
     s = load_settings(path, environ={})
     assert load_models(s).deblur.info.version == version
     return blur_policy(s.blur_gate)
@@ -228,17 +230,21 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     cfg.write_text("models: {}\n")
     default = load_settings(cfg, environ={})
     assert default.models.kernel_shape == BUNDLED
-    # the detector-scale network is bundled but off (the eighteenth round's test split), the
-    # second network on (the twenty-eighth round), the fallback's steps by the noise for a
+    # the second network on (the twenty-eighth round), the fallback's steps by the noise for a
     # retrieved kernel (the twenty-ninth) and for every kernel at pixels of 0.4 mm and more (the
     # thirtieth); the fallback's cap by the frame's size (the thirty-second) is off; the Wiener
     # penalty's noise floor at detector scale (the fortieth) and the strong short fit (the
     # forty-second) on, the straight kernel drawn as the frame's spectrum follows (the forty-fifth
-    # to forty-seventh): 0.31.0
-    assert default.models.kernel_shape_detector is None
+    # to forty-seventh): 0.31.0; and the native-pixel network at detector scale in quiet frames,
+    # its kernel only where the straight fit is not specific (the forty-ninth): 0.34.0
+    assert default.models.kernel_shape_detector == BUNDLED_MODELS / "kernel-magnitude-detector"
     assert default.models.kernel_shape_second == BUNDLED_MODELS / "kernel-magnitude-second"
     assert default.blur_gate.rl_fallback_budget_max_steps is None
-    assert load_models(default).deblur.info.version == DRAWN_RL_MEAN_VERSION
+    assert load_models(default).deblur.info.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION
+    cfg.write_text("models:\n  kernel_shape_detector: off\n")
+    without = load_models(load_settings(cfg, environ={})).deblur.info
+    assert without.version == DRAWN_RL_MEAN_VERSION == "0.31.0"
+    cfg.write_text("models: {}\n")
     off_by_env = load_settings(cfg, environ={"SHARPRAY_MODELS__KERNEL_SHAPE": "off"})
     assert off_by_env.models.kernel_shape is None
     assert load_models(off_by_env).deblur.info.version == WIENER_VERSION
@@ -284,7 +290,14 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     assert s.models.kernel_shape_detector == BUNDLED
     loaded = load_models(s).deblur
     assert loaded.detector_magnitude is not None
-    assert loaded.info.version == DETECTOR_DRAWN_RL_MEAN_VERSION
+    assert loaded.info.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION
+    # in every frame, no limit: the eighteenth round's step on 0.31.0
+    cfg.write_text(
+        "models:\n  kernel_shape_detector: kernel-magnitude\nblur_gate:\n"
+        "  shape_detector_min_quanta: null\n  shape_detector_max_specificity: null\n"
+    )
+    every = load_models(load_settings(cfg, environ={})).deblur.info
+    assert every.version == DETECTOR_DRAWN_RL_MEAN_VERSION
     cfg.write_text(
         "models:\n  kernel_shape_detector: kernel-magnitude\n  kernel_shape_second: off\n"
     )

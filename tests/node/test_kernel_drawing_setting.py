@@ -24,7 +24,8 @@ from tests.support.synthetic import power_law_field
 
 def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("models: {}\n")
+    # the versions of the step at 0.6 mm: the native-pixel network (on since 0.34.0) off
+    cfg.write_text("models:\n  kernel_shape_detector: off\n")
     default = load_settings(cfg, environ={})
     # the default since sharpray-blind-wiener 0.31.0 (the forty-fifth to forty-seventh rounds)
     gate = default.blur_gate
@@ -32,7 +33,9 @@ def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: 
     assert (gate.kernel_drawing_above_noise, gate.kernel_drawing_margin) == (2.0, 0.02)
     on = policy_of(gate)
     assert load_models(default).deblur.info.version == DRAWN_RL_MEAN_VERSION == "0.31.0"
-    cfg.write_text("blur_gate:\n  kernel_drawing_by_spectrum: false\n")
+    cfg.write_text(
+        "models:\n  kernel_shape_detector: off\nblur_gate:\n  kernel_drawing_by_spectrum: false\n"
+    )
     off_settings = load_settings(cfg, environ={})
     off = policy_of(off_settings.blur_gate)
     assert on.kernel_drawing_by_spectrum and not off.kernel_drawing_by_spectrum

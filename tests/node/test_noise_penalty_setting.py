@@ -24,10 +24,14 @@ from node.pipeline.correct import (
     DETECTOR_NOISE_PENALTY_RL_MEAN_VERSION,
     DRAWN_RL_MEAN_VERSION,
     NOISE_PENALTY_RL_MEAN_VERSION,
+    SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
     Corrector,
     wiener_info,
 )
 from tests.support.synthetic import power_law_field
+
+#: the native-pixel network off (on by default since 0.34.0): the versions of the step at 0.6 mm
+NO_DETECTOR = "models:\n  kernel_shape_detector: off\n"
 
 
 def test_the_floor_is_the_default_and_the_setting_reaches_policy_and_identity(
@@ -42,26 +46,35 @@ def test_the_floor_is_the_default_and_the_setting_reaches_policy_and_identity(
     assert policy_of(default.blur_gate).penalty_noise_finer_than_mm == 0.4
     shipped = load_models(default).deblur.info
     # the default since 0.25.0 (0.31.0 with the forty-second round's gate rule and the
-    # forty-fifth to forty-seventh rounds' drawing on too); 0.25.0 without the gate rule
-    assert shipped.version == DRAWN_RL_MEAN_VERSION == "0.31.0"
+    # forty-fifth to forty-seventh rounds' drawing on too, 0.34.0 with the forty-ninth round's
+    # native-pixel network); 0.25.0 without the gate rule
+    assert shipped.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.34.0"
+    cfg.write_text(NO_DETECTOR)
+    assert load_models(load_settings(cfg, environ={})).deblur.info.version == (
+        DRAWN_RL_MEAN_VERSION
+    )
     said = "at least the measured noise over the anatomy's power spectrum at pixels finer than 0.4"
     assert said in (shipped.description or "")
-    cfg.write_text("blur_gate:\n  wiener_penalty_noise_over_signal: null\n")
+    cfg.write_text(NO_DETECTOR + "blur_gate:\n  wiener_penalty_noise_over_signal: null\n")
     off = load_settings(cfg, environ={})
     assert policy_of(off.blur_gate).penalty_noise_over_signal is None
     before = load_models(off).deblur.info
     assert before.version == ALL_RL_MEAN_VERSION == "0.18.0"
-    assert before.device_uid != shipped.device_uid
+    cfg.write_text(NO_DETECTOR)
+    assert before.device_uid != load_models(load_settings(cfg, environ={})).deblur.info.device_uid
     assert "anatomy's power" not in (before.description or "")
     env = {"SHARPRAY_BLUR_GATE__WIENER_PENALTY_NOISE_OVER_SIGNAL": "2"}
     cfg.write_text("models: {}\n")
     doubled = policy_of(load_settings(cfg, environ=env).blur_gate)
     assert doubled.penalty_noise_over_signal == 2.0
     assert wiener_info(doubled).device_uid != wiener_info(policy_of(default.blur_gate)).device_uid
-    cfg.write_text("models:\n  kernel_shape_detector: kernel-magnitude\n")
+    cfg.write_text(
+        "models:\n  kernel_shape_detector: kernel-magnitude\nblur_gate:\n"
+        "  shape_detector_min_quanta: null\n  shape_detector_max_specificity: null\n"
+    )
     detector = load_models(load_settings(cfg, environ={})).deblur.info
     assert detector.version == DETECTOR_DRAWN_RL_MEAN_VERSION == "0.32.0"
-    cfg.write_text("blur_gate:\n  strong_fit_blurred_from_mm: null\n")
+    cfg.write_text(NO_DETECTOR + "blur_gate:\n  strong_fit_blurred_from_mm: null\n")
     floor_alone = load_models(load_settings(cfg, environ={})).deblur.info
     assert floor_alone.version == NOISE_PENALTY_RL_MEAN_VERSION == "0.25.0"
     cfg.write_text(

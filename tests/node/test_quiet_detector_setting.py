@@ -17,19 +17,39 @@ from node.pipeline.blur_gate import policy as policy_of
 from node.pipeline.correct import (
     DETECTOR_DRAWN_RL_MEAN_VERSION,
     QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION,
+    SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
     wiener_info,
 )
 from tests.support.synthetic import power_law_field
 
 DETECTOR_ON = "models:\n  kernel_shape_detector: kernel-magnitude-detector\n"
+#: the native-pixel step as the eighteenth round had it (every frame, no limit, λ halved)
+EVERY = (
+    "blur_gate:\n  shape_detector_min_quanta: null\n  shape_detector_max_specificity: null\n"
+    "  shape_detector_kept_halved: true\n"
+)
 
 
 def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(DETECTOR_ON)
+    # the default since sharpray-blind-wiener 0.34.0 (the forty-ninth round): the native-pixel
+    # network on, in frames reading 5·10⁵ quanta or more, its kernel only where the straight
+    # fit's specificity is under 0.177, λ as unread where it keeps the straight kernel
+    cfg.write_text("models: {}\n")
+    default = load_settings(cfg, environ={})
+    gate = default.blur_gate
+    assert default.models.kernel_shape_detector is not None
+    assert (gate.shape_detector_min_quanta, gate.shape_detector_max_specificity) == (5e5, 0.177)
+    assert gate.shape_detector_kept_halved is False
+    assert gate.shape_detector_max_consistency is None
+    shipped = load_models(default).deblur.info
+    assert shipped.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.34.0"
+    assert "at pixels finer than 0.4 mm" in (shipped.description or "")
+    # the eighteenth round's step on 0.31.0: every frame, no limit, λ halved where read
+    cfg.write_text(DETECTOR_ON + EVERY)
     every = load_settings(cfg, environ={})
     assert every.blur_gate.shape_detector_min_quanta is None
-    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_min_quanta: 1.0e6\n")
+    cfg.write_text(DETECTOR_ON + EVERY.replace("min_quanta: null", "min_quanta: 1.0e6"))
     quiet = load_settings(cfg, environ={})
     policy = policy_of(quiet.blur_gate)
     assert policy.shape_detector_min_quanta == 1e6
@@ -38,28 +58,30 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     on_every, on_quiet = load_models(every).deblur.info, load_models(quiet).deblur.info
     assert on_every.version == DETECTOR_DRAWN_RL_MEAN_VERSION
     assert on_quiet.version == QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.33.0"
-    assert on_quiet.device_uid != on_every.device_uid
-    cfg.write_text(
-        DETECTOR_ON
-        + "blur_gate:\n  shape_detector_min_quanta: 1.0e6\n  shape_detector_max_consistency: 0.65\n"
-    )
+    assert len({on_quiet.device_uid, on_every.device_uid, shipped.device_uid}) == 3
+    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_max_consistency: 0.65\n")
     limited = load_settings(cfg, environ={})
     assert policy_of(limited.blur_gate).shape_detector_max_consistency == 0.65
     env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_MAX_CONSISTENCY": "0.6"}
     assert load_settings(cfg, environ=env).blur_gate.shape_detector_max_consistency == 0.6
-    assert load_models(limited).deblur.info.device_uid != on_quiet.device_uid
-    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_max_specificity: 0.177\n")
+    assert load_models(limited).deblur.info.device_uid != shipped.device_uid
+    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_max_specificity: 0.2\n")
     specific = load_settings(cfg, environ={})
-    assert policy_of(specific.blur_gate).shape_detector_max_specificity == 0.177
-    env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_MAX_SPECIFICITY": "0.2"}
-    assert load_settings(cfg, environ=env).blur_gate.shape_detector_max_specificity == 0.2
-    assert load_models(specific).deblur.info.device_uid != on_every.device_uid
-    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_kept_halved: false\n")
-    unhalved = load_settings(cfg, environ={})
-    assert policy_of(unhalved.blur_gate).shape_detector_kept_halved is False
-    assert load_models(unhalved).deblur.info.device_uid != on_every.device_uid
-    # without the detector network the setting means nothing: the identity stays
-    plain = dataclasses.replace(policy, shape_detector_min_quanta=None)
+    assert policy_of(specific.blur_gate).shape_detector_max_specificity == 0.2
+    env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_MAX_SPECIFICITY": "0.25"}
+    assert load_settings(cfg, environ=env).blur_gate.shape_detector_max_specificity == 0.25
+    assert load_models(specific).deblur.info.device_uid != shipped.device_uid
+    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_kept_halved: true\n")
+    halved = load_settings(cfg, environ={})
+    assert policy_of(halved.blur_gate).shape_detector_kept_halved is True
+    assert load_models(halved).deblur.info.device_uid != shipped.device_uid
+    # without the detector network the settings mean nothing: the identity stays 0.31.0's
+    cfg.write_text("models:\n  kernel_shape_detector: off\n")
+    off = load_models(load_settings(cfg, environ={})).deblur.info
+    assert off.version == "0.31.0"
+    plain = dataclasses.replace(
+        policy, shape_detector_min_quanta=None, shape_detector_max_specificity=None
+    )
     assert wiener_info(policy).device_uid == wiener_info(plain).device_uid
 
 

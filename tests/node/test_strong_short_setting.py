@@ -21,6 +21,7 @@ from node.pipeline.correct import (
     DETECTOR_DRAWN_RL_MEAN_VERSION,
     DRAWN_RL_MEAN_VERSION,
     NOISE_PENALTY_RL_MEAN_VERSION,
+    SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
     Corrector,
 )
 from tests.support.synthetic import make_cr, power_law_field
@@ -38,16 +39,24 @@ def test_the_rule_is_the_default_and_the_setting_reaches_policy_and_identity(
     pol = policy_of(gate)
     assert (pol.strong_short_from_mm, pol.strong_short_min_confidence) == (0.8, 0.7)
     assert pol.strong_short_min_specificity == 0.15
-    shipped = load_models(default).deblur.info
+    assert load_models(default).deblur.info.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION
+    # the versions of the step at 0.6 mm: the native-pixel network (on since 0.34.0) off
+    cfg.write_text("models:\n  kernel_shape_detector: off\n")
+    shipped = load_models(load_settings(cfg, environ={})).deblur.info
     assert shipped.version == DRAWN_RL_MEAN_VERSION == "0.31.0"
-    cfg.write_text("blur_gate:\n  strong_fit_blurred_from_mm: null\n")
+    cfg.write_text(
+        "models:\n  kernel_shape_detector: off\nblur_gate:\n  strong_fit_blurred_from_mm: null\n"
+    )
     before = load_models(load_settings(cfg, environ={})).deblur.info
     assert before.version == NOISE_PENALTY_RL_MEAN_VERSION == "0.25.0"
     assert before.device_uid != shipped.device_uid
     env = {"SHARPRAY_BLUR_GATE__STRONG_FIT_BLURRED_CONFIDENCE": "0.75"}
     cfg.write_text("models: {}\n")
     assert policy_of(load_settings(cfg, environ=env).blur_gate).strong_short_min_confidence == 0.75
-    cfg.write_text("models:\n  kernel_shape_detector: kernel-magnitude\n")
+    cfg.write_text(
+        "models:\n  kernel_shape_detector: kernel-magnitude\nblur_gate:\n"
+        "  shape_detector_min_quanta: null\n  shape_detector_max_specificity: null\n"
+    )
     detector = load_models(load_settings(cfg, environ={})).deblur.info
     assert detector.version == DETECTOR_DRAWN_RL_MEAN_VERSION == "0.32.0"
     cfg.write_text("blur_gate:\n  blurred_from_mm: 0.7\n")
