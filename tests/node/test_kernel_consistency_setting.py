@@ -23,7 +23,6 @@ from node.pipeline.correct import (
 )
 from tests.support.synthetic import power_law_field
 
-
 #: the native-pixel network off (on by default since 0.34.0)
 NO_DETECTOR = "models:\n  kernel_shape_detector: off\n"
 
