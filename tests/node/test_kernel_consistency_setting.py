@@ -26,6 +26,7 @@ from tests.support.synthetic import power_law_field
 #: the native-pixel network off (on by default since 0.34.0)
 NO_DETECTOR = "models:\n  kernel_shape_detector: off\n"
 
+
 def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     # the versions of the step at 0.6 mm: the native-pixel network (on since 0.34.0) off
