@@ -117,13 +117,7 @@ def read(rows: list[dict[str, Any]], part: str) -> Iterator[dict[str, Any]]:
             left, right = slice(0, w), slice(w, 2 * w)
             g1, r1 = _heldout(c.blurred, a, straight, left, right)
             g2, r2 = _heldout(c.blurred, a, straight, right, left)
-            yield {
-                "image": name,
-                "set": mode,
-                "scene": c.scene,
-                "kind": c.kind,
-                "mm": c.mm,
-                "noise": c.noise,
+            yield c.row(set=mode) | {
                 "gain_over_node": r[LABEL] - r["node"],
                 "confidence": a.estimate.confidence,
                 "specificity": a.estimate.specificity,

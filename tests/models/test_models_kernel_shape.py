@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -501,11 +502,17 @@ def test_a_retrieved_kernel_gives_way_where_the_spectrum_follows_the_straight_on
     assert kernel_consistency(e, a.estimate.kernel()) < 0.65
     right = _oracle(curved)
     assert deconvolve(bent, a, policy, magnitude=right, detector_magnitude=right).curved
-    # at 0.6 mm the setting changes nothing (the 0.6 mm step's kernels are its own)
+    _unchanged_at_coarse_pixels(straight, a, policy, wrong)
+
+
+def _unchanged_at_coarse_pixels(
+    blurred: np.ndarray, a: MotionAssessment, policy: MotionPolicy, magnitude: Callable[..., Any]
+) -> None:
+    """At 0.6 mm a detector setting changes nothing (the 0.6 mm step's kernels are its own)."""
     coarse = replace(a, pixel_spacing_mm=0.6)
-    small = straight[:384, :384]
-    one = deconvolve(small, coarse, EIGHTEENTH, magnitude=wrong)
-    two = deconvolve(small, coarse, policy, magnitude=wrong)
+    small = blurred[:384, :384]
+    one = deconvolve(small, coarse, EIGHTEENTH, magnitude=magnitude)
+    two = deconvolve(small, coarse, policy, magnitude=magnitude)
     assert np.array_equal(one.image, two.image)
 
 
@@ -591,9 +598,4 @@ def test_a_retrieved_kernel_gives_way_where_the_straight_fit_is_specific() -> No
     assert found is not None and found.checked and not found.replaced
     # a fit that is not specific: the retrieved kernel stays
     assert deconvolve(straight, vague, limited, magnitude=wrong, detector_magnitude=wrong).curved
-    # at 0.6 mm the setting changes nothing (the 0.6 mm step's kernels are its own)
-    coarse = replace(specific, pixel_spacing_mm=0.6)
-    small = straight[:384, :384]
-    one = deconvolve(small, coarse, EIGHTEENTH, magnitude=wrong)
-    two = deconvolve(small, coarse, limited, magnitude=wrong)
-    assert np.array_equal(one.image, two.image)
+    _unchanged_at_coarse_pixels(straight, specific, limited, wrong)

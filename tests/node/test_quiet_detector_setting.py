@@ -59,18 +59,16 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     assert on_every.version == DETECTOR_DRAWN_RL_MEAN_VERSION
     assert on_quiet.version == QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.33.0"
     assert len({on_quiet.device_uid, on_every.device_uid, shipped.device_uid}) == 3
-    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_max_consistency: 0.65\n")
-    limited = load_settings(cfg, environ={})
-    assert policy_of(limited.blur_gate).shape_detector_max_consistency == 0.65
-    env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_MAX_CONSISTENCY": "0.6"}
-    assert load_settings(cfg, environ=env).blur_gate.shape_detector_max_consistency == 0.6
-    assert load_models(limited).deblur.info.device_uid != shipped.device_uid
-    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_max_specificity: 0.2\n")
-    specific = load_settings(cfg, environ={})
-    assert policy_of(specific.blur_gate).shape_detector_max_specificity == 0.2
-    env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_MAX_SPECIFICITY": "0.25"}
-    assert load_settings(cfg, environ=env).blur_gate.shape_detector_max_specificity == 0.25
-    assert load_models(specific).deblur.info.device_uid != shipped.device_uid
+    for name, value, by_env in (
+        ("shape_detector_max_consistency", 0.65, 0.6),
+        ("shape_detector_max_specificity", 0.2, 0.25),
+    ):
+        cfg.write_text(DETECTOR_ON + f"blur_gate:\n  {name}: {value}\n")
+        limited = load_settings(cfg, environ={})
+        assert getattr(policy_of(limited.blur_gate), name) == value
+        env = {f"SHARPRAY_BLUR_GATE__{name.upper()}": str(by_env)}
+        assert getattr(load_settings(cfg, environ=env).blur_gate, name) == by_env
+        assert load_models(limited).deblur.info.device_uid != shipped.device_uid
     cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_kept_halved: true\n")
     halved = load_settings(cfg, environ={})
     assert policy_of(halved.blur_gate).shape_detector_kept_halved is True
