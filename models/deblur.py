@@ -878,22 +878,19 @@ def _shape(
     ):
         return found
     straight = est.kernel()
-    limited = most_specific is not None and not est.specificity < most_specific
-    reason = "the straight fit's dips are specific" if limited else ""
-    if (most is not None or better_by is not None) and not limited:
+    reason = ""  # why the straight kernel is kept; "": the retrieved one stays
+    if most_specific is not None and not est.specificity < most_specific:
+        reason = "the straight fit's dips are specific"
+    elif most is not None or better_by is not None:
         follows = kernel_consistency(exposure, straight)
-        limited = most is not None and follows >= most
-        if better_by is not None and not limited:
-            limited = not kernel_consistency(exposure, found.kernel) >= follows + better_by
-    if not limited:
+        if (most is not None and follows >= most) or (
+            better_by is not None
+            and not kernel_consistency(exposure, found.kernel) >= follows + better_by
+        ):
+            reason = "the frame's spectrum follows the straight kernel"
+    if not reason:
         return found
-    return replace(
-        found,
-        kernel=straight,
-        replaced=False,
-        fit=float("nan"),
-        reason=reason or "the frame's spectrum follows the straight kernel",
-    )
+    return replace(found, kernel=straight, replaced=False, fit=float("nan"), reason=reason)
 
 
 def deconvolve(

@@ -44,6 +44,7 @@ from round_design import cases_of, round_parser
 
 from models.blur import to_exposure
 from models.deblur import assess_motion, find_shape, kernel_consistency
+from models.kernel_shape import MagnitudeEstimator
 from models.metrics import roc_auc
 
 LABEL = "q5_kept"
@@ -79,14 +80,18 @@ def spread(kernel: np.ndarray, angle_deg: float) -> float:
 
 
 def _heldout(
-    image01: np.ndarray, a: Any, straight: np.ndarray, read: slice, check: slice
+    image01: np.ndarray,
+    a: Any,
+    straight: np.ndarray,
+    read: slice,
+    check: slice,
+    nets: tuple[MagnitudeEstimator, MagnitudeEstimator | None],
 ) -> tuple[float, bool]:
-    """The network read on ``image01[:, read]``; its kernel's consistency on ``[:, check]`` over
-    the straight kernel's there (0 where the read half keeps the straight kernel)."""
+    """The networks ``nets`` read on ``image01[:, read]``; the kernel's consistency on
+    ``[:, check]`` over the straight kernel's there (0 where the read half keeps the straight
+    kernel)."""
     policy = CANDIDATES[LABEL]
-    first, detector = networks()[LABEL]
-    assert first is not None
-    shape = find_shape(image01[:, read], a, policy, first, detector)
+    shape = find_shape(image01[:, read], a, policy, *nets)
     if shape is None or not shape.replaced:
         return 0.0, False
     e = to_exposure(np.asarray(image01[:, check], dtype=np.float64), policy.log_range)
@@ -99,6 +104,7 @@ def read(rows: list[dict[str, Any]], part: str) -> Iterator[dict[str, Any]]:
     policy = CANDIDATES[LABEL]
     first, detector = networks()[LABEL]
     assert first is not None
+    nets = (first, detector)
     keyed = {_key(r): r for r in rows}
     modes = {r["image"]: r["set"] for r in rows}
     i, k = (int(x) for x in part.split("/"))
@@ -115,8 +121,9 @@ def read(rows: list[dict[str, Any]], part: str) -> Iterator[dict[str, Any]]:
             e = to_exposure(np.asarray(c.blurred, dtype=np.float64), policy.log_range)
             w = c.blurred.shape[1] // 2
             left, right = slice(0, w), slice(w, 2 * w)
-            g1, r1 = _heldout(c.blurred, a, straight, left, right)
-            g2, r2 = _heldout(c.blurred, a, straight, right, left)
+            g1, r1 = _heldout(c.blurred, a, straight, left, right, nets)
+            g2, r2 = _heldout(c.blurred, a, straight, right, left, nets)
+            follows = kernel_consistency(e, straight)
             yield c.row(set=mode) | {
                 "gain_over_node": r[LABEL] - r["node"],
                 "confidence": a.estimate.confidence,
@@ -124,9 +131,8 @@ def read(rows: list[dict[str, Any]], part: str) -> Iterator[dict[str, Any]]:
                 "estimated_mm": a.estimate.length_px * 0.2,
                 "distance": shape.distance,
                 "fit": shape.fit,
-                "consistency": kernel_consistency(e, straight),
-                "consistency_gain": kernel_consistency(e, shape.kernel)
-                - kernel_consistency(e, straight),
+                "consistency": follows,
+                "consistency_gain": kernel_consistency(e, shape.kernel) - follows,
                 "heldout_gain": (g1 + g2) / 2,
                 "heldout_agree": float(r1) + float(r2),
                 "spread": spread(shape.kernel, a.estimate.angle_deg)
@@ -174,6 +180,7 @@ def summary(measured_rows: list[dict[str, Any]], rows: list[dict[str, Any]]) -> 
             print(f"  {name:16s} AUC (high = lost) {auc:.3f}; range {lo:.3f} … {hi:.3f}")
     print("limits (mean over all / worst group, per set):")
     sets = sorted({m["set"] for m in measured_rows})
+    rows_of = {mode: [r for r in rows if r.get("set") == mode] for mode in sets}
     for name in MEASURES:
         values = np.array([m[name] for m in measured_rows], dtype=float)
         values = values[np.isfinite(values)]
@@ -184,8 +191,7 @@ def summary(measured_rows: list[dict[str, Any]], rows: list[dict[str, Any]]) -> 
             ):
                 cells = []
                 for mode in sets:
-                    set_rows = [r for r in rows if r.get("set") == mode]
-                    _, mean, worst = _limited(set_rows, measured, keep)
+                    _, mean, worst = _limited(rows_of[mode], measured, keep)
                     cells.append(f"{mode} {mean:+.3f} / {worst:+.3f}")
                 print(f"  keep where {name} {side} {t:g}: " + "; ".join(cells))
 

@@ -156,7 +156,7 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
         quiet = policy.shape_detector_min_quanta is not None
         if quiet and policy.shape_detector_max_specificity is not None:
             return DRAWN_RL_MEAN_VERSION, SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION
-        if policy.shape_detector_min_quanta is not None:
+        if quiet:
             return DRAWN_RL_MEAN_VERSION, QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION
         return DRAWN_RL_MEAN_VERSION, DETECTOR_DRAWN_RL_MEAN_VERSION
     if follows_from_mm and penalty and strong_short:
