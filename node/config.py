@@ -376,6 +376,11 @@ class BlurGateSettings(Strict):
     # ... and where it keeps the straight kernel there, the Wiener λ halved as for any kernel
     # it read (wiener_balance_checked_factor); false (since 0.34.0): as if it had not read it
     shape_detector_kept_halved: bool = False
+    # ... and where the retrieved kernel's Wiener result rings (the Richardson-Lucy fallback:
+    # collimation, markers), the frame corrected as without the network (the eighteenth round);
+    # false: Richardson-Lucy with the retrieved kernel, as at 0.4 mm and coarser (the fiftieth
+    # round, docs/models.md)
+    shape_detector_fallback_unshaped: bool = True
     # the straight kernel drawn (nearest pixels, bilinear or Lanczos-3) the way the frame's
     # spectrum follows best instead of always on the nearest pixels: a line drawn otherwise
     # than the kernel costs the correction 0.3-0.6 dB without noise (the forty-fifth to

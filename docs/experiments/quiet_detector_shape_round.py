@@ -150,7 +150,61 @@ FORTY_NINTH = replace(
     LOOK, seed_key="detector-discriminator", validation_offset=190, mhh_validation_offset=2
 )
 
+#: the fiftieth round (docs/models.md): the node as built (sharpray-blind-wiener 0.34.0, both
+#: networks) against the retrieved kernel in the Richardson-Lucy fallback at detector scale
+NODE_34 = MotionPolicy()
+FALLBACK_CANDIDATES = {
+    "rl": replace(NODE_34, shape_detector_fallback_unshaped=False),
+    "rl10": replace(NODE_34, shape_detector_fallback_unshaped=False, shape_rl_follows_noise=False),
+}
+UNSHAPED_REASON = "the retrieved kernel's Wiener result rang"
+
+
+def _retrieved_fallback(d: Deconvolution) -> bool | None:
+    replaced = d.shape is not None and d.shape.replaced
+    return True if replaced and d.method == "richardson-lucy" else None
+
+
+def _not_unshaped(
+    blurred: np.ndarray, a: MotionAssessment, policy: MotionPolicy, built: Deconvolution
+) -> bool:
+    """A candidate differs from 0.34.0 only where 0.34.0 corrected the frame without the shape
+    step because the retrieved kernel's Wiener result rang."""
+    return built.shape is None or not built.shape.reason.startswith(UNSHAPED_REASON)
+
+
+def _both_networks() -> Mapping[str, Networks]:
+    first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
+    detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
+    return {label: (first, detector) for label in ("node", *FALLBACK_CANDIDATES)}
+
+
+#: ``--fiftieth --look-sets --validation [--look]``: the look, on the forty-eighth round's look sets
+#: with their seeds; ``--fiftieth --validation [--look]``: the validation, Kermany every 200th
+#: train image from the 110th (fresh), MHH every third unnamed training image from the first
+#: (seen), with the round's own seeds
+FIFTIETH_LOOK = replace(
+    LOOK,
+    candidates=FALLBACK_CANDIDATES,
+    detail=("fallback", _retrieved_fallback),
+    counted_as="fallback",
+    harmed_share=1.0,
+    node=NODE_34,
+    same_as_node=_not_unshaped,
+    networks=_both_networks,
+)
+FIFTIETH = replace(
+    FIFTIETH_LOOK, seed_key="fallback-retrieved", validation_offset=110, mhh_validation_offset=0
+)
+
 if __name__ == "__main__":
+    if "--fiftieth" in sys.argv:
+        sys.argv.remove("--fiftieth")
+        look_sets = "--look-sets" in sys.argv
+        if look_sets:
+            sys.argv.remove("--look-sets")
+        round_main(FIFTIETH_LOOK if look_sets else FIFTIETH)
+        sys.exit(0)
     # ``--forty-fourth``: the look, on the forty-fourth round's validation sets with its seeds
     # (``--validation`` and ``--validation --look`` with it)
     if "--forty-fourth" in sys.argv:

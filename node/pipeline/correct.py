@@ -126,6 +126,10 @@ QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.33.0"
 #: fit is not specific (``MotionPolicy.shape_detector_max_specificity``; the forty-ninth round;
 #: the default, with the noise line at 5·10⁵ and λ as unread where the straight kernel is kept)
 SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.34.0"
+#: As :data:`SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION`, the Richardson-Lucy fallback with the
+#: retrieved kernel at detector scale too (``MotionPolicy.shape_detector_fallback_unshaped``
+#: false; the fiftieth round's candidate)
+FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.35.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -155,6 +159,8 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
     if follows_from_mm and penalty and strong_short and policy.kernel_drawing_by_spectrum:
         quiet = policy.shape_detector_min_quanta is not None
         if quiet and policy.shape_detector_max_specificity is not None:
+            if not policy.shape_detector_fallback_unshaped:
+                return DRAWN_RL_MEAN_VERSION, FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION
             return DRAWN_RL_MEAN_VERSION, SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION
         if quiet:
             return DRAWN_RL_MEAN_VERSION, QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION

@@ -28,3 +28,11 @@ def test_correction_bench_times_both_paths_against_skimage(tmp_path: Path) -> No
     (cap,) = res["fallback_cap"]
     assert cap["size"] == 384 and cap["steps_cap_40"] == 40 and cap["steps_budget"] == 120
     assert cap["cap_40_s"] > 0 and cap["budget_s"] > 0
+    fallback = res["detector_fallback"]
+    assert fallback is not None and fallback["pixel_spacing_mm"] == 0.2
+    for label in ("node", "retrieved_in_fallback"):
+        assert fallback[label]["method"] in ("wiener", "richardson-lucy")
+        assert fallback[label]["deconvolve_s"] > 0
+    # as built, a ringing retrieved kernel gives way: the node's fallback never keeps it
+    node = fallback["node"]
+    assert not (node["replaced"] and node["method"] == "richardson-lucy")

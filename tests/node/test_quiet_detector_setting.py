@@ -16,6 +16,7 @@ from node.config import load_settings
 from node.pipeline.blur_gate import policy as policy_of
 from node.pipeline.correct import (
     DETECTOR_DRAWN_RL_MEAN_VERSION,
+    FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION,
     QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION,
     SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
     wiener_info,
@@ -73,6 +74,16 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     halved = load_settings(cfg, environ={})
     assert policy_of(halved.blur_gate).shape_detector_kept_halved is True
     assert load_models(halved).deblur.info.device_uid != shipped.device_uid
+    # the fiftieth round's candidate: the fallback with the retrieved kernel at detector scale
+    assert default.blur_gate.shape_detector_fallback_unshaped is True
+    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_fallback_unshaped: false\n")
+    retrieved = load_settings(cfg, environ={})
+    assert policy_of(retrieved.blur_gate).shape_detector_fallback_unshaped is False
+    env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_FALLBACK_UNSHAPED": "true"}
+    assert load_settings(cfg, environ=env).blur_gate.shape_detector_fallback_unshaped is True
+    in_fallback = load_models(retrieved).deblur.info
+    assert in_fallback.version == FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.35.0"
+    assert in_fallback.device_uid != shipped.device_uid
     # without the detector network the settings mean nothing: the identity stays 0.31.0's
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
     off = load_models(load_settings(cfg, environ={})).deblur.info
