@@ -186,6 +186,11 @@ class MotionPolicy:
     # Richardson-Lucy fallback), the frame is corrected as without the shape step (the
     # eighteenth round; False: as the sixteenth round's candidate).
     shape_detector_fallback_unshaped: bool = True
+    #: ... except where the retrieved kernel's fit (:attr:`models.kernel_shape.KernelShape.fit`:
+    #: its magnitude's error against the learned one) is under this: there the fallback runs with
+    #: the retrieved kernel (the fifty-first round's candidate, docs/models.md: a kernel the phase
+    #: retrieval matched closely survives Richardson-Lucy's many steps); None: nowhere.
+    shape_detector_fallback_max_fit: float | None = None
     #: ... and there the native-pixel network reads only frames whose measured noise is at
     #: least this many quanta per pixel (quiet frames; unmeasured: not quiet); None: every frame.
     #: The forty-eighth round's candidate (docs/models.md): the eighteenth round's step lost on
@@ -893,6 +898,14 @@ def _shape(
     return replace(found, kernel=straight, replaced=False, fit=float("nan"), reason=reason)
 
 
+def fits_for_fallback(shape: KernelShape, policy: MotionPolicy) -> bool:
+    """Whether a retrieved kernel whose Wiener result rang at detector scale keeps its place in
+    the Richardson-Lucy fallback although ``shape_detector_fallback_unshaped`` is set: its fit
+    under ``shape_detector_fallback_max_fit``."""
+    most = policy.shape_detector_fallback_max_fit
+    return most is not None and math.isfinite(shape.fit) and shape.fit < most
+
+
 def deconvolve(
     image01: NDArray[np.floating],
     assessment: MotionAssessment,
@@ -990,6 +1003,7 @@ def deconvolve(
             and policy.shape_detector_fallback_unshaped
             and finest is not None
             and assessment.pixel_spacing_mm < finest
+            and not fits_for_fallback(shape, policy)
         ):
             unshaped = KernelShape(
                 assessment.estimate.kernel(),

@@ -287,6 +287,7 @@ def evaluate_deblur(
     detector_max_consistency: float | None = None,
     detector_kept_halved: bool = True,
     detector_max_specificity: float | None = None,
+    detector_fallback_max_fit: float | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
 
@@ -313,7 +314,9 @@ def evaluate_deblur(
     spectrum follows the straight kernel less than so much, and (``detector_kept_halved`` False)
     λ as if unread where it keeps the straight kernel (the forty-eighth round);
     ``detector_max_specificity``: its retrieved kernel only where the straight fit's
-    specificity is under so much (the forty-ninth round)."""
+    specificity is under so much (the forty-ninth round); ``detector_fallback_max_fit``: where its
+    retrieved kernel's Wiener result rings, Richardson-Lucy with that kernel where its fit is
+    under so much (the fifty-first round)."""
     import dataclasses
 
     from models.deblur import MotionPolicy, assess_motion, correct, deconvolve, refiner_inputs
@@ -448,6 +451,7 @@ def evaluate_deblur(
             shape_detector_max_consistency=detector_max_consistency,
             shape_detector_kept_halved=detector_kept_halved,
             shape_detector_max_specificity=detector_max_specificity,
+            shape_detector_fallback_max_fit=detector_fallback_max_fit,
         )
         methods["blind_wiener_node_detector_shape"] = (
             node_with(
@@ -736,6 +740,13 @@ def main(argv: list[str] | None = None) -> int:
         "(blur_gate.shape_detector_max_specificity)",
     )
     ap.add_argument(
+        "--detector-fallback-max-fit",
+        type=float,
+        default=None,
+        help="where its retrieved kernel's Wiener result rings, Richardson-Lucy with that kernel "
+        "where its fit is under this (blur_gate.shape_detector_fallback_max_fit)",
+    )
+    ap.add_argument(
         "--detector-kept-unhalved",
         action="store_true",
         help="where it keeps the straight kernel, λ as if unread "
@@ -802,6 +813,7 @@ def main(argv: list[str] | None = None) -> int:
             args.detector_max_consistency,
             not args.detector_kept_unhalved,
             args.detector_max_specificity,
+            args.detector_fallback_max_fit,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

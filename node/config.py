@@ -381,6 +381,10 @@ class BlurGateSettings(Strict):
     # false: Richardson-Lucy with the retrieved kernel, as at 0.4 mm and coarser (the fiftieth
     # round, docs/models.md)
     shape_detector_fallback_unshaped: bool = True
+    # ... except where the retrieved kernel's fit (its magnitude's error against the network's)
+    # is under this: Richardson-Lucy with it there (the fifty-first round, docs/models.md);
+    # null: nowhere
+    shape_detector_fallback_max_fit: float | None = Field(None, gt=0)
     # the straight kernel drawn (nearest pixels, bilinear or Lanczos-3) the way the frame's
     # spectrum follows best instead of always on the nearest pixels: a line drawn otherwise
     # than the kernel costs the correction 0.3-0.6 dB without noise (the forty-fifth to

@@ -156,6 +156,9 @@ NODE_34 = MotionPolicy()
 FALLBACK_CANDIDATES = {
     "rl": replace(NODE_34, shape_detector_fallback_unshaped=False),
     "rl10": replace(NODE_34, shape_detector_fallback_unshaped=False, shape_rl_follows_noise=False),
+    # the fifty-first round's candidate, chosen on the look by detector_discriminator_look.py
+    # --fiftieth: the retrieved kernel in the fallback only where its fit is under 0.058
+    "rl_fit058": replace(NODE_34, shape_detector_fallback_max_fit=0.058),
 }
 UNSHAPED_REASON = "the retrieved kernel's Wiener result rang"
 

@@ -130,6 +130,9 @@ SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.34.0"
 #: retrieved kernel at detector scale too (``MotionPolicy.shape_detector_fallback_unshaped``
 #: false; the fiftieth round's candidate)
 FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.35.0"
+#: ... the retrieved kernel in that fallback only where its fit is under
+#: ``MotionPolicy.shape_detector_fallback_max_fit`` (the fifty-first round's candidate)
+FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.36.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -161,6 +164,8 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
         if quiet and policy.shape_detector_max_specificity is not None:
             if not policy.shape_detector_fallback_unshaped:
                 return DRAWN_RL_MEAN_VERSION, FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION
+            if policy.shape_detector_fallback_max_fit is not None:
+                return DRAWN_RL_MEAN_VERSION, FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION
             return DRAWN_RL_MEAN_VERSION, SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION
         if quiet:
             return DRAWN_RL_MEAN_VERSION, QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION
@@ -264,6 +269,9 @@ def wiener_info(
                 described["shape_detector_least_px"] = policy.shape_detector_least_px
             if policy.shape_detector_fallback_unshaped:
                 described["shape_detector_fallback_unshaped"] = True
+                if policy.shape_detector_fallback_max_fit is not None:
+                    most = policy.shape_detector_fallback_max_fit
+                    described["shape_detector_fallback_max_fit"] = most
             if policy.shape_detector_min_quanta is not None:
                 described["shape_detector_min_quanta"] = policy.shape_detector_min_quanta
             if not policy.shape_detector_kept_halved:

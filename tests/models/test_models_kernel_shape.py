@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -429,6 +430,16 @@ def test_where_the_retrieved_kernel_rings_the_candidate_corrects_as_without_the_
     built = deconvolve(blurred, a, policy)
     assert not done.curved and np.array_equal(done.image, built.image)
     assert done.shape is not None and "rang" in done.shape.reason
+    # the fifty-first round's candidate: a retrieved kernel that fits its magnitude closely keeps
+    # its place in the fallback (exactly the sixteenth's correction), one that does not gives way
+    assert shaped.shape is not None and math.isfinite(shaped.shape.fit)
+    fits = replace(candidate, shape_detector_fallback_max_fit=shaped.shape.fit * 1.01)
+    kept = deconvolve(blurred, a, fits, magnitude=oracle, detector_magnitude=oracle)
+    assert kept.curved and kept.method == "richardson-lucy"
+    assert np.array_equal(kept.image, shaped.image)
+    loose = replace(candidate, shape_detector_fallback_max_fit=shaped.shape.fit * 0.99)
+    given = deconvolve(blurred, a, loose, magnitude=oracle, detector_magnitude=oracle)
+    assert not given.curved and np.array_equal(given.image, built.image)
     # at 0.6 mm the flag changes nothing: it is the detector-scale step's
     coarse = assess_motion(blurred, 0.6, policy)
     if coarse.blurred:

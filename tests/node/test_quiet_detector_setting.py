@@ -17,6 +17,7 @@ from node.pipeline.blur_gate import policy as policy_of
 from node.pipeline.correct import (
     DETECTOR_DRAWN_RL_MEAN_VERSION,
     FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION,
+    FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION,
     QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION,
     SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
     wiener_info,
@@ -84,6 +85,16 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     in_fallback = load_models(retrieved).deblur.info
     assert in_fallback.version == FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.35.0"
     assert in_fallback.device_uid != shipped.device_uid
+    # the fifty-first round's candidate: the retrieved kernel in the fallback where it fits
+    assert default.blur_gate.shape_detector_fallback_max_fit is None
+    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_fallback_max_fit: 0.058\n")
+    fitting = load_settings(cfg, environ={})
+    assert policy_of(fitting.blur_gate).shape_detector_fallback_max_fit == 0.058
+    env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_FALLBACK_MAX_FIT": "0.07"}
+    assert load_settings(cfg, environ=env).blur_gate.shape_detector_fallback_max_fit == 0.07
+    where_fits = load_models(fitting).deblur.info
+    assert where_fits.version == FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.36.0"
+    assert len({where_fits.device_uid, in_fallback.device_uid, shipped.device_uid}) == 3
     # without the detector network the settings mean nothing: the identity stays 0.31.0's
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
     off = load_models(load_settings(cfg, environ={})).deblur.info
