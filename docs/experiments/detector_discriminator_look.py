@@ -31,7 +31,8 @@ runs/dd-why-*.json --rows runs/dd-*[01].json``. docs/models.md, the thirty-fourt
 where the fiftieth round's ``rl`` took the Richardson-Lucy fallback with the retrieved kernel
 (rows of ``quiet_detector_shape_round.py --fiftieth --look-sets --validation [--look]``), the
 limits for ``rl`` and ``rl10`` alike, and how much farther the retrieved kernel lies from the
-true one than the straight kernel (``kernel_error_gain``: a diagnosis, never a limit).
+true one than the straight kernel (``kernel_error_gain``: a diagnosis, never a limit);
+``--summary … --pairs fit estimated_mm``: limits on two measures together (the fifty-second round).
 """
 
 from __future__ import annotations
@@ -272,6 +273,46 @@ def _summary_of(
     return admissible
 
 
+def pairs(
+    measured_rows: list[dict[str, Any]], rows: list[dict[str, Any]], first: str, second: str
+) -> None:
+    """For each label, the limits on two measures together (kept where ``first`` is under one of
+    its deciles and ``second`` under one of its): those meeting the go-on rule on every set, by
+    the mean over all sets' cases (ties: the fewer cases kept)."""
+    measured = {_key(m): m for m in measured_rows}
+    sets = sorted({m["set"] for m in measured_rows})
+    rows_of = {mode: [r for r in rows if r.get("set") == mode] for mode in sets}
+
+    def deciles(name: str) -> np.ndarray:
+        v = np.array([m[name] for m in measured_rows], dtype=float)
+        return np.unique(np.round(np.percentile(v[np.isfinite(v)], np.arange(10, 101, 10)), 3))
+
+    admissible: list[tuple[float, int, str]] = []
+    for label in TARGET.labels:
+        for a in deciles(first):
+            for b in deciles(second):
+
+                def keep(m: dict[str, Any], a: float = a, b: float = b) -> bool:
+                    return bool(m[first] < a and m[second] < b)
+
+                met, total, count, cells = True, 0.0, 0, []
+                for mode in sets:
+                    node_mean, mean, worst, node_harmed, harmed = _limited(
+                        rows_of[mode], measured, keep, label
+                    )
+                    met &= mean >= node_mean and worst >= -0.1 and harmed <= node_harmed
+                    n = sum(1 for r in rows_of[mode] if r["noise"] == "none" and label in r)
+                    total, count = total + mean * n, count + n
+                    cells.append(f"{mode} {mean:+.3f} / {worst:+.3f} / {node_harmed}→{harmed}")
+                kept = sum(1 for m in measured_rows if keep(m))
+                what = f"{label}, {first} < {a:g} and {second} < {b:g} ({kept} kept): "
+                if met:
+                    admissible.append((total / count, -kept, what + "; ".join(cells)))
+    print(f"pairs meeting the go-on rule on every set ({len(admissible)}), best ten:")
+    for mean, _, what in sorted(admissible, reverse=True)[:10]:
+        print(f"  {mean:+.4f}  {what}")
+
+
 def main() -> None:
     global TARGET
     if "--fiftieth" in sys.argv:
@@ -279,7 +320,11 @@ def main() -> None:
         TARGET = IN_FALLBACK
     ap = round_parser()
     ap.add_argument("--rows", nargs="+", type=Path, default=[])
+    ap.add_argument("--pairs", nargs=2, metavar=("FIRST", "SECOND"), help="two measures' limits")
     args = ap.parse_args()
+    if args.summary and args.pairs:
+        pairs(read_rows(args.summary), read_rows(args.rows), *args.pairs)
+        return
     if args.summary:
         summary(read_rows(args.summary), read_rows(args.rows))
         return
