@@ -67,6 +67,27 @@ def anatomy_gain(
     )
 
 
+def found_shadows(image01: np.ndarray, window: int = 9, delta: float = 0.02) -> np.ndarray:
+    """A first finder of the shadows that need not have moved (the look's prototype): pixels
+    whose local mean (``window``² box, to see past the noise) lies within ``delta`` of the
+    frame's extremes (the 0.1 and 99.9 percentiles of that mean: unexposed collimation, lead,
+    direct exposure), in connected areas of at least 0.2 % of the frame, widened by the window
+    so their edges are out too. True: a shadow."""
+    from scipy import ndimage as ndi
+
+    m = ndi.uniform_filter(np.asarray(image01, dtype=np.float64), window)
+    lo, hi = np.percentile(m, [0.1, 99.9])
+    extreme = (m <= lo + delta) | (m >= hi - delta)
+    labels, n = ndi.label(extreme)
+    if n == 0:
+        return np.zeros(extreme.shape, dtype=bool)
+    sizes = np.asarray(ndi.sum(extreme, labels, index=np.arange(1, n + 1)))
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[1:] = sizes >= 0.002 * extreme.size
+    out: np.ndarray = ndi.binary_dilation(keep[labels], iterations=window // 2)
+    return out
+
+
 def masked_richardson_lucy(
     exposure: np.ndarray, psf: np.ndarray, mask: np.ndarray, steps: int
 ) -> np.ndarray:
@@ -160,6 +181,16 @@ def run(names: list[str], out: Path) -> None:
                             row["masked_anatomy_gain"] = anatomy_gain(
                                 sharp, blurred, masked, anatomy
                             )
+                            # ... and with the shadows found in the blurred frame itself
+                            shadows = found_shadows(blurred)
+                            u = masked_richardson_lucy(e, psf, ~shadows, steps)
+                            grey = np.clip(from_exposure(u, policy.log_range), 0.0, 1.0)
+                            masked = np.where(shadows, blurred, grey).astype(np.float32)
+                            row["found_anatomy_gain"] = anatomy_gain(
+                                sharp, blurred, masked, anatomy
+                            )
+                            row["found_share"] = float(shadows.mean())
+                            row["found_in_anatomy"] = float((shadows & anatomy).mean())
                         rows.append(row)
         save(out, rows, name)
 
@@ -180,10 +211,13 @@ def summary(rows: list[dict[str, Any]]) -> None:
                 worst = min(r["anatomy_gain"] for r in sel)
                 gm = np.mean([r.get("masked_anatomy_gain", np.nan) for r in sel])
                 wm = min(r.get("masked_anatomy_gain", np.nan) for r in sel)
+                gf = np.mean([r.get("found_anatomy_gain", 0.0) for r in sel])
+                wf = min(r.get("found_anatomy_gain", 0.0) for r in sel)
                 cells.append(
                     f"{order}: flagged {len(flagged)}/{len(sel)}, fallback {rl}, "
                     f"gain {g:+.2f}, anatomy {ga:+.2f} (worst {worst:+.2f}), "
-                    f"masked RL anatomy {gm:+.2f} (worst {wm:+.2f})"
+                    f"masked RL anatomy {gm:+.2f} (worst {wm:+.2f}), "
+                    f"found {gf:+.2f} (worst {wf:+.2f})"
                 )
             print(f"  noise {noise:4s} {mm:g} mm | " + " | ".join(cells))
 
