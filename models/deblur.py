@@ -41,6 +41,7 @@ from models.deconvolve import (
     DEFAULT_POWER,
     DEFAULT_RL_ITERATIONS,
     PenaltyFloor,
+    masked_richardson_lucy,
     overshoot_fraction,
     richardson_lucy,
     sparse_exposure,
@@ -63,6 +64,7 @@ from models.noise_level import (
     spectral_slope_across,
     white_noise_variance,
 )
+from models.shadows import find_shadows
 
 #: Overshoot share above which the Wiener result is replaced by Richardson-Lucy (docs/models.md).
 DEFAULT_RINGING_LIMIT: float | None = 0.01
@@ -191,6 +193,12 @@ class MotionPolicy:
     #: the retrieved kernel (the fifty-first round's candidate, docs/models.md: a kernel the phase
     #: retrieval matched closely survives Richardson-Lucy's many steps); None: nowhere.
     shape_detector_fallback_max_fit: float | None = None
+    #: The fifty-third round's candidate (docs/models.md, "The fallback leaves the shadows out of
+    #: its fit"): where the Richardson-Lucy fallback runs, the shadows found in the frame
+    #: (:func:`models.shadows.find_shadows`: collimation, markers, borders, which need not have
+    #: moved with the patient) are left out of its data term and come back unchanged; False: the
+    #: whole frame is fitted (every version up to 0.36.0).
+    fallback_leaves_shadows: bool = False
     #: ... and there the native-pixel network reads only frames whose measured noise is at
     #: least this many quanta per pixel (quiet frames; unmeasured: not quiet); None: every frame.
     #: The forty-eighth round's candidate (docs/models.md): the eighteenth round's step lost on
@@ -686,6 +694,9 @@ class Deconvolution:
     # how the straight kernel was drawn (models.blur.LINE_DRAWINGS; the frame's choice where
     # MotionPolicy.kernel_drawing_by_spectrum); a retrieved kernel replaced it where shape says so
     drawing: str = "nearest"
+    #: the share of the frame the fallback left out of its fit as shadows and gave back unchanged
+    #: (``MotionPolicy.fallback_leaves_shadows``; 0: none found or not asked)
+    shadow_share: float = 0.0
 
     @property
     def curved(self) -> bool:
@@ -994,6 +1005,7 @@ def deconvolve(
         )
     method: Literal["wiener", "richardson-lucy"] = "wiener"
     steps = 0
+    shadows: NDArray[np.bool_] | None = None
     accelerated = False
     if allow_fallback and policy.ringing_limit is not None and over > policy.ringing_limit:
         finest = policy.shape_finest_spacing_mm
@@ -1029,7 +1041,14 @@ def deconvolve(
         accelerated = follows and quick is not None and steps >= cap
         if accelerated and quick is not None:
             steps = quick
-        w = richardson_lucy(e, psf, steps, accelerated)
+        if policy.fallback_leaves_shadows:
+            shadows = find_shadows(image01)
+            if 0 < int(shadows.sum()) < shadows.size:
+                w = masked_richardson_lucy(e, psf, ~shadows, steps)
+            else:
+                shadows = None
+        if shadows is None:
+            w = richardson_lucy(e, psf, steps, accelerated)
         method = "richardson-lucy"
     raised = method == "wiener" and raise_by > 1.0 and not (shape is not None and shape.replaced)
     if raised:
@@ -1058,6 +1077,9 @@ def deconvolve(
             w = shrink(w, e, sigmas)
             shrunk = True
     out = np.clip(from_exposure(w, policy.log_range), 0.0, 1.0).astype(np.float32)
+    if shadows is not None:
+        # the shadows come back as they were: nothing was fitted there
+        out = np.where(shadows, np.asarray(image01, dtype=np.float32), out)
     return Deconvolution(
         out,
         method,
@@ -1073,6 +1095,7 @@ def deconvolve(
         penalty_power=steep,
         penalty_floor=floor if method == "wiener" else None,
         drawing=est.drawing,
+        shadow_share=0.0 if shadows is None else float(shadows.mean()),
     )
 
 

@@ -258,6 +258,41 @@ def richardson_lucy(exposure: F64, psf: F64, iterations: int, accelerated: bool 
     return res
 
 
+def masked_richardson_lucy(
+    exposure: F64, psf: F64, data: NDArray[np.bool_], iterations: int
+) -> F64:
+    """Richardson–Lucy deconvolution whose data term counts only the ``data`` pixels
+    (``u ← u · Kᵀ(M·b/Ku) / Kᵀ(M)``, the boundary form of Bertero & Boccacci, A&A 437, 2005):
+    the pixels left out (shadows that did not move with the patient, :mod:`models.shadows`)
+    are not explained by the motion. From a flat start at the counted pixels' mean,
+    reflect-padded as :func:`richardson_lucy`; pixels no counted datum reaches stay there."""
+    e = np.asarray(exposure, dtype=np.float64)
+    if data.shape != e.shape:
+        raise ValueError(f"mask {data.shape} and image {e.shape} differ")
+    if not data.any():
+        raise ValueError("no pixel left to fit")
+    ep, pad = pad_for_fft(e, psf)
+    mp = np.pad(data.astype(np.float64), pad, mode="reflect")
+    h, w = ep.shape
+    k = psf_to_otf(psf, (h, w))
+    kc = np.conj(k)
+
+    def conv(a: F64, otf: NDArray[np.complexfloating]) -> F64:
+        out: F64 = sfft.irfft2(sfft.rfft2(a, workers=-1) * otf, s=(h, w), workers=-1)
+        return out
+
+    reach = conv(mp, kc)
+    seen = reach > 0.05
+    floor = max(float(ep[mp > 0].min()), 1e-6) * 0.5
+    u = np.full_like(ep, float(ep[mp > 0].mean()))
+    for _ in range(iterations):
+        ratio = mp * ep / np.maximum(conv(u, k), floor)
+        step = u * conv(ratio, kc) / np.maximum(reach, 0.05)
+        u = np.where(seen, np.maximum(step, floor), u)
+    res: F64 = u[pad : pad + e.shape[0], pad : pad + e.shape[1]]
+    return res
+
+
 def wiener(
     image01: NDArray[np.floating],
     psf: F64,

@@ -17,7 +17,13 @@ the open frame; for ``after`` the collimation then drawn on the noisy blurred fr
 
 And a prototype of what would not be fooled by such edges: Richardson-Lucy whose data term
 leaves the collimation and the marker out (:func:`masked_richardson_lucy`, the node's kernel and
-steps, the mask given), the shadows pasted back afterwards.
+steps, the mask given), the shadows pasted back afterwards; and the same with the shadows found
+in the frame. Both now live in ``models`` (:func:`models.deconvolve.masked_richardson_lucy`,
+:func:`models.shadows.find_shadows`; the look ran with copies of them here, the same steps).
+
+``--validation [--look]``: the fifty-third round's validation (docs/models.md), the node as built
+against ``MotionPolicy.fallback_leaves_shadows``, Kermany every 200th train image from the 90th
+(``--look``: MHH every third unnamed training image from the third); ``--validation --summary``.
 
 Run: ``PYTHONPATH=../.. python fixed_collimation_look.py --out runs/fc-0.json --part 0/2`` (and
 ``1/2``), then ``--summary runs/fc-*.json``.
@@ -26,20 +32,25 @@ Run: ``PYTHONPATH=../.. python fixed_collimation_look.py --out runs/fc-0.json --
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from consistency_balance import round_images
+from consistency_balance import kermany_frames, round_images
 from detector_scenes import SPACING_MM, frames, parser, part_of
 from fitting_cases import read_rows
 from look_rows import save
 from outside_blur import gain
+from round_design import kermany_train_every_200th, unnamed_mhh_images
 from skimage.metrics import peak_signal_noise_ratio
 
 from models.blur import NoiseSpec, from_exposure, motion_kernel, simulate_motion_blur, to_exposure
 from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deconvolve import masked_richardson_lucy
 from models.kernel_shape import load_magnitude_model
+from models.shadows import find_shadows as found_shadows
 from models.tune_deconvolution import collimate
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights"
@@ -67,57 +78,49 @@ def anatomy_gain(
     )
 
 
-def found_shadows(image01: np.ndarray, window: int = 9, delta: float = 0.02) -> np.ndarray:
-    """A first finder of the shadows that need not have moved (the look's prototype): pixels
-    whose local mean (``window``² box, to see past the noise) lies within ``delta`` of the
-    frame's extremes (the 0.1 and 99.9 percentiles of that mean: unexposed collimation, lead,
-    direct exposure), in connected areas of at least 0.2 % of the frame, widened by the window
-    so their edges are out too. True: a shadow."""
-    from scipy import ndimage as ndi
+@dataclass(frozen=True)
+class Scene:
+    """One blurred case: the image, the motion, the noise, whether the shadows were drawn
+    before or after the blur, the sharp and blurred frames and the anatomy's pixels."""
 
-    m = ndi.uniform_filter(np.asarray(image01, dtype=np.float64), window)
-    lo, hi = np.percentile(m, [0.1, 99.9])
-    extreme = (m <= lo + delta) | (m >= hi - delta)
-    labels, n = ndi.label(extreme)
-    if n == 0:
-        return np.zeros(extreme.shape, dtype=bool)
-    sizes = np.asarray(ndi.sum(extreme, labels, index=np.arange(1, n + 1)))
-    keep = np.zeros(n + 1, dtype=bool)
-    keep[1:] = sizes >= 0.002 * extreme.size
-    out: np.ndarray = ndi.binary_dilation(keep[labels], iterations=window // 2)
-    return out
+    image: str
+    kind: str
+    mm: float
+    noise: str
+    order: str
+    sharp: np.ndarray
+    blurred: np.ndarray
+    anatomy: np.ndarray
 
 
-def masked_richardson_lucy(
-    exposure: np.ndarray, psf: np.ndarray, mask: np.ndarray, steps: int
-) -> np.ndarray:
-    """Richardson-Lucy whose data term counts only the ``mask``'s pixels (Bertero & Boccacci's
-    boundary-aware form, ``u ← u · Kᵀ(M·b/Ku) / Kᵀ(M)``): the collimation and the marker, whose
-    sharp shadows did not move with the patient, are left out of the fit instead of being
-    explained by the motion. A prototype for this look (the mask given, not found)."""
-    from scipy import fft as sfft
-
-    from models.deconvolve import pad_for_fft, psf_to_otf
-
-    ep, pad = pad_for_fft(exposure, psf)
-    mp = np.pad(mask.astype(np.float64), pad, mode="reflect")
-    h, w = ep.shape
-    k = psf_to_otf(psf, (h, w))
-
-    def conv(a: np.ndarray, otf: np.ndarray) -> np.ndarray:
-        return np.asarray(sfft.irfft2(sfft.rfft2(a) * otf, s=(h, w)))
-
-    kc = np.conj(k)
-    norm = conv(mp, kc)
-    # pixels no counted datum reaches (deep in the collimation) stay at the start
-    seen = norm > 0.05
-    u = np.full_like(ep, float(ep[mp > 0].mean()))
-    floor = max(float(ep[mp > 0].min()), 1e-6) * 0.5
-    for _ in range(steps):
-        ratio = mp * ep / np.maximum(conv(u, k), floor)
-        u = np.where(seen, np.maximum(u * conv(ratio, kc) / np.maximum(norm, 0.05), floor), u)
-    out: np.ndarray = u[pad : pad + exposure.shape[0], pad : pad + exposure.shape[1]]
-    return out
+def scenes(
+    name: str, frames_of: Callable[[str, int], list[tuple[str, np.ndarray]]], seed_key: str = ""
+) -> Iterator[Scene]:
+    """The cases of one image: its open detector-like frame (``frames_of``), collimated, each
+    kind and length of motion and noise, the shadows drawn before and after the blur (the
+    same kernel and noise draw for both); seeds by the image's name and ``seed_key``."""
+    seed0 = zlib.crc32((seed_key + name).encode())
+    (_, sharp_open), _ = frames_of(name, seed0)
+    rng = np.random.default_rng(seed0)
+    anatomy = exposed(sharp_open.shape)
+    sharp = collimate(sharp_open)
+    for kind in KINDS:
+        for mm in MOTION_MM:
+            kernel = motion_kernel(kind, mm / SPACING_MM, rng)
+            for noise, quanta in NOISES.items():
+                seed = int(rng.integers(2**31))
+                for order in ORDERS:
+                    noise_rng = np.random.default_rng(seed)
+                    if order == "before":
+                        blurred = simulate_motion_blur(
+                            sharp, kernel, noise_rng, noise=NoiseSpec(quanta)
+                        )
+                    else:
+                        moved = simulate_motion_blur(
+                            sharp_open, kernel, noise_rng, noise=NoiseSpec(quanta)
+                        )
+                        blurred = collimate(moved)
+                    yield Scene(name, kind, mm, noise, order, sharp, blurred, anatomy)
 
 
 def run(names: list[str], out: Path) -> None:
@@ -126,73 +129,114 @@ def run(names: list[str], out: Path) -> None:
     detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
     rows: list[dict[str, Any]] = []
     for name in names:
-        seed0 = zlib.crc32(name.encode())
-        (_, sharp_open), _ = frames(name, seed0)
-        rng = np.random.default_rng(seed0)
-        anatomy = exposed(sharp_open.shape)
-        for kind in KINDS:
-            for mm in MOTION_MM:
-                kernel = motion_kernel(kind, mm / SPACING_MM, rng)
-                for noise, quanta in NOISES.items():
-                    seed = int(rng.integers(2**31))
-                    sharp = collimate(sharp_open)
-                    for order in ORDERS:
-                        noise_rng = np.random.default_rng(seed)
-                        if order == "before":
-                            blurred = simulate_motion_blur(
-                                sharp, kernel, noise_rng, noise=NoiseSpec(quanta)
-                            )
-                        else:
-                            moved = simulate_motion_blur(
-                                sharp_open, kernel, noise_rng, noise=NoiseSpec(quanta)
-                            )
-                            blurred = collimate(moved)
-                        a = assess_motion(blurred, SPACING_MM, policy)
-                        row: dict[str, Any] = {
-                            "image": name,
-                            "kind": kind,
-                            "mm": mm,
-                            "noise": noise,
-                            "order": order,
-                            "flagged": a.blurred,
-                            "estimated_mm": a.estimate.length_px * SPACING_MM,
-                            "gain": 0.0,
-                            "anatomy_gain": 0.0,
-                            "masked_gain": 0.0,
-                            "masked_anatomy_gain": 0.0,
-                        }
-                        if a.blurred:
-                            d = deconvolve(
-                                blurred, a, policy, magnitude=first, detector_magnitude=detector
-                            )
-                            row["method"] = d.method
-                            row["curved"] = d.curved
-                            row["gain"] = gain(sharp, blurred, d.image)
-                            row["anatomy_gain"] = anatomy_gain(sharp, blurred, d.image, anatomy)
-                            # the prototype: the node's kernel and steps, the collimation and
-                            # the marker left out of the fit and pasted back
-                            psf = d.shape.kernel if d.shape is not None else a.estimate.kernel()
-                            steps = d.rl_iterations or policy.rl_fallback_max_iterations
-                            e = to_exposure(blurred.astype(np.float64), policy.log_range)
-                            u = masked_richardson_lucy(e, psf, anatomy, steps)
-                            grey = np.clip(from_exposure(u, policy.log_range), 0.0, 1.0)
-                            masked = np.where(anatomy, grey, blurred).astype(np.float32)
-                            row["masked_gain"] = gain(sharp, blurred, masked)
-                            row["masked_anatomy_gain"] = anatomy_gain(
-                                sharp, blurred, masked, anatomy
-                            )
-                            # ... and with the shadows found in the blurred frame itself
-                            shadows = found_shadows(blurred)
-                            u = masked_richardson_lucy(e, psf, ~shadows, steps)
-                            grey = np.clip(from_exposure(u, policy.log_range), 0.0, 1.0)
-                            masked = np.where(shadows, blurred, grey).astype(np.float32)
-                            row["found_anatomy_gain"] = anatomy_gain(
-                                sharp, blurred, masked, anatomy
-                            )
-                            row["found_share"] = float(shadows.mean())
-                            row["found_in_anatomy"] = float((shadows & anatomy).mean())
-                        rows.append(row)
+        for c in scenes(name, frames):
+            sharp, blurred, anatomy = c.sharp, c.blurred, c.anatomy
+            a = assess_motion(blurred, SPACING_MM, policy)
+            row: dict[str, Any] = {
+                "image": name,
+                "kind": c.kind,
+                "mm": c.mm,
+                "noise": c.noise,
+                "order": c.order,
+                "flagged": a.blurred,
+                "estimated_mm": a.estimate.length_px * SPACING_MM,
+                "gain": 0.0,
+                "anatomy_gain": 0.0,
+                "masked_gain": 0.0,
+                "masked_anatomy_gain": 0.0,
+            }
+            if a.blurred:
+                d = deconvolve(blurred, a, policy, magnitude=first, detector_magnitude=detector)
+                row["method"] = d.method
+                row["curved"] = d.curved
+                row["gain"] = gain(sharp, blurred, d.image)
+                row["anatomy_gain"] = anatomy_gain(sharp, blurred, d.image, anatomy)
+                # the prototype: the node's kernel and steps, the collimation and the marker
+                # left out of the fit and pasted back
+                psf = d.shape.kernel if d.shape is not None else a.estimate.kernel()
+                steps = d.rl_iterations or policy.rl_fallback_max_iterations
+                e = to_exposure(blurred.astype(np.float64), policy.log_range)
+                u = masked_richardson_lucy(e, psf, anatomy, steps)
+                grey = np.clip(from_exposure(u, policy.log_range), 0.0, 1.0)
+                masked = np.where(anatomy, grey, blurred).astype(np.float32)
+                row["masked_gain"] = gain(sharp, blurred, masked)
+                row["masked_anatomy_gain"] = anatomy_gain(sharp, blurred, masked, anatomy)
+                # ... and with the shadows found in the blurred frame itself
+                shadows = found_shadows(blurred)
+                u = masked_richardson_lucy(e, psf, ~shadows, steps)
+                grey = np.clip(from_exposure(u, policy.log_range), 0.0, 1.0)
+                masked = np.where(shadows, blurred, grey).astype(np.float32)
+                row["found_anatomy_gain"] = anatomy_gain(sharp, blurred, masked, anatomy)
+                row["found_share"] = float(shadows.mean())
+                row["found_in_anatomy"] = float((shadows & anatomy).mean())
+            rows.append(row)
         save(out, rows, name)
+
+
+#: the fifty-third round (docs/models.md): the node as built against the fallback that leaves
+#: the shadows out of its fit (:attr:`models.deblur.MotionPolicy.fallback_leaves_shadows`)
+CANDIDATE = replace(MotionPolicy(), fallback_leaves_shadows=True)
+SEED_KEY = "shadows-fifty-third"
+
+
+def validate(names: list[str], mhh: bool, out: Path) -> None:
+    """The fifty-third round's validation rows: per case the node's and the candidate's anatomy
+    gain (the candidate differs only where the node takes the fallback)."""
+    node = MotionPolicy()
+    first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
+    detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        for c in scenes(name, frames if mhh else kermany_frames, SEED_KEY):
+            a = assess_motion(c.blurred, SPACING_MM, node)
+            row: dict[str, Any] = {
+                "set": "mhh" if mhh else "kermany",
+                "image": name,
+                "kind": c.kind,
+                "mm": c.mm,
+                "noise": c.noise,
+                "order": c.order,
+                "flagged": a.blurred,
+                "node": 0.0,
+                "shadows": 0.0,
+            }
+            if a.blurred:
+                built = deconvolve(c.blurred, a, node, magnitude=first, detector_magnitude=detector)
+                row["node"] = anatomy_gain(c.sharp, c.blurred, built.image, c.anatomy)
+                row["method"] = built.method
+                if built.method == "richardson-lucy":
+                    d = deconvolve(
+                        c.blurred, a, CANDIDATE, magnitude=first, detector_magnitude=detector
+                    )
+                    row["shadows"] = anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
+                    row["shadow_share"] = d.shadow_share
+                else:
+                    row["shadows"] = row["node"]
+            rows.append(row)
+        save(out, rows, name)
+
+
+def validation_summary(rows: list[dict[str, Any]]) -> None:
+    """Per set and shadow order: mean and harmed (< −0.1 dB) of the node and the candidate
+    over all cases (0 where not flagged), and the rule's conditions."""
+    for name in sorted({r["set"] for r in rows}):
+        for order in ORDERS:
+            sel = [r for r in rows if r["set"] == name and r["order"] == order]
+            node = np.array([r["node"] for r in sel])
+            cand = np.array([r["shadows"] for r in sel])
+            hn, hc = int((node < -0.1).sum()), int((cand < -0.1).sum())
+            if order == "after":
+                met = cand.mean() - node.mean() >= 1.0 and hc < hn / 2
+            else:
+                met = cand.mean() >= node.mean() - 0.1 and hc <= hn + 1
+            print(
+                f"{name} shadows {order} the blur: {len(sel)} cases, node {node.mean():+.3f} "
+                f"(harmed {hn}), shadows {cand.mean():+.3f} (harmed {hc}), "
+                f"Δ {cand.mean() - node.mean():+.3f}: met {met}"
+            )
+            for mm in MOTION_MM:
+                d = [r["shadows"] - r["node"] for r in sel if r["mm"] == mm]
+                print(f"    {mm:g} mm: Δ {np.mean(d):+.3f}")
 
 
 def summary(rows: list[dict[str, Any]]) -> None:
@@ -225,9 +269,18 @@ def summary(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     ap = parser()
     ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--validation", action="store_true", help="the fifty-third round's")
+    ap.add_argument("--look", action="store_true", help="with --validation: the MHH images")
     args = ap.parse_args()
+    if args.summary and args.validation:
+        validation_summary(read_rows(args.summary))
+        return
     if args.summary:
         summary(read_rows(args.summary))
+        return
+    if args.validation:
+        images = unnamed_mhh_images()[2::3] if args.look else kermany_train_every_200th(90)
+        validate(part_of(images, args.part, args.out), args.look, args.out)
         return
     names = round_images(True)[: args.images]
     run(part_of(names, args.part, args.out), args.out)

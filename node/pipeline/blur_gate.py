@@ -184,6 +184,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         shape_detector_kept_halved=settings.shape_detector_kept_halved,
         shape_detector_fallback_unshaped=settings.shape_detector_fallback_unshaped,
         shape_detector_fallback_max_fit=settings.shape_detector_fallback_max_fit,
+        fallback_leaves_shadows=settings.fallback_leaves_shadows,
         kernel_drawing_by_spectrum=settings.kernel_drawing_by_spectrum,
         kernel_drawing_above_noise=settings.kernel_drawing_above_noise,
         kernel_drawing_margin=settings.kernel_drawing_margin,

@@ -133,6 +133,11 @@ FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.35.0"
 #: ... the retrieved kernel in that fallback only where its fit is under
 #: ``MotionPolicy.shape_detector_fallback_max_fit`` (the fifty-first round's candidate)
 FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.36.0"
+#: As :data:`DRAWN_RL_MEAN_VERSION` / :data:`SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION`, the
+#: fallback leaving the shadows found in the frame out of its fit
+#: (``MotionPolicy.fallback_leaves_shadows``; the fifty-third round's candidate)
+SHADOW_RL_MEAN_VERSION = "0.37.0"
+SHADOW_DETECTOR_RL_MEAN_VERSION = "0.38.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -161,6 +166,8 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
         return CONSISTENCY_RL_MEAN_VERSION, DETECTOR_CONSISTENCY_RL_MEAN_VERSION
     if follows_from_mm and penalty and strong_short and policy.kernel_drawing_by_spectrum:
         quiet = policy.shape_detector_min_quanta is not None
+        if policy.fallback_leaves_shadows:
+            return SHADOW_RL_MEAN_VERSION, SHADOW_DETECTOR_RL_MEAN_VERSION
         if quiet and policy.shape_detector_max_specificity is not None:
             if not policy.shape_detector_fallback_unshaped:
                 return DRAWN_RL_MEAN_VERSION, FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION
@@ -302,6 +309,8 @@ def wiener_info(
         described["rl_iterations"] = policy.rl_iterations
     if policy.ringing_limit is not None:
         described["ringing_limit"] = policy.ringing_limit
+        if policy.fallback_leaves_shadows:
+            described["fallback_leaves_shadows"] = True
         described["rl_fallback_iterations"] = policy.rl_fallback_iterations
         shaped_rl = magnitude is not None and policy.shape_rl_follows_noise
         if shaped_rl:
@@ -592,6 +601,11 @@ class Corrector:
                 f"Richardson-Lucy deconvolution ({done.rl_iterations} steps; the "
                 "Wiener filter rang at hard edges)"
             )
+            if done.shadow_share > 0:
+                how += (
+                    f", {100 * done.shadow_share:.0f} % of the frame left out of the fit as "
+                    "shadows that need not have moved (collimation, markers) and returned unchanged"
+                )
         return f"{how} of {what}{_regularisation(done)}"
 
 

@@ -1,0 +1,52 @@
+"""The shadows in a radiograph that need not have moved with the patient.
+
+The collimator hangs on the tube and a lead marker usually lies on the detector: when the
+patient moves during the exposure, their shadows (and the flat borders a processing step may
+add) stay sharp while the anatomy blurs. A deconvolution with one kernel for the whole frame
+explains such a sharp edge as the blurred image of an even sharper one and writes its echoes
+into the anatomy (docs/models.md, "Collimation that does not move with the patient").
+
+:func:`find_shadows` is a first finder from the image alone: large areas whose local mean lies
+at the frame's extremes (unexposed, lead, direct exposure). It also takes dense anatomy that
+saturates at a frame's edge; such pixels are then left uncorrected, not harmed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage as ndi
+
+#: the local mean's window (px): wide enough to see past the quantum noise
+WINDOW = 9
+#: how close to the frame's extremes (grey, of 1) a shadow's local mean lies
+DELTA = 0.02
+#: the smallest shadow, as a share of the frame (labels and small markers are left alone)
+MIN_SHARE = 0.002
+
+
+def find_shadows(
+    image01: NDArray[np.floating],
+    window: int = WINDOW,
+    delta: float = DELTA,
+    min_share: float = MIN_SHARE,
+) -> NDArray[np.bool_]:
+    """True where the frame shows a shadow: pixels whose ``window``² local mean lies within
+    ``delta`` of the 0.1 or 99.9 percentile of that mean, in connected areas of at least
+    ``min_share`` of the frame, widened by half the window so their edges are out too."""
+    img = np.asarray(image01, dtype=np.float64)
+    if img.ndim != 2:
+        raise ValueError(f"a single-frame grey image is needed, got shape {img.shape}")
+    mean = ndi.uniform_filter(img, window)
+    lo, hi = np.percentile(mean, [0.1, 99.9])
+    extreme = (mean <= lo + delta) | (mean >= hi - delta)
+    labels, n = ndi.label(extreme)
+    if n == 0:
+        return np.zeros(img.shape, dtype=bool)
+    sizes = np.asarray(ndi.sum(extreme, labels, index=np.arange(1, n + 1)))
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[1:] = sizes >= min_share * img.size
+    if not keep.any():
+        return np.zeros(img.shape, dtype=bool)
+    out: NDArray[np.bool_] = ndi.binary_dilation(keep[labels], iterations=max(window // 2, 1))
+    return out

@@ -1,0 +1,96 @@
+"""models.shadows and the fallback that leaves them out of its fit (the fifty-third round's
+candidate): shadows that stayed sharp while the anatomy moved are found, not explained by the
+motion, and come back unchanged; the anatomy is corrected, not harmed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio
+
+from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, to_exposure
+from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deconvolve import masked_richardson_lucy, richardson_lucy
+from models.shadows import find_shadows
+from models.tune_deconvolution import collimate
+from tests.support.synthetic import power_law_field
+
+
+def _anatomy(n: int = 512) -> np.ndarray:
+    return power_law_field(n, 3, 1.3, 0.2, 0.8).astype(np.float32)
+
+
+def _exposed(shape: tuple[int, ...]) -> np.ndarray:
+    mask = collimate(np.ones(shape, dtype=np.float32)) == 1.0
+    h, w = shape
+    mask[int(0.85 * h) : int(0.9 * h), int(0.6 * w) : int(0.7 * w)] = False  # the marker
+    return mask
+
+
+def test_the_finder_takes_the_collimation_and_the_marker_and_leaves_open_anatomy() -> None:
+    open_frame = _anatomy()
+    assert not find_shadows(open_frame).any()
+    shadows = find_shadows(collimate(open_frame))
+    anatomy = _exposed(open_frame.shape)
+    # the band, the top and the marker: all but the marker's very corners (the widening is the
+    # look's, a diamond)
+    assert shadows[~anatomy].mean() > 0.999
+    assert (shadows & anatomy).mean() < 0.02  # only the few pixels its widening takes
+    with pytest.raises(ValueError, match="single-frame"):
+        find_shadows(np.zeros((4, 4, 3)))
+
+
+def test_masked_richardson_lucy_is_richardson_lucy_where_every_pixel_counts() -> None:
+    sharp = _anatomy(256)
+    k = linear_kernel(9.0, 20.0)
+    e = to_exposure(simulate_motion_blur(sharp, k).astype(np.float64), 3.0)
+    everything = np.ones(e.shape, dtype=bool)
+    masked = masked_richardson_lucy(e, k, everything, 10)
+    plain = richardson_lucy(e, k, 10)
+    assert np.allclose(masked, plain, rtol=1e-3, atol=1e-6)
+    with pytest.raises(ValueError, match="no pixel"):
+        masked_richardson_lucy(e, k, ~everything, 3)
+    with pytest.raises(ValueError, match="differ"):
+        masked_richardson_lucy(e, k, everything[:10], 3)
+
+
+def _anatomy_gain(sharp: np.ndarray, blurred: np.ndarray, out: np.ndarray, m: np.ndarray) -> float:
+    return float(
+        peak_signal_noise_ratio(sharp[m], out[m], data_range=1.0)
+        - peak_signal_noise_ratio(sharp[m], blurred[m], data_range=1.0)
+    )
+
+
+def test_the_fallback_leaves_sharp_shadows_out_and_corrects_the_anatomy() -> None:
+    """A patient who moved under a fixed collimator: the anatomy blurred, the shadows sharp. The
+    node as built harms the anatomy there; leaving the shadows out corrects it, and they come
+    back exactly as received."""
+    open_frame = _anatomy(1024)
+    kernel = linear_kernel(16.0, 30.0)  # 3.2 mm at 0.2 mm/px
+    moved = simulate_motion_blur(open_frame, kernel, noise=NoiseSpec(None))
+    blurred = collimate(moved)
+    sharp = collimate(open_frame)
+    node = MotionPolicy()
+    a = assess_motion(blurred, 0.2, node)
+    assert a.blurred
+    built = deconvolve(blurred, a, node)
+    assert built.method == "richardson-lucy" and built.shadow_share == 0.0
+    candidate = replace(node, fallback_leaves_shadows=True)
+    done = deconvolve(blurred, a, candidate)
+    assert done.method == "richardson-lucy" and done.rl_iterations == built.rl_iterations
+    anatomy = _exposed(blurred.shape)
+    shadows = find_shadows(blurred)
+    assert done.shadow_share == pytest.approx(float(shadows.mean()))
+    assert np.array_equal(done.image[shadows], blurred[shadows])  # given back unchanged
+    ours = _anatomy_gain(sharp, blurred, done.image, anatomy)
+    theirs = _anatomy_gain(sharp, blurred, built.image, anatomy)
+    assert ours > 0.5 and ours > theirs + 0.5
+    # a frame without shadows is corrected exactly as before; 0.6 mm frames alike
+    open_blurred = simulate_motion_blur(open_frame, kernel, noise=NoiseSpec(None))
+    for spacing in (0.2, 0.6):
+        b = assess_motion(open_blurred, spacing, node)
+        if b.blurred:
+            same = deconvolve(open_blurred, b, candidate)
+            assert np.array_equal(same.image, deconvolve(open_blurred, b, node).image)
