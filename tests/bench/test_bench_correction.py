@@ -36,3 +36,15 @@ def test_correction_bench_times_both_paths_against_skimage(tmp_path: Path) -> No
     # as built, a ringing retrieved kernel gives way: the node's fallback never keeps it
     node = fallback["node"]
     assert not (node["replaced"] and node["method"] == "richardson-lucy")
+    assert res["shadow_fallback"]["size"] == 384  # 1.6 mm of the frame: judged sharp there
+
+
+def test_the_shadow_fallback_is_timed_on_a_frame_the_gate_flags() -> None:
+    from bench import correction
+
+    shadow = correction.shadow_fallback(1, 1024)
+    assert shadow["decision"] in ("blurred", "severe")
+    assert shadow["node"]["method"] == "richardson-lucy" and shadow["node"]["shadow_share"] == 0
+    assert shadow["leaves_shadows"]["method"] == "richardson-lucy"
+    assert 0.2 < shadow["leaves_shadows"]["shadow_share"] < 0.4  # the band, the top, the marker
+    assert shadow["leaves_shadows"]["deconvolve_s"] > 0
