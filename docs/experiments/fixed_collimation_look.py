@@ -92,6 +92,11 @@ class Scene:
     blurred: np.ndarray
     anatomy: np.ndarray
 
+    def row(self, **more: object) -> dict[str, Any]:
+        """The case's keys for a results row, and ``more``."""
+        keys = {"image": self.image, "kind": self.kind, "mm": self.mm, "noise": self.noise}
+        return {**keys, "order": self.order, **more}
+
 
 def scenes(
     name: str, frames_of: Callable[[str, int], list[tuple[str, np.ndarray]]], seed_key: str = ""
@@ -132,19 +137,14 @@ def run(names: list[str], out: Path) -> None:
         for c in scenes(name, frames):
             sharp, blurred, anatomy = c.sharp, c.blurred, c.anatomy
             a = assess_motion(blurred, SPACING_MM, policy)
-            row: dict[str, Any] = {
-                "image": name,
-                "kind": c.kind,
-                "mm": c.mm,
-                "noise": c.noise,
-                "order": c.order,
-                "flagged": a.blurred,
-                "estimated_mm": a.estimate.length_px * SPACING_MM,
-                "gain": 0.0,
-                "anatomy_gain": 0.0,
-                "masked_gain": 0.0,
-                "masked_anatomy_gain": 0.0,
-            }
+            row = c.row(
+                flagged=a.blurred,
+                estimated_mm=a.estimate.length_px * SPACING_MM,
+                gain=0.0,
+                anatomy_gain=0.0,
+                masked_gain=0.0,
+                masked_anatomy_gain=0.0,
+            )
             if a.blurred:
                 d = deconvolve(blurred, a, policy, magnitude=first, detector_magnitude=detector)
                 row["method"] = d.method
@@ -189,17 +189,7 @@ def validate(names: list[str], mhh: bool, out: Path) -> None:
     for name in names:
         for c in scenes(name, frames if mhh else kermany_frames, SEED_KEY):
             a = assess_motion(c.blurred, SPACING_MM, node)
-            row: dict[str, Any] = {
-                "set": "mhh" if mhh else "kermany",
-                "image": name,
-                "kind": c.kind,
-                "mm": c.mm,
-                "noise": c.noise,
-                "order": c.order,
-                "flagged": a.blurred,
-                "node": 0.0,
-                "shadows": 0.0,
-            }
+            row = c.row(set="mhh" if mhh else "kermany", flagged=a.blurred, node=0.0, shadows=0.0)
             if a.blurred:
                 built = deconvolve(c.blurred, a, node, magnitude=first, detector_magnitude=detector)
                 row["node"] = anatomy_gain(c.sharp, c.blurred, built.image, c.anatomy)

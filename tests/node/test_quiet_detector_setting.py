@@ -22,6 +22,7 @@ from node.pipeline.correct import (
     SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
     wiener_info,
 )
+from tests.support.settings import gate_setting
 from tests.support.synthetic import power_law_field
 
 DETECTOR_ON = "models:\n  kernel_shape_detector: kernel-magnitude-detector\n"
@@ -77,21 +78,19 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     assert load_models(halved).deblur.info.device_uid != shipped.device_uid
     # the fiftieth round's candidate: the fallback with the retrieved kernel at detector scale
     assert default.blur_gate.shape_detector_fallback_unshaped is True
-    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_fallback_unshaped: false\n")
-    retrieved = load_settings(cfg, environ={})
-    assert policy_of(retrieved.blur_gate).shape_detector_fallback_unshaped is False
-    env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_FALLBACK_UNSHAPED": "true"}
-    assert load_settings(cfg, environ=env).blur_gate.shape_detector_fallback_unshaped is True
+    unshaped = "shape_detector_fallback_unshaped"
+    retrieved = gate_setting(
+        cfg, DETECTOR_ON + f"blur_gate:\n  {unshaped}: false\n", unshaped, False, True
+    )
     in_fallback = load_models(retrieved).deblur.info
     assert in_fallback.version == FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.35.0"
     assert in_fallback.device_uid != shipped.device_uid
     # the fifty-first round's candidate: the retrieved kernel in the fallback where it fits
     assert default.blur_gate.shape_detector_fallback_max_fit is None
-    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_fallback_max_fit: 0.058\n")
-    fitting = load_settings(cfg, environ={})
-    assert policy_of(fitting.blur_gate).shape_detector_fallback_max_fit == 0.058
-    env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_FALLBACK_MAX_FIT": "0.07"}
-    assert load_settings(cfg, environ=env).blur_gate.shape_detector_fallback_max_fit == 0.07
+    max_fit = "shape_detector_fallback_max_fit"
+    fitting = gate_setting(
+        cfg, DETECTOR_ON + f"blur_gate:\n  {max_fit}: 0.058\n", max_fit, 0.058, 0.07
+    )
     where_fits = load_models(fitting).deblur.info
     assert where_fits.version == FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.36.0"
     assert len({where_fits.device_uid, in_fallback.device_uid, shipped.device_uid}) == 3

@@ -15,12 +15,12 @@ from models.shadows import find_shadows
 from models.tune_deconvolution import collimate
 from node.app import load_models
 from node.config import load_settings
-from node.pipeline.blur_gate import policy as policy_of
 from node.pipeline.correct import (
     SHADOW_DETECTOR_RL_MEAN_VERSION,
     SHADOW_RL_MEAN_VERSION,
     SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
 )
+from tests.support.settings import gate_setting
 from tests.support.synthetic import power_law_field
 
 ON = "blur_gate:\n  fallback_leaves_shadows: true\n"
@@ -33,11 +33,7 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     assert default.blur_gate.fallback_leaves_shadows is False
     shipped = load_models(default).deblur.info
     assert shipped.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION
-    cfg.write_text(ON)
-    on = load_settings(cfg, environ={})
-    assert policy_of(on.blur_gate).fallback_leaves_shadows is True
-    env = {"SHARPRAY_BLUR_GATE__FALLBACK_LEAVES_SHADOWS": "false"}
-    assert load_settings(cfg, environ=env).blur_gate.fallback_leaves_shadows is False
+    on = gate_setting(cfg, ON, "fallback_leaves_shadows", True, False)
     info = load_models(on).deblur.info
     assert info.version == SHADOW_DETECTOR_RL_MEAN_VERSION == "0.38.0"
     assert info.device_uid != shipped.device_uid

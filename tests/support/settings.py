@@ -1,0 +1,20 @@
+"""A blur-gate setting from config.yaml and from the environment, as a test checks it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from node.config import Settings, load_settings
+from node.pipeline.blur_gate import policy as policy_of
+
+
+def gate_setting(cfg: Path, yaml: str, name: str, value: object, by_env: object) -> Settings:
+    """Writes ``yaml`` to ``cfg``; checks that ``blur_gate.name`` reaches the motion policy as
+    ``value`` and that its environment variable (``SHARPRAY_BLUR_GATE__NAME``) gives ``by_env``
+    instead; returns the settings read from the file alone."""
+    cfg.write_text(yaml)
+    settings = load_settings(cfg, environ={})
+    assert getattr(policy_of(settings.blur_gate), name) == value
+    env = {f"SHARPRAY_BLUR_GATE__{name.upper()}": str(by_env).lower()}
+    assert getattr(load_settings(cfg, environ=env).blur_gate, name) == by_env
+    return settings
