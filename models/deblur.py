@@ -1045,6 +1045,7 @@ def deconvolve(
             shadows = find_shadows(image01)
             if 0 < int(shadows.sum()) < shadows.size:
                 w = masked_richardson_lucy(e, psf, ~shadows, steps)
+                accelerated = False  # its steps are plain ones
             else:
                 shadows = None
         if shadows is None:
