@@ -256,12 +256,54 @@ def summary(rows: list[dict[str, Any]]) -> None:
             print(f"  noise {noise:4s} {mm:g} mm | " + " | ".join(cells))
 
 
+def picture(out: Path) -> None:
+    """docs/images/fixed-collimation.png: one look image (seen), 2 mm of straight motion without
+    noise, the collimation drawn after the blur: sharp, blurred, the node as built and with the
+    shadows left out of the fallback, each a 2× zoom of the corner where the two bands meet."""
+    from PIL import Image, ImageDraw
+
+    name = round_images(True)[0]
+    c = next(
+        x
+        for x in scenes(name, frames)
+        if x.kind == "straight" and x.mm == 2.0 and x.noise == "none" and x.order == "after"
+    )
+    node = MotionPolicy()
+    first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
+    detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
+    a = assess_motion(c.blurred, SPACING_MM, node)
+    panels = {"sharp": c.sharp, "blurred": c.blurred}
+    for label, policy in (("node 0.34.0", node), ("shadows left out", CANDIDATE)):
+        d = deconvolve(c.blurred, a, policy, magnitude=first, detector_magnitude=detector)
+        g = anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
+        panels[f"{label} ({g:+.2f} dB)"] = d.image
+    h, w = c.sharp.shape
+    y0, x0 = int(0.12 * h) - 40, int(0.15 * w) - 40  # the corner of the two bands
+    tiles = []
+    for label, img in panels.items():
+        crop = np.clip(img[y0 : y0 + 200, x0 : x0 + 200], 0.0, 1.0)
+        tile = Image.fromarray((crop * 255).astype(np.uint8)).resize((400, 400), Image.NEAREST)
+        canvas = Image.new("L", (400, 424), 255)
+        canvas.paste(tile, (0, 24))
+        ImageDraw.Draw(canvas).text((6, 6), label, fill=0)
+        tiles.append(canvas)
+    sheet = Image.new("L", (400 * len(tiles) + 8 * (len(tiles) - 1), 424), 255)
+    for i, t in enumerate(tiles):
+        sheet.paste(t, (i * 408, 0))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, optimize=True)
+
+
 def main() -> None:
     ap = parser()
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--validation", action="store_true", help="the fifty-third round's")
     ap.add_argument("--look", action="store_true", help="with --validation: the MHH images")
+    ap.add_argument("--picture", type=Path, help="write the look's picture there")
     args = ap.parse_args()
+    if args.picture:
+        picture(args.picture)
+        return
     if args.summary and args.validation:
         validation_summary(read_rows(args.summary))
         return
