@@ -201,6 +201,25 @@ def _limited(
     return float(np.mean(node)), float(np.mean(cand)), worst, *harmed
 
 
+def _over_sets(
+    rows_of: dict[str, list[dict[str, Any]]],
+    measured: dict[tuple[Any, ...], dict[str, Any]],
+    keep: Any,
+    label: str,
+) -> tuple[bool, float, str]:
+    """A limit on every set: whether it meets the go-on rule on each (mean not lower than the
+    node's, no group lower by more than 0.1 dB, harmed not more), its mean over all sets' cases
+    without noise, and each set's mean / worst group / harmed for the printout."""
+    cells, met, total, count = [], True, 0.0, 0
+    for mode, set_rows in rows_of.items():
+        node_mean, mean, worst, node_harmed, harmed = _limited(set_rows, measured, keep, label)
+        cells.append(f"{mode} {mean:+.3f} / {worst:+.3f} / {node_harmed}→{harmed}")
+        met &= mean >= node_mean and worst >= -0.1 and harmed <= node_harmed
+        n = sum(1 for r in set_rows if r["noise"] == "none" and label in r)
+        total, count = total + mean * n, count + n
+    return met, total / count, "; ".join(cells)
+
+
 def summary(measured_rows: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
     measured = {_key(m): m for m in measured_rows}
     names = [n for n in MEASURES if any(math.isfinite(m[n]) for m in measured_rows)]
@@ -257,19 +276,11 @@ def _summary_of(
                 ("<", lambda m, t=t, n=name: not m[n] >= t),
                 (">=", lambda m, t=t, n=name: m[n] >= t),
             ):
-                cells, met, total, count = [], True, 0.0, 0
-                for mode in sets:
-                    node_mean, mean, worst, node_harmed, harmed = _limited(
-                        rows_of[mode], measured, keep, label
-                    )
-                    cells.append(f"{mode} {mean:+.3f} / {worst:+.3f} / {node_harmed}→{harmed}")
-                    met &= mean >= node_mean and worst >= -0.1 and harmed <= node_harmed
-                    n = sum(1 for r in rows_of[mode] if r["noise"] == "none" and label in r)
-                    total, count = total + mean * n, count + n
+                met, mean, cells = _over_sets(rows_of, measured, keep, label)
                 what = f"{label}, keep where {name} {side} {t:g}"
-                print(f"  {what}: " + "; ".join(cells))
+                print(f"  {what}: {cells}")
                 if met:
-                    admissible.append((total / count, what))
+                    admissible.append((mean, what))
     return admissible
 
 
@@ -295,19 +306,11 @@ def pairs(
                 def keep(m: dict[str, Any], a: float = a, b: float = b) -> bool:
                     return bool(m[first] < a and m[second] < b)
 
-                met, total, count, cells = True, 0.0, 0, []
-                for mode in sets:
-                    node_mean, mean, worst, node_harmed, harmed = _limited(
-                        rows_of[mode], measured, keep, label
-                    )
-                    met &= mean >= node_mean and worst >= -0.1 and harmed <= node_harmed
-                    n = sum(1 for r in rows_of[mode] if r["noise"] == "none" and label in r)
-                    total, count = total + mean * n, count + n
-                    cells.append(f"{mode} {mean:+.3f} / {worst:+.3f} / {node_harmed}→{harmed}")
+                met, mean, cells = _over_sets(rows_of, measured, keep, label)
                 kept = sum(1 for m in measured_rows if keep(m))
                 what = f"{label}, {first} < {a:g} and {second} < {b:g} ({kept} kept): "
                 if met:
-                    admissible.append((total / count, -kept, what + "; ".join(cells)))
+                    admissible.append((mean, -kept, what + cells))
     print(f"pairs meeting the go-on rule on every set ({len(admissible)}), best ten:")
     for mean, _, what in sorted(admissible, reverse=True)[:10]:
         print(f"  {mean:+.4f}  {what}")
