@@ -41,7 +41,6 @@ from models.deconvolve import (
     DEFAULT_POWER,
     DEFAULT_RL_ITERATIONS,
     PenaltyFloor,
-    masked_richardson_lucy,
     overshoot_fraction,
     richardson_lucy,
     sparse_exposure,
@@ -193,11 +192,12 @@ class MotionPolicy:
     #: the retrieved kernel (the fifty-first round's candidate, docs/models.md: a kernel the phase
     #: retrieval matched closely survives Richardson-Lucy's many steps); None: nowhere.
     shape_detector_fallback_max_fit: float | None = None
-    #: The fifty-third round's candidate (docs/models.md, "The fallback leaves the shadows out of
-    #: its fit"): where the Richardson-Lucy fallback runs, the shadows found in the frame
-    #: (:func:`models.shadows.find_shadows`: collimation, markers, borders, which need not have
-    #: moved with the patient) are left out of its data term and come back unchanged; False: the
-    #: whole frame is fitted (every version up to 0.36.0).
+    #: The fifty-third and fifty-fourth rounds' candidate (docs/models.md, "The fallback leaves
+    #: the shadows out of its fit"): where the Richardson-Lucy fallback runs, the shadows found in
+    #: the frame (:func:`models.shadows.find_shadows`: collimation, markers, borders, which need
+    #: not have moved with the patient) are left out of its data term (the node's float32 steps,
+    #: accelerated as the node's; since the fifty-fourth round) and come back unchanged; False:
+    #: the whole frame is fitted (every version up to 0.36.0).
     fallback_leaves_shadows: bool = False
     #: ... and there the native-pixel network reads only frames whose measured noise is at
     #: least this many quanta per pixel (quiet frames; unmeasured: not quiet); None: every frame.
@@ -1043,13 +1043,9 @@ def deconvolve(
             steps = quick
         if policy.fallback_leaves_shadows:
             shadows = find_shadows(image01)
-            if 0 < int(shadows.sum()) < shadows.size:
-                w = masked_richardson_lucy(e, psf, ~shadows, steps)
-                accelerated = False  # its steps are plain ones
-            else:
+            if not 0 < int(shadows.sum()) < shadows.size:
                 shadows = None
-        if shadows is None:
-            w = richardson_lucy(e, psf, steps, accelerated)
+        w = richardson_lucy(e, psf, steps, accelerated, None if shadows is None else ~shadows)
         method = "richardson-lucy"
     raised = method == "wiener" and raise_by > 1.0 and not (shape is not None and shape.replaced)
     if raised:

@@ -21,6 +21,7 @@ Grey values (bright = dense, [0, 1]) are mapped to relative exposure ``exp(-log_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -112,7 +113,12 @@ def _wiener_padded(
 
 
 def richardson_lucy_steps(
-    blurred: F64, start: F64, psf: F64, iterations: int, accelerated: bool = False
+    blurred: F64,
+    start: F64,
+    psf: F64,
+    iterations: int,
+    accelerated: bool = False,
+    data: NDArray[np.bool_] | None = None,
 ) -> F64:
     """``iterations`` Richardson–Lucy updates ``u ← u · Kᵀ(b / Ku)`` from ``start`` (exposure).
 
@@ -125,6 +131,11 @@ def richardson_lucy_steps(
     (Biggs & Andrews, Applied Optics 36(8), 1997, as MATLAB's ``deconvlucy``): ``y = u + a·(u −
     u_prev)``, ``a`` the correlation of the last two updates' changes, within 0…1 (0 for the first
     two) — as far in fewer steps, at the same cost per step.
+
+    ``data``: only these pixels count in the data term, ``u ← u · Kᵀ(M·b/Ku) / Kᵀ(M)`` (the
+    boundary form of Bertero & Boccacci, A&A 437, 2005): the pixels left out (shadows that did
+    not move with the patient, :mod:`models.shadows`) are not explained by the motion; pixels no
+    counted datum reaches (``Kᵀ(M)`` under 0.05) keep their start. ``None``: every pixel counts.
     """
     floor = max(float(blurred.min()), 1e-6) * 0.5
     # float32 (half the time of float64, far below the quantum noise); circular convolution by
@@ -134,14 +145,31 @@ def richardson_lucy_steps(
     h, w = u.shape
     k = psf_to_otf(psf, (h, w)).astype(np.complex64)
     kc = np.conj(k)
+
+    def conv(a: NDArray[Any], otf: NDArray[np.complex64]) -> NDArray[np.float32]:
+        spec = sfft.rfft2(a, workers=-1) * otf
+        return np.asarray(sfft.irfft2(spec, s=(h, w), workers=-1), dtype=np.float32)
+
+    weight: NDArray[np.float32] | None = None
+    reach: NDArray[np.float32] | None = None
+    if data is not None:
+        if data.shape != u.shape:
+            raise ValueError(f"mask {data.shape} and image {u.shape} differ")
+        weight = data.astype(np.float32)
+        b = b * weight
+        reach = conv(weight, kc)
+        seen = reach > np.float32(0.05)
+        reach = np.where(seen, reach, np.float32(1.0))
     previous = u
     change: NDArray[np.float32] | None = None
     a = 0.0
     for _ in range(iterations):
         y = np.maximum(u + np.float32(a) * (u - previous), floor) if a > 0 else u
-        reblurred = sfft.irfft2(sfft.rfft2(y, workers=-1) * k, s=(h, w), workers=-1)
-        ratio = b / np.maximum(reblurred, np.float32(1e-6))
-        previous, u = u, y * sfft.irfft2(sfft.rfft2(ratio, workers=-1) * kc, s=(h, w), workers=-1)
+        ratio = b / np.maximum(conv(y, k), np.float32(1e-6))
+        step = y * conv(ratio, kc)
+        if reach is not None:
+            step = np.where(seen, step / reach, y)
+        previous, u = u, step
         if accelerated:
             new_change = u - y
             if change is not None:
@@ -247,49 +275,27 @@ def overshoot_fraction(deconvolved: F64, blurred: F64) -> float:
     return float(np.mean((deconvolved < lo) | (deconvolved > hi)))
 
 
-def richardson_lucy(exposure: F64, psf: F64, iterations: int, accelerated: bool = False) -> F64:
-    """Richardson–Lucy deconvolution of a linear-exposure image from a flat start (reflect-padded;
-    ``accelerated``: :func:`richardson_lucy_steps`' extrapolation)."""
-    e = np.asarray(exposure, dtype=np.float64)
-    ep, pad = pad_for_fft(e, psf)
-    flat = np.full_like(ep, float(ep.mean()))
-    out = richardson_lucy_steps(ep, flat, psf, iterations, accelerated)
-    res: F64 = out[pad : pad + e.shape[0], pad : pad + e.shape[1]]
-    return res
-
-
-def masked_richardson_lucy(
-    exposure: F64, psf: F64, data: NDArray[np.bool_], iterations: int
+def richardson_lucy(
+    exposure: F64,
+    psf: F64,
+    iterations: int,
+    accelerated: bool = False,
+    data: NDArray[np.bool_] | None = None,
 ) -> F64:
-    """Richardson–Lucy deconvolution whose data term counts only the ``data`` pixels
-    (``u ← u · Kᵀ(M·b/Ku) / Kᵀ(M)``, the boundary form of Bertero & Boccacci, A&A 437, 2005):
-    the pixels left out (shadows that did not move with the patient, :mod:`models.shadows`)
-    are not explained by the motion. From a flat start at the counted pixels' mean,
-    reflect-padded as :func:`richardson_lucy`; pixels no counted datum reaches stay there."""
+    """Richardson–Lucy deconvolution of a linear-exposure image from a flat start (reflect-padded;
+    ``accelerated``: :func:`richardson_lucy_steps`' extrapolation; ``data``: the pixels its data
+    term counts, the start then their mean)."""
     e = np.asarray(exposure, dtype=np.float64)
-    if data.shape != e.shape:
-        raise ValueError(f"mask {data.shape} and image {e.shape} differ")
-    if not data.any():
-        raise ValueError("no pixel left to fit")
+    if data is not None:
+        if data.shape != e.shape:
+            raise ValueError(f"mask {data.shape} and image {e.shape} differ")
+        if not data.any():
+            raise ValueError("no pixel left to fit")
     ep, pad = pad_for_fft(e, psf)
-    mp = np.pad(data.astype(np.float64), pad, mode="reflect")
-    h, w = ep.shape
-    k = psf_to_otf(psf, (h, w))
-    kc = np.conj(k)
-
-    def conv(a: F64, otf: NDArray[np.complexfloating]) -> F64:
-        out: F64 = sfft.irfft2(sfft.rfft2(a, workers=-1) * otf, s=(h, w), workers=-1)
-        return out
-
-    reach = conv(mp, kc)
-    seen = reach > 0.05
-    floor = max(float(ep[mp > 0].min()), 1e-6) * 0.5
-    u = np.full_like(ep, float(ep[mp > 0].mean()))
-    for _ in range(iterations):
-        ratio = mp * ep / np.maximum(conv(u, k), floor)
-        step = u * conv(ratio, kc) / np.maximum(reach, 0.05)
-        u = np.where(seen, np.maximum(step, floor), u)
-    res: F64 = u[pad : pad + e.shape[0], pad : pad + e.shape[1]]
+    mask = None if data is None else np.pad(data, pad, mode="reflect")
+    level = float(ep.mean()) if mask is None else float(ep[mask].mean())
+    out = richardson_lucy_steps(ep, np.full_like(ep, level), psf, iterations, accelerated, mask)
+    res: F64 = out[pad : pad + e.shape[0], pad : pad + e.shape[1]]
     return res
 
 

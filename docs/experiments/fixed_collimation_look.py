@@ -16,10 +16,12 @@ motion of 1 / 2 / 4 mm, no noise and Poisson 10⁴ quanta per pixel (the blur an
 the open frame; for ``after`` the collimation then drawn on the noisy blurred frame).
 
 And a prototype of what would not be fooled by such edges: Richardson-Lucy whose data term
-leaves the collimation and the marker out (:func:`masked_richardson_lucy`, the node's kernel and
+leaves the collimation and the marker out (:func:`richardson_lucy`'s ``data``, the node's kernel and
 steps, the mask given), the shadows pasted back afterwards; and the same with the shadows found
-in the frame. Both now live in ``models`` (:func:`models.deconvolve.masked_richardson_lucy`,
-:func:`models.shadows.find_shadows`; the look ran with copies of them here, the same steps).
+in the frame. Both now live in ``models`` (:func:`models.deconvolve.richardson_lucy` with its
+``data`` mask, :func:`models.shadows.find_shadows`; the look and the fifty-third round ran the
+masked steps in float64, since the fifty-fourth round they are the node's float32 ones, so a
+rerun differs from the recorded figures by that rounding).
 
 ``--validation [--look]``: the fifty-third round's validation (docs/models.md), the node as built
 against ``MotionPolicy.fallback_leaves_shadows``, Kermany every 200th train image from the 90th
@@ -48,7 +50,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from models.blur import NoiseSpec, from_exposure, motion_kernel, simulate_motion_blur, to_exposure
 from models.deblur import MotionPolicy, assess_motion, deconvolve
-from models.deconvolve import masked_richardson_lucy
+from models.deconvolve import richardson_lucy
 from models.kernel_shape import load_magnitude_model
 from models.shadows import find_shadows as found_shadows
 from models.tune_deconvolution import collimate
@@ -156,14 +158,14 @@ def run(names: list[str], out: Path) -> None:
                 psf = d.shape.kernel if d.shape is not None else a.estimate.kernel()
                 steps = d.rl_iterations or policy.rl_fallback_max_iterations
                 e = to_exposure(blurred.astype(np.float64), policy.log_range)
-                u = masked_richardson_lucy(e, psf, anatomy, steps)
+                u = richardson_lucy(e, psf, steps, data=anatomy)
                 grey = np.clip(from_exposure(u, policy.log_range), 0.0, 1.0)
                 masked = np.where(anatomy, grey, blurred).astype(np.float32)
                 row["masked_gain"] = gain(sharp, blurred, masked)
                 row["masked_anatomy_gain"] = anatomy_gain(sharp, blurred, masked, anatomy)
                 # ... and with the shadows found in the blurred frame itself
                 shadows = found_shadows(blurred)
-                u = masked_richardson_lucy(e, psf, ~shadows, steps)
+                u = richardson_lucy(e, psf, steps, data=~shadows)
                 grey = np.clip(from_exposure(u, policy.log_range), 0.0, 1.0)
                 masked = np.where(shadows, blurred, grey).astype(np.float32)
                 row["found_anatomy_gain"] = anatomy_gain(sharp, blurred, masked, anatomy)

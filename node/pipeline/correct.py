@@ -135,9 +135,11 @@ FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.35.0"
 FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.36.0"
 #: As :data:`DRAWN_RL_MEAN_VERSION` / :data:`SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION`, the
 #: fallback leaving the shadows found in the frame out of its fit
-#: (``MotionPolicy.fallback_leaves_shadows``; the fifty-third round's candidate)
-SHADOW_RL_MEAN_VERSION = "0.37.0"
-SHADOW_DETECTOR_RL_MEAN_VERSION = "0.38.0"
+#: (``MotionPolicy.fallback_leaves_shadows``; the fifty-fourth round's candidate, its steps the
+#: node's float32 ones): 0.39.0, 0.40.0 (0.37.0, 0.38.0 stay the fifty-third round's form with
+#: float64 plain steps, never shipped)
+SHADOW_RL_MEAN_VERSION = "0.39.0"
+SHADOW_DETECTOR_RL_MEAN_VERSION = "0.40.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",

@@ -35,7 +35,7 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     assert shipped.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION
     on = gate_setting(cfg, ON, "fallback_leaves_shadows", True, False)
     info = load_models(on).deblur.info
-    assert info.version == SHADOW_DETECTOR_RL_MEAN_VERSION == "0.38.0"
+    assert info.version == SHADOW_DETECTOR_RL_MEAN_VERSION == "0.40.0"
     assert info.device_uid != shipped.device_uid
     cfg.write_text(ON + "models:\n  kernel_shape_detector: off\n")
     assert load_models(load_settings(cfg, environ={})).deblur.info.version == (
