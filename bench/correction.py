@@ -190,7 +190,7 @@ def detector_fallback(
     import dataclasses
 
     from models.blur import NoiseSpec, simulate_motion_blur, trajectory_kernel
-    from models.deblur import MotionPolicy, assess_motion, deconvolve
+    from models.deblur import MotionPolicy, assess_motion
     from models.kernel_shape import load_magnitude_model
     from models.tune_balance import BUNDLED_MAGNITUDE
     from models.tune_deconvolution import collimate
@@ -209,29 +209,19 @@ def detector_fallback(
     a = assess_motion(blurred, 0.2, node)
     row: dict[str, Any] = {"size": size, "pixel_spacing_mm": 0.2, "decision": a.decision}
     for label, policy in (("node", node), ("retrieved_in_fallback", retrieved)):
-
-        def corrected(p: MotionPolicy = policy) -> Any:
-            return deconvolve(blurred, a, p, magnitude=magnitude, detector_magnitude=detector)
-
-        done = corrected()
-        row[label] = {
-            "method": done.method,
-            "replaced": done.curved,
-            "rl_steps": done.rl_iterations,
-            "deconvolve_s": _median_s(corrected, repeat),
-        }
+        row[label] = _policy_row(blurred, a, policy, repeat, magnitude, detector)
     return row
 
 
 def shadow_fallback(repeat: int, size: int = 2048) -> dict[str, Any]:
-    """The fallback that leaves the shadows out of its fit (the fifty-third round): a ``size``²
-    frame at 0.2 mm/px whose anatomy moved 20 px (4 mm) under a collimator and a marker that did
-    not (the shadows drawn after the blur), no noise (the fallback's steps reach the cap);
-    the node as built and with ``fallback_leaves_shadows``."""
+    """The fallback that leaves the shadows out of its fit (the fifty-third and fifty-fourth
+    rounds): a ``size``² frame at 0.2 mm/px whose anatomy moved 20 px (4 mm) under a collimator
+    and a marker that did not (the shadows drawn after the blur), no noise (the fallback's steps
+    reach the cap); the node as built and with ``fallback_leaves_shadows``."""
     import dataclasses
 
     from models.blur import linear_kernel, simulate_motion_blur
-    from models.deblur import MotionPolicy, assess_motion, deconvolve
+    from models.deblur import MotionPolicy, assess_motion
     from models.tune_deconvolution import collimate
 
     node = MotionPolicy()
@@ -241,20 +231,36 @@ def shadow_fallback(repeat: int, size: int = 2048) -> dict[str, Any]:
     row: dict[str, Any] = {"size": size, "pixel_spacing_mm": 0.2, "decision": a.decision}
     if a.blurred:
         for label, policy in (("node", node), ("leaves_shadows", shadows)):
-            done = deconvolve(blurred, a, policy)
-            row[label] = {
-                "method": done.method,
-                "rl_steps": done.rl_iterations,
-                "shadow_share": round(done.shadow_share, 4),
-                "deconvolve_s": _median_s(_deconvolving(blurred, a, policy), repeat),
-            }
+            row[label] = _policy_row(blurred, a, policy, repeat)
     return row
 
 
-def _deconvolving(blurred: F32, assessment: Any, policy: Any) -> Callable[[], object]:
+def _policy_row(
+    blurred: F32,
+    assessment: Any,
+    policy: Any,
+    repeat: int,
+    magnitude: Any = None,
+    detector: Any = None,
+) -> dict[str, Any]:
+    """One policy's row in :func:`detector_fallback` / :func:`shadow_fallback`: the path the
+    correction took and its median time (``repeat`` readings)."""
     from models.deblur import deconvolve
 
-    return lambda: deconvolve(blurred, assessment, policy)
+    def corrected() -> Any:
+        return deconvolve(
+            blurred, assessment, policy, magnitude=magnitude, detector_magnitude=detector
+        )
+
+    done = corrected()
+    return {
+        "method": done.method,
+        "replaced": done.curved,
+        "rl_steps": done.rl_iterations,
+        "accelerated": done.rl_accelerated,
+        "shadow_share": round(done.shadow_share, 4),
+        "deconvolve_s": _median_s(corrected, repeat),
+    }
 
 
 def fallback_cap(repeat: int, sizes: tuple[int, ...] = (640, 1024)) -> list[dict[str, Any]]:
@@ -265,24 +271,24 @@ def fallback_cap(repeat: int, sizes: tuple[int, ...] = (640, 1024)) -> list[dict
     import dataclasses
 
     from models.blur import linear_kernel, simulate_motion_blur
-    from models.deblur import RL_BUDGET_CANDIDATE, MotionPolicy, assess_motion, deconvolve
+    from models.deblur import RL_BUDGET_CANDIDATE, MotionPolicy, assess_motion
     from models.tune_deconvolution import collimate
 
     fixed = MotionPolicy()  # the node as built: the cap of 40 on every frame
     budget = dataclasses.replace(fixed, rl_fallback_budget_max_iterations=RL_BUDGET_CANDIDATE)
     rows = []
-    timed = (("cap_40_s", fixed), ("budget_s", budget))
     for size in sizes:
         blurred = simulate_motion_blur(collimate(frame(size, 4)), linear_kernel(10.0, 30.0))
         a = assess_motion(blurred, 0.6, fixed)
-        steps = [deconvolve(blurred, a, p).rl_iterations for p in (fixed, budget)]
+        cap, by_budget = (_policy_row(blurred, a, p, repeat) for p in (fixed, budget))
         rows.append(
             {
                 "size": size,
                 "decision": a.decision,
-                "steps_cap_40": steps[0],
-                "steps_budget": steps[1],
-                **{key: _median_s(_deconvolving(blurred, a, p), repeat) for key, p in timed},
+                "steps_cap_40": cap["rl_steps"],
+                "steps_budget": by_budget["rl_steps"],
+                "cap_40_s": cap["deconvolve_s"],
+                "budget_s": by_budget["deconvolve_s"],
             }
         )
     return rows

@@ -42,6 +42,11 @@ ETA_MAX = 10.0
 
 #: Default log exposure range assumed for displayed grey values (see models.blur).
 LOG_RANGE = 3.0
+#: :func:`welch_windows` with pixels to avoid: a window may hold at most this share of them
+#: (0: none; a sharp edge in a window is enough to hide the motion's dips) ...
+AVOID_SHARE = 0.0
+#: ... unless fewer windows than this would remain (then every window counts)
+MIN_CLEAR_WINDOWS = 8
 
 
 @dataclass(frozen=True)
@@ -77,10 +82,19 @@ def _block_mean(a: F64, f: int) -> F64:
 
 
 def welch_windows(
-    shape: tuple[int, ...], patch: int, step: int | None = None, max_patches: int = 64
+    shape: tuple[int, ...],
+    patch: int,
+    step: int | None = None,
+    max_patches: int = 64,
+    avoid: NDArray[np.bool_] | None = None,
 ) -> list[tuple[int, int]]:
     """Top-left corners of the ``patch``² windows :func:`welch_power` averages over ``shape``:
-    half-overlapping, and only the ``max_patches`` nearest the centre when there are more."""
+    half-overlapping, and only the ``max_patches`` nearest the centre when there are more.
+
+    ``avoid``: pixels no window should take in (shadows that need not have moved with the
+    patient, :func:`models.shadows.find_shadows`): windows with more than
+    :data:`AVOID_SHARE` of them are left out, unless fewer than :data:`MIN_CLEAR_WINDOWS` would
+    remain (then every window, as without ``avoid``)."""
     step = step or patch // 2
     h, w = shape[0], shape[1]
     if h < patch or w < patch:
@@ -89,6 +103,14 @@ def welch_windows(
     xs = list(range(0, w - patch + 1, step))
     # Keep the patches of the central part when there are too many (collimation, labels at edges).
     pairs = [(y, x) for y in ys for x in xs]
+    if avoid is not None:
+        if avoid.shape != (h, w):
+            raise ValueError(f"mask {avoid.shape} and image {(h, w)} differ")
+        clear = [
+            (y, x) for y, x in pairs if avoid[y : y + patch, x : x + patch].mean() <= AVOID_SHARE
+        ]
+        if len(clear) >= MIN_CLEAR_WINDOWS:
+            pairs = clear
     if len(pairs) > max_patches:
         cy, cx = (h - patch) / 2, (w - patch) / 2
         pairs.sort(key=lambda p: (p[0] - cy) ** 2 + (p[1] - cx) ** 2)
@@ -96,10 +118,16 @@ def welch_windows(
     return pairs
 
 
-def welch_power(a: F64, patch: int, step: int | None = None, max_patches: int = 64) -> F64:
+def welch_power(
+    a: F64,
+    patch: int,
+    step: int | None = None,
+    max_patches: int = 64,
+    avoid: NDArray[np.bool_] | None = None,
+) -> F64:
     """Mean power spectrum of Hann-windowed, mean-removed ``patch``² windows of ``a``
-    (:func:`welch_windows`)."""
-    pairs = welch_windows(a.shape, patch, step, max_patches)
+    (:func:`welch_windows`, ``avoid`` as there)."""
+    pairs = welch_windows(a.shape, patch, step, max_patches, avoid)
     win = np.outer(np.hanning(patch), np.hanning(patch))
     acc = np.zeros((patch, patch), dtype=np.float64)
     for y, x in pairs:
@@ -188,11 +216,14 @@ def _estimate_at(
     noise_variance: float | None = None,
     eta_follows_noise: bool = False,
     eta_follows_motion: bool = False,
+    avoid: NDArray[np.bool_] | None = None,
 ) -> MotionEstimate:
     small = _block_mean(sig, scale)
     pch = min(patch, *small.shape)
     pch -= pch % 2
-    power = welch_power(small, pch)
+    # a block that holds any pixel to avoid is avoided
+    small_avoid = None if avoid is None else _block_mean(avoid.astype(np.float64), scale) > 0
+    power = welch_power(small, pch, avoid=small_avoid)
     if noise_variance:
         # The white noise the frame carries (variance per native pixel; a block mean of scale²
         # pixels has 1/scale² of it) is taken out, so that the motion's dips are weighed as in the
@@ -254,6 +285,7 @@ def estimate_motion(
     noise_variance: float | None = None,
     eta_follows_noise: bool = False,
     eta_follows_motion: bool = False,
+    avoid: NDArray[np.bool_] | None = None,
 ) -> MotionEstimate:
     """Estimate straight motion blur (length px, angle °) of a grey image (bright = dense, [0, 1]).
 
@@ -285,6 +317,8 @@ def estimate_motion(
     the anatomy on each ring is the one each candidate motion would have blurred into the ring's
     power (the ring's power over the floor divided by the motion's mean ``sinc²`` there), not the
     ring's power itself: what the blur took out of a ring is no longer counted as noise.
+
+    ``avoid``: pixels the spectrum's windows keep clear of (:func:`welch_windows`).
     """
     a = np.asarray(image01, dtype=np.float64)
     sig = to_exposure(a, log_range) if log_range is not None else a
@@ -294,7 +328,7 @@ def estimate_motion(
     floor, noise = noise_floor_quanta, noise_variance
     native = min(max_length, search_max_px)
     modes = (eta_follows_noise, eta_follows_noise and eta_follows_motion)
-    found = [_estimate_at(sig, 1, native, patch, eta, floor, noise, *modes)]
+    found = [_estimate_at(sig, 1, native, patch, eta, floor, noise, *modes, avoid)]
     if coarse > 1:
-        found.append(_estimate_at(sig, coarse, max_length, patch, eta, floor, noise, *modes))
+        found.append(_estimate_at(sig, coarse, max_length, patch, eta, floor, noise, *modes, avoid))
     return max(found, key=lambda e: e.specificity)

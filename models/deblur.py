@@ -199,6 +199,12 @@ class MotionPolicy:
     #: accelerated as the node's; since the fifty-fourth round) and come back unchanged; False:
     #: the whole frame is fitted (every version up to 0.36.0).
     fallback_leaves_shadows: bool = False
+    #: A look (docs/models.md, "The gate behind sharp shadows"): the motion estimate's spectrum
+    #: windows keep clear of the shadows found in the frame (:func:`models.shadows.find_shadows`;
+    #: :func:`models.blur_estimate.welch_windows`' ``avoid``), so a small frame whose collimation
+    #: stayed sharp is judged on its anatomy; False: the windows nearest the centre, whatever
+    #: they hold (every version so far).
+    estimate_avoids_shadows: bool = False
     #: ... and there the native-pixel network reads only frames whose measured noise is at
     #: least this many quanta per pixel (quiet frames; unmeasured: not quiet); None: every frame.
     #: The forty-eighth round's candidate (docs/models.md): the eighteenth round's step lost on
@@ -620,6 +626,11 @@ def assess_motion(
     )
     mode = policy.estimate_noise_subtraction
 
+    avoid = None
+    if policy.estimate_avoids_shadows:
+        found = find_shadows(image01)
+        avoid = found if found.any() else None
+
     def estimate(subtract: bool) -> MotionEstimate:
         noise = None
         if subtract:
@@ -635,6 +646,7 @@ def assess_motion(
             noise_variance=noise,
             eta_follows_noise=policy.estimate_eta_follows_noise,
             eta_follows_motion=policy.estimate_eta_follows_motion,
+            avoid=avoid,
         )
 
     jpeg: list[bool] = []  # decoded_jpeg(image01), computed once where asked

@@ -10,7 +10,7 @@ from scipy.ndimage import gaussian_filter
 from skimage.metrics import peak_signal_noise_ratio
 
 from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur
-from models.blur_estimate import MotionEstimate, estimate_motion
+from models.blur_estimate import MIN_CLEAR_WINDOWS, MotionEstimate, estimate_motion, welch_windows
 from models.deblur import MotionPolicy, assess_motion, correct, deconvolve
 from models.deconvolve import wiener
 from node.pipeline.correct import wiener_info
@@ -306,3 +306,18 @@ def test_a_dip_floor_from_the_anatomy_each_motion_leaves_does_not_shorten_longer
     policy = dataclasses.replace(aware_policy, estimate_eta_follows_motion=True)
     assert assess_motion(blurred, 0.2, policy).estimate.length_px == pytest.approx(8.0, abs=0.5)
     assert wiener_info(policy).device_uid != wiener_info(aware_policy).device_uid
+
+
+def test_welch_windows_keep_clear_of_pixels_to_avoid() -> None:
+    shape = (672, 672)
+    band = np.zeros(shape, dtype=bool)
+    band[:160] = True  # a collimator's band across the top
+    built = welch_windows(shape, 128)
+    clear = welch_windows(shape, 128, avoid=band)
+    assert any(band[y : y + 128, x : x + 128].any() for y, x in built)
+    assert len(clear) >= MIN_CLEAR_WINDOWS
+    assert not any(band[y : y + 128, x : x + 128].any() for y, x in clear)
+    # nearly everything to avoid: too few windows would remain, so every window counts
+    assert welch_windows(shape, 128, avoid=np.ones(shape, dtype=bool)) == built
+    with pytest.raises(ValueError, match="differ"):
+        welch_windows(shape, 128, avoid=band[:10])

@@ -132,3 +132,12 @@ def test_the_fallback_leaves_sharp_shadows_out_and_corrects_the_anatomy() -> Non
         if b.blurred:
             same = deconvolve(open_blurred, b, candidate)
             assert np.array_equal(same.image, deconvolve(open_blurred, b, node).image)
+
+
+def test_the_estimate_keeps_clear_of_shadows_only_where_there_are_some() -> None:
+    """Without shadows in the frame the estimate with clear windows is the one as built."""
+    blurred = simulate_motion_blur(_anatomy(768), linear_kernel(12.0, 20.0))
+    assert not find_shadows(blurred).any()
+    node = MotionPolicy()
+    clear = replace(node, estimate_avoids_shadows=True)
+    assert assess_motion(blurred, 0.2, clear) == assess_motion(blurred, 0.2, node)

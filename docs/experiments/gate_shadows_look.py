@@ -1,0 +1,135 @@
+"""The gate behind sharp shadows, a look (thirty-sixth session).
+
+On Kermany's 672² detector-like scenes whose collimation and marker stayed sharp while the
+anatomy moved, the gate flagged none of 300 frames (the fifty-third round): in a frame that
+small the motion estimate's central spectrum windows take in the collimation, whose sharp edges
+hide the motion's dips. ``MotionPolicy.estimate_avoids_shadows`` keeps the windows clear of the
+shadows :func:`models.shadows.find_shadows` marks. This look asks, on seen images only:
+
+- the fifty-third round's Kermany scenes (every 200th train image from the 90th, 672², its
+  seeds; shadows drawn before and after the blur): how many frames are flagged as built and
+  with the windows clear, and the anatomy gain of the node as built, of the fallback leaving the
+  shadows out (``fallback_leaves_shadows``), and of both with the clear windows;
+- (``--sharp``) sharp frames: the same Kermany scenes unblurred (open and collimated), and real
+  MHH training frames (every third of :func:`round_design.unnamed_mhh_images`, 0.6 mm/px, as
+  they are and collimated): how many the gate flags either way (false alarms).
+
+Run: ``PYTHONPATH=../.. python gate_shadows_look.py --out runs/gs-0.json --part 0/2`` (and
+``1/2``; ``--sharp`` for the sharp frames), then ``--summary runs/gs-*.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from consistency_balance import kermany_frames
+from detector_scenes import DATA, SPACING_MM, parser, part_of
+from fitting_cases import read_rows
+from fixed_collimation_look import MOTION_MM, ORDERS, WEIGHTS, anatomy_gain, scenes
+from look_rows import save
+from round_design import kermany_train_every_200th, unnamed_mhh_images
+
+from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur_data import load_gray
+from models.kernel_shape import load_magnitude_model
+from models.tune_deconvolution import collimate
+
+NODE = MotionPolicy()
+SHADOWS = replace(NODE, fallback_leaves_shadows=True)
+CLEAR = replace(NODE, estimate_avoids_shadows=True)
+BOTH = replace(SHADOWS, estimate_avoids_shadows=True)
+POLICIES = {"node": NODE, "shadows": SHADOWS, "clear": CLEAR, "both": BOTH}
+
+
+def run(names: list[str], out: Path) -> None:
+    first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
+    detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        for c in scenes(name, kermany_frames, "shadows-fifty-third"):
+            row = c.row(set="kermany")
+            judged = {"built": assess_motion(c.blurred, SPACING_MM, NODE)}
+            judged["clear"] = assess_motion(c.blurred, SPACING_MM, CLEAR)
+            for gate, a in judged.items():
+                row[f"flagged_{gate}"] = a.blurred
+                row[f"mm_{gate}"] = a.estimate.length_px * SPACING_MM
+            for label, policy in POLICIES.items():
+                a = judged["clear" if policy.estimate_avoids_shadows else "built"]
+                row[label] = 0.0
+                if a.blurred:
+                    d = deconvolve(
+                        c.blurred, a, policy, magnitude=first, detector_magnitude=detector
+                    )
+                    row[label] = anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
+            rows.append(row)
+        save(out, rows, name)
+
+
+def run_sharp(kermany: list[str], mhh: list[str], out: Path) -> None:
+    rows: list[dict[str, Any]] = []
+    frames: list[tuple[str, str, np.ndarray, float]] = []
+    for name in kermany:
+        for scene, sharp in kermany_frames(name, 0):
+            frames.append(("kermany-672", f"{name}:{scene}", sharp, SPACING_MM))
+    for name in mhh:
+        img = load_gray(DATA / name).astype(np.float32) / 255.0
+        frames.append(("mhh-real", name, img, 0.6))
+        frames.append(("mhh-real-collimated", name, collimate(img), 0.6))
+    for set_name, name, img, spacing in frames:
+        row: dict[str, Any] = {"set": set_name, "image": name}
+        for gate, policy in (("built", NODE), ("clear", CLEAR)):
+            a = assess_motion(img, spacing, policy)
+            row[f"flagged_{gate}"] = a.blurred
+            row[f"mm_{gate}"] = a.estimate.length_px * spacing
+        rows.append(row)
+    save(out, rows, f"{len(rows)} sharp frames")
+
+
+def summary(rows: list[dict[str, Any]]) -> None:
+    blurred = [r for r in rows if "order" in r]
+    for order in ORDERS:
+        for mm in MOTION_MM:
+            sel = [r for r in blurred if r["order"] == order and r["mm"] == mm]
+            if not sel:
+                continue
+            fb = sum(r["flagged_built"] for r in sel)
+            fc = sum(r["flagged_clear"] for r in sel)
+            gains = ", ".join(
+                f"{k} {np.mean([r[k] for r in sel]):+.3f} (harmed {sum(r[k] < -0.1 for r in sel)})"
+                for k in POLICIES
+            )
+            print(f"{order} {mm:g} mm: {len(sel)} cases, flagged {fb} → {fc}; {gains}")
+        sel = [r for r in blurred if r["order"] == order]
+        if sel:
+            gains = ", ".join(f"{k} {np.mean([r[k] for r in sel]):+.3f}" for k in POLICIES)
+            print(f"  {order} all: {gains}")
+    sharp = [r for r in rows if "order" not in r]
+    for name in sorted({r["set"] for r in sharp}):
+        sel = [r for r in sharp if r["set"] == name]
+        fb = sum(r["flagged_built"] for r in sel)
+        fc = sum(r["flagged_clear"] for r in sel)
+        print(f"sharp {name}: {len(sel)} frames, flagged {fb} as built, {fc} with clear windows")
+
+
+def main() -> None:
+    ap = parser()
+    ap.add_argument("--sharp", action="store_true", help="the sharp frames' false alarms")
+    args = ap.parse_args()
+    if args.summary:
+        summary(read_rows(args.summary))
+        return
+    kermany = kermany_train_every_200th(90)
+    if args.sharp:
+        mhh = unnamed_mhh_images()[::3]
+        run_sharp(
+            part_of(kermany, args.part, args.out), part_of(mhh, args.part, args.out), args.out
+        )
+        return
+    run(part_of(kermany, args.part, args.out), args.out)
+
+
+if __name__ == "__main__":
+    main()
