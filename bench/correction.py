@@ -217,20 +217,21 @@ def shadow_fallback(repeat: int, size: int = 2048) -> dict[str, Any]:
     """The fallback that leaves the shadows out of its fit (the fifty-third and fifty-fourth
     rounds): a ``size``² frame at 0.2 mm/px whose anatomy moved 20 px (4 mm) under a collimator
     and a marker that did not (the shadows drawn after the blur), no noise (the fallback's steps
-    reach the cap); the node as built and with ``fallback_leaves_shadows``."""
+    reach the cap); the node as built (the shadows left out) and fitting the whole frame as
+    0.34.0 did."""
     import dataclasses
 
     from models.blur import linear_kernel, simulate_motion_blur
     from models.deblur import MotionPolicy, assess_motion
     from models.tune_deconvolution import collimate
 
-    node = MotionPolicy()
-    shadows = dataclasses.replace(node, fallback_leaves_shadows=True)
+    node = MotionPolicy()  # leaves the shadows out: the default since 0.39.0 / 0.40.0
+    whole = dataclasses.replace(node, fallback_leaves_shadows=False)  # 0.34.0
     blurred = collimate(simulate_motion_blur(frame(size, 5), linear_kernel(20.0, 30.0)))
     a = assess_motion(blurred, 0.2, node)
     row: dict[str, Any] = {"size": size, "pixel_spacing_mm": 0.2, "decision": a.decision}
     if a.blurred:
-        for label, policy in (("node", node), ("leaves_shadows", shadows)):
+        for label, policy in (("whole_frame", whole), ("node", node)):
             row[label] = _policy_row(blurred, a, policy, repeat)
     return row
 

@@ -196,9 +196,10 @@ class MotionPolicy:
     #: the shadows out of its fit"): where the Richardson-Lucy fallback runs, the shadows found in
     #: the frame (:func:`models.shadows.find_shadows`: collimation, markers, borders, which need
     #: not have moved with the patient) are left out of its data term (the node's float32 steps,
-    #: accelerated as the node's; since the fifty-fourth round) and come back unchanged; False:
-    #: the whole frame is fitted (every version up to 0.36.0).
-    fallback_leaves_shadows: bool = False
+    #: accelerated as the node's; since the fifty-fourth round) and come back unchanged; the
+    #: default since sharpray-blind-wiener 0.39.0 / 0.40.0. False: the whole frame is fitted
+    #: (every version up to 0.36.0).
+    fallback_leaves_shadows: bool = True
     #: A look (docs/models.md, "The gate behind sharp shadows"): the motion estimate's spectrum
     #: windows keep clear of the shadows found in the frame (:func:`models.shadows.find_shadows`;
     #: :func:`models.blur_estimate.welch_windows`' ``avoid``), so a small frame whose collimation

@@ -387,8 +387,9 @@ class BlurGateSettings(Strict):
     shape_detector_fallback_max_fit: float | None = Field(None, gt=0)
     # where the Richardson-Lucy fallback runs, the shadows found in the frame (collimation,
     # markers, borders: they need not have moved with the patient) left out of its fit and
-    # given back unchanged (the fifty-third round, docs/models.md); false: the whole frame fitted
-    fallback_leaves_shadows: bool = False
+    # given back unchanged (the fifty-fourth round, docs/models.md; the default since
+    # sharpray-blind-wiener 0.40.0); false: the whole frame fitted (0.34.0)
+    fallback_leaves_shadows: bool = True
     # the straight kernel drawn (nearest pixels, bilinear or Lanczos-3) the way the frame's
     # spectrum follows best instead of always on the nearest pixels: a line drawn otherwise
     # than the kernel costs the correction 0.3-0.6 dB without noise (the forty-fifth to

@@ -135,9 +135,9 @@ FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.35.0"
 FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.36.0"
 #: As :data:`DRAWN_RL_MEAN_VERSION` / :data:`SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION`, the
 #: fallback leaving the shadows found in the frame out of its fit
-#: (``MotionPolicy.fallback_leaves_shadows``; the fifty-fourth round's candidate, its steps the
-#: node's float32 ones): 0.39.0, 0.40.0 (0.37.0, 0.38.0 stay the fifty-third round's form with
-#: float64 plain steps, never shipped)
+#: (``MotionPolicy.fallback_leaves_shadows``; the fifty-fourth round, its steps the node's
+#: float32 ones; the default): 0.39.0, 0.40.0 (0.37.0, 0.38.0 stay the fifty-third round's form
+#: with float64 plain steps, never shipped)
 SHADOW_RL_MEAN_VERSION = "0.39.0"
 SHADOW_DETECTOR_RL_MEAN_VERSION = "0.40.0"
 _NOISE_WORDS = {
@@ -149,7 +149,22 @@ _NOISE_WORDS = {
 
 def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
     """The version of the correction with two magnitude networks' mean under ``policy``, without
-    and with the detector-scale network: each round that changed it on top of the last."""
+    and with the detector-scale network: each round that changed it on top of the last. The
+    fallback that leaves the shadows out (the fifty-fourth round, the default) on top of
+    0.31.0 / 0.34.0 is 0.39.0 / 0.40.0; on top of an earlier or another candidate's version, that
+    version with ``+shadows``."""
+    plain, detector = _versions_fitting_whole_frames(policy)
+    if not policy.fallback_leaves_shadows:
+        return plain, detector
+    on_top = {
+        DRAWN_RL_MEAN_VERSION: SHADOW_RL_MEAN_VERSION,
+        SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION: SHADOW_DETECTOR_RL_MEAN_VERSION,
+    }
+    return on_top.get(plain, f"{plain}+shadows"), on_top.get(detector, f"{detector}+shadows")
+
+
+def _versions_fitting_whole_frames(policy: MotionPolicy) -> tuple[str, str]:
+    """:func:`mean_versions` as if the fallback fitted the whole frame (up to 0.36.0)."""
     follows_from_mm = policy.rl_fallback_follows_noise_from_mm is not None
     penalty = policy.penalty_noise_over_signal is not None
     strong_short = policy.strong_short_from_mm is not None
@@ -168,8 +183,6 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
         return CONSISTENCY_RL_MEAN_VERSION, DETECTOR_CONSISTENCY_RL_MEAN_VERSION
     if follows_from_mm and penalty and strong_short and policy.kernel_drawing_by_spectrum:
         quiet = policy.shape_detector_min_quanta is not None
-        if policy.fallback_leaves_shadows:
-            return SHADOW_RL_MEAN_VERSION, SHADOW_DETECTOR_RL_MEAN_VERSION
         if quiet and policy.shape_detector_max_specificity is not None:
             if not policy.shape_detector_fallback_unshaped:
                 return DRAWN_RL_MEAN_VERSION, FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION
@@ -598,17 +611,19 @@ class Corrector:
             what += (
                 f" (kernel drawn {DRAWING_WORDS[done.drawing]}, as the frame's spectrum follows)"
             )
+        left_out = ""
         if done.method == "richardson-lucy":
             how = (
                 f"Richardson-Lucy deconvolution ({done.rl_iterations} steps; the "
                 "Wiener filter rang at hard edges)"
             )
             if done.shadow_share > 0:
-                how += (
-                    f", {100 * done.shadow_share:.0f} % of the frame left out of the fit as "
-                    "shadows that need not have moved (collimation, markers) and returned unchanged"
+                left_out = (
+                    f"; {100 * done.shadow_share:.0f} % of the frame (shadows that need not have "
+                    "moved: collimation, markers, borders) left out of the fit and returned "
+                    "unchanged"
                 )
-        return f"{how} of {what}{_regularisation(done)}"
+        return f"{how} of {what}{_regularisation(done)}{left_out}"
 
 
 #: how the SR names a drawing of the straight kernel other than the nearest pixels

@@ -44,7 +44,8 @@ def test_the_shadow_fallback_is_timed_on_a_frame_the_gate_flags() -> None:
 
     shadow = correction.shadow_fallback(1, 1024)
     assert shadow["decision"] in ("blurred", "severe")
-    assert shadow["node"]["method"] == "richardson-lucy" and shadow["node"]["shadow_share"] == 0
-    assert shadow["leaves_shadows"]["method"] == "richardson-lucy"
-    assert 0.2 < shadow["leaves_shadows"]["shadow_share"] < 0.4  # the band, the top, the marker
-    assert shadow["leaves_shadows"]["deconvolve_s"] > 0
+    whole = shadow["whole_frame"]
+    assert whole["method"] == "richardson-lucy" and whole["shadow_share"] == 0
+    assert shadow["node"]["method"] == "richardson-lucy"
+    assert 0.2 < shadow["node"]["shadow_share"] < 0.4  # the band, the top, the marker
+    assert shadow["node"]["deconvolve_s"] > 0

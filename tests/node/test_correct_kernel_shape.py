@@ -31,8 +31,9 @@ from node.pipeline.correct import (
     DRAWN_RL_MEAN_VERSION,
     MEAN_VERSION,
     RL_MEAN_VERSION,
+    SHADOW_DETECTOR_RL_MEAN_VERSION,
+    SHADOW_RL_MEAN_VERSION,
     SHAPED_VERSION,
-    SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
     WIENER_VERSION,
     Corrector,
     wiener_info,
@@ -69,11 +70,13 @@ def _collimated_blurred(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _configured(path: Path, blur_gate: str, version: str) -> MotionPolicy:
     """The blur gate's policy from a config.yaml whose ``blur_gate`` holds these (YAML) lines,
     after checking that the node it configures says ``version`` (without the native-pixel
-    network, on by default since 0.34.0: these versions are of the step at ≈0.6 mm)."""
+    network, on by default since 0.34.0: these versions are of the step at ≈0.6 mm; and fitting
+    the whole frame in the fallback, as every version up to 0.36.0 did)."""
     from node.app import load_models
     from node.pipeline.blur_gate import policy as blur_policy
 
-    path.write_text("models:\n  kernel_shape_detector: off\nblur_gate:\n" + blur_gate)
+    whole = "  fallback_leaves_shadows: false\n"
+    path.write_text("models:\n  kernel_shape_detector: off\nblur_gate:\n" + whole + blur_gate)
     s = load_settings(path, environ={})
     assert load_models(s).deblur.info.version == version
     return blur_policy(s.blur_gate)
@@ -236,14 +239,20 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     # penalty's noise floor at detector scale (the fortieth) and the strong short fit (the
     # forty-second) on, the straight kernel drawn as the frame's spectrum follows (the forty-fifth
     # to forty-seventh): 0.31.0; and the native-pixel network at detector scale in quiet frames,
-    # its kernel only where the straight fit is not specific (the forty-ninth): 0.34.0
+    # its kernel only where the straight fit is not specific (the forty-ninth): 0.34.0; the
+    # fallback leaving the shadows out (the fifty-fourth): 0.39.0 / 0.40.0
     assert default.models.kernel_shape_detector == BUNDLED_MODELS / "kernel-magnitude-detector"
     assert default.models.kernel_shape_second == BUNDLED_MODELS / "kernel-magnitude-second"
     assert default.blur_gate.rl_fallback_budget_max_steps is None
-    assert load_models(default).deblur.info.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION
+    assert load_models(default).deblur.info.version == SHADOW_DETECTOR_RL_MEAN_VERSION
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
     without = load_models(load_settings(cfg, environ={})).deblur.info
-    assert without.version == DRAWN_RL_MEAN_VERSION == "0.31.0"
+    assert without.version == SHADOW_RL_MEAN_VERSION == "0.39.0"
+    cfg.write_text(
+        "models:\n  kernel_shape_detector: off\nblur_gate:\n  fallback_leaves_shadows: false\n"
+    )
+    whole = load_models(load_settings(cfg, environ={})).deblur.info
+    assert whole.version == DRAWN_RL_MEAN_VERSION == "0.31.0"
     cfg.write_text("models: {}\n")
     off_by_env = load_settings(cfg, environ={"SHARPRAY_MODELS__KERNEL_SHAPE": "off"})
     assert off_by_env.models.kernel_shape is None
@@ -290,11 +299,12 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     assert s.models.kernel_shape_detector == BUNDLED
     loaded = load_models(s).deblur
     assert loaded.detector_magnitude is not None
-    assert loaded.info.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION
-    # in every frame, no limit: the eighteenth round's step on 0.31.0
+    assert loaded.info.version == SHADOW_DETECTOR_RL_MEAN_VERSION
+    # in every frame, no limit: the eighteenth round's step on 0.31.0 (the whole frame fitted)
     cfg.write_text(
         "models:\n  kernel_shape_detector: kernel-magnitude\nblur_gate:\n"
         "  shape_detector_min_quanta: null\n  shape_detector_max_specificity: null\n"
+        "  fallback_leaves_shadows: false\n"
     )
     every = load_models(load_settings(cfg, environ={})).deblur.info
     assert every.version == DETECTOR_DRAWN_RL_MEAN_VERSION
@@ -329,7 +339,9 @@ def test_the_second_network_s_correction_is_averaged_where_the_first_read_the_fr
     second = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
     assert second.model.manifest.version == "0.5.0"
     policy = MotionPolicy(
-        shape_rl_follows_noise=False, rl_fallback_follows_noise_from_mm=None
+        shape_rl_follows_noise=False,
+        rl_fallback_follows_noise_from_mm=None,
+        fallback_leaves_shadows=False,
     )  # 0.14.0
     shaped = Corrector(policy, None, magnitude)
     mean = Corrector(policy, None, magnitude, None, second)

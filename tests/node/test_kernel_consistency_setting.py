@@ -25,15 +25,17 @@ from tests.support.synthetic import power_law_field
 
 #: the native-pixel network off (on by default since 0.34.0)
 NO_DETECTOR = "models:\n  kernel_shape_detector: off\n"
+#: ... and the fallback fitting the whole frame, as every version up to 0.36.0 did
+WHOLE = "  fallback_leaves_shadows: false\n"
 
 
 def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     # the versions of the step at 0.6 mm: the native-pixel network (on since 0.34.0) off
-    cfg.write_text(NO_DETECTOR)
+    cfg.write_text(NO_DETECTOR + "blur_gate:\n" + WHOLE)
     default = load_settings(cfg, environ={})
     assert default.blur_gate.kernel_consistency_min is None  # off: see docs/models.md
-    cfg.write_text(NO_DETECTOR + "blur_gate:\n  kernel_consistency_min: 0.7\n")
+    cfg.write_text(NO_DETECTOR + "blur_gate:\n" + WHOLE + "  kernel_consistency_min: 0.7\n")
     on = load_settings(cfg, environ={})
     policy = policy_of(on.blur_gate)
     assert policy.kernel_consistency_min == 0.7
@@ -68,7 +70,9 @@ def test_the_check_for_frames_without_noise_as_a_setting(tmp_path: Path) -> None
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         NO_DETECTOR
-        + "blur_gate:\n  kernel_consistency_min: 0.7\n  kernel_consistency_min_quanta: 1.0e6\n"
+        + "blur_gate:\n"
+        + WHOLE
+        + "  kernel_consistency_min: 0.7\n  kernel_consistency_min_quanta: 1.0e6\n"
     )
     settings = load_settings(cfg, environ={})
     policy = policy_of(settings.blur_gate)

@@ -19,6 +19,7 @@ from node.pipeline.correct import (
     Corrector,
     wiener_info,
 )
+from tests.support.settings import WHOLE_FRAME
 from tests.support.synthetic import power_law_field
 
 
@@ -26,7 +27,7 @@ def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: 
     cfg = tmp_path / "c.yaml"
     # the versions of the step at 0.6 mm: the native-pixel network (on since 0.34.0) off
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
-    default = load_settings(cfg, environ={})
+    default = load_settings(cfg, environ=WHOLE_FRAME)
     # the default since sharpray-blind-wiener 0.31.0 (the forty-fifth to forty-seventh rounds)
     gate = default.blur_gate
     assert gate.kernel_drawing_by_spectrum is True
@@ -36,7 +37,7 @@ def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: 
     cfg.write_text(
         "models:\n  kernel_shape_detector: off\nblur_gate:\n  kernel_drawing_by_spectrum: false\n"
     )
-    off_settings = load_settings(cfg, environ={})
+    off_settings = load_settings(cfg, environ=WHOLE_FRAME)
     off = policy_of(off_settings.blur_gate)
     assert on.kernel_drawing_by_spectrum and not off.kernel_drawing_by_spectrum
     assert load_models(off_settings).deblur.info.version == STRONG_SHORT_RL_MEAN_VERSION
@@ -45,7 +46,7 @@ def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: 
     assert load_settings(cfg, environ=env).blur_gate.kernel_drawing_by_spectrum is False
     assert wiener_info(on).device_uid != wiener_info(off).device_uid
     cfg.write_text("blur_gate:\n  kernel_drawing_above_noise: null\n  kernel_drawing_margin: 0\n")
-    every_bin = policy_of(load_settings(cfg, environ={}).blur_gate)
+    every_bin = policy_of(load_settings(cfg, environ=WHOLE_FRAME).blur_gate)
     assert (every_bin.kernel_drawing_above_noise, every_bin.kernel_drawing_margin) == (None, 0.0)
     assert wiener_info(every_bin).device_uid != wiener_info(on).device_uid
 

@@ -28,6 +28,7 @@ from node.pipeline.correct import (
     Corrector,
     wiener_info,
 )
+from tests.support.settings import WHOLE_FRAME
 from tests.support.synthetic import power_law_field
 
 #: the native-pixel network off (on by default since 0.34.0): the versions of the step at 0.6 mm
@@ -39,7 +40,7 @@ def test_the_floor_is_the_default_and_the_setting_reaches_policy_and_identity(
 ) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("models: {}\n")
-    default = load_settings(cfg, environ={})
+    default = load_settings(cfg, environ=WHOLE_FRAME)
     assert default.blur_gate.wiener_penalty_noise_over_signal == 1.0
     assert default.blur_gate.wiener_penalty_noise_finer_than_mm == 0.4
     assert policy_of(default.blur_gate).penalty_noise_over_signal == 1.0
@@ -50,18 +51,21 @@ def test_the_floor_is_the_default_and_the_setting_reaches_policy_and_identity(
     # native-pixel network); 0.25.0 without the gate rule
     assert shipped.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.34.0"
     cfg.write_text(NO_DETECTOR)
-    assert load_models(load_settings(cfg, environ={})).deblur.info.version == (
+    assert load_models(load_settings(cfg, environ=WHOLE_FRAME)).deblur.info.version == (
         DRAWN_RL_MEAN_VERSION
     )
     said = "at least the measured noise over the anatomy's power spectrum at pixels finer than 0.4"
     assert said in (shipped.description or "")
     cfg.write_text(NO_DETECTOR + "blur_gate:\n  wiener_penalty_noise_over_signal: null\n")
-    off = load_settings(cfg, environ={})
+    off = load_settings(cfg, environ=WHOLE_FRAME)
     assert policy_of(off.blur_gate).penalty_noise_over_signal is None
     before = load_models(off).deblur.info
     assert before.version == ALL_RL_MEAN_VERSION == "0.18.0"
     cfg.write_text(NO_DETECTOR)
-    assert before.device_uid != load_models(load_settings(cfg, environ={})).deblur.info.device_uid
+    assert (
+        before.device_uid
+        != load_models(load_settings(cfg, environ=WHOLE_FRAME)).deblur.info.device_uid
+    )
     assert "anatomy's power" not in (before.description or "")
     env = {"SHARPRAY_BLUR_GATE__WIENER_PENALTY_NOISE_OVER_SIGNAL": "2"}
     cfg.write_text("models: {}\n")
@@ -72,16 +76,16 @@ def test_the_floor_is_the_default_and_the_setting_reaches_policy_and_identity(
         "models:\n  kernel_shape_detector: kernel-magnitude\nblur_gate:\n"
         "  shape_detector_min_quanta: null\n  shape_detector_max_specificity: null\n"
     )
-    detector = load_models(load_settings(cfg, environ={})).deblur.info
+    detector = load_models(load_settings(cfg, environ=WHOLE_FRAME)).deblur.info
     assert detector.version == DETECTOR_DRAWN_RL_MEAN_VERSION == "0.32.0"
     cfg.write_text(NO_DETECTOR + "blur_gate:\n  strong_fit_blurred_from_mm: null\n")
-    floor_alone = load_models(load_settings(cfg, environ={})).deblur.info
+    floor_alone = load_models(load_settings(cfg, environ=WHOLE_FRAME)).deblur.info
     assert floor_alone.version == NOISE_PENALTY_RL_MEAN_VERSION == "0.25.0"
     cfg.write_text(
         "blur_gate:\n  strong_fit_blurred_from_mm: null\n"
         "models:\n  kernel_shape_detector: kernel-magnitude\n"
     )
-    detector_floor = load_models(load_settings(cfg, environ={})).deblur.info
+    detector_floor = load_models(load_settings(cfg, environ=WHOLE_FRAME)).deblur.info
     assert detector_floor.version == DETECTOR_NOISE_PENALTY_RL_MEAN_VERSION == "0.26.0"
 
 
@@ -95,9 +99,9 @@ def test_a_noisy_steep_frame_at_detector_scale_comes_back_sharper_and_the_sr_say
     corrected as without the floor, to the pixel."""
     cfg = tmp_path / "c.yaml"
     cfg.write_text("models: {}\n")
-    on = policy_of(load_settings(cfg, environ={}).blur_gate)
+    on = policy_of(load_settings(cfg, environ=WHOLE_FRAME).blur_gate)
     cfg.write_text("blur_gate:\n  wiener_penalty_noise_over_signal: null\n")
-    off = policy_of(load_settings(cfg, environ={}).blur_gate)
+    off = policy_of(load_settings(cfg, environ=WHOLE_FRAME).blur_gate)
     sharp = power_law_field(768, 4, 2.5, 0.2, 0.8).astype(np.float32)
     rng = np.random.default_rng(1)
     blurred = simulate_motion_blur(sharp, linear_kernel(8.0, 20.0), rng, noise=NoiseSpec(1e5))

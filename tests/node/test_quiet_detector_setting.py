@@ -19,7 +19,8 @@ from node.pipeline.correct import (
     FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION,
     FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION,
     QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION,
-    SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
+    SHADOW_DETECTOR_RL_MEAN_VERSION,
+    SHADOW_RL_MEAN_VERSION,
     wiener_info,
 )
 from tests.support.settings import gate_setting
@@ -46,7 +47,9 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     assert gate.shape_detector_kept_halved is False
     assert gate.shape_detector_max_consistency is None
     shipped = load_models(default).deblur.info
-    assert shipped.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.34.0"
+    # ... and since 0.40.0 the fallback leaves the shadows out (the fifty-fourth round): the
+    # earlier rounds' candidates below carry "+shadows" on their versions
+    assert shipped.version == SHADOW_DETECTOR_RL_MEAN_VERSION == "0.40.0"
     assert "at pixels finer than 0.4 mm" in (shipped.description or "")
     # the eighteenth round's step on 0.31.0: every frame, no limit, λ halved where read
     cfg.write_text(DETECTOR_ON + EVERY)
@@ -59,8 +62,8 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_MIN_QUANTA": "2e6"}
     assert load_settings(cfg, environ=env).blur_gate.shape_detector_min_quanta == 2e6
     on_every, on_quiet = load_models(every).deblur.info, load_models(quiet).deblur.info
-    assert on_every.version == DETECTOR_DRAWN_RL_MEAN_VERSION
-    assert on_quiet.version == QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.33.0"
+    assert on_every.version == DETECTOR_DRAWN_RL_MEAN_VERSION + "+shadows"
+    assert on_quiet.version == QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION + "+shadows" == "0.33.0+shadows"
     assert len({on_quiet.device_uid, on_every.device_uid, shipped.device_uid}) == 3
     for name, value, by_env in (
         ("shape_detector_max_consistency", 0.65, 0.6),
@@ -83,7 +86,7 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
         cfg, DETECTOR_ON + f"blur_gate:\n  {unshaped}: false\n", unshaped, False, True
     )
     in_fallback = load_models(retrieved).deblur.info
-    assert in_fallback.version == FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.35.0"
+    assert in_fallback.version == FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION + "+shadows"
     assert in_fallback.device_uid != shipped.device_uid
     # the fifty-first round's candidate: the retrieved kernel in the fallback where it fits
     assert default.blur_gate.shape_detector_fallback_max_fit is None
@@ -92,12 +95,12 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
         cfg, DETECTOR_ON + f"blur_gate:\n  {max_fit}: 0.058\n", max_fit, 0.058, 0.07
     )
     where_fits = load_models(fitting).deblur.info
-    assert where_fits.version == FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.36.0"
+    assert where_fits.version == FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION + "+shadows"
     assert len({where_fits.device_uid, in_fallback.device_uid, shipped.device_uid}) == 3
-    # without the detector network the settings mean nothing: the identity stays 0.31.0's
+    # without the detector network the settings mean nothing: the identity stays 0.39.0's
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
     off = load_models(load_settings(cfg, environ={})).deblur.info
-    assert off.version == "0.31.0"
+    assert off.version == SHADOW_RL_MEAN_VERSION == "0.39.0"
     plain = dataclasses.replace(
         policy, shape_detector_min_quanta=None, shape_detector_max_specificity=None
     )

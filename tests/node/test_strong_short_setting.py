@@ -24,6 +24,7 @@ from node.pipeline.correct import (
     SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
     Corrector,
 )
+from tests.support.settings import WHOLE_FRAME
 from tests.support.synthetic import make_cr, power_law_field
 
 
@@ -32,7 +33,7 @@ def test_the_rule_is_the_default_and_the_setting_reaches_policy_and_identity(
 ) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("models: {}\n")
-    default = load_settings(cfg, environ={})
+    default = load_settings(cfg, environ=WHOLE_FRAME)
     gate = default.blur_gate
     assert (gate.strong_fit_blurred_from_mm, gate.strong_fit_blurred_confidence) == (0.8, 0.7)
     assert gate.strong_fit_blurred_specificity == 0.15
@@ -42,12 +43,12 @@ def test_the_rule_is_the_default_and_the_setting_reaches_policy_and_identity(
     assert load_models(default).deblur.info.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION
     # the versions of the step at 0.6 mm: the native-pixel network (on since 0.34.0) off
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
-    shipped = load_models(load_settings(cfg, environ={})).deblur.info
+    shipped = load_models(load_settings(cfg, environ=WHOLE_FRAME)).deblur.info
     assert shipped.version == DRAWN_RL_MEAN_VERSION == "0.31.0"
     cfg.write_text(
         "models:\n  kernel_shape_detector: off\nblur_gate:\n  strong_fit_blurred_from_mm: null\n"
     )
-    before = load_models(load_settings(cfg, environ={})).deblur.info
+    before = load_models(load_settings(cfg, environ=WHOLE_FRAME)).deblur.info
     assert before.version == NOISE_PENALTY_RL_MEAN_VERSION == "0.25.0"
     assert before.device_uid != shipped.device_uid
     env = {"SHARPRAY_BLUR_GATE__STRONG_FIT_BLURRED_CONFIDENCE": "0.75"}
@@ -57,11 +58,11 @@ def test_the_rule_is_the_default_and_the_setting_reaches_policy_and_identity(
         "models:\n  kernel_shape_detector: kernel-magnitude\nblur_gate:\n"
         "  shape_detector_min_quanta: null\n  shape_detector_max_specificity: null\n"
     )
-    detector = load_models(load_settings(cfg, environ={})).deblur.info
+    detector = load_models(load_settings(cfg, environ=WHOLE_FRAME)).deblur.info
     assert detector.version == DETECTOR_DRAWN_RL_MEAN_VERSION == "0.32.0"
     cfg.write_text("blur_gate:\n  blurred_from_mm: 0.7\n")
     with pytest.raises(ConfigError, match="strong_fit_blurred_from_mm"):
-        load_settings(cfg, environ={})
+        load_settings(cfg, environ=WHOLE_FRAME)
 
 
 def test_a_frame_moved_0_9_mm_with_a_strong_fit_is_flagged_and_corrected(tmp_path: Path) -> None:
@@ -77,9 +78,9 @@ def test_a_frame_moved_0_9_mm_with_a_strong_fit_is_flagged_and_corrected(tmp_pat
     ds.ImagerPixelSpacing = [0.2, 0.2]
     cfg = tmp_path / "c.yaml"
     cfg.write_text("models: {}\n")
-    on = load_settings(cfg, environ={}).blur_gate
+    on = load_settings(cfg, environ=WHOLE_FRAME).blur_gate
     cfg.write_text("blur_gate:\n  strong_fit_blurred_from_mm: null\n")
-    off = load_settings(cfg, environ={}).blur_gate
+    off = load_settings(cfg, environ=WHOLE_FRAME).blur_gate
     flagged, left = assess(ds, on), assess(ds, off)
     assert left.decision == "sharp" and flagged.decision == "blurred"
     assert 0.8 <= flagged.score < 1.0

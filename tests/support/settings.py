@@ -18,3 +18,9 @@ def gate_setting(cfg: Path, yaml: str, name: str, value: object, by_env: object)
     env = {f"SHARPRAY_BLUR_GATE__{name.upper()}": str(by_env).lower()}
     assert getattr(load_settings(cfg, environ=env).blur_gate, name) == by_env
     return settings
+
+
+#: The environment that makes the fallback fit the whole frame again (``blur_gate.
+#: fallback_leaves_shadows: false``), as every version up to 0.36.0 did: the settings tests of
+#: earlier rounds check their versions on that chain (0.40.0 leaves the shadows out).
+WHOLE_FRAME = {"SHARPRAY_BLUR_GATE__FALLBACK_LEAVES_SHADOWS": "false"}
