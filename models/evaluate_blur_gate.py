@@ -15,9 +15,10 @@ defaults of ``config.yaml`` (``blur_gate``). Two questions, on real radiographs 
    error of the estimated length for the flagged ones.
 
 Usage: ``python -m models.evaluate_blur_gate [--data ../shared/data] [--out FILE.json]
-[--limit N] [--false-alarms-only] [--eta-follows-motion]`` (``--limit`` caps the images per set;
-0 = all; ``--false-alarms-only``: question 1 alone; ``--eta-follows-motion``: the thirty-seventh
-round's candidate estimate, docs/models.md).
+[--limit N] [--false-alarms-only] [--eta-follows-motion] [--avoid-shadows]`` (``--limit`` caps the
+images per set; 0 = all; ``--false-alarms-only``: question 1 alone; ``--eta-follows-motion``: the
+thirty-seventh round's candidate estimate; ``--avoid-shadows``: the fifty-fifth round's,
+docs/models.md).
 """
 
 from __future__ import annotations
@@ -48,10 +49,12 @@ def _policy(
     subtract_noise: NoiseSubtraction | None = None,
     jpeg_guard: bool = True,
     eta_follows_motion: bool = False,
+    avoid_shadows: bool = False,
 ) -> MotionPolicy:
     """The node's defaults; ``subtract_noise`` set: with that noise subtraction of the estimate
     (the eighth and ninth rounds, docs/models.md); ``eta_follows_motion``: with the thirty-seventh
-    round's estimate (the dip floor from the anatomy each motion leaves)."""
+    round's estimate (the dip floor from the anatomy each motion leaves); ``avoid_shadows``: the
+    fifty-fifth round's estimate (its windows clear of the shadows found in the frame)."""
     from node.config import BlurGateSettings
     from node.pipeline.blur_gate import policy
 
@@ -60,6 +63,8 @@ def _policy(
         pol = dataclasses.replace(
             pol, estimate_eta_follows_noise=True, estimate_eta_follows_motion=True
         )
+    if avoid_shadows:
+        pol = dataclasses.replace(pol, estimate_avoids_shadows=True)
     if subtract_noise is None:
         return pol
     return dataclasses.replace(pol, estimate_noise_subtraction=subtract_noise)
@@ -102,8 +107,9 @@ def evaluate(
     jpeg_guard: bool = True,
     eta_follows_motion: bool = False,
     detection: bool = True,
+    avoid_shadows: bool = False,
 ) -> dict[str, Any]:
-    pol = _policy(subtract_noise, jpeg_guard, eta_follows_motion)
+    pol = _policy(subtract_noise, jpeg_guard, eta_follows_motion, avoid_shadows)
     rng = np.random.default_rng(seed)
     result: dict[str, Any] = {
         "policy": {
@@ -114,6 +120,7 @@ def evaluate(
             "estimate_noise_subtraction": pol.estimate_noise_subtraction,
             "noise_subtraction_skips_jpeg": pol.noise_subtraction_skips_jpeg,
             "estimate_eta_follows_motion": pol.estimate_eta_follows_motion,
+            "estimate_avoids_shadows": pol.estimate_avoids_shadows,
         },
         "false_alarms": {},
         "detection": {},
@@ -241,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the thirty-seventh round's estimate: its dip floor from the anatomy each motion leaves",
     )
     ap.add_argument(
+        "--avoid-shadows",
+        action="store_true",
+        help="the fifty-fifth round's estimate: its windows clear of the shadows found",
+    )
+    ap.add_argument(
         "--false-alarms-only", action="store_true", help="the sharp radiographs only, no detection"
     )
     args = ap.parse_args(argv)
@@ -251,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         jpeg_guard=not args.no_jpeg_guard,
         eta_follows_motion=args.eta_follows_motion,
         detection=not args.false_alarms_only,
+        avoid_shadows=args.avoid_shadows,
     )
     text = json.dumps(result, indent=1)
     if args.out:

@@ -16,6 +16,10 @@ shadows :func:`models.shadows.find_shadows` marks. This look asks, on seen image
 
 Run: ``PYTHONPATH=../.. python gate_shadows_look.py --out runs/gs-0.json --part 0/2`` (and
 ``1/2``; ``--sharp`` for the sharp frames), then ``--summary runs/gs-*.json``.
+
+``--validation [--large]``: the fifty-fifth round's scenes (docs/models.md), 0.40.0 against 0.40.0
+with the windows clear of the shadows: Kermany 672² from the 40th (``--large``: 1024² from the
+60th); ``--validation --summary``.
 """
 
 from __future__ import annotations
@@ -88,6 +92,65 @@ def run_sharp(kermany: list[str], mhh: list[str], out: Path) -> None:
     save(out, rows, f"{len(rows)} sharp frames")
 
 
+#: the fifty-fifth round: the node as built (0.40.0) and its candidate
+BUILT_040 = MotionPolicy()
+CANDIDATE = replace(BUILT_040, estimate_avoids_shadows=True)
+
+
+def validate(names: list[str], large: bool, out: Path) -> None:
+    from shadows_round import kermany_1024
+
+    first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
+    detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        frames_of = kermany_1024 if large else kermany_frames
+        for c in scenes(name, frames_of, "shadows-fifty-fifth"):
+            row = c.row(set="kermany-1024" if large else "kermany-672")
+            for label, policy in (("node", BUILT_040), ("clear", CANDIDATE)):
+                a = assess_motion(c.blurred, SPACING_MM, policy)
+                row[f"flagged_{label}"] = a.blurred
+                row[label] = 0.0
+                if a.blurred:
+                    d = deconvolve(
+                        c.blurred, a, policy, magnitude=first, detector_magnitude=detector
+                    )
+                    row[label] = anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
+            rows.append(row)
+        save(out, rows, name)
+
+
+def validation_summary(rows: list[dict[str, Any]]) -> None:
+    """Per set and order: the means and harmed counts over all cases, and the rule's parts."""
+    for name in sorted({r["set"] for r in rows}):
+        for order in ORDERS:
+            sel = [r for r in rows if r["set"] == name and r["order"] == order]
+            node = np.array([r["node"] for r in sel])
+            cand = np.array([r["clear"] for r in sel])
+            hn, hc = int((node < -0.1).sum()), int((cand < -0.1).sum())
+            delta = cand.mean() - node.mean()
+            if name == "kermany-672" and order == "after":
+                met = delta >= 0.5 and hc <= 0.15 * len(sel)
+            elif name == "kermany-672":
+                met = delta >= 0.0 and hc <= hn + 1
+            else:
+                met = delta >= -0.1 and hc <= hn + 1
+            fn = sum(r["flagged_node"] for r in sel)
+            fc = sum(r["flagged_clear"] for r in sel)
+            print(
+                f"{name} shadows {order} the blur: {len(sel)} cases, flagged {fn} → {fc}; "
+                f"0.40.0 {node.mean():+.3f} (harmed {hn}), clear {cand.mean():+.3f} "
+                f"(harmed {hc}), Δ {delta:+.3f}: met {met}"
+            )
+            for mm in MOTION_MM:
+                m = [r for r in sel if r["mm"] == mm]
+                print(
+                    f"    {mm:g} mm: 0.40.0 {np.mean([r['node'] for r in m]):+.3f}, clear "
+                    f"{np.mean([r['clear'] for r in m]):+.3f} "
+                    f"(harmed {sum(r['clear'] < -0.1 for r in m)})"
+                )
+
+
 def summary(rows: list[dict[str, Any]]) -> None:
     blurred = [r for r in rows if "order" in r]
     for order in ORDERS:
@@ -117,9 +180,18 @@ def summary(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     ap = parser()
     ap.add_argument("--sharp", action="store_true", help="the sharp frames' false alarms")
+    ap.add_argument("--validation", action="store_true", help="the fifty-fifth round's")
+    ap.add_argument("--large", action="store_true", help="with --validation: the 1024² scenes")
     args = ap.parse_args()
+    if args.summary and args.validation:
+        validation_summary(read_rows(args.summary))
+        return
     if args.summary:
         summary(read_rows(args.summary))
+        return
+    if args.validation:
+        names = kermany_train_every_200th(60 if args.large else 40)
+        validate(part_of(names, args.part, args.out), args.large, args.out)
         return
     kermany = kermany_train_every_200th(90)
     if args.sharp:

@@ -20,12 +20,14 @@ def test_false_alarms_only_reads_the_sharp_set_and_names_the_estimate(tmp_path: 
     for seed in (1, 2):
         grey = (power_law_field(512, seed, 1.0, 0.1, 0.9) * 255).astype(np.uint8)
         Image.fromarray(grey).save(nih / f"sharp-{seed}.png")
-    for flags in ([], ["--eta-follows-motion"]):
-        out = tmp_path / f"gate{len(flags)}.json"
+    for i, flags in enumerate(([], ["--eta-follows-motion"], ["--avoid-shadows"])):
+        out = tmp_path / f"gate{i}.json"
         argv = ["--data", str(data), "--out", str(out), "--false-alarms-only", *flags]
         assert main(argv) == 0
         result = json.loads(out.read_text())
         assert result["detection"] == {}  # question 2 not asked
-        assert result["policy"]["estimate_eta_follows_motion"] is bool(flags)
+        said = result["policy"]
+        assert said["estimate_eta_follows_motion"] is ("--eta-follows-motion" in flags)
+        assert said["estimate_avoids_shadows"] is ("--avoid-shadows" in flags)
         assert result["false_alarms"]["nih1024"]["images"] == 2
         assert result["false_alarms"]["nih1024"]["flagged"] == []  # sharp fields stay sharp
