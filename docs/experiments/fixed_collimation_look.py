@@ -183,15 +183,23 @@ CANDIDATE = replace(MotionPolicy(), fallback_leaves_shadows=True)
 SEED_KEY = "shadows-fifty-third"
 
 
-def validate(names: list[str], mhh: bool, out: Path) -> None:
+def validate(
+    names: list[str],
+    mhh: bool,
+    out: Path,
+    frames_of: Callable[[str, int], list[tuple[str, np.ndarray]]] | None = None,
+    seed_key: str = SEED_KEY,
+) -> None:
     """The fifty-third round's validation rows: per case the node's and the candidate's anatomy
-    gain (the candidate differs only where the node takes the fallback)."""
+    gain (the candidate differs only where the node takes the fallback); the fifty-fourth's with
+    its own ``frames_of`` (1024² Kermany scenes) and ``seed_key``."""
     node = BUILT
     first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
     detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
     rows: list[dict[str, Any]] = []
+    frames_of = frames_of or (frames if mhh else kermany_frames)
     for name in names:
-        for c in scenes(name, frames if mhh else kermany_frames, SEED_KEY):
+        for c in scenes(name, frames_of, seed_key):
             a = assess_motion(c.blurred, SPACING_MM, node)
             row = c.row(set="mhh" if mhh else "kermany", flagged=a.blurred, node=0.0, shadows=0.0)
             if a.blurred:

@@ -32,11 +32,11 @@ import numpy as np
 from consistency_balance import kermany_frames
 from detector_scenes import DATA, SPACING_MM, parser, part_of
 from fitting_cases import read_rows
-from fixed_collimation_look import MOTION_MM, ORDERS, WEIGHTS, anatomy_gain, scenes
+from fixed_collimation_look import MOTION_MM, ORDERS, WEIGHTS, Scene, anatomy_gain, scenes
 from look_rows import save
 from round_design import kermany_train_every_200th, unnamed_mhh_images
 
-from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray
 from models.kernel_shape import load_magnitude_model
 from models.tune_deconvolution import collimate
@@ -46,6 +46,14 @@ SHADOWS = replace(NODE, fallback_leaves_shadows=True)
 CLEAR = replace(NODE, estimate_avoids_shadows=True)
 BOTH = replace(SHADOWS, estimate_avoids_shadows=True)
 POLICIES = {"node": NODE, "shadows": SHADOWS, "clear": CLEAR, "both": BOTH}
+
+
+def _gain(c: Scene, a: MotionAssessment, policy: MotionPolicy, first: Any, detector: Any) -> float:
+    """The anatomy gain of ``policy``'s correction of the scene ``c`` (0 where not flagged)."""
+    if not a.blurred:
+        return 0.0
+    d = deconvolve(c.blurred, a, policy, magnitude=first, detector_magnitude=detector)
+    return anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
 
 
 def run(names: list[str], out: Path) -> None:
@@ -62,12 +70,7 @@ def run(names: list[str], out: Path) -> None:
                 row[f"mm_{gate}"] = a.estimate.length_px * SPACING_MM
             for label, policy in POLICIES.items():
                 a = judged["clear" if policy.estimate_avoids_shadows else "built"]
-                row[label] = 0.0
-                if a.blurred:
-                    d = deconvolve(
-                        c.blurred, a, policy, magnitude=first, detector_magnitude=detector
-                    )
-                    row[label] = anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
+                row[label] = _gain(c, a, policy, first, detector)
             rows.append(row)
         save(out, rows, name)
 
@@ -110,12 +113,7 @@ def validate(names: list[str], large: bool, out: Path) -> None:
             for label, policy in (("node", BUILT_040), ("clear", CANDIDATE)):
                 a = assess_motion(c.blurred, SPACING_MM, policy)
                 row[f"flagged_{label}"] = a.blurred
-                row[label] = 0.0
-                if a.blurred:
-                    d = deconvolve(
-                        c.blurred, a, policy, magnitude=first, detector_magnitude=detector
-                    )
-                    row[label] = anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
+                row[label] = _gain(c, a, policy, first, detector)
             rows.append(row)
         save(out, rows, name)
 

@@ -16,28 +16,20 @@ Run: ``PYTHONPATH=../.. python shadows_round.py --out runs/r54-k0.json --part 0/
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from consistency_balance import KERMANY
-from detector_scenes import SPACING_MM, frames, parser, part_of
+from detector_scenes import frames, parser, part_of
 from fitting_cases import read_rows
-from fixed_collimation_look import MOTION_MM, ORDERS, WEIGHTS, anatomy_gain, scenes
-from look_rows import save
+from fixed_collimation_look import MOTION_MM, ORDERS, validate
 from round_design import kermany_train_every_200th, unnamed_mhh_images
 
-from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray
 from models.detector_texture import continued
-from models.kernel_shape import load_magnitude_model
 from models.tune_deconvolution import collimate
 
-#: the node as the round had it (0.34.0: the whole frame fitted) and the candidate (the default
-#: since 0.39.0 / 0.40.0)
-BUILT = replace(MotionPolicy(), fallback_leaves_shadows=False)
-CANDIDATE = replace(MotionPolicy(), fallback_leaves_shadows=True)
 SEED_KEY = "shadows-fifty-fourth"
 SIDE_PX = 1024
 #: under this many flagged cases with sharp shadows, a set's condition (1) is on harm alone
@@ -52,28 +44,9 @@ def kermany_1024(name: str, seed: int) -> list[tuple[str, np.ndarray]]:
 
 
 def run(names: list[str], mhh: bool, out: Path) -> None:
-    node = BUILT
-    first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
-    detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        for c in scenes(name, frames if mhh else kermany_1024, SEED_KEY):
-            a = assess_motion(c.blurred, SPACING_MM, node)
-            row = c.row(set="mhh" if mhh else "kermany", flagged=a.blurred, node=0.0, shadows=0.0)
-            if a.blurred:
-                built = deconvolve(c.blurred, a, node, magnitude=first, detector_magnitude=detector)
-                row["node"] = anatomy_gain(c.sharp, c.blurred, built.image, c.anatomy)
-                row["method"] = built.method
-                if built.method == "richardson-lucy":
-                    d = deconvolve(
-                        c.blurred, a, CANDIDATE, magnitude=first, detector_magnitude=detector
-                    )
-                    row["shadows"] = anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
-                    row["shadow_share"] = d.shadow_share
-                else:
-                    row["shadows"] = row["node"]
-            rows.append(row)
-        save(out, rows, name)
+    """The rows: :func:`fixed_collimation_look.validate` (its ``BUILT``, 0.34.0, against its
+    ``CANDIDATE``, the default since 0.39.0 / 0.40.0) on this round's scenes and seeds."""
+    validate(names, mhh, out, frames if mhh else kermany_1024, SEED_KEY)
 
 
 def summary(rows: list[dict[str, Any]]) -> None:
