@@ -218,23 +218,45 @@ def validate(
         save(out, rows, name)
 
 
+@dataclass(frozen=True)
+class Compared:
+    """The node's and a candidate's anatomy gains over some cases: means and harmed counts
+    (< −0.1 dB), as the rounds' rules read them (no cases: both 0)."""
+
+    node: float
+    candidate: float
+    node_harmed: int
+    candidate_harmed: int
+
+    @property
+    def delta(self) -> float:
+        return self.candidate - self.node
+
+
+def compared(sel: list[dict[str, Any]], candidate: str) -> Compared:
+    """:class:`Compared` of the rows ``sel``: their ``node`` column against ``candidate``'s."""
+    node = np.array([r["node"] for r in sel]) if sel else np.zeros(1)
+    cand = np.array([r[candidate] for r in sel]) if sel else np.zeros(1)
+    harmed = (int((node < -0.1).sum()), int((cand < -0.1).sum()))
+    return Compared(float(node.mean()), float(cand.mean()), *harmed)
+
+
 def validation_summary(rows: list[dict[str, Any]]) -> None:
     """Per set and shadow order: mean and harmed (< −0.1 dB) of the node and the candidate
     over all cases (0 where not flagged), and the rule's conditions."""
     for name in sorted({r["set"] for r in rows}):
         for order in ORDERS:
             sel = [r for r in rows if r["set"] == name and r["order"] == order]
-            node = np.array([r["node"] for r in sel])
-            cand = np.array([r["shadows"] for r in sel])
-            hn, hc = int((node < -0.1).sum()), int((cand < -0.1).sum())
+            c = compared(sel, "shadows")
+            hn, hc = c.node_harmed, c.candidate_harmed
             if order == "after":
-                met = cand.mean() - node.mean() >= 1.0 and hc < hn / 2
+                met = c.delta >= 1.0 and hc < hn / 2
             else:
-                met = cand.mean() >= node.mean() - 0.1 and hc <= hn + 1
+                met = c.candidate >= c.node - 0.1 and hc <= hn + 1
             print(
-                f"{name} shadows {order} the blur: {len(sel)} cases, node {node.mean():+.3f} "
-                f"(harmed {hn}), shadows {cand.mean():+.3f} (harmed {hc}), "
-                f"Δ {cand.mean() - node.mean():+.3f}: met {met}"
+                f"{name} shadows {order} the blur: {len(sel)} cases, node {c.node:+.3f} "
+                f"(harmed {hn}), shadows {c.candidate:+.3f} (harmed {hc}), "
+                f"Δ {c.delta:+.3f}: met {met}"
             )
             for mm in MOTION_MM:
                 d = [r["shadows"] - r["node"] for r in sel if r["mm"] == mm]

@@ -32,7 +32,15 @@ import numpy as np
 from consistency_balance import kermany_frames
 from detector_scenes import DATA, SPACING_MM, parser, part_of
 from fitting_cases import read_rows
-from fixed_collimation_look import MOTION_MM, ORDERS, WEIGHTS, Scene, anatomy_gain, scenes
+from fixed_collimation_look import (
+    MOTION_MM,
+    ORDERS,
+    WEIGHTS,
+    Scene,
+    anatomy_gain,
+    compared,
+    scenes,
+)
 from look_rows import save
 from round_design import kermany_train_every_200th, unnamed_mhh_images
 
@@ -123,10 +131,8 @@ def validation_summary(rows: list[dict[str, Any]]) -> None:
     for name in sorted({r["set"] for r in rows}):
         for order in ORDERS:
             sel = [r for r in rows if r["set"] == name and r["order"] == order]
-            node = np.array([r["node"] for r in sel])
-            cand = np.array([r["clear"] for r in sel])
-            hn, hc = int((node < -0.1).sum()), int((cand < -0.1).sum())
-            delta = cand.mean() - node.mean()
+            c = compared(sel, "clear")
+            hn, hc, delta = c.node_harmed, c.candidate_harmed, c.delta
             if name == "kermany-672" and order == "after":
                 met = delta >= 0.5 and hc <= 0.15 * len(sel)
             elif name == "kermany-672":
@@ -137,7 +143,7 @@ def validation_summary(rows: list[dict[str, Any]]) -> None:
             fc = sum(r["flagged_clear"] for r in sel)
             print(
                 f"{name} shadows {order} the blur: {len(sel)} cases, flagged {fn} → {fc}; "
-                f"0.40.0 {node.mean():+.3f} (harmed {hn}), clear {cand.mean():+.3f} "
+                f"0.40.0 {c.node:+.3f} (harmed {hn}), clear {c.candidate:+.3f} "
                 f"(harmed {hc}), Δ {delta:+.3f}: met {met}"
             )
             for mm in MOTION_MM:

@@ -23,7 +23,7 @@ import numpy as np
 from consistency_balance import KERMANY
 from detector_scenes import frames, parser, part_of
 from fitting_cases import read_rows
-from fixed_collimation_look import MOTION_MM, ORDERS, validate
+from fixed_collimation_look import MOTION_MM, ORDERS, compared, validate
 from round_design import kermany_train_every_200th, unnamed_mhh_images
 
 from models.deblur_data import load_gray
@@ -57,21 +57,19 @@ def summary(rows: list[dict[str, Any]]) -> None:
             every = [r for r in rows if r["set"] == name and r["order"] == order]
             flagged = [r for r in every if r["flagged"]]
             sel = flagged if order == "after" else every
-            node = np.array([r["node"] for r in sel]) if sel else np.zeros(1)
-            cand = np.array([r["shadows"] for r in sel]) if sel else np.zeros(1)
-            hn, hc = int((node < -0.1).sum()), int((cand < -0.1).sum())
-            delta = cand.mean() - node.mean()
+            c = compared(sel, "shadows")
+            hn, hc = c.node_harmed, c.candidate_harmed
             if order == "after" and len(flagged) >= MIN_FLAGGED:
-                met = delta >= 1.0 and hc < hn / 2
+                met = c.delta >= 1.0 and hc < hn / 2
             elif order == "after":
                 met = hc <= hn
             else:
-                met = delta >= -0.1 and hc <= hn + 1
+                met = c.delta >= -0.1 and hc <= hn + 1
             over = "flagged" if order == "after" else "all"
             print(
                 f"{name} shadows {order} the blur: {len(every)} cases, {len(flagged)} flagged; "
-                f"over {over}: node {node.mean():+.3f} (harmed {hn}), shadows {cand.mean():+.3f} "
-                f"(harmed {hc}), Δ {delta:+.3f}: met {met}"
+                f"over {over}: node {c.node:+.3f} (harmed {hn}), shadows {c.candidate:+.3f} "
+                f"(harmed {hc}), Δ {c.delta:+.3f}: met {met}"
             )
             for mm in MOTION_MM:
                 d = [r["shadows"] - r["node"] for r in sel if r["mm"] == mm]
