@@ -206,6 +206,11 @@ class MotionPolicy:
     #: stayed sharp is judged on its anatomy; False: the windows nearest the centre, whatever
     #: they hold (every version so far).
     estimate_avoids_shadows: bool = False
+    #: ... and where it does, its estimate is taken only where it finds motion of at least
+    #: this many mm; shorter (or none): the estimate with the windows as built (the
+    #: fifty-sixth round's candidates, docs/models.md: the clear windows helped from 2 mm and
+    #: harmed at 1 mm); None: the clear windows' estimate wherever they are asked for.
+    clear_windows_from_mm: float | None = None
     #: ... and there the native-pixel network reads only frames whose measured noise is at
     #: least this many quanta per pixel (quiet frames; unmeasured: not quiet); None: every frame.
     #: The forty-eighth round's candidate (docs/models.md): the eighteenth round's step lost on
@@ -619,6 +624,14 @@ def assess_motion(
     """Estimate the motion of a grey image (bright = dense, [0, 1]) and decide."""
     if pixel_spacing_mm <= 0:
         raise ValueError("pixel_spacing_mm must be positive")
+    if policy.estimate_avoids_shadows and policy.clear_windows_from_mm is not None:
+        clear = assess_motion(
+            image01, pixel_spacing_mm, replace(policy, clear_windows_from_mm=None)
+        )
+        if clear.blurred and clear.motion_mm >= policy.clear_windows_from_mm:
+            return clear
+        built = replace(policy, estimate_avoids_shadows=False, clear_windows_from_mm=None)
+        return assess_motion(image01, pixel_spacing_mm, built)
     max_px = max(2.0, policy.max_motion_mm / pixel_spacing_mm)
     floor = (
         policy.noise_floor_quanta * (pixel_spacing_mm / 0.15) ** 2

@@ -15,10 +15,10 @@ defaults of ``config.yaml`` (``blur_gate``). Two questions, on real radiographs 
    error of the estimated length for the flagged ones.
 
 Usage: ``python -m models.evaluate_blur_gate [--data ../shared/data] [--out FILE.json]
-[--limit N] [--false-alarms-only] [--eta-follows-motion] [--avoid-shadows]`` (``--limit`` caps the
-images per set; 0 = all; ``--false-alarms-only``: question 1 alone; ``--eta-follows-motion``: the
-thirty-seventh round's candidate estimate; ``--avoid-shadows``: the fifty-fifth round's,
-docs/models.md).
+[--limit N] [--false-alarms-only] [--eta-follows-motion] [--avoid-shadows [--clear-windows-from-mm
+MM]]`` (``--limit`` caps the images per set; 0 = all; ``--false-alarms-only``: question 1 alone;
+``--eta-follows-motion``: the thirty-seventh round's candidate estimate; ``--avoid-shadows``: the
+fifty-fifth round's, ``--clear-windows-from-mm``: the fifty-sixth round's, docs/models.md).
 """
 
 from __future__ import annotations
@@ -50,11 +50,13 @@ def _policy(
     jpeg_guard: bool = True,
     eta_follows_motion: bool = False,
     avoid_shadows: bool = False,
+    clear_windows_from_mm: float | None = None,
 ) -> MotionPolicy:
     """The node's defaults; ``subtract_noise`` set: with that noise subtraction of the estimate
     (the eighth and ninth rounds, docs/models.md); ``eta_follows_motion``: with the thirty-seventh
     round's estimate (the dip floor from the anatomy each motion leaves); ``avoid_shadows``: the
-    fifty-fifth round's estimate (its windows clear of the shadows found in the frame)."""
+    fifty-fifth round's estimate (its windows clear of the shadows found in the frame), taken
+    only from ``clear_windows_from_mm`` of motion where that is given (the fifty-sixth round's)."""
     from node.config import BlurGateSettings
     from node.pipeline.blur_gate import policy
 
@@ -64,7 +66,9 @@ def _policy(
             pol, estimate_eta_follows_noise=True, estimate_eta_follows_motion=True
         )
     if avoid_shadows:
-        pol = dataclasses.replace(pol, estimate_avoids_shadows=True)
+        pol = dataclasses.replace(
+            pol, estimate_avoids_shadows=True, clear_windows_from_mm=clear_windows_from_mm
+        )
     if subtract_noise is None:
         return pol
     return dataclasses.replace(pol, estimate_noise_subtraction=subtract_noise)
@@ -108,8 +112,11 @@ def evaluate(
     eta_follows_motion: bool = False,
     detection: bool = True,
     avoid_shadows: bool = False,
+    clear_windows_from_mm: float | None = None,
 ) -> dict[str, Any]:
-    pol = _policy(subtract_noise, jpeg_guard, eta_follows_motion, avoid_shadows)
+    pol = _policy(
+        subtract_noise, jpeg_guard, eta_follows_motion, avoid_shadows, clear_windows_from_mm
+    )
     rng = np.random.default_rng(seed)
     result: dict[str, Any] = {
         "policy": {
@@ -121,6 +128,7 @@ def evaluate(
             "noise_subtraction_skips_jpeg": pol.noise_subtraction_skips_jpeg,
             "estimate_eta_follows_motion": pol.estimate_eta_follows_motion,
             "estimate_avoids_shadows": pol.estimate_avoids_shadows,
+            "clear_windows_from_mm": pol.clear_windows_from_mm,
         },
         "false_alarms": {},
         "detection": {},
@@ -253,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the fifty-fifth round's estimate: its windows clear of the shadows found",
     )
     ap.add_argument(
+        "--clear-windows-from-mm",
+        type=float,
+        default=None,
+        help="with --avoid-shadows: the clear windows' estimate only from this motion (mm)",
+    )
+    ap.add_argument(
         "--false-alarms-only", action="store_true", help="the sharp radiographs only, no detection"
     )
     args = ap.parse_args(argv)
@@ -264,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         eta_follows_motion=args.eta_follows_motion,
         detection=not args.false_alarms_only,
         avoid_shadows=args.avoid_shadows,
+        clear_windows_from_mm=args.clear_windows_from_mm,
     )
     text = json.dumps(result, indent=1)
     if args.out:

@@ -142,3 +142,24 @@ def test_the_estimate_keeps_clear_of_shadows_only_where_there_are_some() -> None
     node = MotionPolicy()
     clear = replace(node, estimate_avoids_shadows=True)
     assert assess_motion(blurred, 0.2, clear) == assess_motion(blurred, 0.2, node)
+
+
+def test_the_clear_windows_are_taken_only_from_their_length_of_motion() -> None:
+    """``clear_windows_from_mm`` (the fifty-sixth round's candidates): the estimate with clear
+    windows where it flags at least that much motion, the gate as built otherwise."""
+    open_frame = _anatomy(672)
+    kernel = linear_kernel(15.0, 30.0)  # 3 mm at 0.2 mm/px
+    blurred = collimate(simulate_motion_blur(open_frame, kernel, noise=NoiseSpec(None)))
+    assert find_shadows(blurred).any()
+    node = MotionPolicy()
+    clear = replace(node, estimate_avoids_shadows=True)
+    built, seen = assess_motion(blurred, 0.2, node), assess_motion(blurred, 0.2, clear)
+    assert seen.blurred and seen != built  # the clear windows see motion the built ones do not
+    assert assess_motion(blurred, 0.2, replace(clear, clear_windows_from_mm=None)) == seen
+    below = replace(clear, clear_windows_from_mm=seen.motion_mm - 0.1)
+    above = replace(clear, clear_windows_from_mm=seen.motion_mm + 0.1)
+    assert assess_motion(blurred, 0.2, below) == seen
+    assert assess_motion(blurred, 0.2, above) == built
+    # without shadows in the frame every form is the gate as built
+    plain = simulate_motion_blur(open_frame, kernel, noise=NoiseSpec(None))
+    assert assess_motion(plain, 0.2, below) == assess_motion(plain, 0.2, node)
