@@ -390,6 +390,12 @@ class BlurGateSettings(Strict):
     # given back unchanged (the fifty-fourth round, docs/models.md; the default since
     # sharpray-blind-wiener 0.40.0); false: the whole frame fitted (0.34.0)
     fallback_leaves_shadows: bool = True
+    # the motion estimate's spectrum windows kept clear of the shadows found in the frame, that
+    # estimate taken where it finds at least this much motion (mm; shorter: the windows nearest
+    # the centre, whatever they hold): a small frame whose collimation stayed sharp is judged
+    # on its anatomy (the fifty-fifth and fifty-sixth rounds, docs/models.md); null: the
+    # windows nearest the centre always
+    estimate_clear_of_shadows_from_mm: float | None = Field(None, gt=0)
     # the straight kernel drawn (nearest pixels, bilinear or Lanczos-3) the way the frame's
     # spectrum follows best instead of always on the nearest pixels: a line drawn otherwise
     # than the kernel costs the correction 0.3-0.6 dB without noise (the forty-fifth to

@@ -103,11 +103,15 @@ class Scene:
 
 
 def scenes(
-    name: str, frames_of: Callable[[str, int], list[tuple[str, np.ndarray]]], seed_key: str = ""
+    name: str,
+    frames_of: Callable[[str, int], list[tuple[str, np.ndarray]]],
+    seed_key: str = "",
+    spacing_mm: float = SPACING_MM,
 ) -> Iterator[Scene]:
     """The cases of one image: its open detector-like frame (``frames_of``), collimated, each
-    kind and length of motion and noise, the shadows drawn before and after the blur (the
-    same kernel and noise draw for both); seeds by the image's name and ``seed_key``."""
+    kind and length of motion (at ``spacing_mm``) and noise, the shadows drawn before and after
+    the blur (the same kernel and noise draw for both); seeds by the image's name and
+    ``seed_key``."""
     seed0 = zlib.crc32((seed_key + name).encode())
     (_, sharp_open), _ = frames_of(name, seed0)
     rng = np.random.default_rng(seed0)
@@ -115,7 +119,7 @@ def scenes(
     sharp = collimate(sharp_open)
     for kind in KINDS:
         for mm in MOTION_MM:
-            kernel = motion_kernel(kind, mm / SPACING_MM, rng)
+            kernel = motion_kernel(kind, mm / spacing_mm, rng)
             for noise, quanta in NOISES.items():
                 seed = int(rng.integers(2**31))
                 for order in ORDERS:

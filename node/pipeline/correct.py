@@ -140,6 +140,13 @@ FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION = "0.36.0"
 #: with float64 plain steps, never shipped)
 SHADOW_RL_MEAN_VERSION = "0.39.0"
 SHADOW_DETECTOR_RL_MEAN_VERSION = "0.40.0"
+#: As :data:`SHADOW_RL_MEAN_VERSION` / :data:`SHADOW_DETECTOR_RL_MEAN_VERSION`, the motion
+#: estimate's windows clear of the shadows found in the frame, that estimate taken where it
+#: finds at least :data:`CLEAR_WINDOWS_FROM_MM` of motion (``MotionPolicy.estimate_avoids_shadows``
+#: with ``clear_windows_from_mm``; the fifty-sixth round): 0.41.0, 0.42.0
+CLEAR_WINDOWS_FROM_MM = 2.0
+CLEAR_RL_MEAN_VERSION = "0.41.0"
+CLEAR_DETECTOR_RL_MEAN_VERSION = "0.42.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -152,15 +159,27 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
     and with the detector-scale network: each round that changed it on top of the last. The
     fallback that leaves the shadows out (the fifty-fourth round, the default) on top of
     0.31.0 / 0.34.0 is 0.39.0 / 0.40.0; on top of an earlier or another candidate's version, that
-    version with ``+shadows``."""
+    version with ``+shadows``. The estimate clear of the shadows from 2 mm (the fifty-sixth
+    round) on top of those is 0.41.0 / 0.42.0; on anything else ``+clear``, and from another
+    length (or everywhere: ``0mm``) ``+clear-<mm>mm``."""
     plain, detector = _versions_fitting_whole_frames(policy)
-    if not policy.fallback_leaves_shadows:
+    if policy.fallback_leaves_shadows:
+        on_top = {
+            DRAWN_RL_MEAN_VERSION: SHADOW_RL_MEAN_VERSION,
+            SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION: SHADOW_DETECTOR_RL_MEAN_VERSION,
+        }
+        plain = on_top.get(plain, f"{plain}+shadows")
+        detector = on_top.get(detector, f"{detector}+shadows")
+    if not policy.estimate_avoids_shadows:
         return plain, detector
-    on_top = {
-        DRAWN_RL_MEAN_VERSION: SHADOW_RL_MEAN_VERSION,
-        SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION: SHADOW_DETECTOR_RL_MEAN_VERSION,
+    if policy.clear_windows_from_mm != CLEAR_WINDOWS_FROM_MM:
+        suffix = f"+clear-{policy.clear_windows_from_mm or 0:g}mm"
+        return plain + suffix, detector + suffix
+    clear = {
+        SHADOW_RL_MEAN_VERSION: CLEAR_RL_MEAN_VERSION,
+        SHADOW_DETECTOR_RL_MEAN_VERSION: CLEAR_DETECTOR_RL_MEAN_VERSION,
     }
-    return on_top.get(plain, f"{plain}+shadows"), on_top.get(detector, f"{detector}+shadows")
+    return clear.get(plain, f"{plain}+clear"), clear.get(detector, f"{detector}+clear")
 
 
 def _versions_fitting_whole_frames(policy: MotionPolicy) -> tuple[str, str]:
@@ -251,6 +270,10 @@ def wiener_info(
         described["penalty_noise_over_signal"] = policy.penalty_noise_over_signal
         if policy.penalty_noise_finer_than_mm is not None:
             described["penalty_noise_finer_than_mm"] = policy.penalty_noise_finer_than_mm
+    if policy.estimate_avoids_shadows:
+        described["estimate_avoids_shadows"] = True
+        if policy.clear_windows_from_mm is not None:
+            described["clear_windows_from_mm"] = policy.clear_windows_from_mm
     if policy.estimate_noise_subtraction != "never":
         described["estimate_noise_subtraction"] = policy.estimate_noise_subtraction
         described["noise_subtraction_skips_jpeg"] = policy.noise_subtraction_skips_jpeg
