@@ -200,17 +200,25 @@ class MotionPolicy:
     #: default since sharpray-blind-wiener 0.39.0 / 0.40.0. False: the whole frame is fitted
     #: (every version up to 0.36.0).
     fallback_leaves_shadows: bool = True
-    #: A look (docs/models.md, "The gate behind sharp shadows"): the motion estimate's spectrum
-    #: windows keep clear of the shadows found in the frame (:func:`models.shadows.find_shadows`;
-    #: :func:`models.blur_estimate.welch_windows`' ``avoid``), so a small frame whose collimation
-    #: stayed sharp is judged on its anatomy; False: the windows nearest the centre, whatever
-    #: they hold (every version so far).
-    estimate_avoids_shadows: bool = False
+    #: The motion estimate's spectrum windows keep clear of the shadows found in the frame
+    #: (:func:`models.shadows.find_shadows`; :func:`models.blur_estimate.welch_windows`'
+    #: ``avoid``), so a small frame whose collimation stayed sharp is judged on its anatomy (the
+    #: fifty-fifth and fifty-sixth rounds, docs/models.md; the default since
+    #: sharpray-blind-wiener 0.41.0 / 0.42.0, with the two limits below); False: the windows
+    #: nearest the centre, whatever they hold (every version up to 0.40.0).
+    estimate_avoids_shadows: bool = True
     #: ... and where it does, its estimate is taken only where it finds motion of at least
     #: this many mm; shorter (or none): the estimate with the windows as built (the
-    #: fifty-sixth round's candidates, docs/models.md: the clear windows helped from 2 mm and
-    #: harmed at 1 mm); None: the clear windows' estimate wherever they are asked for.
-    clear_windows_from_mm: float | None = None
+    #: fifty-sixth round: the clear windows helped from 2 mm and harmed at 1 mm); None: the
+    #: clear windows' estimate wherever they are asked for (the fifty-fifth round's form).
+    clear_windows_from_mm: float | None = 2.0
+    #: ... and only at pixels finer than this (mm): where the round validated it (0.2 mm); at
+    #: 0.6 mm a look found more frames harmed (docs/models.md); None: at every pixel size.
+    clear_windows_finer_than_mm: float | None = 0.4
+    #: The shadows found (the fallback's and the estimate's) widened by a square, their corners
+    #: too (:func:`models.shadows.find_shadows`' ``square``; the fifty-seventh round's
+    #: candidate); False: by a diamond, a rectangle's corners left in the fit (up to 0.42.0).
+    shadows_whole_corners: bool = False
     #: ... and there the native-pixel network reads only frames whose measured noise is at
     #: least this many quanta per pixel (quiet frames; unmeasured: not quiet); None: every frame.
     #: The forty-eighth round's candidate (docs/models.md): the eighteenth round's step lost on
@@ -624,13 +632,16 @@ def assess_motion(
     """Estimate the motion of a grey image (bright = dense, [0, 1]) and decide."""
     if pixel_spacing_mm <= 0:
         raise ValueError("pixel_spacing_mm must be positive")
+    finer = policy.clear_windows_finer_than_mm
+    if policy.estimate_avoids_shadows and finer is not None and pixel_spacing_mm >= finer:
+        policy = replace(policy, estimate_avoids_shadows=False)  # the windows as built
     if policy.estimate_avoids_shadows and policy.clear_windows_from_mm is not None:
         clear = assess_motion(
             image01, pixel_spacing_mm, replace(policy, clear_windows_from_mm=None)
         )
         if clear.blurred and clear.motion_mm >= policy.clear_windows_from_mm:
             return clear
-        built = replace(policy, estimate_avoids_shadows=False, clear_windows_from_mm=None)
+        built = replace(policy, estimate_avoids_shadows=False)
         return assess_motion(image01, pixel_spacing_mm, built)
     max_px = max(2.0, policy.max_motion_mm / pixel_spacing_mm)
     floor = (
@@ -642,7 +653,7 @@ def assess_motion(
 
     avoid = None
     if policy.estimate_avoids_shadows:
-        found = find_shadows(image01)
+        found = find_shadows(image01, square=policy.shadows_whole_corners)
         avoid = found if found.any() else None
 
     def estimate(subtract: bool) -> MotionEstimate:
@@ -1068,7 +1079,7 @@ def deconvolve(
         if accelerated and quick is not None:
             steps = quick
         if policy.fallback_leaves_shadows:
-            shadows = find_shadows(image01)
+            shadows = find_shadows(image01, square=policy.shadows_whole_corners)
             if not 0 < int(shadows.sum()) < shadows.size:
                 shadows = None
         w = richardson_lucy(e, psf, steps, accelerated, None if shadows is None else ~shadows)

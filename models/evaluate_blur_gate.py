@@ -67,7 +67,10 @@ def _policy(
         )
     if avoid_shadows:
         pol = dataclasses.replace(
-            pol, estimate_avoids_shadows=True, clear_windows_from_mm=clear_windows_from_mm
+            pol,
+            estimate_avoids_shadows=True,
+            clear_windows_from_mm=clear_windows_from_mm,
+            clear_windows_finer_than_mm=None,
         )
     if subtract_noise is None:
         return pol

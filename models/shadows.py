@@ -30,10 +30,17 @@ def find_shadows(
     window: int = WINDOW,
     delta: float = DELTA,
     min_share: float = MIN_SHARE,
+    square: bool = False,
 ) -> NDArray[np.bool_]:
     """True where the frame shows a shadow: pixels whose ``window``² local mean lies within
     ``delta`` of the 0.1 or 99.9 percentile of that mean, in connected areas of at least
-    ``min_share`` of the frame, widened by half the window so their edges are out too."""
+    ``min_share`` of the frame, widened by half the window so their edges are out too.
+
+    ``square``: widened by the window's own (square) shape, so a rectangular shadow comes back
+    whole, its corners too (the fifty-seventh round's candidate); False: by a diamond (steps to
+    the four neighbours), which leaves a rectangle's corners out — a marker's missed corners
+    are sharp edges the fit then explains (docs/models.md, "1 mm of motion behind sharp
+    shadows")."""
     img = np.asarray(image01, dtype=np.float64)
     if img.ndim != 2:
         raise ValueError(f"a single-frame grey image is needed, got shape {img.shape}")
@@ -48,5 +55,8 @@ def find_shadows(
     keep[1:] = sizes >= min_share * img.size
     if not keep.any():
         return np.zeros(img.shape, dtype=bool)
-    out: NDArray[np.bool_] = ndi.binary_dilation(keep[labels], iterations=max(window // 2, 1))
+    structure = ndi.generate_binary_structure(2, 2 if square else 1)
+    out: NDArray[np.bool_] = ndi.binary_dilation(
+        keep[labels], structure=structure, iterations=max(window // 2, 1)
+    )
     return out

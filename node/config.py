@@ -393,9 +393,11 @@ class BlurGateSettings(Strict):
     # the motion estimate's spectrum windows kept clear of the shadows found in the frame, that
     # estimate taken where it finds at least this much motion (mm; shorter: the windows nearest
     # the centre, whatever they hold): a small frame whose collimation stayed sharp is judged
-    # on its anatomy (the fifty-fifth and fifty-sixth rounds, docs/models.md); null: the
-    # windows nearest the centre always
-    estimate_clear_of_shadows_from_mm: float | None = Field(None, gt=0)
+    # on its anatomy (the fifty-fifth and fifty-sixth rounds, docs/models.md; the default since
+    # sharpray-blind-wiener 0.42.0); null: the windows nearest the centre always (0.40.0)
+    estimate_clear_of_shadows_from_mm: float | None = Field(2.0, gt=0)
+    # ... at pixels finer than this (mm) only; null: at every pixel size
+    estimate_clear_of_shadows_finer_than_mm: float | None = Field(0.4, gt=0)
     # the straight kernel drawn (nearest pixels, bilinear or Lanczos-3) the way the frame's
     # spectrum follows best instead of always on the nearest pixels: a line drawn otherwise
     # than the kernel costs the correction 0.3-0.6 dB without noise (the forty-fifth to

@@ -57,7 +57,7 @@ from models.tune_deconvolution import collimate
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights"
 #: the node as the look and the fifty-third round had it (0.34.0: the whole frame fitted)
-BUILT = replace(MotionPolicy(), fallback_leaves_shadows=False)
+BUILT = replace(MotionPolicy(), fallback_leaves_shadows=False, estimate_avoids_shadows=False)
 MOTION_MM = (1.0, 2.0, 4.0)
 KINDS = ("straight", "curved")
 NOISES: dict[str, float | None] = {"none": None, "1e4": 1e4}
@@ -183,7 +183,7 @@ def run(names: list[str], out: Path) -> None:
 
 #: the fifty-third round (docs/models.md): the node as built against the fallback that leaves
 #: the shadows out of its fit (:attr:`models.deblur.MotionPolicy.fallback_leaves_shadows`)
-CANDIDATE = replace(MotionPolicy(), fallback_leaves_shadows=True)
+CANDIDATE = replace(BUILT, fallback_leaves_shadows=True)
 SEED_KEY = "shadows-fifty-third"
 
 

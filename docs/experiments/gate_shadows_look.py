@@ -49,9 +49,11 @@ from models.deblur_data import load_gray
 from models.kernel_shape import load_magnitude_model
 from models.tune_deconvolution import collimate
 
-NODE = replace(MotionPolicy(), fallback_leaves_shadows=False)  # 0.34.0
+NODE = replace(
+    MotionPolicy(), fallback_leaves_shadows=False, estimate_avoids_shadows=False
+)  # 0.34.0
 SHADOWS = replace(NODE, fallback_leaves_shadows=True)
-CLEAR = replace(NODE, estimate_avoids_shadows=True)
+CLEAR = replace(NODE, estimate_avoids_shadows=True, clear_windows_from_mm=None)  # the look's form
 BOTH = replace(SHADOWS, estimate_avoids_shadows=True)
 POLICIES = {"node": NODE, "shadows": SHADOWS, "clear": CLEAR, "both": BOTH}
 
@@ -104,8 +106,8 @@ def run_sharp(kermany: list[str], mhh: list[str], out: Path) -> None:
 
 
 #: the fifty-fifth round: the node as built (0.40.0) and its candidate
-BUILT_040 = MotionPolicy()
-CANDIDATE = replace(BUILT_040, estimate_avoids_shadows=True)
+BUILT_040 = replace(MotionPolicy(), estimate_avoids_shadows=False)
+CANDIDATE = replace(BUILT_040, estimate_avoids_shadows=True, clear_windows_from_mm=None)
 
 
 def validate(names: list[str], large: bool, out: Path) -> None:

@@ -38,8 +38,9 @@ from shadows_round import kermany_1024
 from models.deblur import MotionPolicy, assess_motion
 from models.kernel_shape import load_magnitude_model
 
-BUILT = MotionPolicy()  # 0.40.0
-CLEAR = replace(BUILT, estimate_avoids_shadows=True)
+BUILT = replace(MotionPolicy(), estimate_avoids_shadows=False)  # 0.40.0
+#: the fifty-fifth round's form (every length, every pixel size)
+CLEAR = replace(BUILT, estimate_avoids_shadows=True, clear_windows_from_mm=None)
 #: the round's candidates for T (mm)
 CANDIDATES_MM = (1.5, 2.0)
 SEEN = {"shadows-fifty-third": 90, "shadows-fifty-fifth": 40}

@@ -142,9 +142,12 @@ SHADOW_RL_MEAN_VERSION = "0.39.0"
 SHADOW_DETECTOR_RL_MEAN_VERSION = "0.40.0"
 #: As :data:`SHADOW_RL_MEAN_VERSION` / :data:`SHADOW_DETECTOR_RL_MEAN_VERSION`, the motion
 #: estimate's windows clear of the shadows found in the frame, that estimate taken where it
-#: finds at least :data:`CLEAR_WINDOWS_FROM_MM` of motion (``MotionPolicy.estimate_avoids_shadows``
-#: with ``clear_windows_from_mm``; the fifty-sixth round): 0.41.0, 0.42.0
+#: finds at least :data:`CLEAR_WINDOWS_FROM_MM` of motion at pixels finer than
+#: :data:`CLEAR_WINDOWS_FINER_THAN_MM` (``MotionPolicy.estimate_avoids_shadows`` with
+#: ``clear_windows_from_mm`` and ``clear_windows_finer_than_mm``; the fifty-sixth round; the
+#: default): 0.41.0, 0.42.0
 CLEAR_WINDOWS_FROM_MM = 2.0
+CLEAR_WINDOWS_FINER_THAN_MM = 0.4
 CLEAR_RL_MEAN_VERSION = "0.41.0"
 CLEAR_DETECTOR_RL_MEAN_VERSION = "0.42.0"
 _NOISE_WORDS = {
@@ -159,9 +162,10 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
     and with the detector-scale network: each round that changed it on top of the last. The
     fallback that leaves the shadows out (the fifty-fourth round, the default) on top of
     0.31.0 / 0.34.0 is 0.39.0 / 0.40.0; on top of an earlier or another candidate's version, that
-    version with ``+shadows``. The estimate clear of the shadows from 2 mm (the fifty-sixth
-    round) on top of those is 0.41.0 / 0.42.0; on anything else ``+clear``, and from another
-    length (or everywhere: ``0mm``) ``+clear-<mm>mm``."""
+    version with ``+shadows``. The estimate clear of the shadows from 2 mm at pixels finer
+    than 0.4 mm (the fifty-sixth round, the default) on top of those is 0.41.0 / 0.42.0; on
+    anything else ``+clear``; other limits say theirs (``+clear-<mm>mm[-finer-<mm>mm]``, 0 for
+    none)."""
     plain, detector = _versions_fitting_whole_frames(policy)
     if policy.fallback_leaves_shadows:
         on_top = {
@@ -172,8 +176,10 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
         detector = on_top.get(detector, f"{detector}+shadows")
     if not policy.estimate_avoids_shadows:
         return plain, detector
-    if policy.clear_windows_from_mm != CLEAR_WINDOWS_FROM_MM:
-        suffix = f"+clear-{policy.clear_windows_from_mm or 0:g}mm"
+    limits = (policy.clear_windows_from_mm, policy.clear_windows_finer_than_mm)
+    if limits != (CLEAR_WINDOWS_FROM_MM, CLEAR_WINDOWS_FINER_THAN_MM):
+        from_mm, finer = (0.0 if x is None else x for x in limits)
+        suffix = f"+clear-{from_mm:g}mm" + ("" if finer == 0 else f"-finer-{finer:g}mm")
         return plain + suffix, detector + suffix
     clear = {
         SHADOW_RL_MEAN_VERSION: CLEAR_RL_MEAN_VERSION,
@@ -274,6 +280,8 @@ def wiener_info(
         described["estimate_avoids_shadows"] = True
         if policy.clear_windows_from_mm is not None:
             described["clear_windows_from_mm"] = policy.clear_windows_from_mm
+        if policy.clear_windows_finer_than_mm is not None:
+            described["clear_windows_finer_than_mm"] = policy.clear_windows_finer_than_mm
     if policy.estimate_noise_subtraction != "never":
         described["estimate_noise_subtraction"] = policy.estimate_noise_subtraction
         described["noise_subtraction_skips_jpeg"] = policy.noise_subtraction_skips_jpeg

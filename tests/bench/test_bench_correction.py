@@ -49,3 +49,19 @@ def test_the_shadow_fallback_is_timed_on_a_frame_the_gate_flags() -> None:
     assert shadow["node"]["method"] == "richardson-lucy"
     assert 0.2 < shadow["node"]["shadow_share"] < 0.4  # the band, the top, the marker
     assert shadow["node"]["deconvolve_s"] > 0
+
+
+def test_the_clear_windows_are_timed_against_the_windows_as_built() -> None:
+    from bench import correction
+
+    row = correction.clear_windows(1, 672)
+    assert row["size"] == 672 and row["pixel_spacing_mm"] == 0.2
+    for name in ("sharp", "moved_under_shadows"):
+        for label in ("windows_as_built", "node"):
+            assert row[f"{name}_{label}"]["estimate_s"] > 0
+    assert row["sharp_node"]["decision"] == "sharp"
+    # a small frame whose shadows stayed sharp: the windows as built miss the 4 mm, the node's
+    # clear ones see it
+    assert row["moved_under_shadows_windows_as_built"]["decision"] == "sharp"
+    moved = row["moved_under_shadows_node"]
+    assert moved["decision"] in ("blurred", "severe") and 3.0 <= moved["motion_mm"] <= 5.0

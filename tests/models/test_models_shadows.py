@@ -139,20 +139,24 @@ def test_the_estimate_keeps_clear_of_shadows_only_where_there_are_some() -> None
     """Without shadows in the frame the estimate with clear windows is the one as built."""
     blurred = simulate_motion_blur(_anatomy(768), linear_kernel(12.0, 20.0))
     assert not find_shadows(blurred).any()
-    node = MotionPolicy()
-    clear = replace(node, estimate_avoids_shadows=True)
+    node = replace(MotionPolicy(), estimate_avoids_shadows=False)  # 0.40.0
+    clear = replace(node, estimate_avoids_shadows=True, clear_windows_from_mm=None)
     assert assess_motion(blurred, 0.2, clear) == assess_motion(blurred, 0.2, node)
 
 
 def test_the_clear_windows_are_taken_only_from_their_length_of_motion() -> None:
-    """``clear_windows_from_mm`` (the fifty-sixth round's candidates): the estimate with clear
-    windows where it flags at least that much motion, the gate as built otherwise."""
+    """``clear_windows_from_mm`` (the fifty-sixth round): the estimate with clear windows where
+    it flags at least that much motion, the windows as built otherwise; and only at pixels
+    finer than ``clear_windows_finer_than_mm`` (the default: 2 mm, finer than 0.4 mm)."""
     open_frame = _anatomy(672)
     kernel = linear_kernel(15.0, 30.0)  # 3 mm at 0.2 mm/px
     blurred = collimate(simulate_motion_blur(open_frame, kernel, noise=NoiseSpec(None)))
     assert find_shadows(blurred).any()
-    node = MotionPolicy()
-    clear = replace(node, estimate_avoids_shadows=True)
+    node = replace(MotionPolicy(), estimate_avoids_shadows=False)  # 0.40.0
+    clear = replace(MotionPolicy(), clear_windows_from_mm=None)  # at every length
+    assert assess_motion(blurred, 0.2, MotionPolicy()) == assess_motion(
+        blurred, 0.2, replace(clear, clear_windows_from_mm=2.0)
+    )
     built, seen = assess_motion(blurred, 0.2, node), assess_motion(blurred, 0.2, clear)
     assert seen.blurred and seen != built  # the clear windows see motion the built ones do not
     assert assess_motion(blurred, 0.2, replace(clear, clear_windows_from_mm=None)) == seen
@@ -160,6 +164,22 @@ def test_the_clear_windows_are_taken_only_from_their_length_of_motion() -> None:
     above = replace(clear, clear_windows_from_mm=seen.motion_mm + 0.1)
     assert assess_motion(blurred, 0.2, below) == seen
     assert assess_motion(blurred, 0.2, above) == built
+    # at pixels of 0.4 mm and more the windows as built (the frame read as if at 0.4 mm)
+    coarse = replace(below, clear_windows_finer_than_mm=0.4)
+    assert assess_motion(blurred, 0.4, coarse) == assess_motion(blurred, 0.4, node)
+    assert assess_motion(blurred, 0.2, coarse) == seen
     # without shadows in the frame every form is the gate as built
     plain = simulate_motion_blur(open_frame, kernel, noise=NoiseSpec(None))
     assert assess_motion(plain, 0.2, below) == assess_motion(plain, 0.2, node)
+
+
+def test_the_square_widening_takes_the_marker_s_corners_too() -> None:
+    """``find_shadows(square=True)`` (the fifty-seventh round's candidate): the collimation and
+    the marker whole, corners included, where the diamond leaves a few corner pixels in the fit."""
+    frame = collimate(_anatomy(1024))
+    anatomy = _exposed(frame.shape)
+    diamond, square = find_shadows(frame), find_shadows(frame, square=True)
+    assert (~anatomy & ~diamond).sum() > 0  # the marker's corners, left in the fit
+    assert (~anatomy & ~square).sum() == 0
+    assert (square & anatomy).mean() < 0.02
+    assert (diamond & ~square).sum() == 0  # the square only adds

@@ -22,6 +22,8 @@ from node.config import BUNDLED_MODELS, load_settings
 from node.pipeline.correct import (
     ALL_RL_MEAN_VERSION,
     BUDGET_RL_MEAN_VERSION,
+    CLEAR_DETECTOR_RL_MEAN_VERSION,
+    CLEAR_RL_MEAN_VERSION,
     DETECTOR_ALL_RL_MEAN_VERSION,
     DETECTOR_BUDGET_RL_MEAN_VERSION,
     DETECTOR_DRAWN_RL_MEAN_VERSION,
@@ -31,7 +33,6 @@ from node.pipeline.correct import (
     DRAWN_RL_MEAN_VERSION,
     MEAN_VERSION,
     RL_MEAN_VERSION,
-    SHADOW_DETECTOR_RL_MEAN_VERSION,
     SHADOW_RL_MEAN_VERSION,
     SHAPED_VERSION,
     WIENER_VERSION,
@@ -75,7 +76,7 @@ def _configured(path: Path, blur_gate: str, version: str) -> MotionPolicy:
     from node.app import load_models
     from node.pipeline.blur_gate import policy as blur_policy
 
-    whole = "  fallback_leaves_shadows: false\n"
+    whole = "  fallback_leaves_shadows: false\n  estimate_clear_of_shadows_from_mm: null\n"
     path.write_text("models:\n  kernel_shape_detector: off\nblur_gate:\n" + whole + blur_gate)
     s = load_settings(path, environ={})
     assert load_models(s).deblur.info.version == version
@@ -240,16 +241,23 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     # forty-second) on, the straight kernel drawn as the frame's spectrum follows (the forty-fifth
     # to forty-seventh): 0.31.0; and the native-pixel network at detector scale in quiet frames,
     # its kernel only where the straight fit is not specific (the forty-ninth): 0.34.0; the
-    # fallback leaving the shadows out (the fifty-fourth): 0.39.0 / 0.40.0
+    # fallback leaving the shadows out (the fifty-fourth): 0.39.0 / 0.40.0; the estimate clear
+    # of them from 2 mm at pixels finer than 0.4 mm (the fifty-sixth): 0.41.0 / 0.42.0
     assert default.models.kernel_shape_detector == BUNDLED_MODELS / "kernel-magnitude-detector"
     assert default.models.kernel_shape_second == BUNDLED_MODELS / "kernel-magnitude-second"
     assert default.blur_gate.rl_fallback_budget_max_steps is None
-    assert load_models(default).deblur.info.version == SHADOW_DETECTOR_RL_MEAN_VERSION
+    assert load_models(default).deblur.info.version == CLEAR_DETECTOR_RL_MEAN_VERSION
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
     without = load_models(load_settings(cfg, environ={})).deblur.info
-    assert without.version == SHADOW_RL_MEAN_VERSION == "0.39.0"
+    assert without.version == CLEAR_RL_MEAN_VERSION == "0.41.0"
     cfg.write_text(
-        "models:\n  kernel_shape_detector: off\nblur_gate:\n  fallback_leaves_shadows: false\n"
+        "models:\n  kernel_shape_detector: off\nblur_gate:\n"
+        "  estimate_clear_of_shadows_from_mm: null\n"
+    )
+    fallback_only = load_models(load_settings(cfg, environ={})).deblur.info
+    assert fallback_only.version == SHADOW_RL_MEAN_VERSION == "0.39.0"
+    cfg.write_text(
+        "models:\n  kernel_shape_detector: off\nblur_gate:\n  fallback_leaves_shadows: false\n  estimate_clear_of_shadows_from_mm: null\n"
     )
     whole = load_models(load_settings(cfg, environ={})).deblur.info
     assert whole.version == DRAWN_RL_MEAN_VERSION == "0.31.0"
@@ -299,12 +307,12 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     assert s.models.kernel_shape_detector == BUNDLED
     loaded = load_models(s).deblur
     assert loaded.detector_magnitude is not None
-    assert loaded.info.version == SHADOW_DETECTOR_RL_MEAN_VERSION
+    assert loaded.info.version == CLEAR_DETECTOR_RL_MEAN_VERSION
     # in every frame, no limit: the eighteenth round's step on 0.31.0 (the whole frame fitted)
     cfg.write_text(
         "models:\n  kernel_shape_detector: kernel-magnitude\nblur_gate:\n"
         "  shape_detector_min_quanta: null\n  shape_detector_max_specificity: null\n"
-        "  fallback_leaves_shadows: false\n"
+        "  fallback_leaves_shadows: false\n  estimate_clear_of_shadows_from_mm: null\n"
     )
     every = load_models(load_settings(cfg, environ={})).deblur.info
     assert every.version == DETECTOR_DRAWN_RL_MEAN_VERSION
@@ -342,6 +350,7 @@ def test_the_second_network_s_correction_is_averaged_where_the_first_read_the_fr
         shape_rl_follows_noise=False,
         rl_fallback_follows_noise_from_mm=None,
         fallback_leaves_shadows=False,
+        estimate_avoids_shadows=False,
     )  # 0.14.0
     shaped = Corrector(policy, None, magnitude)
     mean = Corrector(policy, None, magnitude, None, second)

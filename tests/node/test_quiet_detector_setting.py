@@ -15,18 +15,20 @@ from node.app import load_models
 from node.config import load_settings
 from node.pipeline.blur_gate import policy as policy_of
 from node.pipeline.correct import (
+    CLEAR_DETECTOR_RL_MEAN_VERSION,
+    CLEAR_RL_MEAN_VERSION,
     DETECTOR_DRAWN_RL_MEAN_VERSION,
     FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION,
     FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION,
     QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION,
-    SHADOW_DETECTOR_RL_MEAN_VERSION,
-    SHADOW_RL_MEAN_VERSION,
     wiener_info,
 )
 from tests.support.settings import gate_setting
 from tests.support.synthetic import power_law_field
 
 DETECTOR_ON = "models:\n  kernel_shape_detector: kernel-magnitude-detector\n"
+#: what the defaults since 0.42.0 add to an earlier version (the fifty-fourth and fifty-sixth rounds)
+ON_TOP = "+shadows+clear"
 #: the native-pixel step as the eighteenth round had it (every frame, no limit, λ halved)
 EVERY = (
     "blur_gate:\n  shape_detector_min_quanta: null\n  shape_detector_max_specificity: null\n"
@@ -47,9 +49,10 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     assert gate.shape_detector_kept_halved is False
     assert gate.shape_detector_max_consistency is None
     shipped = load_models(default).deblur.info
-    # ... and since 0.40.0 the fallback leaves the shadows out (the fifty-fourth round): the
-    # earlier rounds' candidates below carry "+shadows" on their versions
-    assert shipped.version == SHADOW_DETECTOR_RL_MEAN_VERSION == "0.40.0"
+    # ... and since 0.40.0 the fallback leaves the shadows out (the fifty-fourth round), since
+    # 0.42.0 the estimate too (the fifty-sixth): the earlier rounds' candidates below carry
+    # "+shadows+clear" on their versions
+    assert shipped.version == CLEAR_DETECTOR_RL_MEAN_VERSION == "0.42.0"
     assert "at pixels finer than 0.4 mm" in (shipped.description or "")
     # the eighteenth round's step on 0.31.0: every frame, no limit, λ halved where read
     cfg.write_text(DETECTOR_ON + EVERY)
@@ -62,8 +65,10 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     env = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_MIN_QUANTA": "2e6"}
     assert load_settings(cfg, environ=env).blur_gate.shape_detector_min_quanta == 2e6
     on_every, on_quiet = load_models(every).deblur.info, load_models(quiet).deblur.info
-    assert on_every.version == DETECTOR_DRAWN_RL_MEAN_VERSION + "+shadows"
-    assert on_quiet.version == QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION + "+shadows" == "0.33.0+shadows"
+    assert on_every.version == DETECTOR_DRAWN_RL_MEAN_VERSION + ON_TOP
+    assert (
+        on_quiet.version == QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION + ON_TOP == "0.33.0+shadows+clear"
+    )
     assert len({on_quiet.device_uid, on_every.device_uid, shipped.device_uid}) == 3
     for name, value, by_env in (
         ("shape_detector_max_consistency", 0.65, 0.6),
@@ -86,7 +91,7 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
         cfg, DETECTOR_ON + f"blur_gate:\n  {unshaped}: false\n", unshaped, False, True
     )
     in_fallback = load_models(retrieved).deblur.info
-    assert in_fallback.version == FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION + "+shadows"
+    assert in_fallback.version == FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION + ON_TOP
     assert in_fallback.device_uid != shipped.device_uid
     # the fifty-first round's candidate: the retrieved kernel in the fallback where it fits
     assert default.blur_gate.shape_detector_fallback_max_fit is None
@@ -95,12 +100,12 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
         cfg, DETECTOR_ON + f"blur_gate:\n  {max_fit}: 0.058\n", max_fit, 0.058, 0.07
     )
     where_fits = load_models(fitting).deblur.info
-    assert where_fits.version == FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION + "+shadows"
+    assert where_fits.version == FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION + ON_TOP
     assert len({where_fits.device_uid, in_fallback.device_uid, shipped.device_uid}) == 3
-    # without the detector network the settings mean nothing: the identity stays 0.39.0's
+    # without the detector network the settings mean nothing: the identity stays 0.41.0's
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
     off = load_models(load_settings(cfg, environ={})).deblur.info
-    assert off.version == SHADOW_RL_MEAN_VERSION == "0.39.0"
+    assert off.version == CLEAR_RL_MEAN_VERSION == "0.41.0"
     plain = dataclasses.replace(
         policy, shape_detector_min_quanta=None, shape_detector_max_specificity=None
     )

@@ -17,6 +17,7 @@ from models.tune_deconvolution import collimate
 from node.app import load_models
 from node.config import load_settings
 from node.pipeline.correct import (
+    CLEAR_DETECTOR_RL_MEAN_VERSION,
     SHADOW_DETECTOR_RL_MEAN_VERSION,
     SHADOW_RL_MEAN_VERSION,
     SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
@@ -24,7 +25,9 @@ from node.pipeline.correct import (
 from tests.support.settings import gate_setting
 from tests.support.synthetic import power_law_field
 
-OFF = "blur_gate:\n  fallback_leaves_shadows: false\n"
+#: the motion estimate's windows as built up to 0.40.0 (the fifty-sixth round's setting off)
+BUILT_WINDOWS = "blur_gate:\n  estimate_clear_of_shadows_from_mm: null\n"
+OFF = BUILT_WINDOWS + "  fallback_leaves_shadows: false\n"
 
 
 def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None:
@@ -32,13 +35,16 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     cfg.write_text("models: {}\n")
     default = load_settings(cfg, environ={})
     assert default.blur_gate.fallback_leaves_shadows is True
-    shipped = load_models(default).deblur.info
+    # on the fifty-sixth round's default (0.42.0) and on the chain it sits on (0.40.0)
+    assert load_models(default).deblur.info.version == CLEAR_DETECTOR_RL_MEAN_VERSION
+    cfg.write_text(f"models: {{}}\n{BUILT_WINDOWS}")
+    shipped = load_models(load_settings(cfg, environ={})).deblur.info
     assert shipped.version == SHADOW_DETECTOR_RL_MEAN_VERSION == "0.40.0"
     off = gate_setting(cfg, OFF, "fallback_leaves_shadows", False, True)
     info = load_models(off).deblur.info
     assert info.version == SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION == "0.34.0"
     assert info.device_uid != shipped.device_uid
-    cfg.write_text("models:\n  kernel_shape_detector: off\n")
+    cfg.write_text(f"models:\n  kernel_shape_detector: off\n{BUILT_WINDOWS}")
     assert load_models(load_settings(cfg, environ={})).deblur.info.version == (
         SHADOW_RL_MEAN_VERSION
     )
