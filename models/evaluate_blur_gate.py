@@ -132,6 +132,7 @@ def evaluate(
             "estimate_eta_follows_motion": pol.estimate_eta_follows_motion,
             "estimate_avoids_shadows": pol.estimate_avoids_shadows,
             "clear_windows_from_mm": pol.clear_windows_from_mm,
+            "clear_windows_finer_than_mm": pol.clear_windows_finer_than_mm,
         },
         "false_alarms": {},
         "detection": {},

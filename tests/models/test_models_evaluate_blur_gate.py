@@ -20,7 +20,8 @@ def test_false_alarms_only_reads_the_sharp_set_and_names_the_estimate(tmp_path: 
     for seed in (1, 2):
         grey = (power_law_field(512, seed, 1.0, 0.1, 0.9) * 255).astype(np.uint8)
         Image.fromarray(grey).save(nih / f"sharp-{seed}.png")
-    for i, flags in enumerate(([], ["--eta-follows-motion"], ["--avoid-shadows"])):
+    forms = ([], ["--eta-follows-motion"], ["--avoid-shadows"])
+    for i, flags in enumerate((*forms, ["--avoid-shadows", "--clear-windows-from-mm", "1.5"])):
         out = tmp_path / f"gate{i}.json"
         argv = ["--data", str(data), "--out", str(out), "--false-alarms-only", *flags]
         assert main(argv) == 0
@@ -28,6 +29,14 @@ def test_false_alarms_only_reads_the_sharp_set_and_names_the_estimate(tmp_path: 
         assert result["detection"] == {}  # question 2 not asked
         said = result["policy"]
         assert said["estimate_eta_follows_motion"] is ("--eta-follows-motion" in flags)
-        assert said["estimate_avoids_shadows"] is ("--avoid-shadows" in flags)
+        # the node's estimate keeps its windows clear of the shadows from 2 mm, finer than 0.4
+        # mm (since 0.42.0); --avoid-shadows: the fifty-fifth round's form, everywhere, or from
+        # the length given (the fifty-sixth round's candidates)
+        assert said["estimate_avoids_shadows"] is True
+        limits = (said["clear_windows_from_mm"], said["clear_windows_finer_than_mm"])
+        if "--avoid-shadows" not in flags:
+            assert limits == (2.0, 0.4)
+        else:
+            assert limits == ((1.5 if "1.5" in flags else None), None)
         assert result["false_alarms"]["nih1024"]["images"] == 2
         assert result["false_alarms"]["nih1024"]["flagged"] == []  # sharp fields stay sharp
