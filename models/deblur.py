@@ -216,9 +216,10 @@ class MotionPolicy:
     #: 0.6 mm a look found more frames harmed (docs/models.md); None: at every pixel size.
     clear_windows_finer_than_mm: float | None = 0.4
     #: The shadows found (the fallback's and the estimate's) widened by a square, their corners
-    #: too (:func:`models.shadows.find_shadows`' ``square``; the fifty-seventh round's
-    #: candidate); False: by a diamond, a rectangle's corners left in the fit (up to 0.42.0).
-    shadows_whole_corners: bool = False
+    #: too (:func:`models.shadows.find_shadows`' ``square``; the fifty-seventh round; the default
+    #: since sharpray-blind-wiener 0.43.0 / 0.44.0); False: by a diamond, a rectangle's corners
+    #: left in the fit (up to 0.42.0).
+    shadows_whole_corners: bool = True
     #: ... and there the native-pixel network reads only frames whose measured noise is at
     #: least this many quanta per pixel (quiet frames; unmeasured: not quiet); None: every frame.
     #: The forty-eighth round's candidate (docs/models.md): the eighteenth round's step lost on

@@ -398,6 +398,10 @@ class BlurGateSettings(Strict):
     estimate_clear_of_shadows_from_mm: float | None = Field(2.0, gt=0)
     # ... at pixels finer than this (mm) only; null: at every pixel size
     estimate_clear_of_shadows_finer_than_mm: float | None = Field(0.4, gt=0)
+    # those shadows widened by a square, a marker's corners too (the fifty-seventh round,
+    # docs/models.md; the default since sharpray-blind-wiener 0.44.0); false: by a diamond, a
+    # rectangle's corners left in the fit (0.42.0)
+    shadows_whole_corners: bool = True
     # the straight kernel drawn (nearest pixels, bilinear or Lanczos-3) the way the frame's
     # spectrum follows best instead of always on the nearest pixels: a line drawn otherwise
     # than the kernel costs the correction 0.3-0.6 dB without noise (the forty-fifth to

@@ -188,6 +188,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         estimate_avoids_shadows=settings.estimate_clear_of_shadows_from_mm is not None,
         clear_windows_from_mm=settings.estimate_clear_of_shadows_from_mm,
         clear_windows_finer_than_mm=settings.estimate_clear_of_shadows_finer_than_mm,
+        shadows_whole_corners=settings.shadows_whole_corners,
         kernel_drawing_by_spectrum=settings.kernel_drawing_by_spectrum,
         kernel_drawing_above_noise=settings.kernel_drawing_above_noise,
         kernel_drawing_margin=settings.kernel_drawing_margin,

@@ -150,6 +150,11 @@ CLEAR_WINDOWS_FROM_MM = 2.0
 CLEAR_WINDOWS_FINER_THAN_MM = 0.4
 CLEAR_RL_MEAN_VERSION = "0.41.0"
 CLEAR_DETECTOR_RL_MEAN_VERSION = "0.42.0"
+#: As :data:`CLEAR_RL_MEAN_VERSION` / :data:`CLEAR_DETECTOR_RL_MEAN_VERSION`, the shadows found
+#: widened by a square, a marker's corners too (``MotionPolicy.shadows_whole_corners``; the
+#: fifty-seventh round; the default): 0.43.0, 0.44.0
+CORNERS_RL_MEAN_VERSION = "0.43.0"
+CORNERS_DETECTOR_RL_MEAN_VERSION = "0.44.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -165,7 +170,22 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
     version with ``+shadows``. The estimate clear of the shadows from 2 mm at pixels finer
     than 0.4 mm (the fifty-sixth round, the default) on top of those is 0.41.0 / 0.42.0; on
     anything else ``+clear``; other limits say theirs (``+clear-<mm>mm[-finer-<mm>mm]``, 0 for
-    none)."""
+    none). The shadows widened by a square (the fifty-seventh round, the default) on top of
+    0.41.0 / 0.42.0 is 0.43.0 / 0.44.0; on anything else that uses the shadows ``+corners``."""
+    plain, detector = _versions_with_the_shadows(policy)
+    if not policy.shadows_whole_corners or not (
+        policy.fallback_leaves_shadows or policy.estimate_avoids_shadows
+    ):
+        return plain, detector  # no shadows found, or found as up to 0.42.0
+    corners = {
+        CLEAR_RL_MEAN_VERSION: CORNERS_RL_MEAN_VERSION,
+        CLEAR_DETECTOR_RL_MEAN_VERSION: CORNERS_DETECTOR_RL_MEAN_VERSION,
+    }
+    return corners.get(plain, f"{plain}+corners"), corners.get(detector, f"{detector}+corners")
+
+
+def _versions_with_the_shadows(policy: MotionPolicy) -> tuple[str, str]:
+    """:func:`mean_versions` with the shadows found as up to 0.42.0 (a diamond's widening)."""
     plain, detector = _versions_fitting_whole_frames(policy)
     if policy.fallback_leaves_shadows:
         on_top = {
@@ -282,6 +302,10 @@ def wiener_info(
             described["clear_windows_from_mm"] = policy.clear_windows_from_mm
         if policy.clear_windows_finer_than_mm is not None:
             described["clear_windows_finer_than_mm"] = policy.clear_windows_finer_than_mm
+    if policy.shadows_whole_corners and (
+        policy.fallback_leaves_shadows or policy.estimate_avoids_shadows
+    ):
+        described["shadows_whole_corners"] = True
     if policy.estimate_noise_subtraction != "never":
         described["estimate_noise_subtraction"] = policy.estimate_noise_subtraction
         described["noise_subtraction_skips_jpeg"] = policy.noise_subtraction_skips_jpeg

@@ -1,6 +1,6 @@
 """The fifty-sixth round's estimate as a node setting (``blur_gate.
 estimate_clear_of_shadows_from_mm`` and ``..._finer_than_mm``, the default since
-sharpray-blind-wiener 0.42.0): config and environment → policy and the correction's identity;
+sharpray-blind-wiener 0.42.0; 0.44.0 with the fifty-seventh round): config and environment → policy and the correction's identity;
 and through the node's gate, a small frame whose collimation stayed sharp while the anatomy moved
 3 mm is found blurred, where the windows nearest the centre (0.40.0) miss it."""
 
@@ -18,14 +18,17 @@ from node.config import load_settings
 from node.pipeline.blur_gate import policy as policy_of
 from node.pipeline.correct import (
     CLEAR_DETECTOR_RL_MEAN_VERSION,
-    CLEAR_RL_MEAN_VERSION,
+    CORNERS_DETECTOR_RL_MEAN_VERSION,
+    CORNERS_RL_MEAN_VERSION,
     SHADOW_DETECTOR_RL_MEAN_VERSION,
 )
 from tests.support.synthetic import power_law_field
 
 NAME = "estimate_clear_of_shadows_from_mm"
+CORNERS = "SHARPRAY_BLUR_GATE__SHADOWS_WHOLE_CORNERS"
 FINER = "estimate_clear_of_shadows_finer_than_mm"
-OFF = {f"SHARPRAY_BLUR_GATE__{NAME.upper()}": "null"}
+#: the estimate's windows as up to 0.40.0, the shadows found as up to 0.42.0
+OFF = {f"SHARPRAY_BLUR_GATE__{NAME.upper()}": "null", CORNERS: "false"}
 
 
 def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None:
@@ -41,19 +44,23 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     assert not policy_of(built.blur_gate).estimate_avoids_shadows
     shipped = load_models(default).deblur.info
     before = load_models(built).deblur.info
-    assert shipped.version == CLEAR_DETECTOR_RL_MEAN_VERSION == "0.42.0"
+    assert shipped.version == CORNERS_DETECTOR_RL_MEAN_VERSION == "0.44.0"
+    square = load_settings(cfg, environ={CORNERS: "false"})
+    assert load_models(square).deblur.info.version == CLEAR_DETECTOR_RL_MEAN_VERSION == "0.42.0"
     assert before.version == SHADOW_DETECTOR_RL_MEAN_VERSION == "0.40.0"
     assert shipped.device_uid != before.device_uid
     # other limits say theirs
-    other = load_settings(cfg, environ={f"SHARPRAY_BLUR_GATE__{NAME.upper()}": "1.5"})
+    other = load_settings(
+        cfg, environ={f"SHARPRAY_BLUR_GATE__{NAME.upper()}": "1.5", CORNERS: "false"}
+    )
     assert load_models(other).deblur.info.version == "0.40.0+clear-1.5mm-finer-0.4mm"
-    cfg.write_text(f"blur_gate:\n  {FINER}: null\n")
+    cfg.write_text(f"blur_gate:\n  {FINER}: null\n  shadows_whole_corners: false\n")
     everywhere = load_settings(cfg, environ={})
     assert policy_of(everywhere.blur_gate).clear_windows_finer_than_mm is None
     assert load_models(everywhere).deblur.info.version == "0.40.0+clear-2mm"
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
     plain = load_models(load_settings(cfg, environ={})).deblur.info
-    assert plain.version == CLEAR_RL_MEAN_VERSION == "0.41.0"
+    assert plain.version == CORNERS_RL_MEAN_VERSION == "0.43.0"
 
 
 def test_a_small_frame_behind_sharp_collimation_is_found_blurred(tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from node.config import BUNDLED_MODELS, load_settings
 from node.pipeline.correct import (
     ALL_RL_MEAN_VERSION,
     BUDGET_RL_MEAN_VERSION,
-    CLEAR_DETECTOR_RL_MEAN_VERSION,
-    CLEAR_RL_MEAN_VERSION,
+    CORNERS_DETECTOR_RL_MEAN_VERSION,
+    CORNERS_RL_MEAN_VERSION,
     DETECTOR_ALL_RL_MEAN_VERSION,
     DETECTOR_BUDGET_RL_MEAN_VERSION,
     DETECTOR_DRAWN_RL_MEAN_VERSION,
@@ -242,17 +242,18 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     # to forty-seventh): 0.31.0; and the native-pixel network at detector scale in quiet frames,
     # its kernel only where the straight fit is not specific (the forty-ninth): 0.34.0; the
     # fallback leaving the shadows out (the fifty-fourth): 0.39.0 / 0.40.0; the estimate clear
-    # of them from 2 mm at pixels finer than 0.4 mm (the fifty-sixth): 0.41.0 / 0.42.0
+    # of them from 2 mm at pixels finer than 0.4 mm (the fifty-sixth): 0.41.0 / 0.42.0; a
+    # marker's corners taken too (the fifty-seventh): 0.43.0 / 0.44.0
     assert default.models.kernel_shape_detector == BUNDLED_MODELS / "kernel-magnitude-detector"
     assert default.models.kernel_shape_second == BUNDLED_MODELS / "kernel-magnitude-second"
     assert default.blur_gate.rl_fallback_budget_max_steps is None
-    assert load_models(default).deblur.info.version == CLEAR_DETECTOR_RL_MEAN_VERSION
+    assert load_models(default).deblur.info.version == CORNERS_DETECTOR_RL_MEAN_VERSION
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
     without = load_models(load_settings(cfg, environ={})).deblur.info
-    assert without.version == CLEAR_RL_MEAN_VERSION == "0.41.0"
+    assert without.version == CORNERS_RL_MEAN_VERSION == "0.43.0"
     cfg.write_text(
         "models:\n  kernel_shape_detector: off\nblur_gate:\n"
-        "  estimate_clear_of_shadows_from_mm: null\n"
+        "  estimate_clear_of_shadows_from_mm: null\n  shadows_whole_corners: false\n"
     )
     fallback_only = load_models(load_settings(cfg, environ={})).deblur.info
     assert fallback_only.version == SHADOW_RL_MEAN_VERSION == "0.39.0"
@@ -307,7 +308,7 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     assert s.models.kernel_shape_detector == BUNDLED
     loaded = load_models(s).deblur
     assert loaded.detector_magnitude is not None
-    assert loaded.info.version == CLEAR_DETECTOR_RL_MEAN_VERSION
+    assert loaded.info.version == CORNERS_DETECTOR_RL_MEAN_VERSION
     # in every frame, no limit: the eighteenth round's step on 0.31.0 (the whole frame fitted)
     cfg.write_text(
         "models:\n  kernel_shape_detector: kernel-magnitude\nblur_gate:\n"

@@ -15,8 +15,8 @@ from node.app import load_models
 from node.config import load_settings
 from node.pipeline.blur_gate import policy as policy_of
 from node.pipeline.correct import (
-    CLEAR_DETECTOR_RL_MEAN_VERSION,
-    CLEAR_RL_MEAN_VERSION,
+    CORNERS_DETECTOR_RL_MEAN_VERSION,
+    CORNERS_RL_MEAN_VERSION,
     DETECTOR_DRAWN_RL_MEAN_VERSION,
     FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION,
     FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION,
@@ -27,8 +27,9 @@ from tests.support.settings import gate_setting
 from tests.support.synthetic import power_law_field
 
 DETECTOR_ON = "models:\n  kernel_shape_detector: kernel-magnitude-detector\n"
-#: what the defaults since 0.42.0 add to an earlier version (the fifty-fourth and fifty-sixth rounds)
-ON_TOP = "+shadows+clear"
+#: what the defaults since 0.44.0 add to an earlier version (the fifty-fourth, fifty-sixth and
+#: fifty-seventh rounds)
+ON_TOP = "+shadows+clear+corners"
 #: the native-pixel step as the eighteenth round had it (every frame, no limit, λ halved)
 EVERY = (
     "blur_gate:\n  shape_detector_min_quanta: null\n  shape_detector_max_specificity: null\n"
@@ -50,9 +51,10 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     assert gate.shape_detector_max_consistency is None
     shipped = load_models(default).deblur.info
     # ... and since 0.40.0 the fallback leaves the shadows out (the fifty-fourth round), since
-    # 0.42.0 the estimate too (the fifty-sixth): the earlier rounds' candidates below carry
-    # "+shadows+clear" on their versions
-    assert shipped.version == CLEAR_DETECTOR_RL_MEAN_VERSION == "0.42.0"
+    # 0.42.0 the estimate too (the fifty-sixth), since 0.44.0 a marker's corners too (the
+    # fifty-seventh): the earlier rounds' candidates below carry
+    # "+shadows+clear+corners" on their versions
+    assert shipped.version == CORNERS_DETECTOR_RL_MEAN_VERSION == "0.44.0"
     assert "at pixels finer than 0.4 mm" in (shipped.description or "")
     # the eighteenth round's step on 0.31.0: every frame, no limit, λ halved where read
     cfg.write_text(DETECTOR_ON + EVERY)
@@ -67,7 +69,9 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     on_every, on_quiet = load_models(every).deblur.info, load_models(quiet).deblur.info
     assert on_every.version == DETECTOR_DRAWN_RL_MEAN_VERSION + ON_TOP
     assert (
-        on_quiet.version == QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION + ON_TOP == "0.33.0+shadows+clear"
+        on_quiet.version
+        == QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION + ON_TOP
+        == "0.33.0+shadows+clear+corners"
     )
     assert len({on_quiet.device_uid, on_every.device_uid, shipped.device_uid}) == 3
     for name, value, by_env in (
@@ -102,10 +106,10 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     where_fits = load_models(fitting).deblur.info
     assert where_fits.version == FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION + ON_TOP
     assert len({where_fits.device_uid, in_fallback.device_uid, shipped.device_uid}) == 3
-    # without the detector network the settings mean nothing: the identity stays 0.41.0's
+    # without the detector network the settings mean nothing: the identity stays 0.43.0's
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
     off = load_models(load_settings(cfg, environ={})).deblur.info
-    assert off.version == CLEAR_RL_MEAN_VERSION == "0.41.0"
+    assert off.version == CORNERS_RL_MEAN_VERSION == "0.43.0"
     plain = dataclasses.replace(
         policy, shape_detector_min_quanta=None, shape_detector_max_specificity=None
     )
