@@ -66,6 +66,24 @@ def _gain(c: Scene, a: MotionAssessment, policy: MotionPolicy, first: Any, detec
     return anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
 
 
+def judged_row(
+    c: Scene,
+    spacing_mm: float,
+    policies: dict[str, MotionPolicy],
+    first: Any,
+    detector: Any,
+    **keys: object,
+) -> dict[str, Any]:
+    """The scene's row (``keys`` added): for each of ``policies``, whether its gate flags the
+    scene (``flagged_<label>``) and the anatomy gain of its correction (``<label>``)."""
+    row = c.row(**keys)
+    for label, policy in policies.items():
+        a = assess_motion(c.blurred, spacing_mm, policy)
+        row[f"flagged_{label}"] = a.blurred
+        row[label] = _gain(c, a, policy, first, detector)
+    return row
+
+
 def run(names: list[str], out: Path) -> None:
     first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
     detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
@@ -115,16 +133,13 @@ def validate(names: list[str], large: bool, out: Path) -> None:
 
     first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
     detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
+    frames_of = kermany_1024 if large else kermany_frames
+    label = "kermany-1024" if large else "kermany-672"
+    policies = {"node": BUILT_040, "clear": CANDIDATE}
     rows: list[dict[str, Any]] = []
     for name in names:
-        frames_of = kermany_1024 if large else kermany_frames
         for c in scenes(name, frames_of, "shadows-fifty-fifth"):
-            row = c.row(set="kermany-1024" if large else "kermany-672")
-            for label, policy in (("node", BUILT_040), ("clear", CANDIDATE)):
-                a = assess_motion(c.blurred, SPACING_MM, policy)
-                row[f"flagged_{label}"] = a.blurred
-                row[label] = _gain(c, a, policy, first, detector)
-            rows.append(row)
+            rows.append(judged_row(c, SPACING_MM, policies, first, detector, set=label))
         save(out, rows, name)
 
 

@@ -26,13 +26,13 @@ from consistency_balance import kermany_frames
 from detector_scenes import parser, part_of
 from fitting_cases import read_rows
 from fixed_collimation_look import MOTION_MM, ORDERS, WEIGHTS, compared, scenes
-from gate_shadows_look import _gain
+from gate_shadows_look import judged_row
 from look_rows import save
 from round_design import kermany_train_every_200th, unnamed_mhh_images
 from shadows_round import kermany_1024
 from wiener_shadows_look import mhh_frames
 
-from models.deblur import MotionPolicy, assess_motion
+from models.deblur import MotionPolicy
 from models.kernel_shape import load_magnitude_model
 
 NODE = MotionPolicy()  # 0.42.0
@@ -49,15 +49,11 @@ def run(which: str, names: list[str], out: Path) -> None:
     label, frames_of, spacing, key = SETS[which]
     first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
     detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
+    policies = {"node": NODE, "corners": CANDIDATE}
     rows: list[dict[str, Any]] = []
     for name in names:
         for c in scenes(name, frames_of, key, spacing):
-            row = c.row(set=label)
-            for column, policy in (("node", NODE), ("corners", CANDIDATE)):
-                a = assess_motion(c.blurred, spacing, policy)
-                row[f"flagged_{column}"] = a.blurred
-                row[column] = _gain(c, a, policy, first, detector)
-            rows.append(row)
+            rows.append(judged_row(c, spacing, policies, first, detector, set=label))
         save(out, rows, name)
 
 
