@@ -331,10 +331,16 @@ class Node:
                     "provider": self.models.classify.model.provider,
                 },
             }
+        starting = False
         if self.dimse_address:
             report["dimse"] = {
                 "ae_title": self.settings.node.ae_title,
                 "port": self.dimse_address[1],
             }
-        report["status"] = "ok" if ok else "degraded"
+        elif "receiver" in self.roles and not self.stop_event.is_set():
+            # HTTP opens first: until the DICOM port listens the node is not ready to receive,
+            # and a modality or a load balancer that trusted a 200 would be refused
+            report["dimse"] = "not listening yet"
+            starting = True
+        report["status"] = "starting" if starting and ok else "ok" if ok else "degraded"
         return report

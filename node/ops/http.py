@@ -63,7 +63,7 @@ def create_http_app(
     @app.get(
         "/healthz",
         summary="Liveness and readiness of the node",
-        responses={503: {"description": "Degraded (the report says why)"}},
+        responses={503: {"description": "Degraded or still starting (the report says why)"}},
     )
     def healthz() -> JSONResponse:
         report = health()
