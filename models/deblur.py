@@ -220,6 +220,16 @@ class MotionPolicy:
     #: since sharpray-blind-wiener 0.43.0 / 0.44.0); False: by a diamond, a rectangle's corners
     #: left in the fit (up to 0.42.0).
     shadows_whole_corners: bool = True
+    #: The fifty-eighth round's candidates (docs/models.md, "The shape step beside sharp
+    #: shadows"): where shadows are found in the frame (:func:`models.shadows.find_shadows`),
+    #: the kernel shape step's spectrum keeps its windows clear of them
+    #: (:func:`models.kernel_shape.shape_kernel`'s ``avoid``) — the learned magnitude read the
+    #: sharp edges of a collimation that did not move with the patient as part of the blur;
+    #: False: the windows nearest the centre, whatever they hold (every version up to 0.44.0).
+    shape_clear_of_shadows: bool = False
+    #: ... or, instead, no shape step at all in such a frame (the straight kernel kept, the
+    #: step's magnitude unread); False: the step wherever it runs.
+    shape_skips_shadows: bool = False
     #: ... and there the native-pixel network reads only frames whose measured noise is at
     #: least this many quanta per pixel (quiet frames; unmeasured: not quiet); None: every frame.
     #: The forty-eighth round's candidate (docs/models.md): the eighteenth round's step lost on
@@ -880,7 +890,19 @@ def find_shape(
         quanta = wiener_balance(e, policy, est.angle_deg, est.length_px)[1]
         if not quiet_for_detector(quanta, policy):
             detector_magnitude = None
-    return _shape(e, assessment, policy, magnitude, detector_magnitude)
+    shadows = shadows_for_shape(image01, policy)
+    return _shape(e, assessment, policy, magnitude, detector_magnitude, shadows)
+
+
+def shadows_for_shape(
+    image01: NDArray[np.floating], policy: MotionPolicy
+) -> NDArray[np.bool_] | None:
+    """The shadows the shape step is to keep clear of or stop at (None: none found, or the
+    policy asks neither)."""
+    if not (policy.shape_clear_of_shadows or policy.shape_skips_shadows):
+        return None
+    found = find_shadows(image01, square=policy.shadows_whole_corners)
+    return found if 0 < int(found.sum()) < found.size else None
 
 
 def quiet_for_detector(quanta: float | None, policy: MotionPolicy) -> bool:
@@ -899,8 +921,12 @@ def _shape(
     policy: MotionPolicy,
     magnitude: MagnitudeEstimator,
     detector_magnitude: MagnitudeEstimator | None,
+    shadows: NDArray[np.bool_] | None = None,
 ) -> KernelShape:
     est = assessment.estimate
+    if shadows is not None and policy.shape_skips_shadows:
+        nan = float("nan")
+        return KernelShape(est.kernel(), False, nan, nan, 1, "shadows in the frame")
     found = shape_kernel(
         exposure,
         est.length_px,
@@ -919,6 +945,7 @@ def _shape(
         detector_thresholds=policy.shape_detector_thresholds,
         detector_least_px=policy.shape_detector_least_px,
         straight=est.kernel(),
+        avoid=shadows if policy.shape_clear_of_shadows else None,
     )
     most = policy.shape_detector_max_consistency
     better_by = policy.shape_detector_better_by
@@ -1006,7 +1033,8 @@ def deconvolve(
     balance *= policy.wiener_balance_factor
     if shape is None and magnitude is not None:
         detector = detector_magnitude if quiet_for_detector(quanta, policy) else None
-        shape = _shape(e, assessment, policy, magnitude, detector)
+        shadows_found = shadows_for_shape(image01, policy)
+        shape = _shape(e, assessment, policy, magnitude, detector, shadows_found)
     rl_after = policy.rl_iterations
     if shape is not None:
         psf = shape.kernel

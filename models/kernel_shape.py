@@ -91,11 +91,12 @@ SECOND_THRESHOLDS = (0.15, 0.25)
 RETRIEVAL_SEED = 0
 
 
-def spectrum_input(exposure: NDArray[np.floating]) -> F32:
+def spectrum_input(exposure: NDArray[np.floating], avoid: NDArray[np.bool_] | None = None) -> F32:
     """The network's input: the Welch log power spectrum (64² patches) of the mean-removed
-    linear exposure, centred (``fftshift``) and standardised."""
+    linear exposure, centred (``fftshift``) and standardised; ``avoid``: pixels its windows keep
+    clear of (:func:`models.blur_estimate.welch_windows`)."""
     e = np.asarray(exposure, dtype=np.float64)
-    lp = np.log(np.fft.fftshift(welch_power(e - e.mean(), GRID)) + 1e-12)
+    lp = np.log(np.fft.fftshift(welch_power(e - e.mean(), GRID, avoid=avoid)) + 1e-12)
     out: F32 = ((lp - lp.mean()) / (lp.std() + 1e-9)).astype(np.float32)
     return out
 
@@ -293,6 +294,16 @@ def block_mean(a: NDArray[np.floating], f: int) -> F64:
     return out
 
 
+def block_any(mask: NDArray[np.bool_], f: int) -> NDArray[np.bool_]:
+    """True for each ``f``×``f`` block (as :func:`block_mean` takes them) holding any True."""
+    m = np.asarray(mask, dtype=bool)
+    if f <= 1:
+        return m
+    h, w = (m.shape[0] // f) * f, (m.shape[1] // f) * f
+    out = np.asarray(m[:h, :w].reshape(h // f, f, w // f, f).any(axis=(1, 3)), dtype=bool)
+    return out
+
+
 def upscale_kernel(kernel: F64, f: int) -> F64:
     """A kernel found on ``f``-times coarser pixels, on the frame's own: enlarged (linear
     interpolation), then thinned to its one-pixel skeleton (a motion path is a curve, not a band
@@ -347,6 +358,7 @@ def shape_kernel(
     detector_thresholds: tuple[float, float] | None = None,
     detector_least_px: float = 0.0,
     straight: F64 | None = None,
+    avoid: NDArray[np.bool_] | None = None,
 ) -> KernelShape:
     """The kernel of a frame whose straight estimate is ``length_px`` at ``angle_deg``: the
     straight one, or the one retrieved from the learned magnitude where the validated rule
@@ -368,7 +380,9 @@ def shape_kernel(
     :data:`DETECTOR_THRESHOLDS`), and motion estimated shorter than ``detector_least_px``
     keeps the straight kernel unread. ``straight``: the straight kernel as the estimate draws
     it (None: :func:`models.blur.linear_kernel`, nearest pixels), kept where the step keeps it;
-    the network's magnitude is compared with the nearest drawing either way.
+    the network's magnitude is compared with the nearest drawing either way. ``avoid``: pixels of
+    the frame (shadows that need not have moved with the patient) the network's spectrum keeps
+    clear of (None: the windows nearest the centre, whatever they hold).
     """
     if straight is None:
         straight = linear_kernel(length_px, angle_deg)
@@ -392,7 +406,8 @@ def shape_kernel(
         quanta: float | None = quanta_per_pixel(small, where_read=noise_where_read)
     except ValueError:
         quanta = None
-    mag = np.fft.ifftshift(np.asarray(magnitude(spectrum_input(small)), dtype=np.float64))
+    clear = None if avoid is None else block_any(avoid, f)
+    mag = np.fft.ifftshift(np.asarray(magnitude(spectrum_input(small, clear)), dtype=np.float64))
     if mag.shape != (GRID, GRID) or not np.all(np.isfinite(mag)) or float(mag.max()) <= 0:
         return KernelShape(straight, False, nan, nan, f, "no usable magnitude")
     distance = magnitude_distance(mag, linear_kernel(length, angle_deg))

@@ -1,0 +1,136 @@
+"""The kernel shape step beside sharp shadows at ≈0.6 mm/px (thirty-eighth session).
+
+The thirty-seventh session's look (:mod:`wiener_shadows_look`) found the clear windows (the
+fifty-sixth round's estimate clear of the shadows) flagging every 4 mm motion behind sharp
+shadows at 0.6 mm/px but harming 31 of 120 such frames; a first scratch look traced the harm to
+curved motion where the kernel shape step replaced the straight kernel (its learned magnitude
+reads the whole frame's spectrum, the shadows' sharp edges in it). This look measures, per case,
+the gate and the anatomy gain of:
+
+- ``node``: the node as built (``sharpray-blind-wiener 0.44.0``: at 0.6 mm the windows as built);
+- ``clear``: the clear windows at every pixel size (``clear_windows_finer_than_mm`` None), the
+  node's correction after them;
+- ``spec``: ``clear`` and the shape step's spectrum clear of the shadows
+  (``MotionPolicy.shape_clear_of_shadows``);
+- ``skip``: ``clear`` and no shape step where shadows are found (``shape_skips_shadows``);
+- ``node_spec``: the node's gate and ``shape_clear_of_shadows`` (the candidate alone).
+
+Frames: ``--mhh`` MHH every third unnamed training image from the first (seen; the
+thirty-seventh session's look images), as they are (640 px, 0.6 mm/px); ``--kermany OFFSET``:
+Kermany every 200th train image from OFFSET, its longer side brought to 640 px (anti-aliased),
+taken as 0.6 mm/px. Each open and collimated, straight and curved 1 / 2 / 4 mm, no noise and
+Poisson 10⁴, shadows drawn before and after the blur (:func:`fixed_collimation_look.scenes`).
+
+Run: ``PYTHONPATH=../.. python shape_shadows_look.py --mhh --out runs/ss-0.json --part 0/2``
+(and ``1/2``), then ``--summary runs/ss-*.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from detector_scenes import DATA, parser, part_of
+from fitting_cases import read_rows
+from fixed_collimation_look import MOTION_MM, ORDERS, WEIGHTS, anatomy_gain, scenes
+from look_rows import save
+from round_design import KERMANY, kermany_train_every_200th, unnamed_mhh_images
+from skimage.transform import resize
+
+from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur_data import load_gray
+from models.kernel_shape import load_magnitude_model
+from models.tune_deconvolution import collimate
+
+SPACING_MM = 0.6
+SIDE_PX = 640
+NODE = MotionPolicy()  # 0.44.0
+CLEAR = replace(NODE, clear_windows_finer_than_mm=None)
+#: label -> (gate, correction)
+POLICIES: dict[str, tuple[MotionPolicy, MotionPolicy]] = {
+    "node": (NODE, NODE),
+    "clear": (CLEAR, CLEAR),
+    "spec": (CLEAR, replace(CLEAR, shape_clear_of_shadows=True)),
+    "skip": (CLEAR, replace(CLEAR, shape_skips_shadows=True)),
+    "node_spec": (NODE, replace(NODE, shape_clear_of_shadows=True)),
+}
+LABELS = tuple(POLICIES)
+
+
+def mhh_frames(name: str, seed: int) -> list[tuple[str, np.ndarray]]:
+    """(scene, sharp frame) of one MHH image as it is: open and collimated."""
+    del seed
+    img = load_gray(DATA / name).astype(np.float32) / 255.0
+    return [("open", img), ("collimated", collimate(img))]
+
+
+def kermany_frames(name: str, seed: int) -> list[tuple[str, np.ndarray]]:
+    """(scene, sharp frame) of one Kermany image, its longer side 640 px: open and collimated."""
+    del seed
+    img = load_gray(KERMANY / name).astype(np.float32) / 255.0
+    f = SIDE_PX / max(img.shape)
+    shape = (round(img.shape[0] * f), round(img.shape[1] * f))
+    small = np.clip(resize(img, shape, anti_aliasing=True), 0.0, 1.0).astype(np.float32)
+    return [("open", small), ("collimated", collimate(small))]
+
+
+def run(names: list[str], kermany: bool, out: Path) -> None:
+    first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
+    detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
+    frames_of = kermany_frames if kermany else mhh_frames
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        for c in scenes(name, frames_of, "shape-shadows-look", SPACING_MM):
+            row = c.row(set="kermany-0.6" if kermany else "mhh-0.6")
+            judged: dict[int, Any] = {}
+            for label, (gate, policy) in POLICIES.items():
+                a = judged.setdefault(id(gate), assess_motion(c.blurred, SPACING_MM, gate))
+                row[f"flagged_{label}"] = a.blurred
+                row[label] = 0.0
+                if a.blurred:
+                    d = deconvolve(
+                        c.blurred, a, policy, magnitude=first, detector_magnitude=detector
+                    )
+                    row[label] = anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
+                    row[f"path_{label}"] = d.method
+                    row[f"shaped_{label}"] = bool(d.shape is not None and d.shape.replaced)
+            rows.append(row)
+        save(out, rows, name)
+
+
+def summary(rows: list[dict[str, Any]]) -> None:
+    for order in ORDERS:
+        for mm in MOTION_MM:
+            sel = [r for r in rows if r["order"] == order and r["mm"] == mm]
+            if not sel:
+                continue
+            print(f"{order} {mm:g} mm, {len(sel)} cases:")
+            for k in LABELS:
+                flags = sum(r[f"flagged_{k}"] for r in sel)
+                shaped = sum(r.get(f"shaped_{k}", False) for r in sel)
+                harmed = sum(r[k] < -0.1 for r in sel)
+                print(
+                    f"  {k:10s} flagged {flags:3d}, shaped {shaped:3d}, "
+                    f"gain {np.mean([r[k] for r in sel]):+.3f}, harmed {harmed}"
+                )
+
+
+def main() -> None:
+    ap = parser()
+    ap.add_argument("--mhh", action="store_true", help="the seen MHH look images")
+    ap.add_argument("--kermany", type=int, help="Kermany every 200th train image from this")
+    args = ap.parse_args()
+    if args.summary:
+        summary(read_rows(args.summary))
+        return
+    if args.kermany is not None:
+        names = kermany_train_every_200th(args.kermany)
+    else:
+        names = unnamed_mhh_images()[::3]
+    run(part_of(names, args.part, args.out), args.kermany is not None, args.out)
+
+
+if __name__ == "__main__":
+    main()
