@@ -222,10 +222,11 @@ class MotionPolicy:
     shadows_whole_corners: bool = True
     #: The fifty-eighth round's candidates (docs/models.md, "The shape step beside sharp
     #: shadows"): where shadows are found in the frame (:func:`models.shadows.find_shadows`),
-    #: the kernel shape step's spectrum keeps its windows clear of them
-    #: (:func:`models.kernel_shape.shape_kernel`'s ``avoid``) — the learned magnitude read the
-    #: sharp edges of a collimation that did not move with the patient as part of the blur;
-    #: False: the windows nearest the centre, whatever they hold (every version up to 0.44.0).
+    #: the kernel shape step keeps clear of them (:func:`models.kernel_shape.shape_kernel`'s
+    #: ``avoid``): its spectrum's windows, and the total variation that chooses the retrieved
+    #: kernel's orientation — the sharp edges of a collimation that did not move with the
+    #: patient are not the blur's, nor is their ringing the anatomy's; False: the windows
+    #: nearest the centre and the whole frame (every version up to 0.44.0).
     shape_clear_of_shadows: bool = False
     #: ... or, instead, no shape step at all in such a frame (the straight kernel kept, the
     #: step's magnitude unread); False: the step wherever it runs.

@@ -209,32 +209,48 @@ def retrieve_kernel(
     return centre_on_centroid(x[best]), float(errors[best])
 
 
-def total_variation(image: F64, margin: int = 8) -> float:
-    """Mean gradient magnitude, ``margin`` px from the borders left out."""
+def total_variation(image: F64, margin: int = 8, avoid: NDArray[np.bool_] | None = None) -> float:
+    """Mean gradient magnitude, ``margin`` px from the borders left out, and the ``avoid``
+    pixels too (None, or nothing left: all of them)."""
     gy, gx = np.gradient(np.asarray(image, dtype=np.float64))
     g = np.hypot(gx, gy)
+    keep = None if avoid is None else ~np.asarray(avoid, dtype=bool)
     if margin:
         g = g[margin:-margin, margin:-margin]
+        keep = None if keep is None else keep[margin:-margin, margin:-margin]
+    if keep is not None and keep.any():
+        return float(g[keep].mean())
     return float(g.mean())
 
 
 def restored_variation(
-    exposure: F64, kernel: F64, balance: float, log_range: float, power: float = 1.0
+    exposure: F64,
+    kernel: F64,
+    balance: float,
+    log_range: float,
+    power: float = 1.0,
+    avoid: NDArray[np.bool_] | None = None,
 ) -> float:
     """Total variation of ``exposure`` restored with ``kernel`` (Wiener in linear exposure), in
-    grey values."""
+    grey values, outside the ``avoid`` pixels."""
     w = wiener_exposure(exposure, kernel, balance, power)
-    return total_variation(np.clip(from_exposure(w, log_range), 0.0, 1.0))
+    return total_variation(np.clip(from_exposure(w, log_range), 0.0, 1.0), avoid=avoid)
 
 
 def choose_orientation(
-    exposure: F64, kernel: F64, balance: float, log_range: float, power: float = 1.0
+    exposure: F64,
+    kernel: F64,
+    balance: float,
+    log_range: float,
+    power: float = 1.0,
+    avoid: NDArray[np.bool_] | None = None,
 ) -> F64:
     """``kernel`` or its point reflection, whichever restores ``exposure`` (Wiener in linear
-    exposure) to grey values with the lower total variation."""
+    exposure) to grey values with the lower total variation (outside the ``avoid`` pixels: a
+    sharp shadow's ringing is not the anatomy's)."""
     mirrored = np.ascontiguousarray(kernel[::-1, ::-1])
-    tv_kept = restored_variation(exposure, kernel, balance, log_range, power)
-    tv_mirrored = restored_variation(exposure, mirrored, balance, log_range, power)
+    tv_kept = restored_variation(exposure, kernel, balance, log_range, power, avoid)
+    tv_mirrored = restored_variation(exposure, mirrored, balance, log_range, power, avoid)
     return kernel if tv_kept <= tv_mirrored else mirrored
 
 
@@ -382,7 +398,8 @@ def shape_kernel(
     it (None: :func:`models.blur.linear_kernel`, nearest pixels), kept where the step keeps it;
     the network's magnitude is compared with the nearest drawing either way. ``avoid``: pixels of
     the frame (shadows that need not have moved with the patient) the network's spectrum keeps
-    clear of (None: the windows nearest the centre, whatever they hold).
+    clear of and the orientation's total variation leaves out (None: the windows nearest the
+    centre and the whole frame, whatever they hold).
     """
     if straight is None:
         straight = linear_kernel(length_px, angle_deg)
@@ -416,7 +433,7 @@ def shape_kernel(
         return KernelShape(straight, False, distance, tau, f, "magnitude fits straight motion")
     found, fit = retrieve_kernel(mag, length / 2 + 2, np.random.default_rng(RETRIEVAL_SEED))
     lam = balance_for(small)
-    oriented = choose_orientation(small, found, lam, log_range, power)
+    oriented = choose_orientation(small, found, lam, log_range, power, clear)
     if arbitrate:
         line = linear_kernel(length, angle_deg)
         if restored_variation(small, line, lam, log_range, power) <= restored_variation(

@@ -10,8 +10,8 @@ the gate and the anatomy gain of:
 - ``node``: the node as built (``sharpray-blind-wiener 0.44.0``: at 0.6 mm the windows as built);
 - ``clear``: the clear windows at every pixel size (``clear_windows_finer_than_mm`` None), the
   node's correction after them;
-- ``spec``: ``clear`` and the shape step's spectrum clear of the shadows
-  (``MotionPolicy.shape_clear_of_shadows``);
+- ``spec``: ``clear`` and the shape step clear of the shadows (its spectrum's windows and the
+  orientation's total variation; ``MotionPolicy.shape_clear_of_shadows``);
 - ``skip``: ``clear`` and no shape step where shadows are found (``shape_skips_shadows``);
 - ``node_spec``: the node's gate and ``shape_clear_of_shadows`` (the candidate alone).
 
@@ -19,7 +19,10 @@ Frames: ``--mhh`` MHH every third unnamed training image from the first (seen; t
 thirty-seventh session's look images), as they are (640 px, 0.6 mm/px); ``--kermany OFFSET``:
 Kermany every 200th train image from OFFSET, its longer side brought to 640 px (anti-aliased),
 taken as 0.6 mm/px. Each open and collimated, straight and curved 1 / 2 / 4 mm, no noise and
-Poisson 10⁴, shadows drawn before and after the blur (:func:`fixed_collimation_look.scenes`).
+Poisson 10⁴, shadows drawn before and after the blur (:func:`fixed_collimation_look.scenes`);
+and the open frame, the same motions and noise (:func:`open_scenes`: the finder can take an
+open frame's darkest or brightest anatomy for a shadow, and the candidates act wherever it
+finds one).
 
 Run: ``PYTHONPATH=../.. python shape_shadows_look.py --mhh --out runs/ss-0.json --part 0/2``
 (and ``1/2``), then ``--summary runs/ss-*.json``.
@@ -27,18 +30,31 @@ Run: ``PYTHONPATH=../.. python shape_shadows_look.py --mhh --out runs/ss-0.json 
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from detector_scenes import DATA, parser, part_of
 from fitting_cases import read_rows
-from fixed_collimation_look import MOTION_MM, ORDERS, WEIGHTS, anatomy_gain, scenes
+from fixed_collimation_look import (
+    KINDS,
+    MOTION_MM,
+    NOISES,
+    ORDERS,
+    WEIGHTS,
+    Scene,
+    anatomy_gain,
+    scenes,
+)
 from look_rows import save
 from round_design import KERMANY, kermany_train_every_200th, unnamed_mhh_images
 from skimage.transform import resize
 
+from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
 from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray
 from models.kernel_shape import load_magnitude_model
@@ -76,13 +92,34 @@ def kermany_frames(name: str, seed: int) -> list[tuple[str, np.ndarray]]:
     return [("open", small), ("collimated", collimate(small))]
 
 
+def open_scenes(
+    name: str, frames_of: Callable[[str, int], list[tuple[str, np.ndarray]]]
+) -> Iterator[Scene]:
+    """The same image open (no collimation, no marker: whatever shadows are found in it are the
+    anatomy's), each kind and length of motion and noise (order ``open``; its own seeds)."""
+    seed0 = zlib.crc32(("shape-shadows-look-open" + name).encode())
+    (_, sharp), _ = frames_of(name, seed0)
+    rng = np.random.default_rng(seed0)
+    everywhere = np.ones(sharp.shape, dtype=bool)
+    for kind in KINDS:
+        for mm in MOTION_MM:
+            kernel = motion_kernel(kind, mm / SPACING_MM, rng)
+            for noise, quanta in NOISES.items():
+                noise_rng = np.random.default_rng(int(rng.integers(2**31)))
+                blurred = simulate_motion_blur(sharp, kernel, noise_rng, noise=NoiseSpec(quanta))
+                yield Scene(name, kind, mm, noise, "open", sharp, blurred, everywhere)
+
+
 def run(names: list[str], kermany: bool, out: Path) -> None:
     first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
     detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
     frames_of = kermany_frames if kermany else mhh_frames
     rows: list[dict[str, Any]] = []
     for name in names:
-        for c in scenes(name, frames_of, "shape-shadows-look", SPACING_MM):
+        cases = chain(
+            scenes(name, frames_of, "shape-shadows-look", SPACING_MM), open_scenes(name, frames_of)
+        )
+        for c in cases:
             row = c.row(set="kermany-0.6" if kermany else "mhh-0.6")
             judged: dict[int, Any] = {}
             for label, (gate, policy) in POLICIES.items():
@@ -101,7 +138,7 @@ def run(names: list[str], kermany: bool, out: Path) -> None:
 
 
 def summary(rows: list[dict[str, Any]]) -> None:
-    for order in ORDERS:
+    for order in (*ORDERS, "open"):
         for mm in MOTION_MM:
             sel = [r for r in rows if r["order"] == order and r["mm"] == mm]
             if not sel:

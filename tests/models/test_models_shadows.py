@@ -4,6 +4,7 @@ motion, and come back unchanged; the anatomy is corrected, not harmed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -16,9 +17,11 @@ from models.blur import (
     linear_kernel,
     simulate_motion_blur,
     to_exposure,
+    trajectory_kernel,
 )
-from models.deblur import MotionPolicy, assess_motion, deconvolve
+from models.deblur import MotionPolicy, assess_motion, deconvolve, find_shape
 from models.deconvolve import richardson_lucy
+from models.kernel_shape import magnitude_of
 from models.shadows import find_shadows
 from models.tune_deconvolution import collimate
 from tests.support.synthetic import power_law_field
@@ -183,3 +186,55 @@ def test_the_square_widening_takes_the_marker_s_corners_too() -> None:
     assert (~anatomy & ~square).sum() == 0
     assert (square & anatomy).mean() < 0.02
     assert (diamond & ~square).sum() == 0  # the square only adds
+
+
+def _recording(kernel: np.ndarray, seen: list[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A magnitude estimator that knows the true magnitude and keeps the spectra it was given."""
+
+    def estimate(spectrum: np.ndarray) -> np.ndarray:
+        seen.append(spectrum)
+        return np.fft.fftshift(magnitude_of(kernel))
+
+    return estimate
+
+
+def test_the_shape_step_reads_its_spectrum_clear_of_sharp_shadows_or_stops_there() -> None:
+    """The fifty-eighth round's candidates: where the collimation stayed sharp while the anatomy
+    moved along a curved path, the shape step's network reads a spectrum clear of the shadows
+    (one like the open frame's) — or, the other candidate, the step does not run there; a
+    frame without shadows is corrected as built by both."""
+    sharp = _anatomy(384)
+    true = trajectory_kernel(10.0, np.random.default_rng(1), curvature=1.0)
+    moved = simulate_motion_blur(sharp, true, np.random.default_rng(2), noise=NoiseSpec(None))
+    behind = collimate(moved)  # shadows drawn after the motion: sharp
+    built = MotionPolicy(clear_windows_finer_than_mm=None)  # the candidates' gate, A and B
+    clear = replace(built, shape_clear_of_shadows=True)
+    skip = replace(built, shape_skips_shadows=True)
+
+    def spectrum(frame: np.ndarray, policy: MotionPolicy) -> np.ndarray:
+        seen: list[np.ndarray] = []
+        motion = assess_motion(frame, 0.6, policy)
+        assert motion.blurred
+        found = find_shape(frame, motion, policy, _recording(true, seen))
+        assert found is not None and found.checked and len(seen) == 1
+        return seen[0]
+
+    e_open = spectrum(moved, built)
+    whole, windows = spectrum(behind, built), spectrum(behind, clear)
+    assert np.abs(windows - e_open).mean() < 0.5 * np.abs(whole - e_open).mean()
+    # the other candidate: no step beside the shadows, the straight kernel unread
+    motion = assess_motion(behind, 0.6, skip)
+    done = deconvolve(behind, motion, skip, magnitude=_recording(true, []))
+    assert done.shape is not None and done.shape.reason == "shadows in the frame"
+    assert not done.shape.checked and not done.curved
+    # the straight kernel at the unread λ: as if the node had no magnitude network
+    assert np.array_equal(done.image, deconvolve(behind, motion, skip).image)
+    # a frame where no shadow is found: both corrected as built
+    wide = simulate_motion_blur(_anatomy(512), true, noise=NoiseSpec(None))
+    assert not find_shadows(wide, square=True).any()
+    motion = assess_motion(wide, 0.6, built)
+    assert motion.blurred
+    as_built = deconvolve(wide, motion, built, magnitude=_recording(true, [])).image
+    for policy in (clear, skip):
+        again = deconvolve(wide, motion, policy, magnitude=_recording(true, [])).image
+        assert np.array_equal(again, as_built)
