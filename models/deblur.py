@@ -63,7 +63,7 @@ from models.noise_level import (
     spectral_slope_across,
     white_noise_variance,
 )
-from models.shadows import find_shadows
+from models.shadows import shadows_of
 
 #: Overshoot share above which the Wiener result is replaced by Richardson-Lucy (docs/models.md).
 DEFAULT_RINGING_LIMIT: float | None = 0.01
@@ -665,7 +665,7 @@ def assess_motion(
 
     avoid = None
     if policy.estimate_avoids_shadows:
-        found = find_shadows(image01, square=policy.shadows_whole_corners)
+        found = shadows_of(image01, square=policy.shadows_whole_corners)
         avoid = found if found.any() else None
 
     def estimate(subtract: bool) -> MotionEstimate:
@@ -902,7 +902,7 @@ def shadows_for_shape(
     policy asks neither)."""
     if not (policy.shape_clear_of_shadows or policy.shape_skips_shadows):
         return None
-    found = find_shadows(image01, square=policy.shadows_whole_corners)
+    found = shadows_of(image01, square=policy.shadows_whole_corners)
     return found if 0 < int(found.sum()) < found.size else None
 
 
@@ -1109,7 +1109,7 @@ def deconvolve(
         if accelerated and quick is not None:
             steps = quick
         if policy.fallback_leaves_shadows:
-            shadows = find_shadows(image01, square=policy.shadows_whole_corners)
+            shadows = shadows_of(image01, square=policy.shadows_whole_corners)
             if not 0 < int(shadows.sum()) < shadows.size:
                 shadows = None
         w = richardson_lucy(e, psf, steps, accelerated, None if shadows is None else ~shadows)

@@ -9,9 +9,15 @@ into the anatomy (docs/models.md, "Collimation that does not move with the patie
 :func:`find_shadows` is a first finder from the image alone: large areas whose local mean lies
 at the frame's extremes (unexposed, lead, direct exposure). It also takes dense anatomy that
 saturates at a frame's edge; such pixels are then left uncorrected, not harmed.
+:func:`shadows_of` is the same, found once per frame: the motion estimate, the shape step and
+the fallback each ask for the shadows of the same frame.
 """
 
 from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,3 +66,35 @@ def find_shadows(
         keep[labels], structure=structure, iterations=max(window // 2, 1)
     )
     return out
+
+
+#: frames whose shadows :func:`shadows_of` keeps (a worker asks for one frame's several times)
+KEPT_FRAMES = 4
+_found: OrderedDict[tuple[object, ...], NDArray[np.bool_]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def shadows_of(image01: NDArray[np.floating], square: bool = False) -> NDArray[np.bool_]:
+    """:func:`find_shadows` with its defaults, found once for a frame's content (the last
+    :data:`KEPT_FRAMES` frames are kept, keyed by a digest of their pixels); read-only."""
+    img = np.ascontiguousarray(image01)
+    digest = hashlib.blake2b(img.tobytes(), digest_size=16).digest()
+    key = (img.shape, img.dtype.str, digest, square)
+    with _lock:
+        hit = _found.get(key)
+        if hit is not None:
+            _found.move_to_end(key)
+            return hit
+    found = find_shadows(img, square=square)
+    found.flags.writeable = False
+    with _lock:
+        _found[key] = found
+        while len(_found) > KEPT_FRAMES:
+            _found.popitem(last=False)
+    return found
+
+
+def forget_kept() -> None:
+    """Forget the frames :func:`shadows_of` keeps (a benchmark times each frame afresh)."""
+    with _lock:
+        _found.clear()

@@ -22,7 +22,7 @@ from models.blur import (
 from models.deblur import MotionPolicy, assess_motion, deconvolve, find_shape
 from models.deconvolve import richardson_lucy
 from models.kernel_shape import magnitude_of
-from models.shadows import find_shadows
+from models.shadows import find_shadows, shadows_of
 from models.tune_deconvolution import collimate
 from tests.support.synthetic import power_law_field
 
@@ -238,3 +238,16 @@ def test_the_shape_step_reads_its_spectrum_clear_of_sharp_shadows_or_stops_there
     for policy in (clear, skip):
         again = deconvolve(wide, motion, policy, magnitude=_recording(true, [])).image
         assert np.array_equal(again, as_built)
+
+
+def test_a_frame_s_shadows_are_found_once_and_kept_read_only() -> None:
+    """The estimate, the shape step and the fallback ask for one frame's shadows: found once."""
+    frame = collimate(_anatomy(256))
+    first = shadows_of(frame, square=True)
+    assert np.array_equal(first, find_shadows(frame, square=True)) and first.any()
+    assert shadows_of(frame.copy(), square=True) is first  # the same pixels: not found again
+    assert not first.flags.writeable
+    assert not np.array_equal(shadows_of(frame, square=False), first)  # the diamond's own
+    other = frame.copy()
+    other[:, :40] = 0.5  # another frame: its own shadows
+    assert not np.array_equal(shadows_of(other, square=True), first)
