@@ -231,6 +231,14 @@ class MotionPolicy:
     #: ... or, instead, no shape step at all in such a frame (the straight kernel kept, the
     #: step's magnitude unread); False: the step wherever it runs.
     shape_skips_shadows: bool = False
+    #: The fifty-ninth round's candidate (docs/models.md, "The noise measured clear of the
+    #: shadows"): in frames whose pixels are at least this large (mm), where shadows are found,
+    #: the correction's noise (its λ, the fallback's steps, the penalty's floor) is read in
+    #: windows clear of them and divides their mean exposure
+    #: (:func:`models.noise_level.frame_spectrum`'s ``avoid``) — a quarter of flat direct
+    #: exposure raised the whole frame's mean, and the measured quanta, twofold; None: the
+    #: whole frame's windows and mean (every version up to 0.44.0).
+    noise_clear_of_shadows_from_mm: float | None = None
     #: ... and there the native-pixel network reads only frames whose measured noise is at
     #: least this many quanta per pixel (quiet frames; unmeasured: not quiet); None: every frame.
     #: The forty-eighth round's candidate (docs/models.md): the eighteenth round's step lost on
@@ -821,12 +829,27 @@ def _measured_quanta(
         return None
 
 
-def _spectrum_or_none(exposure: NDArray[np.floating]) -> FrameSpectrum | None:
-    """The frame's :func:`models.noise_level.frame_spectrum`, None where it is too small."""
+def _spectrum_or_none(
+    exposure: NDArray[np.floating], avoid: NDArray[np.bool_] | None = None
+) -> FrameSpectrum | None:
+    """The frame's :func:`models.noise_level.frame_spectrum` (clear of ``avoid``), None where
+    it is too small."""
     try:
-        return frame_spectrum(exposure)
+        return frame_spectrum(exposure, avoid=avoid)
     except ValueError:
         return None
+
+
+def shadows_for_noise(
+    image01: NDArray[np.floating], pixel_spacing_mm: float, policy: MotionPolicy
+) -> NDArray[np.bool_] | None:
+    """The shadows the correction's noise is read clear of
+    (:attr:`MotionPolicy.noise_clear_of_shadows_from_mm`; None: not asked, or none found)."""
+    from_mm = policy.noise_clear_of_shadows_from_mm
+    if from_mm is None or pixel_spacing_mm < from_mm:
+        return None
+    found = shadows_of(image01, square=policy.shadows_whole_corners)
+    return found if 0 < int(found.sum()) < found.size else None
 
 
 def wiener_balance(
@@ -1021,7 +1044,8 @@ def deconvolve(
             wiener_balance_factor=policy.wiener_balance_factor
             * (2 * math.pi * PENALTY_MATCHED_AT) ** (policy.power - steep),
         )
-    spectrum = _spectrum_or_none(e)  # read once: the noise for λ and for the penalty's floor
+    # read once: the noise for λ and for the penalty's floor
+    spectrum = _spectrum_or_none(e, shadows_for_noise(image01, assessment.pixel_spacing_mm, policy))
     balance, quanta = wiener_balance(e, policy, est.angle_deg, est.length_px, spectrum=spectrum)
     floor = noise_over_signal_floor(e, assessment, quanta, policy, spectrum)
     consistency: float | None = None

@@ -59,21 +59,27 @@ class FrameSpectrum:
     ang: F64
     patch: int
     shape: tuple[int, ...]
+    #: pixels its windows kept clear of (None: the windows nearest the centre); a spectrum read
+    #: clear of some gives :func:`quanta_per_pixel` the mean exposure of its own windows
+    avoid: NDArray[np.bool_] | None = None
 
 
-def frame_spectrum(exposure: NDArray[np.floating], patch: int = PATCH) -> FrameSpectrum:
+def frame_spectrum(
+    exposure: NDArray[np.floating], patch: int = PATCH, avoid: NDArray[np.bool_] | None = None
+) -> FrameSpectrum:
     """The :class:`FrameSpectrum` of ``exposure`` (linear exposure); ValueError for a frame too
-    small to measure."""
+    small to measure. ``avoid``: pixels its windows keep clear of
+    (:func:`models.blur_estimate.welch_windows`; shadows that hold no anatomy)."""
     e = np.asarray(exposure, dtype=np.float64)
     side = _window_side(e.shape, patch)
-    power = welch_power(e, side, max_patches=MAX_WINDOWS)
+    power = welch_power(e, side, max_patches=MAX_WINDOWS, avoid=avoid)
     win = np.outer(np.hanning(side), np.hanning(side))
     power = power / float((win**2).sum())
     f = np.fft.fftfreq(side)
     fy, fx = f[:, None], f[None, :]
     r: F64 = np.hypot(fx, fy)
     ang: F64 = np.mod(np.degrees(np.arctan2(fy, fx)), 180.0)
-    return FrameSpectrum(power, r, ang, patch, e.shape)
+    return FrameSpectrum(power, r, ang, patch, e.shape, avoid)
 
 
 def _spectrum(
@@ -162,14 +168,17 @@ def spectral_slope_across(
     return power_law_across(exposure, motion_angle_deg, band, patch)[1]
 
 
-def mean_where_read(exposure: NDArray[np.floating], patch: int = PATCH) -> float:
+def mean_where_read(
+    exposure: NDArray[np.floating], patch: int = PATCH, avoid: NDArray[np.bool_] | None = None
+) -> float:
     """Mean exposure of the windows :func:`white_noise_variance` reads the noise in (on a frame
-    larger than about 9 windows a side, its central part only)."""
+    larger than about 9 windows a side, its central part only; clear of ``avoid`` as
+    :func:`frame_spectrum`)."""
     e = np.asarray(exposure, dtype=np.float64)
     side = _window_side(e.shape, patch)
     means = [
         float(e[y : y + side, x : x + side].mean())
-        for y, x in welch_windows(e.shape, side, None, MAX_WINDOWS)
+        for y, x in welch_windows(e.shape, side, None, MAX_WINDOWS, avoid)
     ]
     return float(np.mean(means))
 
@@ -190,11 +199,14 @@ def quanta_per_pixel(
     centre (a chest's mediastinum and spine: dense, less exposure, less noise), so the whole
     frame's mean overstates N (by 1.3× on fitting frames of a detector's size; docs/models.md,
     "The noise measured where it is read": the truer measure, not adopted by its round).
-    ``spectrum``: the frame's, where already read.
+    ``spectrum``: the frame's, where already read; one read clear of some pixels
+    (:func:`frame_spectrum`'s ``avoid``) divides the mean exposure of its own windows.
     """
     e = np.asarray(exposure, dtype=np.float64)
     var = white_noise_variance(e, patch, spectrum=spectrum)
     if var <= 0.0 or not math.isfinite(var):
         return math.inf
+    if spectrum is not None and spectrum.avoid is not None:
+        return mean_where_read(e, patch, spectrum.avoid) / var
     mean = mean_where_read(e, patch) if where_read else float(np.mean(e))
     return mean / var

@@ -25,7 +25,8 @@ open frame's darkest or brightest anatomy for a shadow, and the candidates act w
 finds one).
 
 Run: ``PYTHONPATH=../.. python shape_shadows_look.py --mhh --out runs/ss-0.json --part 0/2``
-(and ``1/2``), then ``--summary runs/ss-*.json``.
+(and ``1/2``), then ``--summary runs/ss-*.json``; the round's validation (``--kermany 160``)
+runs ``node``, the chosen ``node_spec`` and, for the record, ``clear``.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ POLICIES: dict[str, tuple[MotionPolicy, MotionPolicy]] = {
     "node_spec": (NODE, replace(NODE, shape_clear_of_shadows=True)),
 }
 LABELS = tuple(POLICIES)
+#: the validation's: the node, the chosen candidate (C) and, for the record, the clear windows
+VALIDATION = ("node", "node_spec", "clear")
 
 
 def mhh_frames(name: str, seed: int) -> list[tuple[str, np.ndarray]]:
@@ -110,7 +113,7 @@ def open_scenes(
                 yield Scene(name, kind, mm, noise, "open", sharp, blurred, everywhere)
 
 
-def run(names: list[str], kermany: bool, out: Path) -> None:
+def run(names: list[str], kermany: bool, out: Path, labels: tuple[str, ...] = LABELS) -> None:
     first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
     detector = load_magnitude_model(WEIGHTS / "kernel-magnitude-detector")
     frames_of = kermany_frames if kermany else mhh_frames
@@ -122,8 +125,11 @@ def run(names: list[str], kermany: bool, out: Path) -> None:
         for c in cases:
             row = c.row(set="kermany-0.6" if kermany else "mhh-0.6")
             judged: dict[int, Any] = {}
-            for label, (gate, policy) in POLICIES.items():
-                a = judged.setdefault(id(gate), assess_motion(c.blurred, SPACING_MM, gate))
+            for label in labels:
+                gate, policy = POLICIES[label]
+                if id(gate) not in judged:  # one assessment per gate
+                    judged[id(gate)] = assess_motion(c.blurred, SPACING_MM, gate)
+                a = judged[id(gate)]
                 row[f"flagged_{label}"] = a.blurred
                 row[label] = 0.0
                 if a.blurred:
@@ -144,7 +150,7 @@ def summary(rows: list[dict[str, Any]]) -> None:
             if not sel:
                 continue
             print(f"{order} {mm:g} mm, {len(sel)} cases:")
-            for k in LABELS:
+            for k in (k for k in LABELS if k in sel[0]):
                 flags = sum(r[f"flagged_{k}"] for r in sel)
                 shaped = sum(r.get(f"shaped_{k}", False) for r in sel)
                 harmed = sum(r[k] < -0.1 for r in sel)
@@ -166,7 +172,8 @@ def main() -> None:
         names = kermany_train_every_200th(args.kermany)
     else:
         names = unnamed_mhh_images()[::3]
-    run(part_of(names, args.part, args.out), args.kermany is not None, args.out)
+    labels = VALIDATION if args.kermany is not None else LABELS
+    run(part_of(names, args.part, args.out), args.kermany is not None, args.out, labels)
 
 
 if __name__ == "__main__":

@@ -393,3 +393,41 @@ def test_a_frame_s_spectrum_is_read_once_and_gives_what_the_frame_gives() -> Non
         white_noise_variance(e[:200, :200], spectrum=spectrum)
     with pytest.raises(ValueError, match="px windows"):
         white_noise_variance(e, 32, spectrum=spectrum)
+
+
+def test_a_noise_read_clear_of_flat_shadows_reads_the_anatomy_s_quanta() -> None:
+    """The fifty-ninth round's candidate: a quarter of flat, noiseless direct exposure (a
+    shadow drawn after the noise) raises the whole frame's mean exposure and leaves the
+    variance's windows quieter, so N̂ comes out too high; read clear of it, N̂ is the
+    anatomy's. And where the policy asks for it (pixels ≥ 0.4 mm), the correction is set by
+    that N̂: a larger λ and fewer fallback steps than the frame's whole-frame reading."""
+    quanta = 1e4
+    rng = np.random.default_rng(3)
+    e = rng.poisson(to_exposure(_radiograph(512, 3), 3.0) * quanta) / quanta
+    without = quanta_per_pixel(e)  # the frame's reading without a shadow (its texture in it)
+    shadow = np.zeros(e.shape, dtype=bool)
+    shadow[:, :160] = True
+    e[shadow] = 1.0  # flat: no quantum noise in it
+    whole = quanta_per_pixel(e)
+    clear = quanta_per_pixel(e, spectrum=frame_spectrum(e, avoid=shadow))
+    assert whole > 2 * without
+    assert clear == pytest.approx(without, rel=0.1)
+    moved = simulate_motion_blur(
+        _radiograph(512, 3), linear_kernel(8.0, 30.0), rng, noise=NoiseSpec(quanta)
+    )
+    moved[shadow] = 0.0  # direct exposure, drawn after the noise
+    built = MotionPolicy()
+    candidate = dataclasses.replace(built, noise_clear_of_shadows_from_mm=0.4)
+    a = assess_motion(moved, 0.6, built)
+    assert a.blurred
+    as_built, read_clear = deconvolve(moved, a, built), deconvolve(moved, a, candidate)
+    assert as_built.noise_quanta is not None and read_clear.noise_quanta is not None
+    assert read_clear.noise_quanta < as_built.noise_quanta
+    assert read_clear.balance is not None and as_built.balance is not None
+    assert read_clear.balance > as_built.balance
+    # finer pixels than the candidate's limit: as built
+    a_fine = assess_motion(moved, 0.2, built)
+    assert a_fine.blurred
+    assert np.array_equal(
+        deconvolve(moved, a_fine, candidate).image, deconvolve(moved, a_fine, built).image
+    )
