@@ -37,13 +37,20 @@ from typing import Any
 import numpy as np
 from detector_scenes import parser, part_of
 from fitting_cases import read_rows
-from fixed_collimation_look import KINDS, MOTION_MM, WEIGHTS, Scene, anatomy_gain, exposed
+from fixed_collimation_look import KINDS, MOTION_MM, WEIGHTS, Scene, exposed
 from look_rows import save
 from round_design import kermany_train_every_200th, unnamed_mhh_images
-from shape_shadows_look import CLEAR, NODE, POLICIES, SPACING_MM, kermany_frames, mhh_frames
+from shape_shadows_look import (
+    CLEAR,
+    NODE,
+    POLICIES,
+    SPACING_MM,
+    judged_row,
+    kermany_frames,
+    mhh_frames,
+)
 
 from models.blur import NoiseSpec, motion_kernel, simulate_motion_blur
-from models.deblur import assess_motion, deconvolve
 from models.kernel_shape import load_magnitude_model
 from models.tune_deconvolution import collimate
 
@@ -96,23 +103,7 @@ def run(names: list[str], kermany: bool, out: Path) -> None:
     rows: list[dict[str, Any]] = []
     for name in names:
         for c in noisy_scenes(name, frames_of, "noise-under-shadows"):
-            row = c.row(set="kermany-0.6" if kermany else "mhh-0.6")
-            judged: dict[int, Any] = {}
-            for label in LABELS:
-                gate, policy = NOISE_POLICIES[label]
-                if id(gate) not in judged:  # one assessment per gate
-                    judged[id(gate)] = assess_motion(c.blurred, SPACING_MM, gate)
-                a = judged[id(gate)]
-                row[f"flagged_{label}"] = a.blurred
-                row[label] = 0.0
-                if a.blurred:
-                    d = deconvolve(
-                        c.blurred, a, policy, magnitude=first, detector_magnitude=detector
-                    )
-                    row[label] = anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
-                    row[f"steps_{label}"] = d.rl_iterations
-                    row[f"quanta_{label}"] = d.noise_quanta
-            rows.append(row)
+            rows.append(judged_row(c, NOISE_POLICIES, first, detector, kermany))
         save(out, rows, name)
 
 

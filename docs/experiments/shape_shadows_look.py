@@ -123,24 +123,38 @@ def run(names: list[str], kermany: bool, out: Path, labels: tuple[str, ...] = LA
             scenes(name, frames_of, "shape-shadows-look", SPACING_MM), open_scenes(name, frames_of)
         )
         for c in cases:
-            row = c.row(set="kermany-0.6" if kermany else "mhh-0.6")
-            judged: dict[int, Any] = {}
-            for label in labels:
-                gate, policy = POLICIES[label]
-                if id(gate) not in judged:  # one assessment per gate
-                    judged[id(gate)] = assess_motion(c.blurred, SPACING_MM, gate)
-                a = judged[id(gate)]
-                row[f"flagged_{label}"] = a.blurred
-                row[label] = 0.0
-                if a.blurred:
-                    d = deconvolve(
-                        c.blurred, a, policy, magnitude=first, detector_magnitude=detector
-                    )
-                    row[label] = anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
-                    row[f"path_{label}"] = d.method
-                    row[f"shaped_{label}"] = bool(d.shape is not None and d.shape.replaced)
-            rows.append(row)
+            policies = {label: POLICIES[label] for label in labels}
+            rows.append(judged_row(c, policies, first, detector, kermany))
         save(out, rows, name)
+
+
+def judged_row(
+    c: Scene,
+    policies: dict[str, tuple[MotionPolicy, MotionPolicy]],
+    first: Any,
+    detector: Any,
+    kermany: bool,
+) -> dict[str, Any]:
+    """The scene's row: for each label of ``policies`` (gate, correction), whether its gate
+    flags the scene, the anatomy gain of its correction (0 where not flagged), its path, whether
+    the shape step replaced the kernel, the fallback's steps and the measured noise; one
+    assessment per gate."""
+    row = c.row(set="kermany-0.6" if kermany else "mhh-0.6")
+    judged: dict[int, Any] = {}
+    for label, (gate, policy) in policies.items():
+        if id(gate) not in judged:
+            judged[id(gate)] = assess_motion(c.blurred, SPACING_MM, gate)
+        a = judged[id(gate)]
+        row[f"flagged_{label}"] = a.blurred
+        row[label] = 0.0
+        if a.blurred:
+            d = deconvolve(c.blurred, a, policy, magnitude=first, detector_magnitude=detector)
+            row[label] = anatomy_gain(c.sharp, c.blurred, d.image, c.anatomy)
+            row[f"path_{label}"] = d.method
+            row[f"shaped_{label}"] = bool(d.shape is not None and d.shape.replaced)
+            row[f"steps_{label}"] = d.rl_iterations
+            row[f"quanta_{label}"] = d.noise_quanta
+    return row
 
 
 def summary(rows: list[dict[str, Any]]) -> None:
