@@ -221,7 +221,7 @@ class MotionPolicy:
     #: left in the fit (up to 0.42.0).
     shadows_whole_corners: bool = True
     #: The fifty-eighth round's candidates (docs/models.md, "The shape step beside sharp
-    #: shadows"): where shadows are found in the frame (:func:`models.shadows.find_shadows`),
+    #: shadows"; both off: the round's chosen form missed its validation): where shadows are found in the frame (:func:`models.shadows.find_shadows`),
     #: the kernel shape step keeps clear of them (:func:`models.kernel_shape.shape_kernel`'s
     #: ``avoid``): its spectrum's windows, and the total variation that chooses the retrieved
     #: kernel's orientation — the sharp edges of a collimation that did not move with the
@@ -231,8 +231,8 @@ class MotionPolicy:
     #: ... or, instead, no shape step at all in such a frame (the straight kernel kept, the
     #: step's magnitude unread); False: the step wherever it runs.
     shape_skips_shadows: bool = False
-    #: The fifty-ninth round's candidate (docs/models.md, "The noise measured clear of the
-    #: shadows"): in frames whose pixels are at least this large (mm), where shadows are found,
+    #: A candidate for a next round (docs/models.md, "The noise under sharp shadows, a look";
+    #: no round yet): in frames whose pixels are at least this large (mm), where shadows are found,
     #: the correction's noise (its λ, the fallback's steps, the penalty's floor) is read in
     #: windows clear of them and divides their mean exposure
     #: (:func:`models.noise_level.frame_spectrum`'s ``avoid``) — a quarter of flat direct

@@ -15,7 +15,7 @@ scenes are the same in both orders), and measures the gate and the anatomy gain 
 - ``clear``: the clear windows at every pixel size (``clear_windows_finer_than_mm`` None);
 - ``node_noise``, ``clear_noise``: each with the correction's noise read clear of the shadows
   at pixels of 0.4 mm and more (``MotionPolicy.noise_clear_of_shadows_from_mm``, the
-  fifty-ninth round's candidate).
+  candidate for a next round).
 
 Frames: ``--mhh`` the thirty-seventh session's look images (seen: MHH every third unnamed
 training image from the first, 640 px at 0.6 mm/px); ``--kermany OFFSET``: Kermany every 200th
