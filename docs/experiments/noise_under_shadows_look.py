@@ -19,7 +19,7 @@ scenes are the same in both orders), and measures the gate and the anatomy gain 
 
 Frames: ``--mhh`` the thirty-seventh session's look images (seen: MHH every third unnamed
 training image from the first, 640 px at 0.6 mm/px); ``--kermany OFFSET``: Kermany every 200th
-train image from OFFSET, its longer side 640 px, taken as 0.6 mm/px
+train image from OFFSET, upsampled from 224 px to 640 px, taken as 0.6 mm/px
 (:func:`shape_shadows_look.kermany_frames`); collimated; straight and curved 1 / 2 / 4 mm.
 
 Run: ``PYTHONPATH=../.. python noise_under_shadows_look.py --mhh --out runs/nu-0.json --part

@@ -17,8 +17,9 @@ the gate and the anatomy gain of:
 
 Frames: ``--mhh`` MHH every third unnamed training image from the first (seen; the
 thirty-seventh session's look images), as they are (640 px, 0.6 mm/px); ``--kermany OFFSET``:
-Kermany every 200th train image from OFFSET, its longer side brought to 640 px (anti-aliased),
-taken as 0.6 mm/px. Each open and collimated, straight and curved 1 / 2 / 4 mm, no noise and
+Kermany every 200th train image from OFFSET, its longer side brought to 640 px, taken as 0.6
+mm/px (kermany-full's images are 224 px: upsampled 2.86×, soft interpolated frames whose short
+motion the estimate overreads; docs/models.md). Each open and collimated, straight and curved 1 / 2 / 4 mm, no noise and
 Poisson 10⁴, shadows drawn before and after the blur (:func:`fixed_collimation_look.scenes`);
 and the open frame, the same motions and noise (:func:`open_scenes`: the finder can take an
 open frame's darkest or brightest anatomy for a shadow, and the candidates act wherever it
@@ -86,7 +87,8 @@ def mhh_frames(name: str, seed: int) -> list[tuple[str, np.ndarray]]:
 
 
 def kermany_frames(name: str, seed: int) -> list[tuple[str, np.ndarray]]:
-    """(scene, sharp frame) of one Kermany image, its longer side 640 px: open and collimated."""
+    """(scene, sharp frame) of one Kermany image, its longer side 640 px (from kermany-full's
+    224 px: upsampled): open and collimated."""
     del seed
     img = load_gray(KERMANY / name).astype(np.float32) / 255.0
     f = SIDE_PX / max(img.shape)
