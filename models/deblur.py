@@ -221,8 +221,9 @@ class MotionPolicy:
     #: left in the fit (up to 0.42.0).
     shadows_whole_corners: bool = True
     #: The fifty-eighth round's candidates (docs/models.md, "The shape step beside sharp
-    #: shadows"; both off: the round's chosen form missed its validation): where shadows are found in the frame (:func:`models.shadows.find_shadows`),
-    #: the kernel shape step keeps clear of them (:func:`models.kernel_shape.shape_kernel`'s
+    #: shadows"; both off: the round's chosen form missed its validation): where shadows are
+    #: found in the frame (:func:`models.shadows.find_shadows`), the kernel shape step keeps
+    #: clear of them (:func:`models.kernel_shape.shape_kernel`'s
     #: ``avoid``): its spectrum's windows, and the total variation that chooses the retrieved
     #: kernel's orientation — the sharp edges of a collimation that did not move with the
     #: patient are not the blur's, nor is their ringing the anatomy's; False: the windows
@@ -232,8 +233,8 @@ class MotionPolicy:
     #: step's magnitude unread); False: the step wherever it runs.
     shape_skips_shadows: bool = False
     #: A candidate for a next round (docs/models.md, "The noise under sharp shadows, a look";
-    #: no round yet): in frames whose pixels are at least this large (mm), where shadows are found,
-    #: the correction's noise (its λ, the fallback's steps, the penalty's floor) is read in
+    #: no round yet): in frames whose pixels are at least this large (mm), where shadows are
+    #: found, the correction's noise (its λ, the fallback's steps, the penalty's floor) is read in
     #: windows clear of them and divides their mean exposure
     #: (:func:`models.noise_level.frame_spectrum`'s ``avoid``) — a quarter of flat direct
     #: exposure raised the whole frame's mean, and the measured quanta, twofold; None: the
@@ -848,6 +849,12 @@ def shadows_for_noise(
     from_mm = policy.noise_clear_of_shadows_from_mm
     if from_mm is None or pixel_spacing_mm < from_mm:
         return None
+    return _some_shadows(image01, policy)
+
+
+def _some_shadows(image01: NDArray[np.floating], policy: MotionPolicy) -> NDArray[np.bool_] | None:
+    """The shadows found in the frame (:func:`models.shadows.shadows_of`, widened as the policy
+    says), None where there are none or nothing else."""
     found = shadows_of(image01, square=policy.shadows_whole_corners)
     return found if 0 < int(found.sum()) < found.size else None
 
@@ -925,8 +932,7 @@ def shadows_for_shape(
     policy asks neither)."""
     if not (policy.shape_clear_of_shadows or policy.shape_skips_shadows):
         return None
-    found = shadows_of(image01, square=policy.shadows_whole_corners)
-    return found if 0 < int(found.sum()) < found.size else None
+    return _some_shadows(image01, policy)
 
 
 def quiet_for_detector(quanta: float | None, policy: MotionPolicy) -> bool:
@@ -1133,9 +1139,7 @@ def deconvolve(
         if accelerated and quick is not None:
             steps = quick
         if policy.fallback_leaves_shadows:
-            shadows = shadows_of(image01, square=policy.shadows_whole_corners)
-            if not 0 < int(shadows.sum()) < shadows.size:
-                shadows = None
+            shadows = _some_shadows(image01, policy)
         w = richardson_lucy(e, psf, steps, accelerated, None if shadows is None else ~shadows)
         method = "richardson-lucy"
     raised = method == "wiener" and raise_by > 1.0 and not (shape is not None and shape.replaced)

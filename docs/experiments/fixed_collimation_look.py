@@ -102,6 +102,21 @@ class Scene:
         return {**keys, "order": self.order, **more}
 
 
+def scene_frames(
+    name: str, frames_of: Callable[[str, int], list[tuple[str, np.ndarray]]], seed_key: str
+) -> tuple[np.ndarray, np.random.Generator, np.ndarray, np.ndarray]:
+    """One image's open frame (``frames_of``, seeded by the image's name and ``seed_key``), the
+    generator its cases draw from, the anatomy's pixels and the frame collimated."""
+    seed0 = zlib.crc32((seed_key + name).encode())
+    (_, sharp_open), _ = frames_of(name, seed0)
+    return (
+        sharp_open,
+        np.random.default_rng(seed0),
+        exposed(sharp_open.shape),
+        collimate(sharp_open),
+    )
+
+
 def scenes(
     name: str,
     frames_of: Callable[[str, int], list[tuple[str, np.ndarray]]],
@@ -112,11 +127,7 @@ def scenes(
     kind and length of motion (at ``spacing_mm``) and noise, the shadows drawn before and after
     the blur (the same kernel and noise draw for both); seeds by the image's name and
     ``seed_key``."""
-    seed0 = zlib.crc32((seed_key + name).encode())
-    (_, sharp_open), _ = frames_of(name, seed0)
-    rng = np.random.default_rng(seed0)
-    anatomy = exposed(sharp_open.shape)
-    sharp = collimate(sharp_open)
+    sharp_open, rng, anatomy, sharp = scene_frames(name, frames_of, seed_key)
     for kind in KINDS:
         for mm in MOTION_MM:
             kernel = motion_kernel(kind, mm / spacing_mm, rng)

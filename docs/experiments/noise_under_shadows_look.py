@@ -28,18 +28,16 @@ Run: ``PYTHONPATH=../.. python noise_under_shadows_look.py --mhh --out runs/nu-0
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from detector_scenes import parser, part_of
+from detector_scenes import part_of
 from fitting_cases import read_rows
-from fixed_collimation_look import KINDS, MOTION_MM, WEIGHTS, Scene, exposed
+from fixed_collimation_look import KINDS, MOTION_MM, WEIGHTS, Scene, scene_frames
 from look_rows import save
-from round_design import kermany_train_every_200th, unnamed_mhh_images
 from shape_shadows_look import (
     CLEAR,
     NODE,
@@ -47,6 +45,8 @@ from shape_shadows_look import (
     SPACING_MM,
     judged_row,
     kermany_frames,
+    look_arguments,
+    look_names,
     mhh_frames,
 )
 
@@ -74,11 +74,7 @@ def noisy_scenes(
     """One image's collimated cases at Poisson 10⁴: the shadows drawn after the noise
     (``after``, as the shadow rounds drew them) and after the blur but before the noise
     (``under``), the same kernel and noise seed for both."""
-    seed0 = zlib.crc32((seed_key + name).encode())
-    (_, sharp_open), _ = frames_of(name, seed0)
-    rng = np.random.default_rng(seed0)
-    anatomy = exposed(sharp_open.shape)
-    sharp = collimate(sharp_open)
+    sharp_open, rng, anatomy, sharp = scene_frames(name, frames_of, seed_key)
     for kind in KINDS:
         for mm in MOTION_MM:
             kernel = motion_kernel(kind, mm / SPACING_MM, rng)
@@ -127,18 +123,11 @@ def summary(rows: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
-    ap = parser()
-    ap.add_argument("--mhh", action="store_true", help="the seen MHH look images")
-    ap.add_argument("--kermany", type=int, help="Kermany every 200th train image from this")
-    args = ap.parse_args()
+    args = look_arguments()
     if args.summary:
         summary(read_rows(args.summary))
         return
-    if args.kermany is not None:
-        names = kermany_train_every_200th(args.kermany)
-    else:
-        names = unnamed_mhh_images()[::3]
-    run(part_of(names, args.part, args.out), args.kermany is not None, args.out)
+    run(part_of(look_names(args), args.part, args.out), args.kermany is not None, args.out)
 
 
 if __name__ == "__main__":

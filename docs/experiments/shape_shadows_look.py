@@ -32,6 +32,7 @@ runs ``node``, the chosen ``node_spec`` and, for the record, ``clear``.
 
 from __future__ import annotations
 
+import argparse
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -176,20 +177,30 @@ def summary(rows: list[dict[str, Any]]) -> None:
                 )
 
 
-def main() -> None:
+def look_arguments() -> argparse.Namespace:
+    """:func:`detector_scenes.parser` with ``--mhh`` and ``--kermany OFFSET``, parsed."""
     ap = parser()
     ap.add_argument("--mhh", action="store_true", help="the seen MHH look images")
     ap.add_argument("--kermany", type=int, help="Kermany every 200th train image from this")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def look_names(args: argparse.Namespace) -> list[str]:
+    """The images the command line asks for: Kermany every 200th from ``--kermany``, else the
+    thirty-seventh session's MHH look images."""
+    if args.kermany is not None:
+        return kermany_train_every_200th(args.kermany)
+    return unnamed_mhh_images()[::3]
+
+
+def main() -> None:
+    args = look_arguments()
     if args.summary:
         summary(read_rows(args.summary))
         return
-    if args.kermany is not None:
-        names = kermany_train_every_200th(args.kermany)
-    else:
-        names = unnamed_mhh_images()[::3]
     labels = VALIDATION if args.kermany is not None else LABELS
-    run(part_of(names, args.part, args.out), args.kermany is not None, args.out, labels)
+    names = part_of(look_names(args), args.part, args.out)
+    run(names, args.kermany is not None, args.out, labels)
 
 
 if __name__ == "__main__":

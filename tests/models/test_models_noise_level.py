@@ -396,8 +396,8 @@ def test_a_frame_s_spectrum_is_read_once_and_gives_what_the_frame_gives() -> Non
 
 
 def test_a_noise_read_clear_of_flat_shadows_reads_the_anatomy_s_quanta() -> None:
-    """A candidate for a next round (MotionPolicy.noise_clear_of_shadows_from_mm): a quarter of flat, noiseless direct exposure (a
-    shadow drawn after the noise) raises the whole frame's mean exposure and leaves the
+    """A candidate for a next round (MotionPolicy.noise_clear_of_shadows_from_mm): a quarter
+    of flat, noiseless direct exposure (a shadow drawn after the noise) raises the whole frame's mean exposure and leaves the
     variance's windows quieter, so N̂ comes out too high; read clear of it, N̂ is the
     anatomy's. And where the policy asks for it (pixels ≥ 0.4 mm), the correction is set by
     that N̂: a larger λ and fewer fallback steps than the frame's whole-frame reading."""
