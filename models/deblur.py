@@ -35,7 +35,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.blur import LINE_DRAWINGS, drawn_linear_kernel, from_exposure, to_exposure
-from models.blur_estimate import MotionEstimate, estimate_motion, welch_power
+from models.blur_estimate import (
+    MotionEstimate,
+    estimate_motion,
+    length_from_directions,
+    welch_power,
+)
 from models.deconvolve import (
     DEFAULT_BALANCE,
     DEFAULT_POWER,
@@ -396,6 +401,15 @@ class MotionPolicy:
     #: ... and another drawing than the nearest pixels only where it fits better by more than
     #: this (the forty-sixth and forty-seventh rounds' candidate, the default: 2 and 0.02)
     kernel_drawing_margin: float = 0.02
+    #: The fifty-ninth round (docs/models.md, "The length read across the motion"): where the
+    #: frame is flagged and its estimate (at native scale) is at most this many px, the kernel's
+    #: length is the one read from the power along the motion over the power across it
+    #: (:func:`models.blur_estimate.length_from_directions`: a low-pass alike in every direction
+    #: cancels there) — only where that is shorter (``kernel_length_across_mode`` ``shorter``)
+    #: or wherever it is read (``directions``). The gate decides on the estimate as before.
+    #: None: off.
+    kernel_length_across_up_to_px: float | None = None
+    kernel_length_across_mode: Literal["shorter", "directions"] = "shorter"
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares
@@ -723,7 +737,40 @@ def assess_motion(
         second_decision = decide(second, pixel_spacing_mm, policy)
         if second_decision != "sharp":
             est, decision = second, second_decision
+    most = policy.kernel_length_across_up_to_px
+    if most is not None and decision != "sharp" and est.length_px <= most:
+        est = length_read_across(image01, est, policy, floor, avoid)
     return MotionAssessment(est, pixel_spacing_mm, decision)
+
+
+def length_read_across(
+    image01: NDArray[np.floating],
+    estimate: MotionEstimate,
+    policy: MotionPolicy,
+    floor_quanta: float | None,
+    avoid: NDArray[np.bool_] | None,
+) -> MotionEstimate:
+    """``estimate`` with the length read from the power along the motion over the power across
+    it (:func:`models.blur_estimate.length_from_directions`, the frame's white noise and the
+    policy's floor taken out) as ``policy.kernel_length_across_mode`` says; as it is where no
+    length can be read."""
+    try:
+        noise = white_noise_variance(to_exposure(np.asarray(image01), policy.log_range))
+    except ValueError:  # too small to measure
+        noise = None
+    read = length_from_directions(
+        image01,
+        estimate,
+        log_range=policy.log_range,
+        noise_floor_quanta=floor_quanta,
+        noise_variance=noise,
+        avoid=avoid,
+    )
+    if read is None:
+        return estimate
+    if policy.kernel_length_across_mode == "shorter":
+        read = min(read, estimate.length_px)
+    return replace(estimate, length_px=read)
 
 
 @dataclass(frozen=True)
