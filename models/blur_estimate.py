@@ -362,6 +362,21 @@ def directional_powers(
     return r, out[0], out[1]
 
 
+@dataclass(frozen=True)
+class DirectionsRead:
+    """What :func:`length_from_directions` read: the length (px) and the highest ring (cycles/px)
+    it was read on (beyond it the power across the motion is too close to the noise)."""
+
+    length_px: float
+    highest_ring: float
+
+    def sees_first_dip_of(self, length_px: float) -> bool:
+        """Whether the first dip of straight motion ``length_px`` long (``1 / length_px``
+        cycles/px) lies on the rings read: there the template of :func:`estimate_motion` read the
+        dip itself, not only the main lobe's fall."""
+        return length_px > 0 and 1.0 / length_px <= self.highest_ring
+
+
 def length_from_directions(
     image01: NDArray[np.floating],
     estimate: MotionEstimate,
@@ -371,7 +386,7 @@ def length_from_directions(
     noise_floor_quanta: float | None = None,
     noise_variance: float | None = None,
     avoid: NDArray[np.bool_] | None = None,
-) -> float | None:
+) -> DirectionsRead | None:
     """The length (px) of a straight motion at ``estimate``'s angle read from the power along the
     motion over the power across it (docs/models.md, "The length read across the motion").
 
@@ -407,4 +422,4 @@ def length_from_directions(
         float(((ratio - np.log(np.sinc(length * rr) ** 2 + DIRECTIONS_DIP_FLOOR)) ** 2).sum())
         for length in lengths
     ]
-    return float(lengths[int(np.argmin(errors))])
+    return DirectionsRead(float(lengths[int(np.argmin(errors))]), float(rr.max()))

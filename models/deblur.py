@@ -406,10 +406,12 @@ class MotionPolicy:
     #: length is the one read from the power along the motion over the power across it
     #: (:func:`models.blur_estimate.length_from_directions`: a low-pass alike in every direction
     #: cancels there) — only where that is shorter (``kernel_length_across_mode`` ``shorter``)
-    #: or wherever it is read (``directions``). The gate decides on the estimate as before.
-    #: None: off.
+    #: or wherever it is read (``directions``); ``unseen_dip`` (the sixtieth round): where it
+    #: is shorter and the estimate's first dip lies beyond the rings the ratio could read (the
+    #: estimate then read only the main lobe's fall, which a soft frame steepens). The gate
+    #: decides on the estimate as before. None: off.
     kernel_length_across_up_to_px: float | None = None
-    kernel_length_across_mode: Literal["shorter", "directions"] = "shorter"
+    kernel_length_across_mode: Literal["shorter", "directions", "unseen_dip"] = "shorter"
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares
@@ -768,9 +770,12 @@ def length_read_across(
     )
     if read is None:
         return estimate
-    if policy.kernel_length_across_mode == "shorter":
-        read = min(read, estimate.length_px)
-    return replace(estimate, length_px=read)
+    mode = policy.kernel_length_across_mode
+    if mode == "unseen_dip" and read.sees_first_dip_of(estimate.length_px):
+        return estimate  # the estimate read its first dip: the template is the better reader
+    if mode == "directions":
+        return replace(estimate, length_px=read.length_px)
+    return replace(estimate, length_px=min(read.length_px, estimate.length_px))
 
 
 @dataclass(frozen=True)

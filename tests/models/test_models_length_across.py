@@ -1,0 +1,71 @@
+"""The length read from the power along the motion over the power across it
+(models.blur_estimate.length_from_directions; the fifty-ninth round's candidate)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, to_exposure
+from models.blur_estimate import MotionEstimate, length_from_directions
+from models.deblur import MotionPolicy, assess_motion
+from models.noise_level import white_noise_variance
+from tests.models.test_models_blur_estimate import phantom
+
+FLOOR_AT_06_MM = 1e5 * (0.6 / 0.15) ** 2  # the node's noise floor at 0.6 mm pixels
+
+
+def _guess(length: float, angle: float, scale: int = 1) -> MotionEstimate:
+    return MotionEstimate(length_px=length, angle_deg=angle, confidence=0.8, scale=scale)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1.0, 1.5])
+def test_the_length_read_across_the_motion_does_not_take_the_softness_for_motion(
+    sigma: float,
+) -> None:
+    sharp = phantom(size=512)
+    soft = gaussian_filter(sharp, sigma) if sigma else sharp
+    blurred = simulate_motion_blur(soft, linear_kernel(4.0, 30.0), noise=NoiseSpec(None))
+    # an estimate read twice too long at the right angle: the ratio reads the motion
+    read = length_from_directions(blurred, _guess(8.0, 30.0), noise_floor_quanta=FLOOR_AT_06_MM)
+    assert read is not None
+    assert read.length_px == pytest.approx(4.0, abs=0.8)
+
+
+def test_a_soft_frame_without_motion_reads_no_motion_in_any_direction() -> None:
+    soft = gaussian_filter(phantom(size=512), 1.5)
+    for angle in (0.0, 45.0, 120.0):
+        read = length_from_directions(soft, _guess(5.0, angle), noise_floor_quanta=FLOOR_AT_06_MM)
+        assert read is not None
+        assert read.length_px < 1.2
+
+
+def test_nothing_is_read_on_a_block_averaged_estimate_or_without_rings_above_the_noise() -> None:
+    sharp = phantom(size=256)
+    assert length_from_directions(sharp, _guess(6.0, 0.0, scale=2)) is None
+    flat = np.full((256, 256), 0.5, dtype=np.float32)
+    rng = np.random.default_rng(2)
+    noisy = simulate_motion_blur(flat, linear_kernel(3.0, 0.0), rng, noise=NoiseSpec(1e3))
+    measured = white_noise_variance(to_exposure(noisy.astype(np.float64), 3.0))
+    assert length_from_directions(noisy, _guess(3.0, 0.0), noise_variance=measured) is None
+
+
+def test_the_policy_keeps_the_decision_and_only_shortens_the_kernel() -> None:
+    sharp = gaussian_filter(phantom(size=512), 1.2)
+    rng = np.random.default_rng(5)
+    blurred = simulate_motion_blur(sharp, linear_kernel(3.0, 75.0), rng, noise=NoiseSpec(None))
+    node = MotionPolicy()
+    shorter = dataclasses.replace(node, kernel_length_across_up_to_px=12.0)
+    directions = dataclasses.replace(shorter, kernel_length_across_mode="directions")
+    a, s, d = (assess_motion(blurred, 0.6, p) for p in (node, shorter, directions))
+    assert a.decision == s.decision == d.decision
+    assert s.estimate.angle_deg == a.estimate.angle_deg
+    assert s.estimate.length_px == min(a.estimate.length_px, d.estimate.length_px)
+    assert a.blurred
+    assert a.estimate.length_px > 3.5  # the softness read as motion
+    assert d.estimate.length_px == pytest.approx(3.0, abs=0.8)
+    off = dataclasses.replace(node, kernel_length_across_up_to_px=0.5)  # no estimate that short
+    assert assess_motion(blurred, 0.6, off).estimate == a.estimate
