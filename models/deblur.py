@@ -412,6 +412,10 @@ class MotionPolicy:
     #: decides on the estimate as before. None: off.
     kernel_length_across_up_to_px: float | None = None
     kernel_length_across_mode: Literal["shorter", "directions", "unseen_dip"] = "shorter"
+    #: ... and the kernel shape step still reads the template's estimate (the sixtieth round:
+    #: the step does not run for a straight estimate under ``MIN_NET_LENGTH_PX``, and a
+    #: shortened one lost curved motion's retrieved kernel); False: it reads the shortened one.
+    kernel_length_across_shape_reads_estimate: bool = False
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares
@@ -598,6 +602,15 @@ class MotionAssessment:
     estimate: MotionEstimate
     pixel_spacing_mm: float
     decision: Decision
+    #: The template's estimate where the kernel's length was then read across the motion and
+    #: the shape step is to read the template's (``MotionPolicy.kernel_length_across_shape_reads_
+    #: estimate``); None: the shape step reads :attr:`estimate`.
+    template_estimate: MotionEstimate | None = None
+
+    @property
+    def shape_reads(self) -> MotionEstimate:
+        """The estimate whose length and angle the kernel shape step reads."""
+        return self.template_estimate or self.estimate
 
     @property
     def motion_mm(self) -> float:
@@ -741,7 +754,10 @@ def assess_motion(
             est, decision = second, second_decision
     most = policy.kernel_length_across_up_to_px
     if most is not None and decision != "sharp" and est.length_px <= most:
-        est = length_read_across(image01, est, policy, floor, avoid)
+        across = length_read_across(image01, est, policy, floor, avoid)
+        if policy.kernel_length_across_shape_reads_estimate and across != est:
+            return MotionAssessment(across, pixel_spacing_mm, decision, template_estimate=est)
+        est = across
     return MotionAssessment(est, pixel_spacing_mm, decision)
 
 
@@ -1011,8 +1027,8 @@ def _shape(
         return KernelShape(est.kernel(), False, nan, nan, 1, "shadows in the frame")
     found = shape_kernel(
         exposure,
-        est.length_px,
-        est.angle_deg,
+        assessment.shape_reads.length_px,
+        assessment.shape_reads.angle_deg,
         assessment.pixel_spacing_mm,
         magnitude,
         lambda small: wiener_balance(small, policy)[0],

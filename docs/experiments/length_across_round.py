@@ -64,17 +64,30 @@ from models.kernel_shape import load_magnitude_model
 
 NODE = MotionPolicy()  # sharpray-blind-wiener 0.44.0
 UP_TO_PX = 12.0
-CANDIDATES = {
+ROUND_59 = {
     "shorter": replace(NODE, kernel_length_across_up_to_px=UP_TO_PX),
     "directions": replace(
         NODE, kernel_length_across_up_to_px=UP_TO_PX, kernel_length_across_mode="directions"
     ),
 }
+#: the sixtieth round: the shape step reads the template's estimate (P, Q) and the length read
+#: across only for estimates up to 5.5 px (Q, R)
+ROUND_60 = {
+    "P": replace(ROUND_59["shorter"], kernel_length_across_shape_reads_estimate=True),
+    "Q": replace(
+        ROUND_59["shorter"],
+        kernel_length_across_up_to_px=5.5,
+        kernel_length_across_shape_reads_estimate=True,
+    ),
+    "R": replace(ROUND_59["shorter"], kernel_length_across_up_to_px=5.5),
+}
+ROUNDS = {59: ROUND_59, 60: ROUND_60}
 SIGMAS_PX = (0.0, 0.7, 1.0, 1.5)
 SOFT_KINDS = ("straight", "curved")
 SOFT_MM = (1.0, 2.0, 4.0)
 SOFT_NOISES: dict[str, float | None] = {"none": None, "3e4": 3e4}
 VALIDATION_OFFSET = 180
+VALIDATION_60_OFFSET = 5
 HARMED_DB = -0.1
 
 Item = tuple[dict[str, object], np.ndarray, np.ndarray, float]  # keys, sharp, blurred, spacing
@@ -99,7 +112,7 @@ def set_items(which: str, names: list[str]) -> Iterator[Item]:
         if which == "choice":
             (_, img), _ = mhh_frames(name, 0)
             yield from soft_cases(name, img)
-        elif which == "validation":
+        elif which in ("validation", "validation60"):
             img = load_gray(KERMANY / name).astype(np.float32) / 255.0
             yield from soft_cases(name, img)
         elif which == "crops":
@@ -131,12 +144,14 @@ def set_names(which: str) -> list[str]:
         return unnamed_mhh_images()[::3][:10]
     if which == "validation":
         return kermany_train_every_200th(VALIDATION_OFFSET)
+    if which == "validation60":
+        return kermany_train_every_200th(VALIDATION_60_OFFSET)
     if which == "crops":
         return fitting_names(DATA, (0, 1))
     return round_images(True)[:3]
 
 
-def run(which: str, names: list[str], out: Path) -> None:
+def run(which: str, names: list[str], out: Path, candidates: dict[str, MotionPolicy]) -> None:
     first = load_magnitude_model(WEIGHTS / "kernel-magnitude")
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as f:
@@ -149,24 +164,27 @@ def run(which: str, names: list[str], out: Path) -> None:
                     sharp, blurred, deconvolve(blurred, a, NODE, magnitude=first).image
                 )
             row["node"] = node_gain
-            for label, policy in CANDIDATES.items():
+            done: dict[tuple[object, ...], float] = {}  # a correction another candidate made
+            for label, policy in candidates.items():
                 c = assess_motion(blurred, spacing, policy)
                 if c.decision != a.decision:
                     raise AssertionError(f"{label} decided otherwise than the node: {keys}")
                 row[f"{label}_len"] = c.estimate.length_px
-                same = not c.blurred or c.estimate.length_px == a.estimate.length_px
-                row[label] = (
-                    node_gain
-                    if same
-                    else gain(sharp, blurred, deconvolve(blurred, c, policy, magnitude=first).image)
-                )
+                if not c.blurred or c.estimate == a.estimate:
+                    row[label] = node_gain
+                    continue
+                key = (c.estimate, c.template_estimate)
+                if key not in done:
+                    d = deconvolve(blurred, c, policy, magnitude=first)
+                    done[key] = gain(sharp, blurred, d.image)
+                row[label] = done[key]
             f.write(json.dumps(row) + "\n")
             f.flush()
 
 
 def summary(paths: list[Path]) -> None:
     rows = [json.loads(line) for p in paths for line in p.read_text().splitlines() if line]
-    labels = ["node", *CANDIDATES]
+    labels = ["node", *(k for r in ROUNDS.values() for k in r if k in rows[0])]
     group_keys = [k for k in ("scene", "sigma", "kind", "mm", "noise") if k in rows[0]]
     print(f"{len(rows)} cases, {sum(r['flagged'] for r in rows)} flagged")
     for label in labels:
@@ -199,7 +217,8 @@ def summary(paths: list[Path]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", choices=("choice", "validation", "crops", "detector"))
+    ap.add_argument("--set", choices=("choice", "validation", "validation60", "crops", "detector"))
+    ap.add_argument("--round", type=int, default=59, choices=sorted(ROUNDS))
     ap.add_argument("--out", type=Path)
     ap.add_argument("--part", default="0/1")
     ap.add_argument("--summary", nargs="+", type=Path)
@@ -208,7 +227,7 @@ def main() -> None:
         summary(args.summary)
         return
     i, k = (int(x) for x in args.part.split("/"))
-    run(args.set, set_names(args.set)[i::k], args.out)
+    run(args.set, set_names(args.set)[i::k], args.out, ROUNDS[args.round])
 
 
 if __name__ == "__main__":
