@@ -219,6 +219,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", choices=("choice", "validation", "validation60", "crops", "detector"))
     ap.add_argument("--round", type=int, default=59, choices=sorted(ROUNDS))
+    ap.add_argument("--only", nargs="+", help="these candidates of the round (its chosen one)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--part", default="0/1")
     ap.add_argument("--summary", nargs="+", type=Path)
@@ -227,7 +228,10 @@ def main() -> None:
         summary(args.summary)
         return
     i, k = (int(x) for x in args.part.split("/"))
-    run(args.set, set_names(args.set)[i::k], args.out, ROUNDS[args.round])
+    candidates = ROUNDS[args.round]
+    if args.only:
+        candidates = {label: candidates[label] for label in args.only}
+    run(args.set, set_names(args.set)[i::k], args.out, candidates)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,19 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, to_exposure
+from models.blur import (
+    NoiseSpec,
+    linear_kernel,
+    simulate_motion_blur,
+    to_exposure,
+    trajectory_kernel,
+)
 from models.blur_estimate import MotionEstimate, length_from_directions
-from models.deblur import MotionPolicy, assess_motion
+from models.deblur import MotionAssessment, MotionPolicy, assess_motion, find_shape
+from models.kernel_shape import KernelShape
 from models.noise_level import white_noise_variance
 from tests.models.test_models_blur_estimate import phantom
+from tests.models.test_models_kernel_shape import _oracle, _textured
 
 FLOOR_AT_06_MM = 1e5 * (0.6 / 0.15) ** 2  # the node's noise floor at 0.6 mm pixels
 
@@ -69,3 +77,31 @@ def test_the_policy_keeps_the_decision_and_only_shortens_the_kernel() -> None:
     assert d.estimate.length_px == pytest.approx(3.0, abs=0.8)
     off = dataclasses.replace(node, kernel_length_across_up_to_px=0.5)  # no estimate that short
     assert assess_motion(blurred, 0.6, off).estimate == a.estimate
+
+
+def test_the_shape_step_reads_the_templates_estimate_where_the_kernel_was_shortened() -> None:
+    """The sixtieth round's candidate: a straight estimate shortened under the shape step's
+    least length would lose the step; with ``template_estimate`` the step reads the template's
+    estimate (its gate, support and orientation), the rest the shortened one."""
+    sharp = _textured(4)
+    true = trajectory_kernel(5.0, np.random.default_rng(1), curvature=1.0)
+    blurred = simulate_motion_blur(sharp, true, np.random.default_rng(2), noise=NoiseSpec(None))
+    template = MotionEstimate(length_px=3.0, angle_deg=20.0, confidence=0.8, specificity=0.2)
+    short = dataclasses.replace(template, length_px=2.8)
+    policy = dataclasses.replace(MotionPolicy(), kernel_drawing_by_spectrum=False)
+    oracle = _oracle(true)
+
+    def shape(a: MotionAssessment) -> KernelShape:
+        found = find_shape(blurred, a, policy, oracle)
+        assert found is not None
+        return found
+
+    alone = shape(MotionAssessment(short, 0.6, "blurred"))
+    assert alone.reason == "motion too short for a shape"
+    kept = shape(MotionAssessment(short, 0.6, "blurred", template_estimate=template))
+    as_template = shape(MotionAssessment(template, 0.6, "blurred"))
+    assert np.isfinite(kept.distance)
+    assert kept.distance == as_template.distance
+    assert kept.replaced == as_template.replaced
+    if not kept.replaced:  # the straight kernel kept is the shortened one
+        assert np.array_equal(kept.kernel, short.kernel())
