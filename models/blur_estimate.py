@@ -369,6 +369,15 @@ class DirectionsRead:
 
     length_px: float
     highest_ring: float
+    #: RMS of the log ratio's residual against the read length's transfer, and against the
+    #: estimate's length's (how much better the read length explains the ratio: their difference)
+    misfit: float = float("nan")
+    estimate_misfit: float = float("nan")
+
+    @property
+    def fits_better_by(self) -> float:
+        """How much better the read length fits the ratio than the estimate's (RMS, log power)."""
+        return self.estimate_misfit - self.misfit
 
     def sees_first_dip_of(self, length_px: float) -> bool:
         """Whether the first dip of straight motion ``length_px`` long (``1 / length_px``
@@ -418,8 +427,42 @@ def length_from_directions(
     ratio = np.log((along[ok] - noise) / (across[ok] - noise))
     rr = r[ok]
     lengths = np.arange(0.5, max(2.0 * estimate.length_px, 3.0), 0.05)
-    errors = [
-        float(((ratio - np.log(np.sinc(length * rr) ** 2 + DIRECTIONS_DIP_FLOOR)) ** 2).sum())
-        for length in lengths
-    ]
-    return DirectionsRead(float(lengths[int(np.argmin(errors))]), float(rr.max()))
+
+    def misfit(length: float) -> float:
+        model = np.log(np.sinc(length * rr) ** 2 + DIRECTIONS_DIP_FLOOR)
+        return math.sqrt(float(np.mean((ratio - model) ** 2)))
+
+    errors = [misfit(float(length)) for length in lengths]
+    best = int(np.argmin(errors))
+    return DirectionsRead(
+        float(lengths[best]), float(rr.max()), errors[best], misfit(estimate.length_px)
+    )
+
+
+def template_scores(
+    image01: NDArray[np.floating],
+    lengths_px: list[float],
+    angle_deg: float,
+    *,
+    log_range: float | None = LOG_RANGE,
+    patch: int = 128,
+    eta: float = 0.02,
+    noise_floor_quanta: float | None = None,
+    avoid: NDArray[np.bool_] | None = None,
+) -> list[float]:
+    """The straight template's normalised correlation (:func:`estimate_motion`'s ``confidence``,
+    at native scale, no noise taken out, the fixed dip floor ``eta``) for motion of each of
+    ``lengths_px`` at ``angle_deg``: how much worse one length fits the frame's dips than
+    another at the same angle."""
+    a = np.asarray(image01, dtype=np.float64)
+    sig = to_exposure(a, log_range) if log_range is not None else a
+    pch = min(patch, *sig.shape)
+    pch -= pch % 2
+    power = welch_power(sig, pch, avoid=avoid)
+    if noise_floor_quanta:
+        win = np.hanning(pch)
+        power = power + float(sig.mean()) / noise_floor_quanta * float((win**2).sum() ** 2)
+    r, phi, resid, weights, _ = _polar_log_spectrum(power, 48, 360, 0.04, 0.48)
+    scores = _match_scores(r, phi, resid, weights, np.asarray(lengths_px, dtype=np.float64), eta)
+    j = int(np.argmin(np.abs((np.degrees(phi) - angle_deg + 90.0) % 180.0 - 90.0)))
+    return [float(v) for v in scores[:, j]]

@@ -39,6 +39,7 @@ from models.blur_estimate import (
     MotionEstimate,
     estimate_motion,
     length_from_directions,
+    template_scores,
     welch_power,
 )
 from models.deconvolve import (
@@ -416,6 +417,14 @@ class MotionPolicy:
     #: the step does not run for a straight estimate under ``MIN_NET_LENGTH_PX``, and a
     #: shortened one lost curved motion's retrieved kernel); False: it reads the shortened one.
     kernel_length_across_shape_reads_estimate: bool = False
+    #: The sixty-first round: the read length taken only where it fits the ratio better than the
+    #: estimate's length by at least this much (RMS of the log ratio's residual; None: wherever
+    #: read) ...
+    kernel_length_across_min_fit_gain: float | None = None
+    #: ... and where the straight template's correlation at the read length (same angle) is at
+    #: most this much under its correlation at the estimate's (where the template falls off
+    #: more, it read its dips; :func:`models.blur_estimate.template_scores`); None: wherever.
+    kernel_length_across_max_template_drop: float | None = None
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares
@@ -786,6 +795,21 @@ def length_read_across(
     )
     if read is None:
         return estimate
+    least_gain = policy.kernel_length_across_min_fit_gain
+    if least_gain is not None and not read.fits_better_by >= least_gain:
+        return estimate  # the ratio does not tell the read length from the estimate's
+    most_drop = policy.kernel_length_across_max_template_drop
+    if most_drop is not None and read.length_px < estimate.length_px:
+        at_estimate, at_read = template_scores(
+            image01,
+            [estimate.length_px, read.length_px],
+            estimate.angle_deg,
+            log_range=policy.log_range,
+            noise_floor_quanta=floor_quanta,
+            avoid=avoid,
+        )
+        if not at_estimate - at_read <= most_drop:
+            return estimate  # the template read its dips at the estimate's length
     mode = policy.kernel_length_across_mode
     if mode == "unseen_dip" and read.sees_first_dip_of(estimate.length_px):
         return estimate  # the estimate read its first dip: the template is the better reader

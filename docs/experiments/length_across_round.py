@@ -81,13 +81,23 @@ ROUND_60 = {
     ),
     "R": replace(ROUND_59["shorter"], kernel_length_across_up_to_px=5.5),
 }
-ROUNDS = {59: ROUND_59, 60: ROUND_60}
+#: the sixty-first round: R where the read length fits the ratio better by at least 0.25 and
+#: the template's correlation at it is at most 0.15 under its correlation at the estimate's
+ROUND_61 = {
+    "S": replace(
+        ROUND_60["R"],
+        kernel_length_across_min_fit_gain=0.25,
+        kernel_length_across_max_template_drop=0.15,
+    ),
+}
+ROUNDS = {59: ROUND_59, 60: ROUND_60, 61: ROUND_61}
 SIGMAS_PX = (0.0, 0.7, 1.0, 1.5)
 SOFT_KINDS = ("straight", "curved")
 SOFT_MM = (1.0, 2.0, 4.0)
 SOFT_NOISES: dict[str, float | None] = {"none": None, "3e4": 3e4}
 VALIDATION_OFFSET = 180
 VALIDATION_60_OFFSET = 5
+VALIDATION_61_OFFSET = 15
 HARMED_DB = -0.1
 
 Item = tuple[dict[str, object], np.ndarray, np.ndarray, float]  # keys, sharp, blurred, spacing
@@ -112,7 +122,7 @@ def set_items(which: str, names: list[str]) -> Iterator[Item]:
         if which == "choice":
             (_, img), _ = mhh_frames(name, 0)
             yield from soft_cases(name, img)
-        elif which in ("validation", "validation60"):
+        elif which in ("validation", "validation60", "validation61"):
             img = load_gray(KERMANY / name).astype(np.float32) / 255.0
             yield from soft_cases(name, img)
         elif which == "crops":
@@ -146,6 +156,8 @@ def set_names(which: str) -> list[str]:
         return kermany_train_every_200th(VALIDATION_OFFSET)
     if which == "validation60":
         return kermany_train_every_200th(VALIDATION_60_OFFSET)
+    if which == "validation61":
+        return kermany_train_every_200th(VALIDATION_61_OFFSET)
     if which == "crops":
         return fitting_names(DATA, (0, 1))
     return round_images(True)[:3]
@@ -217,7 +229,10 @@ def summary(paths: list[Path]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", choices=("choice", "validation", "validation60", "crops", "detector"))
+    ap.add_argument(
+        "--set",
+        choices=("choice", "validation", "validation60", "validation61", "crops", "detector"),
+    )
     ap.add_argument("--round", type=int, default=59, choices=sorted(ROUNDS))
     ap.add_argument("--only", nargs="+", help="these candidates of the round (its chosen one)")
     ap.add_argument("--out", type=Path)
