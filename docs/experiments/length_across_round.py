@@ -62,7 +62,13 @@ from models.deblur import MotionPolicy, assess_motion, deconvolve
 from models.deblur_data import load_gray
 from models.kernel_shape import load_magnitude_model
 
-NODE = MotionPolicy()  # sharpray-blind-wiener 0.44.0
+#: sharpray-blind-wiener 0.44.0 (the length read across off, whatever the defaults)
+NODE = replace(
+    MotionPolicy(),
+    kernel_length_across_up_to_px=None,
+    kernel_length_across_min_fit_gain=None,
+    kernel_length_across_max_template_drop=None,
+)
 UP_TO_PX = 12.0
 ROUND_59 = {
     "shorter": replace(NODE, kernel_length_across_up_to_px=UP_TO_PX),

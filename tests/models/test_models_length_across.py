@@ -16,7 +16,7 @@ from models.blur import (
     to_exposure,
     trajectory_kernel,
 )
-from models.blur_estimate import MotionEstimate, length_from_directions
+from models.blur_estimate import MotionEstimate, length_from_directions, template_scores
 from models.deblur import MotionAssessment, MotionPolicy, assess_motion, find_shape
 from models.kernel_shape import KernelShape
 from models.noise_level import white_noise_variance
@@ -105,3 +105,35 @@ def test_the_shape_step_reads_the_templates_estimate_where_the_kernel_was_shorte
     assert kept.replaced == as_template.replaced
     if not kept.replaced:  # the straight kernel kept is the shortened one
         assert np.array_equal(kept.kernel, short.kernel())
+
+
+def test_the_template_scores_its_own_length_above_a_far_shorter_one() -> None:
+    sharp = phantom(size=512)
+    rng = np.random.default_rng(4)
+    blurred = simulate_motion_blur(sharp, linear_kernel(8.0, 30.0), rng, noise=NoiseSpec(2e4))
+    at_true, at_half = template_scores(blurred, [8.0, 4.0], 30.0)
+    assert at_true > at_half + 0.05
+    across = template_scores(blurred, [8.0], 120.0)[0]  # the right length across the motion
+    assert at_true > across
+
+
+def test_the_read_length_is_taken_only_where_the_ratio_and_the_template_allow() -> None:
+    sharp = gaussian_filter(phantom(size=512), 1.2)
+    rng = np.random.default_rng(5)
+    blurred = simulate_motion_blur(sharp, linear_kernel(3.0, 75.0), rng, noise=NoiseSpec(None))
+    node = MotionPolicy()
+    read = dataclasses.replace(node, kernel_length_across_up_to_px=5.5)
+    a, r = assess_motion(blurred, 0.6, node), assess_motion(blurred, 0.6, read)
+    assert r.estimate.length_px < a.estimate.length_px
+    found = length_from_directions(blurred, a.estimate, noise_floor_quanta=FLOOR_AT_06_MM)
+    assert found is not None and found.fits_better_by > 0.0
+    assert found.misfit <= found.estimate_misfit
+    gated = dataclasses.replace(
+        read, kernel_length_across_min_fit_gain=0.0, kernel_length_across_max_template_drop=1.0
+    )
+    assert assess_motion(blurred, 0.6, gated).estimate == r.estimate
+    for refused in (
+        dataclasses.replace(read, kernel_length_across_min_fit_gain=100.0),
+        dataclasses.replace(read, kernel_length_across_max_template_drop=-1.0),
+    ):
+        assert assess_motion(blurred, 0.6, refused).estimate == a.estimate
