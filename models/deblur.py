@@ -402,7 +402,9 @@ class MotionPolicy:
     #: ... and another drawing than the nearest pixels only where it fits better by more than
     #: this (the forty-sixth and forty-seventh rounds' candidate, the default: 2 and 0.02)
     kernel_drawing_margin: float = 0.02
-    #: The fifty-ninth round (docs/models.md, "The length read across the motion"): where the
+    #: The fifty-ninth to sixty-first rounds (docs/models.md, "The length read across the
+    #: motion"; the default since sharpray-blind-wiener 0.45.0 / 0.46.0, 5.5 px with the sixty-
+    #: first round's two conditions below): where the
     #: frame is flagged and its estimate (at native scale) is at most this many px, the kernel's
     #: length is the one read from the power along the motion over the power across it
     #: (:func:`models.blur_estimate.length_from_directions`: a low-pass alike in every direction
@@ -411,7 +413,7 @@ class MotionPolicy:
     #: is shorter and the estimate's first dip lies beyond the rings the ratio could read (the
     #: estimate then read only the main lobe's fall, which a soft frame steepens). The gate
     #: decides on the estimate as before. None: off.
-    kernel_length_across_up_to_px: float | None = None
+    kernel_length_across_up_to_px: float | None = 5.5
     kernel_length_across_mode: Literal["shorter", "directions", "unseen_dip"] = "shorter"
     #: ... and the kernel shape step still reads the template's estimate (the sixtieth round:
     #: the step does not run for a straight estimate under ``MIN_NET_LENGTH_PX``, and a
@@ -420,11 +422,11 @@ class MotionPolicy:
     #: The sixty-first round: the read length taken only where it fits the ratio better than the
     #: estimate's length by at least this much (RMS of the log ratio's residual; None: wherever
     #: read) ...
-    kernel_length_across_min_fit_gain: float | None = None
+    kernel_length_across_min_fit_gain: float | None = 0.25
     #: ... and where the straight template's correlation at the read length (same angle) is at
     #: most this much under its correlation at the estimate's (where the template falls off
     #: more, it read its dips; :func:`models.blur_estimate.template_scores`); None: wherever.
-    kernel_length_across_max_template_drop: float | None = None
+    kernel_length_across_max_template_drop: float | None = 0.15
 
 
 #: :func:`kernel_consistency`'s window (px) and the band of radial frequencies it compares
@@ -615,6 +617,9 @@ class MotionAssessment:
     #: the shape step is to read the template's (``MotionPolicy.kernel_length_across_shape_reads_
     #: estimate``); None: the shape step reads :attr:`estimate`.
     template_estimate: MotionEstimate | None = None
+    #: The template's length (px) where the kernel's length was read across the motion instead
+    #: (:attr:`estimate` holds the read one); None: the template's length is the estimate's.
+    template_length_px: float | None = None
 
     @property
     def shape_reads(self) -> MotionEstimate:
@@ -764,9 +769,15 @@ def assess_motion(
     most = policy.kernel_length_across_up_to_px
     if most is not None and decision != "sharp" and est.length_px <= most:
         across = length_read_across(image01, est, policy, floor, avoid)
-        if policy.kernel_length_across_shape_reads_estimate and across != est:
-            return MotionAssessment(across, pixel_spacing_mm, decision, template_estimate=est)
-        est = across
+        if across != est:
+            shape_reads = est if policy.kernel_length_across_shape_reads_estimate else None
+            return MotionAssessment(
+                across,
+                pixel_spacing_mm,
+                decision,
+                template_estimate=shape_reads,
+                template_length_px=est.length_px,
+            )
     return MotionAssessment(est, pixel_spacing_mm, decision)
 
 

@@ -414,6 +414,19 @@ class BlurGateSettings(Strict):
     kernel_drawing_above_noise: float | None = Field(2.0, gt=0)
     # ... and another drawing than the nearest pixels only where it fits better by more than this
     kernel_drawing_margin: float = Field(0.02, ge=0, lt=2)
+    # where a frame is flagged and its motion estimate is at most this many pixels, the kernel's
+    # length read from the power along the motion over the power across it, where that is
+    # shorter: a low-pass alike in every direction (a detector's MTF, a resampling, a display
+    # filter) cancels there, where the estimate takes a soft frame's fall for a longer motion
+    # (the fifty-ninth to sixty-first rounds, docs/models.md; the default since
+    # sharpray-blind-wiener 0.46.0); null: the estimate's length always (0.44.0)
+    kernel_length_across_up_to_px: float | None = Field(5.5, gt=0, le=64)
+    # ... only where the read length fits that ratio better than the estimate's by at least this
+    # (RMS of the log ratio's residual); null: wherever it is read
+    kernel_length_across_min_fit_gain: float | None = Field(0.25, ge=0)
+    # ... and where the estimate's straight template scores the read length at most this much
+    # under its own (a template that falls off more read its dips); null: wherever
+    kernel_length_across_max_template_drop: float | None = Field(0.15, ge=0)
     # ... times this where the kernel shape step read the frame's kernel magnitude (pixels of
     # 0.4 mm or more, frames of at least 384 px at 0.6 mm): a checked kernel needs less (1: as 0.7.0)
     wiener_balance_checked_factor: float = Field(0.5, gt=0, le=4)

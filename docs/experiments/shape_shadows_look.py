@@ -65,7 +65,7 @@ from models.tune_deconvolution import collimate
 
 SPACING_MM = 0.6
 SIDE_PX = 640
-NODE = MotionPolicy()  # 0.44.0
+NODE = replace(MotionPolicy(), kernel_length_across_up_to_px=None)  # 0.44.0
 CLEAR = replace(NODE, clear_windows_finer_than_mm=None)
 #: label -> (gate, correction)
 POLICIES: dict[str, tuple[MotionPolicy, MotionPolicy]] = {

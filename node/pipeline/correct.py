@@ -155,6 +155,15 @@ CLEAR_DETECTOR_RL_MEAN_VERSION = "0.42.0"
 #: fifty-seventh round; the default): 0.43.0, 0.44.0
 CORNERS_RL_MEAN_VERSION = "0.43.0"
 CORNERS_DETECTOR_RL_MEAN_VERSION = "0.44.0"
+#: As :data:`CORNERS_RL_MEAN_VERSION` / :data:`CORNERS_DETECTOR_RL_MEAN_VERSION`, the kernel's
+#: length read across the motion for estimates up to :data:`ACROSS_UP_TO_PX` where the ratio and
+#: the template allow (``MotionPolicy.kernel_length_across_*``; the sixty-first round; the
+#: default): 0.45.0, 0.46.0
+ACROSS_UP_TO_PX = 5.5
+ACROSS_MIN_FIT_GAIN = 0.25
+ACROSS_MAX_TEMPLATE_DROP = 0.15
+ACROSS_RL_MEAN_VERSION = "0.45.0"
+ACROSS_DETECTOR_RL_MEAN_VERSION = "0.46.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -171,7 +180,38 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
     than 0.4 mm (the fifty-sixth round, the default) on top of those is 0.41.0 / 0.42.0; on
     anything else ``+clear``; other limits say theirs (``+clear-<mm>mm[-finer-<mm>mm]``, 0 for
     none). The shadows widened by a square (the fifty-seventh round, the default) on top of
-    0.41.0 / 0.42.0 is 0.43.0 / 0.44.0; on anything else that uses the shadows ``+corners``."""
+    0.41.0 / 0.42.0 is 0.43.0 / 0.44.0; on anything else that uses the shadows ``+corners``.
+    The kernel's length read across the motion (the sixty-first round, the default) on top of
+    0.43.0 / 0.44.0 is 0.45.0 / 0.46.0; on anything else, or in another form, ``+across``
+    (``+across-<px>px`` for another limit, ``+across-ungated`` without both conditions)."""
+    plain, detector = _versions_with_the_corners(policy)
+    most = policy.kernel_length_across_up_to_px
+    if most is None:
+        return plain, detector
+    shipped = (
+        most == ACROSS_UP_TO_PX
+        and policy.kernel_length_across_min_fit_gain == ACROSS_MIN_FIT_GAIN
+        and policy.kernel_length_across_max_template_drop == ACROSS_MAX_TEMPLATE_DROP
+        and policy.kernel_length_across_mode == "shorter"
+        and not policy.kernel_length_across_shape_reads_estimate
+    )
+    if shipped:
+        across = {
+            CORNERS_RL_MEAN_VERSION: ACROSS_RL_MEAN_VERSION,
+            CORNERS_DETECTOR_RL_MEAN_VERSION: ACROSS_DETECTOR_RL_MEAN_VERSION,
+        }
+        return across.get(plain, f"{plain}+across"), across.get(detector, f"{detector}+across")
+    form = "+across" + (f"-{most:g}px" if most != ACROSS_UP_TO_PX else "")
+    if (
+        policy.kernel_length_across_min_fit_gain is None
+        or policy.kernel_length_across_max_template_drop is None
+    ):
+        form += "-ungated"
+    return plain + form, detector + form
+
+
+def _versions_with_the_corners(policy: MotionPolicy) -> tuple[str, str]:
+    """:func:`mean_versions` with the kernel's length as the estimate's (up to 0.44.0)."""
     plain, detector = _versions_with_the_shadows(policy)
     if not policy.shadows_whole_corners or not (
         policy.fallback_leaves_shadows or policy.estimate_avoids_shadows
@@ -331,6 +371,16 @@ def wiener_info(
         described["kernel_drawing_by_spectrum"] = True
         described["kernel_drawing_above_noise"] = policy.kernel_drawing_above_noise
         described["kernel_drawing_margin"] = policy.kernel_drawing_margin
+    if policy.kernel_length_across_up_to_px is not None:
+        described["kernel_length_across_up_to_px"] = policy.kernel_length_across_up_to_px
+        described["kernel_length_across_min_fit_gain"] = policy.kernel_length_across_min_fit_gain
+        described["kernel_length_across_max_template_drop"] = (
+            policy.kernel_length_across_max_template_drop
+        )
+        if policy.kernel_length_across_mode != "shorter":
+            described["kernel_length_across_mode"] = policy.kernel_length_across_mode
+        if policy.kernel_length_across_shape_reads_estimate:
+            described["kernel_length_across_shape_reads_estimate"] = True
     if magnitude is not None:
         described["kernel_magnitude"] = [magnitude.name, magnitude.version, magnitude.sha256]
         if detector is not None:
@@ -405,6 +455,12 @@ def wiener_info(
         description=(
             "Blind straight-motion estimate (spectral template"
             + _NOISE_WORDS[policy.estimate_noise_subtraction]
+            + (
+                f"; up to {policy.kernel_length_across_up_to_px:g} px, its length read from the"
+                " spectrum along the motion over the spectrum across it where that is shorter"
+                if policy.kernel_length_across_up_to_px is not None
+                else ""
+            )
             + ")"
             + (
                 f", curved paths retrieved from a learned kernel magnitude ({magnitude.name} "
@@ -594,6 +650,15 @@ class Corrector:
         a = np.asarray(unit, dtype=np.float32)
         if not motion.blurred:
             return Correction(a, False, "not corrected: no relevant motion found")
+        if motion.template_length_px is not None and motion.estimate.kernel().size == 1:
+            template_mm = motion.template_length_px * motion.pixel_spacing_mm
+            return Correction(
+                a,
+                False,
+                "not corrected: the motion's length read from the spectrum along it over the "
+                f"spectrum across it is under one pixel (the straight template read "
+                f"{template_mm:.1f} mm)",
+            )
         g = self.generator
         if g is not None and g.refines_correction:
             # a refiner of the node's correction as shipped gets the shape step and the fallback;
@@ -661,7 +726,10 @@ class Corrector:
         """What the SR says of the blind correction ``done``."""
         what, how = _straight_words(motion, self.policy)
         if done.curved:
-            what = f"{motion.motion_mm:.1f} mm curved motion (kernel retrieved from its magnitude)"
+            what = (
+                f"{motion.motion_mm:.1f} mm curved motion (kernel retrieved from its magnitude)"
+                + _across_words(motion)
+            )
         elif done.drawing != "nearest":
             what += (
                 f" (kernel drawn {DRAWING_WORDS[done.drawing]}, as the frame's spectrum follows)"
@@ -689,9 +757,21 @@ def _straight_words(motion: MotionAssessment, policy: MotionPolicy) -> tuple[str
     """What the SR says of the motion (as estimated straight) and of the Wiener filter."""
     e = motion.estimate
     what = f"{motion.motion_mm:.1f} mm straight motion at {e.angle_deg:.0f} degrees"
+    what += _across_words(motion)
     steps = policy.rl_iterations
     how = "Wiener deconvolution" + (f" and {steps} Richardson-Lucy steps" if steps else "")
     return what, how
+
+
+def _across_words(motion: MotionAssessment) -> str:
+    """What the SR says where the motion's length was read across it ("" where it was not)."""
+    if motion.template_length_px is None:
+        return ""
+    template_mm = motion.template_length_px * motion.pixel_spacing_mm
+    return (
+        " (its length read from the spectrum along the motion over the spectrum across it;"
+        f" the straight template read {template_mm:.1f} mm)"
+    )
 
 
 def _regularisation(done: Deconvolution) -> str:

@@ -24,6 +24,14 @@ from tests.models.test_models_blur_estimate import phantom
 from tests.models.test_models_kernel_shape import _oracle, _textured
 
 FLOOR_AT_06_MM = 1e5 * (0.6 / 0.15) ** 2  # the node's noise floor at 0.6 mm pixels
+#: the node as up to sharpray-blind-wiener 0.44.0: no length read across
+OFF = dataclasses.replace(MotionPolicy(), kernel_length_across_up_to_px=None)
+#: the fifty-ninth round's form: the read length wherever it is shorter
+UNGATED = dataclasses.replace(
+    MotionPolicy(),
+    kernel_length_across_min_fit_gain=None,
+    kernel_length_across_max_template_drop=None,
+)
 
 
 def _guess(length: float, angle: float, scale: int = 1) -> MotionEstimate:
@@ -65,8 +73,8 @@ def test_the_policy_keeps_the_decision_and_only_shortens_the_kernel() -> None:
     sharp = gaussian_filter(phantom(size=512), 1.2)
     rng = np.random.default_rng(5)
     blurred = simulate_motion_blur(sharp, linear_kernel(3.0, 75.0), rng, noise=NoiseSpec(None))
-    node = MotionPolicy()
-    shorter = dataclasses.replace(node, kernel_length_across_up_to_px=12.0)
+    node = OFF
+    shorter = dataclasses.replace(UNGATED, kernel_length_across_up_to_px=12.0)
     directions = dataclasses.replace(shorter, kernel_length_across_mode="directions")
     a, s, d = (assess_motion(blurred, 0.6, p) for p in (node, shorter, directions))
     assert a.decision == s.decision == d.decision
@@ -75,7 +83,7 @@ def test_the_policy_keeps_the_decision_and_only_shortens_the_kernel() -> None:
     assert a.blurred
     assert a.estimate.length_px > 3.5  # the softness read as motion
     assert d.estimate.length_px == pytest.approx(3.0, abs=0.8)
-    off = dataclasses.replace(node, kernel_length_across_up_to_px=0.5)  # no estimate that short
+    off = dataclasses.replace(shorter, kernel_length_across_up_to_px=0.5)  # no estimate that short
     assert assess_motion(blurred, 0.6, off).estimate == a.estimate
 
 
@@ -121,8 +129,8 @@ def test_the_read_length_is_taken_only_where_the_ratio_and_the_template_allow() 
     sharp = gaussian_filter(phantom(size=512), 1.2)
     rng = np.random.default_rng(5)
     blurred = simulate_motion_blur(sharp, linear_kernel(3.0, 75.0), rng, noise=NoiseSpec(None))
-    node = MotionPolicy()
-    read = dataclasses.replace(node, kernel_length_across_up_to_px=5.5)
+    node = OFF
+    read = UNGATED
     a, r = assess_motion(blurred, 0.6, node), assess_motion(blurred, 0.6, read)
     assert r.estimate.length_px < a.estimate.length_px
     found = length_from_directions(blurred, a.estimate, noise_floor_quanta=FLOOR_AT_06_MM)

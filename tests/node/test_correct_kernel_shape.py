@@ -20,10 +20,10 @@ from models.deblur import MotionAssessment, MotionPolicy, assess_motion, deconvo
 from models.kernel_shape import magnitude_of, spectrum_input
 from node.config import BUNDLED_MODELS, load_settings
 from node.pipeline.correct import (
+    ACROSS_DETECTOR_RL_MEAN_VERSION,
+    ACROSS_RL_MEAN_VERSION,
     ALL_RL_MEAN_VERSION,
     BUDGET_RL_MEAN_VERSION,
-    CORNERS_DETECTOR_RL_MEAN_VERSION,
-    CORNERS_RL_MEAN_VERSION,
     DETECTOR_ALL_RL_MEAN_VERSION,
     DETECTOR_BUDGET_RL_MEAN_VERSION,
     DETECTOR_DRAWN_RL_MEAN_VERSION,
@@ -76,7 +76,10 @@ def _configured(path: Path, blur_gate: str, version: str) -> MotionPolicy:
     from node.app import load_models
     from node.pipeline.blur_gate import policy as blur_policy
 
-    whole = "  fallback_leaves_shadows: false\n  estimate_clear_of_shadows_from_mm: null\n"
+    whole = (
+        "  fallback_leaves_shadows: false\n  estimate_clear_of_shadows_from_mm: null\n"
+        "  kernel_length_across_up_to_px: null\n"
+    )
     path.write_text("models:\n  kernel_shape_detector: off\nblur_gate:\n" + whole + blur_gate)
     s = load_settings(path, environ={})
     assert load_models(s).deblur.info.version == version
@@ -247,18 +250,20 @@ def test_the_setting_names_the_bundled_model_or_switches_it_off(tmp_path: Path) 
     assert default.models.kernel_shape_detector == BUNDLED_MODELS / "kernel-magnitude-detector"
     assert default.models.kernel_shape_second == BUNDLED_MODELS / "kernel-magnitude-second"
     assert default.blur_gate.rl_fallback_budget_max_steps is None
-    assert load_models(default).deblur.info.version == CORNERS_DETECTOR_RL_MEAN_VERSION
+    assert load_models(default).deblur.info.version == ACROSS_DETECTOR_RL_MEAN_VERSION
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
     without = load_models(load_settings(cfg, environ={})).deblur.info
-    assert without.version == CORNERS_RL_MEAN_VERSION == "0.43.0"
+    assert without.version == ACROSS_RL_MEAN_VERSION == "0.45.0"
     cfg.write_text(
         "models:\n  kernel_shape_detector: off\nblur_gate:\n"
         "  estimate_clear_of_shadows_from_mm: null\n  shadows_whole_corners: false\n"
+        "  kernel_length_across_up_to_px: null\n"
     )
     fallback_only = load_models(load_settings(cfg, environ={})).deblur.info
     assert fallback_only.version == SHADOW_RL_MEAN_VERSION == "0.39.0"
     cfg.write_text(
-        "models:\n  kernel_shape_detector: off\nblur_gate:\n  fallback_leaves_shadows: false\n  estimate_clear_of_shadows_from_mm: null\n"
+        "models:\n  kernel_shape_detector: off\nblur_gate:\n  fallback_leaves_shadows: false\n"
+        "  estimate_clear_of_shadows_from_mm: null\n  kernel_length_across_up_to_px: null\n"
     )
     whole = load_models(load_settings(cfg, environ={})).deblur.info
     assert whole.version == DRAWN_RL_MEAN_VERSION == "0.31.0"
@@ -308,12 +313,13 @@ def test_the_detector_setting_loads_its_model_only_with_the_shape_step(tmp_path:
     assert s.models.kernel_shape_detector == BUNDLED
     loaded = load_models(s).deblur
     assert loaded.detector_magnitude is not None
-    assert loaded.info.version == CORNERS_DETECTOR_RL_MEAN_VERSION
+    assert loaded.info.version == ACROSS_DETECTOR_RL_MEAN_VERSION
     # in every frame, no limit: the eighteenth round's step on 0.31.0 (the whole frame fitted)
     cfg.write_text(
         "models:\n  kernel_shape_detector: kernel-magnitude\nblur_gate:\n"
         "  shape_detector_min_quanta: null\n  shape_detector_max_specificity: null\n"
         "  fallback_leaves_shadows: false\n  estimate_clear_of_shadows_from_mm: null\n"
+        "  kernel_length_across_up_to_px: null\n"
     )
     every = load_models(load_settings(cfg, environ={})).deblur.info
     assert every.version == DETECTOR_DRAWN_RL_MEAN_VERSION
@@ -352,6 +358,7 @@ def test_the_second_network_s_correction_is_averaged_where_the_first_read_the_fr
         rl_fallback_follows_noise_from_mm=None,
         fallback_leaves_shadows=False,
         estimate_avoids_shadows=False,
+        kernel_length_across_up_to_px=None,
     )  # 0.14.0
     shaped = Corrector(policy, None, magnitude)
     mean = Corrector(policy, None, magnitude, None, second)

@@ -25,8 +25,12 @@ from tests.support.synthetic import power_law_field
 
 #: the native-pixel network off (on by default since 0.34.0)
 NO_DETECTOR = "models:\n  kernel_shape_detector: off\n"
-#: ... and the fallback fitting the whole frame, as every version up to 0.36.0 did
-WHOLE = "  fallback_leaves_shadows: false\n  estimate_clear_of_shadows_from_mm: null\n"
+#: ... and the fallback fitting the whole frame, as every version up to 0.36.0 did (the
+#: kernel's length the estimate's, as up to 0.44.0)
+WHOLE = (
+    "  fallback_leaves_shadows: false\n  estimate_clear_of_shadows_from_mm: null\n"
+    "  kernel_length_across_up_to_px: null\n"
+)
 
 
 def test_the_setting_reaches_the_policy_the_identity_and_the_sr_words(tmp_path: Path) -> None:

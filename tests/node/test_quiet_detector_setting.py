@@ -15,8 +15,8 @@ from node.app import load_models
 from node.config import load_settings
 from node.pipeline.blur_gate import policy as policy_of
 from node.pipeline.correct import (
-    CORNERS_DETECTOR_RL_MEAN_VERSION,
-    CORNERS_RL_MEAN_VERSION,
+    ACROSS_DETECTOR_RL_MEAN_VERSION,
+    ACROSS_RL_MEAN_VERSION,
     DETECTOR_DRAWN_RL_MEAN_VERSION,
     FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION,
     FITTING_FALLBACK_DETECTOR_DRAWN_RL_MEAN_VERSION,
@@ -27,9 +27,9 @@ from tests.support.settings import gate_setting
 from tests.support.synthetic import power_law_field
 
 DETECTOR_ON = "models:\n  kernel_shape_detector: kernel-magnitude-detector\n"
-#: what the defaults since 0.44.0 add to an earlier version (the fifty-fourth, fifty-sixth and
-#: fifty-seventh rounds)
-ON_TOP = "+shadows+clear+corners"
+#: what the defaults since 0.46.0 add to an earlier version (the fifty-fourth, fifty-sixth,
+#: fifty-seventh and sixty-first rounds)
+ON_TOP = "+shadows+clear+corners+across"
 #: the native-pixel step as the eighteenth round had it (every frame, no limit, λ halved)
 EVERY = (
     "blur_gate:\n  shape_detector_min_quanta: null\n  shape_detector_max_specificity: null\n"
@@ -54,7 +54,7 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     # 0.42.0 the estimate too (the fifty-sixth), since 0.44.0 a marker's corners too (the
     # fifty-seventh): the earlier rounds' candidates below carry
     # "+shadows+clear+corners" on their versions
-    assert shipped.version == CORNERS_DETECTOR_RL_MEAN_VERSION == "0.44.0"
+    assert shipped.version == ACROSS_DETECTOR_RL_MEAN_VERSION == "0.46.0"
     assert "at pixels finer than 0.4 mm" in (shipped.description or "")
     # the eighteenth round's step on 0.31.0: every frame, no limit, λ halved where read
     cfg.write_text(DETECTOR_ON + EVERY)
@@ -71,7 +71,7 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     assert (
         on_quiet.version
         == QUIET_DETECTOR_DRAWN_RL_MEAN_VERSION + ON_TOP
-        == "0.33.0+shadows+clear+corners"
+        == "0.33.0+shadows+clear+corners+across"
     )
     assert len({on_quiet.device_uid, on_every.device_uid, shipped.device_uid}) == 3
     for name, value, by_env in (
@@ -109,7 +109,7 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     # without the detector network the settings mean nothing: the identity stays 0.43.0's
     cfg.write_text("models:\n  kernel_shape_detector: off\n")
     off = load_models(load_settings(cfg, environ={})).deblur.info
-    assert off.version == CORNERS_RL_MEAN_VERSION == "0.43.0"
+    assert off.version == ACROSS_RL_MEAN_VERSION == "0.45.0"
     plain = dataclasses.replace(
         policy, shape_detector_min_quanta=None, shape_detector_max_specificity=None
     )
@@ -121,7 +121,12 @@ def test_the_node_reads_a_quiet_detector_frame_and_leaves_a_noisy_one_unread(
 ) -> None:
     cfg = tmp_path / "c.yaml"
     # this synthetic field's own fine texture reads 8·10⁵ quanta per pixel without added noise
-    cfg.write_text(DETECTOR_ON + "blur_gate:\n  shape_detector_min_quanta: 5.0e5\n")
+    # the kernel's length as the estimate's (the sixty-first round reads the noisy frame's
+    # 5 px estimate as under a pixel and leaves it uncorrected: nothing for the step to read)
+    cfg.write_text(
+        DETECTOR_ON
+        + "blur_gate:\n  shape_detector_min_quanta: 5.0e5\n  kernel_length_across_up_to_px: null\n"
+    )
     deblur = load_models(load_settings(cfg, environ={})).deblur
     sharp = power_law_field(512, 3, 1.3, 0.2, 0.8).astype(np.float32)
     path = trajectory_kernel(16.0, np.random.default_rng(5), curvature=1.0)

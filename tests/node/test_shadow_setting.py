@@ -17,7 +17,7 @@ from models.tune_deconvolution import collimate
 from node.app import load_models
 from node.config import load_settings
 from node.pipeline.correct import (
-    CORNERS_DETECTOR_RL_MEAN_VERSION,
+    ACROSS_DETECTOR_RL_MEAN_VERSION,
     SHADOW_DETECTOR_RL_MEAN_VERSION,
     SHADOW_RL_MEAN_VERSION,
     SPECIFIC_DETECTOR_DRAWN_RL_MEAN_VERSION,
@@ -25,9 +25,11 @@ from node.pipeline.correct import (
 from tests.support.settings import gate_setting
 from tests.support.synthetic import power_law_field
 
-#: the motion estimate's windows as built up to 0.40.0 (the fifty-sixth round's setting off)
+#: the motion estimate's windows as built up to 0.40.0 (the fifty-sixth round's setting off;
+#: the kernel's length the estimate's, as up to 0.44.0)
 BUILT_WINDOWS = (
     "blur_gate:\n  estimate_clear_of_shadows_from_mm: null\n  shadows_whole_corners: false\n"
+    "  kernel_length_across_up_to_px: null\n"
 )
 OFF = BUILT_WINDOWS + "  fallback_leaves_shadows: false\n"
 
@@ -38,7 +40,7 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     default = load_settings(cfg, environ={})
     assert default.blur_gate.fallback_leaves_shadows is True
     # on the fifty-seventh round's default (0.44.0) and on the chain it sits on (0.40.0)
-    assert load_models(default).deblur.info.version == CORNERS_DETECTOR_RL_MEAN_VERSION
+    assert load_models(default).deblur.info.version == ACROSS_DETECTOR_RL_MEAN_VERSION
     cfg.write_text(f"models: {{}}\n{BUILT_WINDOWS}")
     shipped = load_models(load_settings(cfg, environ={})).deblur.info
     assert shipped.version == SHADOW_DETECTOR_RL_MEAN_VERSION == "0.40.0"

@@ -24,8 +24,10 @@ def gate_setting(cfg: Path, yaml: str, name: str, value: object, by_env: object)
 #: fallback_leaves_shadows: false``) and the motion estimate read the windows nearest the centre
 #: (``estimate_clear_of_shadows_from_mm: null``), as every version up to 0.36.0 did: the
 #: settings tests of earlier rounds check their versions on that chain (0.40.0 leaves the
-#: shadows out of the fallback, 0.42.0 out of the estimate too).
+#: shadows out of the fallback, 0.42.0 out of the estimate too). The kernel's length as the
+#: estimate's too (``kernel_length_across_up_to_px: null``), as every version up to 0.44.0.
 WHOLE_FRAME = {
     "SHARPRAY_BLUR_GATE__FALLBACK_LEAVES_SHADOWS": "false",
     "SHARPRAY_BLUR_GATE__ESTIMATE_CLEAR_OF_SHADOWS_FROM_MM": "null",
+    "SHARPRAY_BLUR_GATE__KERNEL_LENGTH_ACROSS_UP_TO_PX": "null",
 }
