@@ -403,10 +403,10 @@ class MotionPolicy:
     #: this (the forty-sixth and forty-seventh rounds' candidate, the default: 2 and 0.02)
     kernel_drawing_margin: float = 0.02
     #: The fifty-ninth to sixty-first rounds (docs/models.md, "The length read across the
-    #: motion"; the default since sharpray-blind-wiener 0.45.0 / 0.46.0, 5.5 px with the sixty-
-    #: first round's two conditions below): where the
-    #: frame is flagged and its estimate (at native scale) is at most this many px, the kernel's
-    #: length is the one read from the power along the motion over the power across it
+    #: motion"; the default since sharpray-blind-wiener 0.45.0 / 0.46.0: 5.5 px with the
+    #: sixty-first round's two conditions below): where the frame is flagged and its estimate
+    #: (at native scale) is at most this many px, the kernel's length is the one read from the
+    #: power along the motion over the power across it
     #: (:func:`models.blur_estimate.length_from_directions`: a low-pass alike in every direction
     #: cancels there) — only where that is shorter (``kernel_length_across_mode`` ``shorter``)
     #: or wherever it is read (``directions``); ``unseen_dip`` (the sixtieth round): where it
