@@ -343,6 +343,26 @@ DIRECTIONS_BAND_DEG = 6.0
 DIRECTIONS_DIP_FLOOR = 1e-3
 
 
+def _frame_power(
+    image01: NDArray[np.floating],
+    log_range: float | None,
+    patch: int,
+    floor_quanta: float | None,
+    avoid: NDArray[np.bool_] | None,
+) -> tuple[F64, float, float]:
+    """The frame's Welch power in relative linear exposure at native scale (``patch``² windows,
+    no larger than the frame), the white power of quantum noise at ``floor_quanta`` per pixel in
+    it (0 without) and a white variance's factor to that power (the windows' energy, squared)."""
+    a = np.asarray(image01, dtype=np.float64)
+    sig = to_exposure(a, log_range) if log_range is not None else a
+    pch = min(patch, *sig.shape)
+    pch -= pch % 2
+    power = welch_power(sig, pch, avoid=avoid)
+    window_power = float((np.hanning(pch) ** 2).sum() ** 2)
+    floor = float(sig.mean()) / floor_quanta * window_power if floor_quanta else 0.0
+    return power, floor, window_power
+
+
 def directional_powers(
     power: F64, angle_deg: float, n_r: int = 48, r_min: float = 0.04, r_max: float = 0.48
 ) -> tuple[F64, F64, F64]:
@@ -411,15 +431,8 @@ def length_from_directions(
     ``None`` where it is not, or fewer than four rings count."""
     if estimate.scale != 1:
         return None
-    a = np.asarray(image01, dtype=np.float64)
-    sig = to_exposure(a, log_range) if log_range is not None else a
-    pch = min(patch, *sig.shape)
-    pch -= pch % 2
-    power = welch_power(sig, pch, avoid=avoid)
-    window_power = float((np.hanning(pch) ** 2).sum() ** 2)
-    noise = (noise_variance or 0.0) * window_power
-    if noise_floor_quanta:
-        noise += float(sig.mean()) / noise_floor_quanta * window_power
+    power, floor, window_power = _frame_power(image01, log_range, patch, noise_floor_quanta, avoid)
+    noise = (noise_variance or 0.0) * window_power + floor
     r, along, across = directional_powers(power, estimate.angle_deg)
     ok = (across > DIRECTIONS_ABOVE_NOISE * noise) & (along > noise)
     if int(ok.sum()) < 4:
@@ -454,15 +467,8 @@ def template_scores(
     at native scale, no noise taken out, the fixed dip floor ``eta``) for motion of each of
     ``lengths_px`` at ``angle_deg``: how much worse one length fits the frame's dips than
     another at the same angle."""
-    a = np.asarray(image01, dtype=np.float64)
-    sig = to_exposure(a, log_range) if log_range is not None else a
-    pch = min(patch, *sig.shape)
-    pch -= pch % 2
-    power = welch_power(sig, pch, avoid=avoid)
-    if noise_floor_quanta:
-        win = np.hanning(pch)
-        power = power + float(sig.mean()) / noise_floor_quanta * float((win**2).sum() ** 2)
-    r, phi, resid, weights, _ = _polar_log_spectrum(power, 48, 360, 0.04, 0.48)
+    power, floor, _ = _frame_power(image01, log_range, patch, noise_floor_quanta, avoid)
+    r, phi, resid, weights, _ = _polar_log_spectrum(power + floor, 48, 360, 0.04, 0.48)
     scores = _match_scores(r, phi, resid, weights, np.asarray(lengths_px, dtype=np.float64), eta)
     j = int(np.argmin(np.abs((np.degrees(phi) - angle_deg + 90.0) % 180.0 - 90.0)))
     return [float(v) for v in scores[:, j]]
