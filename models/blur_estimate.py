@@ -343,24 +343,38 @@ DIRECTIONS_BAND_DEG = 6.0
 DIRECTIONS_DIP_FLOOR = 1e-3
 
 
-def _frame_power(
+@dataclass(frozen=True)
+class FramePower:
+    """A frame's Welch power in relative linear exposure at native scale, as
+    :func:`length_from_directions` and :func:`template_scores` read it (one computation for
+    both): the power, the white power of the assumed quantum-noise floor in it (0 without) and
+    the factor that turns a white variance per pixel into that power (the windows' energy,
+    squared)."""
+
+    power: F64
+    floor: float
+    window_power: float
+
+
+def frame_power(
     image01: NDArray[np.floating],
-    log_range: float | None,
-    patch: int,
-    floor_quanta: float | None,
-    avoid: NDArray[np.bool_] | None,
-) -> tuple[F64, float, float]:
-    """The frame's Welch power in relative linear exposure at native scale (``patch``² windows,
-    no larger than the frame), the white power of quantum noise at ``floor_quanta`` per pixel in
-    it (0 without) and a white variance's factor to that power (the windows' energy, squared)."""
+    *,
+    log_range: float | None = LOG_RANGE,
+    patch: int = 128,
+    noise_floor_quanta: float | None = None,
+    avoid: NDArray[np.bool_] | None = None,
+) -> FramePower:
+    """:class:`FramePower` of a grey image (``patch``² windows, no larger than the frame; the
+    floor of ``noise_floor_quanta`` quanta per pixel at exposure 1; ``avoid`` as in
+    :func:`welch_windows`)."""
     a = np.asarray(image01, dtype=np.float64)
     sig = to_exposure(a, log_range) if log_range is not None else a
     pch = min(patch, *sig.shape)
     pch -= pch % 2
     power = welch_power(sig, pch, avoid=avoid)
     window_power = float((np.hanning(pch) ** 2).sum() ** 2)
-    floor = float(sig.mean()) / floor_quanta * window_power if floor_quanta else 0.0
-    return power, floor, window_power
+    floor = float(sig.mean()) / noise_floor_quanta * window_power if noise_floor_quanta else 0.0
+    return FramePower(power, floor, window_power)
 
 
 def directional_powers(
@@ -407,14 +421,7 @@ class DirectionsRead:
 
 
 def length_from_directions(
-    image01: NDArray[np.floating],
-    estimate: MotionEstimate,
-    *,
-    log_range: float | None = LOG_RANGE,
-    patch: int = 128,
-    noise_floor_quanta: float | None = None,
-    noise_variance: float | None = None,
-    avoid: NDArray[np.bool_] | None = None,
+    spectrum: FramePower, estimate: MotionEstimate, noise_variance: float | None = None
 ) -> DirectionsRead | None:
     """The length (px) of a straight motion at ``estimate``'s angle read from the power along the
     motion over the power across it (docs/models.md, "The length read across the motion").
@@ -424,16 +431,15 @@ def length_from_directions(
     display filter) cancels in the ratio, where the template of :func:`estimate_motion` (ring
     means removed, a fixed dip floor) takes the fall of such a soft frame's fine scale under the
     noise for the dips of a longer motion. The noise (``noise_variance`` measured per pixel, and
-    the floor of ``noise_floor_quanta`` as there) is taken out of both; only rings where the
+    ``spectrum``'s floor) is taken out of both; only rings where the
     power across stands :data:`DIRECTIONS_ABOVE_NOISE`× above it count, and the length is the
     least-squares fit of ``log(sinc²(L·f) + η)`` to the log ratio, L from 0.5 px to twice the
     estimate's (at least 3 px) in 0.05 px steps. Native scale only (``estimate.scale`` 1);
     ``None`` where it is not, or fewer than four rings count."""
     if estimate.scale != 1:
         return None
-    power, floor, window_power = _frame_power(image01, log_range, patch, noise_floor_quanta, avoid)
-    noise = (noise_variance or 0.0) * window_power + floor
-    r, along, across = directional_powers(power, estimate.angle_deg)
+    noise = (noise_variance or 0.0) * spectrum.window_power + spectrum.floor
+    r, along, across = directional_powers(spectrum.power, estimate.angle_deg)
     ok = (across > DIRECTIONS_ABOVE_NOISE * noise) & (along > noise)
     if int(ok.sum()) < 4:
         return None
@@ -453,22 +459,15 @@ def length_from_directions(
 
 
 def template_scores(
-    image01: NDArray[np.floating],
-    lengths_px: list[float],
-    angle_deg: float,
-    *,
-    log_range: float | None = LOG_RANGE,
-    patch: int = 128,
-    eta: float = 0.02,
-    noise_floor_quanta: float | None = None,
-    avoid: NDArray[np.bool_] | None = None,
+    spectrum: FramePower, lengths_px: list[float], angle_deg: float, eta: float = 0.02
 ) -> list[float]:
     """The straight template's normalised correlation (:func:`estimate_motion`'s ``confidence``,
-    at native scale, no noise taken out, the fixed dip floor ``eta``) for motion of each of
+    at native scale, no noise taken out, ``spectrum``'s floor added, the fixed dip floor
+    ``eta``) for motion of each of
     ``lengths_px`` at ``angle_deg``: how much worse one length fits the frame's dips than
     another at the same angle."""
-    power, floor, _ = _frame_power(image01, log_range, patch, noise_floor_quanta, avoid)
-    r, phi, resid, weights, _ = _polar_log_spectrum(power + floor, 48, 360, 0.04, 0.48)
+    power = spectrum.power + spectrum.floor
+    r, phi, resid, weights, _ = _polar_log_spectrum(power, 48, 360, 0.04, 0.48)
     scores = _match_scores(r, phi, resid, weights, np.asarray(lengths_px, dtype=np.float64), eta)
     j = int(np.argmin(np.abs((np.degrees(phi) - angle_deg + 90.0) % 180.0 - 90.0)))
     return [float(v) for v in scores[:, j]]

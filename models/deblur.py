@@ -38,6 +38,7 @@ from models.blur import LINE_DRAWINGS, drawn_linear_kernel, from_exposure, to_ex
 from models.blur_estimate import (
     MotionEstimate,
     estimate_motion,
+    frame_power,
     length_from_directions,
     template_scores,
     welch_power,
@@ -796,14 +797,10 @@ def length_read_across(
         noise = white_noise_variance(to_exposure(np.asarray(image01), policy.log_range))
     except ValueError:  # too small to measure
         noise = None
-    read = length_from_directions(
-        image01,
-        estimate,
-        log_range=policy.log_range,
-        noise_floor_quanta=floor_quanta,
-        noise_variance=noise,
-        avoid=avoid,
+    spectrum = frame_power(
+        image01, log_range=policy.log_range, noise_floor_quanta=floor_quanta, avoid=avoid
     )
+    read = length_from_directions(spectrum, estimate, noise)
     if read is None:
         return estimate
     least_gain = policy.kernel_length_across_min_fit_gain
@@ -812,12 +809,7 @@ def length_read_across(
     most_drop = policy.kernel_length_across_max_template_drop
     if most_drop is not None and read.length_px < estimate.length_px:
         at_estimate, at_read = template_scores(
-            image01,
-            [estimate.length_px, read.length_px],
-            estimate.angle_deg,
-            log_range=policy.log_range,
-            noise_floor_quanta=floor_quanta,
-            avoid=avoid,
+            spectrum, [estimate.length_px, read.length_px], estimate.angle_deg
         )
         if not at_estimate - at_read <= most_drop:
             return estimate  # the template read its dips at the estimate's length

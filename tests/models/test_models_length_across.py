@@ -16,7 +16,12 @@ from models.blur import (
     to_exposure,
     trajectory_kernel,
 )
-from models.blur_estimate import MotionEstimate, length_from_directions, template_scores
+from models.blur_estimate import (
+    MotionEstimate,
+    frame_power,
+    length_from_directions,
+    template_scores,
+)
 from models.deblur import MotionAssessment, MotionPolicy, assess_motion, find_shape
 from models.kernel_shape import KernelShape
 from models.noise_level import white_noise_variance
@@ -46,27 +51,30 @@ def test_the_length_read_across_the_motion_does_not_take_the_softness_for_motion
     soft = gaussian_filter(sharp, sigma) if sigma else sharp
     blurred = simulate_motion_blur(soft, linear_kernel(4.0, 30.0), noise=NoiseSpec(None))
     # an estimate read twice too long at the right angle: the ratio reads the motion
-    read = length_from_directions(blurred, _guess(8.0, 30.0), noise_floor_quanta=FLOOR_AT_06_MM)
+    read = length_from_directions(
+        frame_power(blurred, noise_floor_quanta=FLOOR_AT_06_MM), _guess(8.0, 30.0)
+    )
     assert read is not None
     assert read.length_px == pytest.approx(4.0, abs=0.8)
 
 
 def test_a_soft_frame_without_motion_reads_no_motion_in_any_direction() -> None:
     soft = gaussian_filter(phantom(size=512), 1.5)
+    spectrum = frame_power(soft, noise_floor_quanta=FLOOR_AT_06_MM)
     for angle in (0.0, 45.0, 120.0):
-        read = length_from_directions(soft, _guess(5.0, angle), noise_floor_quanta=FLOOR_AT_06_MM)
+        read = length_from_directions(spectrum, _guess(5.0, angle))
         assert read is not None
         assert read.length_px < 1.2
 
 
 def test_nothing_is_read_on_a_block_averaged_estimate_or_without_rings_above_the_noise() -> None:
     sharp = phantom(size=256)
-    assert length_from_directions(sharp, _guess(6.0, 0.0, scale=2)) is None
+    assert length_from_directions(frame_power(sharp), _guess(6.0, 0.0, scale=2)) is None
     flat = np.full((256, 256), 0.5, dtype=np.float32)
     rng = np.random.default_rng(2)
     noisy = simulate_motion_blur(flat, linear_kernel(3.0, 0.0), rng, noise=NoiseSpec(1e3))
     measured = white_noise_variance(to_exposure(noisy.astype(np.float64), 3.0))
-    assert length_from_directions(noisy, _guess(3.0, 0.0), noise_variance=measured) is None
+    assert length_from_directions(frame_power(noisy), _guess(3.0, 0.0), measured) is None
 
 
 def test_the_policy_keeps_the_decision_and_only_shortens_the_kernel() -> None:
@@ -119,9 +127,10 @@ def test_the_template_scores_its_own_length_above_a_far_shorter_one() -> None:
     sharp = phantom(size=512)
     rng = np.random.default_rng(4)
     blurred = simulate_motion_blur(sharp, linear_kernel(8.0, 30.0), rng, noise=NoiseSpec(2e4))
-    at_true, at_half = template_scores(blurred, [8.0, 4.0], 30.0)
+    spectrum = frame_power(blurred)
+    at_true, at_half = template_scores(spectrum, [8.0, 4.0], 30.0)
     assert at_true > at_half + 0.05
-    across = template_scores(blurred, [8.0], 120.0)[0]  # the right length across the motion
+    across = template_scores(spectrum, [8.0], 120.0)[0]  # the right length across the motion
     assert at_true > across
 
 
@@ -133,7 +142,9 @@ def test_the_read_length_is_taken_only_where_the_ratio_and_the_template_allow() 
     read = UNGATED
     a, r = assess_motion(blurred, 0.6, node), assess_motion(blurred, 0.6, read)
     assert r.estimate.length_px < a.estimate.length_px
-    found = length_from_directions(blurred, a.estimate, noise_floor_quanta=FLOOR_AT_06_MM)
+    found = length_from_directions(
+        frame_power(blurred, noise_floor_quanta=FLOOR_AT_06_MM), a.estimate
+    )
     assert found is not None and found.fits_better_by > 0.0
     assert found.misfit <= found.estimate_misfit
     gated = dataclasses.replace(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.ndimage import gaussian_filter
 
 from models.blur import NoiseSpec, linear_kernel, simulate_motion_blur, trajectory_kernel
@@ -19,6 +20,7 @@ from node.pipeline.correct import (
     ACROSS_RL_MEAN_VERSION,
     CORNERS_DETECTOR_RL_MEAN_VERSION,
     CORNERS_RL_MEAN_VERSION,
+    Corrector,
 )
 from tests.models.test_models_blur_estimate import phantom
 from tests.support.settings import gate_setting
@@ -59,12 +61,18 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     assert load_models(other).deblur.info.version == "0.44.0+across-12px-ungated"
 
 
-def test_a_soft_frame_is_corrected_with_the_length_read_across_and_the_sr_says_so(
-    tmp_path: Path,
-) -> None:
-    cfg = tmp_path / "c.yaml"
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Corrector:
+    """The node's correction on its default settings."""
+    cfg = tmp_path_factory.mktemp("shipped") / "c.yaml"
     cfg.write_text("models: {}\n")
-    deblur = load_models(load_settings(cfg, environ={})).deblur
+    return load_models(load_settings(cfg, environ={})).deblur
+
+
+def test_a_soft_frame_is_corrected_with_the_length_read_across_and_the_sr_says_so(
+    shipped: Corrector,
+) -> None:
+    deblur = shipped
     sharp = gaussian_filter(phantom(size=512), 1.2)
     rng = np.random.default_rng(5)
     blurred = simulate_motion_blur(sharp, linear_kernel(3.0, 75.0), rng, noise=NoiseSpec(None))
@@ -78,11 +86,9 @@ def test_a_soft_frame_is_corrected_with_the_length_read_across_and_the_sr_says_s
 
 
 def test_a_length_read_under_one_pixel_leaves_the_frame_uncorrected_and_says_why(
-    tmp_path: Path,
+    shipped: Corrector,
 ) -> None:
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("models: {}\n")
-    deblur = load_models(load_settings(cfg, environ={})).deblur
+    deblur = shipped
     # a field whose noisy, curved 16 px blur the estimate reads as 5 px straight motion, and the
     # spectrum along over across as none at that angle
     sharp = power_law_field(512, 3, 1.3, 0.2, 0.8).astype(np.float32)
