@@ -288,8 +288,15 @@ def evaluate_deblur(
     detector_kept_halved: bool = True,
     detector_max_specificity: float | None = None,
     detector_fallback_max_fit: float | None = None,
+    node_as_shipped: bool = False,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
+
+    ``node_as_shipped``: also the node's own correction as ``sharpray process`` builds it from
+    its settings (``config.yaml`` in the working directory or ``$SHARPRAY_CONFIG``, environment
+    overrides; every network it loads), as ``node_as_shipped``, judged on its own estimates —
+    the column that is the shipped version whatever the defaults of :mod:`models.deblur` and the
+    candidate columns are.
 
     ``consistency_min``: also the node with the thirty-fifth round's floor (λ at least 0.1 at
     pixels finer than 0.4 mm where the frame's spectrum does not follow the straight kernel and
@@ -461,6 +468,8 @@ def evaluate_deblur(
             ),
             True,
         )
+    if node_as_shipped:
+        methods["node_as_shipped"] = (shipped_node(own_mm.setdefault("node_as_shipped", [])), True)
     if deblur is not None:
         model = OnnxDeblur(deblur)
         methods["deblur_demo_generator"] = (lambda c, a: model(c.blurred), False)
@@ -496,6 +505,29 @@ def evaluate_deblur(
     if figures is not None:
         _figures(cases, outputs, figures)
     return result
+
+
+def shipped_node(motion_mm: list[float]) -> Any:
+    """The node's correction as it is built from its settings (:func:`node.app.load_models`):
+    a function of a case that assesses the motion under the node's blur-gate policy, records the
+    motion in mm it found (0 where it calls the image sharp) in ``motion_mm`` and returns the
+    corrected image; its version is printed."""
+    from models.deblur import assess_motion
+    from node.app import load_models
+    from node.config import config_path, load_settings
+    from node.pipeline.blur_gate import policy as gate_policy
+
+    settings = load_settings(config_path(None))
+    corrector = load_models(settings).deblur
+    pol = gate_policy(settings.blur_gate)
+    print(f"node_as_shipped: {corrector.info.name} {corrector.info.version}", flush=True)
+
+    def corrected(c: Case, _: Any) -> F32:
+        a = assess_motion(c.blurred, c.spacing_mm, pol)
+        motion_mm.append(a.motion_mm if a.blurred else 0.0)
+        return corrector(c.blurred, a).image
+
+    return corrected
 
 
 def wiener_blind(img: F32, kernel: NDArray[np.float64], policy: Any) -> F32:
@@ -783,6 +815,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also the node with λ at least 0.1 where a fine-pixel frame's spectrum follows the "
         "straight kernel's less than this (blur_gate.kernel_consistency_min)",
     )
+    ap.add_argument(
+        "--node-as-shipped",
+        action="store_true",
+        help="also the node's correction as sharpray process builds it from its settings "
+        "(column node_as_shipped)",
+    )
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -814,6 +852,7 @@ def main(argv: list[str] | None = None) -> int:
             not args.detector_kept_unhalved,
             args.detector_max_specificity,
             args.detector_fallback_max_fit,
+            args.node_as_shipped,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

@@ -53,6 +53,7 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
             "--detector-max-specificity",
             "0.177",
             "--detector-kept-unhalved",
+            "--node-as-shipped",
             "--figures",
             str(tmp_path / "figures"),
             "--out",
@@ -110,6 +111,14 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
     others = ("blind_wiener_node_shrink", "blind_wiener_node_checked", "blind_wiener_node_subtract")
     for name in (*blind, *others):
         assert 0.0 <= methods[name]["all"]["kernel_error_median"] <= 1.0
+    # the node as `sharpray process` builds it (its settings, every network it loads) estimates
+    # the motion under its own blur-gate policy: the same estimate as models.deblur's defaults
+    shipped = methods["node_as_shipped"]
+    rows = {row: scores for row, scores in node.items() if isinstance(scores, dict)}
+    assert len(rows) == 8  # the six cases, "0.6mm/all" and "all"
+    for row, scores in rows.items():
+        assert shipped[row]["n"] == scores["n"]
+        assert shipped[row]["motion_error_mm_median"] == scores["motion_error_mm_median"], row
     # the eighth round's candidate estimates the motion itself: its own error column
     assert "motion_error_mm_median" in methods["blind_wiener_node_subtract"]["all"]
     assert "kernel_error_median" not in methods["wiener_oracle_kernel"]["all"]
