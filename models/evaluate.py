@@ -289,6 +289,7 @@ def evaluate_deblur(
     detector_max_specificity: float | None = None,
     detector_fallback_max_fit: float | None = None,
     node_as_shipped: bool = False,
+    figure_methods: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Every method on every case; PSNR/SSIM gains over the blurred input, motion error.
 
@@ -296,7 +297,8 @@ def evaluate_deblur(
     its settings (``config.yaml`` in the working directory or ``$SHARPRAY_CONFIG``, environment
     overrides; every network it loads), as ``node_as_shipped``, judged on its own estimates —
     the column that is the shipped version whatever the defaults of :mod:`models.deblur` and the
-    candidate columns are.
+    candidate columns are. ``figure_methods``: the pictures' panels after the sharp image, in this
+    order (default: every method).
 
     ``consistency_min``: also the node with the thirty-fifth round's floor (λ at least 0.1 at
     pixels finer than 0.4 mm where the frame's spectrum does not follow the straight kernel and
@@ -485,6 +487,9 @@ def evaluate_deblur(
         },
         "methods": {},
     }
+    unknown = [m for m in figure_methods or () if m not in methods]
+    if unknown:  # said before the run, not after it
+        raise ValueError(f"--figure-methods: no such method in this run: {unknown}")
     outputs: dict[str, list[F32]] = {}
     for name, (fn, blind) in methods.items():
         t = time.perf_counter()
@@ -503,6 +508,8 @@ def evaluate_deblur(
         }
         print(name, json.dumps(result["methods"][name]["all"]), flush=True)
     if figures is not None:
+        if figure_methods is not None:
+            outputs = {m: outputs[m] for m in figure_methods}
         _figures(cases, outputs, figures)
     return result
 
@@ -821,6 +828,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also the node's correction as sharpray process builds it from its settings "
         "(column node_as_shipped)",
     )
+    ap.add_argument(
+        "--figure-methods",
+        nargs="+",
+        default=None,
+        help="the pictures' panels after the sharp image, in this order (default: every method)",
+    )
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -853,6 +866,7 @@ def main(argv: list[str] | None = None) -> int:
             args.detector_max_specificity,
             args.detector_fallback_max_fit,
             args.node_as_shipped,
+            tuple(args.figure_methods) if args.figure_methods else None,
         )
     if args.labels is not None and (args.classify / "manifest.json").is_file():
         # corrected as the node corrects (blind Wiener), whatever generator the table compares

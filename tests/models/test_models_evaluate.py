@@ -54,6 +54,10 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
             "0.177",
             "--detector-kept-unhalved",
             "--node-as-shipped",
+            "--figure-methods",
+            "blurred_input",
+            "wiener_oracle_kernel",
+            "node_as_shipped",
             "--figures",
             str(tmp_path / "figures"),
             "--out",
@@ -124,7 +128,8 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
     assert "kernel_error_median" not in methods["wiener_oracle_kernel"]["all"]
     assert methods["blurred_input"]["all"]["psnr_gain_db"] == 0.0
     with Image.open(sheets[0]) as sheet:
-        assert sheet.size[0] == (1 + len(methods)) * (2 * 96 + 4)
+        # sharp, then the panels asked for
+        assert sheet.size[0] == (1 + 3) * (2 * 96 + 4)
     clf = m["classifier"]
     assert {"clean", "blurred", "corrected"} <= set(clf)
     assert len(clf["clean"]["accuracy_ci95"]) == 2
