@@ -514,11 +514,12 @@ def evaluate_deblur(
     return result
 
 
-def shipped_node(motion_mm: list[float]) -> Any:
+def shipped_node(motion_mm: list[float], said: list[str] | None = None) -> Any:
     """The node's correction as it is built from its settings (:func:`node.app.load_models`):
     a function of a case that assesses the motion under the node's blur-gate policy, records the
-    motion in mm it found (0 where it calls the image sharp) in ``motion_mm`` and returns the
-    corrected image; its version is printed."""
+    motion in mm it found (0 where it calls the image sharp) in ``motion_mm`` and what the
+    correction says it did in ``said`` (where given), and returns the corrected image; its
+    version is printed."""
     from models.deblur import assess_motion
     from node.app import load_models
     from node.config import config_path, load_settings
@@ -532,7 +533,10 @@ def shipped_node(motion_mm: list[float]) -> Any:
     def corrected(c: Case, _: Any) -> F32:
         a = assess_motion(c.blurred, c.spacing_mm, pol)
         motion_mm.append(a.motion_mm if a.blurred else 0.0)
-        return corrector(c.blurred, a).image
+        done = corrector(c.blurred, a)
+        if said is not None:
+            said.append(done.method)
+        return done.image
 
     return corrected
 
