@@ -514,18 +514,21 @@ def evaluate_deblur(
     return result
 
 
-def shipped_node(motion_mm: list[float], said: list[str] | None = None) -> Any:
+def shipped_node(
+    motion_mm: list[float], said: list[str] | None = None, overrides: dict[str, str] | None = None
+) -> Any:
     """The node's correction as it is built from its settings (:func:`node.app.load_models`):
     a function of a case that assesses the motion under the node's blur-gate policy, records the
     motion in mm it found (0 where it calls the image sharp) in ``motion_mm`` and what the
     correction says it did in ``said`` (where given), and returns the corrected image; its
-    version is printed."""
+    version is printed. ``overrides``: environment variables over the process's own (a
+    candidate's settings, ``SHARPRAY_MODELS__KERNEL_SHAPE_DETECTOR`` and the like)."""
     from models.deblur import assess_motion
     from node.app import load_models
     from node.config import config_path, load_settings
     from node.pipeline.blur_gate import policy as gate_policy
 
-    settings = load_settings(config_path(None))
+    settings = load_settings(config_path(None), {**os.environ, **(overrides or {})})
     corrector = load_models(settings).deblur
     pol = gate_policy(settings.blur_gate)
     print(f"node_as_shipped: {corrector.info.name} {corrector.info.version}", flush=True)
