@@ -470,8 +470,10 @@ def evaluate_deblur(
             ),
             True,
         )
+    shipped = ""
     if node_as_shipped:
-        methods["node_as_shipped"] = (shipped_node(own_mm.setdefault("node_as_shipped", [])), True)
+        fn, shipped = shipped_node(own_mm.setdefault("node_as_shipped", []))
+        methods["node_as_shipped"] = (fn, True)
     if deblur is not None:
         model = OnnxDeblur(deblur)
         methods["deblur_demo_generator"] = (lambda c, a: model(c.blurred), False)
@@ -487,6 +489,9 @@ def evaluate_deblur(
         },
         "methods": {},
     }
+    if shipped:
+        result["node_as_shipped"] = shipped
+        print(f"node_as_shipped: {shipped}", flush=True)
     unknown = [m for m in figure_methods or () if m not in methods]
     if unknown:  # said before the run, not after it
         raise ValueError(f"--figure-methods: no such method in this run: {unknown}")
@@ -516,12 +521,12 @@ def evaluate_deblur(
 
 def shipped_node(
     motion_mm: list[float], said: list[str] | None = None, overrides: dict[str, str] | None = None
-) -> Any:
+) -> tuple[Any, str]:
     """The node's correction as it is built from its settings (:func:`node.app.load_models`):
-    a function of a case that assesses the motion under the node's blur-gate policy, records the
-    motion in mm it found (0 where it calls the image sharp) in ``motion_mm`` and what the
-    correction says it did in ``said`` (where given), and returns the corrected image; its
-    version is printed. ``overrides``: environment variables over the process's own (a
+    (a function of a case that assesses the motion under the node's blur-gate policy, records
+    the motion in mm it found (0 where it calls the image sharp) in ``motion_mm`` and what the
+    correction says it did in ``said`` (where given), and returns the corrected image; the
+    correction's name and version). ``overrides``: environment variables over the process's own (a
     candidate's settings, ``SHARPRAY_MODELS__KERNEL_SHAPE_DETECTOR`` and the like)."""
     from models.deblur import assess_motion
     from node.app import load_models
@@ -531,7 +536,7 @@ def shipped_node(
     settings = load_settings(config_path(None), {**os.environ, **(overrides or {})})
     corrector = load_models(settings).deblur
     pol = gate_policy(settings.blur_gate)
-    print(f"node_as_shipped: {corrector.info.name} {corrector.info.version}", flush=True)
+    identity = f"{corrector.info.name} {corrector.info.version}"
 
     def corrected(c: Case, _: Any) -> F32:
         a = assess_motion(c.blurred, c.spacing_mm, pol)
@@ -541,7 +546,7 @@ def shipped_node(
             said.append(done.method)
         return done.image
 
-    return corrected
+    return corrected, identity
 
 
 def wiener_blind(img: F32, kernel: NDArray[np.float64], policy: Any) -> F32:

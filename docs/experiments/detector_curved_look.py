@@ -57,7 +57,8 @@ def path_of(text: str) -> str:
 def run(which: str, names: list[str], out: Path) -> None:
     motion_mm: list[float] = []
     texts: list[str] = []
-    node = shipped_node(motion_mm, texts)
+    node, version = shipped_node(motion_mm, texts)
+    print(version, flush=True)
     pol = MotionPolicy()
     scenes = frames if which == "mhh" else kermany_frames
     rows: list[dict[str, Any]] = []

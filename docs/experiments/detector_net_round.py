@@ -56,12 +56,13 @@ def names_of(which: str) -> list[str]:
 def run(which: str, candidate: Path, out: Path) -> None:
     node_mm: list[float] = []
     node_said: list[str] = []
-    node = shipped_node(node_mm, node_said)
+    node, version = shipped_node(node_mm, node_said)
     cand_mm: list[float] = []
     cand_said: list[str] = []
-    cand = shipped_node(
+    cand, _ = shipped_node(
         cand_mm, cand_said, {"SHARPRAY_MODELS__KERNEL_SHAPE_DETECTOR": str(candidate.resolve())}
     )
+    print(version, "and the candidate network", candidate, flush=True)
     scenes = kermany_frames if which == "kermany" else frames
     rows: list[dict[str, Any]] = []
     out.parent.mkdir(parents=True, exist_ok=True)

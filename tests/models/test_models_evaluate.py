@@ -117,6 +117,9 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
         assert 0.0 <= methods[name]["all"]["kernel_error_median"] <= 1.0
     # the node as `sharpray process` builds it (its settings, every network it loads) estimates
     # the motion under its own blur-gate policy: the same estimate as models.deblur's defaults
+    from node.pipeline.correct import ACROSS_DETECTOR_RL_MEAN_VERSION, WIENER_NAME
+
+    assert m["deblur"]["node_as_shipped"] == f"{WIENER_NAME} {ACROSS_DETECTOR_RL_MEAN_VERSION}"
     shipped = methods["node_as_shipped"]
     rows = {row: scores for row, scores in node.items() if isinstance(scores, dict)}
     assert len(rows) == 8  # the six cases, "0.6mm/all" and "all"
@@ -133,3 +136,31 @@ def test_evaluate_runs_on_test_models(tmp_path: Path, test_models: dict[str, Pat
     clf = m["classifier"]
     assert {"clean", "blurred", "corrected"} <= set(clf)
     assert len(clf["clean"]["accuracy_ci95"]) == 2
+
+
+@pytest.mark.skipif(not (MHH / "metadata.csv").is_file(), reason=f"shared data absent: {MHH}")
+def test_an_unknown_picture_panel_is_refused_before_the_run(tmp_path: Path) -> None:
+    from models import evaluate
+
+    with pytest.raises(ValueError, match="no_such_method"):
+        evaluate.main(
+            [
+                "--radiographs",
+                str(MHH),
+                "--deblur",
+                "/none",
+                "--max-images",
+                "1",
+                "--crop",
+                "128",
+                "--figure-methods",
+                "blurred_input",
+                "no_such_method",
+                "--figures",
+                str(tmp_path / "figures"),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    assert not (tmp_path / "figures").exists()
+    assert not (tmp_path / "metrics.json").exists()
