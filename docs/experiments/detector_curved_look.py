@@ -35,9 +35,8 @@ from outside_blur import gain
 from round_design import kermany_train_every_200th, unnamed_mhh_images
 
 from models.deblur import MotionPolicy, assess_motion
-from models.deconvolve import wiener
 from models.evaluate import Case as EvalCase
-from models.evaluate import shipped_node
+from models.evaluate import shipped_node, wiener_blind
 
 KINDS = ("straight", "curved")
 MOTION_MM = (2.0, 4.0)
@@ -72,9 +71,6 @@ def run(which: str, names: list[str], out: Path) -> None:
             texts.clear()
             corrected = node(case, None)
 
-            def fixed(kernel: np.ndarray, b: np.ndarray = c.blurred) -> np.ndarray:
-                return wiener(b, kernel, pol.balance, pol.power, pol.log_range)
-
             rows.append(
                 c.row(
                     flagged=a.blurred,
@@ -83,8 +79,10 @@ def run(which: str, names: list[str], out: Path) -> None:
                     path=path_of(texts[0]),
                     mean=texts[0].startswith("mean of two"),
                     node=gain(c.sharp, c.blurred, corrected),
-                    baseline=gain(c.sharp, c.blurred, fixed(a.estimate.kernel())),
-                    oracle=gain(c.sharp, c.blurred, fixed(c.kernel)),
+                    baseline=gain(
+                        c.sharp, c.blurred, wiener_blind(c.blurred, a.estimate.kernel(), pol)
+                    ),
+                    oracle=gain(c.sharp, c.blurred, wiener_blind(c.blurred, c.kernel, pol)),
                 )
             )
         out.write_text(json.dumps(rows))

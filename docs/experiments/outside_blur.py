@@ -30,7 +30,7 @@ from fitting_cases import read_rows
 from skimage.metrics import peak_signal_noise_ratio
 
 from models.deblur import MotionPolicy, assess_motion, correct
-from models.deconvolve import wiener
+from models.evaluate import wiener_blind
 from models.tune_balance import image_lists
 
 MOTION_MM = (1.0, 2.0, 4.0)
@@ -53,15 +53,14 @@ def run(names: list[str], out: Path) -> None:
         for c in image_cases(name, frames, "outside-blur", KINDS, MOTION_MM, NOISES):
             a = assess_motion(c.blurred, SPACING_MM, node)
 
-            def fixed(kernel: np.ndarray, b: np.ndarray = c.blurred) -> np.ndarray:
-                return wiener(b, kernel, node.balance, node.power, node.log_range)
-
             rows.append(
                 c.row(
                     flagged=a.blurred,
                     node=gain(c.sharp, c.blurred, correct(c.blurred, a, node)),
-                    baseline=gain(c.sharp, c.blurred, fixed(a.estimate.kernel())),
-                    oracle=gain(c.sharp, c.blurred, fixed(c.kernel)),
+                    baseline=gain(
+                        c.sharp, c.blurred, wiener_blind(c.blurred, a.estimate.kernel(), node)
+                    ),
+                    oracle=gain(c.sharp, c.blurred, wiener_blind(c.blurred, c.kernel, node)),
                 )
             )
         out.write_text(json.dumps(rows))
