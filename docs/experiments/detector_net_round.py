@@ -20,7 +20,10 @@ as 1024² scenes (``detector_scenes.frames``). Open and collimated, straight / c
 
 Run: ``PYTHONPATH=../.. python detector_net_round.py --set kermany --candidate FOLDER --out
 runs/r62-kermany.json`` (and ``--set mhh``), then ``--summary runs/r62-*.json``. ``--round 63``:
-the sixty-third round's images, and the candidate is the mean of the two corrections.
+the sixty-third round's images, and the candidate is the mean of the two corrections;
+``--round 64`` the same candidate on the sixty-fourth round's images (fresh Kermany from the
+55th, ``tune_balance``'s validation images 17-24), whose rule counts curved and shake on the
+open scenes (the summary prints both).
 """
 
 from __future__ import annotations
@@ -51,18 +54,21 @@ HARMED_DB = -0.1
 #: the sixty-third round's images (none of them read by the sixty-second): Kermany from the
 #: 45th, tune_balance's validation images 9-16
 ROUND_63_KERMANY_OFFSET = 45
+#: the sixty-fourth round's (read by neither): Kermany from the 55th, validation images 17-24
+ROUND_64_KERMANY_OFFSET = 55
 
 
 def names_of(which: str, round_no: int = 62) -> list[str]:
+    first = {62: 0, 63: 8, 64: 16}[round_no]
     if which == "kermany":
-        offset = KERMANY_OFFSET if round_no == 62 else ROUND_63_KERMANY_OFFSET
-        return kermany_train_every_200th(offset)[:16]
-    return image_lists(DATA)[1][:8] if round_no == 62 else image_lists(DATA)[1][8:16]
+        offset = {62: KERMANY_OFFSET, 63: ROUND_63_KERMANY_OFFSET, 64: ROUND_64_KERMANY_OFFSET}
+        return kermany_train_every_200th(offset[round_no])[:16]
+    return image_lists(DATA)[1][first : first + 8]
 
 
 def run(which: str, candidate: Path, out: Path, round_no: int = 62) -> None:
     """Rows of the node as shipped and the candidate: the node with the ``candidate`` network
-    (the sixty-second round) or, ``round_no`` 63, the pixel-wise mean of the node's correction
+    (the sixty-second round) or, ``round_no`` 63 and 64, the pixel-wise mean of the node's correction
     and that one (where the network read no frame the two are the same, and so the mean)."""
     node_mm: list[float] = []
     node_said: list[str] = []
@@ -82,7 +88,7 @@ def run(which: str, candidate: Path, out: Path, round_no: int = 62) -> None:
                 name, "detector", c.kind, "", c.mm, SPACING_MM, c.kernel, c.sharp, c.blurred
             )
             a, b = node(case, None), cand(case, None)
-            if round_no == 63:
+            if round_no in (63, 64):
                 b = ((a.astype(np.float64) + b) / 2).astype(np.float32)
             if node_mm[-1] != cand_mm[-1]:
                 raise AssertionError(f"the candidate estimated otherwise: {c.row()}")
@@ -120,6 +126,13 @@ def summary(paths: list[Path]) -> None:
         f"{np.mean([r['candidate'] for r in moving]):+.3f} "
         f"(Δ {np.mean([r['candidate'] - r['node'] for r in moving]):+.3f})"
     )
+    open_moving = [r for r in moving if r["scene"] == "open"]
+    print(
+        "curved and shake, open scenes, both sets: node "
+        f"{np.mean([r['node'] for r in open_moving]):+.3f} candidate "
+        f"{np.mean([r['candidate'] for r in open_moving]):+.3f} "
+        f"(Δ {np.mean([r['candidate'] - r['node'] for r in open_moving]):+.3f})"
+    )
     groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for r in rows:
         groups[(r["set"], r["scene"], r["kind"], r["mm"])].append(r["candidate"] - r["node"])
@@ -134,7 +147,7 @@ def main() -> None:
     ap = parser()
     ap.add_argument("--set", choices=("kermany", "mhh"), default="kermany")
     ap.add_argument("--candidate", type=Path)
-    ap.add_argument("--round", type=int, choices=(62, 63), default=62)
+    ap.add_argument("--round", type=int, choices=(62, 63, 64), default=62)
     args = ap.parse_args()
     if args.summary:
         summary(args.summary)
