@@ -218,6 +218,60 @@ def detector_fallback(
     return row
 
 
+def detector_second(
+    repeat: int, size: int = 2048, folder: Path | None = None
+) -> dict[str, Any] | None:
+    """The mean with a second native-pixel network (``models.kernel_shape_detector_second``,
+    the sixty-fourth round): a quiet ``size``² frame at 0.2 mm/px (no noise: the networks read
+    it), open and collimated, blurred by a curved 20 px (4 mm) path; the node's correction as
+    built without and with the second network (``folder``: the bundled one; None where it is
+    absent)."""
+    from models.blur import NoiseSpec, simulate_motion_blur, trajectory_kernel
+    from models.deblur import MotionPolicy
+    from models.tune_balance import BUNDLED_MAGNITUDE
+    from models.tune_deconvolution import collimate
+    from node.pipeline.correct import Corrector
+    from node.pipeline.infer import KernelMagnitude, load_model
+
+    weights = BUNDLED_MAGNITUDE.parent
+    folder = folder or weights / "kernel-magnitude-detector-second"
+    if not (folder / "manifest.json").is_file():
+        return None
+
+    def net(path: Path) -> KernelMagnitude:
+        return KernelMagnitude(load_model(path, "cpu", 0, True))
+
+    policy = MotionPolicy()
+    first, at_06 = net(weights / "kernel-magnitude"), net(weights / "kernel-magnitude-second")
+    detector = net(weights / "kernel-magnitude-detector")
+    built = Corrector(policy, None, first, detector, at_06)
+    both = Corrector(policy, None, first, detector, at_06, net(folder))
+    kernel = trajectory_kernel(20.0, np.random.default_rng(2), curvature=1.0)
+    row: dict[str, Any] = {"size": size, "pixel_spacing_mm": 0.2}
+    for scene, sharp in (("open", frame(size, 3)), ("collimated", collimate(frame(size, 3)))):
+        blurred = simulate_motion_blur(
+            sharp, kernel, np.random.default_rng(1), noise=NoiseSpec(None)
+        )
+        row[scene] = _with_and_without(blurred, built, both, policy, repeat)
+    return row
+
+
+def _with_and_without(
+    blurred: F32, built: Any, both: Any, policy: Any, repeat: int
+) -> dict[str, Any]:
+    """One frame's estimate and its correction by ``built`` and by ``both``, timed."""
+    from models.deblur import assess_motion
+
+    a = assess_motion(blurred, 0.2, policy)
+    return {
+        "decision": a.decision,
+        "said": both(blurred, a).method[:160],
+        "estimate_s": _median_s(lambda: assess_motion(blurred, 0.2, policy), repeat),
+        "node_s": _median_s(lambda: built(blurred, a), repeat),
+        "with_second_s": _median_s(lambda: both(blurred, a), repeat),
+    }
+
+
 def shadow_fallback(repeat: int, size: int = 2048) -> dict[str, Any]:
     """The fallback that leaves the shadows out of its fit (the fifty-third and fifty-fourth
     rounds): a ``size``² frame at 0.2 mm/px whose anatomy moved 20 px (4 mm) under a collimator
@@ -340,7 +394,11 @@ def fallback_cap(repeat: int, sizes: tuple[int, ...] = (640, 1024)) -> list[dict
 
 
 def run(
-    size: int = 2048, repeat: int = 3, motion_px: float = 20.0, quanta: float | None = 1e4
+    size: int = 2048,
+    repeat: int = 3,
+    motion_px: float = 20.0,
+    quanta: float | None = 1e4,
+    detector_second_folder: Path | None = None,
 ) -> dict[str, Any]:
     from models.blur import linear_kernel
     from models.tune_deconvolution import collimate
@@ -358,6 +416,7 @@ def run(
         "detector_shape_step": detector_shape_step(repeat, quanta, size),
         "fallback_cap": fallback_cap(repeat, (640, 1024) if size >= 1024 else (size,)),
         "detector_fallback": detector_fallback(repeat, size),
+        "detector_second": detector_second(repeat, size, detector_second_folder),
         "shadow_fallback": shadow_fallback(repeat, size),
         "clear_windows": clear_windows(repeat, size),
     }
@@ -371,8 +430,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--quanta", type=float, default=1e4, help="Poisson quanta/px after the blur (0: none)"
     )
+    ap.add_argument(
+        "--detector-second",
+        type=Path,
+        default=None,
+        help="a second native-pixel magnitude folder (models.kernel_shape_detector_second) to time",
+    )
     args = ap.parse_args(argv)
-    res = run(args.size, args.repeat, quanta=args.quanta or None)
+    res = run(
+        args.size,
+        args.repeat,
+        quanta=args.quanta or None,
+        detector_second_folder=args.detector_second,
+    )
     text = json.dumps(res, indent=1)
     print(text)
     if args.out is not None:

@@ -104,8 +104,28 @@ def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
             "models.kernel_shape_second is not used: it belongs to the shape step of the blind "
             "Wiener correction without a refiner (models.kernel_shape off, or models.deblur set)"
         )
+    detector_second = (
+        KernelMagnitude(
+            load_model(m.kernel_shape_detector_second, "cpu", m.intra_op_threads, m.verify_sha256)
+        )
+        if m.kernel_shape_detector_second is not None
+        and detector_magnitude is not None
+        and generator is None
+        else None
+    )
+    if m.kernel_shape_detector_second is not None and detector_second is None:
+        log.info(
+            "models.kernel_shape_detector_second is not used: it belongs to the native-pixel "
+            "shape step of the blind Wiener correction without a refiner "
+            "(models.kernel_shape_detector or models.kernel_shape off, or models.deblur set)"
+        )
     corrector = Corrector(
-        blur_policy(settings.blur_gate), generator, magnitude, detector_magnitude, second_magnitude
+        blur_policy(settings.blur_gate),
+        generator,
+        magnitude,
+        detector_magnitude,
+        second_magnitude,
+        detector_second,
     )
     classify = load_model(m.classify, m.providers, m.intra_op_threads, m.verify_sha256)
     if metrics is not None:

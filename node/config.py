@@ -127,8 +127,19 @@ class ModelSettings(Strict):
     # used only with kernel_shape and the blind Wiener correction; null (or "off"): the first
     # alone (0.12.0).
     kernel_shape_second: Path | None = BUNDLED_MODELS / "kernel-magnitude-second"
+    # A second native-pixel kernel magnitude (detector scale, pixels finer than 0.4 mm): where
+    # kernel_shape_detector read a frame, the correction is the mean of the one with each (the
+    # sixty-third and sixty-fourth rounds); used only with kernel_shape_detector and the blind
+    # Wiener correction; null (or "off"): the first alone.
+    kernel_shape_detector_second: Path | None = None
 
-    @field_validator("kernel_shape", "kernel_shape_detector", "kernel_shape_second", mode="before")
+    @field_validator(
+        "kernel_shape",
+        "kernel_shape_detector",
+        "kernel_shape_second",
+        "kernel_shape_detector_second",
+        mode="before",
+    )
     @classmethod
     def _kernel_shape(cls, v: object) -> object:
         # YAML reads a bare off as false

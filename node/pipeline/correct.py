@@ -164,6 +164,10 @@ ACROSS_MIN_FIT_GAIN = 0.25
 ACROSS_MAX_TEMPLATE_DROP = 0.15
 ACROSS_RL_MEAN_VERSION = "0.45.0"
 ACROSS_DETECTOR_RL_MEAN_VERSION = "0.46.0"
+#: As :data:`ACROSS_DETECTOR_RL_MEAN_VERSION`, the correction at detector scale the mean of the
+#: one with the native-pixel network and with a second (``models.kernel_shape_detector_second``,
+#: sharpray-kernel-magnitude-detector 0.2.0; the sixty-third and sixty-fourth rounds)
+DETECTOR_SECOND_VERSION = "0.47.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -293,12 +297,15 @@ def wiener_info(
     magnitude: ModelManifest | None = None,
     detector: ModelManifest | None = None,
     second: ModelManifest | None = None,
+    detector_second: ModelManifest | None = None,
 ) -> ModelInfo:
     """The identity of the blind Wiener correction under ``policy``, with the kernel shape step
     of the ``magnitude`` model where one is given (and of the ``detector`` model at pixels finer
     than 0.4 mm), its correction averaged with the one of the ``second`` model where given."""
     if (detector is not None or second is not None) and magnitude is None:
         raise ValueError("the detector-scale and the second magnitude belong to the shape step")
+    if detector_second is not None and detector is None:
+        raise ValueError("the second native-pixel magnitude belongs to the native-pixel step")
     if magnitude is None:
         version = WIENER_VERSION
     elif second is None:
@@ -306,6 +313,12 @@ def wiener_info(
     else:
         plain, on_detector = mean_versions(policy)
         version = plain if detector is None else on_detector
+    if detector_second is not None:
+        version = (
+            DETECTOR_SECOND_VERSION
+            if version == ACROSS_DETECTOR_RL_MEAN_VERSION
+            else f"{version}+detector-second"
+        )
     described: dict[str, object] = {
         "name": WIENER_NAME,
         "version": version,
@@ -407,6 +420,12 @@ def wiener_info(
                 described["shape_detector_max_consistency"] = policy.shape_detector_max_consistency
             if policy.shape_detector_max_specificity is not None:
                 described["shape_detector_max_specificity"] = policy.shape_detector_max_specificity
+            if detector_second is not None:
+                described["kernel_magnitude_detector_second"] = [
+                    detector_second.name,
+                    detector_second.version,
+                    detector_second.sha256,
+                ]
         described["shape_thresholds"] = list(effective_thresholds(policy.shape_thresholds))
         if second is not None:
             described["kernel_magnitude_second"] = [second.name, second.version, second.sha256]
@@ -479,6 +498,13 @@ def wiener_info(
                 f", averaged with the same correction by a second magnitude ({second.name} "
                 f"{second.version}) where the first read the frame"
                 if second is not None
+                else ""
+            )
+            + (
+                f", at detector scale averaged with the same correction by a second native-pixel "
+                f"magnitude ({detector_second.name} {detector_second.version}) where the first "
+                "read the frame"
+                if detector_second is not None
                 else ""
             )
             + " and Wiener deconvolution"
@@ -586,9 +612,16 @@ class Corrector:
         magnitude: KernelMagnitude | None = None,
         detector_magnitude: KernelMagnitude | None = None,
         second_magnitude: KernelMagnitude | None = None,
+        detector_second: KernelMagnitude | None = None,
     ) -> None:
         self.policy = policy
         self.generator = generator
+        if detector_second is not None and (detector_magnitude is None or generator is not None):
+            raise ValueError(
+                "the second native-pixel kernel magnitude belongs to the native-pixel shape step "
+                "of the blind Wiener correction without a refiner"
+            )
+        self.detector_second = detector_second
         if second_magnitude is not None and (magnitude is None or generator is not None):
             raise ValueError(
                 "the second kernel magnitude belongs to the shape step of the blind Wiener "
@@ -629,6 +662,7 @@ class Corrector:
                 magnitude.model.manifest if magnitude is not None else None,
                 detector_magnitude.model.manifest if detector_magnitude is not None else None,
                 second_magnitude.model.manifest if second_magnitude is not None else None,
+                detector_second.model.manifest if detector_second is not None else None,
             )
         )
 
@@ -698,6 +732,8 @@ class Corrector:
         said = self._said(motion, done)
         second = self.second_magnitude
         finest = self.policy.shape_finest_spacing_mm
+        if finest is not None and motion.pixel_spacing_mm < finest:
+            return self._detector_mean(a, motion, done, said)
         if (
             second is None
             or done.shape is None
@@ -720,6 +756,33 @@ class Corrector:
             True,
             f"mean of two corrections: {said}; and, with kernel magnitude {m.name} {m.version},"
             f" {self._said(motion, other)}",
+        )
+
+    def _detector_mean(
+        self, a: F32, motion: MotionAssessment, done: Deconvolution, said: str
+    ) -> Correction:
+        """At detector scale: ``done``, or where the native-pixel network read the frame and a
+        second one is configured, the pixel-wise mean of ``done`` and the same correction with
+        the second network (where neither retrieved a kernel the two are the same)."""
+        second = self.detector_second
+        if second is None or done.shape is None or not done.shape.checked:
+            # the second network would read the frame only where the first did (the same
+            # gates: quiet frame, length, shadows), so elsewhere both corrections are the same
+            return Correction(done.image, True, said)
+        assert self.magnitude is not None  # the constructor's check
+        shape = find_shape(a, motion, self.policy, self.magnitude, second)
+        if shape is not None and not shape.replaced and not done.shape.replaced:
+            return Correction(done.image, True, said)
+        other = deconvolve(
+            a, motion, self.policy, magnitude=self.magnitude, shape=shape, detector_magnitude=second
+        )
+        mean = ((done.image.astype(np.float64) + other.image) / 2).astype(np.float32)
+        m = second.model.manifest
+        return Correction(
+            mean,
+            True,
+            f"mean of two corrections: {said}; and, with native-pixel kernel magnitude {m.name} "
+            f"{m.version}, {self._said(motion, other)}",
         )
 
     def _said(self, motion: MotionAssessment, done: Deconvolution) -> str:

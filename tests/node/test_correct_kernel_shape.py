@@ -29,6 +29,7 @@ from node.pipeline.correct import (
     DETECTOR_DRAWN_RL_MEAN_VERSION,
     DETECTOR_MEAN_VERSION,
     DETECTOR_RL_MEAN_VERSION,
+    DETECTOR_SECOND_VERSION,
     DETECTOR_SHAPED_VERSION,
     DRAWN_RL_MEAN_VERSION,
     MEAN_VERSION,
@@ -545,3 +546,83 @@ def test_the_fallback_s_cap_by_the_frame_s_size_where_the_setting_says(
     motion = assess_motion(blurred, 0.6, built)
     assert motion.blurred
     _fallback_steps_said(sharp, blurred, motion, new, old, (120, 40), 0.3)
+
+
+def test_a_second_native_pixel_network_s_correction_is_averaged_at_detector_scale(
+    magnitude: KernelMagnitude,
+) -> None:
+    """The sixty-third and sixty-fourth rounds' setting (``models.kernel_shape_detector_second``):
+    at pixels finer than 0.4 mm, where the native-pixel network read the frame, the correction
+    is the pixel-wise mean of the node's correction with each network — to the bit the mean of
+    two nodes built one with each, which is what the rounds measured; its own version and
+    Device UID; said in the description and the text; at ≈0.6 mm nothing changes."""
+    detector = KernelMagnitude(
+        load_model(BUNDLED_MODELS / "kernel-magnitude-detector", "cpu", 1, True)
+    )
+    second = magnitude  # the bundled ≈0.6 mm network stands in for a second native-pixel one
+    at_06 = KernelMagnitude(load_model(BUNDLED_MODELS / "kernel-magnitude-second", "cpu", 1, True))
+    policy = MotionPolicy()
+    shipped = Corrector(policy, None, magnitude, detector, at_06)
+    with_second = Corrector(policy, None, magnitude, detector, at_06, second)
+    alone_second = Corrector(policy, None, magnitude, second, at_06)
+    assert shipped.info.version == ACROSS_DETECTOR_RL_MEAN_VERSION
+    assert with_second.info.version == DETECTOR_SECOND_VERSION != shipped.info.version
+    assert with_second.info.device_uid != shipped.info.device_uid
+    said = with_second.info.description or ""
+    assert "second native-pixel magnitude (sharpray-kernel-magnitude 0.5.0)" not in said
+    assert f"second native-pixel magnitude ({second.model.manifest.name} " in said
+    _, _, blurred = _blurred_curved(4)
+    fine = assess_motion(blurred, 0.2, policy)
+    assert fine.blurred
+    first, other = shipped(blurred, fine), alone_second(blurred, fine)
+    assert not np.array_equal(first.image, other.image)  # the two networks differ here
+    expected = ((first.image.astype(np.float64) + other.image) / 2).astype(np.float32)
+    out = with_second(blurred, fine)
+    assert out.applied and np.array_equal(out.image, expected)
+    assert out.method.startswith("mean of two corrections: ")
+    assert f"native-pixel kernel magnitude {second.model.manifest.name}" in out.method
+    # at ≈0.6 mm the native-pixel networks are not read: the correction is the shipped one
+    coarse = assess_motion(blurred, 0.6, policy)
+    assert np.array_equal(with_second(blurred, coarse).image, shipped(blurred, coarse).image)
+    # a noisy frame at detector scale: the network does not read it, one correction
+    noisy = simulate_motion_blur(
+        _blurred_curved(4)[0],
+        linear_kernel(10.0, 30.0),
+        np.random.default_rng(3),
+        noise=NoiseSpec(1e4),
+    )
+    loud = assess_motion(noisy, 0.2, policy)
+    assert loud.blurred
+    assert np.array_equal(with_second(noisy, loud).image, shipped(noisy, loud).image)
+    # it belongs to the native-pixel step of the blind correction
+    with pytest.raises(ValueError, match="native-pixel"):
+        Corrector(policy, None, magnitude, None, None, second)
+    with pytest.raises(ValueError, match="native-pixel"):
+        wiener_info(policy, magnitude.model.manifest, None, None, second.model.manifest)
+
+
+def test_the_detector_second_setting_is_off_by_default_and_loads_only_with_the_detector_step(
+    tmp_path: Path,
+) -> None:
+    from node.app import load_models
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models: {}\n")
+    assert load_settings(cfg, environ={}).models.kernel_shape_detector_second is None
+    shipped = load_settings(Path(__file__).parents[2] / "config.yaml", environ={})
+    assert shipped.models.kernel_shape_detector_second is None  # the rounds missed: off
+    assert load_models(shipped).deblur.info.version == ACROSS_DETECTOR_RL_MEAN_VERSION
+    cfg.write_text("models:\n  kernel_shape_detector_second: kernel-magnitude\n")
+    s = load_settings(cfg, environ={})
+    assert s.models.kernel_shape_detector_second == BUNDLED
+    loaded = load_models(s).deblur
+    assert loaded.detector_second is not None
+    assert loaded.info.version == DETECTOR_SECOND_VERSION
+    key = "SHARPRAY_MODELS__KERNEL_SHAPE_DETECTOR_SECOND"
+    assert load_settings(cfg, environ={key: "off"}).models.kernel_shape_detector_second is None
+    cfg.write_text(
+        "models:\n  kernel_shape_detector: off\n  kernel_shape_detector_second: kernel-magnitude\n"
+    )
+    without = load_models(load_settings(cfg, environ={})).deblur
+    assert without.detector_magnitude is None and without.detector_second is None
+    _used_only_with_the_first(cfg, "kernel_shape_detector_second", "detector_second")
