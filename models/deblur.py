@@ -199,6 +199,12 @@ class MotionPolicy:
     #: the retrieved kernel (the fifty-first round's candidate, docs/models.md: a kernel the phase
     #: retrieval matched closely survives Richardson-Lucy's many steps); None: nowhere.
     shape_detector_fallback_max_fit: float | None = None
+    #: The sixty-fifth round's candidate (docs/models.md, "The fallback at detector scale with
+    #: the mean of the two kernels"): where ``shape_detector_fallback_unshaped`` corrects a frame
+    #: without the shape step and the straight kernel's Wiener result rings too, the
+    #: Richardson-Lucy fallback runs with :func:`mean_kernel` of the straight and the retrieved
+    #: kernel (the same steps, the same shadows left out). False: with the straight kernel.
+    shape_detector_fallback_kernel_mean: bool = False
     #: The fifty-third and fifty-fourth rounds' candidate (docs/models.md, "The fallback leaves
     #: the shadows out of its fit"): where the Richardson-Lucy fallback runs, the shadows found in
     #: the frame (:func:`models.shadows.find_shadows`: collimation, markers, borders, which need
@@ -850,6 +856,9 @@ class Deconvolution:
     #: the share of the frame the fallback left out of its fit as shadows and gave back unchanged
     #: (``MotionPolicy.fallback_leaves_shadows``; 0: none found or not asked)
     shadow_share: float = 0.0
+    #: the fallback ran with the mean of the straight and the retrieved kernel
+    #: (``MotionPolicy.shape_detector_fallback_kernel_mean``)
+    fallback_kernel_mean: bool = False
 
     @property
     def curved(self) -> bool:
@@ -1099,6 +1108,22 @@ def _shape(
     return replace(found, kernel=straight, replaced=False, fit=float("nan"), reason=reason)
 
 
+def mean_kernel(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.float64]:
+    """The mean of two kernels, each normalised to sum 1 and centred on a common odd square
+    (the larger of their sizes)."""
+    n = max(*a.shape, *b.shape)
+    n += 1 - n % 2
+    out = np.zeros((n, n))
+    for k in (a, b):
+        k64 = np.asarray(k, dtype=np.float64)
+        total = float(k64.sum())
+        if not total > 0:
+            raise ValueError("a kernel has no positive mass")
+        y, x = (n - k64.shape[0]) // 2, (n - k64.shape[1]) // 2
+        out[y : y + k64.shape[0], x : x + k64.shape[1]] += k64 / total / 2
+    return out
+
+
 def fits_for_fallback(shape: KernelShape, policy: MotionPolicy) -> bool:
     """Whether a retrieved kernel whose Wiener result rang at detector scale keeps its place in
     the Richardson-Lucy fallback although ``shape_detector_fallback_unshaped`` is set: its fit
@@ -1116,6 +1141,7 @@ def deconvolve(
     magnitude: MagnitudeEstimator | None = None,
     shape: KernelShape | None = None,
     detector_magnitude: MagnitudeEstimator | None = None,
+    fallback_kernel: NDArray[np.float64] | None = None,
 ) -> Deconvolution:
     """Correct an image the assessment calls blurred; return a sharp one unchanged.
 
@@ -1127,6 +1153,8 @@ def deconvolve(
     replaced kernel is inverted as ``policy.shape_*`` say; ``shape`` is that step's finding when
     it is already known (the same frame deconvolved under several policies). With
     ``policy.shrinkage`` the Wiener result's noise is then shrunk (:mod:`models.shrinkage`).
+    ``fallback_kernel``: the kernel the Richardson-Lucy fallback runs with instead of the Wiener
+    filter's (``policy.shape_detector_fallback_kernel_mean``).
     """
     a = np.asarray(image01, dtype=np.float32)
     if not assessment.blurred:
@@ -1209,15 +1237,24 @@ def deconvolve(
             and assessment.pixel_spacing_mm < finest
             and not fits_for_fallback(shape, policy)
         ):
+            straight = assessment.estimate.kernel()
+            mean = policy.shape_detector_fallback_kernel_mean
             unshaped = KernelShape(
-                assessment.estimate.kernel(),
+                straight,
                 False,
                 float("nan"),
                 float("nan"),
                 shape.factor,
-                "the retrieved kernel's Wiener result rang: corrected without the shape step",
+                "the retrieved kernel's Wiener result rang: corrected without the shape step"
+                + (", its fallback with the mean of the two kernels" if mean else ""),
             )
-            return deconvolve(image01, assessment, policy, shape=unshaped)
+            return deconvolve(
+                image01,
+                assessment,
+                policy,
+                shape=unshaped,
+                fallback_kernel=mean_kernel(straight, shape.kernel) if mean else None,
+            )
         from_mm = policy.rl_fallback_follows_noise_from_mm
         follows = (
             policy.rl_fallback_follows_noise
@@ -1235,7 +1272,8 @@ def deconvolve(
             steps = quick
         if policy.fallback_leaves_shadows:
             shadows = _some_shadows(image01, policy)
-        w = richardson_lucy(e, psf, steps, accelerated, None if shadows is None else ~shadows)
+        rl_psf = psf if fallback_kernel is None else fallback_kernel
+        w = richardson_lucy(e, rl_psf, steps, accelerated, None if shadows is None else ~shadows)
         method = "richardson-lucy"
     raised = method == "wiener" and raise_by > 1.0 and not (shape is not None and shape.replaced)
     if raised:
@@ -1283,6 +1321,7 @@ def deconvolve(
         penalty_floor=floor if method == "wiener" else None,
         drawing=est.drawing,
         shadow_share=0.0 if shadows is None else float(shadows.mean()),
+        fallback_kernel_mean=method == "richardson-lucy" and fallback_kernel is not None,
     )
 
 

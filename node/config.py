@@ -396,6 +396,10 @@ class BlurGateSettings(Strict):
     # is under this: Richardson-Lucy with it there (the fifty-first round, docs/models.md);
     # null: nowhere
     shape_detector_fallback_max_fit: float | None = Field(None, gt=0)
+    # ... and where it corrects as without the network and the straight kernel rings too, the
+    # Richardson-Lucy fallback with the mean of the straight and the retrieved kernel (the
+    # sixty-fifth round, docs/models.md); false: with the straight kernel
+    shape_detector_fallback_kernel_mean: bool = False
     # where the Richardson-Lucy fallback runs, the shadows found in the frame (collimation,
     # markers, borders: they need not have moved with the patient) left out of its fit and
     # given back unchanged (the fifty-fourth round, docs/models.md; the default since

@@ -23,7 +23,10 @@ runs/r62-kermany.json`` (and ``--set mhh``), then ``--summary runs/r62-*.json``.
 the sixty-third round's images, and the candidate is the mean of the two corrections;
 ``--round 64`` the same candidate on the sixty-fourth round's images (fresh Kermany from the
 55th, ``tune_balance``'s validation images 17-24), whose rule counts curved and shake on the
-open scenes (the summary prints both).
+open scenes (the summary prints both). ``--round 65``: the sixty-fifth round — the candidate is
+the node with ``blur_gate.shape_detector_fallback_kernel_mean`` on (no ``--candidate``), on
+fresh Kermany from the 65th and ``tune_balance``'s validation images 1-8; the summary prints the
+changed cases' mean too.
 """
 
 from __future__ import annotations
@@ -56,17 +59,25 @@ HARMED_DB = -0.1
 ROUND_63_KERMANY_OFFSET = 45
 #: the sixty-fourth round's (read by neither): Kermany from the 55th, validation images 17-24
 ROUND_64_KERMANY_OFFSET = 55
+#: the sixty-fifth round's: Kermany from the 65th (fresh), validation images 1-8
+ROUND_65_KERMANY_OFFSET = 65
+KERNEL_MEAN = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_FALLBACK_KERNEL_MEAN": "true"}
 
 
 def names_of(which: str, round_no: int = 62) -> list[str]:
-    first = {62: 0, 63: 8, 64: 16}[round_no]
+    first = {62: 0, 63: 8, 64: 16, 65: 0}[round_no]
     if which == "kermany":
-        offset = {62: KERMANY_OFFSET, 63: ROUND_63_KERMANY_OFFSET, 64: ROUND_64_KERMANY_OFFSET}
+        offset = {
+            62: KERMANY_OFFSET,
+            63: ROUND_63_KERMANY_OFFSET,
+            64: ROUND_64_KERMANY_OFFSET,
+            65: ROUND_65_KERMANY_OFFSET,
+        }
         return kermany_train_every_200th(offset[round_no])[:16]
     return image_lists(DATA)[1][first : first + 8]
 
 
-def run(which: str, candidate: Path, out: Path, round_no: int = 62) -> None:
+def run(which: str, candidate: Path | None, out: Path, round_no: int = 62) -> None:
     """Rows of the node as shipped and the candidate: the node with the ``candidate`` network
     (the sixty-second round) or, ``round_no`` 63 and 64, the pixel-wise mean of the node's correction
     and that one (where the network read no frame the two are the same, and so the mean)."""
@@ -75,9 +86,13 @@ def run(which: str, candidate: Path, out: Path, round_no: int = 62) -> None:
     node, version = shipped_node(node_mm, node_said)
     cand_mm: list[float] = []
     cand_said: list[str] = []
-    cand, _ = shipped_node(
-        cand_mm, cand_said, {"SHARPRAY_MODELS__KERNEL_SHAPE_DETECTOR": str(candidate.resolve())}
-    )
+    if round_no == 65:
+        overrides = KERNEL_MEAN
+    else:
+        assert candidate is not None, "--candidate: the second network's folder"
+        overrides = {"SHARPRAY_MODELS__KERNEL_SHAPE_DETECTOR": str(candidate.resolve())}
+    cand, cand_version = shipped_node(cand_mm, cand_said, overrides)
+    print("candidate", cand_version, flush=True)
     print(version, "and the candidate network", candidate, flush=True)
     scenes = kermany_frames if which == "kermany" else frames
     rows: list[dict[str, Any]] = []
@@ -126,6 +141,15 @@ def summary(paths: list[Path]) -> None:
         f"{np.mean([r['candidate'] for r in moving]):+.3f} "
         f"(Δ {np.mean([r['candidate'] - r['node'] for r in moving]):+.3f})"
     )
+    changed_rows = [
+        r for r in rows if r["node_said"] != r["candidate_said"] or r["node"] != r["candidate"]
+    ]
+    if changed_rows:
+        print(
+            f"changed cases, both sets: {len(changed_rows)}, node "
+            f"{np.mean([r['node'] for r in changed_rows]):+.3f} candidate "
+            f"{np.mean([r['candidate'] for r in changed_rows]):+.3f}"
+        )
     open_moving = [r for r in moving if r["scene"] == "open"]
     print(
         "curved and shake, open scenes, both sets: node "
@@ -147,7 +171,7 @@ def main() -> None:
     ap = parser()
     ap.add_argument("--set", choices=("kermany", "mhh"), default="kermany")
     ap.add_argument("--candidate", type=Path)
-    ap.add_argument("--round", type=int, choices=(62, 63, 64), default=62)
+    ap.add_argument("--round", type=int, choices=(62, 63, 64, 65), default=62)
     args = ap.parse_args()
     if args.summary:
         summary(args.summary)

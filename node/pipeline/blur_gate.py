@@ -184,6 +184,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         shape_detector_kept_halved=settings.shape_detector_kept_halved,
         shape_detector_fallback_unshaped=settings.shape_detector_fallback_unshaped,
         shape_detector_fallback_max_fit=settings.shape_detector_fallback_max_fit,
+        shape_detector_fallback_kernel_mean=settings.shape_detector_fallback_kernel_mean,
         fallback_leaves_shadows=settings.fallback_leaves_shadows,
         estimate_avoids_shadows=settings.estimate_clear_of_shadows_from_mm is not None,
         clear_windows_from_mm=settings.estimate_clear_of_shadows_from_mm,

@@ -168,6 +168,10 @@ ACROSS_DETECTOR_RL_MEAN_VERSION = "0.46.0"
 #: one with the native-pixel network and with a second (``models.kernel_shape_detector_second``,
 #: sharpray-kernel-magnitude-detector 0.2.0; the sixty-third and sixty-fourth rounds)
 DETECTOR_SECOND_VERSION = "0.47.0"
+#: As :data:`ACROSS_DETECTOR_RL_MEAN_VERSION`, the Richardson-Lucy fallback at detector scale
+#: with the mean of the straight and the retrieved kernel where the retrieved one rang
+#: (``MotionPolicy.shape_detector_fallback_kernel_mean``; the sixty-fifth round)
+KERNEL_MEAN_DETECTOR_RL_MEAN_VERSION = "0.48.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -187,7 +191,22 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
     0.41.0 / 0.42.0 is 0.43.0 / 0.44.0; on anything else that uses the shadows ``+corners``.
     The kernel's length read across the motion (the sixty-first round, the default) on top of
     0.43.0 / 0.44.0 is 0.45.0 / 0.46.0; on anything else, or in another form, ``+across``
-    (``+across-<px>px`` for another limit, ``+across-ungated`` without both conditions)."""
+    (``+across-<px>px`` for another limit, ``+across-ungated`` without both conditions). The
+    detector-scale fallback with the mean of the two kernels (the sixty-fifth round) on top of
+    0.46.0 is 0.48.0; on anything else ``+kernel-mean`` (the version without the native-pixel
+    network is unchanged: it never reaches that fallback)."""
+    plain, detector = _versions_with_the_length_across(policy)
+    if policy.shape_detector_fallback_kernel_mean and policy.shape_detector_fallback_unshaped:
+        detector = (
+            KERNEL_MEAN_DETECTOR_RL_MEAN_VERSION
+            if detector == ACROSS_DETECTOR_RL_MEAN_VERSION
+            else f"{detector}+kernel-mean"
+        )
+    return plain, detector
+
+
+def _versions_with_the_length_across(policy: MotionPolicy) -> tuple[str, str]:
+    """:func:`mean_versions` with the fallback at detector scale as up to 0.46.0."""
     plain, detector = _versions_with_the_corners(policy)
     most = policy.kernel_length_across_up_to_px
     if most is None:
@@ -412,6 +431,8 @@ def wiener_info(
                 if policy.shape_detector_fallback_max_fit is not None:
                     most = policy.shape_detector_fallback_max_fit
                     described["shape_detector_fallback_max_fit"] = most
+                if policy.shape_detector_fallback_kernel_mean:
+                    described["shape_detector_fallback_kernel_mean"] = True
             if policy.shape_detector_min_quanta is not None:
                 described["shape_detector_min_quanta"] = policy.shape_detector_min_quanta
             if not policy.shape_detector_kept_halved:
@@ -803,6 +824,11 @@ class Corrector:
                 f"Richardson-Lucy deconvolution ({done.rl_iterations} steps; the "
                 "Wiener filter rang at hard edges)"
             )
+            if done.fallback_kernel_mean:
+                how += (
+                    " with the mean of the straight kernel and one retrieved from its magnitude "
+                    "(with the retrieved kernel alone the Wiener filter rang)"
+                )
             if done.shadow_share > 0:
                 left_out = (
                     f"; {100 * done.shadow_share:.0f} % of the frame (shadows that need not have "
