@@ -755,12 +755,7 @@ class Corrector:
         finest = self.policy.shape_finest_spacing_mm
         if finest is not None and motion.pixel_spacing_mm < finest:
             return self._detector_mean(a, motion, done, said)
-        if (
-            second is None
-            or done.shape is None
-            or not done.shape.checked
-            or (finest is not None and motion.pixel_spacing_mm < finest)
-        ):
+        if second is None or done.shape is None or not done.shape.checked:
             # the second network reads only where the first did, at its scale (elsewhere both
             # corrections would be the same)
             return Correction(done.image, True, said)
@@ -770,14 +765,7 @@ class Corrector:
             other = done
         else:
             other = deconvolve(a, motion, self.second_policy, magnitude=second, shape=shape)
-        mean = ((done.image.astype(np.float64) + other.image) / 2).astype(np.float32)
-        m = second.model.manifest
-        return Correction(
-            mean,
-            True,
-            f"mean of two corrections: {said}; and, with kernel magnitude {m.name} {m.version},"
-            f" {self._said(motion, other)}",
-        )
+        return self._mean_of(motion, done, other, said, "kernel magnitude", second)
 
     def _detector_mean(
         self, a: F32, motion: MotionAssessment, done: Deconvolution, said: str
@@ -797,13 +785,26 @@ class Corrector:
         other = deconvolve(
             a, motion, self.policy, magnitude=self.magnitude, shape=shape, detector_magnitude=second
         )
+        return self._mean_of(motion, done, other, said, "native-pixel kernel magnitude", second)
+
+    def _mean_of(
+        self,
+        motion: MotionAssessment,
+        done: Deconvolution,
+        other: Deconvolution,
+        said: str,
+        kind: str,
+        second: KernelMagnitude,
+    ) -> Correction:
+        """The pixel-wise mean of two corrections, and what the SR says of it (``kind``: what
+        the ``second`` network that made ``other`` is)."""
         mean = ((done.image.astype(np.float64) + other.image) / 2).astype(np.float32)
         m = second.model.manifest
         return Correction(
             mean,
             True,
-            f"mean of two corrections: {said}; and, with native-pixel kernel magnitude {m.name} "
-            f"{m.version}, {self._said(motion, other)}",
+            f"mean of two corrections: {said}; and, with {kind} {m.name} {m.version},"
+            f" {self._said(motion, other)}",
         )
 
     def _said(self, motion: MotionAssessment, done: Deconvolution) -> str:
