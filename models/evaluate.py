@@ -138,14 +138,18 @@ def _unsharp(img: F32, _k: NDArray[np.float64]) -> F32:
 def rl_oracle(img: F32, k: NDArray[np.float64]) -> F32:
     """Richardson–Lucy (RL_ITERATIONS steps) with the true kernel, in exposure."""
     ep, pad = pad_for_fft(to_exposure(img, LOG_RANGE), k)
-    r = np.asarray(richardson_lucy(ep, k, num_iter=RL_ITERATIONS, clip=False))[pad:-pad, pad:-pad]
+    h, w = img.shape
+    r = np.asarray(richardson_lucy(ep, k, num_iter=RL_ITERATIONS, clip=False))[
+        pad : pad + h, pad : pad + w
+    ]
     return np.clip(from_exposure(r, LOG_RANGE), 0, 1).astype(np.float32)
 
 
 def wiener_oracle(img: F32, k: NDArray[np.float64]) -> F32:
     """The Wiener filter (λ WIENER_BALANCE) with the true kernel, in exposure."""
     ep, pad = pad_for_fft(to_exposure(img, LOG_RANGE), k)
-    r = np.asarray(wiener(ep, k, balance=WIENER_BALANCE, clip=False))[pad:-pad, pad:-pad]
+    h, w = img.shape
+    r = np.asarray(wiener(ep, k, balance=WIENER_BALANCE, clip=False))[pad : pad + h, pad : pad + w]
     return np.clip(from_exposure(r, LOG_RANGE), 0, 1).astype(np.float32)
 
 

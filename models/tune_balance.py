@@ -146,6 +146,7 @@ from models.deblur_data import load_gray, split_by_patient
 from models.deconvolve import (
     DEFAULT_BALANCE,
     pad_for_fft,
+    padded_as,
     richardson_lucy_steps,
     wiener_exposure,
 )
@@ -734,7 +735,7 @@ def rl_gains(
     if start is None:
         u = np.full_like(ep, float(ep.mean()))
     else:
-        u = np.pad(to_exposure(start.astype(np.float64), log_range), pad, mode="reflect")
+        u = padded_as(to_exposure(start.astype(np.float64), log_range), ep.shape, pad)
     done, out = 0, {}
     base = _psnr(sharp, blurred)
     for n in steps:
