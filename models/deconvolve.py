@@ -91,8 +91,9 @@ def pad_for_fft(exposure: F64, psf: F64) -> tuple[F64, int]:
     """
     e = np.asarray(exposure, dtype=np.float64)
     pad = 2 * max(psf.shape) + 8
-    after = [sfft.next_fast_len(n + 2 * pad, real=True) - n - pad for n in e.shape]
-    ep = np.pad(e, ((pad, after[0]), (pad, after[1])), mode="reflect")
+    shape = tuple(sfft.next_fast_len(n + 2 * pad, real=True) for n in e.shape)
+    ep = padded_as(e, shape, pad)
+    after = [n - pad - m for n, m in zip(shape, e.shape, strict=True)]
 
     def fade(n: int) -> F64:
         out: F64 = 0.5 - 0.5 * np.cos(np.pi * np.arange(n) / n)  # 0 at the outer edge -> 1

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -60,8 +61,13 @@ def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
         if m.deblur is not None
         else None
     )
+
+    def kernel_magnitude(folder: Path) -> KernelMagnitude:
+        """A kernel magnitude network of the shape step (always on the CPU: small, per frame)."""
+        return KernelMagnitude(load_model(folder, "cpu", m.intra_op_threads, m.verify_sha256))
+
     magnitude = (
-        KernelMagnitude(load_model(m.kernel_shape, "cpu", m.intra_op_threads, m.verify_sha256))
+        kernel_magnitude(m.kernel_shape)
         if m.kernel_shape is not None and (generator is None or generator.refines_node_correction)
         else None
     )
@@ -77,9 +83,7 @@ def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
             generator.model.manifest.display_name,
         )
     detector_magnitude = (
-        KernelMagnitude(
-            load_model(m.kernel_shape_detector, "cpu", m.intra_op_threads, m.verify_sha256)
-        )
+        kernel_magnitude(m.kernel_shape_detector)
         if m.kernel_shape_detector is not None and magnitude is not None
         else None
     )
@@ -89,9 +93,7 @@ def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
             "Wiener correction (models.kernel_shape off, or models.deblur set)"
         )
     second_magnitude = (
-        KernelMagnitude(
-            load_model(m.kernel_shape_second, "cpu", m.intra_op_threads, m.verify_sha256)
-        )
+        kernel_magnitude(m.kernel_shape_second)
         if m.kernel_shape_second is not None and magnitude is not None and generator is None
         else None
     )
@@ -105,9 +107,7 @@ def load_models(settings: Settings, metrics: Metrics | None = None) -> Models:
             "Wiener correction without a refiner (models.kernel_shape off, or models.deblur set)"
         )
     detector_second = (
-        KernelMagnitude(
-            load_model(m.kernel_shape_detector_second, "cpu", m.intra_op_threads, m.verify_sha256)
-        )
+        kernel_magnitude(m.kernel_shape_detector_second)
         if m.kernel_shape_detector_second is not None
         and detector_magnitude is not None
         and generator is None

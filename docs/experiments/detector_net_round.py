@@ -54,26 +54,17 @@ KERMANY_OFFSET = 35
 HARMED_DB = -0.1
 
 
-#: the sixty-third round's images (none of them read by the sixty-second): Kermany from the
-#: 45th, tune_balance's validation images 9-16
-ROUND_63_KERMANY_OFFSET = 45
-#: the sixty-fourth round's (read by neither): Kermany from the 55th, validation images 17-24
-ROUND_64_KERMANY_OFFSET = 55
-#: the sixty-fifth round's: Kermany from the 65th (fresh), validation images 1-8
-ROUND_65_KERMANY_OFFSET = 65
+#: each round's images: (Kermany train images every 200th from this one, the first of
+#: tune_balance's validation images); the sixty-third read none of the sixty-second's, the
+#: sixty-fourth none of either, the sixty-fifth fresh Kermany and the sixty-second's MHH images
+ROUND_IMAGES = {62: (KERMANY_OFFSET, 0), 63: (45, 8), 64: (55, 16), 65: (65, 0)}
 KERNEL_MEAN = {"SHARPRAY_BLUR_GATE__SHAPE_DETECTOR_FALLBACK_KERNEL_MEAN": "true"}
 
 
 def names_of(which: str, round_no: int = 62) -> list[str]:
-    first = {62: 0, 63: 8, 64: 16, 65: 0}[round_no]
+    offset, first = ROUND_IMAGES[round_no]
     if which == "kermany":
-        offset = {
-            62: KERMANY_OFFSET,
-            63: ROUND_63_KERMANY_OFFSET,
-            64: ROUND_64_KERMANY_OFFSET,
-            65: ROUND_65_KERMANY_OFFSET,
-        }
-        return kermany_train_every_200th(offset[round_no])[:16]
+        return kermany_train_every_200th(offset)[:16]
     return image_lists(DATA)[1][first : first + 8]
 
 
