@@ -95,6 +95,10 @@ RL_BUDGET_PIXELS = 1024 * 1024
 #: ... up to this many steps on a smaller frame: the thirty-second round's candidate, which
 #: missed its validation rule on curved motion (docs/models.md); off by default.
 RL_BUDGET_CANDIDATE = 120
+#: The frame on which a quiet frame's fallback takes its cap's steps at most
+#: (``MotionPolicy.rl_fallback_quiet_from_quanta``): half a 2048² frame, so a 2048² frame takes
+#: half the cap (20 of 40 steps; the sixty-sixth round, docs/models.md).
+RL_QUIET_BUDGET_PIXELS = 2048 * 2048 // 2
 #: The regulariser's floor for a kernel that may not be the true one: ``floor · (L / 10 px) ** 2 ·
 #: ((1 - confidence) / 0.2) ** 3`` (long motion with a poor straight fit: most likely a curved path
 #: the straight kernel misses, whose error a smaller λ amplifies like noise; docs/models.md).
@@ -307,6 +311,13 @@ class MotionPolicy:
     #: it the node is sharpray-blind-wiener 0.20.0; it missed its validation rule on curved
     #: motion, so it is off); None: ``rl_fallback_max_iterations`` for every frame (0.18.0).
     rl_fallback_budget_max_iterations: int | None = None
+    #: The sixty-sixth round (docs/models.md, "More fallback steps in quiet detector frames"):
+    #: where the frame's pixels are too fine for the law above (finer than
+    #: ``rl_fallback_follows_noise_from_mm``) and no other setting gives it, the fallback's
+    #: steps still follow the measured noise in a frame of at least this many quanta per pixel,
+    #: up to the cap on a frame of :data:`RL_QUIET_BUDGET_PIXELS` and fewer on a larger one
+    #: (:func:`quiet_fallback_cap`); None: a fixed ``rl_fallback_iterations`` there.
+    rl_fallback_quiet_from_quanta: float | None = None
     #: The sixth round (docs/models.md, "Noise removal after the deconvolution"; tried, not
     #: adopted): the Wiener λ times ``wiener_balance_factor``, and the result's noise shrunk in a
     #: wavelet domain (:mod:`models.shrinkage`, needs the train extra's PyWavelets) where
@@ -904,6 +915,24 @@ def fallback_cap(shape: tuple[int, ...], policy: MotionPolicy) -> int:
     return int(min(max(cap, (cap * RL_BUDGET_PIXELS) // pixels), max(top, cap)))
 
 
+def quiet_enough(noise_quanta: float | None, policy: MotionPolicy) -> bool:
+    """Whether a frame with this measured noise takes the fallback's steps by the noise where its
+    pixels alone would not (``rl_fallback_quiet_from_quanta``; False where that is None or the
+    noise was not measured)."""
+    least = policy.rl_fallback_quiet_from_quanta
+    return least is not None and noise_quanta is not None and noise_quanta >= least
+
+
+def quiet_fallback_cap(shape: tuple[int, ...], policy: MotionPolicy) -> int:
+    """The most Richardson-Lucy steps the fallback takes on a quiet frame of ``shape`` that
+    follows the noise only for its quiet (:func:`quiet_enough`): the policy's cap on a frame of
+    up to :data:`RL_QUIET_BUDGET_PIXELS`, on a larger one as many as that cap's steps take there
+    (a step's time follows the frame's area), at least ``rl_fallback_iterations``."""
+    cap, base = policy.rl_fallback_max_iterations, policy.rl_fallback_iterations
+    pixels = max(int(np.prod(shape)), 1)
+    return int(max(base, min(cap, (cap * RL_QUIET_BUDGET_PIXELS) // pixels)))
+
+
 def mismatch_floor(estimate: MotionEstimate, policy: MotionPolicy) -> float:
     """The least regulariser the estimate's own doubt calls for (0 when the policy sets none).
 
@@ -1261,9 +1290,12 @@ def deconvolve(
             or (policy.shape_rl_follows_noise and shape is not None and shape.replaced)
             or (from_mm is not None and assessment.pixel_spacing_mm >= from_mm)
         )
-        if quanta is None and follows:
+        quiet_from = policy.rl_fallback_quiet_from_quanta
+        if quanta is None and (follows or quiet_from is not None):
             quanta = _measured_quanta(e, policy, spectrum)
-        cap = fallback_cap(e.shape, policy)
+        quiet = not follows and quiet_enough(quanta, policy)
+        follows = follows or quiet
+        cap = quiet_fallback_cap(e.shape, policy) if quiet else fallback_cap(e.shape, policy)
         law = replace(policy, rl_fallback_follows_noise=follows, rl_fallback_max_iterations=cap)
         steps = rl_fallback_iterations(quanta, law)
         quick = policy.rl_fallback_quiet_accelerated

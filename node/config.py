@@ -476,6 +476,11 @@ class BlurGateSettings(Strict):
     # its validation rule on curved motion, so it is off); null: rl_fallback_max_steps on every
     # frame (0.18.0)
     rl_fallback_budget_max_steps: int | None = Field(None, ge=1, le=400)
+    # ... by that law also in a frame with finer pixels whose measured noise is at least this many
+    # quanta per pixel, up to rl_fallback_max_steps on a frame of 2048 x 1024 px and fewer on a
+    # larger one (20 at 2048 x 2048; the sixty-sixth round, docs/models.md); null: a fixed
+    # rl_fallback_steps there
+    rl_fallback_quiet_from_quanta: float | None = Field(None, gt=0)
     # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel,
     # scaled with the pixel area): a noiseless frame is weighed as a real detector's; null: none
     noise_floor_quanta: float | None = Field(1e5, gt=0)

@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 
 from models.deblur import (
     RL_BUDGET_PIXELS,
+    RL_QUIET_BUDGET_PIXELS,
     Deconvolution,
     MotionAssessment,
     MotionPolicy,
@@ -172,6 +173,13 @@ DETECTOR_SECOND_VERSION = "0.47.0"
 #: with the mean of the straight and the retrieved kernel where the retrieved one rang
 #: (``MotionPolicy.shape_detector_fallback_kernel_mean``; the sixty-fifth round)
 KERNEL_MEAN_DETECTOR_RL_MEAN_VERSION = "0.48.0"
+#: As :data:`ACROSS_RL_MEAN_VERSION` / :data:`ACROSS_DETECTOR_RL_MEAN_VERSION`, the fallback's
+#: steps by the measured noise also at pixels finer than 0.4 mm in a frame of at least
+#: :data:`QUIET_FROM_QUANTA` quanta per pixel (``MotionPolicy.rl_fallback_quiet_from_quanta``;
+#: the sixty-sixth round): 0.49.0, 0.50.0
+QUIET_FROM_QUANTA = 5e5
+QUIET_RL_MEAN_VERSION = "0.49.0"
+QUIET_DETECTOR_RL_MEAN_VERSION = "0.50.0"
 _NOISE_WORDS = {
     "never": "",
     "always": ", measured noise subtracted",
@@ -203,6 +211,23 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
             else f"{detector}+kernel-mean"
         )
     return plain, detector
+
+
+def _with_quiet_steps(version: str, policy: MotionPolicy) -> str:
+    """``version`` with the fallback's steps by the noise in quiet fine-pixel frames where the
+    policy takes them (the sixty-sixth round): 0.45.0 / 0.46.0 become 0.49.0 / 0.50.0 at
+    :data:`QUIET_FROM_QUANTA`; anything else ``+quiet-steps`` (``+quiet-steps-<quanta>`` at
+    another line)."""
+    least = policy.rl_fallback_quiet_from_quanta
+    if least is None or policy.ringing_limit is None or policy.rl_fallback_follows_noise:
+        return version  # no fallback, or every frame follows the noise already
+    if least != QUIET_FROM_QUANTA:
+        return f"{version}+quiet-steps-{least:g}"
+    quiet = {
+        ACROSS_RL_MEAN_VERSION: QUIET_RL_MEAN_VERSION,
+        ACROSS_DETECTOR_RL_MEAN_VERSION: QUIET_DETECTOR_RL_MEAN_VERSION,
+    }
+    return quiet.get(version, f"{version}+quiet-steps")
 
 
 def _versions_with_the_length_across(policy: MotionPolicy) -> tuple[str, str]:
@@ -338,6 +363,7 @@ def wiener_info(
             if version == ACROSS_DETECTOR_RL_MEAN_VERSION
             else f"{version}+detector-second"
         )
+    version = _with_quiet_steps(version, policy)
     described: dict[str, object] = {
         "name": WIENER_NAME,
         "version": version,
@@ -486,6 +512,8 @@ def wiener_info(
             budget = policy.rl_fallback_budget_max_iterations
             if budget is not None:
                 described["rl_fallback_budget_max_iterations"] = budget
+        if policy.rl_fallback_quiet_from_quanta is not None:
+            described["rl_fallback_quiet_from_quanta"] = policy.rl_fallback_quiet_from_quanta
     params = json.dumps(described, sort_keys=True)
     return ModelInfo(
         name=WIENER_NAME,
@@ -578,6 +606,12 @@ def _rl_steps(policy: MotionPolicy, shaped: bool = False) -> str:
         where.append(f"at pixels of {policy.rl_fallback_follows_noise_from_mm:g} mm and more")
     if shaped and policy.shape_rl_follows_noise:
         where.append("for a retrieved kernel")
+    quiet = policy.rl_fallback_quiet_from_quanta
+    if quiet is not None:
+        where.append(
+            f"in frames of at least {quiet:g} quanta per pixel (fewer steps in a frame larger than"
+            f" 2048 x {RL_QUIET_BUDGET_PIXELS // 2048} px)"
+        )
     if where:
         said = f"{n} steps, {n}-{top} by the measured noise " + " and ".join(where)
         return said + _budget_words(policy)

@@ -37,6 +37,14 @@ def test_correction_bench_times_both_paths_against_skimage(tmp_path: Path) -> No
     node = fallback["node"]
     assert not (node["replaced"] and node["method"] == "richardson-lucy")
     assert res["shadow_fallback"]["size"] == 384  # 1.6 mm of the frame: judged sharp there
+    # the quiet fallback: a frame and its half, both taking the fallback; the node 10 steps,
+    # the sixty-sixth round's setting the whole cap (both far under the 2048 x 1024 budget)
+    quiet = res["quiet_fallback"]["frames"]
+    assert [f["shape"] for f in quiet] == [[384, 384], [384, 192]]
+    for f in quiet:
+        assert f["decision"] in ("blurred", "severe") and f["estimate_s"] > 0
+        assert f["node"]["method"] == f["quiet_steps"]["method"] == "richardson-lucy"
+        assert (f["node"]["rl_steps"], f["quiet_steps"]["rl_steps"]) == (10, 40)
 
 
 def test_the_shadow_fallback_is_timed_on_a_frame_the_gate_flags() -> None:
