@@ -318,6 +318,9 @@ class MotionPolicy:
     #: up to the cap on a frame of :data:`RL_QUIET_BUDGET_PIXELS` and fewer on a larger one
     #: (:func:`quiet_fallback_cap`); None: a fixed ``rl_fallback_iterations`` there.
     rl_fallback_quiet_from_quanta: float | None = None
+    #: ... only for a straight-motion estimate of at least this many pixels (a shorter one's
+    #: length is known to a pixel, too roughly for more steps: the round's look, docs/models.md)
+    rl_fallback_quiet_min_px: float = 8.0
     #: The sixth round (docs/models.md, "Noise removal after the deconvolution"; tried, not
     #: adopted): the Wiener λ times ``wiener_balance_factor``, and the result's noise shrunk in a
     #: wavelet domain (:mod:`models.shrinkage`, needs the train extra's PyWavelets) where
@@ -1293,7 +1296,11 @@ def deconvolve(
         quiet_from = policy.rl_fallback_quiet_from_quanta
         if quanta is None and (follows or quiet_from is not None):
             quanta = _measured_quanta(e, policy, spectrum)
-        quiet = not follows and quiet_enough(quanta, policy)
+        quiet = (
+            not follows
+            and quiet_enough(quanta, policy)
+            and est.length_px >= policy.rl_fallback_quiet_min_px
+        )
         follows = follows or quiet
         cap = quiet_fallback_cap(e.shape, policy) if quiet else fallback_cap(e.shape, policy)
         law = replace(policy, rl_fallback_follows_noise=follows, rl_fallback_max_iterations=cap)

@@ -481,6 +481,8 @@ class BlurGateSettings(Strict):
     # larger one (20 at 2048 x 2048; the sixty-sixth round, docs/models.md); null: a fixed
     # rl_fallback_steps there
     rl_fallback_quiet_from_quanta: float | None = Field(None, gt=0)
+    # ... for a straight-motion estimate of at least this many pixels (8: the sixty-sixth round)
+    rl_fallback_quiet_min_px: float = Field(8.0, ge=0)
     # The quantum-noise floor the motion estimate assumes at least (quanta per 0.15 mm pixel,
     # scaled with the pixel area): a noiseless frame is weighed as a real detector's; null: none
     noise_floor_quanta: float | None = Field(1e5, gt=0)

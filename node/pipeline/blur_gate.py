@@ -209,6 +209,7 @@ def policy(settings: BlurGateSettings) -> MotionPolicy:
         rl_fallback_follows_noise_from_mm=settings.rl_follows_noise_from_mm,
         rl_fallback_budget_max_iterations=settings.rl_fallback_budget_max_steps,
         rl_fallback_quiet_from_quanta=settings.rl_fallback_quiet_from_quanta,
+        rl_fallback_quiet_min_px=settings.rl_fallback_quiet_min_px,
         noise_floor_quanta=settings.noise_floor_quanta,
         estimate_noise_subtraction=settings.motion_estimate_noise_subtraction,
         noise_subtraction_skips_jpeg=settings.noise_subtraction_skips_jpeg,

@@ -178,6 +178,7 @@ KERNEL_MEAN_DETECTOR_RL_MEAN_VERSION = "0.48.0"
 #: :data:`QUIET_FROM_QUANTA` quanta per pixel (``MotionPolicy.rl_fallback_quiet_from_quanta``;
 #: the sixty-sixth round): 0.49.0, 0.50.0
 QUIET_FROM_QUANTA = 5e5
+QUIET_MIN_PX = 8.0
 QUIET_RL_MEAN_VERSION = "0.49.0"
 QUIET_DETECTOR_RL_MEAN_VERSION = "0.50.0"
 _NOISE_WORDS = {
@@ -216,13 +217,14 @@ def mean_versions(policy: MotionPolicy) -> tuple[str, str]:
 def _with_quiet_steps(version: str, policy: MotionPolicy) -> str:
     """``version`` with the fallback's steps by the noise in quiet fine-pixel frames where the
     policy takes them (the sixty-sixth round): 0.45.0 / 0.46.0 become 0.49.0 / 0.50.0 at
-    :data:`QUIET_FROM_QUANTA`; anything else ``+quiet-steps`` (``+quiet-steps-<quanta>`` at
-    another line)."""
+    :data:`QUIET_FROM_QUANTA` for estimates of :data:`QUIET_MIN_PX` and more; anything else
+    ``+quiet-steps`` (``+quiet-steps-<quanta>-from-<px>px`` at other lines)."""
     least = policy.rl_fallback_quiet_from_quanta
     if least is None or policy.ringing_limit is None or policy.rl_fallback_follows_noise:
         return version  # no fallback, or every frame follows the noise already
-    if least != QUIET_FROM_QUANTA:
-        return f"{version}+quiet-steps-{least:g}"
+    shortest = policy.rl_fallback_quiet_min_px
+    if least != QUIET_FROM_QUANTA or shortest != QUIET_MIN_PX:
+        return f"{version}+quiet-steps-{least:g}-from-{shortest:g}px"
     quiet = {
         ACROSS_RL_MEAN_VERSION: QUIET_RL_MEAN_VERSION,
         ACROSS_DETECTOR_RL_MEAN_VERSION: QUIET_DETECTOR_RL_MEAN_VERSION,
@@ -514,6 +516,7 @@ def wiener_info(
                 described["rl_fallback_budget_max_iterations"] = budget
         if policy.rl_fallback_quiet_from_quanta is not None:
             described["rl_fallback_quiet_from_quanta"] = policy.rl_fallback_quiet_from_quanta
+            described["rl_fallback_quiet_min_px"] = policy.rl_fallback_quiet_min_px
     params = json.dumps(described, sort_keys=True)
     return ModelInfo(
         name=WIENER_NAME,
@@ -609,7 +612,8 @@ def _rl_steps(policy: MotionPolicy, shaped: bool = False) -> str:
     quiet = policy.rl_fallback_quiet_from_quanta
     if quiet is not None:
         where.append(
-            f"in frames of at least {quiet:g} quanta per pixel (fewer steps in a frame larger than"
+            f"in frames of at least {quiet:g} quanta per pixel for motion of at least"
+            f" {policy.rl_fallback_quiet_min_px:g} px (fewer steps in a frame larger than"
             f" 2048 x {RL_QUIET_BUDGET_PIXELS // 2048} px)"
         )
     if where:

@@ -64,7 +64,7 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     built = load_models(on).deblur.info
     assert built.version == QUIET_DETECTOR_RL_MEAN_VERSION == "0.50.0"
     assert built.device_uid != shipped.device_uid
-    assert "at least 500000 quanta per pixel" in built.description
+    assert "at least 500000 quanta per pixel for motion of at least 8 px" in built.description
     # without the native-pixel network too: the fallback with the straight kernel is there
     cfg.write_text(f"models:\n  kernel_shape_detector: off\nblur_gate:\n  {KEY}: 5.0e+5\n")
     plain_on = load_models(load_settings(cfg, environ={})).deblur.info
@@ -75,7 +75,10 @@ def test_the_setting_reaches_the_policy_and_the_identity(tmp_path: Path) -> None
     # another line says which; with the law for every frame the setting changes nothing
     cfg.write_text(f"blur_gate:\n  {KEY}: 1.0e+6\n")
     other = load_models(load_settings(cfg, environ={})).deblur.info.version
-    assert other == f"{ACROSS_DETECTOR_RL_MEAN_VERSION}+quiet-steps-1e+06"
+    assert other == f"{ACROSS_DETECTOR_RL_MEAN_VERSION}+quiet-steps-1e+06-from-8px"
+    cfg.write_text(f"blur_gate:\n  {KEY}: 5.0e+5\n  rl_fallback_quiet_min_px: 0\n")
+    every_length = load_models(load_settings(cfg, environ={})).deblur.info.version
+    assert every_length == f"{ACROSS_DETECTOR_RL_MEAN_VERSION}+quiet-steps-500000-from-0px"
     cfg.write_text(f"blur_gate:\n  {KEY}: 5.0e+5\n  rl_fallback_follows_noise: true\n")
     every = load_models(load_settings(cfg, environ={})).deblur.info.version
     assert "quiet" not in every
@@ -125,6 +128,14 @@ def test_a_quiet_detector_frame_that_takes_the_fallback_takes_more_steps(
     kept = deconvolve(noisy, loud, policy)
     assert kept.noise_quanta is not None and kept.noise_quanta < 5e5
     assert np.array_equal(kept.image, deconvolve(noisy, loud, off.policy).image)
+    # a short estimate keeps the fixed steps too (its length known to a pixel): 6 px of motion
+    short = simulate_motion_blur(sharp, linear_kernel(6.0, 20.0), rng, noise=NoiseSpec(None))
+    brief = assess_motion(short, 0.2, policy)
+    assert brief.blurred and brief.estimate.length_px < policy.rl_fallback_quiet_min_px == 8
+    shortened = deconvolve(short, brief, policy)
+    assert shortened.method == "richardson-lucy" and shortened.rl_iterations == 10
+    assert shortened.noise_quanta is not None and shortened.noise_quanta >= 5e5
+    assert np.array_equal(shortened.image, deconvolve(short, brief, off.policy).image)
     # at ≈0.6 mm the law held already: the setting changes nothing
     coarse = dataclasses.replace(motion, pixel_spacing_mm=0.6)
     assert np.array_equal(on(quiet, coarse).image, off(quiet, coarse).image)
